@@ -1,0 +1,121 @@
+"""The NEON API (or a NEON-compatible mirror) as a data source.
+
+Discovery costs one `/products` and one `/data/query` call per product and
+release (not one per site-month: NEON rate-limits); files are downloaded
+once, verified, and stacked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rootassets.neon.client import NeonClient, file_entries
+from rootassets.neon.csvfiles import read_variables
+from rootassets.neon.errors import NeonApiError, NeonContext
+from rootassets.neon.identifiers import (
+    RELEASE_PATTERN,
+    parse_file_name,
+    release_sort_key,
+    validate_product,
+    validate_release,
+    validate_site,
+)
+from rootassets.neon.products import ProductSpec
+from rootassets.neon.source import ProductLoad
+from rootassets.neon.stacking import SourceFile, stack_table
+
+
+class ApiSource:
+    """NEON data fetched through `client` into `download_dir`."""
+
+    def __init__(self, client: NeonClient, download_dir: Path | str) -> None:
+        self.client = client
+        self.download_dir = Path(download_dir)
+
+    def describe(self) -> str:
+        return f"NEON API at {self.client.base_url}"
+
+    def releases(self) -> list[str]:
+        tags = {str(r.get("release")) for r in self.client.releases()}
+        return sorted((t for t in tags if RELEASE_PATTERN.fullmatch(t)), key=release_sort_key)
+
+    def product_doi(self, product: str, release: str) -> str | None:
+        """The product's DOI in `release` as `/releases` announces it, if it does."""
+        for entry in self.client.releases():
+            if entry.get("release") != release:
+                continue
+            for dp in entry.get("dataProducts") or []:
+                if isinstance(dp, dict) and dp.get("productCode") == product and dp.get("productDoi"):
+                    return str(dp["productDoi"]).removeprefix("https://doi.org/")
+        return None
+
+    def site_months(self, product: str, release: str) -> dict[str, list[str]]:
+        """{site: months} with data of `product` in `release`, from `/products/{dpID}`."""
+        info = self.client.product(validate_product(product))
+        available: dict[str, list[str]] = {}
+        for site in info.get("siteCodes") or []:
+            code = site.get("siteCode") if isinstance(site, dict) else None
+            for entry in site.get("availableReleases") or [] if code else []:
+                if isinstance(entry, dict) and entry.get("release") == release:
+                    available[validate_site(code)] = sorted(entry.get("availableMonths") or [])
+        return available
+
+    def load_product(self, product: ProductSpec, release: str) -> ProductLoad:
+        validate_release(release)
+        context = NeonContext(product=product.code, release=release)
+        site_months = self.site_months(product.code, release)
+        if not site_months:
+            raise NeonApiError(f"{context.describe()}: the API lists no site with data in this release")
+        months = sorted(m for ms in site_months.values() for m in ms)
+        packages = self.client.query_files(
+            product.code, release, sorted(site_months), months[0], months[-1]
+        )
+        files, variables = self._download(product, release, packages)
+        tables = {
+            table: stack_table(table, files, release, variables.get(table))
+            for table in product.all_tables
+            if any(f.table == table for f in files)
+        }
+        notes = [f"{t}: not published in this release" for t in product.all_tables if t not in tables]
+        return ProductLoad(
+            product=product,
+            release=release,
+            tables=tables,
+            doi=self.product_doi(product.code, release),
+            origin=self.describe(),
+            notes=notes,
+        )
+
+    def _download(
+        self, product: ProductSpec, release: str, packages: list[dict[str, Any]]
+    ) -> tuple[list[SourceFile], dict[str, dict[str, str]]]:
+        files: list[SourceFile] = []
+        variables: dict[str, dict[str, str]] = {}
+        folder = self.download_dir / release / product.code
+        for package in packages:
+            for entry in file_entries(package):
+                name = parse_file_name(entry.name)
+                if name is None or name.product != product.code:
+                    continue
+                if not (name.is_variables or name.table in product.all_tables):
+                    continue
+                context = NeonContext(
+                    product=product.code, release=release, site=name.site, month=name.month or entry.month, file=entry.name
+                )
+                path = self.client.download(entry, folder / name.site, context)
+                if name.is_variables:
+                    for table, types in read_variables(path).items():
+                        variables.setdefault(table, {}).update(types)
+                    continue
+                files.append(
+                    SourceFile(
+                        path=path,
+                        table=name.table,
+                        site=name.site,
+                        month=name.month,
+                        publication=name.publication,
+                        site_all=name.is_site_all,
+                    )
+                )
+        return files, variables

@@ -1,0 +1,153 @@
+"""Reading NEON CSV files as published: BOM, quotes, `NA`, R row names.
+
+Without a variables file the column types are inferred from the whole file;
+with one, each column is cast to NEON's declared type and a value that does
+not fit is refused with the file, row and field.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import polars as pl
+
+from rootassets.neon.errors import NeonDataError
+
+NULL_VALUES = ["NA", ""]
+# NEON dataType -> polars type; dateTime is handled by _parse_datetimes.
+_NEON_TYPES: dict[str, pl.DataType] = {
+    "real": pl.Float64(),
+    "integer": pl.Int64(),
+    "signed integer": pl.Int64(),
+    "unsigned integer": pl.Int64(),
+    "string": pl.String(),
+    "uri": pl.String(),
+}
+_DATE_FORMAT = "%Y-%m-%d"
+_DATETIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%MZ",
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y%m%dT%H%M%SZ",
+)
+
+
+def read_neon_csv(path: Path, variables: dict[str, str] | None = None) -> pl.DataFrame:
+    """Read one NEON CSV file into a frame with normalized types.
+
+    `variables` maps column name to NEON dataType; without it types are
+    inferred. An unnamed first column (R row names) is dropped.
+    """
+    raw = _read_bytes(path)
+    try:
+        if variables is None:
+            frame = pl.read_csv(
+                io.BytesIO(raw),
+                null_values=NULL_VALUES,
+                infer_schema_length=None,
+                try_parse_dates=True,
+            )
+        else:
+            frame = pl.read_csv(
+                io.BytesIO(raw), null_values=NULL_VALUES, infer_schema=False
+            )
+    except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
+        raise NeonDataError(f"{path.name}: not a readable CSV file ({_first_line(exc)})") from exc
+    frame = _drop_row_names(frame)
+    if variables is not None:
+        frame = _cast_to_variables(frame, variables, path.name)
+    return normalize_types(frame)
+
+
+def read_variables(path: Path) -> dict[str, dict[str, str]]:
+    """Read a NEON variables file: {table: {fieldName: dataType}}."""
+    frame = read_neon_csv(path)
+    missing = {"table", "fieldName", "dataType"} - set(frame.columns)
+    if missing:
+        raise NeonDataError(f"{path.name}: variables file lacks column(s) {sorted(missing)}")
+    out: dict[str, dict[str, str]] = {}
+    for table, field, dtype in frame.select("table", "fieldName", "dataType").iter_rows():
+        if table and field and dtype:
+            out.setdefault(table, {})[field] = dtype
+    return out
+
+
+def normalize_types(frame: pl.DataFrame) -> pl.DataFrame:
+    """Put every datetime in UTC (NEON publishes UTC) and give all-null columns a type."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            col = pl.col(name).dt.cast_time_unit("us")
+            col = col.dt.replace_time_zone("UTC") if dtype.time_zone is None else col.dt.convert_time_zone("UTC")
+            exprs.append(col)
+        elif dtype == pl.Null:
+            exprs.append(pl.col(name).cast(pl.String))
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise NeonDataError(f"{path}: cannot read file ({exc.strerror})") from exc
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = raw[: exc.start].count(b"\n") + 1
+        raise NeonDataError(f"{path.name}: line {row} is not valid UTF-8 (byte {exc.start})") from exc
+    return raw
+
+
+def _drop_row_names(frame: pl.DataFrame) -> pl.DataFrame:
+    if frame.width and frame.columns[0] in ("", "...1", "Unnamed: 0"):
+        return frame.drop(frame.columns[0])
+    return frame
+
+
+def _cast_to_variables(frame: pl.DataFrame, variables: dict[str, str], file: str) -> pl.DataFrame:
+    exprs = []
+    for name in frame.columns:
+        neon_type = variables.get(name, "string")
+        if neon_type == "dateTime":
+            exprs.append(_parse_datetimes(frame[name], file))
+            continue
+        target = _NEON_TYPES.get(neon_type, pl.String())
+        if target == pl.String():
+            continue
+        cast = frame[name].cast(target, strict=False)
+        _refuse_failed(frame[name], cast, file, neon_type)
+        exprs.append(cast)
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def _parse_datetimes(values: pl.Series, file: str) -> pl.Series:
+    present = values.drop_nulls()
+    if present.is_empty():
+        return values.cast(pl.Datetime("us", "UTC"))
+    if present.str.contains(r"^\d{4}-\d{2}-\d{2}$").all():
+        parsed = values.str.to_date(_DATE_FORMAT, strict=False)
+        _refuse_failed(values, parsed, file, "dateTime")
+        return parsed
+    for fmt in _DATETIME_FORMATS:
+        parsed = values.str.to_datetime(fmt, strict=False, time_unit="us")
+        if parsed.null_count() == values.null_count():
+            return parsed
+    _refuse_failed(values, values.str.to_datetime(_DATETIME_FORMATS[0], strict=False), file, "dateTime")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _refuse_failed(before: pl.Series, after: pl.Series, file: str, neon_type: str) -> None:
+    bad = before.is_not_null() & after.is_null()
+    if bad.any():
+        index = int(bad.arg_true()[0])
+        raise NeonDataError(
+            f"{file}: row {index + 1}, field {before.name!r}: value {before[index]!r} "
+            f"is not a valid {neon_type}"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,41 @@
+"""What every NEON data source offers: its releases and stacked product tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rootassets.neon.products import ProductSpec
+from rootassets.neon.stacking import StackedTable
+
+
+@dataclass
+class ProductLoad:
+    """The stacked tables of one product in one release, with how to cite them."""
+
+    product: ProductSpec
+    release: str
+    tables: dict[str, StackedTable]
+    doi: str | None = None
+    origin: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def citation(self) -> str:
+        return self.product.citation(self.release, self.doi)
+
+
+class NeonSource(Protocol):
+    """A place NEON data come from: the live API (or a mirror) or a local snapshot."""
+
+    def describe(self) -> str:
+        """Where the data come from, for metadata and messages (never a secret)."""
+        ...
+
+    def releases(self) -> list[str]:
+        """The release tags this source offers, oldest first."""
+        ...
+
+    def load_product(self, product: ProductSpec, release: str) -> ProductLoad:
+        """Stack every table of `product` in `release` the source has."""
+        ...
