@@ -61,18 +61,6 @@ class SnapshotSource:
             product=product, release=release, tables=tables, origin=self.describe(), notes=notes
         )
 
-    def site_attribute_files(self) -> dict[str, Path]:
-        """The field-site metadata (newest) and land-cover files of the snapshot."""
-        folder = self.root / "site-attributes"
-        metadata = sorted(folder.glob("neon_field_site_metadata_*.csv"))
-        land_cover = folder / "neon_site_land_cover.csv"
-        found: dict[str, Path] = {}
-        if metadata:
-            found["field_site_metadata"] = metadata[-1]
-        if land_cover.is_file():
-            found["site_land_cover"] = land_cover
-        return found
-
 
 def _collect(
     folder: Path, product: ProductSpec, scratch: Path

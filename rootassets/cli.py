@@ -1,0 +1,190 @@
+"""The `rootassets` command line: materialize, sql, mirror, ui."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rootassets.settings import Settings
+
+
+class CliError(Exception):
+    """A failure to report to the user in one line, with exit code 1."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except CliError as exc:
+        print(f"rootassets: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rootassets",
+        description="NEON megapit root-bimodality assets: materialize, query, mirror.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("materialize", help="run the main job for one NEON release in the persistent instance")
+    p.add_argument("--release", default="latest", help="NEON release tag (RELEASE-2021, PROVISIONAL) or 'latest'")
+    p.add_argument("--select", default=None, help="Dagster asset selection, e.g. 'key:raw/*' (default: all)")
+    p.set_defaults(handler=_materialize)
+
+    p = sub.add_parser("sql", help="run a read-only SQL query against the DuckDB file")
+    p.add_argument("query")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="print a header line, then rows, as CSV")
+    fmt.add_argument("--json", action="store_true", help="print rows as a JSON array of objects")
+    p.set_defaults(handler=_sql)
+
+    p = sub.add_parser("mirror", help="serve a snapshot as a NEON-compatible API on 127.0.0.1")
+    p.add_argument("--snapshot", required=True, help="snapshot folder (layout of ../shared/neon-snapshot)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--fault", action="append", default=[], metavar="KIND=COUNT",
+                   help="inject a fault into the next COUNT requests (-1: always); kinds: rate_limit, "
+                        "server_error, drop, truncate, bad_checksum, slow, malformed_json")
+    p.add_argument("--fault-scope", choices=("all", "json", "files"), default="all")
+    p.set_defaults(handler=_mirror)
+
+    p = sub.add_parser("ui", help="start the Dagster UI on the persistent instance (dagster dev)")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(handler=_ui)
+    return parser
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    os.environ["DAGSTER_HOME"] = str(settings.ensure_dagster_home())
+    from dagster import AssetSelection, DagsterInstance
+
+    from rootassets.definitions import MAIN_JOB, defs
+    from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
+    from rootassets.neon.errors import NeonError
+    from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
+    from rootassets.neon.open import latest_release, open_source
+
+    try:
+        source = open_source(settings.snapshot, settings.api_url, settings.downloads)
+        release = latest_release(source) if args.release == "latest" else validate_release(args.release)
+    except (NeonError, InvalidIdentifierError, LookupError) as exc:
+        raise CliError(str(exc)) from exc
+    asset_keys = None
+    if args.select:
+        try:
+            selection = AssetSelection.from_string(args.select)
+            asset_keys = sorted(selection.resolve(defs.resolve_asset_graph()), key=str)
+        except Exception as exc:  # dagster raises several types for a bad selection string
+            raise CliError(f"invalid --select {args.select!r}: {exc}") from exc
+        if not asset_keys:
+            raise CliError(f"--select {args.select!r} matches no asset")
+
+    with DagsterInstance.get() as instance:
+        if not instance.has_dynamic_partition(NEON_RELEASE_PARTITIONS, release):
+            instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
+        print(f"rootassets: materializing {release} from {source.describe()} into {settings.database}")
+        job = defs.resolve_job_def(MAIN_JOB)
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=release,
+            asset_selection=asset_keys,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
+        materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
+        for key in materialized:
+            print(f"  materialized {key}")
+        if not result.success:
+            failures = [e for e in result.all_events if e.is_step_failure]
+            for event in failures:
+                error = event.step_failure_data.error
+                message = error.message.strip() if error else "unknown error"
+                print(f"  FAILED {event.step_key}: {message}", file=sys.stderr)
+            raise CliError(f"run {result.run_id} failed; earlier results in {settings.database} are unchanged")
+        print(f"rootassets: run {result.run_id} succeeded: {len(materialized)} assets for {release}")
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from rootassets.warehouse import WarehouseBusyError, connect_read_only
+
+    settings = Settings.from_env()
+    try:
+        con = connect_read_only(settings.database, on_wait=lambda m: print(f"rootassets: {m}", file=sys.stderr))
+    except (FileNotFoundError, WarehouseBusyError) as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        cursor = con.execute(args.query)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchall()
+    except duckdb.Error as exc:
+        raise CliError(f"query failed: {exc}") from exc
+    finally:
+        con.close()
+    _print_rows(columns, rows, "csv" if args.csv else "json" if args.json else "table")
+    return 0
+
+
+def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif fmt == "json":
+        print(json.dumps([dict(zip(columns, row)) for row in rows], default=str, indent=1))
+    else:
+        from tabulate import tabulate
+
+        print(tabulate(rows, headers=columns, tablefmt="simple"))
+
+
+def _mirror(args: argparse.Namespace) -> int:
+    from rootassets.neon.errors import NeonError
+    from rootassets.neon.mirror import FAULT_KINDS, FaultPlan, MirrorServer
+
+    counts: dict[str, int] = {}
+    for spec in args.fault:
+        kind, _, count = spec.partition("=")
+        if kind not in FAULT_KINDS or not count.lstrip("-").isdigit():
+            raise CliError(f"bad --fault {spec!r}: expected KIND=COUNT with KIND in {', '.join(FAULT_KINDS)}")
+        counts[kind] = int(count)
+    try:
+        server = MirrorServer(args.snapshot, host=args.host, port=args.port,
+                              faults=FaultPlan(counts=counts, scope=args.fault_scope))
+    except (NeonError, OSError) as exc:
+        raise CliError(f"cannot start the mirror: {exc}") from exc
+    print(f"rootassets: NEON mirror of {args.snapshot} at {server.base_url} (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    env = {**os.environ, "DAGSTER_HOME": str(settings.ensure_dagster_home())}
+    command = ["dagster", "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.port)]
+    print(f"rootassets: {' '.join(command)} with DAGSTER_HOME={env['DAGSTER_HOME']}", flush=True)
+    os.execvpe(command[0], command, env)
+    return 0  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Metadata every materialization carries: size, schema, preview, provenance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from dagster import MetadataValue, TableColumn, TableSchema
+
+from rootassets.neon.stacking import SourceRecord
+
+PREVIEW_ROWS = 10
+
+
+def column_schema(frame: pl.DataFrame) -> TableSchema:
+    return TableSchema(columns=[TableColumn(name=name, type=str(dtype)) for name, dtype in frame.schema.items()])
+
+
+def preview(frame: pl.DataFrame, rows: int = PREVIEW_ROWS) -> MetadataValue:
+    """The first rows as a markdown table."""
+    with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True, tbl_cols=-1, tbl_width_chars=10_000, fmt_str_lengths=40):
+        return MetadataValue.md(str(frame.head(rows)))
+
+
+def table_metadata(frame: pl.DataFrame, release: str) -> dict[str, Any]:
+    """Row count, sites, column schema and a preview of a written table."""
+    return {
+        "dagster/row_count": frame.height,
+        "dagster/column_schema": column_schema(frame),
+        "n_sites": frame["site_id"].n_unique() if "site_id" in frame.columns and frame.height else 0,
+        "release": release,
+        "preview": preview(frame),
+    }
+
+
+def sources_metadata(sources: list[SourceRecord]) -> MetadataValue:
+    return MetadataValue.json([{"file": s.file, "md5": s.md5, "rows": s.rows} for s in sources])

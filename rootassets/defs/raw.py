@@ -1,0 +1,119 @@
+"""Raw assets: NEON tables as published, one DuckDB table `raw.<table>` each.
+
+One multi-asset per NEON product, so a product is read (or downloaded) once
+per run and its tables are replaced together, in one transaction.
+"""
+
+
+from collections.abc import Iterator
+
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
+
+from rootassets.defs.metadata import sources_metadata, table_metadata
+from rootassets.defs.partitions import neon_release
+from rootassets.defs.resources import NeonSourceResource, WarehouseResource
+from rootassets.neon.identifiers import validate_release
+from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT, ProductSpec
+from rootassets.neon.stacking import StackedTable, empty_table
+from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES
+from rootassets.warehouse import replace_partitions
+
+RAW_CODE_VERSION = "raw-1"
+
+TABLE_DESCRIPTIONS = {
+    "mpr_perrootsample": "Megapit root samples: dry mass, biomass (g/m2) and density (g/m3) per depth increment, "
+    "root status and size class (DP1.10066.001).",
+    "mpr_carbonNitrogen": "Carbon, nitrogen and stable isotopes of megapit root samples (DP1.10066.001).",
+    "mpr_perdepthincrement": "Top and bottom depth (cm) of each megapit root sampling increment (DP1.10066.001), "
+    "when the source publishes it.",
+    "mpr_perpitprofile": "Megapit root sampling profiles (DP1.10066.001), when the source publishes it.",
+    "mgp_permegapit": "Megapit location and soil taxonomy (DP1.00096.001).",
+    "mgp_perhorizon": "Soil horizons of each megapit with top and bottom depth (cm) (DP1.00096.001).",
+    "mgp_perbiogeosample": "Chemistry and texture of megapit horizon samples (DP1.00096.001).",
+    "mgp_perbulksample": "Bulk density of megapit horizon samples (DP1.00096.001).",
+    "field_site_metadata": "NEON field-site metadata: location, elevation, climate, NLCD classes, canopy height, "
+    "green days.",
+    "site_land_cover": "Four-way land cover of each megapit site (forest, rangeland/grassland, shrubland, "
+    "cultivated).",
+}
+
+
+def _spec(table: str) -> AssetSpec:
+    return AssetSpec(
+        key=AssetKey(["raw", table]),
+        description=f"`raw.{table}`: {TABLE_DESCRIPTIONS[table]}",
+        group_name="raw",
+        kinds={"duckdb"},
+        code_version=RAW_CODE_VERSION,
+        partitions_def=neon_release,
+    )
+
+
+def _product_asset(product: ProductSpec, name: str):
+    @multi_asset(
+        name=name,
+        specs=[_spec(t) for t in product.all_tables],
+        can_subset=True,
+        pool="duckdb",
+        description=f"NEON {product.name} ({product.code}), stacked across sites.",
+    )
+    def _product(
+        context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
+    ) -> Iterator[MaterializeResult]:
+        release = validate_release(context.partition_key)
+        load = neon.source().load_product(product, release)
+        for note in load.notes:
+            context.log.info(note)
+        selected = [key.path[-1] for key in context.selected_asset_keys]
+        stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in selected}
+        with warehouse.get_connection() as con:
+            replace_partitions(con, "raw", {t: s.frame for t, s in stacked.items()}, release)
+        for table, s in stacked.items():
+            yield MaterializeResult(
+                asset_key=AssetKey(["raw", table]),
+                metadata={
+                    **table_metadata(s.frame, release),
+                    "published_by_source": table in load.tables,
+                    "neon_product": product.code,
+                    "doi": load.doi or "not announced by the source",
+                    "citation": load.citation,
+                    "source": load.origin,
+                    "source_files": sources_metadata(s.sources),
+                },
+            )
+
+    return _product
+
+
+raw_root_megapit = _product_asset(ROOT_MEGAPIT, "raw_root_megapit")
+raw_soil_megapit = _product_asset(SOIL_MEGAPIT, "raw_soil_megapit")
+
+
+@multi_asset(
+    name="raw_site_attributes",
+    specs=[_spec(t) for t in SITE_ATTRIBUTE_TABLES],
+    can_subset=True,
+    pool="duckdb",
+    description="NEON field-site metadata and the four-way land cover of each site.",
+)
+def raw_site_attributes(
+    context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
+) -> Iterator[MaterializeResult]:
+    release = validate_release(context.partition_key)
+    tables = neon.site_attributes(release)
+    selected = {key.path[-1] for key in context.selected_asset_keys}
+    chosen = {t: s for t, s in tables.items() if t in selected}
+    with warehouse.get_connection() as con:
+        replace_partitions(con, "raw", {t: s.frame for t, s in chosen.items()}, release)
+    for table, s in chosen.items():
+        yield MaterializeResult(
+            asset_key=AssetKey(["raw", table]),
+            metadata={
+                **table_metadata(s.frame, release),
+                "source": neon.site_attributes_dir or "",
+                "source_files": sources_metadata(s.sources),
+            },
+        )
+
+
+raw_assets = [raw_root_megapit, raw_soil_megapit, raw_site_attributes]

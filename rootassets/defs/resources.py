@@ -1,0 +1,52 @@
+"""Resources: the DuckDB warehouse and the NEON data source."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster import ConfigurableResource
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from rootassets.neon.client import DEFAULT_API_URL
+from rootassets.neon.open import open_source
+from rootassets.neon.site_attributes import load_site_attributes
+from rootassets.neon.source import NeonSource
+from rootassets.neon.stacking import StackedTable
+
+
+class WarehouseResource(DuckDBResource):
+    """The rootassets DuckDB file; its folder is created on first use."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with super().get_connection() as con:
+            yield con
+
+
+class NeonSourceResource(ConfigurableResource):
+    """Where NEON data come from: a local snapshot folder, or the NEON API (or a mirror).
+
+    The API token is not configuration: the client reads NEON_TOKEN from the
+    environment when it sends a request.
+    """
+
+    snapshot_dir: str | None = Field(default=None, description="ROOTASSETS_SNAPSHOT: read this folder instead of the API")
+    api_url: str = Field(default=DEFAULT_API_URL, description="NEON_API_URL: base URL of the NEON Data API v0")
+    download_dir: str = Field(description="where API downloads are kept")
+    site_attributes_dir: str | None = Field(default=None, description="folder of NEON site-attribute tables")
+
+    def source(self) -> NeonSource:
+        return open_source(self.snapshot_dir, self.api_url, self.download_dir)
+
+    def site_attributes(self, release: str) -> dict[str, StackedTable]:
+        if not self.site_attributes_dir:
+            raise FileNotFoundError(
+                "no site-attribute folder: set ROOTASSETS_SITE_ATTRIBUTES (or ROOTASSETS_SNAPSHOT, "
+                "whose site-attributes/ folder is used)"
+            )
+        return load_site_attributes(Path(self.site_attributes_dir), release)

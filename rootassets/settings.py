@@ -1,0 +1,76 @@
+"""Runtime settings from the environment (DESIGN.md's runtime contract).
+
+NEON_TOKEN is deliberately absent: the NEON client reads it from the
+environment at request time so it never sits in config, metadata or logs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rootassets.neon.client import DEFAULT_API_URL
+
+INSTANCE_YAML = """\
+# Written by rootassets: the Dagster instance the CLI and the UI share.
+# One writer at a time to the DuckDB file: assets that write carry pool="duckdb".
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where rootassets keeps its state and where its NEON data come from."""
+
+    home: Path
+    snapshot: Path | None
+    api_url: str
+    site_attributes: Path | None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(os.environ.get("ROOTASSETS_HOME") or ".rootassets").expanduser().absolute()
+        snapshot = os.environ.get("ROOTASSETS_SNAPSHOT")
+        site_attributes = os.environ.get("ROOTASSETS_SITE_ATTRIBUTES")
+        snapshot_path = Path(snapshot).expanduser().absolute() if snapshot else None
+        if site_attributes:
+            attributes_path: Path | None = Path(site_attributes).expanduser().absolute()
+        elif snapshot_path is not None:
+            attributes_path = snapshot_path / "site-attributes"
+        else:
+            attributes_path = None
+        return cls(
+            home=home,
+            snapshot=snapshot_path,
+            api_url=os.environ.get("NEON_API_URL") or DEFAULT_API_URL,
+            site_attributes=attributes_path,
+        )
+
+    @property
+    def database(self) -> Path:
+        return self.home / "rootassets.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def downloads(self) -> Path:
+        return self.home / "downloads"
+
+    @property
+    def figures(self) -> Path:
+        return self.home / "figures"
+
+    def ensure_dagster_home(self) -> Path:
+        """Create the persistent Dagster instance folder with the shipped dagster.yaml."""
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        config = self.dagster_home / "dagster.yaml"
+        if not config.exists():
+            config.write_text(INSTANCE_YAML)
+        return self.dagster_home

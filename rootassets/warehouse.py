@@ -1,0 +1,124 @@
+"""The DuckDB contract: schemas by stage, one `release` column, replace by partition.
+
+Every write replaces exactly one release's rows of one table inside one
+transaction, so a failed write leaves the previous rows as they were.
+Readers use short read-only connections that retry while a writer holds the
+file lock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from rootassets.neon.identifiers import TABLE_PATTERN, InvalidIdentifierError, validate_release
+
+SCHEMAS = ("raw", "harmonized", "analysis", "marts", "quarantine")
+
+
+class WarehouseBusyError(RuntimeError):
+    """The database stayed locked by a writer for longer than the reader waits."""
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for DuckDB (names come from NEON headers, so quote them all)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, table: str) -> str:
+    if schema not in SCHEMAS:
+        raise InvalidIdentifierError(f"unknown schema {schema!r}: expected one of {SCHEMAS}")
+    if not TABLE_PATTERN.fullmatch(table):
+        raise InvalidIdentifierError(f"invalid table name {table!r}")
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+def replace_partitions(
+    con: duckdb.DuckDBPyConnection, schema: str, frames: dict[str, pl.DataFrame], release: str
+) -> dict[str, int]:
+    """Replace the rows of `release` in each `schema.<table>` with its frame, in one transaction.
+
+    Tables are created on first write and columns new in this release are
+    added. Either every table is replaced or, on any error, none is.
+    Returns the number of rows written per table.
+    """
+    validate_release(release)
+    targets = {table: qualified(schema, table) for table in frames}
+    for table, frame in frames.items():
+        if "release" not in frame.columns:
+            raise ValueError(f"{schema}.{table}: frame has no 'release' column")
+        if frame.height and frame["release"].ne(release).any():
+            raise ValueError(f"{schema}.{table}: frame holds rows of a release other than {release}")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+        for table, frame in frames.items():
+            _replace_one(con, schema, table, targets[table], frame, release)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {table: frame.height for table, frame in frames.items()}
+
+
+def _replace_one(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, target: str, frame: pl.DataFrame, release: str
+) -> None:
+    con.register("incoming_rows", frame)
+    try:
+        if table_columns(con, schema, table) is None:
+            con.execute(f"CREATE TABLE {target} AS SELECT * FROM incoming_rows LIMIT 0")
+        else:
+            _add_missing_columns(con, schema, table, target)
+        con.execute(f"DELETE FROM {target} WHERE release = ?", [release])
+        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM incoming_rows")
+    finally:
+        con.unregister("incoming_rows")
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str] | None:
+    """{column: type} of `schema.table`, or None if the table does not exist."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return {name: dtype for name, dtype in rows} if rows else None
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str, target: str) -> None:
+    existing = {c.lower() for c in table_columns(con, schema, table) or {}}
+    incoming = con.execute("DESCRIBE incoming_rows").fetchall()
+    for name, dtype, *_ in incoming:
+        if name.lower() not in existing:
+            con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(name)} {dtype}")
+
+
+def connect_read_only(
+    path: Path | str,
+    attempts: int = 20,
+    wait_s: float = 0.25,
+    on_wait: Callable[[str], None] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open the database read-only, retrying while a writer holds the lock."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no database at {path}: run `rootassets materialize` first (or set ROOTASSETS_HOME)"
+        )
+    last: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.IOException as exc:
+            last = exc
+            if on_wait and attempt == 1:
+                on_wait(f"{path} is locked by a running materialization; waiting for it")
+            time.sleep(min(wait_s * attempt, 2.0))
+    raise WarehouseBusyError(
+        f"{path} stayed locked by a writer for {attempts} attempts; try again when the run finishes ({last})"
+    )
