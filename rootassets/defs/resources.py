@@ -11,7 +11,7 @@ from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from rootassets.neon.client import DEFAULT_API_URL
+from rootassets.neon.client import DEFAULT_API_URL, RetryPolicy
 from rootassets.neon.open import open_source
 from rootassets.neon.site_attributes import load_site_attributes
 from rootassets.neon.source import NeonSource
@@ -39,9 +39,15 @@ class NeonSourceResource(ConfigurableResource):
     api_url: str = Field(default=DEFAULT_API_URL, description="NEON_API_URL: base URL of the NEON Data API v0")
     download_dir: str = Field(description="where API downloads are kept")
     site_attributes_dir: str | None = Field(default=None, description="folder of NEON site-attribute tables")
+    http_attempts: int = Field(default=6, description="attempts per API request before giving up")
+    http_backoff_s: float = Field(default=0.5, description="first backoff wait; doubles per attempt (max 30 s)")
+    http_timeout_s: float = Field(default=60.0, description="read timeout of every API request")
 
     def source(self) -> NeonSource:
-        return open_source(self.snapshot_dir, self.api_url, self.download_dir)
+        policy = RetryPolicy(
+            attempts=self.http_attempts, backoff_base_s=self.http_backoff_s, read_timeout_s=self.http_timeout_s
+        )
+        return open_source(self.snapshot_dir, self.api_url, self.download_dir, policy)
 
     def site_attributes(self, release: str) -> dict[str, StackedTable]:
         if not self.site_attributes_dir:

@@ -196,9 +196,13 @@ class MirrorServer:
     """Serve a MirrorCatalogue over HTTP on `host:port` (port 0 picks a free one)."""
 
     def __init__(
-        self, snapshot: Path | str, host: str = "127.0.0.1", port: int = 0, faults: FaultPlan | None = None
+        self,
+        snapshot: Path | str | MirrorCatalogue,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: FaultPlan | None = None,
     ) -> None:
-        self.catalogue = MirrorCatalogue(snapshot)
+        self.catalogue = snapshot if isinstance(snapshot, MirrorCatalogue) else MirrorCatalogue(snapshot)
         self.faults = faults or FaultPlan()
         self.stats = MirrorStats()
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))

@@ -5,17 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from rootassets.neon.api_source import ApiSource
-from rootassets.neon.client import NeonClient
+from rootassets.neon.client import NeonClient, RetryPolicy
 from rootassets.neon.identifiers import RELEASE_PATTERN
 from rootassets.neon.snapshot import SnapshotSource
 from rootassets.neon.source import NeonSource
 
 
-def open_source(snapshot: Path | str | None, api_url: str, download_dir: Path | str) -> NeonSource:
+def open_source(
+    snapshot: Path | str | None,
+    api_url: str,
+    download_dir: Path | str,
+    policy: RetryPolicy | None = None,
+) -> NeonSource:
     """A SnapshotSource when `snapshot` is set, else an ApiSource on `api_url`."""
     if snapshot:
         return SnapshotSource(snapshot)
-    return ApiSource(NeonClient(api_url), download_dir)
+    return ApiSource(NeonClient(api_url, policy=policy), download_dir)
 
 
 def latest_release(source: NeonSource) -> str:

@@ -1,0 +1,108 @@
+"""End to end: the `rootassets` command line on the real snapshot, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rootassets_tests.conftest import REPO, RELEASE
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rootassets.cli", *args],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> dict[str, str]:
+    """A ROOTASSETS_HOME after one `rootassets materialize --release latest` on the snapshot."""
+    env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path_factory.mktemp("home")),
+           "ROOTASSETS_SNAPSHOT": str(snapshot)}
+    env.pop("DAGSTER_HOME", None)
+    done = cli("materialize", "--release", "latest", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"succeeded" in done.stdout and RELEASE in done.stdout
+    return env
+
+
+def test_raw_counts_through_sql(home: dict[str, str]) -> None:
+    done = cli("sql", "--csv", "select count(*), count(distinct site_id) from raw.mpr_perrootsample", env=home)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "2913,44"
+    done = cli("sql", "--csv", "select count(*), count(distinct site_id) from raw.mgp_perbiogeosample", env=home)
+    assert done.stdout.strip().splitlines()[-1] == "375,47"
+    done = cli("sql", "--csv", "select count(*) from raw.mgp_perhorizon", env=home)
+    assert done.stdout.strip().splitlines()[-1] == "346"
+
+
+def test_every_raw_table_is_release_2021(home: dict[str, str]) -> None:
+    tables = cli("sql", "--csv", "select table_name from information_schema.tables where table_schema = 'raw'",
+                 env=home).stdout.split()[1:]
+    assert len(tables) == 10
+    for table in tables:
+        done = cli("sql", "--csv", f'select distinct release from raw."{table}" where release is not null', env=home)
+        assert done.stdout.split()[1:] in ([RELEASE], []), table
+
+
+def test_runs_are_recorded_in_the_persistent_instance(home: dict[str, str]) -> None:
+    runs = Path(home["ROOTASSETS_HOME"]) / "dagster"
+    assert (runs / "dagster.yaml").read_text().count("default_limit: 1") == 1
+    assert (runs / "storage").is_dir() or any(runs.glob("*.db")) or any(runs.rglob("runs.db"))
+
+
+def test_json_output(home: dict[str, str]) -> None:
+    done = cli("sql", "--json", "select 1 as one, 'x' as two", env=home)
+    assert done.stdout.replace(" ", "").replace("\n", "") == '[{"one":1,"two":"x"}]'
+
+
+def test_select_subset(home: dict[str, str]) -> None:
+    done = cli("materialize", "--release", RELEASE, "--select", "key:raw/site_land_cover", env=home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "materialized raw/site_land_cover" in done.stdout
+    assert "mpr_perrootsample" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["materialize", "--release", "RELEASE-2021/../x"], "invalid NEON release tag"),
+        (["materialize", "--select", "key:nope/*"], "matches no asset"),
+        (["sql", "select * from raw.no_such_table"], "query failed"),
+    ],
+)
+def test_clear_errors_and_exit_codes(home: dict[str, str], args: list[str], message: str) -> None:
+    done = cli(*args, env=home)
+    assert done.returncode == 1
+    assert message in done.stderr
+
+
+def test_sql_without_a_database_says_what_to_do(tmp_path: Path) -> None:
+    env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path)}
+    done = cli("sql", "select 1", env=env)
+    assert done.returncode == 1 and "run `rootassets materialize` first" in done.stderr
+
+
+def test_missing_release_in_snapshot_fails_and_keeps_data(home: dict[str, str]) -> None:
+    done = cli("materialize", "--release", "RELEASE-2099", env=home)
+    assert done.returncode == 1
+    assert "RELEASE-2099" in done.stderr
+    after = cli("sql", "--csv", "select count(*) from raw.mpr_perrootsample", env=home)
+    assert after.stdout.split()[-1] == "2913"
+
+
+def test_definitions_validate(snapshot: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path), "ROOTASSETS_SNAPSHOT": str(snapshot)}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "All code locations passed validation" in done.stdout + done.stderr

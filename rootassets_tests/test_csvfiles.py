@@ -1,0 +1,55 @@
+"""Reading NEON CSVs with the quirks of the real files, and refusing bad ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from rootassets.neon.csvfiles import read_neon_csv
+from rootassets.neon.errors import NeonDataError
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def test_bom_row_names_na_and_quotes(tmp_path: Path) -> None:
+    f = write(tmp_path / "t.csv", '\ufeff"","siteID","note","value"\n"1","BART","a, quoted",1.5\n"2","HARV",NA,NA\n')
+    frame = read_neon_csv(f)
+    assert frame.columns == ["siteID", "note", "value"]
+    assert frame["note"].to_list() == ["a, quoted", None]
+    assert frame["value"].dtype == pl.Float64 and frame["value"].to_list() == [1.5, None]
+
+
+def test_variables_types_columns(tmp_path: Path) -> None:
+    f = write(tmp_path / "t.csv", "siteID,mass,n,collectDate,day\nBART,0.5,3,2013-08-19T16:00Z,2013-08-19\n")
+    frame = read_neon_csv(f, {"mass": "real", "n": "integer", "collectDate": "dateTime", "day": "dateTime"})
+    assert frame.schema["mass"] == pl.Float64 and frame.schema["n"] == pl.Int64
+    assert frame.schema["collectDate"] == pl.Datetime("us", "UTC")
+    assert frame.schema["day"] == pl.Date
+
+
+def test_non_numeric_value_names_file_row_field(tmp_path: Path) -> None:
+    f = write(tmp_path / "bad.csv", "siteID,mass\nBART,0.5\nHARV,heavy\n")
+    with pytest.raises(NeonDataError, match=r"bad\.csv: row 2, field 'mass': value 'heavy'"):
+        read_neon_csv(f, {"mass": "real"})
+
+
+def test_bad_encoding_names_file_and_line(tmp_path: Path) -> None:
+    f = write(tmp_path / "latin.csv", b"siteID,name\nBART,ok\nHARV,caf\xe9\n")
+    with pytest.raises(NeonDataError, match=r"latin\.csv: line 3 is not valid UTF-8"):
+        read_neon_csv(f)
+
+
+def test_ragged_rows_are_refused(tmp_path: Path) -> None:
+    f = write(tmp_path / "ragged.csv", "siteID,a\nBART,1,2,3\n")
+    with pytest.raises(NeonDataError, match=r"ragged\.csv: not a readable CSV"):
+        read_neon_csv(f)
+
+
+def test_unreadable_file_named(tmp_path: Path) -> None:
+    with pytest.raises(NeonDataError, match="missing.csv: cannot read file"):
+        read_neon_csv(tmp_path / "missing.csv")

@@ -1,0 +1,110 @@
+"""Raw assets materialized in process on a temporary DuckDB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+from dagster import DagsterInstance, materialize
+
+from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
+from rootassets.defs.raw import raw_assets
+from rootassets.defs.resources import NeonSourceResource, WarehouseResource
+from rootassets.neon.mirror import MirrorServer
+from rootassets.settings import Settings
+from rootassets_tests.conftest import RELEASE
+
+RAW_COUNTS = {
+    "mpr_perrootsample": (2913, 44),
+    "mpr_carbonNitrogen": (2980, 44),
+    "mpr_perdepthincrement": (0, 0),
+    "mpr_perpitprofile": (0, 0),
+    "mgp_permegapit": (47, 47),
+    "mgp_perhorizon": (346, 47),
+    "mgp_perbiogeosample": (375, 47),
+    "mgp_perbulksample": (375, 47),
+    "field_site_metadata": (81, 81),
+    "site_land_cover": (47, 47),
+}
+
+
+def resources(settings: Settings, api_url: str | None = None) -> dict[str, object]:
+    return {
+        "warehouse": WarehouseResource(database=str(settings.database)),
+        "neon": NeonSourceResource(
+            snapshot_dir=None if api_url else str(settings.snapshot),
+            api_url=api_url or settings.api_url,
+            download_dir=str(settings.downloads),
+            site_attributes_dir=str(settings.site_attributes),
+            http_attempts=3,
+            http_backoff_s=0.01,
+            http_timeout_s=5.0,
+        ),
+    }
+
+
+def run(settings: Settings, api_url: str | None = None, release: str = RELEASE, raise_on_error: bool = True):
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
+    return materialize(raw_assets, resources=resources(settings, api_url), partition_key=release,
+                       instance=instance, raise_on_error=raise_on_error)
+
+
+def counts(db: Path) -> dict[str, tuple[int, int]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {
+            t: con.execute(f'select count(*), count(distinct site_id) from raw."{t}"').fetchone()
+            for t in RAW_COUNTS
+        }
+
+
+def test_raw_tables_from_the_snapshot(snapshot_settings: Settings) -> None:
+    result = run(snapshot_settings)
+    assert counts(snapshot_settings.database) == RAW_COUNTS
+    with duckdb.connect(str(snapshot_settings.database), read_only=True) as con:
+        releases = {
+            t: con.execute(f'select distinct release from raw."{t}"').fetchall() for t in RAW_COUNTS
+        }
+    assert all(r in ([(RELEASE,)], []) for r in releases.values())
+    meta = result.asset_materializations_for_node("raw_root_megapit")[0].metadata
+    assert {"dagster/row_count", "dagster/column_schema", "n_sites", "preview", "release", "citation",
+            "source_files", "doi"} <= meta.keys()
+
+
+def test_rematerializing_replaces_the_partition(snapshot_settings: Settings) -> None:
+    run(snapshot_settings)
+    run(snapshot_settings)
+    assert counts(snapshot_settings.database) == RAW_COUNTS
+
+
+def test_metadata_names_release_citation_and_checksums(snapshot_settings: Settings) -> None:
+    result = run(snapshot_settings)
+    by_key = {
+        e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()
+    }
+    meta = by_key["raw/mpr_perrootsample"]
+    assert meta["release"].value == RELEASE
+    assert meta["dagster/row_count"].value == 2913
+    assert "Root biomass and chemistry, Megapit (DP1.10066.001), RELEASE-2021" in meta["citation"].value
+    files = meta["source_files"].value
+    assert files[0]["file"] == "mpr_perrootsample.csv" and len(files[0]["md5"]) == 32
+    assert by_key["raw/mpr_perdepthincrement"]["published_by_source"].value is False
+
+
+@pytest.mark.network
+def test_failed_ingest_leaves_the_previous_release_untouched(
+    snapshot_settings: Settings, mirror: MirrorServer
+) -> None:
+    run(snapshot_settings, api_url=mirror.base_url)
+    before = counts(snapshot_settings.database)
+    assert before == RAW_COUNTS
+    faults = json.dumps({"counts": {"server_error": -1}, "scope": "files"})
+    httpx.post(mirror.base_url.replace("/api/v0/", "/__faults"), content=faults).raise_for_status()
+    for path in snapshot_settings.downloads.rglob("*.csv"):
+        path.unlink()  # force fresh downloads, which now fail
+    result = run(snapshot_settings, api_url=mirror.base_url, raise_on_error=False)
+    assert not result.success
+    assert counts(snapshot_settings.database) == before

@@ -1,0 +1,66 @@
+"""Stacking per-site files into one table, as neonUtilities' stackByTable does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rootassets.neon.errors import NeonDataError
+from rootassets.neon.stacking import SourceFile, stack_table
+
+HEADER = "uid,siteID,value,publicationDate\n"
+
+
+def f(tmp: Path, name: str, body: str, **kw: object) -> SourceFile:
+    path = tmp / name
+    path.write_text(body)
+    return SourceFile(path=path, table="t", **kw)  # type: ignore[arg-type]
+
+
+def test_adds_columns_and_stacks_sites(tmp_path: Path) -> None:
+    files = [
+        f(tmp_path, "a.csv", HEADER + "1,BART,1.0,20201217T015540Z\n", site="BART", month="2013-08",
+          publication="20201217T015540Z"),
+        f(tmp_path, "b.csv", HEADER + "2,HARV,2.0,20201218T000000Z\n3,HARV,NA,20201218T000000Z\n", site="HARV",
+          month="2013-09", publication="20201218T000000Z"),
+    ]
+    table = stack_table("t", files, "RELEASE-2021")
+    frame = table.frame.sort("uid")
+    assert frame["site_id"].to_list() == ["BART", "HARV", "HARV"]
+    assert frame["release"].unique().to_list() == ["RELEASE-2021"]
+    assert frame["source_file"].to_list() == ["a.csv", "b.csv", "b.csv"]
+    assert str(frame["publication_date"][0]) == "2020-12-17 01:55:40+00:00"
+    assert [s.rows for s in table.sources] == [1, 2]
+
+
+def test_site_all_keeps_newest_publication_per_site(tmp_path: Path) -> None:
+    old = f(tmp_path, "old.csv", HEADER + "1,BART,1.0,NA\n", site="BART", publication="20200101T000000Z", site_all=True)
+    new = f(tmp_path, "new.csv", HEADER + "1,BART,9.0,NA\n", site="BART", publication="20210101T000000Z", site_all=True)
+    other = f(tmp_path, "other.csv", HEADER + "5,HARV,5.0,NA\n", site="HARV", publication="20190101T000000Z", site_all=True)
+    frame = stack_table("t", [new, old, other], "RELEASE-2021").frame.sort("site_id")
+    assert frame["value"].to_list() == [9.0, 5.0]
+    assert frame["source_file"].to_list() == ["new.csv", "other.csv"]
+
+
+def test_site_from_depth_increment_id_when_siteid_is_missing(tmp_path: Path) -> None:
+    body = '"","uid","depthIncrementID","incrementRootBiomass"\n"1","u1","BART.3.30",1.2\n"2","u2","OSBS.1.0",3\n'
+    frame = stack_table("t", [f(tmp_path, "roots.csv", body)], "RELEASE-2021").frame
+    assert frame["site_id"].to_list() == ["BART", "OSBS"]
+
+
+def test_row_without_a_site_is_refused_with_file_row_field(tmp_path: Path) -> None:
+    body = "uid,depthIncrementID\nu1,BART.1.0\nu2,NA\n"
+    with pytest.raises(NeonDataError, match=r"roots\.csv: data row 2, field 'depthIncrementID'"):
+        stack_table("t", [f(tmp_path, "roots.csv", body)], "RELEASE-2021")
+
+
+def test_file_of_another_release_is_refused(tmp_path: Path) -> None:
+    body = "uid,siteID,release\nu1,BART,RELEASE-2020\n"
+    with pytest.raises(NeonDataError, match=r"x\.csv: data row 1, field 'release'.*RELEASE-2020"):
+        stack_table("t", [f(tmp_path, "x.csv", body)], "RELEASE-2021")
+
+
+def test_no_site_column_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(NeonDataError, match=r"x\.csv: no column names the site"):
+        stack_table("t", [f(tmp_path, "x.csv", "uid,value\n1,2\n")], "RELEASE-2021")
