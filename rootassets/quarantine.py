@@ -1,0 +1,195 @@
+"""Apply a table contract: keep good rows, quarantine bad ones with their reason.
+
+Rows in = rows kept + rows quarantined, always. Exact duplicate records keep
+one copy (the others are quarantined as `duplicate_record`); records that
+share a key but differ are all quarantined as `conflicting_key`. A missing
+required column, or a column-level failure, is structural: it raises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandera.polars as pa
+import polars as pl
+from pandera.errors import SchemaErrors
+
+from rootassets.schemas import TableContract
+
+QUARANTINE_SCHEMA = {
+    "site_id": pl.String,
+    "release": pl.String,
+    "source_file": pl.String,
+    "rule": pl.String,
+    "column_name": pl.String,
+    "offending_value": pl.String,
+    "all_reasons": pl.String,
+    "record": pl.String,
+}
+_ROW = "__row"
+
+
+class StructuralError(ValueError):
+    """A table cannot be screened row by row: a required column is missing or unusable."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record refused before it became a row (e.g. a malformed CSV line)."""
+
+    file: str
+    line: int
+    reason: str
+    text: str
+
+
+@dataclass
+class Screened:
+    """The outcome of screening one table against its contract."""
+
+    kept: pl.DataFrame
+    quarantined: pl.DataFrame
+    rows_in: int
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "rows_in": self.rows_in,
+            "rows_kept": self.kept.height,
+            "rows_quarantined": self.quarantined.height,
+            "quarantine_reasons": dict(sorted(self.reasons.items())),
+        }
+
+
+def empty_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+
+def screen(
+    frame: pl.DataFrame,
+    contract: TableContract,
+    table: str,
+    release: str,
+    rejected: list[Rejected] | tuple[Rejected, ...] = (),
+) -> Screened:
+    """Split `frame` into rows that meet `contract` and quarantined rows with reasons."""
+    check_columns(frame.columns, contract, table)
+    rows_in = frame.height + len(rejected)
+    work = frame.with_row_index(_ROW)
+    reasons: dict[int, list[tuple[str, str | None, str | None]]] = {}
+
+    work = _coerce_numbers(work, contract, reasons)
+    _mark_duplicates(work, contract, reasons)
+    _mark_schema_failures(work.filter(~pl.col(_ROW).is_in(list(reasons))), contract, table, reasons)
+
+    bad_rows = sorted(reasons)
+    kept = work.filter(~pl.col(_ROW).is_in(bad_rows)).drop(_ROW)
+    quarantined = pl.concat(
+        [_quarantine_rows(work.filter(pl.col(_ROW).is_in(bad_rows)), reasons, release),
+         _rejected_rows(rejected, release)],
+        how="vertical",
+    )
+    counts = Counter(quarantined["rule"].to_list())
+    assert kept.height + quarantined.height == rows_in
+    return Screened(kept=kept, quarantined=quarantined, rows_in=rows_in, reasons=dict(counts))
+
+
+def check_columns(columns: list[str], contract: TableContract, where: str) -> None:
+    """Raise StructuralError naming `where` and each required column that is missing."""
+    missing = [c for c in contract.required_columns if c not in columns]
+    if missing:
+        raise StructuralError(f"{where}: required column(s) {', '.join(repr(c) for c in missing)} missing")
+
+
+def _schema_columns(contract: TableContract) -> dict[str, pa.Column]:
+    return dict(contract.schema.to_schema().columns)
+
+
+def _coerce_numbers(
+    work: pl.DataFrame, contract: TableContract, reasons: dict[int, list[tuple[str, str | None, str | None]]]
+) -> pl.DataFrame:
+    """Cast numeric contract columns; a value that is not a number quarantines its row."""
+    casts = []
+    for name, column in _schema_columns(contract).items():
+        target = column.dtype.type
+        current = work.schema[name]
+        if current == target or not (target.is_numeric() or target == pl.Boolean):
+            continue
+        cast = work[name].cast(target, strict=False)
+        failed = work[name].is_not_null() & cast.is_null()
+        for row, value in work.filter(failed).select(_ROW, name).iter_rows():
+            reasons.setdefault(row, []).append((f"not_a_{target}".lower(), name, str(value)))
+        casts.append(cast)
+    return work.with_columns(casts) if casts else work
+
+
+def _mark_duplicates(
+    work: pl.DataFrame, contract: TableContract, reasons: dict[int, list[tuple[str, str | None, str | None]]]
+) -> None:
+    content = [c for c in work.columns if c not in (_ROW, "source_file")]
+    duplicate_copy = work.select(_ROW, pl.struct(content).is_first_distinct().not_().alias("dup"))
+    for row in duplicate_copy.filter("dup")[_ROW].to_list():
+        reasons.setdefault(row, []).append(("duplicate_record", None, None))
+    distinct = work.filter(~pl.col(_ROW).is_in(duplicate_copy.filter("dup")[_ROW].to_list()))
+    key = list(contract.key)
+    conflicts = distinct.filter(pl.struct(key).is_duplicated() & pl.all_horizontal(pl.col(key).is_not_null()))
+    for row in conflicts[_ROW].to_list():
+        value = ", ".join(str(v) for v in conflicts.filter(pl.col(_ROW) == row).select(key).row(0))
+        reasons.setdefault(row, []).append(("conflicting_key", ",".join(key), value))
+
+
+def _mark_schema_failures(
+    work: pl.DataFrame,
+    contract: TableContract,
+    table: str,
+    reasons: dict[int, list[tuple[str, str | None, str | None]]],
+) -> None:
+    try:
+        contract.schema.validate(work, lazy=True)
+    except SchemaErrors as exc:
+        cases = exc.failure_cases
+        structural = cases.filter(pl.col("index").is_null())
+        if structural.height:
+            first = structural.row(0, named=True)
+            raise StructuralError(
+                f"{table}: column {first['column']!r} fails {first['check']} ({first['failure_case']})"
+            ) from None
+        rows = work[_ROW]
+        for index, check, column, value in cases.select("index", "check", "column", "failure_case").iter_rows():
+            rule = "not_null" if check == "not_nullable" else str(check)
+            reasons.setdefault(int(rows[int(index)]), []).append((rule, str(column), None if value is None else str(value)))
+
+
+def _quarantine_rows(
+    bad: pl.DataFrame, reasons: dict[int, list[tuple[str, str | None, str | None]]], release: str
+) -> pl.DataFrame:
+    if bad.is_empty():
+        return empty_quarantine()
+    records = bad.drop(_ROW).with_columns(pl.all().cast(pl.String)).to_dicts()
+    rows = []
+    for row_id, record in zip(bad[_ROW].to_list(), records, strict=True):
+        rule, column, value = reasons[row_id][0]
+        rows.append({
+            "site_id": record.get("site_id"),
+            "release": release,
+            "source_file": record.get("source_file"),
+            "rule": rule,
+            "column_name": column,
+            "offending_value": value,
+            "all_reasons": "; ".join(f"{r}({c}={v})" if c else r for r, c, v in reasons[row_id]),
+            "record": json.dumps(record, default=str),
+        })
+    return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)
+
+
+def _rejected_rows(rejected: list[Rejected] | tuple[Rejected, ...], release: str) -> pl.DataFrame:
+    if not rejected:
+        return empty_quarantine()
+    return pl.DataFrame(
+        [{"site_id": None, "release": release, "source_file": r.file, "rule": "malformed_record",
+          "column_name": None, "offending_value": f"line {r.line}: {r.reason}", "all_reasons": r.reason,
+          "record": r.text} for r in rejected],
+        schema=QUARANTINE_SCHEMA,
+    )

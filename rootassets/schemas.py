@@ -1,0 +1,252 @@
+"""The contract of every raw and harmonized table, as pandera schemas on polars frames.
+
+Each schema lists the columns downstream work relies on (others may be
+present: NEON adds columns over time), their types, nullability, ranges,
+allowed values and unique keys. `rootassets.quarantine` applies them: rows
+that break a rule are quarantined with the rule, the column and the value;
+a missing required column fails the asset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+
+SITE = r"^[A-Z]{4}$"
+RELEASE = r"^(RELEASE-20[0-9]{2}|PROVISIONAL)$"
+DEPTH_MAX_CM = 300.0
+ROOT_STATUS = ["live", "dead"]
+SIZE_CATEGORIES = ["<=2mm", ">2mm", "<=4mm", ">4mm"]
+LAND_COVERS = ["forest", "rangeland/grassland", "shrubland", "cultivated"]
+
+
+class _Contract(pa.DataFrameModel):
+    """Columns every table has."""
+
+    site_id: str = pa.Field(str_matches=SITE)
+    release: str = pa.Field(str_matches=RELEASE)
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+def _depth(nullable: bool = False) -> object:
+    return pa.Field(ge=0, le=DEPTH_MAX_CM, nullable=nullable)
+
+
+def _top_below_bottom(data: pa.PolarsData, top: str, bottom: str) -> pl.LazyFrame:
+    """Row-wise: top < bottom wherever both are known."""
+    return data.lazyframe.select(
+        (pl.col(top).is_null() | pl.col(bottom).is_null() | (pl.col(top) < pl.col(bottom))).alias("ok")
+    )
+
+
+# -- raw tables ------------------------------------------------------------------
+
+
+class RootSample(_Contract):
+    """raw.mpr_perrootsample"""
+
+    uid: str = pa.Field(unique=True)
+    depthIncrementID: str = pa.Field(str_matches=r"^[A-Z]{4}\.[A-Za-z0-9]+\.[0-9]+$")
+    rootStatus: str = pa.Field(isin=ROOT_STATUS)
+    sizeCategory: str = pa.Field(isin=SIZE_CATEGORIES)
+    rootDryMass: float = pa.Field(ge=0, nullable=True)
+    incrementRootBiomass: float = pa.Field(ge=0, nullable=True)
+    incrementRootDensity: float = pa.Field(ge=0, nullable=True)
+
+
+class RootCarbonNitrogen(_Contract):
+    """raw.mpr_carbonNitrogen"""
+
+    uid: str = pa.Field(unique=True)
+    cnSampleID: str = pa.Field(nullable=True)
+    nitrogenPercent: float = pa.Field(ge=0, le=100, nullable=True)
+    carbonPercent: float = pa.Field(ge=0, le=100, nullable=True)
+
+
+class DepthIncrement(_Contract):
+    """raw.mpr_perdepthincrement (when the source publishes it)"""
+
+    uid: str = pa.Field(unique=True)
+    depthIncrementID: str
+    topDepth: float = _depth()
+    bottomDepth: float = _depth()
+
+    @pa.dataframe_check
+    def top_above_bottom(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _top_below_bottom(data, "topDepth", "bottomDepth")
+
+
+class PitProfile(_Contract):
+    """raw.mpr_perpitprofile (when the source publishes it)"""
+
+    uid: str = pa.Field(unique=True)
+
+
+class Megapit(_Contract):
+    """raw.mgp_permegapit"""
+
+    uid: str = pa.Field(unique=True)
+    pitID: str
+    decimalLatitude: float = pa.Field(ge=-90, le=90, nullable=True)
+    decimalLongitude: float = pa.Field(ge=-180, le=180, nullable=True)
+
+
+class Horizon(_Contract):
+    """raw.mgp_perhorizon"""
+
+    uid: str = pa.Field(unique=True)
+    horizonID: str
+    horizonName: str = pa.Field(nullable=True)
+    horizonTopDepth: float = _depth()
+    horizonBottomDepth: float = _depth()
+
+    @pa.dataframe_check
+    def top_above_bottom(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _top_below_bottom(data, "horizonTopDepth", "horizonBottomDepth")
+
+
+class BiogeoSample(_Contract):
+    """raw.mgp_perbiogeosample"""
+
+    uid: str = pa.Field(unique=True)
+    horizonID: str
+    biogeoSampleType: str = pa.Field(nullable=True)
+    biogeoTopDepth: float = _depth(nullable=True)
+    biogeoBottomDepth: float = _depth(nullable=True)
+    nitrogenTot: float = pa.Field(ge=0, nullable=True)
+    carbonTot: float = pa.Field(ge=0, nullable=True)
+    estimatedOC: float = pa.Field(ge=0, nullable=True)
+    pMjelm: float = pa.Field(ge=0, nullable=True)
+    kMjelm: float = pa.Field(ge=0, nullable=True)
+    caMjelm: float = pa.Field(ge=0, nullable=True)
+    phH2o: float = pa.Field(ge=0, le=14, nullable=True)
+    sandTotal: float = pa.Field(ge=0, le=100, nullable=True)
+    siltTotal: float = pa.Field(ge=0, le=100, nullable=True)
+    clayTotal: float = pa.Field(ge=0, le=100, nullable=True)
+    cecdNh4: float = pa.Field(ge=0, nullable=True)
+
+    @pa.dataframe_check
+    def top_above_bottom(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _top_below_bottom(data, "biogeoTopDepth", "biogeoBottomDepth")
+
+
+class BulkSample(_Contract):
+    """raw.mgp_perbulksample"""
+
+    uid: str = pa.Field(unique=True)
+    horizonID: str
+    bulkDensSampleType: str = pa.Field(nullable=True)
+    bulkDensExclCoarseFrag: float = pa.Field(ge=0, le=3, nullable=True)
+
+
+class FieldSiteMetadata(_Contract):
+    """raw.field_site_metadata"""
+
+    field_site_id: str = pa.Field(unique=True, str_matches=SITE)
+    field_latitude: float = pa.Field(ge=-90, le=90, nullable=True)
+    field_longitude: float = pa.Field(ge=-180, le=180, nullable=True)
+
+
+class SiteLandCover(_Contract):
+    """raw.site_land_cover"""
+
+    siteID: str = pa.Field(unique=True, str_matches=SITE)
+    land_cover: str = pa.Field(alias="Land.cover", isin=LAND_COVERS)
+
+
+# -- harmonized tables -------------------------------------------------------------
+
+
+class RootIncrements(_Contract):
+    """harmonized.root_increments: live fine roots per site, profile and increment."""
+
+    profile: str
+    top_cm: float = _depth()
+    bottom_cm: float = _depth()
+    root_density_g_m3: float = pa.Field(ge=0)
+    root_biomass_g_m2: float = pa.Field(ge=0)
+    fine_root_cutoff_mm: int = pa.Field(isin=[2, 4])
+    depth_derived: bool
+    depth_rule: str
+    zero_filled: bool
+
+    @pa.dataframe_check
+    def top_above_bottom(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _top_below_bottom(data, "top_cm", "bottom_cm")
+
+
+class RootProfiles(_Contract):
+    """harmonized.root_profiles: the site-level fine-root profile."""
+
+    top_cm: float = _depth()
+    bottom_cm: float = _depth()
+    mid_cm: float = _depth()
+    root_density_g_m3: float = pa.Field(ge=0)
+    standardized: float = pa.Field(ge=0, le=1)
+    n_profiles: int = pa.Field(ge=1)
+    fine_root_cutoff_mm: int = pa.Field(isin=[2, 4])
+    depth_derived: bool
+
+    @pa.dataframe_check
+    def top_above_bottom(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _top_below_bottom(data, "top_cm", "bottom_cm")
+
+
+class SiteRootBiomass(_Contract):
+    """harmonized.site_root_biomass: total fine-root biomass per site."""
+
+    site_id: str = pa.Field(str_matches=SITE, unique=True)
+    total_fine_root_biomass_g_m2: float = pa.Field(ge=0)
+    total_fine_root_biomass_4mm_equiv_g_m2: float = pa.Field(ge=0)
+    fine_root_cutoff_mm: int = pa.Field(isin=[2, 4])
+    n_profiles: int = pa.Field(ge=1)
+    deepest_sample_cm: float = _depth()
+
+
+class SoilProfiles(_Contract):
+    """harmonized.soil_profiles: megapit soil properties on the root depth grid."""
+
+    top_cm: float = _depth()
+    bottom_cm: float = _depth()
+    coverage: float = pa.Field(ge=0, le=1)
+    ph_h2o: float = pa.Field(ge=0, le=14, nullable=True)
+    sand_pct: float = pa.Field(ge=0, le=100, nullable=True)
+    silt_pct: float = pa.Field(ge=0, le=100, nullable=True)
+    clay_pct: float = pa.Field(ge=0, le=100, nullable=True)
+
+
+@dataclass(frozen=True)
+class TableContract:
+    """A table's schema and the key that identifies one of its records."""
+
+    schema: type[pa.DataFrameModel]
+    key: tuple[str, ...]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [field.name for field in self.schema.to_schema().columns.values()]
+
+
+RAW_CONTRACTS: dict[str, TableContract] = {
+    "mpr_perrootsample": TableContract(RootSample, ("uid",)),
+    "mpr_carbonNitrogen": TableContract(RootCarbonNitrogen, ("uid",)),
+    "mpr_perdepthincrement": TableContract(DepthIncrement, ("uid",)),
+    "mpr_perpitprofile": TableContract(PitProfile, ("uid",)),
+    "mgp_permegapit": TableContract(Megapit, ("uid",)),
+    "mgp_perhorizon": TableContract(Horizon, ("uid",)),
+    "mgp_perbiogeosample": TableContract(BiogeoSample, ("uid",)),
+    "mgp_perbulksample": TableContract(BulkSample, ("uid",)),
+    "field_site_metadata": TableContract(FieldSiteMetadata, ("field_site_id",)),
+    "site_land_cover": TableContract(SiteLandCover, ("siteID",)),
+}
+HARMONIZED_CONTRACTS: dict[str, TableContract] = {
+    "root_increments": TableContract(RootIncrements, ("site_id", "profile", "top_cm")),
+    "root_profiles": TableContract(RootProfiles, ("site_id", "top_cm", "bottom_cm")),
+    "site_root_biomass": TableContract(SiteRootBiomass, ("site_id",)),
+    "soil_profiles": TableContract(SoilProfiles, ("site_id", "top_cm", "bottom_cm")),
+}
