@@ -110,6 +110,8 @@ def _materialize(args: argparse.Namespace) -> int:
             failures = [e for e in result.all_events if e.is_step_failure]
             for event in failures:
                 error = event.step_failure_data.error
+                while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
+                    error = error.cause
                 message = error.message.strip() if error else "unknown error"
                 print(f"  FAILED {event.step_key}: {message}", file=sys.stderr)
             raise CliError(f"run {result.run_id} failed; earlier results in {settings.database} are unchanged")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
+from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.raw import raw_assets
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
@@ -21,7 +22,7 @@ def build_definitions(settings: Settings) -> Definitions:
         description="Every asset for one NEON release: raw tables to figures.",
     )
     return Definitions(
-        assets=[*raw_assets],
+        assets=[*raw_assets, *harmonized_assets],
         jobs=[main_job],
         resources={
             "warehouse": WarehouseResource(database=str(settings.database)),

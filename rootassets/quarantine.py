@@ -16,6 +16,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaErrors
 
+from rootassets.neon.csvfiles import MalformedRecord
 from rootassets.schemas import TableContract
 
 QUARANTINE_SCHEMA = {
@@ -35,20 +36,16 @@ class StructuralError(ValueError):
     """A table cannot be screened row by row: a required column is missing or unusable."""
 
 
-@dataclass(frozen=True)
-class Rejected:
-    """A record refused before it became a row (e.g. a malformed CSV line)."""
-
-    file: str
-    line: int
-    reason: str
-    text: str
-
-
 @dataclass
 class Screened:
-    """The outcome of screening one table against its contract."""
+    """The outcome of screening one table against its contract.
 
+    `rows` holds every parsed row, typed as the contract says, with a boolean
+    `quarantined` column; `kept` the rows that meet the contract;
+    `quarantined` one row per refused record with its reason.
+    """
+
+    rows: pl.DataFrame
     kept: pl.DataFrame
     quarantined: pl.DataFrame
     rows_in: int
@@ -72,7 +69,7 @@ def screen(
     contract: TableContract,
     table: str,
     release: str,
-    rejected: list[Rejected] | tuple[Rejected, ...] = (),
+    rejected: list[MalformedRecord] | tuple[MalformedRecord, ...] = (),
 ) -> Screened:
     """Split `frame` into rows that meet `contract` and quarantined rows with reasons."""
     check_columns(frame.columns, contract, table)
@@ -85,15 +82,17 @@ def screen(
     _mark_schema_failures(work.filter(~pl.col(_ROW).is_in(list(reasons))), contract, table, reasons)
 
     bad_rows = sorted(reasons)
-    kept = work.filter(~pl.col(_ROW).is_in(bad_rows)).drop(_ROW)
+    rows = work.with_columns(pl.col(_ROW).is_in(bad_rows).alias("quarantined")).drop(_ROW)
+    kept = rows.filter(~pl.col("quarantined")).drop("quarantined")
+    original = frame.with_row_index(_ROW)
     quarantined = pl.concat(
-        [_quarantine_rows(work.filter(pl.col(_ROW).is_in(bad_rows)), reasons, release),
+        [_quarantine_rows(original.filter(pl.col(_ROW).is_in(bad_rows)), reasons, release),
          _rejected_rows(rejected, release)],
         how="vertical",
     )
     counts = Counter(quarantined["rule"].to_list())
     assert kept.height + quarantined.height == rows_in
-    return Screened(kept=kept, quarantined=quarantined, rows_in=rows_in, reasons=dict(counts))
+    return Screened(rows=rows, kept=kept, quarantined=quarantined, rows_in=rows_in, reasons=dict(counts))
 
 
 def check_columns(columns: list[str], contract: TableContract, where: str) -> None:
@@ -128,7 +127,7 @@ def _coerce_numbers(
 def _mark_duplicates(
     work: pl.DataFrame, contract: TableContract, reasons: dict[int, list[tuple[str, str | None, str | None]]]
 ) -> None:
-    content = [c for c in work.columns if c not in (_ROW, "source_file")]
+    content = [c for c in work.columns if c not in (_ROW, "source_file", "quarantined")]
     duplicate_copy = work.select(_ROW, pl.struct(content).is_first_distinct().not_().alias("dup"))
     for row in duplicate_copy.filter("dup")[_ROW].to_list():
         reasons.setdefault(row, []).append(("duplicate_record", None, None))
@@ -159,7 +158,11 @@ def _mark_schema_failures(
         rows = work[_ROW]
         for index, check, column, value in cases.select("index", "check", "column", "failure_case").iter_rows():
             rule = "not_null" if check == "not_nullable" else str(check)
-            reasons.setdefault(int(rows[int(index)]), []).append((rule, str(column), None if value is None else str(value)))
+            if column not in work.columns:  # a row-wise check over several columns
+                column, value = None, None
+            reasons.setdefault(int(rows[int(index)]), []).append(
+                (rule, column, None if value is None else str(value))
+            )
 
 
 def _quarantine_rows(
@@ -184,7 +187,7 @@ def _quarantine_rows(
     return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)
 
 
-def _rejected_rows(rejected: list[Rejected] | tuple[Rejected, ...], release: str) -> pl.DataFrame:
+def _rejected_rows(rejected: list[MalformedRecord] | tuple[MalformedRecord, ...], release: str) -> pl.DataFrame:
     if not rejected:
         return empty_quarantine()
     return pl.DataFrame(

@@ -38,31 +38,40 @@ def qualified(schema: str, table: str) -> str:
 
 
 def replace_partitions(
-    con: duckdb.DuckDBPyConnection, schema: str, frames: dict[str, pl.DataFrame], release: str
+    con: duckdb.DuckDBPyConnection, frames: dict[tuple[str, str], pl.DataFrame], release: str
 ) -> dict[str, int]:
-    """Replace the rows of `release` in each `schema.<table>` with its frame, in one transaction.
+    """Replace the rows of `release` in each `(schema, table)` with its frame, in one transaction.
 
     Tables are created on first write and columns new in this release are
     added. Either every table is replaced or, on any error, none is.
-    Returns the number of rows written per table.
+    Returns the number of rows written per `schema.table`.
     """
     validate_release(release)
-    targets = {table: qualified(schema, table) for table in frames}
-    for table, frame in frames.items():
+    targets = {key: qualified(*key) for key in frames}
+    for (schema, table), frame in frames.items():
         if "release" not in frame.columns:
             raise ValueError(f"{schema}.{table}: frame has no 'release' column")
         if frame.height and frame["release"].ne(release).any():
             raise ValueError(f"{schema}.{table}: frame holds rows of a release other than {release}")
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
-        for table, frame in frames.items():
-            _replace_one(con, schema, table, targets[table], frame, release)
+        for schema in sorted({schema for schema, _ in frames}):
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+        for (schema, table), frame in frames.items():
+            _replace_one(con, schema, table, targets[(schema, table)], frame, release)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return {table: frame.height for table, frame in frames.items()}
+    return {f"{schema}.{table}": frame.height for (schema, table), frame in frames.items()}
+
+
+def read_release(con: duckdb.DuckDBPyConnection, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
+    """The rows of `release` in `schema.table` as a polars frame (`where` is a fixed SQL condition)."""
+    validate_release(release)
+    condition = f" AND ({where})" if where else ""
+    query = f"SELECT * FROM {qualified(schema, table)} WHERE release = ?{condition}"
+    return pl.from_arrow(con.execute(query, [release]).to_arrow_table())  # type: ignore[return-value]
 
 
 def _replace_one(

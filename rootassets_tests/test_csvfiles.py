@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from rootassets.neon.csvfiles import read_neon_csv
+from rootassets.neon.csvfiles import MalformedRecord, read_neon_csv
 from rootassets.neon.errors import NeonDataError
 
 
@@ -44,10 +44,27 @@ def test_bad_encoding_names_file_and_line(tmp_path: Path) -> None:
         read_neon_csv(f)
 
 
-def test_ragged_rows_are_refused(tmp_path: Path) -> None:
+def test_ragged_rows_are_refused_without_a_malformed_list(tmp_path: Path) -> None:
     f = write(tmp_path / "ragged.csv", "siteID,a\nBART,1,2,3\n")
-    with pytest.raises(NeonDataError, match=r"ragged\.csv: not a readable CSV"):
+    with pytest.raises(NeonDataError, match=r"ragged\.csv: line 2: record has 4 fields, the header has 2"):
         read_neon_csv(f)
+
+
+def test_truncated_last_line_is_set_aside_and_the_rest_kept(tmp_path: Path) -> None:
+    body = '"siteID","note","value"\n"BART","multi\nline",1\n"HARV","x",2\n"KONZ","unterminated'
+    f = write(tmp_path / "cut.csv", body)
+    malformed: list[MalformedRecord] = []
+    frame = read_neon_csv(f, malformed=malformed)
+    assert frame["siteID"].to_list() == ["BART", "HARV"]
+    assert frame["note"][0] == "multi\nline"
+    assert [(m.file, m.line) for m in malformed] == [("cut.csv", 5)]
+    assert malformed[0].text == '"KONZ","unterminated'
+
+
+def test_header_only_and_empty_files(tmp_path: Path) -> None:
+    assert read_neon_csv(write(tmp_path / "h.csv", "siteID,a\n")).height == 0
+    with pytest.raises(NeonDataError, match="e.csv: empty file"):
+        read_neon_csv(write(tmp_path / "e.csv", ""))
 
 
 def test_unreadable_file_named(tmp_path: Path) -> None:

@@ -7,18 +7,22 @@ per run and its tables are replaced together, in one transaction.
 
 from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
+import polars as pl
+
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, Failure, MaterializeResult, multi_asset
 
 from rootassets.defs.metadata import sources_metadata, table_metadata
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT, ProductSpec
-from rootassets.neon.stacking import StackedTable, empty_table
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES
+from rootassets.neon.stacking import ADDED_COLUMNS, StackedTable, empty_table
+from rootassets.quarantine import Screened, StructuralError, check_columns, empty_quarantine, screen
+from rootassets.schemas import RAW_CONTRACTS
 from rootassets.warehouse import replace_partitions
 
-RAW_CODE_VERSION = "raw-1"
+RAW_CODE_VERSION = "raw-2"
 
 TABLE_DESCRIPTIONS = {
     "mpr_perrootsample": "Megapit root samples: dry mass, biomass (g/m2) and density (g/m3) per depth increment, "
@@ -66,13 +70,15 @@ def _product_asset(product: ProductSpec, name: str):
             context.log.info(note)
         selected = [key.path[-1] for key in context.selected_asset_keys]
         stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in selected}
+        screened = {t: screen_raw(t, s, release, published=t in load.tables) for t, s in stacked.items()}
         with warehouse.get_connection() as con:
-            replace_partitions(con, "raw", {t: s.frame for t, s in stacked.items()}, release)
+            replace_partitions(con, _frames(screened), release)
         for table, s in stacked.items():
             yield MaterializeResult(
                 asset_key=AssetKey(["raw", table]),
                 metadata={
-                    **table_metadata(s.frame, release),
+                    **table_metadata(screened[table].rows, release),
+                    **screened[table].summary(),
                     "published_by_source": table in load.tables,
                     "neon_product": product.code,
                     "doi": load.doi or "not announced by the source",
@@ -103,17 +109,46 @@ def raw_site_attributes(
     tables = neon.site_attributes(release)
     selected = {key.path[-1] for key in context.selected_asset_keys}
     chosen = {t: s for t, s in tables.items() if t in selected}
+    screened = {t: screen_raw(t, s, release) for t, s in chosen.items()}
     with warehouse.get_connection() as con:
-        replace_partitions(con, "raw", {t: s.frame for t, s in chosen.items()}, release)
+        replace_partitions(con, _frames(screened), release)
     for table, s in chosen.items():
         yield MaterializeResult(
             asset_key=AssetKey(["raw", table]),
             metadata={
-                **table_metadata(s.frame, release),
+                **table_metadata(screened[table].rows, release),
+                **screened[table].summary(),
                 "source": neon.site_attributes_dir or "",
                 "source_files": sources_metadata(s.sources),
             },
         )
+
+
+def screen_raw(table: str, stacked: StackedTable, release: str, published: bool = True) -> Screened:
+    """Check each source file's columns, then screen the rows against the table's contract.
+
+    A table the source does not publish is written empty. A file that lacks
+    a required column fails the asset (naming file and column) before
+    anything is written.
+    """
+    contract = RAW_CONTRACTS[table]
+    if not published:
+        rows = stacked.frame.with_columns(quarantined=False)
+        return Screened(rows=rows, kept=rows, quarantined=empty_quarantine(), rows_in=0)
+    try:
+        for source in stacked.sources:
+            check_columns([*source.columns, *ADDED_COLUMNS], contract, f"raw.{table} from {source.file}")
+        return screen(stacked.frame, contract, f"raw.{table}", release, stacked.malformed)
+    except StructuralError as exc:
+        raise Failure(description=str(exc)) from exc
+
+
+def _frames(screened: dict[str, Screened]) -> dict[tuple[str, str], pl.DataFrame]:
+    frames: dict[tuple[str, str], pl.DataFrame] = {}
+    for table, s in screened.items():
+        frames[("raw", table)] = s.rows
+        frames[("quarantine", table)] = s.quarantined
+    return frames
 
 
 raw_assets = [raw_root_megapit, raw_soil_megapit, raw_site_attributes]

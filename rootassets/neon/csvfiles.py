@@ -7,7 +7,9 @@ not fit is refused with the file, row and field.
 
 from __future__ import annotations
 
+import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -15,6 +17,18 @@ import polars as pl
 from rootassets.neon.errors import NeonDataError
 
 NULL_VALUES = ["NA", ""]
+# Large enough for any real NEON field; a bigger one is refused with the file named.
+FIELD_SIZE_LIMIT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MalformedRecord:
+    """A CSV record that cannot become a row (wrong number of fields)."""
+
+    file: str
+    line: int
+    reason: str
+    text: str
 # NEON dataType -> polars type; dateTime is handled by _parse_datetimes.
 _NEON_TYPES: dict[str, pl.DataType] = {
     "real": pl.Float64(),
@@ -35,13 +49,25 @@ _DATETIME_FORMATS = (
 )
 
 
-def read_neon_csv(path: Path, variables: dict[str, str] | None = None) -> pl.DataFrame:
+def read_neon_csv(
+    path: Path,
+    variables: dict[str, str] | None = None,
+    malformed: list[MalformedRecord] | None = None,
+) -> pl.DataFrame:
     """Read one NEON CSV file into a frame with normalized types.
 
     `variables` maps column name to NEON dataType; without it types are
-    inferred. An unnamed first column (R row names) is dropped.
+    inferred. An unnamed first column (R row names) is dropped. Records with
+    the wrong number of fields (a truncated line, say) are appended to
+    `malformed` and left out; without that list they make the file fail.
     """
     raw = _read_bytes(path)
+    raw, bad = _split_malformed(raw, path.name)
+    if bad and malformed is None:
+        first = bad[0]
+        raise NeonDataError(f"{path.name}: line {first.line}: {first.reason}")
+    if malformed is not None:
+        malformed.extend(bad)
     try:
         if variables is None:
             frame = pl.read_csv(
@@ -99,6 +125,39 @@ def _read_bytes(path: Path) -> bytes:
         row = raw[: exc.start].count(b"\n") + 1
         raise NeonDataError(f"{path.name}: line {row} is not valid UTF-8 (byte {exc.start})") from exc
     return raw
+
+
+def _split_malformed(raw: bytes, file: str) -> tuple[bytes, list[MalformedRecord]]:
+    """Remove records whose field count differs from the header's."""
+    text = raw.decode("utf-8")
+    lines = text.splitlines(keepends=True)
+    previous_limit = csv.field_size_limit(FIELD_SIZE_LIMIT)
+    try:
+        reader = csv.reader(lines)
+        header = next(reader, None)
+        if header is None:
+            raise NeonDataError(f"{file}: empty file (no header line)")
+        bad: list[MalformedRecord] = []
+        drop: set[int] = set()
+        start = reader.line_num
+        for record in reader:
+            end = reader.line_num
+            if record and len(record) != len(header):
+                bad.append(MalformedRecord(
+                    file=file, line=start + 1,
+                    reason=f"record has {len(record)} fields, the header has {len(header)}",
+                    text="".join(lines[start:end]),
+                ))
+                drop.update(range(start, end))
+            start = end
+    except csv.Error as exc:
+        raise NeonDataError(f"{file}: line {reader.line_num}: unreadable CSV ({exc})") from exc
+    finally:
+        csv.field_size_limit(previous_limit)
+    if not bad:
+        return raw, []
+    kept = "".join(line for i, line in enumerate(lines) if i not in drop)
+    return kept.encode("utf-8"), bad
 
 
 def _drop_row_names(frame: pl.DataFrame) -> pl.DataFrame:

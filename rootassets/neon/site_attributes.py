@@ -45,6 +45,7 @@ def load_site_attributes(folder: Path, release: str) -> dict[str, StackedTable]:
     for table, path in find_site_attribute_files(folder).items():
         site_column = SITE_ATTRIBUTE_TABLES[table][1]
         frame = read_neon_csv(path)
+        columns = tuple(frame.columns)
         if site_column not in frame.columns:
             raise NeonDataError(f"{path.name}: required column {site_column!r} is missing")
         frame = frame.with_columns(
@@ -54,6 +55,6 @@ def load_site_attributes(folder: Path, release: str) -> dict[str, StackedTable]:
             pl.lit(path.name).alias("source_file"),
         )
         tables[table] = StackedTable(
-            name=table, frame=frame, sources=[SourceRecord(path.name, file_md5(path), frame.height)]
+            name=table, frame=frame, sources=[SourceRecord(path.name, file_md5(path), frame.height, columns)]
         )
     return tables

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from rootassets.neon.csvfiles import read_neon_csv
+from rootassets.neon.csvfiles import MalformedRecord, read_neon_csv
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import PUBLICATION_PATTERN, SITE_PATTERN, validate_release
 from rootassets.neon.products import SITE_COLUMNS
@@ -42,6 +42,7 @@ class SourceRecord:
     file: str
     md5: str
     rows: int
+    columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -51,6 +52,7 @@ class StackedTable:
     name: str
     frame: pl.DataFrame
     sources: list[SourceRecord] = field(default_factory=list)
+    malformed: list[MalformedRecord] = field(default_factory=list)
 
     @property
     def n_sites(self) -> int:
@@ -94,15 +96,15 @@ def stack_table(
     )
     frames: list[pl.DataFrame] = []
     sources: list[SourceRecord] = []
+    malformed: list[MalformedRecord] = []
     for f in chosen:
-        frame = read_neon_csv(f.path, variables)
-        frame = _with_added_columns(frame, f, release)
-        frames.append(frame)
-        sources.append(SourceRecord(file=f.path.name, md5=file_md5(f.path), rows=frame.height))
+        frame = read_neon_csv(f.path, variables, malformed)
+        sources.append(SourceRecord(f.path.name, file_md5(f.path), frame.height, tuple(frame.columns)))
+        frames.append(_with_added_columns(frame, f, release))
     if not frames:
         return StackedTable(name=table, frame=empty_table(), sources=[])
     stacked = pl.concat(frames, how="diagonal_relaxed")
-    return StackedTable(name=table, frame=stacked, sources=sources)
+    return StackedTable(name=table, frame=stacked, sources=sources, malformed=malformed)
 
 
 def empty_table() -> pl.DataFrame:

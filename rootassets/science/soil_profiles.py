@@ -1,0 +1,167 @@
+"""METHOD.md section 3, soil properties on the root depth grid.
+
+Horizon properties are moved onto root increments by overlap-weighted
+averaging: Y[a,b) = sum(v_h * overlap_h) / sum(overlap_h) over horizons with a
+non-missing v, overlap_h = max(0, min(b, bottom_h) - max(a, top_h)). No
+overlap gives missing (never zero); coverage = sum(overlap_h) / (b - a).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+
+@dataclass(frozen=True)
+class SoilProperty:
+    """A harmonized soil property: its output column, NEON source column and NEON unit."""
+
+    column: str
+    source: str
+    unit: str
+    label: str
+
+
+SOIL_PROPERTIES: tuple[SoilProperty, ...] = (
+    SoilProperty("nitrogen_tot_g_kg", "nitrogenTot", "g/kg", "N"),
+    SoilProperty("phosphorus_mjelm_mg_kg", "pMjelm", "mg/kg", "P"),
+    SoilProperty("potassium_mjelm_mg_kg", "kMjelm", "mg/kg", "K"),
+    SoilProperty("calcium_mjelm_mg_kg", "caMjelm", "mg/kg", "Ca"),
+    SoilProperty("carbon_tot_g_kg", "carbonTot", "g/kg", "C"),
+    SoilProperty("organic_carbon_g_kg", "estimatedOC", "g/kg", "organic C"),
+    SoilProperty("ph_h2o", "phH2o", "pH", "pH"),
+    SoilProperty("sand_pct", "sandTotal", "%", "sand"),
+    SoilProperty("silt_pct", "siltTotal", "%", "silt"),
+    SoilProperty("clay_pct", "clayTotal", "%", "clay"),
+    SoilProperty("cec_cmol_kg", "cecdNh4", "cmol(+)/kg", "CEC"),
+    SoilProperty("bulk_density_g_cm3", "bulkDensExclCoarseFrag", "g/cm3", "bulk density"),
+)
+REGULAR_SAMPLE = "Regular"
+
+
+def protocol_root_grid(break_cm: float = 100.0, bottom_cm: float = 200.0) -> list[tuple[float, float]]:
+    """NEON's root sampling grid: 10 cm increments to 100 cm, 20 cm increments to 200 cm."""
+    shallow = [(float(t), float(t + 10)) for t in range(0, int(break_cm), 10)]
+    deep = [(float(t), float(t + 20)) for t in range(int(break_cm), int(bottom_cm), 20)]
+    return shallow + deep
+
+
+def horizon_properties(horizons: pl.DataFrame, biogeo: pl.DataFrame, bulk: pl.DataFrame) -> pl.DataFrame:
+    """One row per horizon: site_id, horizon_id, top_cm, bottom_cm and the property values.
+
+    Chemistry and texture come from `Regular` biogeo samples, bulk density
+    from `Regular` bulk samples, each averaged per horizon; horizon depths from
+    mgp_perhorizon.
+    """
+    chem_columns = [p.source for p in SOIL_PROPERTIES if p.source in biogeo.columns]
+    chemistry = (
+        biogeo.filter(pl.col("biogeoSampleType") == REGULAR_SAMPLE)
+        .group_by("horizonID")
+        .agg([pl.col(c).cast(pl.Float64).mean() for c in chem_columns])
+    )
+    density = (
+        bulk.filter(pl.col("bulkDensSampleType") == REGULAR_SAMPLE)
+        .group_by("horizonID")
+        .agg(pl.col("bulkDensExclCoarseFrag").cast(pl.Float64).mean())
+    )
+    out = (
+        horizons.select(
+            "site_id",
+            pl.col("horizonID").alias("horizon_id"),
+            pl.col("horizonTopDepth").cast(pl.Float64).alias("top_cm"),
+            pl.col("horizonBottomDepth").cast(pl.Float64).alias("bottom_cm"),
+        )
+        .join(chemistry, left_on="horizon_id", right_on="horizonID", how="left")
+        .join(density, left_on="horizon_id", right_on="horizonID", how="left")
+    )
+    for prop in SOIL_PROPERTIES:
+        if prop.source not in out.columns:
+            out = out.with_columns(pl.lit(None, dtype=pl.Float64).alias(prop.source))
+    return out.rename({p.source: p.column for p in SOIL_PROPERTIES}).sort("site_id", "top_cm")
+
+
+def overlap_matrix(tops: np.ndarray, bottoms: np.ndarray, h_tops: np.ndarray, h_bottoms: np.ndarray) -> np.ndarray:
+    """overlap[i, h] = max(0, min(b_i, bottom_h) - max(a_i, top_h)), in cm."""
+    upper = np.minimum(bottoms[:, None], h_bottoms[None, :])
+    lower = np.maximum(tops[:, None], h_tops[None, :])
+    return np.clip(upper - lower, 0.0, None)
+
+
+def overlap_weighted_average(
+    tops: np.ndarray, bottoms: np.ndarray, h_tops: np.ndarray, h_bottoms: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values and coverage of one property on increments [tops, bottoms) from horizons.
+
+    Horizons with a missing (NaN) value do not count. Where no horizon with a
+    value overlaps, the value is NaN (never zero) and coverage 0.
+    """
+    overlap = overlap_matrix(tops, bottoms, h_tops, h_bottoms)
+    present = ~np.isnan(values)
+    weights = overlap * present[None, :]
+    total = weights.sum(axis=1)
+    weighted = weights @ np.where(present, values, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result = np.where(total > 0, weighted / total, np.nan)
+    return result, total / (bottoms - tops)
+
+
+def soil_on_root_grid(horizons: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFrame:
+    """Every property of `horizons` on each site's increments in `grid` (site_id, top_cm, bottom_cm).
+
+    Adds `coverage` (share of the increment covered by any horizon) and a
+    `coverage_<property>` per property.
+    """
+    frames = []
+    for (site,), increments in grid.group_by("site_id", maintain_order=True):
+        site_horizons = horizons.filter(pl.col("site_id") == site)
+        if site_horizons.is_empty():
+            continue
+        tops = increments["top_cm"].to_numpy().astype(float)
+        bottoms = increments["bottom_cm"].to_numpy().astype(float)
+        h_tops = site_horizons["top_cm"].to_numpy().astype(float)
+        h_bottoms = site_horizons["bottom_cm"].to_numpy().astype(float)
+        any_value = np.zeros(len(h_tops))
+        columns: dict[str, np.ndarray] = {}
+        for prop in SOIL_PROPERTIES:
+            values = site_horizons[prop.column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            columns[prop.column], columns[f"coverage_{prop.column}"] = overlap_weighted_average(
+                tops, bottoms, h_tops, h_bottoms, values
+            )
+        _, columns["coverage"] = overlap_weighted_average(tops, bottoms, h_tops, h_bottoms, any_value)
+        frames.append(
+            increments.select("site_id", "top_cm", "bottom_cm").with_columns(
+                [pl.Series(name, values).fill_nan(None) if not name.startswith("coverage") else pl.Series(name, values)
+                 for name, values in columns.items()]
+            )
+        )
+    if not frames:
+        return pl.DataFrame()
+    ordered = ["site_id", "top_cm", "bottom_cm", "coverage"]
+    ordered += [c for p in SOIL_PROPERTIES for c in (p.column, f"coverage_{p.column}")]
+    return pl.concat(frames).select(ordered).sort("site_id", "top_cm", "bottom_cm")
+
+
+def values_outside_horizon_range(horizons: pl.DataFrame, soil: pl.DataFrame) -> pl.DataFrame:
+    """Invariant: harmonized values outside [min, max] of the overlapping horizons' values (should be none)."""
+    problems = []
+    for (site,), increments in soil.group_by("site_id", maintain_order=True):
+        site_h = horizons.filter(pl.col("site_id") == site)
+        overlap = overlap_matrix(
+            increments["top_cm"].to_numpy().astype(float), increments["bottom_cm"].to_numpy().astype(float),
+            site_h["top_cm"].to_numpy().astype(float), site_h["bottom_cm"].to_numpy().astype(float),
+        ) > 0
+        for prop in SOIL_PROPERTIES:
+            values = site_h[prop.column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            result = increments[prop.column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            for i, value in enumerate(result):
+                if np.isnan(value):
+                    continue
+                sources = values[overlap[i] & ~np.isnan(values)]
+                tol = 1e-9 * max(1.0, float(np.abs(sources).max()) if sources.size else 1.0)
+                if not sources.size or value < sources.min() - tol or value > sources.max() + tol:
+                    problems.append({"site_id": site, "top_cm": float(increments["top_cm"][i]),
+                                     "property": prop.column, "value": float(value)})
+    return pl.DataFrame(problems, schema={"site_id": pl.String, "top_cm": pl.Float64,
+                                          "property": pl.String, "value": pl.Float64})
