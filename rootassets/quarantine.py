@@ -114,6 +114,9 @@ def _coerce_numbers(
     for name, column in _schema_columns(contract).items():
         target = column.dtype.type
         current = work.schema[name]
+        if current == pl.Null:
+            casts.append(work[name].cast(target))
+            continue
         if current == target or not (target.is_numeric() or target == pl.Boolean):
             continue
         cast = work[name].cast(target, strict=False)

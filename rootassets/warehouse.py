@@ -70,8 +70,8 @@ def read_release(con: duckdb.DuckDBPyConnection, schema: str, table: str, releas
     """The rows of `release` in `schema.table` as a polars frame (`where` is a fixed SQL condition)."""
     validate_release(release)
     condition = f" AND ({where})" if where else ""
-    query = f"SELECT * FROM {qualified(schema, table)} WHERE release = ?{condition}"
-    return pl.from_arrow(con.execute(query, [release]).to_arrow_table())  # type: ignore[return-value]
+    query = f"SELECT * FROM {qualified(schema, table)} WHERE release = $1{condition}"
+    return con.sql(query, params=[release]).pl()
 
 
 def _replace_one(

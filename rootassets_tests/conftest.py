@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from dagster import AssetsDefinition, DagsterInstance, ExecuteInProcessResult, materialize
+
+from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
+from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.client import NeonClient, RetryPolicy
 from rootassets.neon.mirror import FaultPlan, MirrorCatalogue, MirrorServer
 from rootassets.settings import Settings
@@ -46,3 +50,33 @@ def client(mirror: MirrorServer) -> Iterator[NeonClient]:
 def snapshot_settings(tmp_path: Path, snapshot: Path) -> Settings:
     return Settings(home=tmp_path / "home", snapshot=snapshot, api_url="http://127.0.0.1:9/api/v0/",
                     site_attributes=snapshot / "site-attributes")
+
+
+def asset_resources(settings: Settings, api_url: str | None = None) -> dict[str, object]:
+    """The project's resources on `settings`; with `api_url`, read through that (mirror) API."""
+    return {
+        "warehouse": WarehouseResource(database=str(settings.database)),
+        "neon": NeonSourceResource(
+            snapshot_dir=None if api_url else str(settings.snapshot),
+            api_url=api_url or settings.api_url,
+            download_dir=str(settings.downloads),
+            site_attributes_dir=str(settings.site_attributes),
+            http_attempts=3,
+            http_backoff_s=0.01,
+            http_timeout_s=5.0,
+        ),
+    }
+
+
+def run_assets(
+    settings: Settings,
+    assets: list[AssetsDefinition],
+    api_url: str | None = None,
+    release: str = RELEASE,
+    raise_on_error: bool = True,
+) -> ExecuteInProcessResult:
+    """Materialize `assets` in process for one release on a temporary DuckDB."""
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
+    return materialize(assets, resources=asset_resources(settings, api_url), partition_key=release,
+                       instance=instance, raise_on_error=raise_on_error)

@@ -8,14 +8,10 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
-from dagster import DagsterInstance, materialize
-
-from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
 from rootassets.defs.raw import raw_assets
-from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.mirror import MirrorServer
 from rootassets.settings import Settings
-from rootassets_tests.conftest import RELEASE
+from rootassets_tests.conftest import RELEASE, run_assets
 
 RAW_COUNTS = {
     "mpr_perrootsample": (2913, 44),
@@ -31,26 +27,8 @@ RAW_COUNTS = {
 }
 
 
-def resources(settings: Settings, api_url: str | None = None) -> dict[str, object]:
-    return {
-        "warehouse": WarehouseResource(database=str(settings.database)),
-        "neon": NeonSourceResource(
-            snapshot_dir=None if api_url else str(settings.snapshot),
-            api_url=api_url or settings.api_url,
-            download_dir=str(settings.downloads),
-            site_attributes_dir=str(settings.site_attributes),
-            http_attempts=3,
-            http_backoff_s=0.01,
-            http_timeout_s=5.0,
-        ),
-    }
-
-
-def run(settings: Settings, api_url: str | None = None, release: str = RELEASE, raise_on_error: bool = True):
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
-    return materialize(raw_assets, resources=resources(settings, api_url), partition_key=release,
-                       instance=instance, raise_on_error=raise_on_error)
+def run(settings: Settings, api_url: str | None = None, raise_on_error: bool = True):
+    return run_assets(settings, raw_assets, api_url=api_url, raise_on_error=raise_on_error)
 
 
 def counts(db: Path) -> dict[str, tuple[int, int]]:

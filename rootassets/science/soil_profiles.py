@@ -101,9 +101,8 @@ def overlap_weighted_average(
     present = ~np.isnan(values)
     weights = overlap * present[None, :]
     total = weights.sum(axis=1)
-    weighted = weights @ np.where(present, values, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        result = np.where(total > 0, weighted / total, np.nan)
+    share = np.divide(weights, total[:, None], out=np.zeros_like(weights), where=total[:, None] > 0)
+    result = np.where(total > 0, share @ np.where(present, values, 0.0), np.nan)
     return result, total / (bottoms - tops)
 
 

@@ -1,0 +1,104 @@
+"""Overlap-weighted soil harmonization (METHOD.md section 3): properties that must always hold."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from rootassets.science.soil_profiles import overlap_weighted_average, protocol_root_grid
+
+depths = st.integers(min_value=0, max_value=300)
+values = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+@st.composite
+def horizons(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Contiguous, non-overlapping horizons from 0 cm, with values (some missing)."""
+    cuts = sorted(set(draw(st.lists(st.integers(1, 300), min_size=1, max_size=8))))
+    tops = np.array([0, *cuts[:-1]], dtype=float)
+    bottoms = np.array(cuts, dtype=float)
+    vals = np.array([draw(st.one_of(values, st.just(np.nan))) for _ in cuts], dtype=float)
+    return tops, bottoms, vals
+
+
+@st.composite
+def increments(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    pairs = draw(st.lists(st.tuples(depths, st.integers(1, 60)), min_size=1, max_size=10))
+    tops = np.array([t for t, _ in pairs], dtype=float)
+    return tops, tops + np.array([w for _, w in pairs], dtype=float)
+
+
+@given(st.integers(0, 250), st.integers(1, 50), values)
+def test_a_horizon_that_matches_an_increment_returns_its_value(top: int, width: int, value: float) -> None:
+    t, b = np.array([top], float), np.array([top + width], float)
+    result, coverage = overlap_weighted_average(t, b, t, b, np.array([value]))
+    assert result[0] == value and coverage[0] == 1.0
+
+
+@given(horizons(), increments(), values)
+def test_a_constant_property_stays_constant(h: tuple, inc: tuple, value: float) -> None:
+    h_tops, h_bottoms, _ = h
+    result, _ = overlap_weighted_average(*inc, h_tops, h_bottoms, np.full(len(h_tops), value))
+    present = ~np.isnan(result)
+    assert np.allclose(result[present], value, rtol=1e-12, atol=1e-9 * max(1.0, abs(value)))
+
+
+@given(horizons(), increments(), st.data())
+def test_splitting_a_horizon_in_two_with_the_same_value_changes_nothing(h: tuple, inc: tuple, data: st.DataObject) -> None:
+    h_tops, h_bottoms, vals = h
+    i = data.draw(st.integers(0, len(h_tops) - 1))
+    assume(h_bottoms[i] - h_tops[i] >= 2)
+    cut = data.draw(st.integers(int(h_tops[i]) + 1, int(h_bottoms[i]) - 1))
+    split_tops = np.insert(h_tops, i + 1, cut)
+    split_bottoms = np.insert(h_bottoms, i, cut)
+    split_vals = np.insert(vals, i, vals[i])
+    before, cov_before = overlap_weighted_average(*inc, h_tops, h_bottoms, vals)
+    after, cov_after = overlap_weighted_average(*inc, split_tops, split_bottoms, split_vals)
+    np.testing.assert_allclose(after, before, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(cov_after, cov_before, rtol=1e-12)
+
+
+@given(horizons(), increments())
+def test_result_lies_between_min_and_max_of_overlapping_horizons(h: tuple, inc: tuple) -> None:
+    h_tops, h_bottoms, vals = h
+    tops, bottoms = inc
+    result, coverage = overlap_weighted_average(tops, bottoms, h_tops, h_bottoms, vals)
+    for k in range(len(tops)):
+        overlapping = (np.minimum(bottoms[k], h_bottoms) > np.maximum(tops[k], h_tops)) & ~np.isnan(vals)
+        if not overlapping.any():
+            assert np.isnan(result[k]) and coverage[k] == 0.0
+            continue
+        lo, hi = vals[overlapping].min(), vals[overlapping].max()
+        slack = 1e-9 * max(1.0, abs(lo), abs(hi))
+        assert lo - slack <= result[k] <= hi + slack
+        assert 0.0 < coverage[k] <= 1.0 + 1e-12
+
+
+@given(values)
+def test_no_overlap_gives_missing_never_zero(value: float) -> None:
+    result, coverage = overlap_weighted_average(
+        np.array([100.0]), np.array([120.0]), np.array([0.0, 30.0]), np.array([30.0, 60.0]), np.array([value, value])
+    )
+    assert np.isnan(result[0]) and coverage[0] == 0.0
+
+
+def test_missing_horizon_values_do_not_count_but_partial_coverage_is_reported() -> None:
+    result, coverage = overlap_weighted_average(
+        np.array([0.0]), np.array([20.0]), np.array([0.0, 10.0]), np.array([10.0, 20.0]), np.array([4.0, np.nan])
+    )
+    assert result[0] == 4.0 and coverage[0] == 0.5
+
+
+def test_weighting_by_overlap() -> None:
+    result, _ = overlap_weighted_average(
+        np.array([0.0]), np.array([10.0]), np.array([0.0, 3.0]), np.array([3.0, 40.0]), np.array([1.0, 2.0])
+    )
+    assert np.isclose(result[0], (1.0 * 3 + 2.0 * 7) / 10)
+
+
+@settings(max_examples=1)
+@given(st.just(None))
+def test_protocol_grid(_: None) -> None:
+    grid = protocol_root_grid()
+    assert grid[0] == (0.0, 10.0) and grid[9] == (90.0, 100.0) and grid[10] == (100.0, 120.0) and grid[-1] == (180.0, 200.0)
