@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
+from rootassets.defs.analysis import analysis_assets
 from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.raw import raw_assets
-from rootassets.defs.resources import NeonSourceResource, WarehouseResource
+from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
 from rootassets.settings import Settings
 
 MAIN_JOB = "main_job"
@@ -22,10 +23,11 @@ def build_definitions(settings: Settings) -> Definitions:
         description="Every asset for one NEON release: raw tables to figures.",
     )
     return Definitions(
-        assets=[*raw_assets, *harmonized_assets],
+        assets=[*raw_assets, *harmonized_assets, *analysis_assets],
         jobs=[main_job],
         resources={
             "warehouse": WarehouseResource(database=str(settings.database)),
+            "artifacts": ArtifactStore(home=str(settings.home)),
             "neon": NeonSourceResource(
                 snapshot_dir=str(settings.snapshot) if settings.snapshot else None,
                 api_url=settings.api_url,

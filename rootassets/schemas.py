@@ -250,3 +250,78 @@ HARMONIZED_CONTRACTS: dict[str, TableContract] = {
     "site_root_biomass": TableContract(SiteRootBiomass, ("site_id",)),
     "soil_profiles": TableContract(SoilProfiles, ("site_id", "top_cm", "bottom_cm")),
 }
+
+
+# -- analysis tables ---------------------------------------------------------------
+
+
+class SiteModalityTable(_Contract):
+    """analysis.site_modality"""
+
+    site_id: str = pa.Field(str_matches=SITE, unique=True)
+    modality: str = pa.Field(isin=["bimodal", "unimodal"])
+    n_modes: int = pa.Field(ge=1)
+    d0_cm: float
+    d1_cm: float = pa.Field(nullable=True)
+    d2_cm: float = pa.Field(nullable=True)
+    primary_density: float = pa.Field(gt=0)
+    secondary_ratio: float = pa.Field(ge=0, le=1, nullable=True)
+    total_fine_root_biomass_g_m2: float = pa.Field(ge=0, nullable=True)
+
+
+class PhiTable(_Contract):
+    """analysis.phi"""
+
+    property: str
+    method: str = pa.Field(isin=["increment", "kde"])
+    phi: float = pa.Field(nullable=True)
+    d1_cm: float
+    d2_cm: float
+    modality: str = pa.Field(isin=["bimodal", "unimodal"])
+
+
+class SiteFactorsTable(_Contract):
+    """analysis.site_factors"""
+
+    site_id: str = pa.Field(str_matches=SITE, unique=True)
+    modality: str = pa.Field(isin=["bimodal", "unimodal"])
+    total_fine_root_biomass_g_m2: float = pa.Field(ge=0, nullable=True)
+    soil_ph_0_30cm: float = pa.Field(ge=0, le=14, nullable=True)
+    sand_pct_0_30cm: float = pa.Field(ge=0, le=100, nullable=True)
+    clay_pct_0_30cm: float = pa.Field(ge=0, le=100, nullable=True)
+    land_cover: str = pa.Field(isin=LAND_COVERS, nullable=True)
+
+
+class NutrientExponentsTable(_Contract):
+    """analysis.nutrient_exponents"""
+
+    nutrient: str = pa.Field(isin=["N", "P", "K", "Ca"])
+    exponent: float
+    intercept: float
+    r2: float = pa.Field(ge=0, le=1)
+    n: int = pa.Field(ge=3)
+    modality: str = pa.Field(isin=["bimodal", "unimodal"])
+
+
+class GroupTestsTable(pa.DataFrameModel):
+    """analysis.group_tests (one row per comparison, not per site)"""
+
+    name: str
+    test: str
+    p_value: float = pa.Field(ge=0, le=1, nullable=True)
+    n_bimodal: int = pa.Field(ge=0)
+    n_unimodal: int = pa.Field(ge=0)
+    release: str = pa.Field(str_matches=RELEASE)
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+ANALYSIS_CONTRACTS: dict[str, TableContract] = {
+    "site_modality": TableContract(SiteModalityTable, ("site_id",)),
+    "phi": TableContract(PhiTable, ("site_id", "property", "method")),
+    "site_factors": TableContract(SiteFactorsTable, ("site_id",)),
+    "nutrient_exponents": TableContract(NutrientExponentsTable, ("site_id", "nutrient")),
+    "group_tests": TableContract(GroupTestsTable, ("name",)),
+}

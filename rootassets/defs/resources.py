@@ -56,3 +56,16 @@ class NeonSourceResource(ConfigurableResource):
                 "whose site-attributes/ folder is used)"
             )
         return load_site_attributes(Path(self.site_attributes_dir), release)
+
+
+class ArtifactStore(ConfigurableResource):
+    """Files the platform keeps beside the database: figures, models, reports (per release)."""
+
+    home: str = Field(description="ROOTASSETS_HOME")
+
+    def folder(self, kind: str, release: str) -> Path:
+        from rootassets.neon.identifiers import validate_release
+
+        path = Path(self.home) / kind / validate_release(release)
+        path.mkdir(parents=True, exist_ok=True)
+        return path

@@ -1,0 +1,423 @@
+"""Analysis assets: METHOD.md sections 2 and 4-7, thin wrappers around rootassets.science."""
+
+import hashlib
+from collections.abc import Iterator
+
+import joblib
+import numpy as np
+import polars as pl
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, MetadataValue, asset, multi_asset
+
+from rootassets.defs.metadata import table_metadata
+from rootassets.defs.partitions import neon_release
+from rootassets.defs.publish import publish
+from rootassets.defs.resources import ArtifactStore, WarehouseResource
+from rootassets.neon.identifiers import validate_release
+from rootassets.schemas import ANALYSIS_CONTRACTS
+from rootassets.science.classifier import (
+    BIMODAL,
+    UNIMODAL,
+    ForestParameters,
+    backward_elimination,
+    run_classifier,
+    seed_spread,
+)
+from rootassets.science.group_tests import (
+    GroupTestParameters,
+    chi_square_monte_carlo,
+    growth_form,
+    two_group_test,
+)
+from rootassets.science.modality import ModalityParameters, site_modality
+from rootassets.science.nutrients import (
+    NUTRIENTS,
+    NutrientParameters,
+    log_linear_fit,
+    loess,
+    relative_profile,
+)
+from rootassets.science.phi import PhiParameters, phi, phi_depths, value_in_increment
+from rootassets.science.site_factors import NEON_FACTORS, read_user_factors, site_factor_table
+from rootassets.science.soil_profiles import SOIL_PROPERTIES
+from rootassets.warehouse import read_release, replace_partitions
+
+ANALYSIS_CODE_VERSION = "analysis-1"
+COMMON = dict(partitions_def=neon_release, group_name="analysis", pool="duckdb", code_version=ANALYSIS_CODE_VERSION)
+
+
+def _key(name: str) -> AssetKey:
+    return AssetKey(["analysis", name])
+
+
+def _h(name: str) -> AssetKey:
+    return AssetKey(["harmonized", name])
+
+
+def _read(warehouse: WarehouseResource, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
+    with warehouse.get_connection() as con:
+        return read_release(con, schema, table, release, where)
+
+
+class ModalityConfig(Config):
+    """Section 2 parameters (METHOD.md defaults)."""
+
+    bandwidth_cm: float = 15.0
+    grid_points: int = 2**15
+    secondary_threshold: float = 0.10
+    count_scale: float = 1.0
+
+    def parameters(self) -> ModalityParameters:
+        return ModalityParameters(bandwidth_cm=self.bandwidth_cm, grid_points=self.grid_points,
+                                  secondary_threshold=self.secondary_threshold, count_scale=self.count_scale)
+
+
+def modality_rows(profiles: pl.DataFrame, params: ModalityParameters) -> tuple[pl.DataFrame, dict]:
+    """Section 2 for every site; also returns each site's KDE."""
+    rows, kdes = [], {}
+    for (site,), g in profiles.sort("site_id", "top_cm").group_by("site_id", maintain_order=True):
+        result, kde = site_modality(g["mid_cm"].to_numpy(), g["root_density_g_m3"].to_numpy(), params)
+        kdes[site] = kde
+        rows.append({"site_id": site, **result.__dict__})
+    return pl.DataFrame(rows), kdes
+
+
+KDE_STEP_CM = 1.0
+
+
+def kde_table(kdes: dict, step_cm: float = KDE_STEP_CM) -> pl.DataFrame:
+    """Each site's KDE read off its fine grid every `step_cm` (for phi's smoothed reading and figures)."""
+    frames = []
+    for site, kde in kdes.items():
+        depths = np.arange(np.ceil(kde.grid[0]), np.floor(kde.grid[-1]) + step_cm, step_cm)
+        frames.append(pl.DataFrame({"site_id": site, "depth_cm": depths,
+                                    "density": np.interp(depths, kde.grid, kde.density)}))
+    return pl.concat(frames)
+
+
+@multi_asset(
+    name="analysis_site_modality",
+    specs=[
+        AssetSpec(_key("site_modality"), deps=[_h("root_profiles"), _h("site_root_biomass")],
+                  kinds={"duckdb", "numpy"},
+                  description="`analysis.site_modality`: each site's Gaussian KDE of root depths (bandwidth 15 cm in "
+                              "depth units, 2^15 grid points, as R's density), its modes, D0 (highest mode), D2 "
+                              "(highest secondary mode reaching 10% of D0), D1 (lowest antimode between), the label "
+                              "bimodal/unimodal, the heights and their ratio, and the site's total fine-root biomass "
+                              "(METHOD.md section 2)."),
+        AssetSpec(_key("site_kde"), deps=[_h("root_profiles")], kinds={"duckdb"},
+                  description="`analysis.site_kde`: each site's root-depth KDE (the curve behind site_modality) "
+                              "every 1 cm, used for phi read off the smoothed profile and for figures."),
+    ],
+    **COMMON,
+)
+def analysis_site_modality(
+    context: AssetExecutionContext, config: ModalityConfig, warehouse: WarehouseResource
+) -> Iterator:
+    release = validate_release(context.partition_key)
+    params = config.parameters()
+    table, kdes = modality_rows(_read(warehouse, "harmonized", "root_profiles", release), params)
+    biomass = _read(warehouse, "harmonized", "site_root_biomass", release).select(
+        "site_id", "total_fine_root_biomass_g_m2")
+    table = table.join(biomass, on="site_id", how="left")
+    counts = dict(table.group_by("modality").len().sort("modality").iter_rows())
+    yield from publish(warehouse, _key("site_modality"), table, release, ANALYSIS_CONTRACTS["site_modality"], {},
+                       {"parameters": params.as_metadata(), "modality_counts": counts,
+                        "bimodal_sites": table.filter(pl.col("modality") == BIMODAL)["site_id"].to_list()})
+    curves = kde_table(kdes).with_columns(pl.lit(release).alias("release"))
+    with warehouse.get_connection() as con:
+        replace_partitions(con, {("analysis", "site_kde"): curves}, release)
+    yield MaterializeResult(asset_key=_key("site_kde"), metadata={**table_metadata(curves, release),
+                                                                  "step_cm": KDE_STEP_CM})
+
+
+class PhiConfig(Config):
+    unimodal_d1_cm: float = 70.0
+    unimodal_d2_cm: float = 100.0
+
+
+@asset(key=_key("phi"), deps=[_key("site_modality"), _key("site_kde"), _h("root_profiles"), _h("soil_profiles")],
+       kinds={"duckdb", "numpy"}, **COMMON)
+def analysis_phi(context: AssetExecutionContext, config: PhiConfig, warehouse: WarehouseResource) -> Iterator:
+    """`analysis.phi`: phi = Y(D2) / Y(D1) for root biomass and every harmonized soil property, with the
+    site's own D1/D2 when bimodal and 70/100 cm when unimodal. `method` says how Y(D) was read:
+    `increment` (the increment containing D) or `kde` (the smoothed root profile) (METHOD.md section 4)."""
+    release = validate_release(context.partition_key)
+    params = PhiParameters(config.unimodal_d1_cm, config.unimodal_d2_cm)
+    modality = _read(warehouse, "analysis", "site_modality", release)
+    profiles = _read(warehouse, "harmonized", "root_profiles", release)
+    soil = _read(warehouse, "harmonized", "soil_profiles", release)
+    kde = _read(warehouse, "analysis", "site_kde", release)
+    rows = []
+    for site, label, d1_site, d2_site in modality.select("site_id", "modality", "d1_cm", "d2_cm").iter_rows():
+        d1, d2 = phi_depths(label, d1_site, d2_site, params)
+        series = {"root_biomass": profiles.filter(pl.col("site_id") == site).select(
+            "top_cm", "bottom_cm", pl.col("root_density_g_m3").alias("value"))}
+        site_soil = soil.filter(pl.col("site_id") == site)
+        for prop in SOIL_PROPERTIES:
+            series[prop.column] = site_soil.select("top_cm", "bottom_cm", pl.col(prop.column).alias("value"))
+        for name, frame in series.items():
+            tops, bottoms = frame["top_cm"].to_numpy(), frame["bottom_cm"].to_numpy()
+            values = frame["value"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            y1, y2 = value_in_increment(tops, bottoms, values, d1), value_in_increment(tops, bottoms, values, d2)
+            rows.append({"site_id": site, "property": name, "method": "increment", "phi": phi(y2, y1),
+                         "d1_cm": d1, "d2_cm": d2, "y_d1": y1, "y_d2": y2, "modality": label})
+        curve = kde.filter(pl.col("site_id") == site).sort("depth_cm")
+        depths, density = curve["depth_cm"].to_numpy(), curve["density"].to_numpy()
+        k1, k2 = (float(np.interp(d, depths, density, left=0.0, right=0.0)) for d in (d1, d2))
+        rows.append({"site_id": site, "property": "root_biomass", "method": "kde", "phi": phi(k2, k1),
+                     "d1_cm": d1, "d2_cm": d2, "y_d1": k1, "y_d2": k2, "modality": label})
+    table = pl.DataFrame(rows, schema_overrides={"phi": pl.Float64, "y_d1": pl.Float64, "y_d2": pl.Float64})
+    yield from publish(warehouse, _key("phi"), table, release, ANALYSIS_CONTRACTS["phi"], {},
+                       {"parameters": params.as_metadata(),
+                        "methods": "increment: value of the increment containing D; kde: root KDE density at D"})
+
+
+class SiteFactorConfig(Config):
+    """Optional user CSV of extra site factors (site_id + numeric columns)."""
+
+    extra_factors_csv: str | None = None
+
+
+@asset(key=_key("site_factors"),
+       deps=[AssetKey(["raw", "field_site_metadata"]), AssetKey(["raw", "site_land_cover"]),
+             _h("site_root_biomass"), _h("soil_profiles"), _key("site_modality")],
+       kinds={"duckdb", "polars"}, **COMMON)
+def analysis_site_factors(
+    context: AssetExecutionContext, config: SiteFactorConfig, warehouse: WarehouseResource
+) -> Iterator:
+    """`analysis.site_factors`: one row per site with the factors of METHOD.md section 5 (total fine-root
+    biomass as 4 mm-equivalent g/m2, elevation, MAT, MAP, canopy height, green days, land cover, and soil
+    pH, sand, clay, organic C and CEC over 0-30 cm), units in the column names, plus optional user factors."""
+    release = validate_release(context.partition_key)
+    modality = _read(warehouse, "analysis", "site_modality", release).select("site_id", "modality")
+    extra, extra_factors = None, []
+    if config.extra_factors_csv:
+        try:
+            extra, extra_factors = read_user_factors(pl.read_csv(config.extra_factors_csv), config.extra_factors_csv)
+        except (OSError, pl.exceptions.PolarsError, ValueError) as exc:
+            from dagster import Failure
+
+            raise Failure(description=f"extra factors: {exc}") from exc
+    table = site_factor_table(
+        modality["site_id"].to_list(),
+        _read(warehouse, "harmonized", "site_root_biomass", release),
+        _read(warehouse, "raw", "field_site_metadata", release, "NOT quarantined"),
+        _read(warehouse, "raw", "site_land_cover", release, "NOT quarantined"),
+        _read(warehouse, "harmonized", "soil_profiles", release),
+        extra,
+    ).join(modality, on="site_id", how="left")
+    factors = [*NEON_FACTORS, *extra_factors]
+    incomplete = table.filter(pl.any_horizontal([pl.col(f.column).is_null() for f in factors]))["site_id"].to_list()
+    yield from publish(warehouse, _key("site_factors"), table, release, ANALYSIS_CONTRACTS["site_factors"], {},
+                       {"factors": {f.column: f.unit for f in factors}, "sites_with_missing_factors": incomplete,
+                        "extra_factors_csv": config.extra_factors_csv or "none"})
+
+
+class ClassifierConfig(Config):
+    """Section 5 settings, as R ranger: 500 trees, mtry 6, min node size 3, 30% samples, seed 123."""
+
+    n_trees: int = 500
+    mtry: int = 6
+    min_node_size: int = 3
+    sample_fraction: float = 0.3
+    seed: int = 123
+    n_seeds: int = 50
+
+    def parameters(self) -> ForestParameters:
+        return ForestParameters(self.n_trees, self.mtry, self.min_node_size, self.sample_fraction, True,
+                                self.seed, self.n_seeds)
+
+
+def _training_frame(factors: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str], list[str]]:
+    names = [c for c in factors.columns if c not in ("site_id", "modality", "release")]
+    categorical = {c for c in names if factors.schema[c] == pl.String}
+    complete = factors.drop_nulls(subset=names)
+    dropped = sorted(set(factors["site_id"]) - set(complete["site_id"]))
+    return complete, names, categorical, dropped
+
+
+@multi_asset(
+    name="analysis_classifier",
+    specs=[
+        AssetSpec(_key("classifier_model"), deps=[_key("site_factors")], kinds={"sklearn"},
+                  description="The fitted random forest of site factors predicting modality (METHOD.md section 5), "
+                              "saved with its parameters, feature list and training-data version."),
+        AssetSpec(_key("classifier_performance"), deps=[_key("site_factors")], kinds={"duckdb"},
+                  description="`analysis.classifier_performance`: out-of-bag hard-vote confusion matrix, overall and "
+                              "per-class accuracy with the minority re-weighted vote, for all factors, the kept set, "
+                              "the run without total root biomass, and the spread over many seeds."),
+        AssetSpec(_key("classifier_importance"), deps=[_key("site_factors")], kinds={"duckdb"},
+                  description="`analysis.classifier_importance`: ranked Gini importance, the set kept by backward "
+                              "elimination, and the ranking without total root biomass."),
+    ],
+    **COMMON,
+)
+def analysis_classifier(
+    context: AssetExecutionContext, config: ClassifierConfig, warehouse: WarehouseResource, artifacts: ArtifactStore
+) -> Iterator[MaterializeResult]:
+    release = validate_release(context.partition_key)
+    params = config.parameters()
+    factors = _read(warehouse, "analysis", "site_factors", release)
+    frame, names, categorical, dropped = _training_frame(factors)
+    full = run_classifier(frame, names, categorical, params)
+    kept, steps = backward_elimination(frame, names, categorical, params)
+    kept_run = run_classifier(frame, kept, categorical, params)
+    without = [n for n in names if n != "total_fine_root_biomass_g_m2"]
+    no_biomass = run_classifier(frame, without, categorical, params)
+    spread = seed_spread(frame, names, categorical, params)
+
+    perf_rows = []
+    for run_name, run in (("all_factors", full), ("kept_factors", kept_run), ("without_total_biomass", no_biomass)):
+        p = run.performance
+        perf_rows += [
+            {"run": run_name, "metric": "overall_accuracy", "value": p.overall_accuracy},
+            {"run": run_name, "metric": "bimodal_accuracy", "value": p.class_accuracy[BIMODAL]},
+            {"run": run_name, "metric": "unimodal_accuracy", "value": p.class_accuracy[UNIMODAL]},
+        ]
+        for actual, predicted_counts in p.confusion.items():
+            for predicted, count in predicted_counts.items():
+                perf_rows.append({"run": run_name, "metric": f"confusion_{actual}_predicted_{predicted}",
+                                  "value": float(count)})
+    for metric in ("overall_accuracy", "bimodal_accuracy", "unimodal_accuracy"):
+        values = spread[metric]
+        for stat, value in (("mean", values.mean()), ("sd", values.std()), ("min", values.min()),
+                            ("max", values.max())):
+            perf_rows.append({"run": f"seeds_{params.seed}_to_{params.seed + params.n_seeds - 1}",
+                              "metric": f"{metric}_{stat}", "value": float(value)})
+    performance = pl.DataFrame(perf_rows).with_columns(pl.lit(release).alias("release"))
+
+    imp_rows = []
+    for run_name, run in (("all_factors", full), ("without_total_biomass", no_biomass)):
+        for rank, (factor, value) in enumerate(run.importance.items(), start=1):
+            imp_rows.append({"run": run_name, "factor": factor, "importance": value, "rank": rank,
+                             "kept": factor in kept})
+    importance = pl.DataFrame(imp_rows).with_columns(pl.lit(release).alias("release"))
+
+    training_version = hashlib.sha256(frame.sort("site_id").write_csv().encode()).hexdigest()[:16]
+    model_path = artifacts.folder("models", release) / "modality_forest.joblib"
+    joblib.dump({"forest": full.forest, "factors": names, "categorical": sorted(categorical),
+                 "parameters": params.as_metadata(), "training_data_version": training_version,
+                 "release": release}, model_path)
+    with warehouse.get_connection() as con:
+        replace_partitions(con, {("analysis", "classifier_performance"): performance,
+                                 ("analysis", "classifier_importance"): importance}, release)
+    common = {"parameters": params.as_metadata(), "sites_used": frame.height, "sites_dropped_incomplete": dropped}
+    yield MaterializeResult(asset_key=_key("classifier_model"), metadata={
+        **common, "path": MetadataValue.path(str(model_path)), "features": names,
+        "training_data_version": training_version, "release": release})
+    yield MaterializeResult(asset_key=_key("classifier_performance"), metadata={
+        **common, **table_metadata(performance, release),
+        "confusion_all_factors": MetadataValue.json(full.performance.confusion),
+        "overall_accuracy": full.performance.overall_accuracy,
+        "bimodal_accuracy": full.performance.class_accuracy[BIMODAL]})
+    yield MaterializeResult(asset_key=_key("classifier_importance"), metadata={
+        **common, **table_metadata(importance, release), "kept_factors": kept,
+        "elimination_steps": MetadataValue.json(steps)})
+
+
+class GroupTestConfig(Config):
+    alpha: float = 0.05
+    monte_carlo_tables: int = 2000
+    seed: int = 123
+
+
+@asset(key=_key("group_tests"), deps=[_key("site_factors"), _key("phi")], kinds={"duckdb", "scipy"}, **COMMON)
+def analysis_group_tests(
+    context: AssetExecutionContext, config: GroupTestConfig, warehouse: WarehouseResource
+) -> Iterator:
+    """`analysis.group_tests`: bimodal vs unimodal sites. Continuous factors and phi: log10, F test of equal
+    variances, then Student's or Welch's t. Modality vs land cover and vs growth form: Pearson chi-square
+    with a Monte Carlo p from 2000 tables with the observed margins (METHOD.md section 6)."""
+    release = validate_release(context.partition_key)
+    params = GroupTestParameters(config.alpha, config.monte_carlo_tables, config.seed)
+    factors = _read(warehouse, "analysis", "site_factors", release)
+    phi_table = _read(warehouse, "analysis", "phi", release)
+    rows = []
+    by_column = {f.column: f.name for f in NEON_FACTORS}
+    for column in factors.columns:
+        if column in ("site_id", "modality", "release", "land_cover") or factors.schema[column] == pl.String:
+            continue
+        groups = [factors.filter(pl.col("modality") == m)[column].cast(pl.Float64).drop_nulls().to_numpy()
+                  for m in (BIMODAL, UNIMODAL)]
+        rows.append({"name": by_column.get(column, column), **two_group_test(*groups, params).__dict__})
+    for (prop, method), g in phi_table.group_by("property", "method", maintain_order=True):
+        groups = [g.filter(pl.col("modality") == m)["phi"].drop_nulls().to_numpy() for m in (BIMODAL, UNIMODAL)]
+        rows.append({"name": f"phi_{prop}_{method}", **two_group_test(*groups, params).__dict__})
+    labelled = factors.filter(pl.col("land_cover").is_not_null())
+    for name, categories in (("land_cover", labelled["land_cover"].to_list()),
+                             ("growth_form", [growth_form(c) for c in labelled["land_cover"].to_list()])):
+        statistic, p, table = chi_square_monte_carlo(labelled["modality"].to_numpy(), np.array(categories), params)
+        n = dict(labelled.group_by("modality").len().iter_rows())
+        rows.append({"name": name, "test": "chi_square_monte_carlo", "statistic": statistic, "p_value": p,
+                     "n_bimodal": n.get(BIMODAL, 0), "n_unimodal": n.get(UNIMODAL, 0),
+                     "detail": f"{params.monte_carlo_tables} simulated tables, seed {params.seed}; "
+                               f"table (bimodal, unimodal) x categories = {table.astype(int).tolist()}"})
+    table = pl.DataFrame(rows, schema_overrides={"statistic": pl.Float64, "p_value": pl.Float64})
+    yield from publish(warehouse, _key("group_tests"), table, release, ANALYSIS_CONTRACTS["group_tests"], {},
+                       {"parameters": params.as_metadata()})
+
+
+class NutrientConfig(Config):
+    loess_span: float = 0.5
+    loess_points: int = 50
+
+
+@multi_asset(
+    name="analysis_nutrients",
+    specs=[
+        AssetSpec(_key("nutrient_exponents"), deps=[_h("soil_profiles"), _h("root_profiles"), _key("site_modality")],
+                  kinds={"duckdb"},
+                  description="`analysis.nutrient_exponents`: per site and nutrient (N, P, K, Ca) the exponent b of "
+                              "log10(X / Y_root, surface = 1) = a + b * depth, with intercept, r2, n and a 95% band "
+                              "of b; positive b means nutrients grow relatively richer with depth (METHOD.md 7)."),
+        AssetSpec(_key("nutrient_loess"), deps=[_h("soil_profiles"), _h("root_profiles"), _key("site_modality")],
+                  kinds={"duckdb"},
+                  description="`analysis.nutrient_loess`: LOESS curves (span 0.5, local quadratic) of "
+                              "log10 relative nutrient concentration against depth at bimodal sites, as fitted points "
+                              "with an approximate 95% band."),
+    ],
+    **COMMON,
+)
+def analysis_nutrients(
+    context: AssetExecutionContext, config: NutrientConfig, warehouse: WarehouseResource
+) -> Iterator:
+    release = validate_release(context.partition_key)
+    params = NutrientParameters(loess_span=config.loess_span, loess_points=config.loess_points)
+    modality = dict(_read(warehouse, "analysis", "site_modality", release).select("site_id", "modality").iter_rows())
+    profiles = _read(warehouse, "harmonized", "root_profiles", release)
+    soil = _read(warehouse, "harmonized", "soil_profiles", release)
+    grid = profiles.join(soil, on=["site_id", "top_cm", "bottom_cm"], how="inner")
+    fits, curves = [], []
+    for (site,), g in grid.sort("top_cm").group_by("site_id", maintain_order=True):
+        for nutrient, column in NUTRIENTS.items():
+            depth, rel = relative_profile(g["top_cm"].to_numpy(), g[column].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+                                          g["root_density_g_m3"].to_numpy())
+            fit = log_linear_fit(depth, rel, params.band_level)
+            if fit is None:
+                continue
+            fits.append({"site_id": site, "nutrient": nutrient, **fit.__dict__, "modality": modality[site]})
+            if modality[site] == BIMODAL and depth.size >= 4:
+                points = np.linspace(depth.min(), depth.max(), params.loess_points)
+                fitted, low, high = loess(depth, np.log10(rel), points, params.loess_span, params.loess_degree,
+                                          params.band_level)
+                curves += [{"site_id": site, "nutrient": nutrient, "depth_cm": float(x), "log10_rel_fitted": float(f),
+                            "lower": float(lo), "upper": float(hi), "release": release}
+                           for x, f, lo, hi in zip(points, fitted, low, high, strict=True)]
+    exponents = pl.DataFrame(fits)
+    loess_table = pl.DataFrame(curves, schema={"site_id": pl.String, "nutrient": pl.String, "depth_cm": pl.Float64,
+                                               "log10_rel_fitted": pl.Float64, "lower": pl.Float64,
+                                               "upper": pl.Float64, "release": pl.String})
+    summary = (exponents.group_by("nutrient", "modality").agg(pl.col("exponent").median().alias("median_exponent"),
+                                                              pl.col("r2").median().alias("median_r2"), pl.len().alias("n"))
+               .sort("nutrient", "modality"))
+    yield from publish(warehouse, _key("nutrient_exponents"), exponents, release,
+                       ANALYSIS_CONTRACTS["nutrient_exponents"], {},
+                       {"parameters": params.as_metadata(), "summary": MetadataValue.json(summary.to_dicts())})
+    with warehouse.get_connection() as con:
+        replace_partitions(con, {("analysis", "nutrient_loess"): loess_table}, release)
+    yield MaterializeResult(asset_key=_key("nutrient_loess"), metadata={
+        **table_metadata(loess_table, release), "parameters": params.as_metadata()})
+
+
+analysis_assets = [analysis_site_modality, analysis_phi, analysis_site_factors, analysis_classifier,
+                   analysis_group_tests, analysis_nutrients]

@@ -1,0 +1,195 @@
+"""METHOD.md section 5: a random forest of site factors that predicts modality.
+
+The forest is bagged by hand around scikit-learn decision trees so that each
+tree's out-of-bag sites are known exactly, as in R's ranger: 500 trees,
+`mtry` factors tried per split, minimal node size 3 to split, each tree grown
+on a 30% sample drawn with replacement, seeded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import polars as pl
+from sklearn.tree import DecisionTreeClassifier
+
+BIMODAL, UNIMODAL = "bimodal", "unimodal"
+
+
+@dataclass(frozen=True)
+class ForestParameters:
+    n_trees: int = 500
+    mtry: int = 6
+    min_node_size: int = 3
+    sample_fraction: float = 0.3
+    replace: bool = True
+    seed: int = 123
+    n_seeds: int = 50
+
+    def as_metadata(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class Forest:
+    """A fitted forest: the trees, their in-bag rows, and the encoded feature names."""
+
+    trees: list[DecisionTreeClassifier]
+    in_bag: np.ndarray  # (n_trees, n_sites) bool
+    features: list[str]  # encoded columns (one-hot for categories)
+    factors: list[str]  # factor names as given
+    classes: list[str]
+    parameters: ForestParameters
+    site_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Performance:
+    predicted: list[str | None]
+    confusion: dict[str, dict[str, int]]
+    overall_accuracy: float
+    class_accuracy: dict[str, float]
+
+
+def encode(frame: pl.DataFrame, factors: list[str], categorical: set[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """Numeric matrix of `factors`; categorical factors one-hot encoded. Returns X, columns, owner factor."""
+    columns: list[np.ndarray] = []
+    names: list[str] = []
+    owners: list[str] = []
+    for factor in factors:
+        if factor in categorical:
+            values = frame[factor].cast(pl.String).to_list()
+            for level in sorted({v for v in values if v is not None}):
+                columns.append(np.array([1.0 if v == level else 0.0 for v in values]))
+                names.append(f"{factor}={level}")
+                owners.append(factor)
+        else:
+            columns.append(frame[factor].cast(pl.Float64).to_numpy())
+            names.append(factor)
+            owners.append(factor)
+    return np.column_stack(columns), names, owners
+
+
+def fit_forest(x: np.ndarray, y: np.ndarray, factors: list[str], features: list[str],
+               params: ForestParameters, seed: int | None = None) -> Forest:
+    """Grow the forest; deterministic for a seed."""
+    rng = np.random.default_rng(params.seed if seed is None else seed)
+    n = y.size
+    size = max(1, int(round(params.sample_fraction * n)))
+    mtry = min(params.mtry, len(factors), x.shape[1])
+    trees, in_bag = [], np.zeros((params.n_trees, n), dtype=bool)
+    for t in range(params.n_trees):
+        rows = rng.choice(n, size=size, replace=params.replace)
+        in_bag[t, rows] = True
+        tree = DecisionTreeClassifier(
+            criterion="gini", max_features=mtry, min_samples_split=params.min_node_size,
+            random_state=int(rng.integers(0, 2**31 - 1)),
+        )
+        tree.fit(x[rows], y[rows])
+        trees.append(tree)
+    return Forest(trees, in_bag, features, factors, [BIMODAL, UNIMODAL], params)
+
+
+def oob_votes(forest: Forest, x: np.ndarray) -> np.ndarray:
+    """(n_sites, 2) hard votes for (bimodal, unimodal) from the trees that did not see each site."""
+    votes = np.zeros((x.shape[0], 2))
+    for t, tree in enumerate(forest.trees):
+        oob = ~forest.in_bag[t]
+        if not oob.any():
+            continue
+        predicted = tree.predict(x[oob])
+        votes[oob, 0] += predicted == BIMODAL
+        votes[oob, 1] += predicted == UNIMODAL
+    return votes
+
+
+def reweighted_calls(votes: np.ndarray, y: np.ndarray) -> list[str | None]:
+    """Bimodal when (bimodal vote share / bimodal share of sites) beats the same for unimodal."""
+    prior_b = float(np.mean(y == BIMODAL))
+    prior_u = 1.0 - prior_b
+    calls: list[str | None] = []
+    for b, u in votes:
+        total = b + u
+        if total == 0 or prior_b == 0 or prior_u == 0:
+            calls.append(None)
+            continue
+        calls.append(BIMODAL if (b / total) / prior_b > (u / total) / prior_u else UNIMODAL)
+    return calls
+
+
+def performance(predicted: list[str | None], y: np.ndarray) -> Performance:
+    confusion = {actual: {p: 0 for p in (BIMODAL, UNIMODAL)} for actual in (BIMODAL, UNIMODAL)}
+    for p, actual in zip(predicted, y, strict=True):
+        if p is not None:
+            confusion[str(actual)][p] += 1
+    called = [(p, a) for p, a in zip(predicted, y, strict=True) if p is not None]
+    overall = float(np.mean([p == a for p, a in called])) if called else float("nan")
+    per_class = {}
+    for cls in (BIMODAL, UNIMODAL):
+        members = [p == a for p, a in called if a == cls]
+        per_class[cls] = float(np.mean(members)) if members else float("nan")
+    return Performance(predicted, confusion, overall, per_class)
+
+
+def gini_importance(forest: Forest, owners: list[str]) -> dict[str, float]:
+    """Mean decrease in Gini impurity per factor (summed over a category's columns), as ranger's 'impurity'."""
+    total = np.zeros(len(forest.features))
+    for tree in forest.trees:
+        total += tree.tree_.compute_feature_importances(normalize=False)
+    total /= len(forest.trees)
+    by_factor: dict[str, float] = {}
+    for value, owner in zip(total, owners, strict=True):
+        by_factor[owner] = by_factor.get(owner, 0.0) + float(value)
+    return dict(sorted(by_factor.items(), key=lambda kv: -kv[1]))
+
+
+@dataclass
+class ClassifierRun:
+    forest: Forest
+    performance: Performance
+    importance: dict[str, float]
+    votes: np.ndarray
+
+
+def run_classifier(frame: pl.DataFrame, factors: list[str], categorical: set[str],
+                   params: ForestParameters, seed: int | None = None) -> ClassifierRun:
+    """Fit on `frame` (site_id, modality, factors; complete rows) and score out of bag."""
+    x, features, owners = encode(frame, factors, categorical)
+    y = frame["modality"].to_numpy()
+    forest = fit_forest(x, y, factors, features, params, seed)
+    forest.site_ids = frame["site_id"].to_list()
+    votes = oob_votes(forest, x)
+    return ClassifierRun(forest, performance(reweighted_calls(votes, y), y), gini_importance(forest, owners), votes)
+
+
+def backward_elimination(frame: pl.DataFrame, factors: list[str], categorical: set[str],
+                         params: ForestParameters) -> tuple[list[str], list[dict[str, object]]]:
+    """Drop the least important factor while out-of-bag bimodal accuracy does not fall."""
+    kept = list(factors)
+    current = run_classifier(frame, kept, categorical, params)
+    steps: list[dict[str, object]] = [{"factors": list(kept), "bimodal_accuracy": current.performance.class_accuracy[BIMODAL],
+                                       "dropped": None}]
+    while len(kept) > 1:
+        weakest = list(current.importance)[-1]
+        trial_factors = [f for f in kept if f != weakest]
+        trial = run_classifier(frame, trial_factors, categorical, params)
+        accepted = trial.performance.class_accuracy[BIMODAL] >= current.performance.class_accuracy[BIMODAL]
+        steps.append({"factors": trial_factors, "bimodal_accuracy": trial.performance.class_accuracy[BIMODAL],
+                      "dropped": weakest, "accepted": accepted})
+        if not accepted:
+            break
+        kept, current = trial_factors, trial
+    return kept, steps
+
+
+def seed_spread(frame: pl.DataFrame, factors: list[str], categorical: set[str],
+                params: ForestParameters) -> pl.DataFrame:
+    """Out-of-bag accuracies over seeds seed, seed+1, ... (n_seeds of them)."""
+    rows = []
+    for seed in range(params.seed, params.seed + params.n_seeds):
+        perf = run_classifier(frame, factors, categorical, params, seed=seed).performance
+        rows.append({"seed": seed, "overall_accuracy": perf.overall_accuracy,
+                     "bimodal_accuracy": perf.class_accuracy[BIMODAL],
+                     "unimodal_accuracy": perf.class_accuracy[UNIMODAL]})
+    return pl.DataFrame(rows)

@@ -1,0 +1,115 @@
+"""METHOD.md section 6, group tests: bimodal vs unimodal sites."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class GroupTestParameters:
+    alpha: float = 0.05
+    monte_carlo_tables: int = 2000
+    seed: int = 123
+
+    def as_metadata(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GroupTest:
+    """One comparison, in the shape of analysis.group_tests."""
+
+    test: str
+    statistic: float | None
+    p_value: float | None
+    n_bimodal: int
+    n_unimodal: int
+    detail: str
+
+
+def f_test_equal_variances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Two-sided F test of var(a) = var(b), as R's var.test."""
+    f = float(np.var(a, ddof=1) / np.var(b, ddof=1))
+    dist = stats.f(a.size - 1, b.size - 1)
+    return f, float(min(1.0, 2.0 * min(dist.cdf(f), dist.sf(f))))
+
+
+def two_group_test(bimodal: np.ndarray, unimodal: np.ndarray, params: GroupTestParameters) -> GroupTest:
+    """log10, F test of equal variances, then Student's t (equal) or Welch's t (unequal).
+
+    Values must be positive to take logs; when some are not, the test runs on
+    the untransformed values and `detail` says so.
+    """
+    a = np.asarray(bimodal, dtype=float)
+    b = np.asarray(unimodal, dtype=float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size < 2 or b.size < 2:
+        return GroupTest("none", None, None, int(a.size), int(b.size), "fewer than 2 values in a group")
+    logged = bool((a > 0).all() and (b > 0).all())
+    if logged:
+        a, b = np.log10(a), np.log10(b)
+    f, f_p = f_test_equal_variances(a, b)
+    equal = f_p >= params.alpha
+    result = stats.ttest_ind(a, b, equal_var=equal)
+    if logged:
+        means = f"geometric means bimodal {10 ** a.mean():.4g}, unimodal {10 ** b.mean():.4g}"
+    else:
+        means = f"means bimodal {a.mean():.4g}, unimodal {b.mean():.4g} (not log-transformed: values <= 0)"
+    return GroupTest(
+        "student_t" if equal else "welch_t",
+        float(result.statistic),
+        float(result.pvalue),
+        int(a.size),
+        int(b.size),
+        f"{means}; F = {f:.4g}, p(F) = {f_p:.4g}",
+    )
+
+
+def pearson_chi_square(table: np.ndarray) -> float:
+    """Pearson's chi-square statistic of independence, without continuity correction."""
+    table = np.asarray(table, dtype=float)
+    expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        terms = np.where(expected > 0, (table - expected) ** 2 / expected, 0.0)
+    return float(terms.sum())
+
+
+def contingency(rows: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, list, list]:
+    row_levels, r = np.unique(rows, return_inverse=True)
+    col_levels, c = np.unique(columns, return_inverse=True)
+    table = np.zeros((row_levels.size, col_levels.size))
+    np.add.at(table, (r, c), 1)
+    return table, list(row_levels), list(col_levels)
+
+
+def chi_square_monte_carlo(
+    rows: np.ndarray, columns: np.ndarray, params: GroupTestParameters
+) -> tuple[float, float, np.ndarray]:
+    """Chi-square of independence with a Monte Carlo p over tables with the observed margins.
+
+    Permuting one label vector draws tables from the same (hypergeometric)
+    distribution as R's r2dtable; p = (1 + #{simulated >= observed}) / (B + 1).
+    """
+    table, _, _ = contingency(rows, columns)
+    observed = pearson_chi_square(table)
+    rng = np.random.default_rng(params.seed)
+    almost_one = 1.0 - 64.0 * np.finfo(float).eps
+    exceed = 0
+    for _ in range(params.monte_carlo_tables):
+        simulated, _, _ = contingency(rows, rng.permutation(columns))
+        if pearson_chi_square(simulated) >= almost_one * observed:
+            exceed += 1
+    return observed, (1 + exceed) / (params.monte_carlo_tables + 1), table
+
+
+def growth_form(land_cover: str | None) -> str | None:
+    """Woody (forest, shrubland) or herbaceous (rangeland/grassland, cultivated)."""
+    return {"forest": "woody", "shrubland": "woody", "rangeland/grassland": "herbaceous",
+            "cultivated": "herbaceous"}.get(land_cover or "")
+
+
+def as_dict(test: GroupTest) -> dict[str, object]:
+    return asdict(test)

@@ -1,0 +1,109 @@
+"""METHOD.md section 2, site modality: KDE modes of the root depth profile (D0, D1, D2)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModalityParameters:
+    """Every constant of section 2, with METHOD.md's defaults."""
+
+    bandwidth_cm: float = 15.0
+    grid_points: int = 2**15
+    cut_bandwidths: float = 3.0
+    count_scale: float = 1.0
+    secondary_threshold: float = 0.10
+
+    def as_metadata(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Kde:
+    grid: np.ndarray
+    density: np.ndarray
+
+    def at(self, depth: float) -> float:
+        """The density at `depth`, linearly interpolated on the grid (0 outside it)."""
+        return float(np.interp(depth, self.grid, self.density, left=0.0, right=0.0))
+
+
+@dataclass(frozen=True)
+class SiteModality:
+    modality: str
+    n_modes: int
+    d0_cm: float
+    d1_cm: float | None
+    d2_cm: float | None
+    primary_density: float
+    secondary_density: float | None
+    secondary_ratio: float | None
+    n_depths: int
+
+
+def depth_sample(mid_cm: np.ndarray, density: np.ndarray, count_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Section 2.1 as weights: each midpoint and how often it repeats, round(Y * count_scale)."""
+    counts = np.rint(np.asarray(density, dtype=float) * count_scale)
+    counts = np.where(np.isfinite(counts) & (counts > 0), counts, 0.0)
+    keep = counts > 0
+    return np.asarray(mid_cm, dtype=float)[keep], counts[keep]
+
+
+def gaussian_kde(depths: np.ndarray, counts: np.ndarray, params: ModalityParameters) -> Kde:
+    """Section 2.2: a sum of Gaussians of sd `bandwidth_cm`, as R's density(x, bw, n).
+
+    The grid runs from min - cut*bw to max + cut*bw in `grid_points` steps,
+    and the density integrates to 1 over the sample's repeated depths.
+    """
+    if depths.size == 0 or counts.sum() <= 0:
+        raise ValueError("the profile has no depth with a positive count")
+    bw = params.bandwidth_cm
+    grid = np.linspace(depths.min() - params.cut_bandwidths * bw, depths.max() + params.cut_bandwidths * bw,
+                       params.grid_points)
+    weights = counts / counts.sum()
+    density = np.zeros_like(grid)
+    for depth, weight in zip(depths, weights, strict=True):
+        density += weight * np.exp(-0.5 * ((grid - depth) / bw) ** 2)
+    return Kde(grid=grid, density=density / (bw * np.sqrt(2.0 * np.pi)))
+
+
+def modes_and_antimodes(kde: Kde) -> tuple[np.ndarray, np.ndarray]:
+    """Section 2.3: grid indices of local maxima (modes) and local minima (antimodes)."""
+    slope = np.sign(np.diff(kde.density))
+    # Carry the last non-zero slope over flat stretches so a plateau counts once.
+    for i in range(1, slope.size):
+        if slope[i] == 0:
+            slope[i] = slope[i - 1]
+    turns = np.diff(slope)
+    return np.where(turns < 0)[0] + 1, np.where(turns > 0)[0] + 1
+
+
+def classify_modality(kde: Kde, params: ModalityParameters, n_depths: int = 0) -> SiteModality:
+    """Sections 2.3-2.4: D0 the highest mode; D2 the highest other mode reaching
+    `secondary_threshold` of D0's density; D1 the lowest antimode between them."""
+    modes, antimodes = modes_and_antimodes(kde)
+    heights = kde.density[modes]
+    primary = int(modes[np.argmax(heights)])
+    primary_height = float(kde.density[primary])
+    secondary = [int(m) for m in modes if m != primary and kde.density[m] >= params.secondary_threshold * primary_height]
+    if not secondary:
+        return SiteModality("unimodal", int(modes.size), float(kde.grid[primary]), None, None,
+                            primary_height, None, None, n_depths)
+    d2 = max(secondary, key=lambda m: kde.density[m])
+    low, high = sorted((primary, d2))
+    between = [int(a) for a in antimodes if low < a < high]
+    d1 = min(between, key=lambda a: kde.density[a])
+    secondary_height = float(kde.density[d2])
+    return SiteModality("bimodal", int(modes.size), float(kde.grid[primary]), float(kde.grid[d1]),
+                        float(kde.grid[d2]), primary_height, secondary_height, secondary_height / primary_height,
+                        n_depths)
+
+
+def site_modality(mid_cm: np.ndarray, density: np.ndarray, params: ModalityParameters) -> tuple[SiteModality, Kde]:
+    """The whole of section 2 for one site profile."""
+    depths, counts = depth_sample(mid_cm, density, params.count_scale)
+    kde = gaussian_kde(depths, counts, params)
+    return classify_modality(kde, params, int(counts.sum())), kde

@@ -1,0 +1,106 @@
+"""METHOD.md section 7: are deep nutrients under-exploited? Relative nutrient profiles.
+
+rel = X / Y_root on the root depth grid, rescaled so the surface increment is
+1; fit log10(rel) = a + b * depth (depth = increment top, cm). b is the
+exponent: positive means nutrients get relatively more abundant with depth,
+from the roots' point of view. Bimodal sites also get a LOESS curve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+NUTRIENTS = {"N": "nitrogen_tot_g_kg", "P": "phosphorus_mjelm_mg_kg", "K": "potassium_mjelm_mg_kg",
+             "Ca": "calcium_mjelm_mg_kg"}
+
+
+@dataclass(frozen=True)
+class NutrientParameters:
+    loess_span: float = 0.5
+    loess_degree: int = 2
+    band_level: float = 0.95
+    loess_points: int = 50
+
+    def as_metadata(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExponentFit:
+    exponent: float
+    intercept: float
+    r2: float
+    n: int
+    exponent_low: float
+    exponent_high: float
+
+
+def relative_profile(depth: np.ndarray, nutrient: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(depth, rel) where rel = X / Y_root is finite and positive, rescaled so the shallowest is 1."""
+    order = np.argsort(depth)
+    depth, nutrient, root = depth[order], nutrient[order], root[order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = nutrient / root
+    keep = np.isfinite(rel) & (rel > 0)
+    depth, rel = depth[keep], rel[keep]
+    return (depth, rel / rel[0]) if rel.size else (depth, rel)
+
+
+def log_linear_fit(depth: np.ndarray, rel: np.ndarray, level: float = 0.95) -> ExponentFit | None:
+    """Least squares of log10(rel) on depth; None with fewer than 3 points."""
+    if depth.size < 3 or np.ptp(depth) == 0:
+        return None
+    fit = stats.linregress(depth, np.log10(rel))
+    t = stats.t.ppf(0.5 + level / 2, depth.size - 2)
+    return ExponentFit(float(fit.slope), float(fit.intercept), float(fit.rvalue**2), int(depth.size),
+                       float(fit.slope - t * fit.stderr), float(fit.slope + t * fit.stderr))
+
+
+def fit_band(depth: np.ndarray, rel: np.ndarray, grid: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, ...]:
+    """The fitted log10(rel) line on `grid` with its confidence band (for figures)."""
+    y = np.log10(rel)
+    n = depth.size
+    slope, intercept = np.polyfit(depth, y, 1)
+    resid = y - (intercept + slope * depth)
+    s = np.sqrt(np.sum(resid**2) / (n - 2))
+    t = stats.t.ppf(0.5 + level / 2, n - 2)
+    se = s * np.sqrt(1 / n + (grid - depth.mean()) ** 2 / np.sum((depth - depth.mean()) ** 2))
+    fitted = intercept + slope * grid
+    return fitted, fitted - t * se, fitted + t * se
+
+
+def loess(x: np.ndarray, y: np.ndarray, grid: np.ndarray, span: float = 0.5, degree: int = 2,
+          level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local polynomial regression (tricube weights, nearest span*n points), as R's loess.
+
+    Returns fitted values on `grid` and an approximate pointwise band from the
+    smoother's weights and the residual scale.
+    """
+    n = x.size
+    k = max(degree + 1, int(np.ceil(span * n)))
+
+    def weights_at(x0: float) -> np.ndarray:
+        distance = np.abs(x - x0)
+        radius = np.sort(distance)[min(k, n) - 1]
+        if span > 1:
+            radius *= span ** (1 / 1)
+        radius = radius if radius > 0 else 1.0
+        u = np.clip(distance / radius, 0, 1)
+        w = (1 - u**3) ** 3
+        design = np.vander(x - x0, degree + 1, increasing=True)
+        sqrt_w = np.sqrt(w)[:, None]
+        solution = np.linalg.pinv(design * sqrt_w) * np.sqrt(w)[None, :]
+        return solution[0]  # the row giving the fit at x0 as a combination of y
+
+    at_data = np.array([weights_at(x0) for x0 in x])
+    residual = y - at_data @ y
+    trace = np.trace(at_data)
+    sigma = np.sqrt(np.sum(residual**2) / max(n - trace, 1.0))
+    rows = np.array([weights_at(x0) for x0 in grid])
+    fitted = rows @ y
+    t = stats.t.ppf(0.5 + level / 2, max(n - trace, 1.0))
+    se = sigma * np.sqrt(np.sum(rows**2, axis=1))
+    return fitted, fitted - t * se, fitted + t * se

@@ -1,0 +1,126 @@
+"""METHOD.md section 5 inputs: one row of site-level factors per site, units in the names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from rootassets.science.soil_profiles import overlap_weighted_average
+
+TOPSOIL_CM = 30.0
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A site factor: the name used in tests and rankings, its column, and its unit."""
+
+    name: str
+    column: str
+    unit: str
+    categorical: bool = False
+
+
+NEON_FACTORS: tuple[Factor, ...] = (
+    Factor("total_fine_root_biomass", "total_fine_root_biomass_g_m2", "g/m2 (4 mm-equivalent)"),
+    Factor("elevation", "elevation_m", "m"),
+    Factor("mean_annual_temperature", "mean_annual_temperature_c", "degC"),
+    Factor("mean_annual_precipitation", "mean_annual_precipitation_mm", "mm"),
+    Factor("canopy_height", "canopy_height_m", "m"),
+    Factor("green_days", "green_days", "days/year"),
+    Factor("land_cover", "land_cover", "category", categorical=True),
+    Factor("soil_ph", "soil_ph_0_30cm", "pH (H2O), 0-30 cm"),
+    Factor("sand", "sand_pct_0_30cm", "%, 0-30 cm"),
+    Factor("clay", "clay_pct_0_30cm", "%, 0-30 cm"),
+    Factor("organic_carbon", "organic_carbon_g_kg_0_30cm", "g/kg, 0-30 cm"),
+    Factor("cec", "cec_cmol_kg_0_30cm", "cmol(+)/kg, 0-30 cm"),
+)
+_TOPSOIL = {
+    "soil_ph_0_30cm": "ph_h2o",
+    "sand_pct_0_30cm": "sand_pct",
+    "clay_pct_0_30cm": "clay_pct",
+    "organic_carbon_g_kg_0_30cm": "organic_carbon_g_kg",
+    "cec_cmol_kg_0_30cm": "cec_cmol_kg",
+}
+
+
+def leading_number(column: str) -> pl.Expr:
+    """The number at the start of a text such as '10.0°C' (NEON's site table mixes units in)."""
+    return pl.col(column).cast(pl.String).str.extract(r"^\s*(-?[0-9]+(?:\.[0-9]+)?)").cast(pl.Float64)
+
+
+def climate_and_vegetation(field_sites: pl.DataFrame, land_cover: pl.DataFrame) -> pl.DataFrame:
+    """Elevation, MAT, MAP, canopy height, green days (NEON field-site table) and land cover."""
+    sites = field_sites.select(
+        "site_id",
+        leading_number("field_mean_evelation_m").alias("elevation_m"),
+        leading_number("field_mean_annual_temperature_C").alias("mean_annual_temperature_c"),
+        leading_number("field_mean_annual_precipitation_mm").alias("mean_annual_precipitation_mm"),
+        leading_number("field_mean_canopy_height_m").alias("canopy_height_m"),
+        leading_number("field_avg_number_of_green_days").alias("green_days"),
+    )
+    cover = land_cover.select("site_id", pl.col("Land.cover").alias("land_cover"))
+    return sites.join(cover, on="site_id", how="full", coalesce=True)
+
+
+def topsoil_means(soil: pl.DataFrame, depth_cm: float = TOPSOIL_CM) -> pl.DataFrame:
+    """Overlap-weighted means of soil properties over [0, depth_cm) per site."""
+    rows = []
+    for (site,), increments in soil.group_by("site_id", maintain_order=True):
+        row: dict[str, object] = {"site_id": site}
+        tops = increments["top_cm"].to_numpy().astype(float)
+        bottoms = increments["bottom_cm"].to_numpy().astype(float)
+        for out, source in _TOPSOIL.items():
+            values = increments[source].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            value, _ = overlap_weighted_average(np.array([0.0]), np.array([depth_cm]), tops, bottoms, values)
+            row[out] = None if np.isnan(value[0]) else float(value[0])
+        rows.append(row)
+    return pl.DataFrame(rows, schema={"site_id": pl.String, **{c: pl.Float64 for c in _TOPSOIL}})
+
+
+def site_factor_table(
+    sites: list[str],
+    biomass: pl.DataFrame,
+    field_sites: pl.DataFrame,
+    land_cover: pl.DataFrame,
+    soil: pl.DataFrame,
+    extra: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """One row per site of `sites` with every NEON factor (and `extra` user factors)."""
+    table = (
+        pl.DataFrame({"site_id": sites})
+        .join(biomass.select("site_id", pl.col("total_fine_root_biomass_4mm_equiv_g_m2")
+                             .alias("total_fine_root_biomass_g_m2")), on="site_id", how="left")
+        .join(climate_and_vegetation(field_sites, land_cover), on="site_id", how="left")
+        .join(topsoil_means(soil), on="site_id", how="left")
+        .select("site_id", *[f.column for f in NEON_FACTORS])
+    )
+    if extra is not None:
+        table = table.join(extra, on="site_id", how="left")
+    return table.sort("site_id")
+
+
+def read_user_factors(frame: pl.DataFrame, source: str) -> tuple[pl.DataFrame, list[Factor]]:
+    """Validate a user table of extra factors: a site column and numeric factor columns."""
+    site_column = next((c for c in ("site_id", "siteID", "site") if c in frame.columns), None)
+    if site_column is None:
+        raise ValueError(f"{source}: no site column (expected one of site_id, siteID, site)")
+    frame = frame.rename({site_column: "site_id"})
+    bad_sites = frame.filter(~pl.col("site_id").cast(pl.String).str.contains(r"^[A-Z]{4}$"))
+    if bad_sites.height:
+        raise ValueError(f"{source}: row {bad_sites.row(0)} has a site id that is not a NEON site code")
+    if frame["site_id"].is_duplicated().any():
+        raise ValueError(f"{source}: site ids repeat; one row per site is expected")
+    factors = []
+    for column in frame.columns:
+        if column == "site_id":
+            continue
+        values = frame[column].cast(pl.Float64, strict=False)
+        failed = frame[column].is_not_null() & values.is_null()
+        if failed.any():
+            row = int(failed.arg_true()[0])
+            raise ValueError(f"{source}: row {row + 1}, column {column!r}: {frame[column][row]!r} is not a number")
+        frame = frame.with_columns(values.alias(column))
+        factors.append(Factor(column, column, "user-supplied"))
+    return frame, factors
