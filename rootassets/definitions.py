@@ -8,6 +8,7 @@ from rootassets.defs.analysis import analysis_assets
 from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.raw import raw_assets
+from rootassets.defs.reports import report_assets
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
 from rootassets.settings import Settings
 
@@ -23,7 +24,7 @@ def build_definitions(settings: Settings) -> Definitions:
         description="Every asset for one NEON release: raw tables to figures.",
     )
     return Definitions(
-        assets=[*raw_assets, *harmonized_assets, *analysis_assets],
+        assets=[*raw_assets, *harmonized_assets, *analysis_assets, *report_assets],
         jobs=[main_job],
         resources={
             "warehouse": WarehouseResource(database=str(settings.database)),

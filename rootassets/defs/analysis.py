@@ -30,6 +30,7 @@ from rootassets.science.group_tests import (
 )
 from rootassets.science.modality import ModalityParameters, site_modality
 from rootassets.science.nutrients import (
+    LOESS_MIN_POINTS,
     NUTRIENTS,
     NutrientParameters,
     log_linear_fit,
@@ -396,7 +397,7 @@ def analysis_nutrients(
             if fit is None:
                 continue
             fits.append({"site_id": site, "nutrient": nutrient, **fit.__dict__, "modality": modality[site]})
-            if modality[site] == BIMODAL and depth.size >= 4:
+            if modality[site] == BIMODAL and depth.size >= LOESS_MIN_POINTS:
                 points = np.linspace(depth.min(), depth.max(), params.loess_points)
                 fitted, low, high = loess(depth, np.log10(rel), points, params.loess_span, params.loess_degree,
                                           params.band_level)

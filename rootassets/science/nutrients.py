@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+LOESS_MIN_POINTS = 6  # fewer increments leave a local quadratic nothing to smooth
 NUTRIENTS = {"N": "nitrogen_tot_g_kg", "P": "phosphorus_mjelm_mg_kg", "K": "potassium_mjelm_mg_kg",
              "Ca": "calcium_mjelm_mg_kg"}
 
@@ -77,16 +78,15 @@ def loess(x: np.ndarray, y: np.ndarray, grid: np.ndarray, span: float = 0.5, deg
     """Local polynomial regression (tricube weights, nearest span*n points), as R's loess.
 
     Returns fitted values on `grid` and an approximate pointwise band from the
-    smoother's weights and the residual scale.
+    smoother's weights and the residual scale; the band is NaN when fewer than
+    2 residual degrees of freedom remain.
     """
     n = x.size
     k = max(degree + 1, int(np.ceil(span * n)))
 
     def weights_at(x0: float) -> np.ndarray:
         distance = np.abs(x - x0)
-        radius = np.sort(distance)[min(k, n) - 1]
-        if span > 1:
-            radius *= span ** (1 / 1)
+        radius = np.sort(distance)[min(k, n) - 1] * max(1.0, span)
         radius = radius if radius > 0 else 1.0
         u = np.clip(distance / radius, 0, 1)
         w = (1 - u**3) ** 3
@@ -101,6 +101,10 @@ def loess(x: np.ndarray, y: np.ndarray, grid: np.ndarray, span: float = 0.5, deg
     sigma = np.sqrt(np.sum(residual**2) / max(n - trace, 1.0))
     rows = np.array([weights_at(x0) for x0 in grid])
     fitted = rows @ y
-    t = stats.t.ppf(0.5 + level / 2, max(n - trace, 1.0))
+    residual_df = n - trace
+    if residual_df < 2:
+        nan = np.full_like(fitted, np.nan)
+        return fitted, nan, nan
+    t = stats.t.ppf(0.5 + level / 2, residual_df)
     se = sigma * np.sqrt(np.sum(rows**2, axis=1))
     return fitted, fitted - t * se, fitted + t * se

@@ -1,0 +1,181 @@
+"""METHOD.md section 8: the figures, as functions from tables to matplotlib Figures (no I/O)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from rootassets.science.nutrients import LOESS_MIN_POINTS, NUTRIENTS, fit_band, loess, relative_profile  # noqa: E402
+
+COLORS = {"bimodal": "#c0392b", "unimodal": "#2e6fba"}
+
+
+def _by_modality_colors(modality: list[str]) -> list[str]:
+    return [COLORS.get(m, "grey") for m in modality]
+
+
+def root_profiles_figure(profiles: pl.DataFrame, modality: dict[str, str], span: float = 0.5) -> Figure:
+    """Figure 1: standardized root profiles of every site, LOESS fit with 95% band; red bimodal, blue unimodal."""
+    sites = sorted(profiles["site_id"].unique().to_list(), key=lambda s: (modality.get(s) != "bimodal", s))
+    cols = 8
+    rows = math.ceil(len(sites) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.3), sharex=True, sharey=True)
+    for ax in axes.flat[len(sites):]:
+        ax.axis("off")
+    for ax, site in zip(axes.flat, sites, strict=False):
+        g = profiles.filter(pl.col("site_id") == site).sort("mid_cm")
+        x, y = g["mid_cm"].to_numpy(), g["standardized"].to_numpy()
+        color = COLORS[modality.get(site, "unimodal")]
+        ax.scatter(y, x, s=8, color=color)
+        if x.size >= LOESS_MIN_POINTS:
+            grid = np.linspace(x.min(), x.max(), 60)
+            fitted, low, high = loess(x, y, grid, span=span, degree=2)
+            if np.isfinite(low).all():
+                ax.fill_betweenx(grid, np.clip(low, -0.2, 1.4), np.clip(high, -0.2, 1.4), color=color, alpha=0.2, lw=0)
+            ax.plot(fitted, grid, color=color, lw=1.2)
+        else:  # too few increments for a LOESS: join the points
+            ax.plot(y, x, color=color, lw=0.8, ls=":")
+        ax.set_title(site, fontsize=9, color=color)
+        ax.set_xlim(-0.1, 1.2)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].invert_yaxis()
+    fig.supxlabel("standardized live fine-root density (Y / max Y)")
+    fig.supylabel("depth (cm)")
+    fig.suptitle("Root profiles by site (red: bimodal, blue: unimodal; LOESS span 0.5 with 95% band)")
+    fig.tight_layout()
+    return fig
+
+
+def site_map_figure(sites: pl.DataFrame) -> Figure:
+    """Figure 1 (map): site locations (longitude, latitude) coloured by modality."""
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for label, g in sites.group_by("modality"):
+        ax.scatter(g["longitude"], g["latitude"], s=40, color=COLORS[label[0]], label=label[0], edgecolor="k", lw=0.4)
+    for site, lon, lat in sites.select("site_id", "longitude", "latitude").iter_rows():
+        ax.annotate(site, (lon, lat), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("longitude (deg)")
+    ax.set_ylabel("latitude (deg)")
+    ax.set_title("NEON megapit sites by root modality")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _box_strip(ax: plt.Axes, groups: dict[str, np.ndarray], log: bool = False) -> None:
+    labels = list(groups)
+    ax.boxplot([groups[k] for k in labels], tick_labels=labels, showfliers=False)
+    rng = np.random.default_rng(0)
+    for i, k in enumerate(labels, start=1):
+        ax.scatter(i + rng.uniform(-0.12, 0.12, groups[k].size), groups[k], s=14, color=COLORS.get(k, "grey"),
+                   alpha=0.8, zorder=3)
+    if log:
+        ax.set_yscale("log")
+
+
+def factors_figure(importance: pl.DataFrame, factors: pl.DataFrame) -> Figure:
+    """Figure 2: factor importance ranking; total fine-root biomass by modality (log axis); land cover by modality."""
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.8))
+    ranked = importance.filter(pl.col("run") == "all_factors").sort("importance")
+    a.barh(ranked["factor"], ranked["importance"], color=["#555" if k else "#bbb" for k in ranked["kept"]])
+    a.set_xlabel("mean decrease in Gini impurity")
+    a.set_title("Factor importance (dark: kept after elimination)")
+    a.tick_params(axis="y", labelsize=8)
+    groups = {m: factors.filter(pl.col("modality") == m)["total_fine_root_biomass_g_m2"].drop_nulls().to_numpy()
+              for m in ("bimodal", "unimodal")}
+    _box_strip(b, groups, log=True)
+    b.set_ylabel("total fine-root biomass (g/m2, 4 mm-equivalent)")
+    b.set_title("Total fine-root biomass by modality")
+    counts = factors.filter(pl.col("land_cover").is_not_null()).group_by("land_cover", "modality").len()
+    covers = sorted(counts["land_cover"].unique().to_list())
+    bottom = np.zeros(len(covers))
+    for m in ("bimodal", "unimodal"):
+        values = np.array([counts.filter((pl.col("land_cover") == lc) & (pl.col("modality") == m))["len"].sum()
+                           for lc in covers], dtype=float)
+        c.bar(covers, values, bottom=bottom, color=COLORS[m], label=m)
+        bottom += values
+    c.set_ylabel("sites")
+    c.set_title("Land cover by modality")
+    c.tick_params(axis="x", labelrotation=20, labelsize=8)
+    c.legend()
+    fig.tight_layout()
+    return fig
+
+
+def phi_figure(phi: pl.DataFrame) -> Figure:
+    """Figure 3: phi for root biomass and for soil N by modality (log axis)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, prop, title in ((axes[0], "root_biomass", "phi, root biomass"),
+                            (axes[1], "nitrogen_tot_g_kg", "phi, soil total N")):
+        g = phi.filter((pl.col("property") == prop) & (pl.col("method") == "increment") & (pl.col("phi") > 0))
+        _box_strip(ax, {m: g.filter(pl.col("modality") == m)["phi"].to_numpy() for m in ("bimodal", "unimodal")},
+                   log=True)
+        ax.axhline(1.0, color="k", lw=0.6, ls="--")
+        ax.set_title(f"{title} (Y(D2) / Y(D1), increment values)")
+        ax.set_ylabel("phi")
+    fig.tight_layout()
+    return fig
+
+
+def relative_nutrients_figure(grid: pl.DataFrame, sites: dict[str, str], span: float = 0.5) -> Figure:
+    """Figure 4: relative nutrient profiles (X / Y_root, surface = 1) of one unimodal and one bimodal site,
+    with the log-linear fit and its 95% band (and the LOESS curve at the bimodal site)."""
+    fig, axes = plt.subplots(2, 4, figsize=(14, 7), sharey="row")
+    for row, (label, site) in enumerate(sites.items()):
+        g = grid.filter(pl.col("site_id") == site).sort("top_cm")
+        for col, (nutrient, column) in enumerate(NUTRIENTS.items()):
+            ax = axes[row, col]
+            depth, rel = relative_profile(g["top_cm"].to_numpy(), g[column].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+                                          g["root_density_g_m3"].to_numpy())
+            color = COLORS[label]
+            ax.scatter(np.log10(rel), depth, s=12, color=color)
+            if depth.size >= 3:
+                points = np.linspace(depth.min(), depth.max(), 60)
+                fitted, low, high = fit_band(depth, rel, points)
+                ax.plot(fitted, points, color="k", lw=1)
+                ax.fill_betweenx(points, low, high, color="k", alpha=0.12, lw=0)
+                if label == "bimodal" and depth.size >= LOESS_MIN_POINTS:
+                    smooth, _, _ = loess(depth, np.log10(rel), points, span=span)
+                    ax.plot(smooth, points, color=color, lw=1.2, ls="--")
+            ax.set_title(f"{site} ({label}): {nutrient}", fontsize=9)
+            ax.axvline(0, color="grey", lw=0.5)
+            if col == 0:
+                ax.set_ylabel("depth (cm)")
+            ax.set_xlabel("log10 relative concentration")
+    axes[0, 0].invert_yaxis()
+    axes[1, 0].invert_yaxis()
+    fig.suptitle("Nutrients relative to roots (surface = 1): log-linear fit with 95% band; dashed: LOESS")
+    fig.tight_layout()
+    return fig
+
+
+def exponents_figure(exponents: pl.DataFrame) -> Figure:
+    """Per-nutrient exponent and r2 distributions by modality."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    nutrients = list(NUTRIENTS)
+    for ax, column, label in ((axes[0], "exponent", "exponent b (per cm)"), (axes[1], "r2", "r2")):
+        for offset, m in ((-0.18, "bimodal"), (0.18, "unimodal")):
+            data = [exponents.filter((pl.col("nutrient") == n) & (pl.col("modality") == m))[column].to_numpy()
+                    for n in nutrients]
+            positions = np.arange(len(nutrients)) + offset
+            parts = ax.boxplot(data, positions=positions, widths=0.3, showfliers=False, patch_artist=True)
+            for patch in parts["boxes"]:
+                patch.set_facecolor(COLORS[m])
+                patch.set_alpha(0.35)
+            for p, d in zip(positions, data, strict=True):
+                ax.scatter(np.full(d.size, p), d, s=8, color=COLORS[m], zorder=3)
+        ax.set_xticks(range(len(nutrients)), nutrients)
+        ax.set_ylabel(label)
+        if column == "exponent":
+            ax.axhline(0, color="k", lw=0.6, ls="--")
+    axes[0].set_title("Exponents by nutrient (red: bimodal, blue: unimodal)")
+    axes[1].set_title("r2 of the log-linear fits")
+    fig.tight_layout()
+    return fig
