@@ -106,3 +106,28 @@ def test_definitions_validate(snapshot: Path, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "All code locations passed validation" in done.stdout + done.stderr
+
+
+ANALYSIS_TABLES = ["site_modality", "site_kde", "phi", "site_factors", "classifier_performance",
+                   "classifier_importance", "group_tests", "nutrient_exponents", "nutrient_loess"]
+
+
+def test_main_job_fills_every_analysis_table(home: dict[str, str]) -> None:
+    for table in ANALYSIS_TABLES:
+        done = cli("sql", "--csv", f"select count(*), min(release), max(release) from analysis.{table}", env=home)
+        count, low, high = done.stdout.strip().splitlines()[-1].split(",")
+        assert int(count) > 0 and low == high == RELEASE, table
+    modality = cli("sql", "--csv", "select count(*), count(distinct modality) from analysis.site_modality", env=home)
+    assert modality.stdout.strip().splitlines()[-1] == "44,2"
+    names = cli("sql", "--csv", "select name from analysis.group_tests", env=home).stdout.split()
+    assert {"total_fine_root_biomass", "land_cover", "growth_form", "phi_root_biomass_increment"} <= set(names)
+
+
+def test_figures_model_and_report_are_written(home: dict[str, str]) -> None:
+    root = Path(home["ROOTASSETS_HOME"])
+    figures = sorted((root / "figures" / RELEASE).glob("*.png"))
+    assert len(figures) == 6
+    assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 10_000 for f in figures)
+    assert (root / "models" / RELEASE / "modality_forest.joblib").stat().st_size > 0
+    report = (root / "reports" / RELEASE / "report.md").read_text()
+    assert "## Group tests" in report and "figure_1_root_profiles.png" in report
