@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -92,6 +93,8 @@ def _materialize(args: argparse.Namespace) -> int:
             raise CliError(f"--select {args.select!r} matches no asset")
 
     with DagsterInstance.get() as instance:
+        for note in reap_dead_runs(instance):
+            print(f"rootassets: {note}", file=sys.stderr)
         if not instance.has_dynamic_partition(NEON_RELEASE_PARTITIONS, release):
             instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
         print(f"rootassets: materializing {release} from {source.describe()} into {settings.database}")
@@ -102,6 +105,7 @@ def _materialize(args: argparse.Namespace) -> int:
             asset_selection=asset_keys,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), "rootassets/release": release},
         )
         materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
         for key in materialized:
@@ -117,6 +121,39 @@ def _materialize(args: argparse.Namespace) -> int:
             raise CliError(f"run {result.run_id} failed; earlier results in {settings.database} are unchanged")
         print(f"rootassets: run {result.run_id} succeeded: {len(materialized)} assets for {release}")
     return 0
+
+
+PID_TAG, HOST_TAG = "rootassets/pid", "rootassets/host"
+
+
+def reap_dead_runs(instance: Any) -> list[str]:
+    """Mark CLI runs whose process is gone (killed) as failed and free their concurrency slots.
+
+    A run killed mid-step still holds its `duckdb` pool slot in the instance;
+    without this the next run would wait for it forever.
+    """
+    from dagster import DagsterRunStatus, RunsFilter
+
+    notes = []
+    active = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.NOT_STARTED]
+    for run in instance.get_runs(filters=RunsFilter(statuses=active)):
+        pid = run.tags.get(PID_TAG, "")
+        if run.tags.get(HOST_TAG) != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the rootassets process {pid} running it is gone (killed?)")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        notes.append(f"run {run.run_id} had been killed (process {pid} is gone): marked failed, its slots freed")
+    return notes
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _sql(args: argparse.Namespace) -> int:

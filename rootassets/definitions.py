@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import Definitions
 
 from rootassets.defs.analysis import analysis_assets
 from rootassets.defs.harmonized import harmonized_assets
-from rootassets.defs.partitions import neon_release
+from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
+from rootassets.defs.jobs import MAIN_JOB, main_job
 from rootassets.defs.raw import raw_assets
 from rootassets.defs.reports import report_assets
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
 from rootassets.settings import Settings
 
-MAIN_JOB = "main_job"
+__all__ = ["MAIN_JOB", "build_definitions", "defs"]
 
 
 def build_definitions(settings: Settings) -> Definitions:
     """Definitions wired to `settings` (tests pass their own)."""
-    main_job = define_asset_job(
-        MAIN_JOB,
-        selection=AssetSelection.all(),
-        partitions_def=neon_release,
-        description="Every asset for one NEON release: raw tables to figures.",
-    )
     return Definitions(
         assets=[*raw_assets, *harmonized_assets, *analysis_assets, *report_assets],
         jobs=[main_job],
+        sensors=[neon_release_sensor],
+        schedules=[weekly_neon_refresh],
         resources={
             "warehouse": WarehouseResource(database=str(settings.database)),
             "artifacts": ArtifactStore(home=str(settings.home)),

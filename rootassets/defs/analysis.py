@@ -422,3 +422,52 @@ def analysis_nutrients(
 
 analysis_assets = [analysis_site_modality, analysis_phi, analysis_site_factors, analysis_classifier,
                    analysis_group_tests, analysis_nutrients]
+
+
+class ReleaseChangeConfig(Config):
+    """Differences at or below these are not listed."""
+
+    depth_cm: float = 1.0
+    relative: float = 0.01
+    exponent: float = 1e-4
+
+
+def previous_release(present: list[str], release: str) -> str | None:
+    """The newest release before `release` among those present (PROVISIONAL follows every numbered one)."""
+    from rootassets.neon.identifiers import release_sort_key
+
+    earlier = [r for r in present if release_sort_key(r) < release_sort_key(release)]
+    return max(earlier, key=release_sort_key) if earlier else None
+
+
+@asset(key=_key("release_changes"), deps=[_key("site_modality"), _key("phi"), _key("nutrient_exponents")],
+       kinds={"duckdb"}, **COMMON)
+def analysis_release_changes(
+    context: AssetExecutionContext, config: ReleaseChangeConfig, warehouse: WarehouseResource
+) -> MaterializeResult:
+    """`analysis.release_changes`: what changed per site since the previous release present: sites added or
+    removed, modality label changes, D0/D1/D2 shifts, total biomass change, and phi/exponent values that moved
+    beyond a tolerance. Empty for the first release."""
+    from rootassets.science.release_changes import CHANGE_SCHEMA, ChangeTolerances, compare_releases
+
+    release = validate_release(context.partition_key)
+    tolerances = ChangeTolerances(config.depth_cm, config.relative, config.exponent)
+    with warehouse.get_connection() as con:
+        present = [r for (r,) in con.execute("SELECT DISTINCT release FROM analysis.site_modality").fetchall()]
+    before = previous_release(present, release)
+    if before is None:
+        changes = pl.DataFrame(schema=CHANGE_SCHEMA)
+    else:
+        tables = {t: (_read(warehouse, "analysis", t, before), _read(warehouse, "analysis", t, release))
+                  for t in ("site_modality", "phi", "nutrient_exponents")}
+        changes = compare_releases(*tables["site_modality"], *tables["phi"], *tables["nutrient_exponents"], tolerances)
+    changes = changes.with_columns(pl.lit(before, dtype=pl.String).alias("previous_release"),
+                                   pl.lit(release).alias("release"))
+    with warehouse.get_connection() as con:
+        replace_partitions(con, {("analysis", "release_changes"): changes}, release)
+    summary = dict(changes.group_by("change").len().sort("change").iter_rows()) if changes.height else {}
+    return MaterializeResult(metadata={**table_metadata(changes, release), "previous_release": before or "none",
+                                       "changes": summary, "tolerances": tolerances.as_metadata()})
+
+
+analysis_assets.append(analysis_release_changes)

@@ -40,6 +40,23 @@ class ApiSource:
         tags = {str(r.get("release")) for r in self.client.releases()}
         return sorted((t for t in tags if RELEASE_PATTERN.fullmatch(t)), key=release_sort_key)
 
+    def release_info(self) -> dict[str, str]:
+        """Releases listed by `/products/{dpID}` for every product the platform uses, with the
+        newest generation date among them (from `/releases` where the product list lacks one)."""
+        from rootassets.neon.products import PRODUCTS
+
+        dates = {str(r.get("release")): str(r.get("generationDate") or "") for r in self.client.releases()}
+        per_product: list[dict[str, str]] = []
+        for code in PRODUCTS:
+            info = self.client.product(code)
+            per_product.append({
+                str(r.get("release")): str(r.get("generationDate") or dates.get(str(r.get("release")), ""))
+                for r in info.get("releases") or [] if isinstance(r, dict)
+            })
+        common = set.intersection(*(set(p) for p in per_product)) if per_product else set()
+        tags = sorted((t for t in common if RELEASE_PATTERN.fullmatch(t)), key=release_sort_key)
+        return {t: max(p[t] for p in per_product) for t in tags}
+
     def product_doi(self, product: str, release: str) -> str | None:
         """The product's DOI in `release` as `/releases` announces it, if it does."""
         for entry in self.client.releases():

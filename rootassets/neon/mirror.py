@@ -99,8 +99,9 @@ class MirrorCatalogue:
         # product -> site -> release -> months
         self.availability: dict[str, dict[str, dict[str, set[str]]]] = {}
         self.domains: dict[str, str] = {}
+        generated = source.release_info()
         for release in source.releases():
-            self.release_dates[release] = "2021-01-01T00:00:00Z" if release != "PROVISIONAL" else "2026-01-01T00:00:00Z"
+            self.release_dates[release] = generated.get(release, "2000-01-01T00:00:00Z")
             for product in PRODUCTS.values():
                 if (source.root / release / product.code).is_dir():
                     self._add_product(source, product, release)
@@ -202,6 +203,7 @@ class MirrorServer:
         port: int = 0,
         faults: FaultPlan | None = None,
     ) -> None:
+        self._snapshot = None if isinstance(snapshot, MirrorCatalogue) else Path(snapshot)
         self.catalogue = snapshot if isinstance(snapshot, MirrorCatalogue) else MirrorCatalogue(snapshot)
         self.faults = faults or FaultPlan()
         self.stats = MirrorStats()
@@ -213,6 +215,12 @@ class MirrorServer:
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}{API_PREFIX}"
+
+    def reload(self) -> None:
+        """Re-read the snapshot folder, e.g. after a new release was added to it."""
+        if self._snapshot is None:
+            raise ValueError("this mirror serves a prebuilt catalogue; there is no folder to re-read")
+        self.catalogue = MirrorCatalogue(self._snapshot)
 
     def start(self) -> MirrorServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)

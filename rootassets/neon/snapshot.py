@@ -10,6 +10,7 @@ Layout (as ../shared/neon-snapshot):
 from __future__ import annotations
 
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rootassets.neon.csvfiles import read_variables
@@ -21,7 +22,7 @@ from rootassets.neon.identifiers import (
     release_sort_key,
     validate_release,
 )
-from rootassets.neon.products import ProductSpec
+from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.safezip import safe_extract
 from rootassets.neon.source import ProductLoad
 from rootassets.neon.stacking import SourceFile, stack_table
@@ -42,6 +43,17 @@ class SnapshotSource:
     def releases(self) -> list[str]:
         tags = [p.name for p in self.root.iterdir() if p.is_dir() and RELEASE_PATTERN.fullmatch(p.name)]
         return sorted(tags, key=release_sort_key)
+
+    def release_info(self) -> dict[str, str]:
+        """Each release folder holding every product, with its newest file time as the generation date."""
+        info: dict[str, str] = {}
+        for tag in self.releases():
+            folders = [self.root / tag / code for code in PRODUCTS]
+            if not all(f.is_dir() for f in folders):
+                continue
+            newest = max((p.stat().st_mtime for f in folders for p in f.rglob("*") if p.is_file()), default=0.0)
+            info[tag] = datetime.fromtimestamp(newest, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return info
 
     def load_product(self, product: ProductSpec, release: str) -> ProductLoad:
         folder = self.root / validate_release(release) / product.code

@@ -36,6 +36,10 @@ class NeonSource(Protocol):
         """The release tags this source offers, oldest first."""
         ...
 
+    def release_info(self) -> dict[str, str]:
+        """{release tag: generation date} for the releases holding every product the platform uses."""
+        ...
+
     def load_product(self, product: ProductSpec, release: str) -> ProductLoad:
         """Stack every table of `product` in `release` the source has."""
         ...

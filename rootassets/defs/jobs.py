@@ -1,0 +1,14 @@
+"""The main job: every asset for one NEON release."""
+
+from dagster import AssetSelection, define_asset_job
+
+from rootassets.defs.partitions import neon_release
+
+MAIN_JOB = "main_job"
+
+main_job = define_asset_job(
+    MAIN_JOB,
+    selection=AssetSelection.all(),
+    partitions_def=neon_release,
+    description="Every asset for one NEON release: raw tables to figures.",
+)

@@ -1,0 +1,148 @@
+"""New NEON releases drive refreshes: the sensor, the schedule, release diffs, and killed runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import (
+    DagsterInstance,
+    SensorResult,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+)
+
+from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
+from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
+from rootassets.definitions import MAIN_JOB, build_definitions
+from rootassets.defs.resources import NeonSourceResource
+from rootassets.neon.mirror import MirrorServer
+from rootassets.settings import Settings
+from rootassets_tests.conftest import REPO
+from rootassets_tests.planted import copy_release, plant_release
+
+pytestmark = pytest.mark.slow
+FAST = {"ops": {"analysis_classifier": {"config": {"n_trees": 100, "n_seeds": 2}}}}
+OLD, NEW = "RELEASE-2021", "RELEASE-2022"
+DROPPED, FLIPPED = "ABBY", "DELA"
+
+
+def tick(instance: DagsterInstance, neon: NeonSourceResource, cursor: str | None) -> SensorResult | SkipReason:
+    context = build_sensor_context(instance=instance, cursor=cursor, resources={"neon": neon})
+    return neon_release_sensor(context)
+
+
+def run_release(settings: Settings, instance: DagsterInstance, release: str) -> None:
+    job = build_definitions(settings).resolve_job_def(MAIN_JOB)
+    result = job.execute_in_process(instance=instance, partition_key=release, run_config=FAST)
+    assert result.success
+
+
+def test_new_release_is_detected_run_and_diffed(tmp_path: Path, snapshot: Path) -> None:
+    root = tmp_path / "snapshot"
+    copy_release(snapshot, root, OLD)
+    with MirrorServer(root) as mirror:
+        settings = Settings(home=tmp_path / "home", snapshot=None, api_url=mirror.base_url,
+                            site_attributes=root / "site-attributes")
+        neon = NeonSourceResource(api_url=mirror.base_url, download_dir=str(settings.downloads))
+        instance = DagsterInstance.ephemeral()
+
+        first = tick(instance, neon, None)
+        assert [r.partition_key for r in first.run_requests] == [OLD]
+        assert [r.run_key for r in first.run_requests] == [OLD]
+        instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, first.dynamic_partitions_requests[0].partition_keys)
+        run_release(settings, instance, OLD)
+        assert not tick(instance, neon, first.cursor).run_requests
+
+        plant_release(root, OLD, NEW, drop_site=DROPPED, flatten_site=FLIPPED, flatten_below_cm=50)
+        mirror.reload()
+        second = tick(instance, neon, first.cursor)
+        assert [r.partition_key for r in second.run_requests] == [NEW]
+        assert second.dynamic_partitions_requests[0].partition_keys == [NEW]
+        third = tick(instance, neon, second.cursor)
+        assert not third.run_requests
+        instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [NEW])
+        run_release(settings, instance, NEW)
+
+    with duckdb.connect(str(settings.database), read_only=True) as con:
+        side_by_side = dict(con.execute(
+            "select release, count(*) from analysis.site_modality group by 1 order by 1").fetchall())
+        assert side_by_side == {OLD: 44, NEW: 43}
+        labels = dict(con.execute("select release, modality from analysis.site_modality where site_id = ?",
+                                  [FLIPPED]).fetchall())
+        assert labels == {OLD: "bimodal", NEW: "unimodal"}
+        changes = con.execute(
+            "select site_id, change, quantity, old_value, new_value, previous_release from analysis.release_changes "
+            "where release = ?", [NEW]).fetchall()
+    assert {c[0] for c in changes} == {DROPPED, FLIPPED}
+    assert (DROPPED, "site_removed", "site", DROPPED, None, OLD) in changes
+    assert (FLIPPED, "modality_changed", "modality", "bimodal", "unimodal", OLD) in changes
+
+
+def test_source_outage_skips_the_tick_with_a_message(tmp_path: Path) -> None:
+    neon = NeonSourceResource(api_url="http://127.0.0.1:9/api/v0/", download_dir=str(tmp_path), http_attempts=1)
+    result = tick(DagsterInstance.ephemeral(), neon, None)
+    assert isinstance(result, SkipReason) and "NEON source unavailable" in result.skip_message
+
+
+def test_schedule_refreshes_provisional_only_when_its_generation_changes(tmp_path: Path, snapshot: Path) -> None:
+    root = tmp_path / "snapshot"
+    copy_release(snapshot, root, OLD)
+    neon = NeonSourceResource(snapshot_dir=str(root), download_dir=str(tmp_path))
+    with instance_for_test() as instance:
+        skipped = weekly_neon_refresh(build_schedule_context(instance=instance, resources={"neon": neon}))
+        assert isinstance(skipped, SkipReason) and "no PROVISIONAL" in skipped.skip_message
+        plant_release(root, OLD, "PROVISIONAL", drop_site=DROPPED, flatten_site=FLIPPED, flatten_below_cm=50)
+        request = weekly_neon_refresh(build_schedule_context(instance=instance, resources={"neon": neon}))
+        assert request.partition_key == "PROVISIONAL" and request.tags["rootassets/provisional_generation"]
+        assert instance.has_dynamic_partition(NEON_RELEASE_PARTITIONS, "PROVISIONAL")
+        job = build_definitions(Settings(home=tmp_path / "home", snapshot=root, api_url="http://127.0.0.1:9/",
+                                         site_attributes=root / "site-attributes")).resolve_job_def(MAIN_JOB)
+        job.execute_in_process(instance=instance, partition_key="PROVISIONAL", tags=request.tags, run_config=FAST,
+                               asset_selection=[__import__("dagster").AssetKey(["raw", "site_land_cover"])])
+        again = weekly_neon_refresh(build_schedule_context(instance=instance, resources={"neon": neon}))
+        assert isinstance(again, SkipReason) and "already refreshed" in again.skip_message
+
+
+def counts(db: Path, release: str) -> dict[str, int]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = con.execute("select table_schema || '.' || table_name from information_schema.tables "
+                             "where table_schema in ('raw', 'harmonized', 'analysis')").fetchall()
+        return {t: con.execute(f"select count(*) from {t} where release = ?", [release]).fetchone()[0]
+                for (t,) in tables}
+
+
+@pytest.mark.parametrize("kill_after_s", [4.0, 9.0])
+def test_killed_refresh_leaves_the_earlier_release_intact_and_rerun_completes(
+    tmp_path: Path, snapshot: Path, kill_after_s: float
+) -> None:
+    root = tmp_path / "snapshot"
+    copy_release(snapshot, root, OLD)
+    env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path / "home"), "ROOTASSETS_SNAPSHOT": str(root)}
+    command = [sys.executable, "-m", "rootassets.cli", "materialize", "--release"]
+    assert subprocess.run([*command, OLD], env=env, cwd=REPO, capture_output=True, timeout=600).returncode == 0
+    db = tmp_path / "home" / "rootassets.duckdb"
+    before = counts(db, OLD)
+    plant_release(root, OLD, NEW, drop_site=DROPPED, flatten_site=FLIPPED, flatten_below_cm=50)
+
+    process = subprocess.Popen([*command, NEW], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(kill_after_s)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+    assert counts(db, OLD) == before
+    rerun = subprocess.run([*command, NEW], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert counts(db, OLD) == before
+    after = counts(db, NEW)
+    assert after["analysis.site_modality"] == 43 and after["raw.mpr_perrootsample"] > 0
