@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("materialize", help="run the main job for one NEON release in the persistent instance")
     p.add_argument("--release", default="latest", help="NEON release tag (RELEASE-2021, PROVISIONAL) or 'latest'")
     p.add_argument("--select", default=None, help="Dagster asset selection, e.g. 'key:raw/*' (default: all)")
+    p.add_argument("--force", action="store_true",
+                   help="recompute every selected asset, even those up to date (same code and inputs)")
     p.set_defaults(handler=_materialize)
 
     p = sub.add_parser("sql", help="run a read-only SQL query against the DuckDB file")
@@ -82,15 +84,17 @@ def _materialize(args: argparse.Namespace) -> int:
         release = latest_release(source) if args.release == "latest" else validate_release(args.release)
     except (NeonError, InvalidIdentifierError, LookupError) as exc:
         raise CliError(str(exc)) from exc
-    asset_keys = None
+    graph = defs.resolve_asset_graph()
+    selection = AssetSelection.all()
     if args.select:
         try:
             selection = AssetSelection.from_string(args.select)
-            asset_keys = sorted(selection.resolve(defs.resolve_asset_graph()), key=str)
+            selected = selection.resolve(graph)
         except Exception as exc:  # dagster raises several types for a bad selection string
             raise CliError(f"invalid --select {args.select!r}: {exc}") from exc
-        if not asset_keys:
+        if not selected:
             raise CliError(f"--select {args.select!r} matches no asset")
+    asset_keys = sorted(selection.resolve(graph), key=str)
 
     with DagsterInstance.get() as instance:
         for note in reap_dead_runs(instance):
@@ -99,28 +103,66 @@ def _materialize(args: argparse.Namespace) -> int:
             instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
         print(f"rootassets: materializing {release} from {source.describe()} into {settings.database}")
         job = defs.resolve_job_def(MAIN_JOB)
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=release,
-            asset_selection=asset_keys,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), "rootassets/release": release},
-        )
-        materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
-        for key in materialized:
-            print(f"  materialized {key}")
-        if not result.success:
-            failures = [e for e in result.all_events if e.is_step_failure]
-            for event in failures:
-                error = event.step_failure_data.error
-                while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
-                    error = error.cause
-                message = error.message.strip() if error else "unknown error"
-                print(f"  FAILED {event.step_key}: {message}", file=sys.stderr)
-            raise CliError(f"run {result.run_id} failed; earlier results in {settings.database} are unchanged")
-        print(f"rootassets: run {result.run_id} succeeded: {len(materialized)} assets for {release}")
+        raw = [k for k in asset_keys if k.path[0] == "raw"]
+        rest = [k for k in asset_keys if k.path[0] != "raw"]
+        phases = [raw, rest] if raw and rest and not args.force else [asset_keys]
+        total = 0
+        for index, keys in enumerate(phases):
+            if index == 1:  # raw tables were re-read: run only what their data versions made stale
+                keys = stale_or_missing(instance, graph, keys, release)
+                fresh = len(rest) - len(keys)
+                if fresh:
+                    print(f"rootassets: {fresh} assets up to date (same code and inputs), not recomputed")
+                if not keys:
+                    break
+            total += _execute(job, instance, release, keys, settings)
+        print(f"rootassets: {release} done: {total} assets materialized")
     return 0
+
+
+def _execute(job: Any, instance: Any, release: str, keys: list, settings: Settings) -> int:
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=release,
+        asset_selection=keys,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), "rootassets/release": release},
+    )
+    materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
+    for key in materialized:
+        print(f"  materialized {key}")
+    if not result.success:
+        for event in (e for e in result.all_events if e.is_step_failure):
+            error = event.step_failure_data.error
+            while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
+                error = error.cause
+            message = error.message.strip() if error else "unknown error"
+            print(f"  FAILED {event.step_key}: {message}", file=sys.stderr)
+        raise CliError(f"run {result.run_id} failed; earlier results in {settings.database} are unchanged")
+    print(f"rootassets: run {result.run_id} succeeded: {len(materialized)} assets for {release}")
+    return len(materialized)
+
+
+def stale_or_missing(instance: Any, graph: Any, keys: list, release: str) -> list:
+    """The assets among `keys` whose code version or upstream data versions changed, or never materialized."""
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContext
+
+    class _Loading(LoadingContext):
+        def __init__(self) -> None:
+            self._loaders: dict = {}
+
+        @property
+        def instance(self) -> Any:
+            return instance
+
+        @property
+        def loaders(self) -> dict:
+            return self._loaders
+
+    resolver = CachingStaleStatusResolver(instance, graph, _Loading())
+    return [k for k in keys if resolver.get_status(k, release) != StaleStatus.FRESH]
 
 
 PID_TAG, HOST_TAG = "rootassets/pid", "rootassets/host"

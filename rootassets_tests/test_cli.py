@@ -131,3 +131,12 @@ def test_figures_model_and_report_are_written(home: dict[str, str]) -> None:
     assert (root / "models" / RELEASE / "modality_forest.joblib").stat().st_size > 0
     report = (root / "reports" / RELEASE / "report.md").read_text()
     assert "## Group tests" in report and "figure_1_root_profiles.png" in report
+
+
+def test_warm_rerun_recomputes_nothing_downstream(home: dict[str, str]) -> None:
+    done = cli("materialize", "--release", RELEASE, env=home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "assets up to date (same code and inputs), not recomputed" in done.stdout
+    assert "materialized analysis/" not in done.stdout and "materialized harmonized/" not in done.stdout
+    forced = cli("materialize", "--release", RELEASE, "--select", "key:harmonized/site_root_biomass", env=home)
+    assert "materialized harmonized/site_root_biomass" in forced.stdout

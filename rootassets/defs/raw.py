@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, Failure, MaterializeResult, multi_asset
+import hashlib
+
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, DataVersion, Failure, MaterializeResult, multi_asset
 
 from rootassets.defs.metadata import sources_metadata, table_metadata
 from rootassets.defs.partitions import neon_release
@@ -76,6 +78,7 @@ def _product_asset(product: ProductSpec, name: str):
         for table, s in stacked.items():
             yield MaterializeResult(
                 asset_key=AssetKey(["raw", table]),
+                data_version=source_data_version(release, s),
                 metadata={
                     **table_metadata(screened[table].rows, release),
                     **screened[table].summary(),
@@ -115,6 +118,7 @@ def raw_site_attributes(
     for table, s in chosen.items():
         yield MaterializeResult(
             asset_key=AssetKey(["raw", table]),
+            data_version=source_data_version(release, s),
             metadata={
                 **table_metadata(screened[table].rows, release),
                 **screened[table].summary(),
@@ -122,6 +126,17 @@ def raw_site_attributes(
                 "source_files": sources_metadata(s.sources),
             },
         )
+
+
+def source_data_version(release: str, stacked: StackedTable) -> DataVersion:
+    """The data version of a raw table: its release and the MD5 of every source file, so that
+    unchanged NEON files leave everything downstream up to date."""
+    digest = hashlib.sha256(release.encode())
+    for source in sorted(stacked.sources, key=lambda s: s.file):
+        digest.update(f"{source.file}:{source.md5}".encode())
+    for record in stacked.malformed:
+        digest.update(record.text.encode())
+    return DataVersion(digest.hexdigest()[:24])
 
 
 def screen_raw(table: str, stacked: StackedTable, release: str, published: bool = True) -> Screened:
