@@ -162,7 +162,8 @@ def stale_or_missing(instance: Any, graph: Any, keys: list, release: str) -> lis
             return self._loaders
 
     resolver = CachingStaleStatusResolver(instance, graph, _Loading())
-    return [k for k in keys if resolver.get_status(k, release) != StaleStatus.FRESH]
+    partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
+    return [k for k in keys if resolver.get_status(k, release if k in partitioned else None) != StaleStatus.FRESH]
 
 
 PID_TAG, HOST_TAG = "rootassets/pid", "rootassets/host"

@@ -8,6 +8,7 @@ from rootassets.defs.analysis import analysis_assets
 from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
 from rootassets.defs.jobs import MAIN_JOB, main_job
+from rootassets.defs.marts import mart_assets
 from rootassets.defs.raw import raw_assets
 from rootassets.defs.reports import report_assets
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
@@ -19,7 +20,7 @@ __all__ = ["MAIN_JOB", "build_definitions", "defs"]
 def build_definitions(settings: Settings) -> Definitions:
     """Definitions wired to `settings` (tests pass their own)."""
     return Definitions(
-        assets=[*raw_assets, *harmonized_assets, *analysis_assets, *report_assets],
+        assets=[*raw_assets, *harmonized_assets, *analysis_assets, *report_assets, *mart_assets],
         jobs=[main_job],
         sensors=[neon_release_sensor],
         schedules=[weekly_neon_refresh],

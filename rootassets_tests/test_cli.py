@@ -140,3 +140,8 @@ def test_warm_rerun_recomputes_nothing_downstream(home: dict[str, str]) -> None:
     assert "materialized analysis/" not in done.stdout and "materialized harmonized/" not in done.stdout
     forced = cli("materialize", "--release", RELEASE, "--select", "key:harmonized/site_root_biomass", env=home)
     assert "materialized harmonized/site_root_biomass" in forced.stdout
+
+
+def test_marts_site_summary_has_every_site(home: dict[str, str]) -> None:
+    done = cli("sql", "--csv", "select count(distinct site_id) from marts.site_summary", env=home)
+    assert done.stdout.strip().splitlines() == ["count(DISTINCT site_id)", "44"]
