@@ -1,0 +1,150 @@
+"""The Dagster UI in a real browser (Debian chromium, headless, driven by Playwright).
+
+Starts `dagster dev` on a free port against a temporary ROOTASSETS_HOME and the
+snapshot, launches a materialization of every asset for RELEASE-2021 from the
+UI, waits for it to succeed, and checks that an analysis asset shows its
+figure and metadata. Screenshots go to test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rootassets_tests.conftest import REPO, RELEASE
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+RUN_TIMEOUT_S = 900
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian chromium is required at /usr/bin/chromium (apt-get install chromium chromium-driver)")
+    home = tmp_path_factory.mktemp("ui-home")
+    env = {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(snapshot),
+           "DAGSTER_HOME": str(home / "dagster")}
+    prepare = ("from rootassets.settings import Settings; Settings.from_env().ensure_dagster_home(); "
+               "from dagster import DagsterInstance; "
+               f"DagsterInstance.get().add_dynamic_partitions('neon_release', ['{RELEASE}'])")
+    subprocess.run([str(Path(os.sys.executable)), "-c", prepare], env=env, cwd=REPO, check=True, timeout=120)
+    port = free_port()
+    dagster = str(Path(os.sys.executable).with_name("dagster"))
+    log = (home / "dagster-dev.log").open("w")
+    server = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-p", str(port)], env=env, cwd=REPO,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail(f"dagster dev did not start; see {home / 'dagster-dev.log'}")
+        yield base, env
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def open_page(page, url: str) -> None:  # noqa: ANN001 - playwright Page
+    """Go to `url` and dismiss Dagster's community dialog, which opens a moment after load."""
+    page.goto(url, wait_until="networkidle")
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.wait_for(state="visible", timeout=5_000)
+        skip.click()
+    except Exception:  # noqa: BLE001 - the dialog is optional: absent once dismissed
+        pass
+
+
+def materialized_keys(env: dict[str, str]) -> tuple[set[str], list[str]]:
+    """Asset keys materialized so far and any failed runs, read from the UI's instance."""
+    script = (
+        "import json; from dagster import DagsterInstance, DagsterRunStatus, RunsFilter; i = DagsterInstance.get(); "
+        "keys = [k.to_user_string() for k in i.get_asset_keys() if i.get_latest_materialization_event(k)]; "
+        "failed = [r.run_id for r in i.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE]))]; "
+        "print(json.dumps([keys, failed]))"
+    )
+    out = subprocess.run([str(Path(os.sys.executable)), "-c", script], env=env, cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    import json
+
+    keys, failed = json.loads(out.stdout.strip().splitlines()[-1])
+    return set(keys), failed
+
+
+def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, dict[str, str]]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, env = ui
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    expected = {"raw/mpr_perrootsample", "harmonized/root_profiles", "analysis/site_modality", "analysis/phi",
+                "reports/figure_1_root_profiles", "reports/report", "marts/site_summary"}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        open_page(page, f"{base}/asset-groups")
+        for group in ("raw", "harmonized", "analysis", "reports", "marts"):
+            expect(page.get_by_role("button", name=group).first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "1-asset-graph.png"))
+
+        page.get_by_role("button", name="Materialize all…").click()
+        page.get_by_role("button", name="All", exact=True).click()
+        expect(page.get_by_text("1 partition", exact=True)).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "2-launch-dialog.png"))
+        page.get_by_role("button", name=re.compile(r"^Launch (1 run|backfill)$")).click()
+
+        deadline = time.time() + RUN_TIMEOUT_S
+        while True:
+            keys, failed = materialized_keys(env)
+            assert not failed, f"runs failed: {failed}"
+            if expected <= keys and len(keys) >= 38:
+                break
+            assert time.time() < deadline, f"not materialized after {RUN_TIMEOUT_S}s: {sorted(expected - keys)}"
+            time.sleep(10)
+        open_page(page, f"{base}/runs")
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(ARTIFACTS / "3-runs.png"))
+
+        open_page(page, f"{base}/assets/reports/figure_1_root_profiles")
+        expect(page.get_by_text("figure_1_root_profiles.png").first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "4-figure-asset.png"), full_page=True)
+        page.get_by_text("[Show Markdown]").first.click()
+        figure = page.locator("img[src^='data:image/png;base64']").first
+        expect(figure).to_be_visible(timeout=60_000)
+        assert figure.evaluate("img => img.naturalWidth") > 500
+        page.screenshot(path=str(ARTIFACTS / "5-figure-shown.png"))
+
+        open_page(page, f"{base}/assets/analysis/site_modality")
+        expect(page.get_by_text("modality_counts").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("bimodal_sites").first).to_be_visible()
+        expect(page.get_by_text("RELEASE-2021").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "6-analysis-asset.png"), full_page=True)
+        browser.close()
