@@ -145,3 +145,17 @@ def test_warm_rerun_recomputes_nothing_downstream(home: dict[str, str]) -> None:
 def test_marts_site_summary_has_every_site(home: dict[str, str]) -> None:
     done = cli("sql", "--csv", "select count(distinct site_id) from marts.site_summary", env=home)
     assert done.stdout.strip().splitlines() == ["count(DISTINCT site_id)", "44"]
+
+
+def test_sql_waits_for_a_writer_and_then_answers(home: dict[str, str]) -> None:
+    db = Path(home["ROOTASSETS_HOME"]) / "rootassets.duckdb"
+    hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(4)"
+    writer = subprocess.Popen([sys.executable, "-c", hold, str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "locked"
+        done = cli("sql", "--csv", "select count(*) from raw.mgp_perhorizon", env=home)
+    finally:
+        writer.wait(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "locked by a running materialization; waiting" in done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "346"

@@ -40,7 +40,7 @@ from rootassets.science.nutrients import (
 from rootassets.science.phi import PhiParameters, phi, phi_depths, value_in_increment
 from rootassets.science.site_factors import NEON_FACTORS, read_user_factors, site_factor_table
 from rootassets.science.soil_profiles import SOIL_PROPERTIES
-from rootassets.warehouse import read_release, replace_partitions
+from rootassets.warehouse import replace_partitions
 
 ANALYSIS_CODE_VERSION = "analysis-1"
 COMMON = dict(partitions_def=neon_release, group_name="analysis", pool="duckdb", code_version=ANALYSIS_CODE_VERSION)
@@ -53,10 +53,6 @@ def _key(name: str) -> AssetKey:
 def _h(name: str) -> AssetKey:
     return AssetKey(["harmonized", name])
 
-
-def _read(warehouse: WarehouseResource, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
-    with warehouse.get_connection() as con:
-        return read_release(con, schema, table, release, where)
 
 
 class ModalityConfig(Config):
@@ -116,8 +112,8 @@ def analysis_site_modality(
 ) -> Iterator:
     release = validate_release(context.partition_key)
     params = config.parameters()
-    table, kdes = modality_rows(_read(warehouse, "harmonized", "root_profiles", release), params)
-    biomass = _read(warehouse, "harmonized", "site_root_biomass", release).select(
+    table, kdes = modality_rows(warehouse.read("harmonized", "root_profiles", release), params)
+    biomass = warehouse.read("harmonized", "site_root_biomass", release).select(
         "site_id", "total_fine_root_biomass_g_m2")
     table = table.join(biomass, on="site_id", how="left")
     counts = dict(table.group_by("modality").len().sort("modality").iter_rows())
@@ -144,10 +140,10 @@ def analysis_phi(context: AssetExecutionContext, config: PhiConfig, warehouse: W
     `increment` (the increment containing D) or `kde` (the smoothed root profile) (METHOD.md section 4)."""
     release = validate_release(context.partition_key)
     params = PhiParameters(config.unimodal_d1_cm, config.unimodal_d2_cm)
-    modality = _read(warehouse, "analysis", "site_modality", release)
-    profiles = _read(warehouse, "harmonized", "root_profiles", release)
-    soil = _read(warehouse, "harmonized", "soil_profiles", release)
-    kde = _read(warehouse, "analysis", "site_kde", release)
+    modality = warehouse.read("analysis", "site_modality", release)
+    profiles = warehouse.read("harmonized", "root_profiles", release)
+    soil = warehouse.read("harmonized", "soil_profiles", release)
+    kde = warehouse.read("analysis", "site_kde", release)
     rows = []
     for site, label, d1_site, d2_site in modality.select("site_id", "modality", "d1_cm", "d2_cm").iter_rows():
         d1, d2 = phi_depths(label, d1_site, d2_site, params)
@@ -190,7 +186,7 @@ def analysis_site_factors(
     biomass as 4 mm-equivalent g/m2, elevation, MAT, MAP, canopy height, green days, land cover, and soil
     pH, sand, clay, organic C and CEC over 0-30 cm), units in the column names, plus optional user factors."""
     release = validate_release(context.partition_key)
-    modality = _read(warehouse, "analysis", "site_modality", release).select("site_id", "modality")
+    modality = warehouse.read("analysis", "site_modality", release).select("site_id", "modality")
     extra, extra_factors = None, []
     if config.extra_factors_csv:
         try:
@@ -201,10 +197,10 @@ def analysis_site_factors(
             raise Failure(description=f"extra factors: {exc}") from exc
     table = site_factor_table(
         modality["site_id"].to_list(),
-        _read(warehouse, "harmonized", "site_root_biomass", release),
-        _read(warehouse, "raw", "field_site_metadata", release, "NOT quarantined"),
-        _read(warehouse, "raw", "site_land_cover", release, "NOT quarantined"),
-        _read(warehouse, "harmonized", "soil_profiles", release),
+        warehouse.read("harmonized", "site_root_biomass", release),
+        warehouse.read("raw", "field_site_metadata", release, "NOT quarantined"),
+        warehouse.read("raw", "site_land_cover", release, "NOT quarantined"),
+        warehouse.read("harmonized", "soil_profiles", release),
         extra,
     ).join(modality, on="site_id", how="left")
     factors = [*NEON_FACTORS, *extra_factors]
@@ -258,7 +254,7 @@ def analysis_classifier(
 ) -> Iterator[MaterializeResult]:
     release = validate_release(context.partition_key)
     params = config.parameters()
-    factors = _read(warehouse, "analysis", "site_factors", release)
+    factors = warehouse.read("analysis", "site_factors", release)
     frame, names, categorical, dropped = _training_frame(factors)
     full = run_classifier(frame, names, categorical, params)
     kept, steps = backward_elimination(frame, names, categorical, params)
@@ -331,8 +327,8 @@ def analysis_group_tests(
     with a Monte Carlo p from 2000 tables with the observed margins (METHOD.md section 6)."""
     release = validate_release(context.partition_key)
     params = GroupTestParameters(config.alpha, config.monte_carlo_tables, config.seed)
-    factors = _read(warehouse, "analysis", "site_factors", release)
-    phi_table = _read(warehouse, "analysis", "phi", release)
+    factors = warehouse.read("analysis", "site_factors", release)
+    phi_table = warehouse.read("analysis", "phi", release)
     rows = []
     by_column = {f.column: f.name for f in NEON_FACTORS}
     for column in factors.columns:
@@ -384,9 +380,9 @@ def analysis_nutrients(
 ) -> Iterator:
     release = validate_release(context.partition_key)
     params = NutrientParameters(loess_span=config.loess_span, loess_points=config.loess_points)
-    modality = dict(_read(warehouse, "analysis", "site_modality", release).select("site_id", "modality").iter_rows())
-    profiles = _read(warehouse, "harmonized", "root_profiles", release)
-    soil = _read(warehouse, "harmonized", "soil_profiles", release)
+    modality = dict(warehouse.read("analysis", "site_modality", release).select("site_id", "modality").iter_rows())
+    profiles = warehouse.read("harmonized", "root_profiles", release)
+    soil = warehouse.read("harmonized", "soil_profiles", release)
     grid = profiles.join(soil, on=["site_id", "top_cm", "bottom_cm"], how="inner")
     fits, curves = [], []
     for (site,), g in grid.sort("top_cm").group_by("site_id", maintain_order=True):
@@ -458,7 +454,7 @@ def analysis_release_changes(
     if before is None:
         changes = pl.DataFrame(schema=CHANGE_SCHEMA)
     else:
-        tables = {t: (_read(warehouse, "analysis", t, before), _read(warehouse, "analysis", t, release))
+        tables = {t: (warehouse.read("analysis", t, before), warehouse.read("analysis", t, release))
                   for t in ("site_modality", "phi", "nutrient_exponents")}
         changes = compare_releases(*tables["site_modality"], *tables["phi"], *tables["nutrient_exponents"], tolerances)
     changes = changes.with_columns(pl.lit(before, dtype=pl.String).alias("previous_release"),

@@ -25,7 +25,6 @@ from rootassets.science.soil_profiles import (
     soil_on_root_grid,
     values_outside_horizon_range,
 )
-from rootassets.warehouse import read_release
 
 HARMONIZED_CODE_VERSION = "harmonized-1"
 GOOD_ROWS = "NOT quarantined"
@@ -53,10 +52,6 @@ def _key(name: str) -> AssetKey:
 def _raw(name: str) -> AssetKey:
     return AssetKey(["raw", name])
 
-
-def _read(warehouse: WarehouseResource, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
-    with warehouse.get_connection() as con:
-        return read_release(con, schema, table, release, where)
 
 
 def _no_overlaps(frame: pl.DataFrame) -> CheckOutcome:
@@ -88,8 +83,8 @@ def harmonized_root_increments(
     obtained (`depth_derived`, `depth_rule`; METHOD.md section 1.1-1.3)."""
     release = validate_release(context.partition_key)
     params = config.parameters()
-    samples = _read(warehouse, "raw", "mpr_perrootsample", release, GOOD_ROWS)
-    depth_table = _read(warehouse, "raw", "mpr_perdepthincrement", release, GOOD_ROWS)
+    samples = warehouse.read("raw", "mpr_perrootsample", release, GOOD_ROWS)
+    depth_table = warehouse.read("raw", "mpr_perdepthincrement", release, GOOD_ROWS)
     usable_depths = depth_table if {"topDepth", "bottomDepth", "depthIncrementID"} <= set(depth_table.columns) else None
     increments = root_increments(samples, usable_depths, params)
     live_sites = set(samples.filter(pl.col("rootStatus") == params.live_status)["site_id"].unique().to_list())
@@ -123,7 +118,7 @@ def harmonized_root_profiles(context: AssetExecutionContext, warehouse: Warehous
     profiles that sampled each increment, with n_profiles, mid_cm and the standardized abundance
     Y / max(Y) (METHOD.md section 1.4)."""
     release = validate_release(context.partition_key)
-    increments = _read(warehouse, "harmonized", "root_increments", release)
+    increments = warehouse.read("harmonized", "root_increments", release)
     profiles = site_root_profiles(increments)
     expected = set(increments["site_id"].unique().to_list())
 
@@ -155,7 +150,7 @@ def harmonized_site_root_biomass(
     cutoff_4mm_factor) for comparing sites with different cutoffs (METHOD.md section 1.5)."""
     release = validate_release(context.partition_key)
     params = config.parameters()
-    increments = _read(warehouse, "harmonized", "root_increments", release)
+    increments = warehouse.read("harmonized", "root_increments", release)
     yield from publish(
         warehouse, _key("site_root_biomass"), total_fine_root_biomass(increments, params), release,
         HARMONIZED_CONTRACTS["site_root_biomass"], {},
@@ -188,11 +183,11 @@ def harmonized_soil_profiles(context: AssetExecutionContext, warehouse: Warehous
     (METHOD.md section 3). Sites without root data use NEON's protocol grid."""
     release = validate_release(context.partition_key)
     horizons = horizon_properties(
-        _read(warehouse, "raw", "mgp_perhorizon", release, GOOD_ROWS),
-        _read(warehouse, "raw", "mgp_perbiogeosample", release, GOOD_ROWS),
-        _read(warehouse, "raw", "mgp_perbulksample", release, GOOD_ROWS),
+        warehouse.read("raw", "mgp_perhorizon", release, GOOD_ROWS),
+        warehouse.read("raw", "mgp_perbiogeosample", release, GOOD_ROWS),
+        warehouse.read("raw", "mgp_perbulksample", release, GOOD_ROWS),
     )
-    root_grid = _read(warehouse, "harmonized", "root_profiles", release).select("site_id", "top_cm", "bottom_cm")
+    root_grid = warehouse.read("harmonized", "root_profiles", release).select("site_id", "top_cm", "bottom_cm")
     soil_only = sorted(set(horizons["site_id"].unique().to_list()) - set(root_grid["site_id"].unique().to_list()))
     protocol = pl.DataFrame(
         [{"site_id": s, "top_cm": a, "bottom_cm": b} for s in soil_only for a, b in protocol_root_grid()],

@@ -12,7 +12,6 @@ from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.science import figures
-from rootassets.warehouse import read_release
 
 REPORTS_CODE_VERSION = "reports-1"
 COMMON = dict(partitions_def=neon_release, group_name="reports", kinds={"matplotlib"}, code_version=REPORTS_CODE_VERSION)
@@ -21,10 +20,6 @@ COMMON = dict(partitions_def=neon_release, group_name="reports", kinds={"matplot
 def _a(name: str) -> AssetKey:
     return AssetKey(["analysis", name])
 
-
-def _read(warehouse: WarehouseResource, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
-    with warehouse.get_connection() as con:
-        return read_release(con, schema, table, release, where)
 
 
 def save_figure(fig: Figure, artifacts: ArtifactStore, release: str, name: str) -> MaterializeResult:
@@ -43,7 +38,7 @@ def save_figure(fig: Figure, artifacts: ArtifactStore, release: str, name: str) 
 
 
 def _modality(warehouse: WarehouseResource, release: str) -> dict[str, str]:
-    return dict(_read(warehouse, "analysis", "site_modality", release).select("site_id", "modality").iter_rows())
+    return dict(warehouse.read("analysis", "site_modality", release).select("site_id", "modality").iter_rows())
 
 
 def _figure_asset(name: str, deps: list[AssetKey], doc: str, draw: Callable[[WarehouseResource, str], Figure]):
@@ -57,23 +52,23 @@ def _figure_asset(name: str, deps: list[AssetKey], doc: str, draw: Callable[[War
 
 
 def _draw_profiles(w: WarehouseResource, release: str) -> Figure:
-    return figures.root_profiles_figure(_read(w, "harmonized", "root_profiles", release), _modality(w, release))
+    return figures.root_profiles_figure(w.read("harmonized", "root_profiles", release), _modality(w, release))
 
 
 def _draw_map(w: WarehouseResource, release: str) -> Figure:
-    sites = _read(w, "raw", "field_site_metadata", release, "NOT quarantined").select(
+    sites = w.read("raw", "field_site_metadata", release, "NOT quarantined").select(
         "site_id", pl.col("field_latitude").alias("latitude"), pl.col("field_longitude").alias("longitude"))
-    modality = _read(w, "analysis", "site_modality", release).select("site_id", "modality")
+    modality = w.read("analysis", "site_modality", release).select("site_id", "modality")
     return figures.site_map_figure(modality.join(sites, on="site_id", how="inner"))
 
 
 def _draw_factors(w: WarehouseResource, release: str) -> Figure:
-    return figures.factors_figure(_read(w, "analysis", "classifier_importance", release),
-                                  _read(w, "analysis", "site_factors", release))
+    return figures.factors_figure(w.read("analysis", "classifier_importance", release),
+                                  w.read("analysis", "site_factors", release))
 
 
 def _draw_phi(w: WarehouseResource, release: str) -> Figure:
-    return figures.phi_figure(_read(w, "analysis", "phi", release))
+    return figures.phi_figure(w.read("analysis", "phi", release))
 
 
 def example_sites(exponents: pl.DataFrame) -> dict[str, str]:
@@ -84,13 +79,13 @@ def example_sites(exponents: pl.DataFrame) -> dict[str, str]:
 
 
 def _draw_nutrients(w: WarehouseResource, release: str) -> Figure:
-    grid = _read(w, "harmonized", "root_profiles", release).join(
-        _read(w, "harmonized", "soil_profiles", release), on=["site_id", "top_cm", "bottom_cm"], how="inner")
-    return figures.relative_nutrients_figure(grid, example_sites(_read(w, "analysis", "nutrient_exponents", release)))
+    grid = w.read("harmonized", "root_profiles", release).join(
+        w.read("harmonized", "soil_profiles", release), on=["site_id", "top_cm", "bottom_cm"], how="inner")
+    return figures.relative_nutrients_figure(grid, example_sites(w.read("analysis", "nutrient_exponents", release)))
 
 
 def _draw_exponents(w: WarehouseResource, release: str) -> Figure:
-    return figures.exponents_figure(_read(w, "analysis", "nutrient_exponents", release))
+    return figures.exponents_figure(w.read("analysis", "nutrient_exponents", release))
 
 
 FIGURES = [
@@ -125,15 +120,15 @@ def _markdown_table(frame: pl.DataFrame, digits: int = 4) -> str:
 def report(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore) -> MaterializeResult:
     """The report a scientist opens first: `reports/<release>/report.md` with the key tables and every figure."""
     release = validate_release(context.partition_key)
-    modality = _read(warehouse, "analysis", "site_modality", release).sort("modality", "site_id")
+    modality = warehouse.read("analysis", "site_modality", release).sort("modality", "site_id")
     counts = modality.group_by("modality").len().sort("modality")
-    tests = _read(warehouse, "analysis", "group_tests", release).select(
+    tests = warehouse.read("analysis", "group_tests", release).select(
         "name", "test", "statistic", "p_value", "n_bimodal", "n_unimodal").sort("p_value")
-    performance = _read(warehouse, "analysis", "classifier_performance", release).filter(
+    performance = warehouse.read("analysis", "classifier_performance", release).filter(
         ~pl.col("metric").str.starts_with("confusion")).select("run", "metric", "value")
-    importance = _read(warehouse, "analysis", "classifier_importance", release).filter(
+    importance = warehouse.read("analysis", "classifier_importance", release).filter(
         pl.col("run") == "all_factors").select("rank", "factor", "importance", "kept").sort("rank")
-    exponents = _read(warehouse, "analysis", "nutrient_exponents", release).group_by("nutrient", "modality").agg(
+    exponents = warehouse.read("analysis", "nutrient_exponents", release).group_by("nutrient", "modality").agg(
         pl.len().alias("sites"), pl.col("exponent").median().alias("median_exponent"),
         (pl.col("exponent") > 0).mean().alias("share_positive"), pl.col("r2").median().alias("median_r2"),
     ).sort("nutrient", "modality")

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import polars as pl
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
@@ -16,6 +17,7 @@ from rootassets.neon.open import open_source
 from rootassets.neon.site_attributes import load_site_attributes
 from rootassets.neon.source import NeonSource
 from rootassets.neon.stacking import StackedTable
+from rootassets.warehouse import read_release
 
 
 class WarehouseResource(DuckDBResource):
@@ -26,6 +28,11 @@ class WarehouseResource(DuckDBResource):
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with super().get_connection() as con:
             yield con
+
+    def read(self, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
+        """The rows of `release` in `schema.table` (`where`: a fixed SQL condition, never user input)."""
+        with self.get_connection() as con:
+            return read_release(con, schema, table, release, where)
 
 
 class NeonSourceResource(ConfigurableResource):
