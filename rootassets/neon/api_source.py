@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from rootassets.neon.client import NeonClient, file_entries
-from rootassets.neon.csvfiles import read_variables
 from rootassets.neon.errors import NeonApiError, NeonContext
 from rootassets.neon.identifiers import (
     RELEASE_PATTERN,
@@ -23,7 +22,7 @@ from rootassets.neon.identifiers import (
 )
 from rootassets.neon.products import ProductSpec
 from rootassets.neon.source import ProductLoad
-from rootassets.neon.stacking import SourceFile, stack_table
+from rootassets.neon.stacking import PackageFiles, SourceFile, stack_table
 
 
 class ApiSource:
@@ -107,8 +106,7 @@ class ApiSource:
     def _download(
         self, product: ProductSpec, release: str, packages: list[dict[str, Any]]
     ) -> tuple[list[SourceFile], dict[str, dict[str, str]]]:
-        files: list[SourceFile] = []
-        variables: dict[str, dict[str, str]] = {}
+        gathered = PackageFiles()
         folder = self.download_dir / release / product.code
         for package in packages:
             for entry in file_entries(package):
@@ -120,19 +118,5 @@ class ApiSource:
                 context = NeonContext(
                     product=product.code, release=release, site=name.site, month=name.month or entry.month, file=entry.name
                 )
-                path = self.client.download(entry, folder / name.site, context)
-                if name.is_variables:
-                    for table, types in read_variables(path).items():
-                        variables.setdefault(table, {}).update(types)
-                    continue
-                files.append(
-                    SourceFile(
-                        path=path,
-                        table=name.table,
-                        site=name.site,
-                        month=name.month,
-                        publication=name.publication,
-                        site_all=name.is_site_all,
-                    )
-                )
-        return files, variables
+                gathered.add(self.client.download(entry, folder / name.site, context), name)
+        return gathered.files, gathered.variables

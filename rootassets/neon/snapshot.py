@@ -13,7 +13,6 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rootassets.neon.csvfiles import read_variables
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import (
     RELEASE_PATTERN,
@@ -25,7 +24,7 @@ from rootassets.neon.identifiers import (
 from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.safezip import safe_extract
 from rootassets.neon.source import ProductLoad
-from rootassets.neon.stacking import SourceFile, stack_table
+from rootassets.neon.stacking import PackageFiles, SourceFile, stack_table
 
 
 class SnapshotSource:
@@ -78,11 +77,10 @@ def _collect(
     folder: Path, product: ProductSpec, scratch: Path
 ) -> tuple[list[SourceFile], dict[str, dict[str, str]]]:
     """Find stacked table files and package contents (folders or zips) under `folder`."""
-    files: list[SourceFile] = []
-    variables: dict[str, dict[str, str]] = {}
+    gathered = PackageFiles()
     for entry in sorted(folder.iterdir()):
         if entry.is_file() and entry.suffix == ".csv" and entry.stem in product.all_tables:
-            files.append(SourceFile(path=entry, table=entry.stem))
+            gathered.files.append(SourceFile(path=entry, table=entry.stem))
             continue
         package = parse_package_name(entry.name)
         if package is None or package.product != product.code:
@@ -95,20 +93,6 @@ def _collect(
             continue
         for path in sorted(contents.rglob("*.csv")):
             name = parse_file_name(path.name)
-            if name is None:
-                continue
-            if name.is_variables:
-                for table, types in read_variables(path).items():
-                    variables.setdefault(table, {}).update(types)
-            elif name.table in product.all_tables:
-                files.append(
-                    SourceFile(
-                        path=path,
-                        table=name.table,
-                        site=name.site,
-                        month=name.month,
-                        publication=name.publication,
-                        site_all=name.is_site_all,
-                    )
-                )
-    return files, variables
+            if name is not None and (name.is_variables or name.table in product.all_tables):
+                gathered.add(path, name)
+    return gathered.files, gathered.variables

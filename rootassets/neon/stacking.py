@@ -15,9 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
-from rootassets.neon.csvfiles import MalformedRecord, read_neon_csv
+from rootassets.neon.csvfiles import MalformedRecord, read_neon_csv, read_variables
 from rootassets.neon.errors import NeonDataError
-from rootassets.neon.identifiers import PUBLICATION_PATTERN, SITE_PATTERN, validate_release
+from rootassets.neon.identifiers import PUBLICATION_PATTERN, SITE_PATTERN, NeonFileName, validate_release
 from rootassets.neon.products import SITE_COLUMNS
 
 ADDED_COLUMNS = ("site_id", "release", "publication_date", "source_file")
@@ -33,6 +33,23 @@ class SourceFile:
     month: str | None = None
     publication: str | None = None
     site_all: bool = False
+
+
+class PackageFiles:
+    """The data files and merged variables types gathered from NEON download packages."""
+
+    def __init__(self) -> None:
+        self.files: list[SourceFile] = []
+        self.variables: dict[str, dict[str, str]] = {}
+
+    def add(self, path: Path, name: NeonFileName) -> None:
+        """Take a variables file's types, or a data file to stack."""
+        if name.is_variables:
+            for table, types in read_variables(path).items():
+                self.variables.setdefault(table, {}).update(types)
+            return
+        self.files.append(SourceFile(path=path, table=name.table, site=name.site, month=name.month,
+                                     publication=name.publication, site_all=name.is_site_all))
 
 
 @dataclass(frozen=True)
