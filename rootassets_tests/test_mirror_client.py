@@ -153,3 +153,17 @@ def test_unsafe_file_names_from_the_api_are_refused(tmp_path: Path, name: str) -
 def test_unknown_product_is_a_clear_error(client: NeonClient) -> None:
     with pytest.raises(NeonApiError, match=r"HTTP 400 on .*products/DP1\.99999\.001"):
         client.product("DP1.99999.001")
+
+
+def test_hostile_identifiers_from_the_api_never_reach_a_path(tmp_path: Path, mirror: MirrorServer,
+                                                            client: NeonClient) -> None:
+    from rootassets.neon.identifiers import InvalidIdentifierError
+    from rootassets.neon.mirror import HOSTILE_RELEASE
+
+    set_faults(mirror, scope="json", hostile_ids=-1)
+    api = ApiSource(client, tmp_path / "downloads")
+    assert HOSTILE_RELEASE not in api.releases()  # listed by the API, ignored by the client
+    with pytest.raises(InvalidIdentifierError, match=r"invalid NEON site code \"\.\./X'\""):
+        api.load_product(SOIL_MEGAPIT, RELEASE)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not (tmp_path.parent / "etc").exists()

@@ -31,7 +31,10 @@ from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.snapshot import SnapshotSource
 
 API_PREFIX = "/api/v0/"
-FAULT_KINDS = ("rate_limit", "server_error", "drop", "truncate", "bad_checksum", "slow", "malformed_json")
+FAULT_KINDS = ("rate_limit", "server_error", "drop", "truncate", "bad_checksum", "slow", "malformed_json",
+               "hostile_ids")
+HOSTILE_RELEASE = "RELEASE-2021/../../etc"
+HOSTILE_SITE = "../X'"
 _DATE_COLUMNS = ("endDate", "collectDate", "setDate")
 log = logging.getLogger(__name__)
 
@@ -299,6 +302,18 @@ class MirrorServer:
         }
 
 
+def _with_hostile_identifiers(answer: dict[str, Any]) -> dict[str, Any]:
+    """Add a release tag and a site code that break NEON's patterns (path traversal, a quote)."""
+    data = answer.get("data")
+    if isinstance(data, list):  # /releases
+        data.append({"release": HOSTILE_RELEASE, "generationDate": "2026-01-01T00:00:00Z"})
+    elif isinstance(data, dict) and "siteCodes" in data:  # /products/{dpID}
+        releases = [r["release"] for r in data.get("releases", [])]
+        data["siteCodes"].append({"siteCode": HOSTILE_SITE, "availableMonths": ["2013-08"],
+                                  "availableReleases": [{"release": r, "availableMonths": ["2013-08"]} for r in releases]})
+    return answer
+
+
 def _handler_for(mirror: MirrorServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -355,6 +370,8 @@ def _handler_for(mirror: MirrorServer) -> type[BaseHTTPRequestHandler]:
             if is_file:
                 return self._file(rest, fault)
             answer = self._route(rest, parse_qs(url.query), root)
+            if fault == "hostile_ids" and answer is not None:
+                answer = _with_hostile_identifiers(answer)
             if answer is None:
                 return self._json(400, {"errors": [{"detail": f"nothing at {path}"}]})
             body = json.dumps(answer).encode()

@@ -1,0 +1,57 @@
+"""One DuckDB file, many users: two materializations at once while SQL readers poll."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from rootassets_tests.conftest import REPO, RELEASE
+
+pytestmark = pytest.mark.slow
+SELECT = "key:raw/* or key:harmonized/*"
+
+
+def tables(db: Path) -> dict[str, pl.DataFrame]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        names = [n for (n,) in con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_schema in ('raw', 'harmonized', 'quarantine') order by 1").fetchall()]
+        return {n: con.sql(f"select * exclude (publication_date) from {n} order by all").pl()
+                if n.startswith("raw.") else con.sql(f"select * from {n} order by all").pl() for n in names}
+
+
+def test_concurrent_materializations_and_readers_end_like_a_quiet_run(tmp_path: Path, snapshot: Path) -> None:
+    def env(home: Path) -> dict[str, str]:
+        return {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(snapshot)}
+
+    materialize = [sys.executable, "-m", "rootassets.cli", "materialize", "--release", RELEASE, "--select", SELECT,
+                   "--force"]
+    quiet = subprocess.run(materialize, env=env(tmp_path / "quiet"), cwd=REPO, capture_output=True, timeout=600)
+    assert quiet.returncode == 0
+
+    busy = tmp_path / "busy"
+    first = subprocess.run(materialize, env=env(busy), cwd=REPO, capture_output=True, timeout=600)
+    assert first.returncode == 0
+    writers = [subprocess.Popen(materialize, env=env(busy), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    answers, deadline = [], time.time() + 600
+    while any(w.poll() is None for w in writers) and time.time() < deadline:
+        read = subprocess.run([sys.executable, "-m", "rootassets.cli", "sql", "--csv",
+                               "select count(*) from raw.mpr_perrootsample"], env=env(busy), cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+        answers.append((read.returncode, read.stdout.strip().splitlines()[-1:] if read.stdout else []))
+    outputs = [w.communicate(timeout=600) for w in writers]
+    for w, (out, err) in zip(writers, outputs, strict=True):
+        assert w.returncode == 0, err[-2000:]
+    assert answers and all(code == 0 and lines == ["2913"] for code, lines in answers), answers
+    quiet_tables, busy_tables = tables(tmp_path / "quiet" / "rootassets.duckdb"), tables(busy / "rootassets.duckdb")
+    assert quiet_tables.keys() == busy_tables.keys()
+    for name in quiet_tables:
+        assert quiet_tables[name].equals(busy_tables[name]), name

@@ -1,0 +1,44 @@
+"""NEON_TOKEN never leaves the environment: not in logs, run storage, the database, figures or files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rootassets.neon.mirror import MirrorServer
+from rootassets_tests.conftest import REPO, RELEASE
+
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+TOKEN = "neon-token-9f3c1a7e-SECRET"
+
+
+def test_token_leaves_no_trace(tmp_path: Path, snapshot: Path) -> None:
+    home = tmp_path / "home"
+    with MirrorServer(snapshot) as mirror:
+        env = {**os.environ, "ROOTASSETS_HOME": str(home), "NEON_API_URL": mirror.base_url, "NEON_TOKEN": TOKEN,
+               "ROOTASSETS_SITE_ATTRIBUTES": str(snapshot / "site-attributes")}
+        env.pop("ROOTASSETS_SNAPSHOT", None)
+        command = [sys.executable, "-m", "rootassets.cli", "materialize", "--release", RELEASE]
+        ok = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+        assert ok.returncode == 0, ok.stderr[-3000:]
+        assert mirror.stats.token_seen  # the token was really used
+        faults = json.dumps({"counts": {"server_error": -1}, "scope": "all"})
+        httpx.post(mirror.base_url.replace("/api/v0/", "/__faults"), content=faults).raise_for_status()
+        failed = subprocess.run([*command, "--force"], env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+        assert failed.returncode == 1 and "HTTP 500" in failed.stderr
+    for text in (ok.stdout, ok.stderr, failed.stdout, failed.stderr):
+        assert TOKEN not in text
+    needle = TOKEN.encode()
+    scanned = 0
+    for path in home.rglob("*"):
+        if path.is_file():
+            scanned += 1
+            assert needle not in path.read_bytes(), f"token found in {path}"
+    assert scanned > 50  # downloads, figures, the DuckDB file, the Dagster run and event storage
+    assert (home / "rootassets.duckdb").exists() and any((home / "dagster").rglob("*.db"))
