@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +17,7 @@ from rootassets.neon.stacking import SourceFile, stack_table
 from rootassets.quarantine import StructuralError, screen
 from rootassets.schemas import RAW_CONTRACTS
 
-pytestmark = __import__("pytest").mark.slow
+pytestmark = pytest.mark.slow
 HEADER = ["", "uid", "depthIncrementID", "rootStatus", "sizeCategory", "rootDryMass", "incrementRootBiomass",
           "incrementRootDensity", "publicationDate"]
 GOOD = ['"1"', '"u1"', '"BART.1.0"', '"live"', '"<=2mm"', "0.1", "1.5", "15", '"20201217T015540Z"']
@@ -118,4 +118,3 @@ def test_semicolon_file_is_refused_naming_the_file(tmp_path: Path) -> None:
         assert FILE in str(exc) and "missing" in str(exc)
     else:
         raise AssertionError("a semicolon-delimited file must not pass as NEON CSV")
-    assert pl.DataFrame is not None

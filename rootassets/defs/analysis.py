@@ -6,7 +6,17 @@ from collections.abc import Iterator
 import joblib
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, MetadataValue, asset, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
 
 from rootassets.defs.metadata import table_metadata
 from rootassets.defs.partitions import neon_release
@@ -192,8 +202,6 @@ def analysis_site_factors(
         try:
             extra, extra_factors = read_user_factors(pl.read_csv(config.extra_factors_csv), config.extra_factors_csv)
         except (OSError, pl.exceptions.PolarsError, ValueError) as exc:
-            from dagster import Failure
-
             raise Failure(description=f"extra factors: {exc}") from exc
     table = site_factor_table(
         modality["site_id"].to_list(),
