@@ -80,3 +80,13 @@ def run_assets(
     instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
     return materialize(assets, resources=asset_resources(settings, api_url), partition_key=release,
                        instance=instance, raise_on_error=raise_on_error)
+
+
+@pytest.fixture(autouse=True)
+def _clear_dagster_defs_state_storage() -> Iterator[None]:
+    """Dagster's schedule test context (with instance_for_test) leaves a context-wide pointer to a
+    disposed instance behind; a later materialize() in the same process would trip on it."""
+    yield
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(None)

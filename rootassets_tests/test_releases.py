@@ -121,7 +121,7 @@ def counts(db: Path, release: str) -> dict[str, int]:
                 for (t,) in tables}
 
 
-@pytest.mark.parametrize("kill_after_s", [4.0, 9.0])
+@pytest.mark.parametrize("kill_after_s", [4.0, 9.0, 25.0], ids=["in-raw", "in-harmonized", "in-analysis"])
 def test_killed_refresh_leaves_the_earlier_release_intact_and_rerun_completes(
     tmp_path: Path, snapshot: Path, kill_after_s: float
 ) -> None:
