@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -27,17 +26,21 @@ SNAPSHOT = (REPO / ".." / "shared" / "neon-snapshot").resolve()
 RELEASE = "RELEASE-2021"
 
 
+# A fresh wrapper per call, so the peak it reports belongs to that call alone.
+_WRAPPER = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+            "print('peak_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
+
+
 def timed_cli(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one CLI call in its own process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "rootassets.cli", *args], env=env, cwd=REPO, capture_output=True,
-                          text=True)
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, sys.executable, "-m", "rootassets.cli", *args],
+                          env=env, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024
+    peak_kb = int(done.stderr.strip().splitlines()[-1].split()[-1])
+    return wall, peak_kb / 1024
 
 
 def main_job() -> dict[str, tuple[float, float]]:
