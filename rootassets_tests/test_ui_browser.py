@@ -64,13 +64,25 @@ def ui(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> Iterator[tup
             time.sleep(1)
         else:
             pytest.fail(f"dagster dev did not start; see {home / 'dagster-dev.log'}")
-        yield base, env
+        yield base, env | {"UI_PORT": str(port)}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local IPv4/IPv6 addresses in LISTEN state on `port`, from /proc/net/tcp{,6}."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
 
 
 def open_page(page, url: str) -> None:  # noqa: ANN001 - playwright Page
@@ -100,6 +112,19 @@ def materialized_keys(env: dict[str, str]) -> tuple[set[str], list[str]]:
     return set(keys), failed
 
 
+def test_webserver_listens_on_loopback_only(ui: tuple[str, dict[str, str]]) -> None:
+    addresses = listening_addresses(int(ui[1]["UI_PORT"]))
+    assert addresses and addresses <= {"0100007F"}, addresses  # 127.0.0.1 and nothing else
+
+
+def reader_answers(env: dict[str, str]) -> tuple[int, str]:
+    """One `rootassets sql` read of the UI's database while its run writes (it may wait for the lock)."""
+    done = subprocess.run([str(Path(os.sys.executable)), "-m", "rootassets.cli", "sql", "--csv",
+                           "select count(*) from information_schema.tables"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stderr
+
+
 def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, dict[str, str]]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -122,13 +147,17 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
         page.get_by_role("button", name=re.compile(r"^Launch (1 run|backfill)$")).click()
 
         deadline = time.time() + RUN_TIMEOUT_S
+        reads = []
         while True:
+            if (Path(env["ROOTASSETS_HOME"]) / "rootassets.duckdb").exists():
+                reads.append(reader_answers(env))  # a SQL reader polling while the UI's run writes
             keys, failed = materialized_keys(env)
             assert not failed, f"runs failed: {failed}"
             if expected <= keys and len(keys) >= 38:
                 break
             assert time.time() < deadline, f"not materialized after {RUN_TIMEOUT_S}s: {sorted(expected - keys)}"
-            time.sleep(10)
+            time.sleep(5)
+        assert reads and all(code == 0 for code, _ in reads), reads
         open_page(page, f"{base}/runs")
         page.wait_for_timeout(2000)
         page.screenshot(path=str(ARTIFACTS / "3-runs.png"))
