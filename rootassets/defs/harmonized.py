@@ -28,6 +28,8 @@ from rootassets.science.soil_profiles import (
 
 HARMONIZED_CODE_VERSION = "harmonized-1"
 GOOD_ROWS = "NOT quarantined"
+COMMON = dict(partitions_def=neon_release, group_name="harmonized", kinds={"duckdb", "polars"}, pool="duckdb",
+              code_version=HARMONIZED_CODE_VERSION)
 
 
 class RootProfileConfig(Config):
@@ -68,11 +70,7 @@ ROOT_INCREMENT_CHECKS = {
 @asset(
     key=_key("root_increments"),
     deps=[_raw("mpr_perrootsample"), _raw("mpr_perdepthincrement")],
-    partitions_def=neon_release,
-    group_name="harmonized",
-    kinds={"duckdb", "polars"},
-    pool="duckdb",
-    code_version=HARMONIZED_CODE_VERSION,
+    **COMMON,
     check_specs=check_specs(_key("root_increments"), ROOT_INCREMENT_CHECKS),
 )
 def harmonized_root_increments(
@@ -104,11 +102,7 @@ def harmonized_root_increments(
 @asset(
     key=_key("root_profiles"),
     deps=[_key("root_increments")],
-    partitions_def=neon_release,
-    group_name="harmonized",
-    kinds={"duckdb", "polars"},
-    pool="duckdb",
-    code_version=HARMONIZED_CODE_VERSION,
+    **COMMON,
     check_specs=check_specs(_key("root_profiles"), {
         "profiles_cover_every_site": "Every site of root_increments has a profile, each row backed by >= 1 profile.",
     }),
@@ -136,11 +130,7 @@ def harmonized_root_profiles(context: AssetExecutionContext, warehouse: Warehous
 @asset(
     key=_key("site_root_biomass"),
     deps=[_key("root_increments")],
-    partitions_def=neon_release,
-    group_name="harmonized",
-    kinds={"duckdb", "polars"},
-    pool="duckdb",
-    code_version=HARMONIZED_CODE_VERSION,
+    **COMMON,
 )
 def harmonized_site_root_biomass(
     context: AssetExecutionContext, config: RootProfileConfig, warehouse: WarehouseResource
@@ -169,11 +159,7 @@ SOIL_CHECKS = {
 @asset(
     key=_key("soil_profiles"),
     deps=[_raw("mgp_perhorizon"), _raw("mgp_perbiogeosample"), _raw("mgp_perbulksample"), _key("root_profiles")],
-    partitions_def=neon_release,
-    group_name="harmonized",
-    kinds={"duckdb", "polars"},
-    pool="duckdb",
-    code_version=HARMONIZED_CODE_VERSION,
+    **COMMON,
     check_specs=check_specs(_key("soil_profiles"), SOIL_CHECKS),
 )
 def harmonized_soil_profiles(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
