@@ -72,24 +72,9 @@ def _product_asset(product: ProductSpec, name: str):
             context.log.info(note)
         selected = [key.path[-1] for key in context.selected_asset_keys]
         stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in selected}
-        screened = {t: screen_raw(t, s, release, published=t in load.tables) for t, s in stacked.items()}
-        with warehouse.get_connection() as con:
-            replace_partitions(con, _frames(screened), release)
-        for table, s in stacked.items():
-            yield MaterializeResult(
-                asset_key=AssetKey(["raw", table]),
-                data_version=source_data_version(release, s),
-                metadata={
-                    **table_metadata(screened[table].rows, release),
-                    **screened[table].summary(),
-                    "published_by_source": table in load.tables,
-                    "neon_product": product.code,
-                    "doi": load.doi or "not announced by the source",
-                    "citation": load.citation,
-                    "source": load.origin,
-                    "source_files": sources_metadata(s.sources),
-                },
-            )
+        provenance = {"neon_product": product.code, "doi": load.doi or "not announced by the source",
+                      "citation": load.citation, "source": load.origin}
+        yield from write_raw(warehouse, stacked, release, set(load.tables), provenance)
 
     return _product
 
@@ -112,17 +97,30 @@ def raw_site_attributes(
     tables = neon.site_attributes(release)
     selected = {key.path[-1] for key in context.selected_asset_keys}
     chosen = {t: s for t, s in tables.items() if t in selected}
-    screened = {t: screen_raw(t, s, release) for t, s in chosen.items()}
+    yield from write_raw(warehouse, chosen, release, set(chosen), {"source": neon.site_attributes_dir or ""})
+
+
+def write_raw(
+    warehouse: WarehouseResource,
+    stacked: dict[str, StackedTable],
+    release: str,
+    published: set[str],
+    provenance: dict[str, str],
+) -> Iterator[MaterializeResult]:
+    """Screen each stacked table, replace its raw and quarantine rows in one transaction, and
+    report each table with its data version, accounting and provenance."""
+    screened = {t: screen_raw(t, s, release, published=t in published) for t, s in stacked.items()}
     with warehouse.get_connection() as con:
         replace_partitions(con, _frames(screened), release)
-    for table, s in chosen.items():
+    for table, s in stacked.items():
         yield MaterializeResult(
             asset_key=AssetKey(["raw", table]),
             data_version=source_data_version(release, s),
             metadata={
                 **table_metadata(screened[table].rows, release),
                 **screened[table].summary(),
-                "source": neon.site_attributes_dir or "",
+                "published_by_source": table in published,
+                **provenance,
                 "source_files": sources_metadata(s.sources),
             },
         )
