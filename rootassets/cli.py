@@ -109,7 +109,7 @@ def _materialize(args: argparse.Namespace) -> int:
         total = 0
         for index, keys in enumerate(phases):
             if index == 1:  # raw tables were re-read: run only what their data versions made stale
-                keys = stale_or_missing(instance, graph, keys, release)
+                keys = with_unsplittable_siblings(defs, stale_or_missing(instance, graph, keys, release))
                 fresh = len(rest) - len(keys)
                 if fresh:
                     print(f"rootassets: {fresh} assets up to date (same code and inputs), not recomputed")
@@ -142,6 +142,17 @@ def _execute(job: Any, instance: Any, release: str, keys: list, settings: Settin
         raise CliError(f"run {result.run_id} failed; earlier results in {settings.database} are unchanged")
     print(f"rootassets: run {result.run_id} succeeded: {len(materialized)} assets for {release}")
     return len(materialized)
+
+
+def with_unsplittable_siblings(defs: Any, keys: list) -> list:
+    """Add the other keys of each multi-asset that cannot run a subset of its assets
+    (a run killed between two of them leaves only one stale)."""
+    wanted = set(keys)
+    for key in keys:
+        assets_def = defs.resolve_assets_def(key)
+        if not assets_def.can_subset:
+            wanted |= set(assets_def.keys)
+    return sorted(wanted, key=str)
 
 
 def stale_or_missing(instance: Any, graph: Any, keys: list, release: str) -> list:
