@@ -5,16 +5,28 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
+from typing import TYPE_CHECKING
+
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
-from matplotlib.figure import Figure
 
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, WarehouseResource
 from rootassets.neon.identifiers import validate_release
-from rootassets.science import figures
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from matplotlib.figure import Figure
 
 REPORTS_CODE_VERSION = "reports-1"
 COMMON = dict(partitions_def=neon_release, group_name="reports", kinds={"matplotlib"}, code_version=REPORTS_CODE_VERSION)
+
+
+def _figures() -> "ModuleType":
+    """The figure functions; matplotlib is imported when a figure is drawn, not when definitions load."""
+    from rootassets.science import figures
+
+    return figures
 
 
 def _a(name: str) -> AssetKey:
@@ -22,7 +34,7 @@ def _a(name: str) -> AssetKey:
 
 
 
-def save_figure(fig: Figure, artifacts: ArtifactStore, release: str, name: str) -> MaterializeResult:
+def save_figure(fig: "Figure", artifacts: ArtifactStore, release: str, name: str) -> MaterializeResult:
     """Write the PNG under figures/<release>/ and show it in the UI as markdown metadata."""
     import matplotlib.pyplot as plt
 
@@ -41,7 +53,7 @@ def _modality(warehouse: WarehouseResource, release: str) -> dict[str, str]:
     return dict(warehouse.read("analysis", "site_modality", release).select("site_id", "modality").iter_rows())
 
 
-def _figure_asset(name: str, deps: list[AssetKey], doc: str, draw: Callable[[WarehouseResource, str], Figure]):
+def _figure_asset(name: str, deps: list[AssetKey], doc: str, draw: Callable[[WarehouseResource, str], "Figure"]):
     @asset(key=AssetKey(["reports", name]), deps=deps, description=doc, **COMMON)
     def _figure(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore) -> MaterializeResult:
         release = validate_release(context.partition_key)
@@ -51,24 +63,24 @@ def _figure_asset(name: str, deps: list[AssetKey], doc: str, draw: Callable[[War
     return _figure
 
 
-def _draw_profiles(w: WarehouseResource, release: str) -> Figure:
-    return figures.root_profiles_figure(w.read("harmonized", "root_profiles", release), _modality(w, release))
+def _draw_profiles(w: WarehouseResource, release: str) -> "Figure":
+    return _figures().root_profiles_figure(w.read("harmonized", "root_profiles", release), _modality(w, release))
 
 
-def _draw_map(w: WarehouseResource, release: str) -> Figure:
+def _draw_map(w: WarehouseResource, release: str) -> "Figure":
     sites = w.read("raw", "field_site_metadata", release, "NOT quarantined").select(
         "site_id", pl.col("field_latitude").alias("latitude"), pl.col("field_longitude").alias("longitude"))
     modality = w.read("analysis", "site_modality", release).select("site_id", "modality")
-    return figures.site_map_figure(modality.join(sites, on="site_id", how="inner"))
+    return _figures().site_map_figure(modality.join(sites, on="site_id", how="inner"))
 
 
-def _draw_factors(w: WarehouseResource, release: str) -> Figure:
-    return figures.factors_figure(w.read("analysis", "classifier_importance", release),
+def _draw_factors(w: WarehouseResource, release: str) -> "Figure":
+    return _figures().factors_figure(w.read("analysis", "classifier_importance", release),
                                   w.read("analysis", "site_factors", release))
 
 
-def _draw_phi(w: WarehouseResource, release: str) -> Figure:
-    return figures.phi_figure(w.read("analysis", "phi", release))
+def _draw_phi(w: WarehouseResource, release: str) -> "Figure":
+    return _figures().phi_figure(w.read("analysis", "phi", release))
 
 
 def example_sites(exponents: pl.DataFrame) -> dict[str, str]:
@@ -78,14 +90,14 @@ def example_sites(exponents: pl.DataFrame) -> dict[str, str]:
             if best.filter(pl.col("modality") == m).height}
 
 
-def _draw_nutrients(w: WarehouseResource, release: str) -> Figure:
+def _draw_nutrients(w: WarehouseResource, release: str) -> "Figure":
     grid = w.read("harmonized", "root_profiles", release).join(
         w.read("harmonized", "soil_profiles", release), on=["site_id", "top_cm", "bottom_cm"], how="inner")
-    return figures.relative_nutrients_figure(grid, example_sites(w.read("analysis", "nutrient_exponents", release)))
+    return _figures().relative_nutrients_figure(grid, example_sites(w.read("analysis", "nutrient_exponents", release)))
 
 
-def _draw_exponents(w: WarehouseResource, release: str) -> Figure:
-    return figures.exponents_figure(w.read("analysis", "nutrient_exponents", release))
+def _draw_exponents(w: WarehouseResource, release: str) -> "Figure":
+    return _figures().exponents_figure(w.read("analysis", "nutrient_exponents", release))
 
 
 FIGURES = [

@@ -80,7 +80,6 @@ class _Attempts:
     context: NeonContext
     sleep: Callable[[float], None]
     count: int = 0
-    waited_s: float = 0.0
     problems: list[str] = field(default_factory=list)
 
     def next(self, problem: str, wait_s: float | None = None) -> None:
@@ -95,7 +94,6 @@ class _Attempts:
             )
         delay = self.policy.backoff(self.count) if wait_s is None else wait_s
         log.warning("%s: %s; retrying in %.1fs", self.context.describe(), problem, delay)
-        self.waited_s += delay
         self.sleep(delay)
 
 

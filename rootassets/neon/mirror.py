@@ -76,7 +76,7 @@ class FaultPlan:
                 left = self.counts.get(kind, 0)
                 if left == 0:
                     continue
-                if kind in ("truncate", "bad_checksum") and not is_file and kind != "truncate":
+                if kind == "bad_checksum" and not is_file:  # a checksum belongs to a file
                     continue
                 if left > 0:
                     self.counts[kind] = left - 1

@@ -109,7 +109,3 @@ def growth_form(land_cover: str | None) -> str | None:
     """Woody (forest, shrubland) or herbaceous (rangeland/grassland, cultivated)."""
     return {"forest": "woody", "shrubland": "woody", "rangeland/grassland": "herbaceous",
             "cultivated": "herbaceous"}.get(land_cover or "")
-
-
-def as_dict(test: GroupTest) -> dict[str, object]:
-    return asdict(test)
