@@ -8,10 +8,12 @@ import json
 import os
 import socket
 import sys
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from rootassets.settings import Settings
+from rootassets.staging import REFRESH_TAG
 
 
 class CliError(Exception):
@@ -106,28 +108,48 @@ def _materialize(args: argparse.Namespace) -> int:
         raw = [k for k in asset_keys if k.path[0] == "raw"]
         rest = [k for k in asset_keys if k.path[0] != "raw"]
         phases = [raw, rest] if raw and rest and not args.force else [asset_keys]
+        refresh = str(uuid.uuid4())  # every phase stages under it; committed once all succeeded
         total = 0
-        for index, keys in enumerate(phases):
-            if index == 1:  # raw tables were re-read: run only what their data versions made stale
-                keys = with_unsplittable_siblings(defs, stale_or_missing(instance, graph, keys, release))
-                fresh = len(rest) - len(keys)
-                if fresh:
-                    print(f"rootassets: {fresh} assets up to date (same code and inputs), not recomputed")
-                if not keys:
-                    break
-            total += _execute(job, instance, release, keys, settings)
-        print(f"rootassets: {release} done: {total} assets materialized")
+        try:
+            for index, keys in enumerate(phases):
+                if index == 1:  # raw tables were re-read: run only what their data versions made stale
+                    stale = stale_or_missing(instance, graph, keys, release, settings, refresh)
+                    keys = with_unsplittable_siblings(defs, stale)
+                    fresh = len(rest) - len(keys)
+                    if fresh:
+                        print(f"rootassets: {fresh} assets up to date (same code and inputs), not recomputed")
+                    if not keys:
+                        break
+                total += _execute(job, instance, release, keys, settings, refresh)
+        except BaseException:
+            _finish_refresh(settings, refresh, commit=False)
+            raise
+        visible = _finish_refresh(settings, refresh, commit=True)
+        print(f"rootassets: {release} done: {total} assets materialized; {visible} tables made visible at once")
     return 0
 
 
-def _execute(job: Any, instance: Any, release: str, keys: list, settings: Settings) -> int:
+def _finish_refresh(settings: Settings, refresh: str, commit: bool) -> int:
+    """Commit (all staged tables become visible in one transaction) or discard a refresh."""
+    import duckdb
+
+    from rootassets.staging import commit_refresh, discard_refresh
+
+    if not settings.database.exists():
+        return 0
+    with duckdb.connect(str(settings.database)) as con:
+        return len(commit_refresh(con, refresh)) if commit else discard_refresh(con, refresh)
+
+
+def _execute(job: Any, instance: Any, release: str, keys: list, settings: Settings, refresh: str) -> int:
     result = job.execute_in_process(
         instance=instance,
         partition_key=release,
         asset_selection=keys,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), "rootassets/release": release},
+        tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), "rootassets/release": release,
+              REFRESH_TAG: refresh},
     )
     materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
     for key in materialized:
@@ -139,7 +161,8 @@ def _execute(job: Any, instance: Any, release: str, keys: list, settings: Settin
                 error = error.cause
             message = error.message.strip() if error else "unknown error"
             print(f"  FAILED {event.step_key}: {message}", file=sys.stderr)
-        raise CliError(f"run {result.run_id} failed; earlier results in {settings.database} are unchanged")
+        raise CliError(f"run {result.run_id} failed; nothing it computed was made visible, and the earlier "
+                       f"results in {settings.database} are unchanged")
     print(f"rootassets: run {result.run_id} succeeded: {len(materialized)} assets for {release}")
     return len(materialized)
 
@@ -155,8 +178,9 @@ def with_unsplittable_siblings(defs: Any, keys: list) -> list:
     return sorted(wanted, key=str)
 
 
-def stale_or_missing(instance: Any, graph: Any, keys: list, release: str) -> list:
-    """The assets among `keys` whose code version or upstream data versions changed, or never materialized."""
+def stale_or_missing(instance: Any, graph: Any, keys: list, release: str, settings: Settings, refresh: str) -> list:
+    """The assets among `keys` whose code version or upstream data versions changed, never materialized,
+    or last materialized by a refresh that was never committed (a failed or killed run)."""
     from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
     from dagster._core.loader import LoadingContext
 
@@ -174,10 +198,43 @@ def stale_or_missing(instance: Any, graph: Any, keys: list, release: str) -> lis
 
     resolver = CachingStaleStatusResolver(instance, graph, _Loading())
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
-    return [k for k in keys if resolver.get_status(k, release if k in partitioned else None) != StaleStatus.FRESH]
+    stale = [k for k in keys if resolver.get_status(k, release if k in partitioned else None) != StaleStatus.FRESH]
+    uncommitted = uncommitted_assets(instance, [k for k in keys if k not in stale], release, settings, refresh)
+    return [k for k in keys if k in stale or k in uncommitted]
+
+
+def uncommitted_assets(instance: Any, keys: list, release: str, settings: Settings, refresh: str) -> set:
+    """Keys whose latest materialization came from a refresh other than `refresh` that was never committed."""
+    import duckdb
+    from dagster import AssetRecordsFilter
+
+    from rootassets.staging import committed
+
+    latest_refresh = {}
+    for key in keys:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=[release]), limit=1).records
+        if not records:
+            records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
+        run = instance.get_run_by_id(records[0].run_id) if records else None
+        if run is not None:
+            latest_refresh[key] = run.tags.get(REFRESH_TAG, run.run_id)
+    others = sorted({r for r in latest_refresh.values() if r != refresh})
+    if not others or not settings.database.exists():
+        return set()
+    with duckdb.connect(str(settings.database), read_only=True) as con:
+        done = committed(con, others)
+    return {key for key, r in latest_refresh.items() if r != refresh and r not in done}
 
 
 PID_TAG, HOST_TAG = "rootassets/pid", "rootassets/host"
+
+
+def discard_killed_refresh(refresh: str) -> None:
+    """Drop the invisible staging rows of a killed refresh."""
+    settings = Settings.from_env()
+    if settings.database.exists():
+        _finish_refresh(settings, refresh, commit=False)
 
 
 def reap_dead_runs(instance: Any) -> list[str]:
@@ -195,6 +252,7 @@ def reap_dead_runs(instance: Any) -> list[str]:
         if run.tags.get(HOST_TAG) != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
             continue
         instance.report_run_failed(run, f"the rootassets process {pid} running it is gone (killed?)")
+        discard_killed_refresh(run.tags.get(REFRESH_TAG, run.run_id))
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         notes.append(f"run {run.run_id} had been killed (process {pid} is gone): marked failed, its slots freed")
     return notes

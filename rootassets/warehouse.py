@@ -18,6 +18,7 @@ import polars as pl
 from rootassets.neon.identifiers import TABLE_PATTERN, InvalidIdentifierError, validate_release
 
 SCHEMAS = ("raw", "harmonized", "analysis", "marts", "quarantine")
+INTERNAL_SCHEMAS = ("staging", "meta")  # see rootassets.staging
 
 
 class WarehouseBusyError(RuntimeError):
@@ -30,7 +31,7 @@ def quote_ident(name: str) -> str:
 
 
 def qualified(schema: str, table: str) -> str:
-    if schema not in SCHEMAS:
+    if schema not in SCHEMAS + INTERNAL_SCHEMAS:
         raise InvalidIdentifierError(f"unknown schema {schema!r}: expected one of {SCHEMAS}")
     if not TABLE_PATTERN.fullmatch(table):
         raise InvalidIdentifierError(f"invalid table name {table!r}")
@@ -46,24 +47,27 @@ def replace_partitions(
     added. Either every table is replaced or, on any error, none is.
     Returns the number of rows written per `schema.table`.
     """
-    validate_release(release)
-    targets = {key: qualified(*key) for key in frames}
-    for (schema, table), frame in frames.items():
-        if "release" not in frame.columns:
-            raise ValueError(f"{schema}.{table}: frame has no 'release' column")
-        if frame.height and frame["release"].ne(release).any():
-            raise ValueError(f"{schema}.{table}: frame holds rows of a release other than {release}")
+    check_frames(frames, release)
     con.execute("BEGIN TRANSACTION")
     try:
-        for schema in sorted({schema for schema, _ in frames}):
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         for (schema, table), frame in frames.items():
-            _replace_one(con, schema, table, targets[(schema, table)], frame, release)
+            replace_rows(con, schema, table, frame, f"release = '{release}'", release)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return {f"{schema}.{table}": frame.height for (schema, table), frame in frames.items()}
+
+
+def check_frames(frames: dict[tuple[str, str], pl.DataFrame], release: str) -> None:
+    """Refuse a write whose names are not valid or whose rows are not all of `release`."""
+    validate_release(release)
+    for (schema, table), frame in frames.items():
+        qualified(schema, table)
+        if "release" not in frame.columns:
+            raise ValueError(f"{schema}.{table}: frame has no 'release' column")
+        if frame.height and frame["release"].ne(release).any():
+            raise ValueError(f"{schema}.{table}: frame holds rows of a release other than {release}")
 
 
 def read_release(con: duckdb.DuckDBPyConnection, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
@@ -74,19 +78,27 @@ def read_release(con: duckdb.DuckDBPyConnection, schema: str, table: str, releas
     return con.sql(query, params=[release]).pl()
 
 
-def _replace_one(
-    con: duckdb.DuckDBPyConnection, schema: str, table: str, target: str, frame: pl.DataFrame, release: str
+def replace_rows(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pl.DataFrame | None, condition: str, release: str
 ) -> None:
-    con.register("incoming_rows", frame)
+    """Inside the caller's transaction: delete the rows of `schema.table` matching `condition` (fixed SQL,
+    never user input) and insert `frame`, or the relation `incoming_rows` the caller defined when
+    `frame` is None. The table is created on first write; new columns are added."""
+    validate_release(release)
+    target = qualified(schema, table)
+    if frame is not None:
+        con.register("incoming_rows", frame)
     try:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         if table_columns(con, schema, table) is None:
             con.execute(f"CREATE TABLE {target} AS SELECT * FROM incoming_rows LIMIT 0")
         else:
             _add_missing_columns(con, schema, table, target)
-        con.execute(f"DELETE FROM {target} WHERE release = ?", [release])
+        con.execute(f"DELETE FROM {target} WHERE {condition}")
         con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM incoming_rows")
     finally:
-        con.unregister("incoming_rows")
+        if frame is not None:
+            con.unregister("incoming_rows")
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str] | None:

@@ -141,6 +141,7 @@ def test_killed_refresh_leaves_the_earlier_release_intact_and_rerun_completes(
     process.wait()
 
     assert counts(db, OLD) == before
+    assert not any(counts(db, NEW).values())  # nothing of the killed refresh is visible, not even raw tables
     rerun = subprocess.run([*command, NEW], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert counts(db, OLD) == before

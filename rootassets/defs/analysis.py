@@ -50,7 +50,6 @@ from rootassets.science.nutrients import (
 from rootassets.science.phi import PhiParameters, phi, phi_depths, value_in_increment
 from rootassets.science.site_factors import NEON_FACTORS, read_user_factors, site_factor_table
 from rootassets.science.soil_profiles import SOIL_PROPERTIES
-from rootassets.warehouse import replace_partitions
 
 ANALYSIS_CODE_VERSION = "analysis-1"
 COMMON = dict(partitions_def=neon_release, group_name="analysis", pool="duckdb", code_version=ANALYSIS_CODE_VERSION)
@@ -131,8 +130,7 @@ def analysis_site_modality(
                        {"parameters": params.as_metadata(), "modality_counts": counts,
                         "bimodal_sites": table.filter(pl.col("modality") == BIMODAL)["site_id"].to_list()})
     curves = kde_table(kdes).with_columns(pl.lit(release).alias("release"))
-    with warehouse.get_connection() as con:
-        replace_partitions(con, {("analysis", "site_kde"): curves}, release)
+    warehouse.write({("analysis", "site_kde"): curves}, release)
     yield MaterializeResult(asset_key=_key("site_kde"), metadata={**table_metadata(curves, release),
                                                                   "step_cm": KDE_STEP_CM})
 
@@ -303,9 +301,8 @@ def analysis_classifier(
     joblib.dump({"forest": full.forest, "factors": names, "categorical": sorted(categorical),
                  "parameters": params.as_metadata(), "training_data_version": training_version,
                  "release": release}, model_path)
-    with warehouse.get_connection() as con:
-        replace_partitions(con, {("analysis", "classifier_performance"): performance,
-                                 ("analysis", "classifier_importance"): importance}, release)
+    warehouse.write({("analysis", "classifier_performance"): performance,
+                     ("analysis", "classifier_importance"): importance}, release)
     common = {"parameters": params.as_metadata(), "sites_used": frame.height, "sites_dropped_incomplete": dropped}
     yield MaterializeResult(asset_key=_key("classifier_model"), metadata={
         **common, "path": MetadataValue.path(str(model_path)), "features": names,
@@ -418,8 +415,7 @@ def analysis_nutrients(
     yield from publish(warehouse, _key("nutrient_exponents"), exponents, release,
                        ANALYSIS_CONTRACTS["nutrient_exponents"], {},
                        {"parameters": params.as_metadata(), "summary": MetadataValue.json(summary.to_dicts())})
-    with warehouse.get_connection() as con:
-        replace_partitions(con, {("analysis", "nutrient_loess"): loess_table}, release)
+    warehouse.write({("analysis", "nutrient_loess"): loess_table}, release)
     yield MaterializeResult(asset_key=_key("nutrient_loess"), metadata={
         **table_metadata(loess_table, release), "parameters": params.as_metadata()})
 
@@ -456,8 +452,7 @@ def analysis_release_changes(
 
     release = validate_release(context.partition_key)
     tolerances = ChangeTolerances(config.depth_cm, config.relative, config.exponent)
-    with warehouse.get_connection() as con:
-        present = [r for (r,) in con.execute("SELECT DISTINCT release FROM analysis.site_modality").fetchall()]
+    present = warehouse.visible_releases("analysis", "site_modality")
     before = previous_release(present, release)
     if before is None:
         changes = pl.DataFrame(schema=CHANGE_SCHEMA)
@@ -467,8 +462,7 @@ def analysis_release_changes(
         changes = compare_releases(*tables["site_modality"], *tables["phi"], *tables["nutrient_exponents"], tolerances)
     changes = changes.with_columns(pl.lit(before, dtype=pl.String).alias("previous_release"),
                                    pl.lit(release).alias("release"))
-    with warehouse.get_connection() as con:
-        replace_partitions(con, {("analysis", "release_changes"): changes}, release)
+    warehouse.write({("analysis", "release_changes"): changes}, release)
     summary = dict(changes.group_by("change").len().sort("change").iter_rows()) if changes.height else {}
     return MaterializeResult(metadata={**table_metadata(changes, release), "previous_release": before or "none",
                                        "changes": summary, "tolerances": tolerances.as_metadata()})

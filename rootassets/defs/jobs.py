@@ -1,6 +1,6 @@
 """The main job: every asset for one NEON release."""
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from rootassets.defs.partitions import neon_release
 
@@ -10,5 +10,7 @@ main_job = define_asset_job(
     MAIN_JOB,
     selection=AssetSelection.all(),
     partitions_def=neon_release,
-    description="Every asset for one NEON release: raw tables to figures.",
+    description="Every asset for one NEON release: raw tables to figures. Its tables become visible "
+    "together when the run succeeds.",
+    executor_def=in_process_executor,
 )

@@ -45,20 +45,20 @@ def model_asset(model: SqlModel) -> AssetsDefinition:
         if model.parse_error:
             raise Failure(description=f"cannot parse {model.parse_error}")
         kind = "VIEW" if model.materialized == "view" else "TABLE"
-        with warehouse.get_connection() as con:
-            con.execute("BEGIN TRANSACTION")
+        statements = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(model.schema)}",
+                      # On one line with the file's first line, so DuckDB's line numbers are the file's.
+                      f"CREATE OR REPLACE {kind} {qualified(model.schema, model.name)} AS {model.sql}"]
+        with warehouse.preview() as con:  # the tables as this run's commit will leave them
             try:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(model.schema)}")
-                # On one line with the file's first line, so DuckDB's line numbers are the file's.
-                con.execute(f"CREATE OR REPLACE {kind} {qualified(model.schema, model.name)} AS {model.sql}")
-                con.execute("COMMIT")
+                for statement in statements:
+                    con.execute(statement)
             except Exception as exc:
-                con.execute("ROLLBACK")
                 line = error_line(str(exc))
                 where = f"{model.path.parent.name}/{model.path.name}" + (f":{line}" if line else "")
                 raise Failure(description=f"{where}: {str(exc).splitlines()[0]}") from exc
             frame = con.sql(f"SELECT * FROM {qualified(model.schema, model.name)}").pl()
             lineage = column_lineage(model, _warehouse_schema(con, model.upstream))
+        warehouse.define(f"{model.schema}.{model.name}", statements)
         return MaterializeResult(metadata={
             "dagster/row_count": frame.height,
             "dagster/column_schema": column_schema(frame),

@@ -19,7 +19,6 @@ from rootassets.defs.metadata import table_metadata
 from rootassets.defs.resources import WarehouseResource
 from rootassets.quarantine import StructuralError, screen
 from rootassets.schemas import TableContract
-from rootassets.warehouse import replace_partitions
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,7 @@ def publish(
             "nothing was written and the previous results are unchanged",
             metadata={name: str(outcomes[name].metadata)[:500] for name in failed},
         )
-    with warehouse.get_connection() as con:
-        replace_partitions(con, {(schema, table): screened.kept, ("quarantine", table): screened.quarantined}, release)
+    warehouse.write({(schema, table): screened.kept, ("quarantine", table): screened.quarantined}, release)
     yield MaterializeResult(
         asset_key=key,
         metadata={**table_metadata(screened.kept, release), **screened.summary(), **metadata},

@@ -22,7 +22,6 @@ from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES
 from rootassets.neon.stacking import ADDED_COLUMNS, StackedTable, empty_table
 from rootassets.quarantine import Screened, StructuralError, check_columns, empty_quarantine, screen
 from rootassets.schemas import RAW_CONTRACTS
-from rootassets.warehouse import replace_partitions
 
 RAW_CODE_VERSION = "raw-2"
 
@@ -110,8 +109,7 @@ def write_raw(
     """Screen each stacked table, replace its raw and quarantine rows in one transaction, and
     report each table with its data version, accounting and provenance."""
     screened = {t: screen_raw(t, s, release, published=t in published) for t, s in stacked.items()}
-    with warehouse.get_connection() as con:
-        replace_partitions(con, _frames(screened), release)
+    warehouse.write(_frames(screened), release)
     for table, s in stacked.items():
         yield MaterializeResult(
             asset_key=AssetKey(["raw", table]),

@@ -8,20 +8,67 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, DagsterEventType, DagsterInstance, DagsterRun, InitResourceContext
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from rootassets.neon.client import DEFAULT_API_URL, RetryPolicy
 from rootassets.neon.open import open_source
 from rootassets.neon.site_attributes import load_site_attributes
 from rootassets.neon.source import NeonSource
 from rootassets.neon.stacking import StackedTable
-from rootassets.warehouse import read_release
+from rootassets.staging import (
+    REFRESH_TAG,
+    commit_refresh,
+    discard_refresh,
+    is_staged,
+    preview_commit,
+    read_staged,
+    stage,
+    stage_statement,
+    validate_refresh,
+    write_queries,
+)
+from rootassets.warehouse import qualified, read_release, replace_partitions, table_columns
 
 
 class WarehouseResource(DuckDBResource):
-    """The rootassets DuckDB file; its folder is created on first use."""
+    """The rootassets DuckDB file; its folder is created on first use.
+
+    Inside a run, writes are staged under the run's refresh id and become
+    visible together when the run succeeds (see `rootassets.staging`); the
+    run's own steps read what it staged. A run tagged `rootassets/refresh`
+    belongs to a refresh that its launcher (the CLI) commits itself.
+    """
+
+    _refresh_id: str | None = PrivateAttr(default=None)
+    _commits_at_end: bool = PrivateAttr(default=False)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        run = context.run
+        if run is not None:
+            self._refresh_id = validate_refresh(run.tags.get(REFRESH_TAG, run.run_id))
+            self._commits_at_end = REFRESH_TAG not in run.tags
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if not self._commits_at_end or self._refresh_id is None or context.instance is None or context.run is None:
+            return
+        outcome = run_outcome(context.instance, context.run)
+        with self.get_connection() as con:
+            if outcome == "succeeded":
+                counts = commit_refresh(con, self._refresh_id)
+                message = f"run succeeded: {len(counts)} staged tables made visible in one transaction"
+            elif outcome == "failed":
+                dropped = discard_refresh(con, self._refresh_id)
+                message = f"run failed: {dropped} staged tables discarded; the visible tables are unchanged"
+            else:
+                return
+        if context.log is not None:
+            context.log.info(f"rootassets: {message}")
+
+    @property
+    def refresh_id(self) -> str | None:
+        return self._refresh_id
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -30,9 +77,74 @@ class WarehouseResource(DuckDBResource):
             yield con
 
     def read(self, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
-        """The rows of `release` in `schema.table` (`where`: a fixed SQL condition, never user input)."""
+        """The rows of `release` in `schema.table` as this run sees them: what it staged, else the visible
+        rows (`where`: a fixed SQL condition, never user input)."""
         with self.get_connection() as con:
+            if self._refresh_id and is_staged(con, self._refresh_id, release, schema, table):
+                return read_staged(con, self._refresh_id, release, schema, table, where)
             return read_release(con, schema, table, release, where)
+
+    def write_sql(self, con: duckdb.DuckDBPyConnection, queries: dict[tuple[str, str], str],
+                  release: str) -> dict[str, int]:
+        """Like `write`, for tables computed inside DuckDB on `con` (rows never pass through Python)."""
+        return write_queries(con, queries, release, self._refresh_id)
+
+    def write(self, frames: dict[tuple[str, str], pl.DataFrame], release: str) -> dict[str, int]:
+        """Replace `release`'s rows of each table: staged inside a run, directly outside one."""
+        with self.get_connection() as con:
+            if self._refresh_id:
+                return stage(con, frames, release, self._refresh_id)
+            return replace_partitions(con, frames, release)
+
+    @contextmanager
+    def preview(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection that sees the database as this run's commit would leave it; all changes made
+        through it are rolled back."""
+        with self.get_connection() as con:
+            if self._refresh_id:
+                with preview_commit(con, self._refresh_id) as seen:
+                    yield seen
+                return
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            finally:
+                con.execute("ROLLBACK")
+
+    def define(self, name: str, statements: list[str]) -> None:
+        """Run DDL `statements` (a mart) with this run's commit, after its tables are swapped in;
+        at once outside a run."""
+        with self.get_connection() as con:
+            if self._refresh_id:
+                for index, statement in enumerate(statements):
+                    stage_statement(con, self._refresh_id, f"{name}:{index}", statement)
+                return
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for statement in statements:
+                    con.execute(statement)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def visible_releases(self, schema: str, table: str) -> list[str]:
+        """The releases present in the visible `schema.table` (none if it does not exist yet)."""
+        with self.get_connection() as con:
+            if table_columns(con, schema, table) is None:
+                return []
+            return [r for (r,) in con.execute(f"SELECT DISTINCT release FROM {qualified(schema, table)}").fetchall()]
+
+
+def run_outcome(instance: DagsterInstance, run: DagsterRun) -> str:
+    """"succeeded" when every planned step succeeded, "failed" when one failed, else "unfinished"."""
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id) if run.execution_plan_snapshot_id else None
+    planned = set(plan.step_keys_to_execute) if plan is not None else set()
+    records = instance.all_logs(run.run_id, of_type={DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE})
+    succeeded = {r.dagster_event.step_key for r in records if r.dagster_event and r.dagster_event.is_step_success}
+    if any(r.dagster_event and r.dagster_event.is_step_failure for r in records):
+        return "failed"
+    return "succeeded" if planned and planned <= succeeded else "unfinished"
 
 
 class NeonSourceResource(ConfigurableResource):
@@ -46,6 +158,8 @@ class NeonSourceResource(ConfigurableResource):
     api_url: str = Field(default=DEFAULT_API_URL, description="NEON_API_URL: base URL of the NEON Data API v0")
     download_dir: str = Field(description="where API downloads are kept")
     site_attributes_dir: str | None = Field(default=None, description="folder of NEON site-attribute tables")
+    soil_water_dir: str | None = Field(
+        default=None, description="ROOTASSETS_SOIL_WATER: folder holding <release>/DP1.00094.001/ sensor files")
     http_attempts: int = Field(default=6, description="attempts per API request before giving up")
     http_backoff_s: float = Field(default=0.5, description="first backoff wait; doubles per attempt (max 30 s)")
     http_timeout_s: float = Field(default=60.0, description="read timeout of every API request")
@@ -55,6 +169,9 @@ class NeonSourceResource(ConfigurableResource):
             attempts=self.http_attempts, backoff_base_s=self.http_backoff_s, read_timeout_s=self.http_timeout_s
         )
         return open_source(self.snapshot_dir, self.api_url, self.download_dir, policy)
+
+    def soil_water_path(self) -> Path | None:
+        return Path(self.soil_water_dir) if self.soil_water_dir else None
 
     def site_attributes(self, release: str) -> dict[str, StackedTable]:
         if not self.site_attributes_dir:

@@ -1,0 +1,244 @@
+"""Atomic refresh: a run's tables are staged, and become visible all at once when it succeeds.
+
+A refresh (one Dagster run, or the runs of one `rootassets materialize`)
+writes every table into the `staging` schema under its refresh id. Its own
+later steps read those staged rows; everybody else (the UI, `rootassets
+sql`, other runs) keeps seeing the committed tables. `commit_refresh` then
+swaps every staged partition into place and runs the staged mart
+statements, all in one DuckDB transaction, so readers see the old rows or
+the new rows, never a mix. A failed refresh is discarded; a killed one
+leaves only invisible staging rows, which the next commit or discard of that
+refresh removes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+import polars as pl
+
+from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
+from rootassets.warehouse import check_frames, qualified, quote_ident, replace_rows, table_columns
+
+STAGING, META = "staging", "meta"
+REFRESH_TAG = "rootassets/refresh"  # a run tagged with it belongs to a refresh its launcher commits
+REFRESH_COLUMN = "_refresh"
+REFRESH_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+_META_TABLES = {
+    "staged_tables": "refresh_id VARCHAR, release VARCHAR, schema_name VARCHAR, table_name VARCHAR, "
+                     "staged_at TIMESTAMPTZ DEFAULT now()",
+    "staged_statements": "refresh_id VARCHAR, name VARCHAR, statement VARCHAR, staged_at TIMESTAMPTZ DEFAULT now()",
+    "commits": "refresh_id VARCHAR, release VARCHAR, schema_name VARCHAR, table_name VARCHAR, row_count BIGINT, "
+               "committed_at TIMESTAMPTZ DEFAULT now()",
+}
+
+
+def validate_refresh(refresh_id: object) -> str:
+    """Return `refresh_id` if it is a run id (a lowercase UUID); it is inlined into SQL."""
+    if not isinstance(refresh_id, str) or not REFRESH_PATTERN.fullmatch(refresh_id):
+        raise InvalidIdentifierError(f"invalid refresh id {refresh_id!r}: expected a run id (UUID)")
+    return refresh_id
+
+
+def staging_name(schema: str, table: str) -> str:
+    qualified(schema, table)  # validates both parts
+    return f"{quote_ident(STAGING)}.{quote_ident(f'{schema}__{table}')}"
+
+
+def stage(
+    con: duckdb.DuckDBPyConnection, frames: dict[tuple[str, str], pl.DataFrame], release: str, refresh_id: str
+) -> dict[str, int]:
+    """Stage each `(schema, table)` frame as `release`'s rows for `refresh_id`, in one transaction."""
+    check_frames(frames, release)
+    validate_refresh(refresh_id)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _ensure_meta(con)
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(STAGING)}")
+        for (schema, table), frame in frames.items():
+            tagged = frame.with_columns(pl.lit(refresh_id).alias(REFRESH_COLUMN))
+            replace_rows(con, STAGING, f"{schema}__{table}", tagged,
+                         f"release = '{release}' AND {REFRESH_COLUMN} = '{refresh_id}'", release)
+            con.execute("DELETE FROM meta.staged_tables WHERE refresh_id = ? AND release = ? AND schema_name = ? "
+                        "AND table_name = ?", [refresh_id, release, schema, table])
+            con.execute("INSERT INTO meta.staged_tables (refresh_id, release, schema_name, table_name) "
+                        "VALUES (?, ?, ?, ?)", [refresh_id, release, schema, table])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {f"{schema}.{table}": frame.height for (schema, table), frame in frames.items()}
+
+
+def write_queries(con: duckdb.DuckDBPyConnection, queries: dict[tuple[str, str], str], release: str,
+                  refresh_id: str | None) -> dict[str, int]:
+    """Replace `release`'s rows of each table with the rows of a SELECT run inside DuckDB, in one
+    transaction: staged under `refresh_id`, or directly visible when it is None."""
+    validate_release(release)
+    if refresh_id is not None:
+        validate_refresh(refresh_id)
+    counts = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if refresh_id is not None:
+            _ensure_meta(con)
+        for (schema, table), select in queries.items():
+            qualified(schema, table)
+            tag = f", '{refresh_id}' AS {REFRESH_COLUMN}" if refresh_id else ""
+            con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_rows AS "
+                        f"SELECT q.*, '{release}' AS release{tag} FROM ({select}) AS q")
+            try:
+                if refresh_id is None:
+                    replace_rows(con, schema, table, None, f"release = '{release}'", release)
+                    target = qualified(schema, table)
+                    condition = f"release = '{release}'"
+                else:
+                    replace_rows(con, STAGING, f"{schema}__{table}", None,
+                                 f"release = '{release}' AND {REFRESH_COLUMN} = '{refresh_id}'", release)
+                    target, condition = staging_name(schema, table), f"{REFRESH_COLUMN} = '{refresh_id}' AND release = '{release}'"
+                    con.execute("DELETE FROM meta.staged_tables WHERE refresh_id = ? AND release = ? "
+                                "AND schema_name = ? AND table_name = ?", [refresh_id, release, schema, table])
+                    con.execute("INSERT INTO meta.staged_tables (refresh_id, release, schema_name, table_name) "
+                                "VALUES (?, ?, ?, ?)", [refresh_id, release, schema, table])
+            finally:
+                con.execute("DROP VIEW IF EXISTS incoming_rows")
+            counts[f"{schema}.{table}"] = con.execute(f"SELECT count(*) FROM {target} WHERE {condition}").fetchall()[0][0]
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def stage_statement(con: duckdb.DuckDBPyConnection, refresh_id: str, name: str, statement: str) -> None:
+    """Stage a DDL statement (a mart) to run, after the table swaps, in the commit's transaction."""
+    validate_refresh(refresh_id)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _ensure_meta(con)
+        con.execute("DELETE FROM meta.staged_statements WHERE refresh_id = ? AND name = ?", [refresh_id, name])
+        con.execute("INSERT INTO meta.staged_statements (refresh_id, name, statement) VALUES (?, ?, ?)",
+                    [refresh_id, name, statement])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def is_staged(con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str) -> bool:
+    if table_columns(con, META, "staged_tables") is None:
+        return False
+    return con.execute(
+        "SELECT count(*) FROM meta.staged_tables WHERE refresh_id = ? AND release = ? AND schema_name = ? "
+        "AND table_name = ?", [refresh_id, release, schema, table]).fetchall()[0][0] > 0
+
+
+def read_staged(con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str,
+                where: str = "") -> pl.DataFrame:
+    """The staged rows of `release` in `schema.table` for `refresh_id`, without the refresh column."""
+    validate_refresh(refresh_id)
+    condition = f" AND ({where})" if where else ""
+    return con.sql(
+        f"SELECT * EXCLUDE ({REFRESH_COLUMN}) FROM {staging_name(schema, table)} "
+        f"WHERE release = $1 AND {REFRESH_COLUMN} = $2{condition}",
+        params=[validate_release(release), refresh_id],
+    ).pl()
+
+
+def commit_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
+    """Make every table and statement staged by `refresh_id` visible, in one transaction.
+
+    Returns the rows now visible per `release:schema.table` (empty when nothing was staged).
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        counts = _apply(con, refresh_id)
+        _drop_staged(con, refresh_id)
+        for key, rows in counts.items():
+            release, name = key.split(":", 1)
+            schema, table = name.split(".", 1)
+            con.execute("INSERT INTO meta.commits (refresh_id, release, schema_name, table_name, row_count) "
+                        "VALUES (?, ?, ?, ?, ?)", [refresh_id, release, schema, table, rows])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+@contextmanager
+def preview_commit(con: duckdb.DuckDBPyConnection, refresh_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Inside the block, `con` sees the database as `commit_refresh` would leave it; then it is rolled back."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _apply(con, refresh_id)
+        yield con
+    finally:
+        con.execute("ROLLBACK")
+
+
+def discard_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> int:
+    """Forget everything `refresh_id` staged (a failed or killed run); returns the number of tables dropped."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        dropped = len(_staged(con, refresh_id))
+        _drop_staged(con, refresh_id)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return dropped
+
+
+def committed(con: duckdb.DuckDBPyConnection, refresh_ids: list[str]) -> set[str]:
+    """Which of `refresh_ids` have been committed."""
+    if not refresh_ids or table_columns(con, META, "commits") is None:
+        return set()
+    rows = con.execute("SELECT DISTINCT refresh_id FROM meta.commits WHERE list_contains(?, refresh_id)",
+                       [refresh_ids]).fetchall()
+    return {r for (r,) in rows}
+
+
+def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for release, schema, table in _staged(con, refresh_id):
+        staged = staging_name(schema, table)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_rows AS SELECT * EXCLUDE ({REFRESH_COLUMN}) "
+                    f"FROM {staged} WHERE release = '{validate_release(release)}' AND {REFRESH_COLUMN} = '{refresh_id}'")
+        try:
+            replace_rows(con, schema, table, None, f"release = '{release}'", release)
+        finally:
+            con.execute("DROP VIEW IF EXISTS incoming_rows")
+        counts[f"{release}:{schema}.{table}"] = con.execute(
+            f"SELECT count(*) FROM {qualified(schema, table)} WHERE release = ?", [release]).fetchall()[0][0]
+    if table_columns(con, META, "staged_statements") is not None:
+        for (statement,) in con.execute("SELECT statement FROM meta.staged_statements WHERE refresh_id = ? "
+                                        "ORDER BY staged_at, name", [refresh_id]).fetchall():
+            con.execute(statement)
+    return counts
+
+
+def _staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> list[tuple[str, str, str]]:
+    validate_refresh(refresh_id)
+    if table_columns(con, META, "staged_tables") is None:
+        return []
+    return con.execute("SELECT DISTINCT release, schema_name, table_name FROM meta.staged_tables "
+                       "WHERE refresh_id = ? ORDER BY ALL", [refresh_id]).fetchall()
+
+
+def _drop_staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> None:
+    for _, schema, table in _staged(con, refresh_id):
+        con.execute(f"DELETE FROM {staging_name(schema, table)} WHERE {REFRESH_COLUMN} = ?", [refresh_id])
+    for name in ("staged_tables", "staged_statements"):
+        if table_columns(con, META, name) is not None:
+            con.execute(f"DELETE FROM meta.{name} WHERE refresh_id = ?", [refresh_id])
+
+
+def _ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(META)}")
+    for name, columns in _META_TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS meta.{name} ({columns})")
