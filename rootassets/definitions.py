@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from rootassets.defs.analysis import analysis_assets
 from rootassets.defs.harmonized import harmonized_assets
@@ -11,6 +11,7 @@ from rootassets.defs.jobs import MAIN_JOB, main_job
 from rootassets.defs.marts import mart_assets
 from rootassets.defs.raw import raw_assets
 from rootassets.defs.reports import report_assets
+from rootassets.defs.soil_water import soil_water_assets
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
 from rootassets.settings import Settings
 
@@ -20,8 +21,9 @@ __all__ = ["MAIN_JOB", "build_definitions", "defs"]
 def build_definitions(settings: Settings) -> Definitions:
     """Definitions wired to `settings` (tests pass their own)."""
     return Definitions(
-        assets=[*raw_assets, *harmonized_assets, *analysis_assets, *report_assets, *mart_assets],
+        assets=[*raw_assets, *harmonized_assets, *analysis_assets, *report_assets, *mart_assets, *soil_water_assets],
         jobs=[main_job],
+        executor=in_process_executor,  # one process per run; the run's resources commit it (staging.py)
         sensors=[neon_release_sensor],
         schedules=[weekly_neon_refresh],
         resources={
@@ -32,6 +34,7 @@ def build_definitions(settings: Settings) -> Definitions:
                 api_url=settings.api_url,
                 download_dir=str(settings.downloads),
                 site_attributes_dir=str(settings.site_attributes) if settings.site_attributes else None,
+                soil_water_dir=str(settings.soil_water) if settings.soil_water else None,
             ),
         },
     )

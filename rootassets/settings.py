@@ -31,6 +31,7 @@ class Settings:
     snapshot: Path | None
     api_url: str
     site_attributes: Path | None
+    soil_water: Path | None = None  # root of <release>/DP1.00094.001/ sensor files
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -49,6 +50,8 @@ class Settings:
             snapshot=snapshot_path,
             api_url=os.environ.get("NEON_API_URL") or DEFAULT_API_URL,
             site_attributes=attributes_path,
+            soil_water=Path(os.environ["ROOTASSETS_SOIL_WATER"]).expanduser().absolute()
+            if os.environ.get("ROOTASSETS_SOIL_WATER") else snapshot_path,
         )
 
     @property

@@ -1,0 +1,149 @@
+"""Soil water content assets (DP1.00094.001): sensor inventory, phi per time step, its statistics.
+
+The 30-minute rows are read and aggregated inside DuckDB, in bounded memory;
+only the per-site sensor choice and the results' previews pass through Python.
+Where the source has no DP1.00094.001 files for a release (the offline
+snapshot has none), the tables are written empty and the metadata says so.
+"""
+
+
+import tempfile
+from collections.abc import Iterator
+
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    DataVersion,
+    MaterializeResult,
+    multi_asset,
+)
+
+from rootassets.defs.metadata import table_metadata
+from rootassets.defs.partitions import neon_release
+from rootassets.defs.resources import NeonSourceResource, WarehouseResource
+from rootassets.neon.identifiers import validate_release
+from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
+from rootassets.science.phi import PhiParameters, phi_depths
+from rootassets.science.soil_water import ROLES, STATISTICS, choose_sensors, series_sql, statistics_sql
+
+SOIL_WATER_CODE_VERSION = "soil-water-1"
+MEMORY_LIMIT = "2GB"  # DuckDB spills to disk beyond this: memory stays bounded at any data size
+COMMON = dict(partitions_def=neon_release, pool="duckdb", code_version=SOIL_WATER_CODE_VERSION)
+
+POSITIONS, FILES = AssetKey(["raw", "swc_sensor_positions"]), AssetKey(["raw", "swc_files"])
+SENSORS = AssetKey(["analysis", "soil_water_sensors"])
+SERIES, STATS = AssetKey(["analysis", "soil_water_phi_series"]), AssetKey(["analysis", "soil_water_statistics"])
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(POSITIONS, group_name="raw", kinds={"duckdb"},
+                  description="`raw.swc_sensor_positions`: DP1.00094.001 sensor positions per site, HOR and VER, "
+                              "with the depth in cm (-100 x zOffset); the current position of a moved sensor."),
+        AssetSpec(FILES, group_name="raw", kinds={"duckdb"},
+                  description="`raw.swc_files`: the 30-minute soil water files of the release (site, HOR, VER, "
+                              "month, publication, size). Their rows stay in the files and are read in DuckDB."),
+    ],
+    **COMMON,
+)
+def swc_sources(context: AssetExecutionContext, neon: NeonSourceResource,
+                warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
+    release = validate_release(context.partition_key)
+    files = discover(soil_water_folder(neon.soil_water_path(), release))
+    positions = read_sensor_positions(files).with_columns(pl.lit(release).alias("release"))
+    inventory = files.inventory().with_columns(pl.lit(release).alias("release"))
+    warehouse.write({("raw", "swc_sensor_positions"): positions, ("raw", "swc_files"): inventory}, release)
+    common = {"folder": str(files.folder) if files.folder else "none",
+              "available": bool(files.data),
+              "note": "" if files.data else "the source has no DP1.00094.001 files for this release "
+                                            "(set ROOTASSETS_SOIL_WATER to a folder with <release>/DP1.00094.001/)",
+              "ignored_files": len(files.ignored)}
+    version = DataVersion(files.fingerprint())
+    yield MaterializeResult(asset_key=POSITIONS, data_version=version,
+                            metadata={**table_metadata(positions, release), **common})
+    yield MaterializeResult(asset_key=FILES, data_version=version,
+                            metadata={**table_metadata(inventory, release), **common,
+                                      "total_bytes": int(inventory["size_bytes"].sum()) if inventory.height else 0})
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(SENSORS, group_name="soil_water", kinds={"duckdb"}, deps=[POSITIONS, AssetKey(["analysis", "site_modality"])],
+                  description="`analysis.soil_water_sensors`: per site and sensor position, the sensor used for "
+                              "D1, D2 (nearest depth) and the surface (shallowest)."),
+        AssetSpec(SERIES, group_name="soil_water", kinds={"duckdb"}, deps=[FILES, SENSORS],
+                  description="`analysis.soil_water_phi_series`: per site and 30-minute step, soil water content "
+                              "at D1, D2 and the surface (mean over positions of valid values) and "
+                              "phi = swc_d2 / swc_d1. Aggregated inside DuckDB from the NEON files."),
+        AssetSpec(STATS, group_name="soil_water", kinds={"duckdb"}, deps=[SERIES],
+                  description="`analysis.soil_water_statistics`: per site, the distribution of phi over time "
+                              "steps and of the surface sensor alone: mean, median, min, max, sd, cv, 25%, 75%, "
+                              "IQR (METHOD.md section 4)."),
+    ],
+    **COMMON,
+)
+def soil_water_phi(context: AssetExecutionContext, neon: NeonSourceResource,
+                   warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
+    """Phi of soil water content per time step, and its statistics."""
+    release = validate_release(context.partition_key)
+    params = PhiParameters()
+    files = discover(soil_water_folder(neon.soil_water_path(), release))
+    modality = warehouse.read("analysis", "site_modality", release).select("site_id", "modality", "d1_cm", "d2_cm")
+    depths = pl.DataFrame(
+        [(s, m, *phi_depths(m, d1, d2, params)) for s, m, d1, d2 in modality.iter_rows()],
+        schema={"site_id": pl.String, "modality": pl.String, "d1_cm": pl.Float64, "d2_cm": pl.Float64}, orient="row")
+    positions = warehouse.read("raw", "swc_sensor_positions", release)
+    sensors = choose_sensors(positions.select("site_id", "hor", "ver", "depth_cm"), depths.drop("modality"))
+    sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
+    sensor_files = pl.DataFrame(
+        [(f.site, f.hor, f.ver, str(f.path)) for f in files.data],
+        schema={"site_id": pl.String, "hor": pl.String, "ver": pl.String, "path": pl.String}, orient="row")
+    file_roles = sensors.join(sensor_files, on=["site_id", "hor", "ver"], how="inner").select("site_id", "role", "path")
+    no_sensor_sites = sorted(set(files.sites) - set(file_roles["site_id"]))
+
+    with warehouse.get_connection() as con, tempfile.TemporaryDirectory() as spill:
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute(f"SET temp_directory = '{spill}'")
+        con.execute("SET preserve_insertion_order = false")
+        con.register("file_roles_frame", file_roles)
+        con.execute("CREATE OR REPLACE TEMP TABLE swc_file_roles AS SELECT * FROM file_roles_frame")
+        con.unregister("file_roles_frame")
+        con.register("depths_frame", depths)
+        con.execute("CREATE OR REPLACE TEMP TABLE swc_depths AS SELECT * FROM depths_frame")
+        con.unregister("depths_frame")
+        statistics = (f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm FROM ({statistics_sql('swc_series')}) AS s "
+                      "LEFT JOIN swc_depths AS d USING (site_id)")
+        if file_roles.height:
+            observations = read_csv_sql(sorted(set(file_roles["path"])))
+        else:  # an empty relation with the same columns
+            observations = ("(SELECT NULL::TIMESTAMPTZ AS startDateTime, NULL::DOUBLE AS VSWCMean, "
+                            "NULL::INTEGER AS VSWCFinalQF, NULL::VARCHAR AS filename WHERE false)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE swc_series AS {series_sql(observations, 'swc_file_roles')}")
+        counts = warehouse.write_sql(con, {
+            ("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
+            ("analysis", "soil_water_statistics"): statistics,
+        }, release)
+        series_preview = con.sql("SELECT * FROM swc_series ORDER BY site_id, start_time LIMIT 10").pl()
+        stats = con.sql(f"SELECT * FROM ({statistics}) ORDER BY site_id, variable").pl()
+        steps = con.execute("SELECT count(*), count(phi) FROM swc_series").fetchall()[0]
+        con.execute("DROP TABLE swc_series")
+        con.execute("DROP TABLE swc_file_roles")
+        con.execute("DROP TABLE swc_depths")
+        con.execute("RESET memory_limit")
+    stats = stats.with_columns(pl.lit(release).alias("release"))
+    sensors = sensors.with_columns(pl.lit(release).alias("release"))
+    warehouse.write({("analysis", "soil_water_sensors"): sensors}, release)
+    common = {"parameters": params.as_metadata(), "files_read": int(file_roles["path"].n_unique()) if file_roles.height else 0,
+              "files_available": len(files.data), "sites_without_modality": no_sensor_sites,
+              "roles": list(ROLES), "memory_limit": MEMORY_LIMIT}
+    yield MaterializeResult(asset_key=SENSORS, metadata={**table_metadata(sensors, release), **common})
+    yield MaterializeResult(asset_key=SERIES, metadata={
+        **table_metadata(series_preview, release), "dagster/row_count": counts["analysis.soil_water_phi_series"],
+        "time_steps": steps[0], "time_steps_with_phi": steps[1], **common})
+    yield MaterializeResult(asset_key=STATS, metadata={
+        **table_metadata(stats, release), "statistics": list(STATISTICS), **common})
+
+
+soil_water_assets = [swc_sources, soil_water_phi]

@@ -1,0 +1,1 @@
+"""Generators of clearly labelled SYNTHETIC NEON-format data, for tests and benchmarks only."""

@@ -1,0 +1,128 @@
+"""Soil water (DP1.00094.001) assets on a small SYNTHETIC NEON-format set, checked against NumPy."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from rootassets.defs.analysis import analysis_assets
+from rootassets.defs.harmonized import harmonized_assets
+from rootassets.defs.raw import raw_assets
+from rootassets.defs.soil_water import soil_water_assets
+from rootassets.neon.errors import NeonDataError
+from rootassets.neon.soil_water import discover, read_sensor_positions, soil_water_folder
+from rootassets.science.soil_water import STATISTICS, choose_sensors, distribution_statistics, statistics_sql
+from rootassets.settings import Settings
+from rootassets.synthetic.soil_water import generate, month_range
+from rootassets_tests.conftest import RELEASE, run_assets
+
+SITES = [("SRER", "D14"), ("BART", "D01"), ("ZZZZ", "D20")]  # bimodal, unimodal, and a site without roots
+MODALITY = [a for a in analysis_assets if any(k.path[-1] == "site_modality" for k in a.keys)]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("swc")
+    generate(root, RELEASE, SITES, month_range("2020-12", 2), positions=2, seed=7)
+    return root
+
+
+def reference(root: Path, modality: pl.DataFrame) -> pl.DataFrame:
+    """phi and surface statistics computed without DuckDB: every file read with polars."""
+    files = discover(soil_water_folder(root, RELEASE))
+    positions = read_sensor_positions(files)
+    rows = []
+    for site in files.sites:
+        m = modality.filter(pl.col("site_id") == site)
+        if m.is_empty():
+            continue
+        d1, d2 = (m["d1_cm"][0], m["d2_cm"][0]) if m["modality"][0] == "bimodal" else (70.0, 100.0)
+        values = {}
+        for role, target in (("d1", d1), ("d2", d2), ("surface", 0.0)):
+            per_position = []
+            for hor, group in positions.filter(pl.col("site_id") == site).group_by("hor"):
+                best = group.with_columns((pl.col("depth_cm") - target).abs().alias("dist")).sort("dist", "depth_cm")
+                ver = best["ver"][0]
+                frames = [pl.read_csv(f.path) for f in files.data if (f.site, f.hor, f.ver) == (site, hor[0], ver)]
+                per_position.append(pl.concat(frames).filter(pl.col("VSWCFinalQF") == 0, pl.col("VSWCMean").is_not_null())
+                                    .select("startDateTime", "VSWCMean"))
+            values[role] = pl.concat(per_position).group_by("startDateTime").agg(pl.col("VSWCMean").mean().alias(role))
+        joined = values["d1"].join(values["d2"], on="startDateTime", how="full", coalesce=True).join(
+            values["surface"], on="startDateTime", how="full", coalesce=True)
+        phi = (joined["d2"] / joined["d1"]).to_numpy()
+        for variable, data in (("phi", phi), ("surface_swc", joined["surface"].drop_nulls().to_numpy())):
+            rows.append({"site_id": site, "variable": variable, **distribution_statistics(data)})
+    return pl.DataFrame(rows).sort("site_id", "variable")
+
+
+def test_soil_water_phi_and_surface_statistics_match_an_independent_computation(
+    snapshot_settings: Settings, generated: Path
+) -> None:
+    settings = dataclasses.replace(snapshot_settings, soil_water=generated)
+    result = run_assets(settings, [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets])
+    assert result.success
+    with duckdb.connect(str(settings.database), read_only=True) as con:
+        stats = con.sql("select * from analysis.soil_water_statistics order by site_id, variable").pl()
+        modality = con.sql("select site_id, modality, d1_cm, d2_cm from analysis.site_modality").pl()
+        series = con.execute("select count(*), count(distinct site_id) from analysis.soil_water_phi_series").fetchall()
+        sensors = con.sql("select * from analysis.soil_water_sensors").pl()
+        files = con.execute("select count(*) from raw.swc_files").fetchall()
+    assert set(stats["site_id"]) == {"SRER", "BART"}  # ZZZZ has no root profile, hence no D1/D2
+    assert series == [(2 * (31 + 31) * 48, 2)]
+    assert files == [(3 * 2 * 8 * 2,)]
+    assert sensors.height == 2 * 2 * 3 and set(sensors["role"]) == {"d1", "d2", "surface"}
+    expected = reference(generated, modality)
+    assert stats.select("site_id", "variable").equals(expected.select("site_id", "variable"))
+    for name in STATISTICS:
+        assert np.allclose(stats[name].to_numpy(), expected[name].to_numpy(), rtol=1e-9, atol=1e-12), name
+    srer = modality.filter(pl.col("site_id") == "SRER").row(0, named=True)
+    assert srer["modality"] == "bimodal"
+    assert stats.filter(pl.col("site_id") == "SRER")["d2_cm"][0] == srer["d2_cm"]
+    events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert events["soil_water_phi_series"]["sites_without_modality"].value == ["ZZZZ"]
+
+
+def test_without_soil_water_files_the_tables_are_empty_and_say_why(snapshot_settings: Settings) -> None:
+    result = run_assets(snapshot_settings, [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets])
+    events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert events["swc_files"]["available"].value is False
+    assert "DP1.00094.001" in events["swc_files"]["note"].value
+    with duckdb.connect(str(snapshot_settings.database), read_only=True) as con:
+        assert con.execute("select count(*) from analysis.soil_water_statistics").fetchall() == [(0,)]
+
+
+def test_a_positions_file_without_depths_is_refused_naming_the_file(tmp_path: Path) -> None:
+    generate(tmp_path, RELEASE, SITES[:1], ["2021-01"], positions=1)
+    path = next((tmp_path / RELEASE / "DP1.00094.001" / "SRER").glob("*sensor_positions*"))
+    pl.read_csv(path).drop("zOffset").write_csv(path)
+    with pytest.raises(NeonDataError, match=f"{path.name}: missing column.*zOffset"):
+        read_sensor_positions(discover(soil_water_folder(tmp_path, RELEASE)))
+    pl.DataFrame({"HOR.VER": ["001.501"], "sensorLocationID": ["x"], "positionStartDateTime": ["2021"],
+                  "positionEndDateTime": [None], "zOffset": ["deep"]}).write_csv(path)
+    with pytest.raises(NeonDataError, match=f"{path.name}: row 2: field HOR.VER or zOffset"):
+        read_sensor_positions(discover(soil_water_folder(tmp_path, RELEASE)))
+
+
+def test_choose_sensors_takes_the_nearest_and_the_shallowest() -> None:
+    positions = pl.DataFrame({"site_id": ["A"] * 4, "hor": ["001"] * 4, "ver": ["501", "502", "503", "504"],
+                              "depth_cm": [6.0, 56.0, 86.0, 116.0]})
+    chosen = choose_sensors(positions, pl.DataFrame({"site_id": ["A"], "d1_cm": [71.0], "d2_cm": [101.0]}))
+    assert dict(zip(chosen["role"], chosen["ver"], strict=True)) == {"d1": "502", "d2": "503", "surface": "501"}
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-5, 5, allow_nan=False), min_size=2, max_size=60))
+def test_statistics_sql_equals_the_numpy_reference(values: list[float]) -> None:
+    con = duckdb.connect()
+    con.register("v", pl.DataFrame({"site_id": ["A"] * len(values), "phi": values, "swc_surface": values}))
+    got = con.sql(f"select * from ({statistics_sql('v')}) where variable = 'phi'").pl().row(0, named=True)
+    want = distribution_statistics(np.array(values))
+    for name in STATISTICS:
+        assert got[name] == pytest.approx(want[name], rel=1e-9, abs=1e-9, nan_ok=True) or (
+            name == "cv" and got[name] is None), name
