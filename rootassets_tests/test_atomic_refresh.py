@@ -14,7 +14,6 @@ from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.raw import raw_assets
 from rootassets.defs.resources import WarehouseResource
 from rootassets.neon.identifiers import InvalidIdentifierError
-from rootassets.settings import Settings
 from rootassets.staging import commit_refresh, discard_refresh, preview_commit, read_staged, stage, stage_statement
 from rootassets.warehouse import replace_partitions
 from rootassets_tests.conftest import RELEASE, run_assets

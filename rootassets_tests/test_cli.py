@@ -29,7 +29,7 @@ def home(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> dict[str, 
     env.pop("DAGSTER_HOME", None)
     done = cli("materialize", "--release", "latest", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"succeeded" in done.stdout and RELEASE in done.stdout
+    assert "succeeded" in done.stdout and RELEASE in done.stdout
     return env
 
 

@@ -4,7 +4,6 @@ import hashlib
 from collections.abc import Iterator
 
 import joblib
-import numpy as np
 import polars as pl
 from dagster import (
     AssetExecutionContext,
@@ -24,32 +23,12 @@ from rootassets.defs.publish import publish
 from rootassets.defs.resources import ArtifactStore, WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.schemas import ANALYSIS_CONTRACTS
-from rootassets.science.classifier import (
-    BIMODAL,
-    UNIMODAL,
-    ForestParameters,
-    backward_elimination,
-    run_classifier,
-    seed_spread,
-)
-from rootassets.science.group_tests import (
-    GroupTestParameters,
-    chi_square_monte_carlo,
-    growth_form,
-    two_group_test,
-)
-from rootassets.science.modality import ModalityParameters, site_modality
-from rootassets.science.nutrients import (
-    LOESS_MIN_POINTS,
-    NUTRIENTS,
-    NutrientParameters,
-    log_linear_fit,
-    loess,
-    relative_profile,
-)
-from rootassets.science.phi import PhiParameters, phi, phi_depths, value_in_increment
+from rootassets.science.classifier import BIMODAL, ForestParameters, classifier_tables
+from rootassets.science.group_tests import GroupTestParameters, group_test_table
+from rootassets.science.modality import KDE_STEP_CM, ModalityParameters, kde_table, modality_table
+from rootassets.science.nutrients import NutrientParameters, nutrient_tables
+from rootassets.science.phi import PhiParameters, phi_table
 from rootassets.science.site_factors import NEON_FACTORS, read_user_factors, site_factor_table
-from rootassets.science.soil_profiles import SOIL_PROPERTIES
 
 ANALYSIS_CODE_VERSION = "analysis-1"
 COMMON = dict(partitions_def=neon_release, group_name="analysis", pool="duckdb", code_version=ANALYSIS_CODE_VERSION)
@@ -77,29 +56,6 @@ class ModalityConfig(Config):
                                   secondary_threshold=self.secondary_threshold, count_scale=self.count_scale)
 
 
-def modality_rows(profiles: pl.DataFrame, params: ModalityParameters) -> tuple[pl.DataFrame, dict]:
-    """Section 2 for every site; also returns each site's KDE."""
-    rows, kdes = [], {}
-    for (site,), g in profiles.sort("site_id", "top_cm").group_by("site_id", maintain_order=True):
-        result, kde = site_modality(g["mid_cm"].to_numpy(), g["root_density_g_m3"].to_numpy(), params)
-        kdes[site] = kde
-        rows.append({"site_id": site, **result.__dict__})
-    return pl.DataFrame(rows), kdes
-
-
-KDE_STEP_CM = 1.0
-
-
-def kde_table(kdes: dict, step_cm: float = KDE_STEP_CM) -> pl.DataFrame:
-    """Each site's KDE read off its fine grid every `step_cm` (for phi's smoothed reading and figures)."""
-    frames = []
-    for site, kde in kdes.items():
-        depths = np.arange(np.ceil(kde.grid[0]), np.floor(kde.grid[-1]) + step_cm, step_cm)
-        frames.append(pl.DataFrame({"site_id": site, "depth_cm": depths,
-                                    "density": np.interp(depths, kde.grid, kde.density)}))
-    return pl.concat(frames)
-
-
 @multi_asset(
     name="analysis_site_modality",
     specs=[
@@ -121,7 +77,7 @@ def analysis_site_modality(
 ) -> Iterator:
     release = validate_release(context.partition_key)
     params = config.parameters()
-    table, kdes = modality_rows(warehouse.read("harmonized", "root_profiles", release), params)
+    table, kdes = modality_table(warehouse.read("harmonized", "root_profiles", release), params)
     biomass = warehouse.read("harmonized", "site_root_biomass", release).select(
         "site_id", "total_fine_root_biomass_g_m2")
     table = table.join(biomass, on="site_id", how="left")
@@ -148,30 +104,10 @@ def analysis_phi(context: AssetExecutionContext, config: PhiConfig, warehouse: W
     `increment` (the increment containing D) or `kde` (the smoothed root profile) (METHOD.md section 4)."""
     release = validate_release(context.partition_key)
     params = PhiParameters(config.unimodal_d1_cm, config.unimodal_d2_cm)
-    modality = warehouse.read("analysis", "site_modality", release)
-    profiles = warehouse.read("harmonized", "root_profiles", release)
-    soil = warehouse.read("harmonized", "soil_profiles", release)
-    kde = warehouse.read("analysis", "site_kde", release)
-    rows = []
-    for site, label, d1_site, d2_site in modality.select("site_id", "modality", "d1_cm", "d2_cm").iter_rows():
-        d1, d2 = phi_depths(label, d1_site, d2_site, params)
-        series = {"root_biomass": profiles.filter(pl.col("site_id") == site).select(
-            "top_cm", "bottom_cm", pl.col("root_density_g_m3").alias("value"))}
-        site_soil = soil.filter(pl.col("site_id") == site)
-        for prop in SOIL_PROPERTIES:
-            series[prop.column] = site_soil.select("top_cm", "bottom_cm", pl.col(prop.column).alias("value"))
-        for name, frame in series.items():
-            tops, bottoms = frame["top_cm"].to_numpy(), frame["bottom_cm"].to_numpy()
-            values = frame["value"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            y1, y2 = value_in_increment(tops, bottoms, values, d1), value_in_increment(tops, bottoms, values, d2)
-            rows.append({"site_id": site, "property": name, "method": "increment", "phi": phi(y2, y1),
-                         "d1_cm": d1, "d2_cm": d2, "y_d1": y1, "y_d2": y2, "modality": label})
-        curve = kde.filter(pl.col("site_id") == site).sort("depth_cm")
-        depths, density = curve["depth_cm"].to_numpy(), curve["density"].to_numpy()
-        k1, k2 = (float(np.interp(d, depths, density, left=0.0, right=0.0)) for d in (d1, d2))
-        rows.append({"site_id": site, "property": "root_biomass", "method": "kde", "phi": phi(k2, k1),
-                     "d1_cm": d1, "d2_cm": d2, "y_d1": k1, "y_d2": k2, "modality": label})
-    table = pl.DataFrame(rows, schema_overrides={"phi": pl.Float64, "y_d1": pl.Float64, "y_d2": pl.Float64})
+    table = phi_table(warehouse.read("analysis", "site_modality", release),
+                      warehouse.read("harmonized", "root_profiles", release),
+                      warehouse.read("harmonized", "soil_profiles", release),
+                      warehouse.read("analysis", "site_kde", release), params)
     yield from publish(warehouse, _key("phi"), table, release, ANALYSIS_CONTRACTS["phi"], {},
                        {"parameters": params.as_metadata(),
                         "methods": "increment: value of the increment containing D; kde: root KDE density at D"})
@@ -231,14 +167,6 @@ class ClassifierConfig(Config):
                                 self.seed, self.n_seeds)
 
 
-def _training_frame(factors: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str], list[str]]:
-    names = [c for c in factors.columns if c not in ("site_id", "modality", "release")]
-    categorical = {c for c in names if factors.schema[c] == pl.String}
-    complete = factors.drop_nulls(subset=names)
-    dropped = sorted(set(factors["site_id"]) - set(complete["site_id"]))
-    return complete, names, categorical, dropped
-
-
 @multi_asset(
     name="analysis_classifier",
     specs=[
@@ -260,41 +188,11 @@ def analysis_classifier(
 ) -> Iterator[MaterializeResult]:
     release = validate_release(context.partition_key)
     params = config.parameters()
-    factors = warehouse.read("analysis", "site_factors", release)
-    frame, names, categorical, dropped = _training_frame(factors)
-    full = run_classifier(frame, names, categorical, params)
-    kept, steps = backward_elimination(frame, names, categorical, params)
-    kept_run = run_classifier(frame, kept, categorical, params)
-    without = [n for n in names if n != "total_fine_root_biomass_g_m2"]
-    no_biomass = run_classifier(frame, without, categorical, params)
-    spread = seed_spread(frame, names, categorical, params)
-
-    perf_rows = []
-    for run_name, run in (("all_factors", full), ("kept_factors", kept_run), ("without_total_biomass", no_biomass)):
-        p = run.performance
-        perf_rows += [
-            {"run": run_name, "metric": "overall_accuracy", "value": p.overall_accuracy},
-            {"run": run_name, "metric": "bimodal_accuracy", "value": p.class_accuracy[BIMODAL]},
-            {"run": run_name, "metric": "unimodal_accuracy", "value": p.class_accuracy[UNIMODAL]},
-        ]
-        for actual, predicted_counts in p.confusion.items():
-            for predicted, count in predicted_counts.items():
-                perf_rows.append({"run": run_name, "metric": f"confusion_{actual}_predicted_{predicted}",
-                                  "value": float(count)})
-    for metric in ("overall_accuracy", "bimodal_accuracy", "unimodal_accuracy"):
-        values = spread[metric]
-        for stat, value in (("mean", values.mean()), ("sd", values.std()), ("min", values.min()),
-                            ("max", values.max())):
-            perf_rows.append({"run": f"seeds_{params.seed}_to_{params.seed + params.n_seeds - 1}",
-                              "metric": f"{metric}_{stat}", "value": float(value)})
-    performance = pl.DataFrame(perf_rows).with_columns(pl.lit(release).alias("release"))
-
-    imp_rows = []
-    for run_name, run in (("all_factors", full), ("without_total_biomass", no_biomass)):
-        for rank, (factor, value) in enumerate(run.importance.items(), start=1):
-            imp_rows.append({"run": run_name, "factor": factor, "importance": value, "rank": rank,
-                             "kept": factor in kept})
-    importance = pl.DataFrame(imp_rows).with_columns(pl.lit(release).alias("release"))
+    out = classifier_tables(warehouse.read("analysis", "site_factors", release), params)
+    frame, names, categorical, dropped, full, kept, steps = (out.frame, out.names, out.categorical, out.dropped,
+                                                             out.full, out.kept, out.steps)
+    performance = out.performance.with_columns(pl.lit(release).alias("release"))
+    importance = out.importance.with_columns(pl.lit(release).alias("release"))
 
     training_version = hashlib.sha256(frame.sort("site_id").write_csv().encode()).hexdigest()[:16]
     model_path = artifacts.folder("models", release) / "modality_forest.joblib"
@@ -332,29 +230,8 @@ def analysis_group_tests(
     with a Monte Carlo p from 2000 tables with the observed margins (METHOD.md section 6)."""
     release = validate_release(context.partition_key)
     params = GroupTestParameters(config.alpha, config.monte_carlo_tables, config.seed)
-    factors = warehouse.read("analysis", "site_factors", release)
-    phi_table = warehouse.read("analysis", "phi", release)
-    rows = []
-    by_column = {f.column: f.name for f in NEON_FACTORS}
-    for column in factors.columns:
-        if column in ("site_id", "modality", "release", "land_cover") or factors.schema[column] == pl.String:
-            continue
-        groups = [factors.filter(pl.col("modality") == m)[column].cast(pl.Float64).drop_nulls().to_numpy()
-                  for m in (BIMODAL, UNIMODAL)]
-        rows.append({"name": by_column.get(column, column), **two_group_test(*groups, params).__dict__})
-    for (prop, method), g in phi_table.group_by("property", "method", maintain_order=True):
-        groups = [g.filter(pl.col("modality") == m)["phi"].drop_nulls().to_numpy() for m in (BIMODAL, UNIMODAL)]
-        rows.append({"name": f"phi_{prop}_{method}", **two_group_test(*groups, params).__dict__})
-    labelled = factors.filter(pl.col("land_cover").is_not_null())
-    for name, categories in (("land_cover", labelled["land_cover"].to_list()),
-                             ("growth_form", [growth_form(c) for c in labelled["land_cover"].to_list()])):
-        statistic, p, table = chi_square_monte_carlo(labelled["modality"].to_numpy(), np.array(categories), params)
-        n = dict(labelled.group_by("modality").len().iter_rows())
-        rows.append({"name": name, "test": "chi_square_monte_carlo", "statistic": statistic, "p_value": p,
-                     "n_bimodal": n.get(BIMODAL, 0), "n_unimodal": n.get(UNIMODAL, 0),
-                     "detail": f"{params.monte_carlo_tables} simulated tables, seed {params.seed}; "
-                               f"table (bimodal, unimodal) x categories = {table.astype(int).tolist()}"})
-    table = pl.DataFrame(rows, schema_overrides={"statistic": pl.Float64, "p_value": pl.Float64})
+    table = group_test_table(warehouse.read("analysis", "site_factors", release),
+                             warehouse.read("analysis", "phi", release), params)
     yield from publish(warehouse, _key("group_tests"), table, release, ANALYSIS_CONTRACTS["group_tests"], {},
                        {"parameters": params.as_metadata()})
 
@@ -386,32 +263,10 @@ def analysis_nutrients(
     release = validate_release(context.partition_key)
     params = NutrientParameters(loess_span=config.loess_span, loess_points=config.loess_points)
     modality = dict(warehouse.read("analysis", "site_modality", release).select("site_id", "modality").iter_rows())
-    profiles = warehouse.read("harmonized", "root_profiles", release)
-    soil = warehouse.read("harmonized", "soil_profiles", release)
-    grid = profiles.join(soil, on=["site_id", "top_cm", "bottom_cm"], how="inner")
-    fits, curves = [], []
-    for (site,), g in grid.sort("top_cm").group_by("site_id", maintain_order=True):
-        for nutrient, column in NUTRIENTS.items():
-            depth, rel = relative_profile(g["top_cm"].to_numpy(), g[column].cast(pl.Float64).fill_null(np.nan).to_numpy(),
-                                          g["root_density_g_m3"].to_numpy())
-            fit = log_linear_fit(depth, rel, params.band_level)
-            if fit is None:
-                continue
-            fits.append({"site_id": site, "nutrient": nutrient, **fit.__dict__, "modality": modality[site]})
-            if modality[site] == BIMODAL and depth.size >= LOESS_MIN_POINTS:
-                points = np.linspace(depth.min(), depth.max(), params.loess_points)
-                fitted, low, high = loess(depth, np.log10(rel), points, params.loess_span, params.loess_degree,
-                                          params.band_level)
-                curves += [{"site_id": site, "nutrient": nutrient, "depth_cm": float(x), "log10_rel_fitted": float(f),
-                            "lower": float(lo), "upper": float(hi), "release": release}
-                           for x, f, lo, hi in zip(points, fitted, low, high, strict=True)]
-    exponents = pl.DataFrame(fits)
-    loess_table = pl.DataFrame(curves, schema={"site_id": pl.String, "nutrient": pl.String, "depth_cm": pl.Float64,
-                                               "log10_rel_fitted": pl.Float64, "lower": pl.Float64,
-                                               "upper": pl.Float64, "release": pl.String})
-    summary = (exponents.group_by("nutrient", "modality").agg(pl.col("exponent").median().alias("median_exponent"),
-                                                              pl.col("r2").median().alias("median_r2"), pl.len().alias("n"))
-               .sort("nutrient", "modality"))
+    exponents, loess_table, summary = nutrient_tables(warehouse.read("harmonized", "root_profiles", release),
+                                                      warehouse.read("harmonized", "soil_profiles", release),
+                                                      modality, params)
+    loess_table = loess_table.with_columns(pl.lit(release).alias("release"))
     yield from publish(warehouse, _key("nutrient_exponents"), exponents, release,
                        ANALYSIS_CONTRACTS["nutrient_exponents"], {},
                        {"parameters": params.as_metadata(), "summary": MetadataValue.json(summary.to_dicts())})

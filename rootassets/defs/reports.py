@@ -1,7 +1,7 @@
 """Report assets: METHOD.md section 8 figures (one asset each) and the report a scientist opens first."""
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl

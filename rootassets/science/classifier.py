@@ -193,3 +193,66 @@ def seed_spread(frame: pl.DataFrame, factors: list[str], categorical: set[str],
                      "bimodal_accuracy": perf.class_accuracy[BIMODAL],
                      "unimodal_accuracy": perf.class_accuracy[UNIMODAL]})
     return pl.DataFrame(rows)
+
+
+def training_frame(factors: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str], list[str]]:
+    names = [c for c in factors.columns if c not in ("site_id", "modality", "release")]
+    categorical = {c for c in names if factors.schema[c] == pl.String}
+    complete = factors.drop_nulls(subset=names)
+    dropped = sorted(set(factors["site_id"]) - set(complete["site_id"]))
+    return complete, names, categorical, dropped
+
+
+@dataclass(frozen=True)
+class ClassifierTables:
+    """Everything section 5 reports: the runs, the kept set, and the performance and importance tables."""
+
+    frame: pl.DataFrame
+    names: list[str]
+    categorical: set[str]
+    dropped: list[str]
+    full: ClassifierRun
+    kept: list[str]
+    steps: list
+    performance: pl.DataFrame
+    importance: pl.DataFrame
+
+
+def classifier_tables(factors: pl.DataFrame, params: ForestParameters) -> ClassifierTables:
+    """Section 5 on the site factor table: all factors, backward elimination, without total biomass,
+    and the spread over `params.n_seeds` seeds."""
+    frame, names, categorical, dropped = training_frame(factors)
+    full = run_classifier(frame, names, categorical, params)
+    kept, steps = backward_elimination(frame, names, categorical, params)
+    kept_run = run_classifier(frame, kept, categorical, params)
+    without = [n for n in names if n != "total_fine_root_biomass_g_m2"]
+    no_biomass = run_classifier(frame, without, categorical, params)
+    spread = seed_spread(frame, names, categorical, params)
+
+    perf_rows = []
+    for run_name, run in (("all_factors", full), ("kept_factors", kept_run), ("without_total_biomass", no_biomass)):
+        p = run.performance
+        perf_rows += [
+            {"run": run_name, "metric": "overall_accuracy", "value": p.overall_accuracy},
+            {"run": run_name, "metric": "bimodal_accuracy", "value": p.class_accuracy[BIMODAL]},
+            {"run": run_name, "metric": "unimodal_accuracy", "value": p.class_accuracy[UNIMODAL]},
+        ]
+        for actual, predicted_counts in p.confusion.items():
+            for predicted, count in predicted_counts.items():
+                perf_rows.append({"run": run_name, "metric": f"confusion_{actual}_predicted_{predicted}",
+                                  "value": float(count)})
+    for metric in ("overall_accuracy", "bimodal_accuracy", "unimodal_accuracy"):
+        values = spread[metric]
+        for stat, value in (("mean", values.mean()), ("sd", values.std()), ("min", values.min()),
+                            ("max", values.max())):
+            perf_rows.append({"run": f"seeds_{params.seed}_to_{params.seed + params.n_seeds - 1}",
+                              "metric": f"{metric}_{stat}", "value": float(value)})
+    performance = pl.DataFrame(perf_rows)
+
+    imp_rows = []
+    for run_name, run in (("all_factors", full), ("without_total_biomass", no_biomass)):
+        for rank, (factor, value) in enumerate(run.importance.items(), start=1):
+            imp_rows.append({"run": run_name, "factor": factor, "importance": value, "rank": rank,
+                             "kept": factor in kept})
+    importance = pl.DataFrame(imp_rows)
+    return ClassifierTables(frame, names, categorical, dropped, full, kept, steps, performance, importance)

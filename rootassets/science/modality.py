@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import polars as pl
 
 
 @dataclass(frozen=True)
@@ -107,3 +108,26 @@ def site_modality(mid_cm: np.ndarray, density: np.ndarray, params: ModalityParam
     depths, counts = depth_sample(mid_cm, density, params.count_scale)
     kde = gaussian_kde(depths, counts, params)
     return classify_modality(kde, params, int(counts.sum())), kde
+
+
+def modality_table(profiles: pl.DataFrame, params: ModalityParameters) -> tuple[pl.DataFrame, dict[str, Kde]]:
+    """Section 2 for every site; also returns each site's KDE."""
+    rows, kdes = [], {}
+    for (site,), g in profiles.sort("site_id", "top_cm").group_by("site_id", maintain_order=True):
+        result, kde = site_modality(g["mid_cm"].to_numpy(), g["root_density_g_m3"].to_numpy(), params)
+        kdes[site] = kde
+        rows.append({"site_id": site, **result.__dict__})
+    return pl.DataFrame(rows), kdes
+
+
+KDE_STEP_CM = 1.0
+
+
+def kde_table(kdes: dict, step_cm: float = KDE_STEP_CM) -> pl.DataFrame:
+    """Each site's KDE read off its fine grid every `step_cm` (for phi's smoothed reading and figures)."""
+    frames = []
+    for site, kde in kdes.items():
+        depths = np.arange(np.ceil(kde.grid[0]), np.floor(kde.grid[-1]) + step_cm, step_cm)
+        frames.append(pl.DataFrame({"site_id": site, "depth_cm": depths,
+                                    "density": np.interp(depths, kde.grid, kde.density)}))
+    return pl.concat(frames)

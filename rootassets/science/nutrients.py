@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import polars as pl
 from scipy import stats
 
 LOESS_MIN_POINTS = 6  # fewer increments leave a local quadratic nothing to smooth
@@ -108,3 +109,36 @@ def loess(x: np.ndarray, y: np.ndarray, grid: np.ndarray, span: float = 0.5, deg
     t = stats.t.ppf(0.5 + level / 2, residual_df)
     se = sigma * np.sqrt(np.sum(rows**2, axis=1))
     return fitted, fitted - t * se, fitted + t * se
+
+
+def nutrient_tables(profiles: pl.DataFrame, soil: pl.DataFrame, modality: dict[str, str],
+                    params: NutrientParameters) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Section 7 for every site and nutrient: the exponent fits, the LOESS curves at bimodal sites,
+    and the median exponent per nutrient and modality."""
+    from rootassets.science.classifier import BIMODAL
+
+    grid = profiles.join(soil, on=["site_id", "top_cm", "bottom_cm"], how="inner")
+    fits, curves = [], []
+    for (site,), g in grid.sort("top_cm").group_by("site_id", maintain_order=True):
+        for nutrient, column in NUTRIENTS.items():
+            depth, rel = relative_profile(g["top_cm"].to_numpy(), g[column].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+                                          g["root_density_g_m3"].to_numpy())
+            fit = log_linear_fit(depth, rel, params.band_level)
+            if fit is None:
+                continue
+            fits.append({"site_id": site, "nutrient": nutrient, **fit.__dict__, "modality": modality[site]})
+            if modality[site] == BIMODAL and depth.size >= LOESS_MIN_POINTS:
+                points = np.linspace(depth.min(), depth.max(), params.loess_points)
+                fitted, low, high = loess(depth, np.log10(rel), points, params.loess_span, params.loess_degree,
+                                          params.band_level)
+                curves += [{"site_id": site, "nutrient": nutrient, "depth_cm": float(x), "log10_rel_fitted": float(f),
+                            "lower": float(lo), "upper": float(hi)}
+                           for x, f, lo, hi in zip(points, fitted, low, high, strict=True)]
+    exponents = pl.DataFrame(fits)
+    loess_table = pl.DataFrame(curves, schema={"site_id": pl.String, "nutrient": pl.String, "depth_cm": pl.Float64,
+                                               "log10_rel_fitted": pl.Float64, "lower": pl.Float64,
+                                               "upper": pl.Float64})
+    summary = (exponents.group_by("nutrient", "modality").agg(pl.col("exponent").median().alias("median_exponent"),
+                                                              pl.col("r2").median().alias("median_r2"), pl.len().alias("n"))
+               .sort("nutrient", "modality"))
+    return exponents, loess_table, summary
