@@ -86,8 +86,10 @@ def _materialize(args: argparse.Namespace) -> int:
         release = latest_release(source) if args.release == "latest" else validate_release(args.release)
     except (NeonError, InvalidIdentifierError, LookupError) as exc:
         raise CliError(str(exc)) from exc
+    from rootassets.defs.jobs import OPTIONAL
+
     graph = defs.resolve_asset_graph()
-    selection = AssetSelection.all()
+    selection = AssetSelection.all() - OPTIONAL  # optional assets run only when --select names them
     if args.select:
         try:
             selection = AssetSelection.from_string(args.select)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from rootassets.defs.analysis import analysis_assets
+from rootassets.defs.bootstrap import bootstrap_assets
 from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
 from rootassets.defs.jobs import MAIN_JOB, main_job
@@ -21,7 +22,8 @@ __all__ = ["MAIN_JOB", "build_definitions", "defs"]
 def build_definitions(settings: Settings) -> Definitions:
     """Definitions wired to `settings` (tests pass their own)."""
     return Definitions(
-        assets=[*raw_assets, *harmonized_assets, *analysis_assets, *report_assets, *mart_assets, *soil_water_assets],
+        assets=[*raw_assets, *harmonized_assets, *analysis_assets, *report_assets, *mart_assets, *soil_water_assets,
+                *bootstrap_assets],
         jobs=[main_job],
         executor=in_process_executor,  # one process per run; the run's resources commit it (staging.py)
         sensors=[neon_release_sensor],

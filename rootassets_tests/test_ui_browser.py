@@ -96,20 +96,21 @@ def open_page(page, url: str) -> None:  # noqa: ANN001 - playwright Page
         pass
 
 
-def materialized_keys(env: dict[str, str]) -> tuple[set[str], list[str]]:
-    """Asset keys materialized so far and any failed runs, read from the UI's instance."""
+def materialized_keys(env: dict[str, str]) -> tuple[set[str], list[str], list[str]]:
+    """Asset keys materialized so far, failed runs and succeeded runs, read from the UI's instance."""
     script = (
         "import json; from dagster import DagsterInstance, DagsterRunStatus, RunsFilter; i = DagsterInstance.get(); "
         "keys = [k.to_user_string() for k in i.get_asset_keys() if i.get_latest_materialization_event(k)]; "
         "failed = [r.run_id for r in i.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE]))]; "
-        "print(json.dumps([keys, failed]))"
+        "done = [r.run_id for r in i.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.SUCCESS]))]; "
+        "print(json.dumps([keys, failed, done]))"
     )
     out = subprocess.run([str(Path(os.sys.executable)), "-c", script], env=env, cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     import json
 
-    keys, failed = json.loads(out.stdout.strip().splitlines()[-1])
-    return set(keys), failed
+    keys, failed, done = json.loads(out.stdout.strip().splitlines()[-1])
+    return set(keys), failed, done
 
 
 def test_webserver_listens_on_loopback_only(ui: tuple[str, dict[str, str]]) -> None:
@@ -131,7 +132,8 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
     base, env = ui
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     expected = {"raw/mpr_perrootsample", "harmonized/root_profiles", "analysis/site_modality", "analysis/phi",
-                "reports/figure_1_root_profiles", "reports/report", "marts/site_summary"}
+                "reports/figure_1_root_profiles", "reports/report", "marts/site_summary",
+                "analysis/soil_water_statistics", "analysis/site_modality_bootstrap"}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -151,13 +153,18 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
         while True:
             if (Path(env["ROOTASSETS_HOME"]) / "rootassets.duckdb").exists():
                 reads.append(reader_answers(env))  # a SQL reader polling while the UI's run writes
-            keys, failed = materialized_keys(env)
+            keys, failed, done = materialized_keys(env)
             assert not failed, f"runs failed: {failed}"
-            if expected <= keys and len(keys) >= 38:
+            if expected <= keys and done:
                 break
             assert time.time() < deadline, f"not materialized after {RUN_TIMEOUT_S}s: {sorted(expected - keys)}"
             time.sleep(5)
         assert reads and all(code == 0 for code, _ in reads), reads
+        # The run's tables became visible together when it succeeded (committed by the run itself).
+        visible = subprocess.run([str(Path(os.sys.executable)), "-m", "rootassets.cli", "sql", "--csv",
+                                  "select count(*) from marts.site_summary"], env=env, cwd=REPO,
+                                 capture_output=True, text=True, timeout=300)
+        assert visible.stdout.strip().splitlines()[-1:] == ["44"], visible.stdout + visible.stderr
         open_page(page, f"{base}/runs")
         page.wait_for_timeout(2000)
         page.screenshot(path=str(ARTIFACTS / "3-runs.png"))

@@ -4,13 +4,15 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from rootassets.defs.partitions import neon_release
 
+OPTIONAL = AssetSelection.tag("rootassets/optional", "true")
+
 MAIN_JOB = "main_job"
 
 main_job = define_asset_job(
     MAIN_JOB,
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - OPTIONAL,
     partitions_def=neon_release,
-    description="Every asset for one NEON release: raw tables to figures. Its tables become visible "
+    description="Every asset for one NEON release, raw tables to figures (optional ones aside). Its tables become visible "
     "together when the run succeeds.",
     executor_def=in_process_executor,
 )

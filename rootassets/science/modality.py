@@ -75,9 +75,8 @@ def modes_and_antimodes(kde: Kde) -> tuple[np.ndarray, np.ndarray]:
     """Section 2.3: grid indices of local maxima (modes) and local minima (antimodes)."""
     slope = np.sign(np.diff(kde.density))
     # Carry the last non-zero slope over flat stretches so a plateau counts once.
-    for i in range(1, slope.size):
-        if slope[i] == 0:
-            slope[i] = slope[i - 1]
+    last_nonzero = np.maximum.accumulate(np.where(slope != 0, np.arange(slope.size), 0))
+    slope = slope[last_nonzero]
     turns = np.diff(slope)
     return np.where(turns < 0)[0] + 1, np.where(turns > 0)[0] + 1
 
