@@ -1,5 +1,9 @@
 """Benchmarks of rootassets, written to BENCHMARKS.md: `.venv/bin/python benchmarks/run.py`.
 
+Also: the floor (benchmarks/floor.py), scaling on synthetic 1x/10x/100x megapit data (plot in
+benchmarks/scaling.png), continental soil water on synthetic NEON-format files, and the KDE
+(direct sum vs binned FFT) with the bootstrap over profiles.
+
 Measured here, side by side in one run:
 - the offline main job end to end (cold: empty ROOTASSETS_HOME; warm: nothing changed), wall
   seconds and peak memory (max RSS of the `rootassets materialize` process tree);
@@ -43,15 +47,163 @@ def timed_cli(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, peak_kb / 1024
 
 
-def main_job() -> dict[str, tuple[float, float]]:
-    home = Path(tempfile.mkdtemp(prefix="rootassets-bench-"))
+def main_job(home: Path) -> dict[str, tuple[float, float]]:
+    """Cold then warm `rootassets materialize` into `home` (kept: the floor and soil water use it)."""
     env = {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(SNAPSHOT)}
+    cold = timed_cli(["materialize", "--release", RELEASE], env)
+    warm = timed_cli(["materialize", "--release", RELEASE], env)
+    return {"cold": cold, "warm": warm}
+
+
+def timed_python(args: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and stdout of one Python script in its own process."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, sys.executable, *args], cwd=REPO, capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    return wall, int(done.stderr.strip().splitlines()[-1].split()[-1]) / 1024, done.stdout.strip()
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        names = [n for (n,) in con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables where table_schema in "
+            "('raw', 'harmonized', 'analysis', 'quarantine', 'marts') order by 1").fetchall()]
+        return {n: con.execute(f"select count(*) from {n}").fetchall()[0][0] for n in names}
+
+
+def floor(main_home: Path) -> dict:
+    """benchmarks/floor.py in its own process; its tables must match the main job's."""
+    home = Path(tempfile.mkdtemp(prefix="rootassets-floor-"))
     try:
-        cold = timed_cli(["materialize", "--release", RELEASE], env)
-        warm = timed_cli(["materialize", "--release", RELEASE], env)
+        wall, peak, steps = timed_python([str(REPO / "benchmarks" / "floor.py"), str(home), str(SNAPSHOT)])
+        ours, theirs = table_counts(main_home / "rootassets.duckdb"), table_counts(home / "rootassets.duckdb")
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    return {"cold": cold, "warm": warm}
+    differ = {t: (ours.get(t), theirs.get(t)) for t in sorted(set(ours) | set(theirs)) if ours.get(t) != theirs.get(t)}
+    return {"wall": wall, "peak": peak, "steps": steps, "tables": len(theirs), "differ": differ}
+
+
+def scaling(factors: list[int]) -> list[dict]:
+    """The cold main job on SYNTHETIC snapshots with `factor` copies of every site."""
+    from rootassets.synthetic.megapit import scale_snapshot
+
+    out = []
+    for factor in factors:
+        work = Path(tempfile.mkdtemp(prefix=f"rootassets-scale{factor}-"))
+        try:
+            rows = scale_snapshot(SNAPSHOT, work / "snapshot", factor, RELEASE)
+            env = {**os.environ, "ROOTASSETS_HOME": str(work / "home"), "ROOTASSETS_SNAPSHOT": str(work / "snapshot")}
+            wall, peak = timed_cli(["materialize", "--release", RELEASE], env)
+            with duckdb.connect(str(work / "home" / "rootassets.duckdb"), read_only=True) as con:
+                sites = con.execute("select count(*) from harmonized.site_root_biomass").fetchall()[0][0]
+            out.append({"factor": factor, "sites": sites, "root_rows": rows, "wall": wall, "peak": peak})
+            print(f"scaling {factor}x: {sites} sites, {wall:.1f} s, {peak:.0f} MB", flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def scaling_plot(points: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sites = [p["sites"] for p in points]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.loglog(sites, [p["wall"] for p in points], "o-", label="main job (cold)")
+    a.loglog(sites, [points[0]["wall"] * s / sites[0] for s in sites], "k:", label="linear from 1x")
+    a.set_xlabel("sites (SYNTHETIC copies of the snapshot)")
+    a.set_ylabel("wall time (s)")
+    a.legend()
+    b.loglog(sites, [p["peak"] for p in points], "o-", color="tab:red", label="peak RSS")
+    b.set_xlabel("sites")
+    b.set_ylabel("peak memory (MB)")
+    b.legend()
+    fig.suptitle("rootassets main job scaling (synthetic megapit data)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def growth_exponent(points: list[dict], key: str) -> float:
+    import math
+
+    first, last = points[-2], points[-1]
+    return math.log(last[key] / first[key]) / math.log(last["sites"] / first["sites"])
+
+
+SOIL_WATER_SELECT = ("key:raw/swc_sensor_positions or key:raw/swc_files or key:analysis/soil_water_sensors or "
+                     "key:analysis/soil_water_phi_series or key:analysis/soil_water_statistics")
+
+
+def soil_water(main_home: Path, years: int = 3, positions: int = 3) -> dict:
+    """The soil-water assets on SYNTHETIC NEON-format files for the 47 megapit sites over `years`."""
+    import csv
+
+    from rootassets.synthetic.soil_water import generate, month_range
+
+    with (SNAPSHOT / RELEASE / "DP1.00096.001" / "mgp_permegapit.csv").open(encoding="utf-8-sig") as f:
+        sites = sorted({(r["siteID"], r["domainID"]) for r in csv.DictReader(f)})
+    work = Path(tempfile.mkdtemp(prefix="rootassets-swc-"))
+    try:
+        start = time.perf_counter()
+        made = generate(work, RELEASE, sites, month_range("2018-01", 12 * years), positions=positions, seed=1)
+        generated_s = time.perf_counter() - start
+        env = {**os.environ, "ROOTASSETS_HOME": str(main_home), "ROOTASSETS_SNAPSHOT": str(SNAPSHOT),
+               "ROOTASSETS_SOIL_WATER": str(work)}
+        wall, peak = timed_cli(["materialize", "--release", RELEASE, "--select", SOIL_WATER_SELECT, "--force"], env)
+        with duckdb.connect(str(main_home / "rootassets.duckdb"), read_only=True) as con:
+            series = con.execute("select count(*), count(distinct site_id) from analysis.soil_water_phi_series "
+                                 "where release = ?", [RELEASE]).fetchall()[0]
+            files_read = con.execute("select count(*) from raw.swc_files where release = ?", [RELEASE]).fetchall()[0][0]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"sites": len(sites), "years": years, "positions": positions, "files": made.files, "rows": made.rows,
+            "gb": made.bytes / 1e9, "generated_s": generated_s, "wall": wall, "peak": peak,
+            "series_rows": series[0], "series_sites": series[1], "files_listed": files_read}
+
+
+def bootstrap_kde(main_home: Path, resamples: int = 1000) -> dict:
+    """KDE per site (direct sum vs binned FFT) and the bootstrap over profiles with each."""
+    import numpy as np
+    import polars as pl
+
+    from rootassets.science.bootstrap import binned_fft_kde, bootstrap_site
+    from rootassets.science.modality import ModalityParameters, depth_sample, gaussian_kde
+
+    with duckdb.connect(str(main_home / "rootassets.duckdb"), read_only=True) as con:
+        profiles = con.sql("select * from harmonized.root_profiles where release = 'RELEASE-2021'").pl()
+        increments = con.sql("select * from harmonized.root_increments where release = 'RELEASE-2021'").pl()
+    params = ModalityParameters()
+    samples = [depth_sample(g["mid_cm"].to_numpy(), g["root_density_g_m3"].to_numpy())
+               for _, g in profiles.sort("top_cm").group_by("site_id")]
+    timings = {}
+    for name, kde in (("direct", gaussian_kde), ("fft", binned_fft_kde)):
+        start = time.perf_counter()
+        for _ in range(5):
+            for depths, counts in samples:
+                kde(depths, counts, params)
+        timings[name] = (time.perf_counter() - start) / 5
+    repeated = [(np.repeat(d, c.astype(int)), np.ones(int(c.sum()))) for d, c in samples[:3]]
+    start = time.perf_counter()
+    for depths, counts in repeated:  # a naive port: one Gaussian per repeated depth, as rep() builds it
+        gaussian_kde(depths, counts, params)
+    naive_per_site = (time.perf_counter() - start) / len(repeated)
+    boot = {}
+    for method in ("fft", "direct"):
+        rng = np.random.default_rng(123)
+        start = time.perf_counter()
+        for _, g in increments.sort("site_id").group_by("site_id", maintain_order=True):
+            bootstrap_site(g.select("profile", "top_cm", "bottom_cm", "root_density_g_m3"), params, resamples, rng,
+                           method)
+        boot[method] = time.perf_counter() - start
+    return {"sites": len(samples), "direct_s": timings["direct"], "fft_s": timings["fft"],
+            "naive_site_s": naive_per_site, "mean_repeated": float(np.mean([c.sum() for _, c in samples])),
+            "resamples": resamples, "boot_fft_s": boot["fft"], "boot_direct_s": boot["direct"],
+            "profiles": increments.group_by("site_id").agg(pl.col("profile").n_unique())["profile"].mean()}
 
 
 def ingest(repeats: int = 3) -> dict[str, float]:
@@ -93,20 +245,32 @@ def ingest(repeats: int = 3) -> dict[str, float]:
 
 
 def write(results: dict, path: Path) -> None:
-    main, ing = results["main"], results["ingest"]
-    ratio = (ing["rows"] / ing["ours_s"]) / (ing["rows"] / ing["duckdb_s"])
+    main, ing, fl = results["main"], results["ingest"], results["floor"]
+    boot, swc, scale = results["bootstrap"], results["soil_water"], results["scaling"]
+    ratio = ing["duckdb_s"] / ing["ours_s"]
+    differ = ", ".join(f"{t} {a} vs {b}" for t, (a, b) in fl["differ"].items()) or "none"
+    scale_rows = "\n".join(f"| {p['factor']}x | {p['sites']} | {p['root_rows']:,} | {p['wall']:.1f} | {p['peak']:.0f} |"
+                           for p in scale)
+    time_growth, memory_growth = growth_exponent(scale, "wall"), growth_exponent(scale, "peak")
     text = f"""# Benchmarks
 
-Command: `.venv/bin/python benchmarks/run.py` (writes this file). Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}
+Command: `.venv/bin/python benchmarks/run.py` (writes this file and `benchmarks/scaling.png`; every
+figure below comes from that one run). Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}
 on {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},
-dagster {version('dagster')}, duckdb {version('duckdb')}, polars {version('polars')}.
+dagster {version('dagster')}, duckdb {version('duckdb')}, polars {version('polars')}, numpy {version('numpy')}.
+Peak memory is the max RSS of the measured process (`getrusage` of its children).
 
-## Main job, offline on the RELEASE-2021 snapshot (`rootassets materialize --release {RELEASE}`)
+## Main job, offline on the RELEASE-2021 snapshot, next to the floor
 
-| run | wall (s) | peak memory (MB, max RSS of one process) |
+| run | wall (s) | peak memory (MB) |
 |---|---|---|
-| cold (empty ROOTASSETS_HOME, every asset) | {main['cold'][0]:.1f} | {main['cold'][1]:.0f} |
-| warm (nothing changed: raw re-read, everything else up to date) | {main['warm'][0]:.1f} | {main['warm'][1]:.0f} |
+| main job cold (`rootassets materialize --release {RELEASE}`, empty ROOTASSETS_HOME) | {main['cold'][0]:.1f} | {main['cold'][1]:.0f} |
+| main job warm (nothing changed: raw re-read, everything else up to date) | {main['warm'][0]:.1f} | {main['warm'][1]:.0f} |
+| floor (`benchmarks/floor.py`: same functions and tables, one plain process) | {fl['wall']:.1f} | {fl['peak']:.0f} |
+
+Cold main job / floor = **{main['cold'][0] / fl['wall']:.2f}** (goal: at most 1.5). Floor steps (s):
+`{fl['steps']}`. The floor wrote {fl['tables']} tables; tables whose row counts differ from the
+main job's: {differ}. Warm re-run: **{main['warm'][0]:.1f} s** (goal: 3 s; see below).
 
 ## Ingest throughput (NEON per-site CSVs -> stacked, typed tables)
 
@@ -117,16 +281,77 @@ dagster {version('dagster')}, duckdb {version('duckdb')}, polars {version('polar
 | rootassets (csv checks, typing, stacking, provenance) | {ing['ours_s']:.3f} | {ing['rows'] / ing['ours_s']:,.0f} | {ing['mb'] / ing['ours_s']:.2f} |
 | DuckDB `read_csv` of the same files | {ing['duckdb_s']:.3f} | {ing['rows'] / ing['duckdb_s']:,.0f} | {ing['mb'] / ing['duckdb_s']:.2f} |
 
-rootassets reaches {ratio:.2f} of DuckDB's rate (goal: 0.7).
+rootassets reaches **{ratio:.2f}** of DuckDB's rate (goal: 0.7).
 
-## Not measured yet
-The floor (`benchmarks/floor.py`, the same work with no orchestration), the 1x/10x/100x
-scaling generator and plot, the continental soil-water benchmark and the bootstrap KDE are
-still to be written (issue 8).
+## Scaling (SYNTHETIC megapit data: `rootassets.synthetic.megapit`, k copies of every snapshot site)
+
+Cold main job per size; copies carry invented site codes and per-sample log-normal noise on root
+biomass (see `SYNTHETIC.md` in the generated folder). Plot: `benchmarks/scaling.png`.
+
+| size | sites | root samples | wall (s) | peak memory (MB) |
+|---|---|---|---|---|
+{scale_rows}
+
+Growth between the two largest sizes: time ~ sites^{time_growth:.2f}, memory ~ sites^{memory_growth:.2f}
+(1.0 is linear).
+
+![scaling](benchmarks/scaling.png)
+
+## Continental soil water content (DP1.00094.001; SYNTHETIC NEON-format files)
+
+{swc['sites']} megapit sites x {swc['years']} years x {swc['positions']} sensor positions x 8 depths, 30-minute
+data: {swc['files']:,} files, **{swc['rows']:,} rows**, {swc['gb']:.1f} GB of CSV (generated in
+{swc['generated_s']:.0f} s by `rootassets.synthetic.soil_water`, not timed below).
+
+| run | wall (s) | peak memory (MB) |
+|---|---|---|
+| `rootassets materialize --select <the 5 soil-water assets> --force` | {swc['wall']:.1f} | {swc['peak']:.0f} |
+
+The 30-minute rows never enter Python: DuckDB reads the chosen files (`read_csv`, D1, D2 and the
+surface sensor of each position) and aggregates them under `memory_limit = 2GB` with spilling to a
+temporary folder, so memory stays bounded whatever the number of rows. Output:
+`analysis.soil_water_phi_series` {swc['series_rows']:,} rows ({swc['series_sites']} sites with a root
+modality), and `analysis.soil_water_statistics`.
+
+## KDE: direct sum vs R's binned FFT, and the bootstrap over profiles
+
+| what | seconds |
+|---|---|
+| KDE of all {boot['sites']} site profiles, direct sum over the weighted distinct depths | {boot['direct_s']:.3f} |
+| the same, binned FFT (R's `density.default`: 2^16 bins, FFT convolution, interpolation) | {boot['fft_s']:.3f} |
+| one site, naive direct sum over the repeated sample (`rep(mid, round(Y))`, mean {boot['mean_repeated']:,.0f} points) | {boot['naive_site_s']:.3f} |
+| bootstrap, {boot['resamples']} resamples x {boot['sites']} sites, binned FFT batched over resamples | {boot['boot_fft_s']:.1f} |
+| the same bootstrap with the direct sum | {boot['boot_direct_s']:.1f} |
+
+Speed-up of the binned FFT: {boot['direct_s'] / boot['fft_s']:.2f}x over the direct sum on the
+weighted distinct depths (about {boot['profiles']:.0f} profiles and 15-20 distinct depths per site,
+so the direct sum is only ~20 Gaussians on the grid), {boot['naive_site_s'] * boot['sites'] / boot['fft_s']:.0f}x over a
+naive direct sum of the repeated sample, and {boot['boot_direct_s'] / boot['boot_fft_s']:.2f}x in the bootstrap.
 """
     path.write_text(text)
     print(text)
 
 
 if __name__ == "__main__":
-    write({"main": main_job(), "ingest": ingest()}, REPO / "BENCHMARKS.md")
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="1,10,100", help="site multipliers for the scaling benchmark")
+    parser.add_argument("--soil-water-years", type=int, default=3)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="rootassets-bench-"))
+    try:
+        results = {"main": main_job(home)}
+        print("main", results["main"], flush=True)
+        results["floor"] = floor(home)
+        print("floor", results["floor"], flush=True)
+        results["ingest"] = ingest()
+        results["bootstrap"] = bootstrap_kde(home)
+        print("bootstrap", results["bootstrap"], flush=True)
+        results["soil_water"] = soil_water(home, years=args.soil_water_years)
+        print("soil water", results["soil_water"], flush=True)
+        results["scaling"] = scaling([int(f) for f in args.scales.split(",")])
+        scaling_plot(results["scaling"], REPO / "benchmarks" / "scaling.png")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    write(results, REPO / "BENCHMARKS.md")

@@ -126,3 +126,14 @@ def test_statistics_sql_equals_the_numpy_reference(values: list[float]) -> None:
     for name in STATISTICS:
         assert got[name] == pytest.approx(want[name], rel=1e-9, abs=1e-9, nan_ok=True) or (
             name == "cv" and got[name] is None), name
+
+
+def test_a_30_minute_file_without_its_values_is_refused_naming_the_file(tmp_path: Path) -> None:
+    from rootassets.neon.soil_water import read_csv_sql
+
+    generate(tmp_path, RELEASE, SITES[:1], ["2021-01"], positions=1)
+    files = discover(soil_water_folder(tmp_path, RELEASE))
+    broken = files.data[0].path
+    pl.read_csv(broken).drop("VSWCMean").write_csv(broken)
+    with pytest.raises(NeonDataError, match=f"{broken.name}: missing column.*VSWCMean"):
+        read_csv_sql([f.path for f in files.data])

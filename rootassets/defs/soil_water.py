@@ -8,6 +8,7 @@ snapshot has none), the tables are written empty and the metadata says so.
 
 
 import tempfile
+from pathlib import Path
 from collections.abc import Iterator
 
 import polars as pl
@@ -116,7 +117,7 @@ def soil_water_phi(context: AssetExecutionContext, neon: NeonSourceResource,
         statistics = (f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm FROM ({statistics_sql('swc_series')}) AS s "
                       "LEFT JOIN swc_depths AS d USING (site_id)")
         if file_roles.height:
-            observations = read_csv_sql(sorted(set(file_roles["path"])))
+            observations = read_csv_sql([Path(p) for p in sorted(set(file_roles["path"]))])
         else:  # an empty relation with the same columns
             observations = ("(SELECT NULL::TIMESTAMPTZ AS startDateTime, NULL::DOUBLE AS VSWCMean, "
                             "NULL::INTEGER AS VSWCFinalQF, NULL::VARCHAR AS filename WHERE false)")

@@ -9,6 +9,7 @@ chosen set of files.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -150,13 +151,31 @@ def read_sensor_positions(files: SoilWaterFiles) -> pl.DataFrame:
     return pl.concat(frames).drop("source_row").sort("site_id", "hor", "ver")
 
 
-def read_csv_sql(paths: Iterable[Path]) -> str:
-    """A DuckDB `read_csv` over `paths` with the published column types and a `filename` column.
+NEEDED = ("startDateTime", "VSWCMean", "VSWCFinalQF")
 
-    Paths come from `discover` (names validated against NEON's pattern) and are
-    quoted as SQL strings.
+
+def read_csv_sql(paths: Iterable[Path]) -> str:
+    """A DuckDB relation over the 30-minute files `paths`: startDateTime, VSWCMean, VSWCFinalQF, filename.
+
+    Files are grouped by their header line and each group is read with its
+    columns declared (no per-file sniffing, which costs far more than the
+    read itself on thousands of small files). A file without a needed column
+    is refused naming it. Paths come from `discover` (names validated against
+    NEON's pattern) and are quoted as SQL strings.
     """
-    quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
-    types = ", ".join(f"'{name}': '{dtype}'" for name, dtype in SWC_COLUMNS.items())
-    return (f"read_csv([{quoted}], header = true, types = {{{types}}}, filename = true, "
-            "union_by_name = true, nullstr = ['', 'NA'])")
+    groups: dict[tuple[str, ...], list[Path]] = {}
+    for path in paths:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            header = tuple(next(csv.reader([f.readline()]), []))
+        missing = [c for c in NEEDED if c not in header]
+        if missing:
+            raise NeonDataError(f"{path.name}: missing column(s) {', '.join(missing)}")
+        groups.setdefault(header, []).append(path)
+    parts = []
+    for header, group in groups.items():
+        quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in group)
+        columns = ", ".join("'" + name.replace("'", "''") + "': '" + SWC_COLUMNS.get(name, "VARCHAR") + "'"
+                            for name in header)
+        parts.append(f"SELECT {', '.join(NEEDED)}, filename FROM read_csv([{quoted}], header = true, "
+                     f"auto_detect = false, columns = {{{columns}}}, filename = true, nullstr = ['', 'NA'])")
+    return "(" + " UNION ALL ".join(parts) + ")"

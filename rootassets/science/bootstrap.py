@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from rootassets.science.modality import Kde, ModalityParameters, classify_modality, depth_sample
+from rootassets.science.modality import Kde, ModalityParameters, classify_modality, depth_sample, gaussian_kde
 
 BATCH = 64  # resamples per FFT batch: bounds memory at about BATCH x 2^16 complex values
 
@@ -78,11 +78,12 @@ class BootstrapResult:
 
 
 def bootstrap_site(increments: pl.DataFrame, params: ModalityParameters, resamples: int,
-                   rng: np.random.Generator) -> BootstrapResult:
+                   rng: np.random.Generator, method: str = "fft") -> BootstrapResult:
     """Resample one site's profiles `resamples` times and label each resampled site profile.
 
     `increments`: profile, top_cm, bottom_cm, root_density_g_m3 of one site. Every resample is
     estimated on the grid of the site's full set of increments, so that one kernel FFT serves all.
+    `method="direct"` sums Gaussians per resample instead (for the benchmark's comparison).
     """
     table = increments.pivot(on="profile", index=["top_cm", "bottom_cm"], values="root_density_g_m3",
                              aggregate_function="mean").sort("top_cm", "bottom_cm")
@@ -103,9 +104,13 @@ def bootstrap_site(increments: pl.DataFrame, params: ModalityParameters, resampl
     rows = counts[usable]
     for start in range(0, rows.shape[0], BATCH):
         batch = rows[start:start + BATCH]
-        densities = _fft_densities(batch / batch.sum(axis=1, keepdims=True), mids, grid, lo, up, params)
-        for density in densities:
-            result = classify_modality(Kde(grid, density), params)
+        if method == "direct":
+            kdes = [gaussian_kde(mids[row > 0], row[row > 0], params) for row in batch]
+        else:
+            densities = _fft_densities(batch / batch.sum(axis=1, keepdims=True), mids, grid, lo, up, params)
+            kdes = [Kde(grid, density) for density in densities]
+        for kde in kdes:
+            result = classify_modality(kde, params)
             labels.append(result.modality)
             if result.d2_cm is not None:
                 d2s.append(result.d2_cm)
