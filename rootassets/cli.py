@@ -111,9 +111,14 @@ def _materialize(args: argparse.Namespace) -> int:
         rest = [k for k in asset_keys if k.path[0] != "raw"]
         phases = [raw, rest] if raw and rest and not args.force else [asset_keys]
         refresh = str(uuid.uuid4())  # every phase stages under it; committed once all succeeded
+        if len(phases) == 2 and raw_unchanged(instance, graph, raw, release, settings, source, refresh):
+            print(f"rootassets: {len(raw)} raw tables up to date (their source files are unchanged), not re-read")
+            phases = [[], rest]
         total = 0
         try:
             for index, keys in enumerate(phases):
+                if index == 0 and not keys:
+                    continue
                 if index == 1:  # raw tables were re-read: run only what their data versions made stale
                     stale = stale_or_missing(instance, graph, keys, release, settings, refresh)
                     keys = with_unsplittable_siblings(defs, stale)
@@ -133,13 +138,12 @@ def _materialize(args: argparse.Namespace) -> int:
 
 def _finish_refresh(settings: Settings, refresh: str, commit: bool) -> int:
     """Commit (all staged tables become visible in one transaction) or discard a refresh."""
-    import duckdb
-
     from rootassets.staging import commit_refresh, discard_refresh
+    from rootassets.warehouse import connect_writable
 
     if not settings.database.exists():
         return 0
-    with duckdb.connect(str(settings.database)) as con:
+    with connect_writable(settings.database) as con:  # another writer may hold the file for a while
         return len(commit_refresh(con, refresh)) if commit else discard_refresh(con, refresh)
 
 
@@ -205,12 +209,34 @@ def stale_or_missing(instance: Any, graph: Any, keys: list, release: str, settin
     return [k for k in keys if k in stale or k in uncommitted]
 
 
+def raw_unchanged(instance: Any, graph: Any, keys: list, release: str, settings: Settings, source: Any,
+                  refresh: str) -> bool:
+    """True when every raw key is up to date in Dagster's eyes and committed, and its source files'
+    fingerprint equals the one its last materialization recorded (so re-reading them changes nothing)."""
+    from dagster import AssetRecordsFilter
+
+    from rootassets.neon.fingerprints import raw_fingerprints
+
+    if stale_or_missing(instance, graph, keys, release, settings, refresh):
+        return False
+    current = raw_fingerprints(source, settings.site_attributes, settings.soil_water, release)
+    for key in keys:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=[release]), limit=1).records
+        if not records or current.get(key.path[-1]) is None:
+            return False
+        recorded = records[0].asset_materialization.metadata.get("source_fingerprint")
+        if recorded is None or recorded.value != current[key.path[-1]]:
+            return False
+    return True
+
+
 def uncommitted_assets(instance: Any, keys: list, release: str, settings: Settings, refresh: str) -> set:
     """Keys whose latest materialization came from a refresh other than `refresh` that was never committed."""
-    import duckdb
     from dagster import AssetRecordsFilter
 
     from rootassets.staging import committed
+    from rootassets.warehouse import connect_read_only
 
     latest_refresh = {}
     for key in keys:
@@ -224,7 +250,7 @@ def uncommitted_assets(instance: Any, keys: list, release: str, settings: Settin
     others = sorted({r for r in latest_refresh.values() if r != refresh})
     if not others or not settings.database.exists():
         return set()
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database, attempts=600) as con:
         done = committed(con, others)
     return {key for key, r in latest_refresh.items() if r != refresh and r not in done}
 

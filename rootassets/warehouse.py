@@ -119,6 +119,20 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str
             con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(name)} {dtype}")
 
 
+def connect_writable(path: Path | str, wait_s: float = 600.0) -> duckdb.DuckDBPyConnection:
+    """Open the database for writing, waiting (up to `wait_s`) while another process holds its lock."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.1
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise WarehouseBusyError(f"{path} stayed locked by another writer for {wait_s:.0f} s ({exc})") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 def connect_read_only(
     path: Path | str,
     attempts: int = 20,

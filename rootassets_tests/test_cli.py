@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_raw_counts_through_sql(home: dict[str, str]) -> None:
 def test_every_raw_table_is_release_2021(home: dict[str, str]) -> None:
     tables = cli("sql", "--csv", "select table_name from information_schema.tables where table_schema = 'raw'",
                  env=home).stdout.split()[1:]
-    assert len(tables) == 10
+    assert len(tables) == 12  # 8 NEON megapit tables, 2 site-attribute tables, 2 soil-water tables
     for table in tables:
         done = cli("sql", "--csv", f'select distinct release from raw."{table}" where release is not null', env=home)
         assert done.stdout.split()[1:] in ([RELEASE], []), table
@@ -138,6 +139,8 @@ def test_warm_rerun_recomputes_nothing_downstream(home: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "assets up to date (same code and inputs), not recomputed" in done.stdout
     assert "materialized analysis/" not in done.stdout and "materialized harmonized/" not in done.stdout
+    assert "raw tables up to date (their source files are unchanged), not re-read" in done.stdout
+    assert "materialized raw/" not in done.stdout
     forced = cli("materialize", "--release", RELEASE, "--select", "key:harmonized/site_root_biomass", env=home)
     assert "materialized harmonized/site_root_biomass" in forced.stdout
 
@@ -159,3 +162,20 @@ def test_sql_waits_for_a_writer_and_then_answers(home: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr
     assert "locked by a running materialization; waiting" in done.stderr
     assert done.stdout.strip().splitlines()[-1] == "346"
+
+
+def test_a_touched_source_file_is_re_read_and_unchanged_content_recomputes_nothing(
+    tmp_path: Path, snapshot: Path
+) -> None:
+    copy = tmp_path / "snapshot"
+    shutil.copytree(snapshot, copy)
+    env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path / "home"), "ROOTASSETS_SNAPSHOT": str(copy)}
+    select = ["materialize", "--release", RELEASE, "--select", "key:raw/* or key:harmonized/*"]
+    assert cli(*select, env=env).returncode == 0
+    quiet = cli(*select, env=env)
+    assert "not re-read" in quiet.stdout and "materialized raw/" not in quiet.stdout, quiet.stdout
+    roots = copy / RELEASE / "DP1.10066.001" / "mpr_perrootsample.csv"
+    os.utime(roots, ns=(roots.stat().st_atime_ns, roots.stat().st_mtime_ns + 10**9))
+    touched = cli(*select, env=env)
+    assert "materialized raw/mpr_perrootsample" in touched.stdout, touched.stdout
+    assert "materialized harmonized/" not in touched.stdout  # same bytes: same md5 data version

@@ -23,8 +23,13 @@ def tables(db: Path) -> dict[str, pl.DataFrame]:
         names = [n for (n,) in con.execute(
             "select table_schema || '.' || table_name from information_schema.tables "
             "where table_schema in ('raw', 'harmonized', 'quarantine') order by 1").fetchall()]
+        def columns(name: str) -> set[str]:
+            return {c for (c, *_) in con.execute(f"describe {name}").fetchall()}
+
+        # publication_date of a raw table is parsed from the file (its time of day may differ per run)
         return {n: con.sql(f"select * exclude (publication_date) from {n} order by all").pl()
-                if n.startswith("raw.") else con.sql(f"select * from {n} order by all").pl() for n in names}
+                if "publication_date" in columns(n) and n.startswith("raw.") and not n.startswith("raw.swc")
+                else con.sql(f"select * from {n} order by all").pl() for n in names}
 
 
 def test_concurrent_materializations_and_readers_end_like_a_quiet_run(tmp_path: Path, snapshot: Path) -> None:

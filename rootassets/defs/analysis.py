@@ -3,7 +3,6 @@
 import hashlib
 from collections.abc import Iterator
 
-import joblib
 import polars as pl
 from dagster import (
     AssetExecutionContext,
@@ -196,6 +195,8 @@ def analysis_classifier(
 
     training_version = hashlib.sha256(frame.sort("site_id").write_csv().encode()).hexdigest()[:16]
     model_path = artifacts.folder("models", release) / "modality_forest.joblib"
+    import joblib  # imported where used
+
     joblib.dump({"forest": full.forest, "factors": names, "categorical": sorted(categorical),
                  "parameters": params.as_metadata(), "training_data_version": training_version,
                  "release": release}, model_path)

@@ -4,13 +4,11 @@ One multi-asset per NEON product, so a product is read (or downloaded) once
 per run and its tables are replaced together, in one transaction.
 """
 
-
+import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import polars as pl
-
-import hashlib
-
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, DataVersion, Failure, MaterializeResult, multi_asset
 
 from rootassets.defs.metadata import sources_metadata, table_metadata
@@ -18,7 +16,7 @@ from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT, ProductSpec
-from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES
+from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, site_attributes_fingerprint
 from rootassets.neon.stacking import ADDED_COLUMNS, StackedTable, empty_table
 from rootassets.quarantine import Screened, StructuralError, check_columns, empty_quarantine, screen
 from rootassets.schemas import RAW_CONTRACTS
@@ -66,13 +64,15 @@ def _product_asset(product: ProductSpec, name: str):
         context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
     ) -> Iterator[MaterializeResult]:
         release = validate_release(context.partition_key)
-        load = neon.source().load_product(product, release)
+        source = neon.source()
+        fingerprint = source.fingerprint(product, release)
+        load = source.load_product(product, release)
         for note in load.notes:
             context.log.info(note)
         selected = [key.path[-1] for key in context.selected_asset_keys]
         stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in selected}
         provenance = {"neon_product": product.code, "doi": load.doi or "not announced by the source",
-                      "citation": load.citation, "source": load.origin}
+                      "citation": load.citation, "source": load.origin, "source_fingerprint": fingerprint or "unknown"}
         yield from write_raw(warehouse, stacked, release, set(load.tables), provenance)
 
     return _product
@@ -96,7 +96,9 @@ def raw_site_attributes(
     tables = neon.site_attributes(release)
     selected = {key.path[-1] for key in context.selected_asset_keys}
     chosen = {t: s for t, s in tables.items() if t in selected}
-    yield from write_raw(warehouse, chosen, release, set(chosen), {"source": neon.site_attributes_dir or ""})
+    fingerprint = site_attributes_fingerprint(Path(neon.site_attributes_dir)) if neon.site_attributes_dir else "unknown"
+    yield from write_raw(warehouse, chosen, release, set(chosen),
+                         {"source": neon.site_attributes_dir or "", "source_fingerprint": fingerprint})
 
 
 def write_raw(

@@ -60,7 +60,7 @@ def swc_sources(context: AssetExecutionContext, neon: NeonSourceResource,
               "available": bool(files.data),
               "note": "" if files.data else "the source has no DP1.00094.001 files for this release "
                                             "(set ROOTASSETS_SOIL_WATER to a folder with <release>/DP1.00094.001/)",
-              "ignored_files": len(files.ignored)}
+              "ignored_files": len(files.ignored), "source_fingerprint": files.fingerprint()}
     version = DataVersion(files.fingerprint())
     yield MaterializeResult(asset_key=POSITIONS, data_version=version,
                             metadata={**table_metadata(positions, release), **common})

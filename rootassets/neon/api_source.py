@@ -28,6 +28,10 @@ from rootassets.neon.stacking import PackageFiles, SourceFile, stack_table
 class ApiSource:
     """NEON data fetched through `client` into `download_dir`."""
 
+    def fingerprint(self, product: ProductSpec, release: str) -> str | None:
+        """None: whether the API's files changed is known only by asking it (the raw assets do)."""
+        return None
+
     def __init__(self, client: NeonClient, download_dir: Path | str) -> None:
         self.client = client
         self.download_dir = Path(download_dir)

@@ -14,7 +14,7 @@ import polars as pl
 from rootassets.neon.csvfiles import read_neon_csv
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import validate_release
-from rootassets.neon.stacking import SourceRecord, StackedTable, file_md5
+from rootassets.neon.stacking import SourceRecord, StackedTable, file_md5, files_fingerprint
 
 SITE_ATTRIBUTE_TABLES = {
     "field_site_metadata": ("neon_field_site_metadata_*.csv", "field_site_id"),
@@ -58,3 +58,8 @@ def load_site_attributes(folder: Path, release: str) -> dict[str, StackedTable]:
             name=table, frame=frame, sources=[SourceRecord(path.name, file_md5(path), frame.height, columns)]
         )
     return tables
+
+
+def site_attributes_fingerprint(folder: Path) -> str:
+    """A cheap version of the site-attribute files (see `files_fingerprint`)."""
+    return files_fingerprint(find_site_attribute_files(folder).values(), folder)

@@ -24,7 +24,7 @@ from rootassets.neon.identifiers import (
 from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.safezip import safe_extract
 from rootassets.neon.source import ProductLoad
-from rootassets.neon.stacking import PackageFiles, SourceFile, stack_table
+from rootassets.neon.stacking import PackageFiles, SourceFile, files_fingerprint, stack_table
 
 
 class SnapshotSource:
@@ -53,6 +53,13 @@ class SnapshotSource:
             newest = max((p.stat().st_mtime for f in folders for p in f.rglob("*") if p.is_file()), default=0.0)
             info[tag] = datetime.fromtimestamp(newest, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return info
+
+    def fingerprint(self, product: ProductSpec, release: str) -> str | None:
+        """A cheap version of the product's files for `release` (see `files_fingerprint`)."""
+        folder = self.root / validate_release(release) / product.code
+        if not folder.is_dir():
+            return None
+        return files_fingerprint((p for p in folder.rglob("*") if p.is_file()), self.root)
 
     def load_product(self, product: ProductSpec, release: str) -> ProductLoad:
         folder = self.root / validate_release(release) / product.code

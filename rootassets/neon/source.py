@@ -40,6 +40,10 @@ class NeonSource(Protocol):
         """{release tag: generation date} for the releases holding every product the platform uses."""
         ...
 
+    def fingerprint(self, product: ProductSpec, release: str) -> str | None:
+        """A cheap version of the product's files that changes when they do; None if unknown."""
+        ...
+
     def load_product(self, product: ProductSpec, release: str) -> ProductLoad:
         """Stack every table of `product` in `release` the source has."""
         ...

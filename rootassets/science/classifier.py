@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import polars as pl
-from sklearn.tree import DecisionTreeClassifier
 
 BIMODAL, UNIMODAL = "bimodal", "unimodal"
 
@@ -35,7 +34,7 @@ class ForestParameters:
 class Forest:
     """A fitted forest: the trees, their in-bag rows, and the encoded feature names."""
 
-    trees: list[DecisionTreeClassifier]
+    trees: list  # sklearn DecisionTreeClassifier (imported where trees are grown)
     in_bag: np.ndarray  # (n_trees, n_sites) bool
     features: list[str]  # encoded columns (one-hot for categories)
     factors: list[str]  # factor names as given
@@ -82,6 +81,8 @@ def fit_forest(x: np.ndarray, y: np.ndarray, factors: list[str], features: list[
     for t in range(params.n_trees):
         rows = rng.choice(n, size=size, replace=params.replace)
         in_bag[t, rows] = True
+        from sklearn.tree import DecisionTreeClassifier  # heavy: imported only when a forest is fitted
+
         tree = DecisionTreeClassifier(
             criterion="gini", max_features=mtry, min_samples_split=params.min_node_size,
             random_state=int(rng.integers(0, 2**31 - 1)),

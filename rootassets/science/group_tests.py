@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,8 @@ class GroupTest:
 
 def f_test_equal_variances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Two-sided F test of var(a) = var(b), as R's var.test."""
+    from scipy import stats  # imported where used: loading scipy.stats is slow
+
     f = float(np.var(a, ddof=1) / np.var(b, ddof=1))
     dist = stats.f(a.size - 1, b.size - 1)
     return f, float(min(1.0, 2.0 * min(dist.cdf(f), dist.sf(f))))
@@ -44,6 +45,8 @@ def two_group_test(bimodal: np.ndarray, unimodal: np.ndarray, params: GroupTestP
     Values must be positive to take logs; when some are not, the test runs on
     the untransformed values and `detail` says so.
     """
+    from scipy import stats  # imported where used: loading scipy.stats is slow
+
     a = np.asarray(bimodal, dtype=float)
     b = np.asarray(unimodal, dtype=float)
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 LOESS_MIN_POINTS = 6  # fewer increments leave a local quadratic nothing to smooth
 NUTRIENTS = {"N": "nitrogen_tot_g_kg", "P": "phosphorus_mjelm_mg_kg", "K": "potassium_mjelm_mg_kg",
@@ -53,6 +52,8 @@ def relative_profile(depth: np.ndarray, nutrient: np.ndarray, root: np.ndarray) 
 
 def log_linear_fit(depth: np.ndarray, rel: np.ndarray, level: float = 0.95) -> ExponentFit | None:
     """Least squares of log10(rel) on depth; None with fewer than 3 points."""
+    from scipy import stats  # imported where used: loading scipy.stats is slow
+
     if depth.size < 3 or np.ptp(depth) == 0:
         return None
     fit = stats.linregress(depth, np.log10(rel))
@@ -63,6 +64,8 @@ def log_linear_fit(depth: np.ndarray, rel: np.ndarray, level: float = 0.95) -> E
 
 def fit_band(depth: np.ndarray, rel: np.ndarray, grid: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, ...]:
     """The fitted log10(rel) line on `grid` with its confidence band (for figures)."""
+    from scipy import stats  # imported where used: loading scipy.stats is slow
+
     y = np.log10(rel)
     n = depth.size
     slope, intercept = np.polyfit(depth, y, 1)
@@ -82,6 +85,8 @@ def loess(x: np.ndarray, y: np.ndarray, grid: np.ndarray, span: float = 0.5, deg
     smoother's weights and the residual scale; the band is NaN when fewer than
     2 residual degrees of freedom remain.
     """
+    from scipy import stats  # imported where used: loading scipy.stats is slow
+
     n = x.size
     k = max(degree + 1, int(np.ceil(span * n)))
 
