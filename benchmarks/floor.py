@@ -22,7 +22,7 @@ import polars as pl
 from rootassets.neon.open import open_source
 from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT
 from rootassets.neon.site_attributes import load_site_attributes
-from rootassets.neon.soil_water import discover, read_sensor_positions, soil_water_folder
+from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
 from rootassets.neon.stacking import StackedTable, empty_table
 from rootassets.quarantine import screen
 from rootassets.schemas import ANALYSIS_CONTRACTS, HARMONIZED_CONTRACTS
@@ -30,7 +30,8 @@ from rootassets.science.classifier import ForestParameters, classifier_tables
 from rootassets.science.group_tests import GroupTestParameters, group_test_table
 from rootassets.science.modality import ModalityParameters, kde_table, modality_table
 from rootassets.science.nutrients import NutrientParameters, nutrient_tables
-from rootassets.science.phi import PhiParameters, phi_table
+from rootassets.science.phi import PhiParameters, phi_depths, phi_table
+from rootassets.science.release_changes import CHANGE_SCHEMA, ChangeTolerances, compare_releases
 from rootassets.science.root_profiles import (
     RootProfileParameters,
     root_increments,
@@ -39,7 +40,9 @@ from rootassets.science.root_profiles import (
 )
 from rootassets.science.site_factors import site_factor_table
 from rootassets.science.soil_profiles import horizon_properties, protocol_root_grid, soil_on_root_grid
+from rootassets.science.soil_water import choose_sensors, series_sql, statistics_sql
 from rootassets.sqlmodels import discover_models
+from rootassets.staging import write_queries
 from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
 
 RELEASE = "RELEASE-2021"
@@ -64,7 +67,36 @@ class FloorWarehouse:
         return screened.kept
 
 
+def soil_water_tables(w: FloorWarehouse, files, modality: pl.DataFrame, release: str) -> None:
+    """Section 4 for soil water, as the soil-water assets compute it (inside DuckDB)."""
+    params = PhiParameters()
+    labelled = pl.DataFrame([(s, m, *phi_depths(m, d1, d2, params)) for s, m, d1, d2 in
+                             modality.select("site_id", "modality", "d1_cm", "d2_cm").iter_rows()],
+                            schema={"site_id": pl.String, "modality": pl.String, "d1_cm": pl.Float64,
+                                    "d2_cm": pl.Float64}, orient="row")
+    depths = labelled.drop("modality")
+    positions = w.read("raw", "swc_sensor_positions", release)
+    sensors = choose_sensors(positions.select("site_id", "hor", "ver", "depth_cm"), depths)
+    paths = pl.DataFrame([(f.site, f.hor, f.ver, str(f.path)) for f in files.data],
+                         schema={"site_id": pl.String, "hor": pl.String, "ver": pl.String, "path": pl.String},
+                         orient="row")
+    roles = sensors.join(paths, on=["site_id", "hor", "ver"], how="inner").select("site_id", "role", "path")
+    w.con.register("swc_file_roles", roles)
+    w.con.register("swc_depths", labelled)
+    observations = (read_csv_sql([Path(p) for p in sorted(set(roles["path"]))]) if roles.height else
+                    "(SELECT NULL::TIMESTAMPTZ AS startDateTime, NULL::DOUBLE AS VSWCMean, "
+                    "NULL::INTEGER AS VSWCFinalQF, NULL::VARCHAR AS filename WHERE false)")
+    w.con.execute(f"CREATE OR REPLACE TEMP TABLE swc_series AS {series_sql(observations, 'swc_file_roles')}")
+    write_queries(w.con, {("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
+                          ("analysis", "soil_water_statistics"):
+                              f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm FROM ({statistics_sql('swc_series')}) AS s "
+                              "LEFT JOIN swc_depths AS d USING (site_id)"}, release, None)
+    sensors = sensors.join(labelled.select("site_id", "modality"), on="site_id", how="left")
+    w.write({("analysis", "soil_water_sensors"): sensors.with_columns(pl.lit(release).alias("release"))}, release)
+
+
 def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
+    from rootassets.defs.analysis import previous_release
     from rootassets.defs.raw import _frames, screen_raw
     from rootassets.defs.reports import FIGURES
 
@@ -137,6 +169,15 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     exponents, loess_table, _ = nutrient_tables(profiles, soil, labels, NutrientParameters())
     w.publish("analysis", "nutrient_exponents", exponents, ANALYSIS_CONTRACTS["nutrient_exponents"], release)
     w.write({("analysis", "nutrient_loess"): loess_table.with_columns(pl.lit(release).alias("release"))}, release)
+    present = [r for (r,) in w.con.execute("SELECT DISTINCT release FROM analysis.site_modality").fetchall()]
+    before = previous_release([r for r in present if r != release], release)
+    changes = pl.DataFrame(schema=CHANGE_SCHEMA)
+    if before is not None:
+        tables = [w.read("analysis", t, r) for t in ("site_modality", "phi", "nutrient_exponents") for r in (before, release)]
+        changes = compare_releases(*tables, ChangeTolerances())
+    w.write({("analysis", "release_changes"): changes.with_columns(
+        pl.lit(before, dtype=pl.String).alias("previous_release"), pl.lit(release).alias("release"))}, release)
+    soil_water_tables(w, files, modality, release)
     step("analysis")
 
     figures = home / "figures" / release

@@ -111,7 +111,8 @@ def _materialize(args: argparse.Namespace) -> int:
         rest = [k for k in asset_keys if k.path[0] != "raw"]
         phases = [raw, rest] if raw and rest and not args.force else [asset_keys]
         refresh = str(uuid.uuid4())  # every phase stages under it; committed once all succeeded
-        if len(phases) == 2 and raw_unchanged(instance, graph, raw, release, settings, source, refresh):
+        resolver = stale_status_resolver(instance, graph)  # valid until something is materialized
+        if len(phases) == 2 and raw_unchanged(instance, graph, raw, release, settings, source, refresh, resolver):
             print(f"rootassets: {len(raw)} raw tables up to date (their source files are unchanged), not re-read")
             phases = [[], rest]
         total = 0
@@ -119,8 +120,10 @@ def _materialize(args: argparse.Namespace) -> int:
             for index, keys in enumerate(phases):
                 if index == 0 and not keys:
                     continue
+                if index == 0:
+                    resolver = None  # the raw run changes what is stale
                 if index == 1:  # raw tables were re-read: run only what their data versions made stale
-                    stale = stale_or_missing(instance, graph, keys, release, settings, refresh)
+                    stale = stale_or_missing(instance, graph, keys, release, settings, refresh, resolver)
                     keys = with_unsplittable_siblings(defs, stale)
                     fresh = len(rest) - len(keys)
                     if fresh:
@@ -184,10 +187,23 @@ def with_unsplittable_siblings(defs: Any, keys: list) -> list:
     return sorted(wanted, key=str)
 
 
-def stale_or_missing(instance: Any, graph: Any, keys: list, release: str, settings: Settings, refresh: str) -> list:
+def stale_or_missing(instance: Any, graph: Any, keys: list, release: str, settings: Settings, refresh: str,
+                     resolver: Any = None) -> list:
     """The assets among `keys` whose code version or upstream data versions changed, never materialized,
-    or last materialized by a refresh that was never committed (a failed or killed run)."""
-    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    or last materialized by a refresh that was never committed (a failed or killed run). Pass the same
+    `resolver` (from `stale_status_resolver`) to reuse its cache while nothing was materialized between."""
+    from dagster._core.definitions.data_version import StaleStatus
+
+    resolver = resolver or stale_status_resolver(instance, graph)
+    partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
+    stale = [k for k in keys if resolver.get_status(k, release if k in partitioned else None) != StaleStatus.FRESH]
+    uncommitted = uncommitted_assets(instance, [k for k in keys if k not in stale], release, settings, refresh)
+    return [k for k in keys if k in stale or k in uncommitted]
+
+
+def stale_status_resolver(instance: Any, graph: Any) -> Any:
+    """Dagster's caching stale-status resolver on `instance` (what the UI uses to show "up to date")."""
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver
     from dagster._core.loader import LoadingContext
 
     class _Loading(LoadingContext):
@@ -202,22 +218,18 @@ def stale_or_missing(instance: Any, graph: Any, keys: list, release: str, settin
         def loaders(self) -> dict:
             return self._loaders
 
-    resolver = CachingStaleStatusResolver(instance, graph, _Loading())
-    partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
-    stale = [k for k in keys if resolver.get_status(k, release if k in partitioned else None) != StaleStatus.FRESH]
-    uncommitted = uncommitted_assets(instance, [k for k in keys if k not in stale], release, settings, refresh)
-    return [k for k in keys if k in stale or k in uncommitted]
+    return CachingStaleStatusResolver(instance, graph, _Loading())
 
 
 def raw_unchanged(instance: Any, graph: Any, keys: list, release: str, settings: Settings, source: Any,
-                  refresh: str) -> bool:
+                  refresh: str, resolver: Any = None) -> bool:
     """True when every raw key is up to date in Dagster's eyes and committed, and its source files'
     fingerprint equals the one its last materialization recorded (so re-reading them changes nothing)."""
     from dagster import AssetRecordsFilter
 
     from rootassets.neon.fingerprints import raw_fingerprints
 
-    if stale_or_missing(instance, graph, keys, release, settings, refresh):
+    if stale_or_missing(instance, graph, keys, release, settings, refresh, resolver):
         return False
     current = raw_fingerprints(source, settings.site_attributes, settings.soil_water, release)
     for key in keys:
@@ -232,27 +244,35 @@ def raw_unchanged(instance: Any, graph: Any, keys: list, release: str, settings:
 
 
 def uncommitted_assets(instance: Any, keys: list, release: str, settings: Settings, refresh: str) -> set:
-    """Keys whose latest materialization came from a refresh other than `refresh` that was never committed."""
-    from dagster import AssetRecordsFilter
+    """Keys whose latest materialization came from a refresh other than `refresh` that was never committed.
+
+    Only when some finished run of this release belongs to an uncommitted refresh (a failed or killed
+    run) are the keys' latest materializations looked up one by one.
+    """
+    from dagster import AssetRecordsFilter, DagsterRunStatus, RunsFilter
 
     from rootassets.staging import committed
     from rootassets.warehouse import connect_read_only
 
-    latest_refresh = {}
+    if not settings.database.exists():
+        return set()
+    finished = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+    runs = instance.get_runs(filters=RunsFilter(tags={"dagster/partition": release}, statuses=finished))
+    refreshes = sorted({run.tags.get(REFRESH_TAG, run.run_id) for run in runs} - {refresh})
+    with connect_read_only(settings.database, attempts=600) as con:
+        suspect = set(refreshes) - committed(con, refreshes)
+    if not suspect:
+        return set()
+    found = set()
     for key in keys:
         records = instance.fetch_materializations(
             AssetRecordsFilter(asset_key=key, asset_partitions=[release]), limit=1).records
         if not records:
             records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
         run = instance.get_run_by_id(records[0].run_id) if records else None
-        if run is not None:
-            latest_refresh[key] = run.tags.get(REFRESH_TAG, run.run_id)
-    others = sorted({r for r in latest_refresh.values() if r != refresh})
-    if not others or not settings.database.exists():
-        return set()
-    with connect_read_only(settings.database, attempts=600) as con:
-        done = committed(con, others)
-    return {key for key, r in latest_refresh.items() if r != refresh and r not in done}
+        if run is not None and run.tags.get(REFRESH_TAG, run.run_id) in suspect:
+            found.add(key)
+    return found
 
 
 PID_TAG, HOST_TAG = "rootassets/pid", "rootassets/host"
