@@ -30,7 +30,7 @@ from rootassets.science.classifier import ForestParameters, classifier_tables
 from rootassets.science.group_tests import GroupTestParameters, group_test_table
 from rootassets.science.modality import ModalityParameters, kde_table, modality_table
 from rootassets.science.nutrients import NutrientParameters, nutrient_tables
-from rootassets.science.phi import PhiParameters, phi_depths, phi_table
+from rootassets.science.phi import PhiParameters, phi_depth_table, phi_table
 from rootassets.science.release_changes import CHANGE_SCHEMA, ChangeTolerances, compare_releases
 from rootassets.science.root_profiles import (
     RootProfileParameters,
@@ -40,7 +40,7 @@ from rootassets.science.root_profiles import (
 )
 from rootassets.science.site_factors import site_factor_table
 from rootassets.science.soil_profiles import horizon_properties, protocol_root_grid, soil_on_root_grid
-from rootassets.science.soil_water import choose_sensors, series_sql, statistics_sql
+from rootassets.science.soil_water import choose_sensors, file_roles, labelled_statistics_sql, series_sql
 from rootassets.sqlmodels import discover_models
 from rootassets.staging import write_queries
 from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
@@ -69,29 +69,18 @@ class FloorWarehouse:
 
 def soil_water_tables(w: FloorWarehouse, files, modality: pl.DataFrame, release: str) -> None:
     """Section 4 for soil water, as the soil-water assets compute it (inside DuckDB)."""
-    params = PhiParameters()
-    labelled = pl.DataFrame([(s, m, *phi_depths(m, d1, d2, params)) for s, m, d1, d2 in
-                             modality.select("site_id", "modality", "d1_cm", "d2_cm").iter_rows()],
-                            schema={"site_id": pl.String, "modality": pl.String, "d1_cm": pl.Float64,
-                                    "d2_cm": pl.Float64}, orient="row")
-    depths = labelled.drop("modality")
+    depths = phi_depth_table(modality, PhiParameters())
     positions = w.read("raw", "swc_sensor_positions", release)
-    sensors = choose_sensors(positions.select("site_id", "hor", "ver", "depth_cm"), depths)
-    paths = pl.DataFrame([(f.site, f.hor, f.ver, str(f.path)) for f in files.data],
-                         schema={"site_id": pl.String, "hor": pl.String, "ver": pl.String, "path": pl.String},
-                         orient="row")
-    roles = sensors.join(paths, on=["site_id", "hor", "ver"], how="inner").select("site_id", "role", "path")
+    sensors = choose_sensors(positions.select("site_id", "hor", "ver", "depth_cm"), depths.drop("modality"))
+    sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
+    roles = file_roles(sensors, files.sensor_files())
     w.con.register("swc_file_roles", roles)
-    w.con.register("swc_depths", labelled)
-    observations = (read_csv_sql([Path(p) for p in sorted(set(roles["path"]))]) if roles.height else
-                    "(SELECT NULL::TIMESTAMPTZ AS startDateTime, NULL::DOUBLE AS VSWCMean, "
-                    "NULL::INTEGER AS VSWCFinalQF, NULL::VARCHAR AS filename WHERE false)")
+    w.con.register("swc_depths", depths)
+    observations = read_csv_sql([Path(p) for p in sorted(set(roles["path"]))])
     w.con.execute(f"CREATE OR REPLACE TEMP TABLE swc_series AS {series_sql(observations, 'swc_file_roles')}")
     write_queries(w.con, {("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
-                          ("analysis", "soil_water_statistics"):
-                              f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm FROM ({statistics_sql('swc_series')}) AS s "
-                              "LEFT JOIN swc_depths AS d USING (site_id)"}, release, None)
-    sensors = sensors.join(labelled.select("site_id", "modality"), on="site_id", how="left")
+                          ("analysis", "soil_water_statistics"): labelled_statistics_sql("swc_series", "swc_depths")},
+                  release, None)
     w.write({("analysis", "soil_water_sensors"): sensors.with_columns(pl.lit(release).alias("release"))}, release)
 
 

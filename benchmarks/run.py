@@ -37,14 +37,8 @@ _WRAPPER = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:
 
 def timed_cli(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one CLI call in its own process."""
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _WRAPPER, sys.executable, "-m", "rootassets.cli", *args],
-                          env=env, cwd=REPO, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(done.stderr[-3000:])
-    peak_kb = int(done.stderr.strip().splitlines()[-1].split()[-1])
-    return wall, peak_kb / 1024
+    wall, peak, _ = timed_python(["-m", "rootassets.cli", *args], env)
+    return wall, peak
 
 
 def main_job(home: Path) -> dict[str, tuple[float, float]]:
@@ -55,11 +49,11 @@ def main_job(home: Path) -> dict[str, tuple[float, float]]:
     return {"cold": cold, "warm": warm}
 
 
-def timed_python(args: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) and stdout of one Python script in its own process."""
+def timed_python(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and stdout of one Python process (a fresh wrapper measures it alone)."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _WRAPPER, sys.executable, *args], cwd=REPO, capture_output=True,
-                          text=True)
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, sys.executable, *args], env=env, cwd=REPO,
+                          capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])

@@ -101,7 +101,7 @@ def _materialize(args: argparse.Namespace) -> int:
     asset_keys = sorted(selection.resolve(graph), key=str)
 
     with DagsterInstance.get() as instance:
-        for note in reap_dead_runs(instance):
+        for note in reap_dead_runs(instance, settings):
             print(f"rootassets: {note}", file=sys.stderr)
         if not instance.has_dynamic_partition(NEON_RELEASE_PARTITIONS, release):
             instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
@@ -278,15 +278,9 @@ def uncommitted_assets(instance: Any, keys: list, release: str, settings: Settin
 PID_TAG, HOST_TAG = "rootassets/pid", "rootassets/host"
 
 
-def discard_killed_refresh(refresh: str) -> None:
-    """Drop the invisible staging rows of a killed refresh."""
-    settings = Settings.from_env()
-    if settings.database.exists():
-        _finish_refresh(settings, refresh, commit=False)
-
-
-def reap_dead_runs(instance: Any) -> list[str]:
-    """Mark CLI runs whose process is gone (killed) as failed and free their concurrency slots.
+def reap_dead_runs(instance: Any, settings: Settings) -> list[str]:
+    """Mark CLI runs whose process is gone (killed) as failed, discard what they staged, and free
+    their concurrency slots.
 
     A run killed mid-step still holds its `duckdb` pool slot in the instance;
     without this the next run would wait for it forever.
@@ -300,7 +294,7 @@ def reap_dead_runs(instance: Any) -> list[str]:
         if run.tags.get(HOST_TAG) != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
             continue
         instance.report_run_failed(run, f"the rootassets process {pid} running it is gone (killed?)")
-        discard_killed_refresh(run.tags.get(REFRESH_TAG, run.run_id))
+        _finish_refresh(settings, run.tags.get(REFRESH_TAG, run.run_id), commit=False)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         notes.append(f"run {run.run_id} had been killed (process {pid} is gone): marked failed, its slots freed")
     return notes

@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
-from rootassets.warehouse import check_frames, qualified, quote_ident, replace_rows, table_columns
+from rootassets.warehouse import check_frames, qualified, quote_ident, replace_rows, table_columns, transaction
 
 STAGING, META = "staging", "meta"
 REFRESH_TAG = "rootassets/refresh"  # a run tagged with it belongs to a refresh its launcher commits
@@ -55,22 +55,12 @@ def stage(
     """Stage each `(schema, table)` frame as `release`'s rows for `refresh_id`, in one transaction."""
     check_frames(frames, release)
     validate_refresh(refresh_id)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         _ensure_meta(con)
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(STAGING)}")
         for (schema, table), frame in frames.items():
             tagged = frame.with_columns(pl.lit(refresh_id).alias(REFRESH_COLUMN))
-            replace_rows(con, STAGING, f"{schema}__{table}", tagged,
-                         f"release = '{release}' AND {REFRESH_COLUMN} = '{refresh_id}'", release)
-            con.execute("DELETE FROM meta.staged_tables WHERE refresh_id = ? AND release = ? AND schema_name = ? "
-                        "AND table_name = ?", [refresh_id, release, schema, table])
-            con.execute("INSERT INTO meta.staged_tables (refresh_id, release, schema_name, table_name) "
-                        "VALUES (?, ?, ?, ?)", [refresh_id, release, schema, table])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            replace_rows(con, STAGING, f"{schema}__{table}", tagged, _staged_rows(release, refresh_id), release)
+            _record_staged(con, refresh_id, release, schema, table)
     return {f"{schema}.{table}": frame.height for (schema, table), frame in frames.items()}
 
 
@@ -82,51 +72,35 @@ def write_queries(con: duckdb.DuckDBPyConnection, queries: dict[tuple[str, str],
     if refresh_id is not None:
         validate_refresh(refresh_id)
     counts = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         if refresh_id is not None:
             _ensure_meta(con)
         for (schema, table), select in queries.items():
-            qualified(schema, table)
             tag = f", '{refresh_id}' AS {REFRESH_COLUMN}" if refresh_id else ""
             con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_rows AS "
                         f"SELECT q.*, '{release}' AS release{tag} FROM ({select}) AS q")
             try:
                 if refresh_id is None:
-                    replace_rows(con, schema, table, None, f"release = '{release}'", release)
-                    target = qualified(schema, table)
-                    condition = f"release = '{release}'"
+                    target, condition = qualified(schema, table), f"release = '{release}'"
+                    replace_rows(con, schema, table, None, condition, release)
                 else:
-                    replace_rows(con, STAGING, f"{schema}__{table}", None,
-                                 f"release = '{release}' AND {REFRESH_COLUMN} = '{refresh_id}'", release)
-                    target, condition = staging_name(schema, table), f"{REFRESH_COLUMN} = '{refresh_id}' AND release = '{release}'"
-                    con.execute("DELETE FROM meta.staged_tables WHERE refresh_id = ? AND release = ? "
-                                "AND schema_name = ? AND table_name = ?", [refresh_id, release, schema, table])
-                    con.execute("INSERT INTO meta.staged_tables (refresh_id, release, schema_name, table_name) "
-                                "VALUES (?, ?, ?, ?)", [refresh_id, release, schema, table])
+                    target, condition = staging_name(schema, table), _staged_rows(release, refresh_id)
+                    replace_rows(con, STAGING, f"{schema}__{table}", None, condition, release)
+                    _record_staged(con, refresh_id, release, schema, table)
             finally:
                 con.execute("DROP VIEW IF EXISTS incoming_rows")
             counts[f"{schema}.{table}"] = con.execute(f"SELECT count(*) FROM {target} WHERE {condition}").fetchall()[0][0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return counts
 
 
 def stage_statement(con: duckdb.DuckDBPyConnection, refresh_id: str, name: str, statement: str) -> None:
     """Stage a DDL statement (a mart) to run, after the table swaps, in the commit's transaction."""
     validate_refresh(refresh_id)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         _ensure_meta(con)
         con.execute("DELETE FROM meta.staged_statements WHERE refresh_id = ? AND name = ?", [refresh_id, name])
         con.execute("INSERT INTO meta.staged_statements (refresh_id, name, statement) VALUES (?, ?, ?)",
                     [refresh_id, name, statement])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def is_staged(con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str) -> bool:
@@ -154,8 +128,7 @@ def commit_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str,
 
     Returns the rows now visible per `release:schema.table` (empty when nothing was staged).
     """
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         counts = _apply(con, refresh_id)
         _drop_staged(con, refresh_id)
         for key, rows in counts.items():
@@ -163,10 +136,6 @@ def commit_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str,
             schema, table = name.split(".", 1)
             con.execute("INSERT INTO meta.commits (refresh_id, release, schema_name, table_name, row_count) "
                         "VALUES (?, ?, ?, ?, ?)", [refresh_id, release, schema, table, rows])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return counts
 
 
@@ -183,14 +152,9 @@ def preview_commit(con: duckdb.DuckDBPyConnection, refresh_id: str) -> Iterator[
 
 def discard_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> int:
     """Forget everything `refresh_id` staged (a failed or killed run); returns the number of tables dropped."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         dropped = len(_staged(con, refresh_id))
         _drop_staged(con, refresh_id)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return dropped
 
 
@@ -236,6 +200,18 @@ def _drop_staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> None:
     for name in ("staged_tables", "staged_statements"):
         if table_columns(con, META, name) is not None:
             con.execute(f"DELETE FROM meta.{name} WHERE refresh_id = ?", [refresh_id])
+
+
+def _staged_rows(release: str, refresh_id: str) -> str:
+    """The SQL condition selecting one release's rows of one refresh in a staging table."""
+    return f"release = '{validate_release(release)}' AND {REFRESH_COLUMN} = '{validate_refresh(refresh_id)}'"
+
+
+def _record_staged(con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str) -> None:
+    con.execute("DELETE FROM meta.staged_tables WHERE refresh_id = ? AND release = ? AND schema_name = ? "
+                "AND table_name = ?", [refresh_id, release, schema, table])
+    con.execute("INSERT INTO meta.staged_tables (refresh_id, release, schema_name, table_name) "
+                "VALUES (?, ?, ?, ?)", [refresh_id, release, schema, table])
 
 
 def _ensure_meta(con: duckdb.DuckDBPyConnection) -> None:

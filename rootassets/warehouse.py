@@ -9,7 +9,8 @@ file lock.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -38,6 +39,18 @@ def qualified(schema: str, table: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(table)}"
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN, then COMMIT when the block succeeds or ROLLBACK when it raises (anything, even a kill signal)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def replace_partitions(
     con: duckdb.DuckDBPyConnection, frames: dict[tuple[str, str], pl.DataFrame], release: str
 ) -> dict[str, int]:
@@ -48,14 +61,9 @@ def replace_partitions(
     Returns the number of rows written per `schema.table`.
     """
     check_frames(frames, release)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for (schema, table), frame in frames.items():
             replace_rows(con, schema, table, frame, f"release = '{release}'", release)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return {f"{schema}.{table}": frame.height for (schema, table), frame in frames.items()}
 
 

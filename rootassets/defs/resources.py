@@ -29,7 +29,7 @@ from rootassets.staging import (
     validate_refresh,
     write_queries,
 )
-from rootassets.warehouse import qualified, read_release, replace_partitions, table_columns
+from rootassets.warehouse import qualified, read_release, replace_partitions, table_columns, transaction
 
 
 class WarehouseResource(DuckDBResource):
@@ -119,14 +119,9 @@ class WarehouseResource(DuckDBResource):
                 for index, statement in enumerate(statements):
                     stage_statement(con, self._refresh_id, f"{name}:{index}", statement)
                 return
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 for statement in statements:
                     con.execute(statement)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
 
     def visible_releases(self, schema: str, table: str) -> list[str]:
         """The releases present in the visible `schema.table` (none if it does not exist yet)."""

@@ -26,8 +26,15 @@ from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
-from rootassets.science.phi import PhiParameters, phi_depths
-from rootassets.science.soil_water import ROLES, STATISTICS, choose_sensors, series_sql, statistics_sql
+from rootassets.science.phi import PhiParameters, phi_depth_table
+from rootassets.science.soil_water import (
+    ROLES,
+    STATISTICS,
+    choose_sensors,
+    file_roles,
+    labelled_statistics_sql,
+    series_sql,
+)
 
 SOIL_WATER_CODE_VERSION = "soil-water-1"
 MEMORY_LIMIT = "2GB"  # DuckDB spills to disk beyond this: memory stays bounded at any data size
@@ -91,36 +98,21 @@ def soil_water_phi(context: AssetExecutionContext, neon: NeonSourceResource,
     release = validate_release(context.partition_key)
     params = PhiParameters()
     files = discover(soil_water_folder(neon.soil_water_path(), release))
-    modality = warehouse.read("analysis", "site_modality", release).select("site_id", "modality", "d1_cm", "d2_cm")
-    depths = pl.DataFrame(
-        [(s, m, *phi_depths(m, d1, d2, params)) for s, m, d1, d2 in modality.iter_rows()],
-        schema={"site_id": pl.String, "modality": pl.String, "d1_cm": pl.Float64, "d2_cm": pl.Float64}, orient="row")
+    depths = phi_depth_table(warehouse.read("analysis", "site_modality", release), params)
     positions = warehouse.read("raw", "swc_sensor_positions", release)
     sensors = choose_sensors(positions.select("site_id", "hor", "ver", "depth_cm"), depths.drop("modality"))
     sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
-    sensor_files = pl.DataFrame(
-        [(f.site, f.hor, f.ver, str(f.path)) for f in files.data],
-        schema={"site_id": pl.String, "hor": pl.String, "ver": pl.String, "path": pl.String}, orient="row")
-    file_roles = sensors.join(sensor_files, on=["site_id", "hor", "ver"], how="inner").select("site_id", "role", "path")
-    no_sensor_sites = sorted(set(files.sites) - set(file_roles["site_id"]))
+    roles = file_roles(sensors, files.sensor_files())
+    no_sensor_sites = sorted(set(files.sites) - set(roles["site_id"]))
 
     with warehouse.get_connection() as con, tempfile.TemporaryDirectory() as spill:
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"SET temp_directory = '{spill}'")
         con.execute("SET preserve_insertion_order = false")
-        con.register("file_roles_frame", file_roles)
-        con.execute("CREATE OR REPLACE TEMP TABLE swc_file_roles AS SELECT * FROM file_roles_frame")
-        con.unregister("file_roles_frame")
-        con.register("depths_frame", depths)
-        con.execute("CREATE OR REPLACE TEMP TABLE swc_depths AS SELECT * FROM depths_frame")
-        con.unregister("depths_frame")
-        statistics = (f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm FROM ({statistics_sql('swc_series')}) AS s "
-                      "LEFT JOIN swc_depths AS d USING (site_id)")
-        if file_roles.height:
-            observations = read_csv_sql([Path(p) for p in sorted(set(file_roles["path"]))])
-        else:  # an empty relation with the same columns
-            observations = ("(SELECT NULL::TIMESTAMPTZ AS startDateTime, NULL::DOUBLE AS VSWCMean, "
-                            "NULL::INTEGER AS VSWCFinalQF, NULL::VARCHAR AS filename WHERE false)")
+        con.register("swc_file_roles", roles)
+        con.register("swc_depths", depths)
+        statistics = labelled_statistics_sql("swc_series", "swc_depths")
+        observations = read_csv_sql([Path(p) for p in sorted(set(roles["path"]))])
         con.execute(f"CREATE OR REPLACE TEMP TABLE swc_series AS {series_sql(observations, 'swc_file_roles')}")
         counts = warehouse.write_sql(con, {
             ("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
@@ -130,13 +122,13 @@ def soil_water_phi(context: AssetExecutionContext, neon: NeonSourceResource,
         stats = con.sql(f"SELECT * FROM ({statistics}) ORDER BY site_id, variable").pl()
         steps = con.execute("SELECT count(*), count(phi) FROM swc_series").fetchall()[0]
         con.execute("DROP TABLE swc_series")
-        con.execute("DROP TABLE swc_file_roles")
-        con.execute("DROP TABLE swc_depths")
+        con.unregister("swc_file_roles")
+        con.unregister("swc_depths")
         con.execute("RESET memory_limit")
     stats = stats.with_columns(pl.lit(release).alias("release"))
     sensors = sensors.with_columns(pl.lit(release).alias("release"))
     warehouse.write({("analysis", "soil_water_sensors"): sensors}, release)
-    common = {"parameters": params.as_metadata(), "files_read": int(file_roles["path"].n_unique()) if file_roles.height else 0,
+    common = {"parameters": params.as_metadata(), "files_read": roles["path"].n_unique(),
               "files_available": len(files.data), "sites_without_modality": no_sensor_sites,
               "roles": list(ROLES), "memory_limit": MEMORY_LIMIT}
     yield MaterializeResult(asset_key=SENSORS, metadata={**table_metadata(sensors, release), **common})

@@ -70,6 +70,12 @@ class SoilWaterFiles:
             digest.update(f"{site}:{path.name}:{path.stat().st_size}".encode())
         return digest.hexdigest()[:24]
 
+    def sensor_files(self) -> pl.DataFrame:
+        """site_id, hor, ver, path of every 30-minute file."""
+        return pl.DataFrame([(f.site, f.hor, f.ver, str(f.path)) for f in self.data],
+                            schema={"site_id": pl.String, "hor": pl.String, "ver": pl.String, "path": pl.String},
+                            orient="row")
+
     def inventory(self) -> pl.DataFrame:
         return pl.DataFrame(
             {
@@ -161,7 +167,7 @@ def read_csv_sql(paths: Iterable[Path]) -> str:
     columns declared (no per-file sniffing, which costs far more than the
     read itself on thousands of small files). A file without a needed column
     is refused naming it. Paths come from `discover` (names validated against
-    NEON's pattern) and are quoted as SQL strings.
+    NEON's pattern) and are quoted as SQL strings. No paths: an empty relation.
     """
     groups: dict[tuple[str, ...], list[Path]] = {}
     for path in paths:
@@ -178,4 +184,7 @@ def read_csv_sql(paths: Iterable[Path]) -> str:
                             for name in header)
         parts.append(f"SELECT {', '.join(NEEDED)}, filename FROM read_csv([{quoted}], header = true, "
                      f"auto_detect = false, columns = {{{columns}}}, filename = true, nullstr = ['', 'NA'])")
+    if not parts:
+        return ("(SELECT NULL::TIMESTAMPTZ AS startDateTime, NULL::DOUBLE AS VSWCMean, "
+                "NULL::INTEGER AS VSWCFinalQF, NULL::VARCHAR AS filename WHERE false)")
     return "(" + " UNION ALL ".join(parts) + ")"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from rootassets.science.modality import Kde, ModalityParameters, classify_modality, depth_sample, gaussian_kde
+from rootassets.science.modality import Kde, ModalityParameters, classify_modality, gaussian_kde
 
 BATCH = 64  # resamples per FFT batch: bounds memory at about BATCH x 2^16 complex values
 
@@ -96,7 +96,7 @@ def bootstrap_site(increments: pl.DataFrame, params: ModalityParameters, resampl
         means = (weights @ values) / (weights @ sampled)  # resamples x increments; NaN: nobody sampled it
     counts = np.rint(np.nan_to_num(means, nan=0.0) * params.count_scale)
     counts = np.where(counts > 0, counts, 0.0)
-    grid, lo, up = fft_grid(depth_sample(mids, np.ones_like(mids))[0], params)
+    grid, lo, up = fft_grid(mids, params)
     labels, d2s = [], []
     usable = counts.sum(axis=1) > 0
     rows = counts[usable]

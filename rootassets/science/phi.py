@@ -28,6 +28,15 @@ def phi_depths(modality: str, d1_cm: float | None, d2_cm: float | None, params: 
     return params.unimodal_d1_cm, params.unimodal_d2_cm
 
 
+def phi_depth_table(modality: pl.DataFrame, params: PhiParameters) -> pl.DataFrame:
+    """site_id, modality, d1_cm, d2_cm: each site's depths for phi (`phi_depths` per row of `site_modality`)."""
+    return pl.DataFrame(
+        [(s, m, *phi_depths(m, d1, d2, params))
+         for s, m, d1, d2 in modality.select("site_id", "modality", "d1_cm", "d2_cm").iter_rows()],
+        schema={"site_id": pl.String, "modality": pl.String, "d1_cm": pl.Float64, "d2_cm": pl.Float64},
+        orient="row")
+
+
 def value_in_increment(tops: np.ndarray, bottoms: np.ndarray, values: np.ndarray, depth: float) -> float | None:
     """Y(D) as the value of the increment containing D (top <= D < bottom); the mean
     where site-level increments of different profiles both contain it; None if none does."""

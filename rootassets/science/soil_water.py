@@ -43,6 +43,11 @@ def choose_sensors(positions: pl.DataFrame, depths: pl.DataFrame) -> pl.DataFram
     return pl.concat([c.select(columns) for c in chosen]).sort("site_id", "role", "hor")
 
 
+def file_roles(sensors: pl.DataFrame, sensor_files: pl.DataFrame) -> pl.DataFrame:
+    """site_id, role, path: every file of each chosen sensor (`sensor_files`: site_id, hor, ver, path)."""
+    return sensors.join(sensor_files, on=["site_id", "hor", "ver"], how="inner").select("site_id", "role", "path")
+
+
 def series_sql(observations: str, files_table: str) -> str:
     """SQL of the per-site, per-time-step table: Y at D1, D2 and the surface, and phi.
 
@@ -82,6 +87,12 @@ def statistics_sql(series: str) -> str:
                    quantile_cont({column}, 0.75) - quantile_cont({column}, 0.25) AS iqr
             FROM {series} WHERE {column} IS NOT NULL AND isfinite({column}) GROUP BY site_id""")
     return " UNION ALL ".join(parts)
+
+
+def labelled_statistics_sql(series: str, depths: str) -> str:
+    """`statistics_sql` with each site's modality, d1_cm and d2_cm from the relation `depths`."""
+    return (f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm FROM ({statistics_sql(series)}) AS s "
+            f"LEFT JOIN {depths} AS d USING (site_id)")
 
 
 def distribution_statistics(values: np.ndarray) -> dict[str, float]:

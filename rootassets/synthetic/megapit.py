@@ -49,13 +49,14 @@ def scale_snapshot(snapshot: Path, out: Path, factor: int, release: str = "RELEA
         "rootassets.synthetic.megapit for scaling benchmarks. Copies other than the first have invented site "
         "codes and perturbed root biomass. Not NEON data.\n")
     rows_out = 0
-    for table in TABLES + tuple(f"../site-attributes/{p.name}" for p in attributes):
-        source = snapshot / release / table
-        target = (out / release / table).resolve() if not table.startswith("..") else out / "site-attributes" / source.name
+    relative = [Path(release) / table for table in TABLES] + [p.relative_to(snapshot) for p in attributes]
+    roots_table = relative[0]
+    for table in relative:
+        source, target = snapshot / table, out / table
         target.parent.mkdir(parents=True, exist_ok=True)
         with source.open(newline="", encoding="utf-8-sig") as f:
             header, *rows = list(csv.reader(f))
-        numbers = [header.index(c) for c in ROOT_NUMBERS if c in header] if table == TABLES[0] else []
+        numbers = [header.index(c) for c in ROOT_NUMBERS if c in header] if table == roots_table else []
         uid = header.index("uid") if "uid" in header else None
         with target.open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
@@ -73,7 +74,7 @@ def scale_snapshot(snapshot: Path, out: Path, factor: int, release: str = "RELEA
                             for i in numbers:
                                 row[i] = _scaled(row[i], noise)
                     writer.writerow(row)
-                    if table == TABLES[0]:
+                    if table == roots_table:
                         rows_out += 1
     return rows_out
 
