@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -53,14 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="print rows as a JSON array of objects")
     p.set_defaults(handler=_sql)
 
-    p = sub.add_parser("mirror", help="serve a snapshot as a NEON-compatible API on 127.0.0.1")
-    p.add_argument("--snapshot", required=True, help="snapshot folder (layout of ../shared/neon-snapshot)")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--host", default="127.0.0.1")
+    p = sub.add_parser("mirror", help="serve snapshot folders as the NEON Data API on 127.0.0.1")
+    p.add_argument("--snapshot", required=True,
+                   help="snapshot folder(s) (layout of ../shared/neon-snapshot), several joined with ':'")
+    p.add_argument("--port", type=int, default=8765, help="port of the API origin")
+    p.add_argument("--storage-port", type=int, default=0,
+                   help="port of the storage origin serving the signed file URLs (default: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (loopback only)")
+    p.add_argument("--no-token-required", action="store_true",
+                   help="answer /data* without an API token (NEON requires one since June 2026)")
+    p.add_argument("--url-ttl", type=int, default=7 * 24 * 3600, help="validity of signed file URLs, seconds")
     p.add_argument("--fault", action="append", default=[], metavar="KIND=COUNT",
-                   help="inject a fault into the next COUNT requests (-1: always); kinds: rate_limit, "
-                        "server_error, drop, truncate, bad_checksum, slow, malformed_json")
-    p.add_argument("--fault-scope", choices=("all", "json", "files"), default="all")
+                   help="inject a fault into the next COUNT requests (-1: always); kinds: rate_limit "
+                        "(X-RateLimit-Reset 100, RetryAfter 1), server_error, drop, truncate, bad_checksum, slow, "
+                        "malformed_json, hostile_ids, expired_url, expired_token")
+    p.add_argument("--fault-scope", choices=("all", "json", "files"), default="all",
+                   help="json: API answers only; files: storage downloads only")
     p.set_defaults(handler=_mirror)
 
     p = sub.add_parser("ui", help="start the Dagster UI on the persistent instance (dagster dev)")
@@ -72,20 +81,24 @@ def _parser() -> argparse.ArgumentParser:
 
 def _materialize(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    from rootassets.neon.api_source import ApiSource
+    from rootassets.neon.errors import NeonError
+    from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
+    from rootassets.neon.open import latest_release, open_source
+    from rootassets.neon.tokens import require_token
+
+    try:
+        source = open_source(settings.snapshot, settings.api_url, settings.downloads)
+        if isinstance(source, ApiSource):
+            require_token()  # NEON needs it for every download: refuse before anything is written
+        release = latest_release(source) if args.release == "latest" else validate_release(args.release)
+    except (NeonError, InvalidIdentifierError, LookupError) as exc:
+        raise CliError(str(exc)) from exc
     os.environ["DAGSTER_HOME"] = str(settings.ensure_dagster_home())
     from dagster import AssetSelection, DagsterInstance
 
     from rootassets.definitions import MAIN_JOB, defs
     from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
-    from rootassets.neon.errors import NeonError
-    from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
-    from rootassets.neon.open import latest_release, open_source
-
-    try:
-        source = open_source(settings.snapshot, settings.api_url, settings.downloads)
-        release = latest_release(source) if args.release == "latest" else validate_release(args.release)
-    except (NeonError, InvalidIdentifierError, LookupError) as exc:
-        raise CliError(str(exc)) from exc
     from rootassets.defs.jobs import OPTIONAL
 
     graph = defs.resolve_asset_graph()
@@ -356,11 +369,18 @@ def _mirror(args: argparse.Namespace) -> int:
             raise CliError(f"bad --fault {spec!r}: expected KIND=COUNT with KIND in {', '.join(FAULT_KINDS)}")
         counts[kind] = int(count)
     try:
-        server = MirrorServer(args.snapshot, host=args.host, port=args.port,
-                              faults=FaultPlan(counts=counts, scope=args.fault_scope))
-    except (NeonError, OSError) as exc:
+        server = MirrorServer(args.snapshot, host=args.host, port=args.port, storage_port=args.storage_port,
+                              faults=FaultPlan(counts=counts, scope=args.fault_scope),
+                              require_token=not args.no_token_required, url_ttl_s=args.url_ttl)
+    except (NeonError, OSError, ValueError) as exc:
         raise CliError(f"cannot start the mirror: {exc}") from exc
-    print(f"rootassets: NEON mirror of {args.snapshot} at {server.base_url} (Ctrl-C to stop)", flush=True)
+    from rootassets.neon.tokens import unsigned_token
+
+    print(f"rootassets: NEON mirror of {args.snapshot} at {server.base_url}, files at {server.storage_url} "
+          f"(Ctrl-C to stop)", flush=True)
+    if server.require_token:
+        print("rootassets: /data* needs a token; this mirror accepts any unexpired JWT-shaped token, e.g.\n"
+              f"  export NEON_TOKEN={unsigned_token(time.time() + 30 * 86400)}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.client import NeonClient, RetryPolicy
 from rootassets.neon.mirror import FaultPlan, MirrorCatalogue, MirrorServer
+from rootassets.neon.tokens import unsigned_token
 from rootassets.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +36,21 @@ def catalogue(snapshot: Path) -> MirrorCatalogue:
     return MirrorCatalogue(snapshot)
 
 
+def make_token(days: float = 30.0) -> str:
+    """A JWT-shaped NEON token that the mirror accepts until it expires (in `days`)."""
+    return unsigned_token(time.time() + days * 86400)
+
+
 @pytest.fixture()
-def mirror(catalogue: MirrorCatalogue) -> Iterator[MirrorServer]:
+def neon_token(monkeypatch: pytest.MonkeyPatch) -> str:
+    token = make_token()
+    monkeypatch.setenv("NEON_TOKEN", token)
+    return token
+
+
+@pytest.fixture()
+def mirror(catalogue: MirrorCatalogue, neon_token: str) -> Iterator[MirrorServer]:
+    """The mirror with token enforcement on, and a valid NEON_TOKEN in the environment."""
     with MirrorServer(catalogue, faults=FaultPlan()) as server:
         yield server
 

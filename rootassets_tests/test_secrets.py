@@ -6,28 +6,38 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from rootassets.neon.mirror import MirrorServer
+from rootassets.neon.tokens import unsigned_token
 from rootassets_tests.conftest import REPO, RELEASE
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
-TOKEN = "neon-token-9f3c1a7e-SECRET"
+TOKEN = unsigned_token(time.time() + 86400, subject="neon-token-9f3c1a7e-SECRET")
 
 
 def test_token_leaves_no_trace(tmp_path: Path, snapshot: Path) -> None:
     home = tmp_path / "home"
     with MirrorServer(snapshot) as mirror:
-        env = {**os.environ, "ROOTASSETS_HOME": str(home), "NEON_API_URL": mirror.base_url, "NEON_TOKEN": TOKEN,
+        env = {**os.environ, "ROOTASSETS_HOME": str(home), "NEON_API_URL": mirror.base_url,
                "ROOTASSETS_SITE_ATTRIBUTES": str(snapshot / "site-attributes")}
         env.pop("ROOTASSETS_SNAPSHOT", None)
+        env.pop("NEON_TOKEN", None)
         command = [sys.executable, "-m", "rootassets.cli", "materialize", "--release", RELEASE]
+        refused = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+        assert refused.returncode == 1
+        assert refused.stderr.count("\n") == 1 and "NEON_TOKEN" in refused.stderr, refused.stderr
+        assert not (home / "rootassets.duckdb").exists() and not (home / "downloads").exists()
+        assert not [p for p in mirror.stats.paths if "/data" in p]  # refused before any data request
+        env["NEON_TOKEN"] = TOKEN
         ok = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
         assert ok.returncode == 0, ok.stderr[-3000:]
         assert mirror.stats.token_seen  # the token was really used
+        assert mirror.stats.downloads > 0 and not mirror.stats.token_seen_by_storage
         faults = json.dumps({"counts": {"server_error": -1}, "scope": "all"})
         httpx.post(mirror.base_url.replace("/api/v0/", "/__faults"), content=faults).raise_for_status()
         failed = subprocess.run([*command, "--force"], env=env, cwd=REPO, capture_output=True, text=True, timeout=900)

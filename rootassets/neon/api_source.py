@@ -2,7 +2,9 @@
 
 Discovery costs one `/products` and one `/data/query` call per product and
 release (not one per site-month: NEON rate-limits); files are downloaded
-once, verified, and stacked.
+once, verified, kept in a cache by md5 (a file unchanged between releases is
+fetched once), and stacked. NEON_TOKEN is required before the first data
+request; an expired signed URL is asked for again once.
 """
 
 from __future__ import annotations
@@ -10,8 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rootassets.neon.client import NeonClient, file_entries
-from rootassets.neon.errors import NeonApiError, NeonContext
+import logging
+from collections.abc import Callable
+
+from rootassets.neon.client import NeonClient, NeonFileEntry, cached_copy, file_entries
+from rootassets.neon.documents import ProductDocuments, merge_variables, read_variables_table
+from rootassets.neon.errors import NeonApiError, NeonContext, NeonUrlExpiredError
+from rootassets.neon.tokens import require_token
 from rootassets.neon.identifiers import (
     RELEASE_PATTERN,
     parse_file_name,
@@ -25,16 +32,26 @@ from rootassets.neon.source import ProductLoad
 from rootassets.neon.stacking import PackageFiles, SourceFile, stack_table
 
 
+LARGE_DOWNLOAD_BYTES = 500 * 1024 * 1024
+log = logging.getLogger(__name__)
+
+
 class ApiSource:
-    """NEON data fetched through `client` into `download_dir`."""
+    """NEON data fetched through `client` into `download_dir` (files by release, and a cache by md5)."""
 
     def fingerprint(self, product: ProductSpec, release: str) -> str | None:
         """None: whether the API's files changed is known only by asking it (the raw assets do)."""
         return None
 
-    def __init__(self, client: NeonClient, download_dir: Path | str) -> None:
+    def __init__(self, client: NeonClient, download_dir: Path | str,
+                 report: Callable[[str], None] | None = None) -> None:
         self.client = client
         self.download_dir = Path(download_dir)
+        self.report = report or log.info
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.download_dir / "by-md5"
 
     def describe(self) -> str:
         return f"NEON API at {self.client.base_url}"
@@ -60,8 +77,13 @@ class ApiSource:
         tags = sorted((t for t in common if RELEASE_PATTERN.fullmatch(t)), key=release_sort_key)
         return {t: max(p[t] for p in per_product) for t in tags}
 
-    def product_doi(self, product: str, release: str) -> str | None:
-        """The product's DOI in `release` as `/releases` announces it, if it does."""
+    def product_doi(self, product: str, release: str, info: dict[str, Any] | None = None) -> str | None:
+        """The product's DOI in `release`: `/products/{dpID}` releases[].productDoi, else `/releases`."""
+        for entry in (info or {}).get("releases") or []:
+            doi = entry.get("productDoi") if isinstance(entry, dict) and entry.get("release") == release else None
+            url = doi.get("url") if isinstance(doi, dict) else doi
+            if isinstance(url, str) and url:
+                return url.removeprefix("https://doi.org/")
         for entry in self.client.releases():
             if entry.get("release") != release:
                 continue
@@ -70,9 +92,9 @@ class ApiSource:
                     return str(dp["productDoi"]).removeprefix("https://doi.org/")
         return None
 
-    def site_months(self, product: str, release: str) -> dict[str, list[str]]:
+    def site_months(self, product: str, release: str, info: dict[str, Any] | None = None) -> dict[str, list[str]]:
         """{site: months} with data of `product` in `release`, from `/products/{dpID}`."""
-        info = self.client.product(validate_product(product))
+        info = info or self.client.product(validate_product(product))
         available: dict[str, list[str]] = {}
         for site in info.get("siteCodes") or []:
             code = site.get("siteCode") if isinstance(site, dict) else None
@@ -83,35 +105,45 @@ class ApiSource:
 
     def load_product(self, product: ProductSpec, release: str) -> ProductLoad:
         validate_release(release)
+        require_token()  # before any data request: a missing or expired NEON_TOKEN fails here, in one line
         context = NeonContext(product=product.code, release=release)
-        site_months = self.site_months(product.code, release)
+        info = self.client.product(validate_product(product.code))
+        site_months = self.site_months(product.code, release, info)
         if not site_months:
+            if not any(isinstance(r, dict) and r.get("release") == release for r in info.get("releases") or []):
+                return ProductLoad(product=product, release=release, tables={}, origin=self.describe(),
+                                   notes=[f"{product.code}: the API has no data of this product in {release}; "
+                                          "its tables are written empty"], published=False)
             raise NeonApiError(f"{context.describe()}: the API lists no site with data in this release")
         months = sorted(m for ms in site_months.values() for m in ms)
         packages = self.client.query_files(
             product.code, release, sorted(site_months), months[0], months[-1]
         )
-        files, variables = self._download(product, release, packages)
+        files, variables, documents = self._download(product, release, packages)
         tables = {
             table: stack_table(table, files, release, variables.get(table))
             for table in product.all_tables
             if any(f.table == table for f in files)
         }
         notes = [f"{t}: not published in this release" for t in product.all_tables if t not in tables]
+        documents.change_logs = [c for c in info.get("changeLogs") or [] if isinstance(c, dict)]
+        documents.change_logs_origin = "api"
         return ProductLoad(
             product=product,
             release=release,
             tables=tables,
-            doi=self.product_doi(product.code, release),
+            doi=self.product_doi(product.code, release, info),
             origin=self.describe(),
             notes=notes,
+            documents=documents,
         )
 
     def _download(
         self, product: ProductSpec, release: str, packages: list[dict[str, Any]]
-    ) -> tuple[list[SourceFile], dict[str, dict[str, str]]]:
+    ) -> tuple[list[SourceFile], dict[str, dict[str, str]], ProductDocuments]:
         gathered = PackageFiles()
         folder = self.download_dir / release / product.code
+        wanted: list[tuple[NeonFileEntry, Any, NeonContext]] = []
         for package in packages:
             for entry in file_entries(package):
                 name = parse_file_name(entry.name)
@@ -120,7 +152,41 @@ class ApiSource:
                 if not (name.is_variables or name.table in product.all_tables):
                     continue
                 context = NeonContext(
-                    product=product.code, release=release, site=name.site, month=name.month or entry.month, file=entry.name
+                    product=product.code, release=release, site=name.site, month=name.month or entry.month,
+                    file=entry.name
                 )
-                gathered.add(self.client.download(entry, folder / name.site, context), name)
-        return gathered.files, gathered.variables
+                wanted.append((entry, name, context))
+        self._summarize(product, release, [w[0] for w in wanted])
+        for entry, name, context in wanted:
+            gathered.add(self._fetch(entry, folder / name.site, context, release), name)
+        variables = merge_variables(read_variables_table(p) for p in gathered.variables_files)
+        documents = ProductDocuments(variables=variables,
+                                     variables_file=gathered.variables_files[0].name if gathered.variables_files else None)
+        return gathered.files, gathered.variables, documents
+
+    def _fetch(self, entry: NeonFileEntry, folder: Path, context: NeonContext, release: str) -> Path:
+        """Download one file; an expired signed URL is asked of the API again, once."""
+        try:
+            return self.client.download(entry, folder, context, cache=self.cache_dir)
+        except NeonUrlExpiredError:
+            if not (entry.site and entry.month):
+                raise
+            self.report(f"{context.describe()}: signed URL expired; asking the API for a fresh one")
+            fresh = self.client.month_files(context.product or "", entry.site, entry.month, release)
+            for candidate in file_entries({**fresh, "siteCode": entry.site, "month": entry.month}):
+                if candidate.name == entry.name:
+                    return self.client.download(candidate, folder, context, cache=self.cache_dir)
+            raise NeonApiError(f"{context.describe()}: the API no longer lists this file") from None
+
+    def _summarize(self, product: ProductSpec, release: str, entries: list[NeonFileEntry]) -> None:
+        """Say how much will be downloaded before downloading it (a warning when it is large)."""
+        cached = [e for e in entries if cached_copy(self.cache_dir, e) is not None]
+        todo = [e for e in entries if e not in cached]
+        size = sum(e.size or 0 for e in todo)
+        unknown = sum(1 for e in todo if e.size is None)
+        message = (f"{product.code} {release}: {len(todo)} files to download, {size / 1e6:.1f} MB"
+                   + (f" (+{unknown} of unknown size)" if unknown else "")
+                   + f"; {len(cached)} already in the download cache")
+        if size >= LARGE_DOWNLOAD_BYTES:
+            log.warning("large download: %s", message)
+        self.report(message)

@@ -1,11 +1,16 @@
 """A client for the NEON Data API v0 that survives what the API does in practice.
 
-429 waits as the API's `X-RateLimit-Reset` / `RetryAfter` headers say; 5xx,
+A 429 waits what `RetryAfter` asks (the seconds until the next request), not
+`X-RateLimit-Reset` (the seconds until the whole burst refills); when
+`X-RateLimit-Remaining` reaches 0 the client slows down by itself. 5xx,
 timeouts, dropped connections and malformed bodies get bounded exponential
-backoff; downloads are checked against the announced md5 (or crc32c) and
-renamed into place only when they match. The token (`NEON_TOKEN`) is read
-from the environment at request time, sent only to the API's own origin, and
-never appears in a message.
+backoff. Files come from signed storage URLs on another host: an expired URL
+is reported as `NeonUrlExpiredError` so the caller can ask for a fresh one.
+Downloads are checked against the announced md5 (or crc32c), renamed into
+place only when they match, and kept in a content-addressed cache (by md5),
+so a file unchanged between releases is fetched once. The token
+(`NEON_TOKEN`) is read from the environment at request time, sent only to the
+API's own origin, and never appears in a message; a 401 is a NeonTokenError.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from rootassets.neon.errors import (
     NeonChecksumError,
     NeonContext,
     NeonRateLimitedError,
+    NeonTokenError,
+    NeonUrlExpiredError,
 )
 from rootassets.neon.identifiers import (
     validate_month,
@@ -38,9 +45,9 @@ from rootassets.neon.identifiers import (
     validate_site,
 )
 
+from rootassets.neon.tokens import TOKEN_ENV, TOKEN_HEADER, WHERE_TO_GET, current_token
+
 DEFAULT_API_URL = "https://data.neonscience.org/api/v0/"
-TOKEN_ENV = "NEON_TOKEN"
-TOKEN_HEADER = "X-API-Token"
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +59,7 @@ class RetryPolicy:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     rate_limit_max_wait_s: float = 120.0
+    exhausted_pause_s: float = 1.0  # pause before the next request once X-RateLimit-Remaining is 0
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
 
@@ -111,6 +119,8 @@ class NeonClient:
         self.base_url = base if base.endswith("/") else base + "/"
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
+        self._pause_s = 0.0  # owed before the next API request (the burst is used up)
+        self.waits: list[tuple[str, float]] = []  # (why, seconds) of every wait, for reports and tests
         self._http = httpx.Client(
             timeout=httpx.Timeout(self.policy.read_timeout_s, connect=self.policy.connect_timeout_s),
             follow_redirects=False,
@@ -139,6 +149,19 @@ class NeonClient:
         data = self.get_json(f"products/{product}", context=NeonContext(product=product))
         if not isinstance(data, dict):
             raise NeonApiError(f"product {product}: /products answered without a product object")
+        return data
+
+    def month_files(self, product: str, site: str, month: str, release: str) -> dict[str, Any]:
+        """`/data/{dpID}/{site}/{month}?release=`: one site-month's files (fresh signed URLs)."""
+        validate_product(product)
+        validate_site(site)
+        validate_month(month)
+        validate_release(release)
+        context = NeonContext(product=product, release=release, site=site, month=month)
+        data = self.get_json(f"data/{product}/{site}/{month}", params={"release": release, "package": "basic"},
+                             context=context)
+        if not isinstance(data, dict):
+            raise NeonApiError(f"{context.describe()}: /data answered without a data object")
         return data
 
     def query_files(
@@ -178,7 +201,7 @@ class NeonClient:
     ) -> Any:
         """GET a JSON endpoint and return its `data`, retrying what can be retried."""
         context = context or NeonContext()
-        attempts = _Attempts(self.policy, context, self._sleep)
+        attempts = _Attempts(self.policy, context, lambda s: self._wait("retry", s))
         url = urljoin(self.base_url, path)
         while True:
             try:
@@ -200,25 +223,36 @@ class NeonClient:
                 continue
             return body["data"]
 
-    def download(self, entry: NeonFileEntry, folder: Path, context: NeonContext) -> Path:
+    def download(self, entry: NeonFileEntry, folder: Path, context: NeonContext,
+                 cache: Path | None = None) -> Path:
         """Download `entry` into `folder`, verified and atomically renamed.
 
-        A file already present with the announced checksum is not fetched again.
+        A file already present with the announced checksum is not fetched again;
+        with `cache` (a folder of files named by md5) neither is a file any earlier
+        download already holds, whatever its name or release. An expired signed
+        URL raises NeonUrlExpiredError (ask the API for a fresh one).
         """
         name = _safe_file_name(entry.name, context)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / name
         if target.exists() and _matches(target, entry):
             return target
-        attempts = _Attempts(self.policy, context, self._sleep)
+        cached = cached_copy(cache, entry)
+        if cached is not None:
+            _link_or_copy(cached, target)
+            return target
+        attempts = _Attempts(self.policy, context, lambda s: self._wait("retry", s))
         while True:
             partial = folder / f".{name}.{os.getpid()}.part"
             try:
-                response_problem = self._stream_to(entry.url, partial)
+                response_problem = self._stream_to(entry.url, partial, context)
             except httpx.TransportError as exc:
                 partial.unlink(missing_ok=True)
                 attempts.next(f"{type(exc).__name__} while downloading")
                 continue
+            except NeonApiError:
+                partial.unlink(missing_ok=True)
+                raise
             if response_problem:
                 partial.unlink(missing_ok=True)
                 attempts.next(*response_problem)
@@ -231,10 +265,14 @@ class NeonClient:
                     raise NeonChecksumError(str(exc)) from None
                 continue
             os.replace(partial, target)
+            if cache is not None and entry.md5:
+                _link_or_copy(target, cache_path(cache, entry.md5))
             return target
 
-    def _stream_to(self, url: str, partial: Path) -> tuple[str, float | None] | None:
+    def _stream_to(self, url: str, partial: Path, context: NeonContext) -> tuple[str, float | None] | None:
         with self._stream(url) as response:
+            if _is_expired_url(response):
+                raise NeonUrlExpiredError(f"{context.describe()}: the signed download URL has expired")
             problem, wait = self._classify(response, urlsplit(url).path)
             if problem:
                 return problem, wait
@@ -251,8 +289,12 @@ class NeonClient:
     def _stream(self, url: str) -> Any:
         """Stream a download, following redirects by hand so the token never leaves the API origin."""
         for _ in range(5):
+            if self._same_origin(url):
+                self._pace()
             request = self._http.build_request("GET", url, headers=self._headers_for(url))
             response = self._http.send(request, stream=True)
+            if self._same_origin(url):
+                self._note_limits(response)
             if response.is_redirect and "location" in response.headers:
                 url = urljoin(url, response.headers["location"])
                 response.close()
@@ -260,8 +302,26 @@ class NeonClient:
             return _closing(response)
         raise NeonApiError(f"too many redirects fetching {urlsplit(url).path}")
 
+    def _wait(self, why: str, seconds: float) -> None:
+        self.waits.append((why, seconds))
+        self._sleep(seconds)
+
+    def _pace(self) -> None:
+        if self._pause_s > 0:
+            pause, self._pause_s = self._pause_s, 0.0
+            log.info("NEON API: rate-limit burst used up; pausing %.1fs before the next request", pause)
+            self._wait("X-RateLimit-Remaining: 0", pause)
+
+    def _note_limits(self, response: httpx.Response) -> None:
+        remaining = response.headers.get("x-ratelimit-remaining")
+        if response.status_code != 429 and remaining is not None and remaining.strip() in ("0", "-0"):
+            retry = _seconds(response.headers.get("retryafter")) or _seconds(response.headers.get("retry-after"))
+            self._pause_s = min(retry or self.policy.exhausted_pause_s, self.policy.rate_limit_max_wait_s)
+
     def _send(self, url: str, params: Any) -> httpx.Response:
+        self._pace()
         response = self._http.get(url, params=params, headers=self._headers_for(url))
+        self._note_limits(response)
         for _ in range(5):
             if not (response.is_redirect and "location" in response.headers):
                 break
@@ -269,16 +329,25 @@ class NeonClient:
             response = self._http.get(url, headers=self._headers_for(url))
         return response
 
+    def _same_origin(self, url: str) -> bool:
+        return urlsplit(url)[:2] == urlsplit(self.base_url)[:2]
+
     def _headers_for(self, url: str) -> dict[str, str]:
-        token = os.environ.get(TOKEN_ENV)
-        same_origin = urlsplit(url)[:2] == urlsplit(self.base_url)[:2]
-        return {TOKEN_HEADER: token} if token and same_origin else {}
+        """The token goes to the API's own origin only (never to the storage host a URL points to)."""
+        token = current_token()
+        return {TOKEN_HEADER: token} if token and self._same_origin(url) else {}
 
     def _classify(self, response: httpx.Response, path: str) -> tuple[str | None, float | None]:
         """Return (problem, wait) for a retryable answer, (None, None) for success; raise otherwise."""
         status = response.status_code
         if status == 429:
             return f"HTTP 429 on {path}", self._rate_limit_wait(response.headers)
+        if status == 401 or status == 403 and self._same_origin(str(response.url)):
+            detail = _error_detail(response)
+            raise NeonTokenError(
+                f"HTTP {status} on {path}: the NEON API refused {TOKEN_ENV} ({detail}); {WHERE_TO_GET}, "
+                f"export {TOKEN_ENV} and run again"
+            )
         if status >= 500:
             return f"HTTP {status} on {path}", None
         if status >= 400:
@@ -287,15 +356,12 @@ class NeonClient:
         return None, None
 
     def _rate_limit_wait(self, headers: Mapping[str, str]) -> float:
-        for name in ("x-ratelimit-reset", "retryafter", "retry-after"):
-            value = headers.get(name)
-            if value is None:
-                continue
-            try:
-                seconds = float(value)
-            except ValueError:
-                continue
-            return max(0.0, min(seconds, self.policy.rate_limit_max_wait_s))
+        """RetryAfter (seconds until the next request) first; X-RateLimit-Reset (until the whole burst
+        refills) only when no RetryAfter is given."""
+        for name in ("retryafter", "retry-after", "x-ratelimit-reset"):
+            seconds = _seconds(headers.get(name))
+            if seconds is not None:
+                return max(0.0, min(seconds, self.policy.rate_limit_max_wait_s))
         return self.policy.backoff(1)
 
 
@@ -329,6 +395,49 @@ def file_entries(package: Mapping[str, Any]) -> Iterator[NeonFileEntry]:
             site=site,
             month=month,
         )
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _is_expired_url(response: httpx.Response) -> bool:
+    """Cloud storage answers an expired signed URL with 400 (or 403) and the code ExpiredToken."""
+    if response.status_code not in (400, 403):
+        return False
+    response.read()
+    return b"ExpiredToken" in response.content or b"Request has expired" in response.content
+
+
+def cache_path(cache: Path, md5: str) -> Path:
+    md5 = md5.lower()
+    if len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
+        raise NeonApiError(f"refusing a malformed md5 {md5[:40]!r} as a cache key")
+    return cache / md5[:2] / md5
+
+
+def cached_copy(cache: Path | None, entry: NeonFileEntry) -> Path | None:
+    """The cached file with `entry`'s md5, if one is there and still matches."""
+    if cache is None or not entry.md5:
+        return None
+    path = cache_path(cache, entry.md5)
+    return path if path.exists() and _matches(path, entry) else None
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.link")
+    partial.unlink(missing_ok=True)
+    try:
+        os.link(source, partial)
+    except OSError:
+        shutil.copyfile(source, partial)
+    os.replace(partial, target)
 
 
 def _safe_file_name(name: str, context: NeonContext) -> str:

@@ -52,3 +52,11 @@ class NeonDataError(NeonError):
 
 class UnsafeArchiveError(NeonError):
     """A zip entry would be written outside its target folder."""
+
+
+class NeonTokenError(NeonApiError):
+    """NEON_TOKEN is missing, expired or refused by the API (the message names NEON_TOKEN, never its value)."""
+
+
+class NeonUrlExpiredError(NeonApiError):
+    """A signed download URL had expired; a fresh one must be asked of the API."""

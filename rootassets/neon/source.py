@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from rootassets.neon.documents import ProductDocuments
 from rootassets.neon.products import ProductSpec
 from rootassets.neon.stacking import StackedTable
 
@@ -19,6 +20,8 @@ class ProductLoad:
     doi: str | None = None
     origin: str = ""
     notes: list[str] = field(default_factory=list)
+    documents: ProductDocuments = field(default_factory=ProductDocuments)
+    published: bool = True  # False: the source has no data of this product in this release
 
     @property
     def citation(self) -> str:

@@ -41,12 +41,18 @@ class PackageFiles:
     def __init__(self) -> None:
         self.files: list[SourceFile] = []
         self.variables: dict[str, dict[str, str]] = {}
+        self.variables_files: list[Path] = []
+
+    def add_variables(self, path: Path) -> None:
+        """Take a variables file's types (several files merge)."""
+        for table, types in read_variables(path).items():
+            self.variables.setdefault(table, {}).update(types)
+        self.variables_files.append(path)
 
     def add(self, path: Path, name: NeonFileName) -> None:
         """Take a variables file's types, or a data file to stack."""
         if name.is_variables:
-            for table, types in read_variables(path).items():
-                self.variables.setdefault(table, {}).update(types)
+            self.add_variables(path)
             return
         self.files.append(SourceFile(path=path, table=name.table, site=name.site, month=name.month,
                                      publication=name.publication, site_all=name.is_site_all))

@@ -1,0 +1,216 @@
+"""What the mirror serves: snapshot folders split back into the files NEON publishes.
+
+Each stacked table becomes one file per site and publication, named and
+written as NEON writes them (empty fields for missing values, no `release` or
+`publicationDate` column: a stacking client adds those), with a variables,
+readme and (where the snapshot has one) validation file per package. A
+product's `changeLogs` come from the newest readme's ISSUE LOG; its DOI per
+release from the release folder's `dois.csv`, else a DOI under the DataCite
+test prefix 10.5072 that says it was minted by the mirror.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import google_crc32c
+import polars as pl
+
+from rootassets.neon.identifiers import NeonFileName, release_sort_key
+from rootassets.neon.products import PRODUCTS, ProductSpec
+from rootassets.neon.snapshot import SnapshotSource
+from rootassets.neon.stacking import ADDED_COLUMNS
+
+TEST_DOI_PREFIX = "10.5072"  # DataCite's prefix for test DOIs: never a real dataset
+_DATE_COLUMNS = ("endDate", "collectDate", "setDate", "startDate")
+_STACKING_COLUMNS = ("release", "publicationDate")  # added by neonUtilities, absent from NEON's own files
+
+
+@dataclass(frozen=True)
+class MirrorFile:
+    """One file as NEON's storage would hold it."""
+
+    name: str
+    product: str
+    release: str
+    site: str
+    month: str
+    body: bytes
+    content_type: str = "text/csv"
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.body).hexdigest()
+
+    @property
+    def crc32c(self) -> str:
+        return google_crc32c.Checksum(self.body).hexdigest().decode()
+
+
+@dataclass
+class ProductRelease:
+    """One product in one release: its DOI and the months each site has."""
+
+    doi: str
+    months: dict[str, set[str]] = field(default_factory=dict)
+
+
+class MirrorCatalogue:
+    """Everything the mirror serves, built once from snapshot folders (`DIR` or `DIR1:DIR2`)."""
+
+    def __init__(self, snapshot: Path | str | list[Path]) -> None:
+        source = SnapshotSource(snapshot)
+        self.files: dict[tuple[str, str], MirrorFile] = {}  # (release, file name) -> file
+        self.release_dates: dict[str, str] = {}
+        self.products: dict[str, dict[str, ProductRelease]] = {}  # product -> release -> ...
+        self.change_logs: dict[str, list[dict[str, Any]]] = {}
+        self.domains: dict[str, str] = {}
+        self._log_release: dict[str, str] = {}
+        generated = source.release_info()
+        for release in source.releases():
+            for product in PRODUCTS.values():
+                folder = source.product_folder(product, release)
+                if folder is None:
+                    continue
+                self.release_dates.setdefault(release, generated.get(release) or _folder_date(folder))
+                self._add_product(source, product, release)
+
+    # -- building --------------------------------------------------------------
+
+    def _add_product(self, source: SnapshotSource, product: ProductSpec, release: str) -> None:
+        load = source.load_product(product, release)
+        frames = {name: t.frame for name, t in load.tables.items() if t.frame.height}
+        for frame in frames.values():
+            if "domainID" in frame.columns:
+                for site, domain in frame.select("site_id", "domainID").drop_nulls().unique().iter_rows():
+                    self.domains.setdefault(site, domain)
+        docs = load.documents
+        seen = self._log_release.get(product.code)
+        if docs.change_logs and (seen is None or release_sort_key(release) > release_sort_key(seen)):
+            self.change_logs[product.code] = [{"id": i + 1, **e} for i, e in enumerate(docs.change_logs)]
+            self._log_release[product.code] = release
+        self.change_logs.setdefault(product.code, [])
+        doi = load.doi or f"{TEST_DOI_PREFIX}/neon-mirror.{product.code}.{release}"
+        entry = self.products.setdefault(product.code, {}).setdefault(release, ProductRelease(doi=doi))
+        site_month = _site_months(frames)
+        variables = _variables_csv(docs.variables, frames)
+        newest: dict[tuple[str, str], str] = {}
+        for table, frame in frames.items():
+            for (site, publication), part in frame.group_by(["site_id", "publication_date"], maintain_order=True):
+                month = site_month[site]
+                stamp = publication.strftime("%Y%m%dT%H%M%SZ") if publication else "20000101T000000Z"
+                name = self._name(site, product, table, month, stamp)
+                self._put(MirrorFile(name, product.code, release, site, month, _neon_csv(_as_published(part))))
+                entry.months.setdefault(site, set()).add(month)
+                newest[(site, month)] = max(stamp, newest.get((site, month), ""))
+        for (site, month), stamp in newest.items():
+            self._put(MirrorFile(self._name(site, product, "variables", None, stamp, package=False),
+                                 product.code, release, site, month, variables))
+            readme = docs.readme or _generated_readme(product, release)
+            self._put(MirrorFile(self._name(site, product, "readme", None, stamp, package=False, ext="txt"),
+                                 product.code, release, site, month, readme.encode(), "text/plain"))
+
+    def _name(self, site: str, product: ProductSpec, table: str, month: str | None, stamp: str,
+              package: bool = True, ext: str = "csv") -> str:
+        name = NeonFileName(domain=self.domains.get(site, "D00"), site=site, product=product.code, table=table,
+                            month=month, package="basic" if package else None, publication=stamp).render()
+        return name if ext == "csv" else name.removesuffix(".csv") + f".{ext}"
+
+    def _put(self, f: MirrorFile) -> None:
+        self.files[(f.release, f.name)] = f
+
+    # -- questions the server asks ---------------------------------------------
+
+    def releases_of(self, product: str) -> list[str]:
+        return sorted(self.products.get(product, {}), key=release_sort_key)
+
+    def sites_of(self, product: str) -> dict[str, dict[str, set[str]]]:
+        """site -> release -> months."""
+        out: dict[str, dict[str, set[str]]] = {}
+        for release, entry in self.products.get(product, {}).items():
+            for site, months in entry.months.items():
+                out.setdefault(site, {})[release] = months
+        return out
+
+    def latest_release_with(self, product: str, site: str, month: str, provisional: bool = False) -> str | None:
+        """The newest release holding `product` at `site` in `month` (PROVISIONAL only when asked)."""
+        found = [r for r, e in self.products.get(product, {}).items()
+                 if month in e.months.get(site, set()) and (provisional or r != "PROVISIONAL")]
+        return max(found, key=release_sort_key) if found else None
+
+    def package_files(self, product: str, release: str, site: str, month: str) -> list[MirrorFile]:
+        return sorted(
+            (f for (rel, _), f in self.files.items()
+             if rel == release and f.product == product and f.site == site and f.month == month),
+            key=lambda f: f.name,
+        )
+
+
+def _folder_date(folder: Path) -> str:
+    from datetime import UTC, datetime
+
+    newest = max((p.stat().st_mtime for p in folder.rglob("*") if p.is_file()), default=0.0)
+    return datetime.fromtimestamp(newest, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _as_published(part: pl.DataFrame) -> pl.DataFrame:
+    """A stacked table's rows as NEON's per-site file holds them: without what a stacker adds."""
+    return part.drop([c for c in (*ADDED_COLUMNS, *_STACKING_COLUMNS) if c in part.columns])
+
+
+def _site_months(frames: dict[str, pl.DataFrame]) -> dict[str, str]:
+    """One package month per site: the earliest sampling month in any table."""
+    months: dict[str, str] = {}
+    for frame in frames.values():
+        column = next((c for c in _DATE_COLUMNS if c in frame.columns), None)
+        if column is None:
+            continue
+        per_site = frame.group_by("site_id").agg(pl.col(column).min().cast(pl.String).str.slice(0, 7))
+        for site, month in per_site.iter_rows():
+            if month and (site not in months or month < months[site]):
+                months[site] = month
+    for frame in frames.values():
+        for site in frame["site_id"].unique().to_list():
+            months.setdefault(site, "2000-01")
+    return months
+
+
+def _neon_csv(frame: pl.DataFrame) -> bytes:
+    """CSV as NEON's portal writes it: quoted text, empty fields for missing values, ISO dates in UTC."""
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, null_value="", quote_style="non_numeric", date_format="%Y-%m-%d",
+                    datetime_format="%Y-%m-%dT%H:%M:%SZ")
+    return buffer.getvalue()
+
+
+def _neon_type(dtype: pl.DataType) -> str:
+    if dtype.is_float():
+        return "real"
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_temporal():
+        return "dateTime"
+    return "string"
+
+
+def _variables_csv(published: pl.DataFrame | None, frames: dict[str, pl.DataFrame]) -> bytes:
+    """The snapshot's own variables table when it has one; otherwise types only (no descriptions or
+    units are invented)."""
+    if published is not None:
+        return _neon_csv(published)
+    rows = [
+        {"table": table, "fieldName": name, "description": None, "dataType": _neon_type(dtype),
+         "units": None, "downloadPkg": "basic", "pubFormat": None}
+        for table, frame in frames.items()
+        for name, dtype in _as_published(frame).schema.items()
+    ]
+    return _neon_csv(pl.DataFrame(rows, schema={k: pl.String for k in rows[0]}))
+
+
+def _generated_readme(product: ProductSpec, release: str) -> str:
+    return (f"This readme was generated by the rootassets NEON mirror: the snapshot it serves held no readme for "
+            f"{product.name} ({product.code}), {release}.\n")
