@@ -10,6 +10,7 @@ from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
 from rootassets.defs.jobs import MAIN_JOB, main_job
 from rootassets.defs.marts import mart_assets
+from rootassets.defs.neon_documents import document_assets
 from rootassets.defs.raw import raw_assets
 from rootassets.defs.reports import report_assets
 from rootassets.defs.soil_water import soil_water_assets
@@ -22,7 +23,7 @@ __all__ = ["MAIN_JOB", "build_definitions", "defs"]
 def build_definitions(settings: Settings) -> Definitions:
     """Definitions wired to `settings` (tests pass their own)."""
     return Definitions(
-        assets=[*raw_assets, *harmonized_assets, *analysis_assets, *report_assets, *mart_assets, *soil_water_assets,
+        assets=[*raw_assets, *document_assets, *harmonized_assets, *analysis_assets, *report_assets, *mart_assets, *soil_water_assets,
                 *bootstrap_assets],
         jobs=[main_job],
         executor=in_process_executor,  # one process per run; the run's resources commit it (staging.py)

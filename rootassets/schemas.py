@@ -244,6 +244,48 @@ RAW_CONTRACTS: dict[str, TableContract] = {
     "field_site_metadata": TableContract(FieldSiteMetadata, ("field_site_id",)),
     "site_land_cover": TableContract(SiteLandCover, ("siteID",)),
 }
+class _ReleaseContract(pa.DataFrameModel):
+    """Columns every product-level table has (no site)."""
+
+    product: str = pa.Field(str_matches=r"^DP[0-4]\.[0-9]{5}\.[0-9]{3}$")
+    release: str = pa.Field(str_matches=RELEASE)
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+class Variables(_ReleaseContract):
+    """raw.variables: NEON's variables file, as published, per product and release"""
+
+    table: str
+    fieldName: str
+    description: str = pa.Field(nullable=True)
+    dataType: str = pa.Field(nullable=True)
+    units: str = pa.Field(nullable=True)
+
+
+class IssueLog(_ReleaseContract):
+    """raw.issue_log: NEON's changeLogs (or the readme's ISSUE LOG) per product and release"""
+
+    entry: int = pa.Field(ge=1)
+    issue: str = pa.Field(nullable=True)
+    origin: str = pa.Field(isin=["api changeLogs", "readme ISSUE LOG"])
+
+
+class ProductCitation(_ReleaseContract):
+    """raw.product_citations: each product's DOI and citation per release"""
+
+    product_name: str
+    doi: str = pa.Field(nullable=True, str_matches=r"^10\.[0-9]{4,9}/\S+$")
+    citation: str
+
+
+DOCUMENT_CONTRACTS: dict[str, TableContract] = {
+    "variables": TableContract(Variables, ("product", "table", "fieldName")),
+    "issue_log": TableContract(IssueLog, ("product", "entry")),
+    "product_citations": TableContract(ProductCitation, ("product",)),
+}
 HARMONIZED_CONTRACTS: dict[str, TableContract] = {
     "root_increments": TableContract(RootIncrements, ("site_id", "profile", "top_cm")),
     "root_profiles": TableContract(RootProfiles, ("site_id", "top_cm", "bottom_cm")),

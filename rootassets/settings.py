@@ -38,11 +38,13 @@ class Settings:
         home = Path(os.environ.get("ROOTASSETS_HOME") or ".rootassets").expanduser().absolute()
         snapshot = os.environ.get("ROOTASSETS_SNAPSHOT")
         site_attributes = os.environ.get("ROOTASSETS_SITE_ATTRIBUTES")
-        snapshot_path = Path(snapshot).expanduser().absolute() if snapshot else None
+        roots = [Path(p).expanduser().absolute() for p in (snapshot or "").split(os.pathsep) if p]
+        # several snapshot folders (DIR1:DIR2) travel as one os.pathsep-joined value
+        snapshot_path = Path(os.pathsep.join(str(r) for r in roots)) if roots else None
         if site_attributes:
             attributes_path: Path | None = Path(site_attributes).expanduser().absolute()
-        elif snapshot_path is not None:
-            attributes_path = snapshot_path / "site-attributes"
+        elif roots:
+            attributes_path = roots[0] / "site-attributes"
         else:
             attributes_path = None
         return cls(
@@ -51,7 +53,7 @@ class Settings:
             api_url=os.environ.get("NEON_API_URL") or DEFAULT_API_URL,
             site_attributes=attributes_path,
             soil_water=Path(os.environ["ROOTASSETS_SOIL_WATER"]).expanduser().absolute()
-            if os.environ.get("ROOTASSETS_SOIL_WATER") else snapshot_path,
+            if os.environ.get("ROOTASSETS_SOIL_WATER") else (roots[0] if roots else None),
         )
 
     @property

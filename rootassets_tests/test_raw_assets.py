@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -81,8 +82,7 @@ def test_failed_ingest_leaves_the_previous_release_untouched(
     assert before == RAW_COUNTS
     faults = json.dumps({"counts": {"server_error": -1}, "scope": "files"})
     httpx.post(mirror.base_url.replace("/api/v0/", "/__faults"), content=faults).raise_for_status()
-    for path in snapshot_settings.downloads.rglob("*.csv"):
-        path.unlink()  # force fresh downloads, which now fail
+    shutil.rmtree(snapshot_settings.downloads)  # files and the md5 cache: force fresh downloads, which now fail
     result = run(snapshot_settings, api_url=mirror.base_url, raise_on_error=False)
     assert not result.success
     assert counts(snapshot_settings.database) == before

@@ -22,7 +22,7 @@ from rootassets.defs.publish import publish
 from rootassets.defs.resources import ArtifactStore, WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.schemas import ANALYSIS_CONTRACTS
-from rootassets.science.classifier import BIMODAL, ForestParameters, classifier_tables
+from rootassets.science.classifier import BIMODAL, ForestParameters, TooFewSitesError, classifier_tables
 from rootassets.science.group_tests import GroupTestParameters, group_test_table
 from rootassets.science.modality import KDE_STEP_CM, ModalityParameters, kde_table, modality_table
 from rootassets.science.nutrients import NutrientParameters, nutrient_tables
@@ -187,7 +187,11 @@ def analysis_classifier(
 ) -> Iterator[MaterializeResult]:
     release = validate_release(context.partition_key)
     params = config.parameters()
-    out = classifier_tables(warehouse.read("analysis", "site_factors", release), params)
+    try:
+        out = classifier_tables(warehouse.read("analysis", "site_factors", release), params)
+    except TooFewSitesError as exc:
+        yield from _classifier_not_fitted(context, warehouse, artifacts, release, params, str(exc))
+        return
     frame, names, categorical, dropped, full, kept, steps = (out.frame, out.names, out.categorical, out.dropped,
                                                              out.full, out.kept, out.steps)
     performance = out.performance.with_columns(pl.lit(release).alias("release"))
@@ -214,6 +218,26 @@ def analysis_classifier(
     yield MaterializeResult(asset_key=_key("classifier_importance"), metadata={
         **common, **table_metadata(importance, release), "kept_factors": kept,
         "elimination_steps": MetadataValue.json(steps)})
+
+
+def _classifier_not_fitted(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore,
+                           release: str, params: object, reason: str) -> Iterator[MaterializeResult]:
+    """Too few complete sites: empty performance and importance tables, no model file, and the reason."""
+    context.log.warning(f"classifier not fitted for {release}: {reason}")
+    model_path = artifacts.folder("models", release) / "modality_forest.joblib"
+    model_path.unlink(missing_ok=True)  # a model of other data must not pass for this release's
+    performance = pl.DataFrame(schema={"run": pl.String, "metric": pl.String, "value": pl.Float64,
+                                       "release": pl.String})
+    importance = pl.DataFrame(schema={"run": pl.String, "factor": pl.String, "importance": pl.Float64,
+                                      "rank": pl.Int64, "kept": pl.Boolean, "release": pl.String})
+    warehouse.write({("analysis", "classifier_performance"): performance,
+                     ("analysis", "classifier_importance"): importance}, release)
+    common = {"parameters": params.as_metadata(), "fitted": False, "not_fitted_because": reason, "release": release}
+    yield MaterializeResult(asset_key=_key("classifier_model"), metadata=common)
+    yield MaterializeResult(asset_key=_key("classifier_performance"),
+                            metadata={**common, **table_metadata(performance, release)})
+    yield MaterializeResult(asset_key=_key("classifier_importance"),
+                            metadata={**common, **table_metadata(importance, release)})
 
 
 class GroupTestConfig(Config):

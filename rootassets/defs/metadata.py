@@ -12,8 +12,11 @@ from rootassets.neon.stacking import SourceRecord
 PREVIEW_ROWS = 10
 
 
-def column_schema(frame: pl.DataFrame) -> TableSchema:
-    return TableSchema(columns=[TableColumn(name=name, type=str(dtype)) for name, dtype in frame.schema.items()])
+def column_schema(frame: pl.DataFrame, descriptions: dict[str, str] | None = None) -> TableSchema:
+    """The frame's columns and types, with NEON's descriptions (and units) where known."""
+    known = descriptions or {}
+    return TableSchema(columns=[TableColumn(name=name, type=str(dtype), description=known.get(name))
+                                for name, dtype in frame.schema.items()])
 
 
 def preview(frame: pl.DataFrame, rows: int = PREVIEW_ROWS) -> MetadataValue:
@@ -23,11 +26,11 @@ def preview(frame: pl.DataFrame, rows: int = PREVIEW_ROWS) -> MetadataValue:
         return MetadataValue.md(str(frame.head(rows)))
 
 
-def table_metadata(frame: pl.DataFrame, release: str) -> dict[str, Any]:
-    """Row count, sites, column schema and a preview of a written table."""
+def table_metadata(frame: pl.DataFrame, release: str, descriptions: dict[str, str] | None = None) -> dict[str, Any]:
+    """Row count, sites, column schema (with descriptions) and a preview of a written table."""
     return {
         "dagster/row_count": frame.height,
-        "dagster/column_schema": column_schema(frame),
+        "dagster/column_schema": column_schema(frame, descriptions),
         "n_sites": frame["site_id"].n_unique() if "site_id" in frame.columns and frame.height else 0,
         "release": release,
         "preview": preview(frame),

@@ -14,12 +14,15 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, DataVersion, Fai
 from rootassets.defs.metadata import sources_metadata, table_metadata
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
+from rootassets.neon.api_source import ApiSource
+from rootassets.neon.errors import NeonTokenError
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT, ProductSpec
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, site_attributes_fingerprint
 from rootassets.neon.stacking import ADDED_COLUMNS, StackedTable, empty_table
 from rootassets.quarantine import Screened, StructuralError, check_columns, empty_quarantine, screen
 from rootassets.schemas import RAW_CONTRACTS
+from rootassets.warehouse import qualified, quote_ident
 
 RAW_CODE_VERSION = "raw-2"
 
@@ -65,15 +68,21 @@ def _product_asset(product: ProductSpec, name: str):
     ) -> Iterator[MaterializeResult]:
         release = validate_release(context.partition_key)
         source = neon.source()
+        if isinstance(source, ApiSource):
+            source.report = context.log.info  # the download summary, before the download
         fingerprint = source.fingerprint(product, release)
-        load = source.load_product(product, release)
+        try:
+            load = source.load_product(product, release)
+        except NeonTokenError as exc:
+            raise Failure(description=str(exc)) from None
         for note in load.notes:
             context.log.info(note)
         selected = [key.path[-1] for key in context.selected_asset_keys]
         stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in selected}
         provenance = {"neon_product": product.code, "doi": load.doi or "not announced by the source",
                       "citation": load.citation, "source": load.origin, "source_fingerprint": fingerprint or "unknown"}
-        yield from write_raw(warehouse, stacked, release, set(load.tables), provenance)
+        descriptions = neon_descriptions(warehouse, product.code, load.documents.variables)
+        yield from write_raw(warehouse, stacked, release, set(load.tables), provenance, descriptions)
 
     return _product
 
@@ -101,23 +110,56 @@ def raw_site_attributes(
                          {"source": neon.site_attributes_dir or "", "source_fingerprint": fingerprint})
 
 
+def neon_descriptions(warehouse: WarehouseResource, product: str,
+                      variables: pl.DataFrame | None) -> dict[str, dict[str, str]]:
+    """{table: {column: "description (units)"}} from this release's variables file, else from the newest
+    release in `raw.variables` that describes the product (NEON's field definitions rarely change)."""
+    if variables is None or variables["description"].drop_nulls().is_empty():
+        variables = warehouse.described_variables(product)
+    if variables is None:
+        return {}
+    return described_columns(variables)
+
+
+def described_columns(variables: pl.DataFrame) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for table, field, description, units in variables.select("table", "fieldName", "description", "units").iter_rows():
+        if table and field and description:
+            text = description if not units or units == "NA" else f"{description} ({units})"
+            out.setdefault(table, {})[field] = text
+    return out
+
+
+def comment_statements(schema: str, table: str, columns: list[str], descriptions: dict[str, str]) -> list[str]:
+    """COMMENT ON COLUMN for every written column NEON describes (descriptions are data: quoted as literals)."""
+    target = qualified(schema, table)
+    return [f"COMMENT ON COLUMN {target}.{quote_ident(c)} IS '{descriptions[c].replace(chr(39), chr(39) * 2)}'"
+            for c in columns if c in descriptions]
+
+
 def write_raw(
     warehouse: WarehouseResource,
     stacked: dict[str, StackedTable],
     release: str,
     published: set[str],
     provenance: dict[str, str],
+    descriptions: dict[str, dict[str, str]] | None = None,
 ) -> Iterator[MaterializeResult]:
-    """Screen each stacked table, replace its raw and quarantine rows in one transaction, and
-    report each table with its data version, accounting and provenance."""
+    """Screen each stacked table, replace its raw and quarantine rows in one transaction, comment its columns
+    with NEON's descriptions, and report each table with its data version, accounting and provenance."""
     screened = {t: screen_raw(t, s, release, published=t in published) for t, s in stacked.items()}
     warehouse.write(_frames(screened), release)
+    described = descriptions or {}
+    for table in stacked:
+        statements = comment_statements("raw", table, screened[table].rows.columns, described.get(table, {}))
+        if statements:
+            warehouse.define(f"comments:raw.{table}", statements)
     for table, s in stacked.items():
         yield MaterializeResult(
             asset_key=AssetKey(["raw", table]),
             data_version=source_data_version(release, s),
             metadata={
-                **table_metadata(screened[table].rows, release),
+                **table_metadata(screened[table].rows, release, described.get(table)),
                 **screened[table].summary(),
                 "published_by_source": table in published,
                 **provenance,

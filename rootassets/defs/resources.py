@@ -123,6 +123,17 @@ class WarehouseResource(DuckDBResource):
                 for statement in statements:
                     con.execute(statement)
 
+    def described_variables(self, product: str) -> pl.DataFrame | None:
+        """The visible `raw.variables` rows of `product` from the newest release that gives descriptions."""
+        with self.get_connection() as con:
+            if table_columns(con, "raw", "variables") is None:
+                return None
+            frame = con.execute(
+                "SELECT * FROM raw.variables WHERE product = ? AND release = ("
+                "  SELECT max(release) FROM raw.variables WHERE product = ? AND description IS NOT NULL"
+                "    AND release <> 'PROVISIONAL')", [product, product]).pl()
+        return frame if frame.height else None
+
     def visible_releases(self, schema: str, table: str) -> list[str]:
         """The releases present in the visible `schema.table` (none if it does not exist yet)."""
         with self.get_connection() as con:

@@ -138,6 +138,30 @@ class ApiSource:
             documents=documents,
         )
 
+    def documents(self, product: ProductSpec, release: str) -> tuple[ProductDocuments, str | None]:
+        """The product's variables table and readme (from one site's package: NEON's variables file lists
+        every table of the product), its `changeLogs`, and its DOI in `release`."""
+        require_token()
+        info = self.client.product(validate_product(product.code))
+        site_months = self.site_months(product.code, release, info)
+        docs = ProductDocuments(change_logs=[c for c in info.get("changeLogs") or [] if isinstance(c, dict)],
+                                change_logs_origin="api")
+        if site_months:
+            site = sorted(site_months)[0]
+            month = site_months[site][0]
+            data = self.client.month_files(product.code, site, month, release)
+            folder = self.download_dir / release / product.code / site
+            for entry in file_entries({**data, "siteCode": site, "month": month}):
+                context = NeonContext(product=product.code, release=release, site=site, month=month, file=entry.name)
+                name = parse_file_name(entry.name)
+                if name is not None and name.is_variables:
+                    docs.variables = read_variables_table(self._fetch(entry, folder, context, release))
+                    docs.variables_file = entry.name
+                elif entry.name.startswith(f"NEON.") and f".{product.code}.readme." in entry.name:
+                    path = self._fetch(entry, folder, context, release)
+                    docs.readme, docs.readme_file = path.read_text(encoding="utf-8", errors="replace"), entry.name
+        return docs, self.product_doi(product.code, release, info)
+
     def _download(
         self, product: ProductSpec, release: str, packages: list[dict[str, Any]]
     ) -> tuple[list[SourceFile], dict[str, dict[str, str]], ProductDocuments]:

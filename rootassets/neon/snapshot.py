@@ -116,8 +116,12 @@ class SnapshotSource:
                     return (row.get("doi") or "").removeprefix("https://doi.org/") or None
         return None
 
-    def documents(self, product: ProductSpec, release: str) -> ProductDocuments:
-        """The variables table, readme and issue log the snapshot holds for `product` in `release`."""
+    def documents(self, product: ProductSpec, release: str) -> tuple[ProductDocuments, str | None]:
+        """The variables table, readme and issue log the snapshot holds for `product` in `release`, and
+        its DOI (from `dois.csv`, when the folder has one)."""
+        return self._documents(product, release), self.product_doi(product.code, release)
+
+    def _documents(self, product: ProductSpec, release: str) -> ProductDocuments:
         folder = self.product_folder(product, release)
         docs = ProductDocuments()
         if folder is None:
@@ -156,7 +160,7 @@ class SnapshotSource:
         ]
         return ProductLoad(
             product=product, release=release, tables=tables, origin=self.describe(), notes=notes,
-            doi=self.product_doi(product.code, release), documents=self.documents(product, release),
+            doi=self.product_doi(product.code, release), documents=self._documents(product, release),
         )
 
 

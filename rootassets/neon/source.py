@@ -50,3 +50,7 @@ class NeonSource(Protocol):
     def load_product(self, product: ProductSpec, release: str) -> ProductLoad:
         """Stack every table of `product` in `release` the source has."""
         ...
+
+    def documents(self, product: ProductSpec, release: str) -> tuple[ProductDocuments, str | None]:
+        """NEON's documentation of `product` in `release` (variables, readme, issue log) and its DOI."""
+        ...

@@ -219,10 +219,24 @@ class ClassifierTables:
     importance: pl.DataFrame
 
 
+MIN_SITES_PER_CLASS = 2
+
+
+class TooFewSitesError(ValueError):
+    """The factor table has too few complete sites of each class to grow and judge a forest."""
+
+
 def classifier_tables(factors: pl.DataFrame, params: ForestParameters) -> ClassifierTables:
     """Section 5 on the site factor table: all factors, backward elimination, without total biomass,
-    and the spread over `params.n_seeds` seeds."""
+    and the spread over `params.n_seeds` seeds. Refuses (TooFewSitesError) a table with fewer than
+    MIN_SITES_PER_CLASS complete sites of either class: no forest is grown on nothing."""
     frame, names, categorical, dropped = training_frame(factors)
+    per_class = {label: frame.filter(pl.col("modality") == label).height for label in (BIMODAL, UNIMODAL)}
+    if min(per_class.values()) < MIN_SITES_PER_CLASS or not names:
+        raise TooFewSitesError(
+            f"{frame.height} sites have every factor ({per_class[BIMODAL]} bimodal, {per_class[UNIMODAL]} unimodal; "
+            f"{len(dropped)} dropped as incomplete, {len(names)} usable factors): at least {MIN_SITES_PER_CLASS} "
+            "complete sites of each class are needed")
     full = run_classifier(frame, names, categorical, params)
     kept, steps = backward_elimination(frame, names, categorical, params)
     kept_run = run_classifier(frame, kept, categorical, params)

@@ -89,9 +89,15 @@ def factors_figure(importance: pl.DataFrame, factors: pl.DataFrame) -> Figure:
     """Figure 2: factor importance ranking; total fine-root biomass by modality (log axis); land cover by modality."""
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.8))
     ranked = importance.filter(pl.col("run") == "all_factors").sort("importance")
-    a.barh(ranked["factor"], ranked["importance"], color=["#555" if k else "#bbb" for k in ranked["kept"]])
+    if ranked.height:
+        a.barh(ranked["factor"].to_list(), ranked["importance"].to_numpy(),
+               color=["#555" if k else "#bbb" for k in ranked["kept"]])
+        a.set_title("Factor importance (dark: kept after elimination)")
+    else:
+        a.text(0.5, 0.5, "classifier not fitted:\ntoo few complete sites", ha="center", va="center",
+               transform=a.transAxes)
+        a.set_title("Factor importance")
     a.set_xlabel("mean decrease in Gini impurity")
-    a.set_title("Factor importance (dark: kept after elimination)")
     a.tick_params(axis="y", labelsize=8)
     groups = {m: factors.filter(pl.col("modality") == m)["total_fine_root_biomass_g_m2"].drop_nulls().to_numpy()
               for m in ("bimodal", "unimodal")}

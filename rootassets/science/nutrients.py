@@ -139,7 +139,10 @@ def nutrient_tables(profiles: pl.DataFrame, soil: pl.DataFrame, modality: dict[s
                 curves += [{"site_id": site, "nutrient": nutrient, "depth_cm": float(x), "log10_rel_fitted": float(f),
                             "lower": float(lo), "upper": float(hi)}
                            for x, f, lo, hi in zip(points, fitted, low, high, strict=True)]
-    exponents = pl.DataFrame(fits)
+    exponents = pl.DataFrame(fits, schema={"site_id": pl.String, "nutrient": pl.String, "exponent": pl.Float64,
+                                           "intercept": pl.Float64, "r2": pl.Float64, "n": pl.Int64,
+                                           "exponent_low": pl.Float64, "exponent_high": pl.Float64,
+                                           "modality": pl.String})
     loess_table = pl.DataFrame(curves, schema={"site_id": pl.String, "nutrient": pl.String, "depth_cm": pl.Float64,
                                                "log10_rel_fitted": pl.Float64, "lower": pl.Float64,
                                                "upper": pl.Float64})

@@ -53,8 +53,14 @@ def horizon_properties(horizons: pl.DataFrame, biogeo: pl.DataFrame, bulk: pl.Da
 
     Chemistry and texture come from `Regular` biogeo samples, bulk density
     from `Regular` bulk samples, each averaged per horizon; horizon depths from
-    mgp_perhorizon.
+    mgp_perhorizon. A release whose source does not publish the soil product
+    (empty tables) gives no horizons.
     """
+    horizons = _unpublished_as_empty(horizons, {"horizonID": pl.String, "horizonTopDepth": pl.Float64,
+                                                "horizonBottomDepth": pl.Float64})
+    biogeo = _unpublished_as_empty(biogeo, {"horizonID": pl.String, "biogeoSampleType": pl.String})
+    bulk = _unpublished_as_empty(bulk, {"horizonID": pl.String, "bulkDensSampleType": pl.String,
+                                        "bulkDensExclCoarseFrag": pl.Float64})
     chem_columns = [p.source for p in SOIL_PROPERTIES if p.source in biogeo.columns]
     chemistry = (
         biogeo.filter(pl.col("biogeoSampleType") == REGULAR_SAMPLE)
@@ -80,6 +86,13 @@ def horizon_properties(horizons: pl.DataFrame, biogeo: pl.DataFrame, bulk: pl.Da
         if prop.source not in out.columns:
             out = out.with_columns(pl.lit(None, dtype=pl.Float64).alias(prop.source))
     return out.rename({p.source: p.column for p in SOIL_PROPERTIES}).sort("site_id", "top_cm")
+
+
+def _unpublished_as_empty(frame: pl.DataFrame, columns: dict[str, pl.DataType]) -> pl.DataFrame:
+    """An empty table gains the columns it would have had; a non-empty one is left to fail loudly."""
+    if frame.height:
+        return frame
+    return frame.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in columns.items() if c not in frame.columns])
 
 
 def overlap_matrix(tops: np.ndarray, bottoms: np.ndarray, h_tops: np.ndarray, h_bottoms: np.ndarray) -> np.ndarray:
@@ -135,10 +148,10 @@ def soil_on_root_grid(horizons: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFram
                  for name, values in columns.items()]
             )
         )
-    if not frames:
-        return pl.DataFrame()
     ordered = ["site_id", "top_cm", "bottom_cm", "coverage"]
     ordered += [c for p in SOIL_PROPERTIES for c in (p.column, f"coverage_{p.column}")]
+    if not frames:  # no site has horizons (e.g. the release lacks the soil product): the table's columns, no rows
+        return pl.DataFrame(schema={c: pl.String if c == "site_id" else pl.Float64 for c in ordered})
     return pl.concat(frames).select(ordered).sort("site_id", "top_cm", "bottom_cm")
 
 

@@ -1,0 +1,113 @@
+"""NEON's documentation of each product in the database, and the citations of a release.
+
+`raw.variables` (NEON's variables file as published: table, fieldName,
+description, dataType, units, ...), `raw.issue_log` (the API's changeLogs,
+or offline the readme's ISSUE LOG) and `raw.product_citations` (each
+product's DOI for the release), all per product and release; and
+`reports/<release>/citations.bib` with each product's DOI, the paper and
+rootassets' version.
+"""
+
+
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, asset, multi_asset
+
+from rootassets.defs.metadata import table_metadata
+from rootassets.defs.partitions import neon_release
+from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
+from rootassets.neon.citations import bibtex
+from rootassets.neon.documents import ISSUE_LOG_COLUMNS, ProductDocuments, issue_log_frame
+from rootassets.neon.identifiers import validate_release
+from rootassets.neon.products import PRODUCTS
+from rootassets.quarantine import screen
+from rootassets.schemas import DOCUMENT_CONTRACTS
+
+DOCUMENTS_CODE_VERSION = "documents-1"
+DESCRIPTIONS = {
+    "variables": "`raw.variables`: NEON's variables file per product and release, NEON's own columns as published "
+                 "(table, fieldName, description, dataType, units, ...). Empty for a release whose source has none.",
+    "issue_log": "`raw.issue_log`: NEON's issue log per product and release: the API's `changeLogs` for the product, "
+                 "or, offline, the ISSUE LOG section of the product's readme (`origin` says which).",
+    "product_citations": "`raw.product_citations`: each product's DOI and NEON's citation text for the release.",
+}
+
+
+def _spec(name: str) -> AssetSpec:
+    return AssetSpec(key=AssetKey(["raw", name]), description=DESCRIPTIONS[name], group_name="raw",
+                     kinds={"duckdb"}, code_version=DOCUMENTS_CODE_VERSION, partitions_def=neon_release)
+
+
+@multi_asset(name="raw_neon_documents", specs=[_spec(n) for n in DESCRIPTIONS], pool="duckdb",
+             description="NEON's documentation of every product: variables, issue log, DOI per release.")
+def raw_neon_documents(context: AssetExecutionContext, neon: NeonSourceResource,
+                       warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
+    release = validate_release(context.partition_key)
+    source = neon.source()
+    variables, logs, citations = [], [], []
+    for product in PRODUCTS.values():
+        docs, doi = source.documents(product, release)
+        variables.append(variables_rows(product.code, release, docs))
+        logs.append(issue_log_rows(product.code, release, docs))
+        citations.append({"product": product.code, "product_name": product.name, "release": release, "doi": doi,
+                          "citation": product.citation(release, doi), "source": source.describe()})
+        context.log.info(f"{product.code} {release}: variables from {docs.variables_file or 'no file'}, "
+                         f"{len(docs.change_logs)} issue-log entries ({docs.change_logs_origin}), "
+                         f"DOI {doi or 'not announced'}")
+    frames = {
+        "variables": pl.concat(variables, how="diagonal_relaxed"),
+        "issue_log": pl.concat(logs, how="diagonal_relaxed"),
+        "product_citations": pl.DataFrame(citations, schema={k: pl.String for k in citations[0]}),
+    }
+    screened = {name: screen(frame, DOCUMENT_CONTRACTS[name], f"raw.{name}", release)
+                for name, frame in frames.items()}
+    written = {("raw", n): s.kept for n, s in screened.items()}
+    written.update({("quarantine", n): s.quarantined for n, s in screened.items()})
+    warehouse.write(written, release)
+    for name, s in screened.items():
+        yield MaterializeResult(asset_key=AssetKey(["raw", name]),
+                                metadata={**table_metadata(s.kept, release), **s.summary()})
+
+
+def variables_rows(product: str, release: str, docs: ProductDocuments) -> pl.DataFrame:
+    """The variables table as published, with the product, release and file it came from."""
+    base = docs.variables if docs.variables is not None else pl.DataFrame(
+        schema={c: pl.String for c in ("table", "fieldName", "description", "dataType", "units")})
+    return base.with_columns(pl.lit(product).alias("product"), pl.lit(release).alias("release"),
+                             pl.lit(docs.variables_file, dtype=pl.String).alias("source_file"))
+
+
+def issue_log_rows(product: str, release: str, docs: ProductDocuments) -> pl.DataFrame:
+    origin = {"api": "api changeLogs", "readme": "readme ISSUE LOG"}.get(docs.change_logs_origin, "api changeLogs")
+    frame = issue_log_frame(docs.change_logs)
+    return frame.with_row_index("entry", offset=1).with_columns(
+        pl.col("entry").cast(pl.Int64), pl.lit(product).alias("product"), pl.lit(release).alias("release"),
+        pl.lit(origin).alias("origin"),
+    ).select("product", "entry", *ISSUE_LOG_COLUMNS, "origin", "release")
+
+
+def rootassets_version() -> str:
+    try:
+        return version("rootassets")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
+        return "unknown"
+
+
+@asset(key=AssetKey(["reports", "citations"]), deps=[AssetKey(["raw", "product_citations"])],
+       partitions_def=neon_release, group_name="reports", kinds={"bibtex"}, code_version=DOCUMENTS_CODE_VERSION)
+def citations(context: AssetExecutionContext, warehouse: WarehouseResource,
+              artifacts: ArtifactStore) -> MaterializeResult:
+    """`reports/<release>/citations.bib`: each NEON product with its DOI for the release, the paper reproduced
+    (Lu et al. 2025) and the rootassets version that computed the results."""
+    release = validate_release(context.partition_key)
+    rows = warehouse.read("raw", "product_citations", release).sort("product").to_dicts()
+    text = bibtex(rows, release, rootassets_version())
+    path = artifacts.folder("reports", release) / "citations.bib"
+    path.write_text(text)
+    return MaterializeResult(metadata={"path": MetadataValue.path(str(path)), "entries": text.count("\n@") + 1,
+                                       "citations": MetadataValue.md(f"```bibtex\n{text}```"), "release": release})
+
+
+document_assets = [raw_neon_documents, citations]
