@@ -46,7 +46,7 @@ def run_release(settings: Settings, instance: DagsterInstance, release: str) -> 
     assert result.success
 
 
-def test_new_release_is_detected_run_and_diffed(tmp_path: Path, snapshot: Path) -> None:
+def test_new_release_is_detected_run_and_diffed(tmp_path: Path, snapshot: Path, neon_token: str) -> None:
     root = tmp_path / "snapshot"
     copy_release(snapshot, root, OLD)
     with MirrorServer(root) as mirror:

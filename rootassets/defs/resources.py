@@ -128,10 +128,10 @@ class WarehouseResource(DuckDBResource):
         with self.get_connection() as con:
             if table_columns(con, "raw", "variables") is None:
                 return None
-            frame = con.execute(
+            frame = con.sql(
                 "SELECT * FROM raw.variables WHERE product = ? AND release = ("
                 "  SELECT max(release) FROM raw.variables WHERE product = ? AND description IS NOT NULL"
-                "    AND release <> 'PROVISIONAL')", [product, product]).pl()
+                "    AND release <> 'PROVISIONAL')", params=[product, product]).pl()
         return frame if frame.height else None
 
     def visible_releases(self, schema: str, table: str) -> list[str]:
