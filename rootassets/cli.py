@@ -371,7 +371,8 @@ def _mirror(args: argparse.Namespace) -> int:
     try:
         server = MirrorServer(args.snapshot, host=args.host, port=args.port, storage_port=args.storage_port,
                               faults=FaultPlan(counts=counts, scope=args.fault_scope),
-                              require_token=not args.no_token_required, url_ttl_s=args.url_ttl)
+                              require_token=not args.no_token_required, url_ttl_s=args.url_ttl,
+                              access_log=lambda line: print(f"mirror: {line}", file=sys.stderr, flush=True))
     except (NeonError, OSError, ValueError) as exc:
         raise CliError(f"cannot start the mirror: {exc}") from exc
     from rootassets.neon.tokens import unsigned_token

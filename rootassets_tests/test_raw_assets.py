@@ -74,15 +74,24 @@ def test_metadata_names_release_citation_and_checksums(snapshot_settings: Settin
 
 
 @pytest.mark.network
+@pytest.mark.parametrize(("fault", "scope", "message"), [
+    ("server_error", "files", "gave up after 3 attempts"),
+    ("expired_token", "all", "refused NEON_TOKEN (API token has expired)"),
+    ("expired_url", "all", "signed download URL has expired"),
+    ("bad_checksum", "files", "checksum mismatch"),
+    ("truncate", "files", "file NEON."),
+])
 def test_failed_ingest_leaves_the_previous_release_untouched(
-    snapshot_settings: Settings, mirror: MirrorServer
+    snapshot_settings: Settings, mirror: MirrorServer, fault: str, scope: str, message: str
 ) -> None:
     run(snapshot_settings, api_url=mirror.base_url)
     before = counts(snapshot_settings.database)
     assert before == RAW_COUNTS
-    faults = json.dumps({"counts": {"server_error": -1}, "scope": "files"})
+    faults = json.dumps({"counts": {fault: -1}, "scope": scope})
     httpx.post(mirror.base_url.replace("/api/v0/", "/__faults"), content=faults).raise_for_status()
     shutil.rmtree(snapshot_settings.downloads)  # files and the md5 cache: force fresh downloads, which now fail
     result = run(snapshot_settings, api_url=mirror.base_url, raise_on_error=False)
     assert not result.success
+    errors = " ".join(str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure)
+    assert message in errors
     assert counts(snapshot_settings.database) == before

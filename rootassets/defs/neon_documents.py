@@ -9,17 +9,28 @@ rootassets' version.
 """
 
 
+import hashlib
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, asset, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
 
 from rootassets.defs.metadata import table_metadata
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
 from rootassets.neon.citations import bibtex
 from rootassets.neon.documents import ISSUE_LOG_COLUMNS, ProductDocuments, issue_log_frame
+from rootassets.neon.fingerprints import documents_fingerprint
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import PRODUCTS
 from rootassets.quarantine import screen
@@ -66,9 +77,12 @@ def raw_neon_documents(context: AssetExecutionContext, neon: NeonSourceResource,
     written = {("raw", n): s.kept for n, s in screened.items()}
     written.update({("quarantine", n): s.quarantined for n, s in screened.items()})
     warehouse.write(written, release)
+    fingerprint = documents_fingerprint(source, release)
     for name, s in screened.items():
-        yield MaterializeResult(asset_key=AssetKey(["raw", name]),
-                                metadata={**table_metadata(s.kept, release), **s.summary()})
+        content = hashlib.sha256(s.kept.drop("source", strict=False).write_csv().encode()).hexdigest()[:24]
+        yield MaterializeResult(asset_key=AssetKey(["raw", name]), data_version=DataVersion(content),
+                                metadata={**table_metadata(s.kept, release), **s.summary(),
+                                          "source_fingerprint": fingerprint or "unknown"})
 
 
 def variables_rows(product: str, release: str, docs: ProductDocuments) -> pl.DataFrame:

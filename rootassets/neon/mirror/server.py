@@ -41,6 +41,7 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -177,6 +178,7 @@ class MirrorServer:
         storage_port: int = 0,
         rate_limiter: RateLimiter | None = None,
         url_ttl_s: int = URL_TTL_S,
+        access_log: Callable[[str], None] | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the mirror listens on loopback only, not {host!r}")
@@ -184,6 +186,7 @@ class MirrorServer:
         self.catalogue = snapshot if isinstance(snapshot, MirrorCatalogue) else MirrorCatalogue(snapshot)
         self.faults = faults or FaultPlan()
         self.require_token = require_token
+        self.access_log = access_log
         self.stats = MirrorStats()
         self.limiter = rate_limiter or RateLimiter()
         self.signer = UrlSigner(url_ttl_s)
@@ -400,9 +403,20 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     mirror: MirrorServer
+    origin = "api"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
         log.debug("mirror: %s", format % args)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """One access-log line per answer: origin, method, path (never the query: it holds signatures and
+        tokens), status, and whether a token came with the request."""
+        url = urlsplit(self.path)
+        carried = bool(self.headers.get(TOKEN_HEADER)) or TOKEN_PARAM in parse_qs(url.query)
+        line = f"{self.origin} {self.command} {url.path} {code} token={'yes' if carried else 'no'}"
+        if self.mirror.access_log is not None:
+            self.mirror.access_log(line)
+        log.debug("mirror: %s", line)
 
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
         self._head_only = True
@@ -555,6 +569,8 @@ def _api_handler(mirror: MirrorServer) -> type[BaseHTTPRequestHandler]:
 
 def _storage_handler(mirror: MirrorServer) -> type[BaseHTTPRequestHandler]:
     class Storage(_Handler):
+        origin = "storage"
+
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             url = urlsplit(self.path)
             params = parse_qs(url.query)
