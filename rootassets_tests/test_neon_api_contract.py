@@ -300,3 +300,19 @@ def test_every_api_answer_carries_the_rate_limit_headers(doc_mirror: MirrorServe
 def test_the_mirror_listens_on_loopback_only(catalogue: MirrorCatalogue) -> None:
     with pytest.raises(ValueError, match="loopback only"):
         MirrorServer(catalogue, host="0.0.0.0", faults=FaultPlan())
+
+
+def test_any_product_folder_it_is_given_is_served(tmp_path: Path, snapshot: Path) -> None:
+    """A product the platform does not declare (here a copy of real pit rows under another product code)."""
+    import shutil
+
+    folder = tmp_path / RELEASE / "DP1.00097.001"
+    folder.mkdir(parents=True)
+    shutil.copy(snapshot / RELEASE / "DP1.00096.001" / "mgp_permegapit.csv", folder / "mgp_permegapit.csv")
+    with MirrorServer(tmp_path) as server:
+        product = httpx.get(server.base_url + "products/DP1.00097.001").json()["data"]
+        assert len(product["siteCodes"]) == 47
+        site = product["siteCodes"][0]
+        files = httpx.get(server.base_url + f"data/DP1.00097.001/{site['siteCode']}/{site['availableMonths'][0]}",
+                          headers={"X-API-Token": make_token()}).json()["data"]["files"]
+    assert any(".mgp_permegapit." in f["name"] for f in files)

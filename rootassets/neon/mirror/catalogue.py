@@ -20,7 +20,7 @@ from typing import Any
 import google_crc32c
 import polars as pl
 
-from rootassets.neon.identifiers import NeonFileName, release_sort_key
+from rootassets.neon.identifiers import PRODUCT_PATTERN, TABLE_PATTERN, NeonFileName, release_sort_key
 from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.snapshot import SnapshotSource
 from rootassets.neon.stacking import ADDED_COLUMNS
@@ -72,7 +72,7 @@ class MirrorCatalogue:
         self._log_release: dict[str, str] = {}
         generated = source.release_info()
         for release in source.releases():
-            for product in PRODUCTS.values():
+            for product in _products_in(source.release_folder(release)):
                 folder = source.product_folder(product, release)
                 if folder is None:
                     continue
@@ -148,6 +148,23 @@ class MirrorCatalogue:
              if rel == release and f.product == product and f.site == site and f.month == month),
             key=lambda f: f.name,
         )
+
+
+def _products_in(release_folder: Path | None) -> list[ProductSpec]:
+    """Every product folder of a release: the declared products, and any other `DPn.nnnnn.nnn` folder
+    with the stacked tables it holds (one CSV per table), so the mirror serves whatever it is given."""
+    if release_folder is None:
+        return []
+    found = []
+    for folder in sorted(p for p in release_folder.iterdir() if p.is_dir() and PRODUCT_PATTERN.fullmatch(p.name)):
+        if folder.name in PRODUCTS:
+            found.append(PRODUCTS[folder.name])
+            continue
+        tables = tuple(sorted(p.stem for p in folder.glob("*.csv") if TABLE_PATTERN.fullmatch(p.stem)
+                              and not p.stem.startswith(("variables_", "validation_", "categoricalCodes_"))))
+        if tables:
+            found.append(ProductSpec(code=folder.name, name=folder.name, tables=tables))
+    return found
 
 
 def _folder_date(folder: Path) -> str:

@@ -180,7 +180,7 @@ class MirrorServer:
         url_ttl_s: int = URL_TTL_S,
         access_log: Callable[[str], None] | None = None,
     ) -> None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
+        if host not in ("127.0.0.1", "localhost"):
             raise ValueError(f"the mirror listens on loopback only, not {host!r}")
         self._snapshot = None if isinstance(snapshot, MirrorCatalogue) else snapshot
         self.catalogue = snapshot if isinstance(snapshot, MirrorCatalogue) else MirrorCatalogue(snapshot)
