@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="recompute every selected asset, even those up to date (same code and inputs)")
     p.set_defaults(handler=_materialize)
 
+    p = sub.add_parser("releases", help="list NEON's releases and the instance's release partitions; add partitions")
+    p.add_argument("--add", action="append", default=[], metavar="TAG",
+                   help="add the release partition TAG (e.g. RELEASE-2021) to the persistent instance, so that "
+                        "`dg launch --partition TAG` and the UI can run it; repeatable")
+    p.set_defaults(handler=_releases)
+
     p = sub.add_parser("sql", help="run a read-only SQL query against the DuckDB file")
     p.add_argument("query")
     fmt = p.add_mutually_exclusive_group()
@@ -149,6 +155,44 @@ def _materialize(args: argparse.Namespace) -> int:
             raise
         visible = _finish_refresh(settings, refresh, commit=True)
         print(f"rootassets: {release} done: {total} assets materialized; {visible} tables made visible at once")
+    return 0
+
+
+def _releases(args: argparse.Namespace) -> int:
+    """List the source's releases beside the instance's partitions; add the partitions asked for."""
+    settings = Settings.from_env()
+    from rootassets.neon.errors import NeonError
+    from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
+    from rootassets.neon.open import open_source
+
+    try:
+        wanted = [validate_release(tag) for tag in args.add]
+        source = open_source(settings.snapshot, settings.api_url, settings.downloads)
+        offered = source.release_info()
+    except (NeonError, InvalidIdentifierError) as exc:
+        raise CliError(str(exc)) from exc
+    missing = [tag for tag in wanted if tag not in offered]
+    if missing:
+        raise CliError(f"{', '.join(missing)} not offered by {source.describe()} (it offers "
+                       f"{', '.join(offered) or 'no release with every product'})")
+    os.environ["DAGSTER_HOME"] = str(settings.ensure_dagster_home())
+    from dagster import DagsterInstance
+
+    from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
+
+    with DagsterInstance.get() as instance:
+        new = [tag for tag in wanted if not instance.has_dynamic_partition(NEON_RELEASE_PARTITIONS, tag)]
+        if new:
+            instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, new)
+        partitions = set(instance.get_dynamic_partitions(NEON_RELEASE_PARTITIONS))
+    for tag in new:
+        print(f"rootassets: added the release partition {tag} to {settings.dagster_home}")
+    from tabulate import tabulate
+
+    rows = [(tag, offered.get(tag, "-"), "yes" if tag in offered else "no", "yes" if tag in partitions else "no")
+            for tag in sorted(set(offered) | partitions)]
+    print(f"releases of {source.describe()} and partitions of {settings.dagster_home}:")
+    print(tabulate(rows, headers=["release", "generated", "offered", "partition"], tablefmt="simple"))
     return 0
 
 
