@@ -249,33 +249,18 @@ def stale_or_missing(instance: Any, graph: Any, keys: list, release: str, settin
     """The assets among `keys` whose code version or upstream data versions changed, never materialized,
     or last materialized by a refresh that was never committed (a failed or killed run). Pass the same
     `resolver` (from `stale_status_resolver`) to reuse its cache while nothing was materialized between."""
-    from dagster._core.definitions.data_version import StaleStatus
-
     resolver = resolver or stale_status_resolver(instance, graph)
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
-    stale = [k for k in keys if resolver.get_status(k, release if k in partitioned else None) != StaleStatus.FRESH]
+    stale = [k for k in keys if not resolver.is_fresh(k, release if k in partitioned else None)]
     uncommitted = uncommitted_assets(instance, [k for k in keys if k not in stale], release, settings, refresh)
     return [k for k in keys if k in stale or k in uncommitted]
 
 
 def stale_status_resolver(instance: Any, graph: Any) -> Any:
     """Dagster's caching stale-status resolver on `instance` (what the UI uses to show "up to date")."""
-    from dagster._core.definitions.data_version import CachingStaleStatusResolver
-    from dagster._core.loader import LoadingContext
+    from rootassets.dagster_private import FreshnessResolver
 
-    class _Loading(LoadingContext):
-        def __init__(self) -> None:
-            self._loaders: dict = {}
-
-        @property
-        def instance(self) -> Any:
-            return instance
-
-        @property
-        def loaders(self) -> dict:
-            return self._loaders
-
-    return CachingStaleStatusResolver(instance, graph, _Loading())
+    return FreshnessResolver(instance, graph)
 
 
 def raw_unchanged(instance: Any, graph: Any, keys: list, release: str, settings: Settings, source: Any,
