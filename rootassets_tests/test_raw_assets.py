@@ -95,3 +95,41 @@ def test_failed_ingest_leaves_the_previous_release_untouched(
     errors = " ".join(str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure)
     assert message in errors
     assert counts(snapshot_settings.database) == before
+
+
+def test_visible_checks_flag_a_renamed_column_between_releases(tmp_path: Path, snapshot: Path) -> None:
+    import polars as pl
+    from dagster import DagsterInstance, materialize
+
+    from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
+    from rootassets.defs.raw import raw_soil_megapit
+    from rootassets_tests.conftest import asset_resources
+    from rootassets_tests.planted import copy_release
+
+    root = tmp_path / "snapshot"
+    copy_release(snapshot, root)
+    shutil.copytree(root / RELEASE, root / "RELEASE-2022")
+    horizons = root / "RELEASE-2022" / "DP1.00096.001" / "mgp_perhorizon.csv"
+    frame = pl.read_csv(horizons, infer_schema=False)
+    frame.rename({"nrcsDescriptionID": "nrcsDescriptionCode"}).write_csv(horizons)
+    for path in (root / "RELEASE-2022").rglob("*.csv"):  # NEON's own release column follows the release
+        table = pl.read_csv(path, infer_schema=False)
+        if "release" in table.columns:
+            table.with_columns(pl.lit("RELEASE-2022").alias("release")).write_csv(path)
+    settings = Settings(home=tmp_path / "home", snapshot=root, api_url="http://127.0.0.1:9/api/v0/",
+                        site_attributes=root / "site-attributes")
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [RELEASE, "RELEASE-2022"])
+    checks = {}
+    for release in (RELEASE, "RELEASE-2022"):
+        result = materialize([raw_soil_megapit], resources=asset_resources(settings), partition_key=release,
+                             instance=instance)
+        checks[release] = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+    assert all(e.passed for e in checks[RELEASE].values())
+    renamed = checks["RELEASE-2022"][("mgp_perhorizon", "columns_unchanged_since_previous_release")]
+    assert not renamed.passed and renamed.severity.value == "WARN"
+    assert (renamed.metadata["added"].value, renamed.metadata["removed"].value) == (["nrcsDescriptionCode"],
+                                                                                   ["nrcsDescriptionID"])
+    assert checks["RELEASE-2022"][("mgp_perbulksample", "columns_unchanged_since_previous_release")].passed
+    share = checks["RELEASE-2022"][("mgp_perhorizon", "quarantine_share")]
+    assert share.passed and share.metadata["rows_in"].value == 346

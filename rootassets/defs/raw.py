@@ -9,7 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, DataVersion, Failure, MaterializeResult, multi_asset
+from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    multi_asset,
+)
 
 from rootassets.defs.metadata import sources_metadata, table_metadata
 from rootassets.defs.partitions import neon_release
@@ -44,6 +56,20 @@ TABLE_DESCRIPTIONS = {
 }
 
 
+QUARANTINE_SHARE_LIMIT = 0.05
+RAW_CHECKS = {
+    "quarantine_share": f"Warns when more than {QUARANTINE_SHARE_LIMIT:.0%} of the table's records were refused by its "
+                        "contract (they are in quarantine.<table> with the reason).",
+    "columns_unchanged_since_previous_release": "Warns when NEON added, removed or renamed a column of this table "
+                                                "since the previous release materialized here.",
+}
+
+
+def _checks(tables: tuple[str, ...]) -> list[AssetCheckSpec]:
+    return [AssetCheckSpec(name, asset=AssetKey(["raw", t]), description=text)
+            for t in tables for name, text in RAW_CHECKS.items()]
+
+
 def _spec(table: str) -> AssetSpec:
     return AssetSpec(
         key=AssetKey(["raw", table]),
@@ -59,6 +85,7 @@ def _product_asset(product: ProductSpec, name: str):
     @multi_asset(
         name=name,
         specs=[_spec(t) for t in product.all_tables],
+        check_specs=_checks(product.all_tables),
         can_subset=True,
         pool="duckdb",
         description=f"NEON {product.name} ({product.code}), stacked across sites.",
@@ -82,7 +109,7 @@ def _product_asset(product: ProductSpec, name: str):
         provenance = {"neon_product": product.code, "doi": load.doi or "not announced by the source",
                       "citation": load.citation, "source": load.origin, "source_fingerprint": fingerprint or "unknown"}
         descriptions = neon_descriptions(warehouse, product.code, load.documents.variables)
-        yield from write_raw(warehouse, stacked, release, set(load.tables), provenance, descriptions)
+        yield from write_raw(context, warehouse, stacked, release, set(load.tables), provenance, descriptions)
 
     return _product
 
@@ -94,6 +121,7 @@ raw_soil_megapit = _product_asset(SOIL_MEGAPIT, "raw_soil_megapit")
 @multi_asset(
     name="raw_site_attributes",
     specs=[_spec(t) for t in SITE_ATTRIBUTE_TABLES],
+    check_specs=_checks(SITE_ATTRIBUTE_TABLES),
     can_subset=True,
     pool="duckdb",
     description="NEON field-site metadata and the four-way land cover of each site.",
@@ -106,7 +134,7 @@ def raw_site_attributes(
     selected = {key.path[-1] for key in context.selected_asset_keys}
     chosen = {t: s for t, s in tables.items() if t in selected}
     fingerprint = site_attributes_fingerprint(Path(neon.site_attributes_dir)) if neon.site_attributes_dir else "unknown"
-    yield from write_raw(warehouse, chosen, release, set(chosen),
+    yield from write_raw(context, warehouse, chosen, release, set(chosen),
                          {"source": neon.site_attributes_dir or "", "source_fingerprint": fingerprint})
 
 
@@ -137,16 +165,78 @@ def comment_statements(schema: str, table: str, columns: list[str], descriptions
             for c in columns if c in descriptions]
 
 
+def raw_checks(context: AssetExecutionContext, stacked: dict[str, StackedTable], screened: dict[str, Screened],
+               release: str) -> Iterator[AssetCheckResult]:
+    """The quarantine share and the column comparison with the previous release, for each selected table."""
+    selected = context.selected_asset_check_keys
+    for table, s in stacked.items():
+        key = AssetKey(["raw", table])
+        if AssetCheckKey(key, "quarantine_share") in selected:
+            rows_in, refused = screened[table].rows_in, screened[table].quarantined.height
+            share = refused / rows_in if rows_in else 0.0
+            yield AssetCheckResult(asset_key=key, check_name="quarantine_share", passed=share <= QUARANTINE_SHARE_LIMIT,
+                                   severity=AssetCheckSeverity.WARN,
+                                   metadata={"share": share, "rows_quarantined": refused, "rows_in": rows_in,
+                                             "limit": QUARANTINE_SHARE_LIMIT})
+        if AssetCheckKey(key, "columns_unchanged_since_previous_release") in selected:
+            yield _columns_check(context, key, s, release)
+
+
+STACKING_COLUMNS = ("release", "publicationDate")  # what a stacking client (neonUtilities) adds to NEON's columns
+
+
+def neon_columns(s: StackedTable) -> list[str]:
+    """The columns NEON published for the table, across its source files (without a stacker's additions)."""
+    return sorted({c for source in s.sources for c in source.columns if c not in STACKING_COLUMNS})
+
+
+def _columns_check(context: AssetExecutionContext, key: AssetKey, s: StackedTable, release: str) -> AssetCheckResult:
+    published = neon_columns(s)
+    previous = _previous_columns(context, key, release) if published else None
+    if previous is None:
+        reason = "not published in this release" if not published else "no earlier release that published it"
+        return AssetCheckResult(asset_key=key, check_name="columns_unchanged_since_previous_release", passed=True,
+                                severity=AssetCheckSeverity.WARN,
+                                metadata={"compared_with": reason, "columns": published})
+    release_before, columns_before = previous
+    added = sorted(set(published) - set(columns_before))
+    removed = sorted(set(columns_before) - set(published))
+    return AssetCheckResult(asset_key=key, check_name="columns_unchanged_since_previous_release",
+                            passed=not added and not removed, severity=AssetCheckSeverity.WARN,
+                            metadata={"compared_with": release_before, "added": added, "removed": removed})
+
+
+def _previous_columns(context: AssetExecutionContext, key: AssetKey, release: str) -> tuple[str, list[str]] | None:
+    """The NEON columns recorded by the newest materialization of `key` for a release before `release`."""
+    from dagster import AssetRecordsFilter
+
+    from rootassets.neon.identifiers import release_sort_key
+
+    earlier = sorted((r for r in context.instance.get_dynamic_partitions(neon_release.name)
+                      if release_sort_key(r) < release_sort_key(release) and r != "PROVISIONAL"),
+                     key=release_sort_key, reverse=True)
+    for tag in earlier:
+        records = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=[tag]), limit=1).records
+        if records:
+            recorded = records[0].asset_materialization.metadata.get("neon_columns")
+            if recorded is not None and recorded.value:  # a release that published the table
+                return tag, list(recorded.value)
+    return None
+
+
 def write_raw(
+    context: AssetExecutionContext,
     warehouse: WarehouseResource,
     stacked: dict[str, StackedTable],
     release: str,
     published: set[str],
     provenance: dict[str, str],
     descriptions: dict[str, dict[str, str]] | None = None,
-) -> Iterator[MaterializeResult]:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Screen each stacked table, replace its raw and quarantine rows in one transaction, comment its columns
-    with NEON's descriptions, and report each table with its data version, accounting and provenance."""
+    with NEON's descriptions, report each table with its data version, accounting and provenance, and
+    evaluate its visible checks."""
     screened = {t: screen_raw(t, s, release, published=t in published) for t, s in stacked.items()}
     warehouse.write(_frames(screened), release)
     described = descriptions or {}
@@ -159,6 +249,7 @@ def write_raw(
             asset_key=AssetKey(["raw", table]),
             data_version=source_data_version(release, s),
             metadata={
+                "neon_columns": neon_columns(s),
                 **table_metadata(screened[table].rows, release, described.get(table)),
                 **screened[table].summary(),
                 "published_by_source": table in published,
@@ -166,6 +257,7 @@ def write_raw(
                 "source_files": sources_metadata(s.sources),
             },
         )
+    yield from raw_checks(context, stacked, screened, release)
 
 
 def source_data_version(release: str, stacked: StackedTable) -> DataVersion:
