@@ -60,7 +60,10 @@ def test_harmonized_tables_on_the_snapshot(snapshot_settings: Settings) -> None:
     assert events["mgp_perhorizon"]["rows_quarantined"].value == 1  # OAES horizon with top >= bottom
     assert query(snapshot_settings, "select count(*), sum(quarantined::int) from raw.mgp_perhorizon") == [(346, 1)]
     checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert len(checks) == 5 and all(e.event_specific_data.passed for e in checks)
+    harmonized = [e for e in checks if e.event_specific_data.asset_key.path[0] == "harmonized"]
+    raw = [e for e in checks if e.event_specific_data.asset_key.path[0] == "raw"]
+    assert len(harmonized) == 5 and len(raw) == 2 * 10  # quarantine share and columns, per raw table
+    assert all(e.event_specific_data.passed for e in checks)
 
 
 def test_corrupted_rows_are_quarantined_and_everything_downstream_runs(corrupt_copy: tuple[Path, Settings]) -> None:
