@@ -29,7 +29,7 @@ from rootassets.defs.metadata import table_metadata
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
 from rootassets.neon.citations import bibtex
-from rootassets.neon.documents import ISSUE_LOG_COLUMNS, ProductDocuments, issue_log_frame
+from rootassets.neon.documents import ISSUE_LOG_COLUMNS, VARIABLES_COLUMNS, ProductDocuments, issue_log_frame
 from rootassets.neon.fingerprints import documents_fingerprint
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import PRODUCTS
@@ -88,7 +88,7 @@ def raw_neon_documents(context: AssetExecutionContext, neon: NeonSourceResource,
 def variables_rows(product: str, release: str, docs: ProductDocuments) -> pl.DataFrame:
     """The variables table as published, with the product, release and file it came from."""
     base = docs.variables if docs.variables is not None else pl.DataFrame(
-        schema={c: pl.String for c in ("table", "fieldName", "description", "dataType", "units")})
+        schema={c: pl.String for c in VARIABLES_COLUMNS})
     return base.with_columns(pl.lit(product).alias("product"), pl.lit(release).alias("release"),
                              pl.lit(docs.variables_file, dtype=pl.String).alias("source_file"))
 

@@ -16,6 +16,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetRecordsFilter,
     AssetSpec,
     DataVersion,
     Failure,
@@ -28,10 +29,10 @@ from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.api_source import ApiSource
 from rootassets.neon.errors import NeonTokenError
-from rootassets.neon.identifiers import validate_release
+from rootassets.neon.identifiers import release_sort_key, validate_release
 from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT, ProductSpec
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, site_attributes_fingerprint
-from rootassets.neon.stacking import ADDED_COLUMNS, StackedTable, empty_table
+from rootassets.neon.stacking import ADDED_COLUMNS, STACKING_COLUMNS, StackedTable, empty_table
 from rootassets.quarantine import Screened, StructuralError, check_columns, empty_quarantine, screen
 from rootassets.schemas import RAW_CONTRACTS
 from rootassets.warehouse import qualified, quote_ident
@@ -182,9 +183,6 @@ def raw_checks(context: AssetExecutionContext, stacked: dict[str, StackedTable],
             yield _columns_check(context, key, s, release)
 
 
-STACKING_COLUMNS = ("release", "publicationDate")  # what a stacking client (neonUtilities) adds to NEON's columns
-
-
 def neon_columns(s: StackedTable) -> list[str]:
     """The columns NEON published for the table, across its source files (without a stacker's additions)."""
     return sorted({c for source in s.sources for c in source.columns if c not in STACKING_COLUMNS})
@@ -208,10 +206,6 @@ def _columns_check(context: AssetExecutionContext, key: AssetKey, s: StackedTabl
 
 def _previous_columns(context: AssetExecutionContext, key: AssetKey, release: str) -> tuple[str, list[str]] | None:
     """The NEON columns recorded by the newest materialization of `key` for a release before `release`."""
-    from dagster import AssetRecordsFilter
-
-    from rootassets.neon.identifiers import release_sort_key
-
     earlier = sorted((r for r in context.instance.get_dynamic_partitions(neon_release.name)
                       if release_sort_key(r) < release_sort_key(release) and r != "PROVISIONAL"),
                      key=release_sort_key, reverse=True)

@@ -126,8 +126,7 @@ class ApiSource:
             if any(f.table == table for f in files)
         }
         notes = [f"{t}: not published in this release" for t in product.all_tables if t not in tables]
-        documents.change_logs = [c for c in info.get("changeLogs") or [] if isinstance(c, dict)]
-        documents.change_logs_origin = "api"
+        documents.change_logs, documents.change_logs_origin = _change_logs(info), "api"
         return ProductLoad(
             product=product,
             release=release,
@@ -144,8 +143,7 @@ class ApiSource:
         require_token()
         info = self.client.product(validate_product(product.code))
         site_months = self.site_months(product.code, release, info)
-        docs = ProductDocuments(change_logs=[c for c in info.get("changeLogs") or [] if isinstance(c, dict)],
-                                change_logs_origin="api")
+        docs = ProductDocuments(change_logs=_change_logs(info), change_logs_origin="api")
         if site_months:
             site = sorted(site_months)[0]
             month = site_months[site][0]
@@ -157,7 +155,7 @@ class ApiSource:
                 if name is not None and name.is_variables:
                     docs.variables = read_variables_table(self._fetch(entry, folder, context, release))
                     docs.variables_file = entry.name
-                elif entry.name.startswith(f"NEON.") and f".{product.code}.readme." in entry.name:
+                elif entry.name.startswith("NEON.") and f".{product.code}.readme." in entry.name:
                     path = self._fetch(entry, folder, context, release)
                     docs.readme, docs.readme_file = path.read_text(encoding="utf-8", errors="replace"), entry.name
         return docs, self.product_doi(product.code, release, info)
@@ -214,3 +212,8 @@ class ApiSource:
         if size >= LARGE_DOWNLOAD_BYTES:
             log.warning("large download: %s", message)
         self.report(message)
+
+
+def _change_logs(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The product's `changeLogs` (NEON's issue log) from a `/products/{dpID}` answer."""
+    return [c for c in info.get("changeLogs") or [] if isinstance(c, dict)]

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -428,8 +429,6 @@ def cached_copy(cache: Path | None, entry: NeonFileEntry) -> Path | None:
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
-    import shutil
-
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.link")
     partial.unlink(missing_ok=True)

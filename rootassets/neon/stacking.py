@@ -21,6 +21,8 @@ from rootassets.neon.identifiers import PUBLICATION_PATTERN, SITE_PATTERN, NeonF
 from rootassets.neon.products import SITE_COLUMNS
 
 ADDED_COLUMNS = ("site_id", "release", "publication_date", "source_file")
+# What a stacking client (neonUtilities) adds to the columns of NEON's own per-site files.
+STACKING_COLUMNS = ("release", "publicationDate")
 
 
 @dataclass(frozen=True)

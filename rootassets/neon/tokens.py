@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 
 from rootassets.neon.errors import NeonTokenError
 
@@ -24,16 +23,6 @@ TOKEN_PARAM = "apiToken"
 WHERE_TO_GET = "create one under My Account > API Tokens at https://data.neonscience.org/myaccount"
 WARN_WITHIN_S = 7 * 24 * 3600
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TokenStatus:
-    """What the token says of itself; `expires_at` is None when it carries no expiry."""
-
-    expires_at: float | None
-
-    def seconds_left(self, now: float | None = None) -> float | None:
-        return None if self.expires_at is None else self.expires_at - (time.time() if now is None else now)
 
 
 def token_expiry(token: str) -> float | None:
@@ -63,18 +52,16 @@ def require_token(now: float | None = None) -> str:
             f"{TOKEN_ENV} is not set: NEON requires an API token for data downloads since June 2026; "
             f"{WHERE_TO_GET}, then export {TOKEN_ENV}=<token>"
         )
-    left = TokenStatus(token_expiry(token)).seconds_left(now)
-    if left is not None and left <= 0:
-        raise NeonTokenError(f"{TOKEN_ENV} has expired ({_when(token)}); {WHERE_TO_GET} and export {TOKEN_ENV} again")
-    if left is not None and left < WARN_WITHIN_S:
-        log.warning("%s expires in %.1f days (%s); renew it soon: %s", TOKEN_ENV, left / 86400, _when(token),
-                    WHERE_TO_GET)
+    expires_at = token_expiry(token)
+    if expires_at is None:
+        return token
+    left = expires_at - (time.time() if now is None else now)
+    when = "expiry " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires_at))
+    if left <= 0:
+        raise NeonTokenError(f"{TOKEN_ENV} has expired ({when}); {WHERE_TO_GET} and export {TOKEN_ENV} again")
+    if left < WARN_WITHIN_S:
+        log.warning("%s expires in %.1f days (%s); renew it soon: %s", TOKEN_ENV, left / 86400, when, WHERE_TO_GET)
     return token
-
-
-def _when(token: str) -> str:
-    exp = token_expiry(token)
-    return "no expiry" if exp is None else "expiry " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(exp))
 
 
 def unsigned_token(expires_at: float, subject: str = "rootassets-mirror") -> str:

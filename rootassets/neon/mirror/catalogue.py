@@ -23,11 +23,10 @@ import polars as pl
 from rootassets.neon.identifiers import PRODUCT_PATTERN, TABLE_PATTERN, NeonFileName, release_sort_key
 from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.snapshot import SnapshotSource
-from rootassets.neon.stacking import ADDED_COLUMNS
+from rootassets.neon.stacking import ADDED_COLUMNS, STACKING_COLUMNS
 
 TEST_DOI_PREFIX = "10.5072"  # DataCite's prefix for test DOIs: never a real dataset
 _DATE_COLUMNS = ("endDate", "collectDate", "setDate", "startDate")
-_STACKING_COLUMNS = ("release", "publicationDate")  # added by neonUtilities, absent from NEON's own files
 
 
 @dataclass(frozen=True)
@@ -176,7 +175,7 @@ def _folder_date(folder: Path) -> str:
 
 def _as_published(part: pl.DataFrame) -> pl.DataFrame:
     """A stacked table's rows as NEON's per-site file holds them: without what a stacker adds."""
-    return part.drop([c for c in (*ADDED_COLUMNS, *_STACKING_COLUMNS) if c in part.columns])
+    return part.drop([c for c in (*ADDED_COLUMNS, *STACKING_COLUMNS) if c in part.columns])
 
 
 def _site_months(frames: dict[str, pl.DataFrame]) -> dict[str, str]:
