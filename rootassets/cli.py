@@ -6,15 +6,12 @@ import argparse
 import csv
 import json
 import os
-import socket
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from rootassets.settings import Settings
-from rootassets.staging import REFRESH_TAG
 
 
 class CliError(Exception):
@@ -119,42 +116,25 @@ def _materialize(args: argparse.Namespace) -> int:
             raise CliError(f"--select {args.select!r} matches no asset")
     asset_keys = sorted(selection.resolve(graph), key=str)
 
+    from rootassets.refresh import Refresh, RefreshFailed, reap_dead_runs
+
     with DagsterInstance.get() as instance:
-        for note in reap_dead_runs(instance, settings):
+        for note in reap_dead_runs(instance, settings.database):
             print(f"rootassets: {note}", file=sys.stderr)
         if not instance.has_dynamic_partition(NEON_RELEASE_PARTITIONS, release):
             instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
         print(f"rootassets: materializing {release} from {source.describe()} into {settings.database}")
-        job = defs.resolve_job_def(MAIN_JOB)
-        raw = [k for k in asset_keys if k.path[0] == "raw"]
-        rest = [k for k in asset_keys if k.path[0] != "raw"]
-        phases = [raw, rest] if raw and rest and not args.force else [asset_keys]
-        refresh = str(uuid.uuid4())  # every phase stages under it; committed once all succeeded
-        resolver = stale_status_resolver(instance, graph)  # valid until something is materialized
-        if len(phases) == 2 and raw_unchanged(instance, graph, raw, release, settings, source, refresh, resolver):
-            print(f"rootassets: {len(raw)} raw tables up to date (their source files are unchanged), not re-read")
-            phases = [[], rest]
-        total = 0
+        refresh = Refresh(instance, defs, MAIN_JOB, settings.database, release, asset_keys, force=args.force,
+                          say=lambda line: print(line if line.startswith("  ") else f"rootassets: {line}"))
         try:
-            for index, keys in enumerate(phases):
-                if index == 0 and not keys:
-                    continue
-                if index == 0:
-                    resolver = None  # the raw run changes what is stale
-                if index == 1:  # raw tables were re-read: run only what their data versions made stale
-                    stale = stale_or_missing(instance, graph, keys, release, settings, refresh, resolver)
-                    keys = with_unsplittable_siblings(defs, stale)
-                    fresh = len(rest) - len(keys)
-                    if fresh:
-                        print(f"rootassets: {fresh} assets up to date (same code and inputs), not recomputed")
-                    if not keys:
-                        break
-                total += _execute(job, instance, release, keys, settings, refresh)
-        except BaseException:
-            _finish_refresh(settings, refresh, commit=False)
-            raise
-        visible = _finish_refresh(settings, refresh, commit=True)
-        print(f"rootassets: {release} done: {total} assets materialized; {visible} tables made visible at once")
+            report = refresh.run()
+        except RefreshFailed as exc:
+            for step, message in exc.failures:
+                print(f"  FAILED {step}: {message}", file=sys.stderr)
+            raise CliError(f"run {exc.run_id} failed; nothing it computed was made visible, and the earlier "
+                           f"results in {settings.database} are unchanged") from None
+        print(f"rootassets: {release} done: {len(report.materialized)} assets materialized; "
+              f"{report.visible_tables} tables made visible at once")
     return 0
 
 
@@ -194,162 +174,6 @@ def _releases(args: argparse.Namespace) -> int:
     print(f"releases of {source.describe()} and partitions of {settings.dagster_home}:")
     print(tabulate(rows, headers=["release", "generated", "offered", "partition"], tablefmt="simple"))
     return 0
-
-
-def _finish_refresh(settings: Settings, refresh: str, commit: bool) -> int:
-    """Commit (all staged tables become visible in one transaction) or discard a refresh."""
-    from rootassets.staging import commit_refresh, discard_refresh
-    from rootassets.warehouse import connect_writable
-
-    if not settings.database.exists():
-        return 0
-    with connect_writable(settings.database) as con:  # another writer may hold the file for a while
-        return len(commit_refresh(con, refresh)) if commit else discard_refresh(con, refresh)
-
-
-def _execute(job: Any, instance: Any, release: str, keys: list, settings: Settings, refresh: str) -> int:
-    result = job.execute_in_process(
-        instance=instance,
-        partition_key=release,
-        asset_selection=keys,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), "rootassets/release": release,
-              REFRESH_TAG: refresh},
-    )
-    materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
-    for key in materialized:
-        print(f"  materialized {key}")
-    if not result.success:
-        for event in (e for e in result.all_events if e.is_step_failure):
-            error = event.step_failure_data.error
-            while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
-                error = error.cause
-            message = error.message.strip() if error else "unknown error"
-            print(f"  FAILED {event.step_key}: {message}", file=sys.stderr)
-        raise CliError(f"run {result.run_id} failed; nothing it computed was made visible, and the earlier "
-                       f"results in {settings.database} are unchanged")
-    print(f"rootassets: run {result.run_id} succeeded: {len(materialized)} assets for {release}")
-    return len(materialized)
-
-
-def with_unsplittable_siblings(defs: Any, keys: list) -> list:
-    """Add the other keys of each multi-asset that cannot run a subset of its assets
-    (a run killed between two of them leaves only one stale)."""
-    wanted = set(keys)
-    for key in keys:
-        assets_def = defs.resolve_assets_def(key)
-        if not assets_def.can_subset:
-            wanted |= set(assets_def.keys)
-    return sorted(wanted, key=str)
-
-
-def stale_or_missing(instance: Any, graph: Any, keys: list, release: str, settings: Settings, refresh: str,
-                     resolver: Any = None) -> list:
-    """The assets among `keys` whose code version or upstream data versions changed, never materialized,
-    or last materialized by a refresh that was never committed (a failed or killed run). Pass the same
-    `resolver` (from `stale_status_resolver`) to reuse its cache while nothing was materialized between."""
-    resolver = resolver or stale_status_resolver(instance, graph)
-    partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
-    stale = [k for k in keys if not resolver.is_fresh(k, release if k in partitioned else None)]
-    uncommitted = uncommitted_assets(instance, [k for k in keys if k not in stale], release, settings, refresh)
-    return [k for k in keys if k in stale or k in uncommitted]
-
-
-def stale_status_resolver(instance: Any, graph: Any) -> Any:
-    """Dagster's caching stale-status resolver on `instance` (what the UI uses to show "up to date")."""
-    from rootassets.dagster_private import FreshnessResolver
-
-    return FreshnessResolver(instance, graph)
-
-
-def raw_unchanged(instance: Any, graph: Any, keys: list, release: str, settings: Settings, source: Any,
-                  refresh: str, resolver: Any = None) -> bool:
-    """True when every raw key is up to date in Dagster's eyes and committed, and its source files'
-    fingerprint equals the one its last materialization recorded (so re-reading them changes nothing)."""
-    from dagster import AssetRecordsFilter
-
-    from rootassets.neon.fingerprints import raw_fingerprints
-
-    if stale_or_missing(instance, graph, keys, release, settings, refresh, resolver):
-        return False
-    current = raw_fingerprints(source, settings.site_attributes, settings.soil_water, release)
-    for key in keys:
-        records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, asset_partitions=[release]), limit=1).records
-        if not records or current.get(key.path[-1]) is None:
-            return False
-        recorded = records[0].asset_materialization.metadata.get("source_fingerprint")
-        if recorded is None or recorded.value != current[key.path[-1]]:
-            return False
-    return True
-
-
-def uncommitted_assets(instance: Any, keys: list, release: str, settings: Settings, refresh: str) -> set:
-    """Keys whose latest materialization came from a refresh other than `refresh` that was never committed.
-
-    Only when some finished run of this release belongs to an uncommitted refresh (a failed or killed
-    run) are the keys' latest materializations looked up one by one.
-    """
-    from dagster import AssetRecordsFilter, DagsterRunStatus, RunsFilter
-
-    from rootassets.staging import committed
-    from rootassets.warehouse import connect_read_only
-
-    if not settings.database.exists():
-        return set()
-    finished = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
-    runs = instance.get_runs(filters=RunsFilter(tags={"dagster/partition": release}, statuses=finished))
-    refreshes = sorted({run.tags.get(REFRESH_TAG, run.run_id) for run in runs} - {refresh})
-    with connect_read_only(settings.database, attempts=600) as con:
-        suspect = set(refreshes) - committed(con, refreshes)
-    if not suspect:
-        return set()
-    found = set()
-    for key in keys:
-        records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, asset_partitions=[release]), limit=1).records
-        if not records:
-            records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
-        run = instance.get_run_by_id(records[0].run_id) if records else None
-        if run is not None and run.tags.get(REFRESH_TAG, run.run_id) in suspect:
-            found.add(key)
-    return found
-
-
-PID_TAG, HOST_TAG = "rootassets/pid", "rootassets/host"
-
-
-def reap_dead_runs(instance: Any, settings: Settings) -> list[str]:
-    """Mark CLI runs whose process is gone (killed) as failed, discard what they staged, and free
-    their concurrency slots.
-
-    A run killed mid-step still holds its `duckdb` pool slot in the instance;
-    without this the next run would wait for it forever.
-    """
-    from dagster import DagsterRunStatus, RunsFilter
-
-    notes = []
-    active = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.NOT_STARTED]
-    for run in instance.get_runs(filters=RunsFilter(statuses=active)):
-        pid = run.tags.get(PID_TAG, "")
-        if run.tags.get(HOST_TAG) != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
-            continue
-        instance.report_run_failed(run, f"the rootassets process {pid} running it is gone (killed?)")
-        _finish_refresh(settings, run.tags.get(REFRESH_TAG, run.run_id), commit=False)
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        notes.append(f"run {run.run_id} had been killed (process {pid} is gone): marked failed, its slots freed")
-    return notes
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _sql(args: argparse.Namespace) -> int:

@@ -9,6 +9,8 @@ from rootassets.defs.bootstrap import bootstrap_assets
 from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
 from rootassets.defs.jobs import MAIN_JOB, main_job
+from rootassets.defs.neon_sources import neon_source_assets
+from rootassets.defs.visibility import refresh_sensors, visibility_check_keys, visibility_checks
 from rootassets.defs.marts import mart_assets
 from rootassets.defs.neon_documents import document_assets
 from rootassets.defs.raw import raw_assets
@@ -22,12 +24,14 @@ __all__ = ["MAIN_JOB", "build_definitions", "defs"]
 
 def build_definitions(settings: Settings) -> Definitions:
     """Definitions wired to `settings` (tests pass their own)."""
+    assets = [*raw_assets, *document_assets, *harmonized_assets, *analysis_assets, *report_assets, *mart_assets,
+              *soil_water_assets, *bootstrap_assets]
     return Definitions(
-        assets=[*raw_assets, *document_assets, *harmonized_assets, *analysis_assets, *report_assets, *mart_assets, *soil_water_assets,
-                *bootstrap_assets],
-        jobs=[main_job],
+        assets=[*neon_source_assets, *assets],
+        asset_checks=[visibility_checks(assets)],
+        jobs=[main_job(visibility_check_keys(assets))],
         executor=in_process_executor,  # one process per run; the run's resources commit it (staging.py)
-        sensors=[neon_release_sensor],
+        sensors=[neon_release_sensor, *refresh_sensors],
         schedules=[weekly_neon_refresh],
         resources={
             "warehouse": WarehouseResource(database=str(settings.database)),

@@ -65,10 +65,12 @@ def test_json_output(home: dict[str, str]) -> None:
 
 
 def test_select_subset(home: dict[str, str]) -> None:
-    done = cli("materialize", "--release", RELEASE, "--select", "key:raw/site_land_cover", env=home)
+    fresh = cli("materialize", "--release", RELEASE, "--select", "key:raw/site_land_cover", env=home)
+    assert "1 raw tables up to date (their NEON source is unchanged), not re-read" in fresh.stdout, fresh.stdout
+    done = cli("materialize", "--release", RELEASE, "--select", "key:raw/site_land_cover", "--force", env=home)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "materialized raw/site_land_cover" in done.stdout
-    assert "mpr_perrootsample" not in done.stdout
+    assert "observed neon/site_attributes" in done.stdout and "materialized raw/site_land_cover" in done.stdout
+    assert "mpr_perrootsample" not in done.stdout and "field_site_metadata" not in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -139,7 +141,7 @@ def test_warm_rerun_recomputes_nothing_downstream(home: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "assets up to date (same code and inputs), not recomputed" in done.stdout
     assert "materialized analysis/" not in done.stdout and "materialized harmonized/" not in done.stdout
-    assert "raw tables up to date (their source files are unchanged), not re-read" in done.stdout
+    assert "raw tables up to date (their NEON source is unchanged), not re-read" in done.stdout
     assert "materialized raw/" not in done.stdout
     forced = cli("materialize", "--release", RELEASE, "--select", "key:harmonized/site_root_biomass", env=home)
     assert "materialized harmonized/site_root_biomass" in forced.stdout
@@ -179,3 +181,11 @@ def test_a_touched_source_file_is_re_read_and_unchanged_content_recomputes_nothi
     touched = cli(*select, env=env)
     assert "materialized raw/mpr_perrootsample" in touched.stdout, touched.stdout
     assert "materialized harmonized/" not in touched.stdout  # same bytes: same md5 data version
+
+
+def test_one_asset_of_a_multi_asset_runs_alone(home: dict[str, str]) -> None:
+    # analysis/site_kde and analysis/site_modality come from one multi-asset; a subset run writes only its subset
+    done = cli("materialize", "--release", RELEASE, "--select", "key:analysis/site_kde", "--force", env=home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "materialized analysis/site_kde" in done.stdout
+    assert "materialized analysis/site_modality" not in done.stdout, done.stdout

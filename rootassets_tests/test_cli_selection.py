@@ -1,22 +1,15 @@
-"""How `rootassets materialize` chooses what to run after re-reading the raw tables."""
+"""Every multi-asset runs any subset of its assets, so a refresh re-runs exactly what is stale."""
 
 from __future__ import annotations
 
-from dagster import AssetKey
+from dagster import AssetsDefinition
 
-from rootassets.cli import with_unsplittable_siblings
 from rootassets.definitions import defs
 
 
-def test_a_stale_half_of_a_multi_asset_brings_its_sibling() -> None:
-    # A run killed after analysis/site_modality was written but before analysis/site_kde leaves only
-    # site_kde stale; the multi-asset that makes both cannot run one alone.
-    keys = with_unsplittable_siblings(defs, [AssetKey(["analysis", "site_kde"])])
-    assert keys == [AssetKey(["analysis", "site_kde"]), AssetKey(["analysis", "site_modality"])]
-
-
-def test_subsettable_assets_are_left_alone() -> None:
-    raw = [AssetKey(["raw", "mpr_perrootsample"])]
-    assert with_unsplittable_siblings(defs, raw) == raw
-    single = [AssetKey(["analysis", "phi"])]
-    assert with_unsplittable_siblings(defs, single) == single
+def test_every_multi_asset_can_run_a_subset_of_its_assets() -> None:
+    graph = defs.resolve_asset_graph()
+    multi = {graph.get(key).assets_def for key in graph.get_all_asset_keys()}
+    unsplittable = [a.node_def.name for a in multi if isinstance(a, AssetsDefinition) and len(a.keys) > 1
+                    and not a.can_subset]
+    assert unsplittable == []

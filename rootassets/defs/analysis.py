@@ -57,6 +57,7 @@ class ModalityConfig(Config):
 
 @multi_asset(
     name="analysis_site_modality",
+    can_subset=True,
     specs=[
         AssetSpec(_key("site_modality"), deps=[_h("root_profiles"), _h("site_root_biomass")],
                   kinds={"duckdb", "numpy"},
@@ -81,13 +82,16 @@ def analysis_site_modality(
         "site_id", "total_fine_root_biomass_g_m2")
     table = table.join(biomass, on="site_id", how="left")
     counts = dict(table.group_by("modality").len().sort("modality").iter_rows())
-    yield from publish(warehouse, _key("site_modality"), table, release, ANALYSIS_CONTRACTS["site_modality"], {},
-                       {"parameters": params.as_metadata(), "modality_counts": counts,
-                        "bimodal_sites": table.filter(pl.col("modality") == BIMODAL)["site_id"].to_list()})
-    curves = kde_table(kdes).with_columns(pl.lit(release).alias("release"))
-    warehouse.write({("analysis", "site_kde"): curves}, release)
-    yield MaterializeResult(asset_key=_key("site_kde"), metadata={**table_metadata(curves, release),
-                                                                  "step_cm": KDE_STEP_CM})
+    selected = context.selected_asset_keys
+    if _key("site_modality") in selected:
+        yield from publish(warehouse, _key("site_modality"), table, release, ANALYSIS_CONTRACTS["site_modality"], {},
+                           {"parameters": params.as_metadata(), "modality_counts": counts,
+                            "bimodal_sites": table.filter(pl.col("modality") == BIMODAL)["site_id"].to_list()})
+    if _key("site_kde") in selected:
+        curves = kde_table(kdes).with_columns(pl.lit(release).alias("release"))
+        warehouse.write({("analysis", "site_kde"): curves}, release)
+        yield MaterializeResult(asset_key=_key("site_kde"), metadata={**table_metadata(curves, release),
+                                                                      "step_cm": KDE_STEP_CM})
 
 
 class PhiConfig(Config):
@@ -168,6 +172,7 @@ class ClassifierConfig(Config):
 
 @multi_asset(
     name="analysis_classifier",
+    can_subset=True,
     specs=[
         AssetSpec(_key("classifier_model"), deps=[_key("site_factors")], kinds={"sklearn"},
                   description="The fitted random forest of site factors predicting modality (METHOD.md section 5), "
@@ -201,43 +206,51 @@ def analysis_classifier(
     model_path = artifacts.folder("models", release) / "modality_forest.joblib"
     import joblib  # imported where used
 
-    joblib.dump({"forest": full.forest, "factors": names, "categorical": sorted(categorical),
-                 "parameters": params.as_metadata(), "training_data_version": training_version,
-                 "release": release}, model_path)
-    warehouse.write({("analysis", "classifier_performance"): performance,
-                     ("analysis", "classifier_importance"): importance}, release)
+    selected = context.selected_asset_keys
+    if _key("classifier_model") in selected:
+        joblib.dump({"forest": full.forest, "factors": names, "categorical": sorted(categorical),
+                     "parameters": params.as_metadata(), "training_data_version": training_version,
+                     "release": release}, model_path)
+    tables = {("analysis", "classifier_performance"): performance, ("analysis", "classifier_importance"): importance}
+    warehouse.write({k: v for k, v in tables.items() if _key(k[1]) in selected}, release)
     common = {"parameters": params.as_metadata(), "sites_used": frame.height, "sites_dropped_incomplete": dropped}
-    yield MaterializeResult(asset_key=_key("classifier_model"), metadata={
-        **common, "path": MetadataValue.path(str(model_path)), "features": names,
-        "training_data_version": training_version, "release": release})
-    yield MaterializeResult(asset_key=_key("classifier_performance"), metadata={
-        **common, **table_metadata(performance, release),
-        "confusion_all_factors": MetadataValue.json(full.performance.confusion),
-        "overall_accuracy": full.performance.overall_accuracy,
-        "bimodal_accuracy": full.performance.class_accuracy[BIMODAL]})
-    yield MaterializeResult(asset_key=_key("classifier_importance"), metadata={
-        **common, **table_metadata(importance, release), "kept_factors": kept,
-        "elimination_steps": MetadataValue.json(steps)})
+    results = [
+        MaterializeResult(asset_key=_key("classifier_model"), metadata={
+            **common, "path": MetadataValue.path(str(model_path)), "features": names,
+            "training_data_version": training_version, "release": release}),
+        MaterializeResult(asset_key=_key("classifier_performance"), metadata={
+            **common, **table_metadata(performance, release),
+            "confusion_all_factors": MetadataValue.json(full.performance.confusion),
+            "overall_accuracy": full.performance.overall_accuracy,
+            "bimodal_accuracy": full.performance.class_accuracy[BIMODAL]}),
+        MaterializeResult(asset_key=_key("classifier_importance"), metadata={
+            **common, **table_metadata(importance, release), "kept_factors": kept,
+            "elimination_steps": MetadataValue.json(steps)}),
+    ]
+    yield from (r for r in results if r.asset_key in selected)
 
 
 def _classifier_not_fitted(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore,
                            release: str, params: object, reason: str) -> Iterator[MaterializeResult]:
     """Too few complete sites: empty performance and importance tables, no model file, and the reason."""
     context.log.warning(f"classifier not fitted for {release}: {reason}")
+    selected = context.selected_asset_keys
     model_path = artifacts.folder("models", release) / "modality_forest.joblib"
-    model_path.unlink(missing_ok=True)  # a model of other data must not pass for this release's
+    if _key("classifier_model") in selected:
+        model_path.unlink(missing_ok=True)  # a model of other data must not pass for this release's
     performance = pl.DataFrame(schema={"run": pl.String, "metric": pl.String, "value": pl.Float64,
                                        "release": pl.String})
     importance = pl.DataFrame(schema={"run": pl.String, "factor": pl.String, "importance": pl.Float64,
                                       "rank": pl.Int64, "kept": pl.Boolean, "release": pl.String})
-    warehouse.write({("analysis", "classifier_performance"): performance,
-                     ("analysis", "classifier_importance"): importance}, release)
+    tables = {("analysis", "classifier_performance"): performance, ("analysis", "classifier_importance"): importance}
+    warehouse.write({k: v for k, v in tables.items() if _key(k[1]) in selected}, release)
     common = {"parameters": params.as_metadata(), "fitted": False, "not_fitted_because": reason, "release": release}
-    yield MaterializeResult(asset_key=_key("classifier_model"), metadata=common)
-    yield MaterializeResult(asset_key=_key("classifier_performance"),
-                            metadata={**common, **table_metadata(performance, release)})
-    yield MaterializeResult(asset_key=_key("classifier_importance"),
-                            metadata={**common, **table_metadata(importance, release)})
+    results = [MaterializeResult(asset_key=_key("classifier_model"), metadata=common),
+               MaterializeResult(asset_key=_key("classifier_performance"),
+                                 metadata={**common, **table_metadata(performance, release)}),
+               MaterializeResult(asset_key=_key("classifier_importance"),
+                                 metadata={**common, **table_metadata(importance, release)})]
+    yield from (r for r in results if r.asset_key in selected)
 
 
 class GroupTestConfig(Config):
@@ -268,6 +281,7 @@ class NutrientConfig(Config):
 
 @multi_asset(
     name="analysis_nutrients",
+    can_subset=True,
     specs=[
         AssetSpec(_key("nutrient_exponents"), deps=[_h("soil_profiles"), _h("root_profiles"), _key("site_modality")],
                   kinds={"duckdb"},
@@ -292,12 +306,15 @@ def analysis_nutrients(
                                                       warehouse.read("harmonized", "soil_profiles", release),
                                                       modality, params)
     loess_table = loess_table.with_columns(pl.lit(release).alias("release"))
-    yield from publish(warehouse, _key("nutrient_exponents"), exponents, release,
-                       ANALYSIS_CONTRACTS["nutrient_exponents"], {},
-                       {"parameters": params.as_metadata(), "summary": MetadataValue.json(summary.to_dicts())})
-    warehouse.write({("analysis", "nutrient_loess"): loess_table}, release)
-    yield MaterializeResult(asset_key=_key("nutrient_loess"), metadata={
-        **table_metadata(loess_table, release), "parameters": params.as_metadata()})
+    selected = context.selected_asset_keys
+    if _key("nutrient_exponents") in selected:
+        yield from publish(warehouse, _key("nutrient_exponents"), exponents, release,
+                           ANALYSIS_CONTRACTS["nutrient_exponents"], {},
+                           {"parameters": params.as_metadata(), "summary": MetadataValue.json(summary.to_dicts())})
+    if _key("nutrient_loess") in selected:
+        warehouse.write({("analysis", "nutrient_loess"): loess_table}, release)
+        yield MaterializeResult(asset_key=_key("nutrient_loess"), metadata={
+            **table_metadata(loess_table, release), "parameters": params.as_metadata()})
 
 
 analysis_assets = [analysis_site_modality, analysis_phi, analysis_site_factors, analysis_classifier,

@@ -15,7 +15,7 @@ from dagster import (
     sensor,
 )
 
-from rootassets.defs.jobs import main_job
+from rootassets.defs.jobs import MAIN_JOB
 from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS, neon_release
 from rootassets.defs.resources import NeonSourceResource
 from rootassets.neon.errors import NeonError
@@ -36,7 +36,7 @@ def _offered(neon: NeonSourceResource) -> dict[str, str] | SkipReason:
 
 @sensor(
     name="neon_release_sensor",
-    job=main_job,
+    job_name=MAIN_JOB,
     minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=DefaultSensorStatus.STOPPED,
     description="Polls NEON (/releases and /products for the platform's products) and, for each new release, "
@@ -63,7 +63,7 @@ def neon_release_sensor(context: SensorEvaluationContext, neon: NeonSourceResour
 
 @schedule(
     name="weekly_neon_refresh",
-    job=main_job,
+    job_name=MAIN_JOB,
     cron_schedule="0 6 * * 1",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.STOPPED,

@@ -26,13 +26,14 @@ from dagster import (
 )
 
 from rootassets.defs.metadata import table_metadata
+from rootassets.defs.neon_sources import source_key
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
 from rootassets.neon.citations import bibtex
 from rootassets.neon.documents import ISSUE_LOG_COLUMNS, VARIABLES_COLUMNS, ProductDocuments, issue_log_frame
-from rootassets.neon.fingerprints import documents_fingerprint
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import PRODUCTS
+from rootassets.neon.source import NeonSource
 from rootassets.quarantine import screen
 from rootassets.schemas import DOCUMENT_CONTRACTS
 
@@ -48,10 +49,11 @@ DESCRIPTIONS = {
 
 def _spec(name: str) -> AssetSpec:
     return AssetSpec(key=AssetKey(["raw", name]), description=DESCRIPTIONS[name], group_name="raw",
+                     deps=[source_key(code) for code in PRODUCTS],
                      kinds={"duckdb"}, code_version=DOCUMENTS_CODE_VERSION, partitions_def=neon_release)
 
 
-@multi_asset(name="raw_neon_documents", specs=[_spec(n) for n in DESCRIPTIONS], pool="duckdb",
+@multi_asset(name="raw_neon_documents", specs=[_spec(n) for n in DESCRIPTIONS], pool="duckdb", can_subset=True,
              description="NEON's documentation of every product: variables, issue log, DOI per release.")
 def raw_neon_documents(context: AssetExecutionContext, neon: NeonSourceResource,
                        warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
@@ -72,8 +74,9 @@ def raw_neon_documents(context: AssetExecutionContext, neon: NeonSourceResource,
         "issue_log": pl.concat(logs, how="diagonal_relaxed"),
         "product_citations": pl.DataFrame(citations, schema={k: pl.String for k in citations[0]}),
     }
+    selected = {key.path[-1] for key in context.selected_asset_keys}
     screened = {name: screen(frame, DOCUMENT_CONTRACTS[name], f"raw.{name}", release)
-                for name, frame in frames.items()}
+                for name, frame in frames.items() if name in selected}
     written = {("raw", n): s.kept for n, s in screened.items()}
     written.update({("quarantine", n): s.quarantined for n, s in screened.items()})
     warehouse.write(written, release)
@@ -83,6 +86,14 @@ def raw_neon_documents(context: AssetExecutionContext, neon: NeonSourceResource,
         yield MaterializeResult(asset_key=AssetKey(["raw", name]), data_version=DataVersion(content),
                                 metadata={**table_metadata(s.kept, release), **s.summary(),
                                           "source_fingerprint": fingerprint or "unknown"})
+
+
+def documents_fingerprint(source: NeonSource, release: str) -> str | None:
+    """The documentation tables are read from every product's files: their fingerprints together."""
+    parts = [source.fingerprint(product, release) for product in PRODUCTS.values()]
+    if any(p is None for p in parts):
+        return None
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
 
 
 def variables_rows(product: str, release: str, docs: ProductDocuments) -> pl.DataFrame:

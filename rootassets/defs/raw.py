@@ -25,6 +25,7 @@ from dagster import (
 )
 
 from rootassets.defs.metadata import sources_metadata, table_metadata
+from rootassets.defs.neon_sources import SITE_ATTRIBUTES, source_key
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.api_source import ApiSource
@@ -71,9 +72,10 @@ def _checks(tables: tuple[str, ...]) -> list[AssetCheckSpec]:
             for t in tables for name, text in RAW_CHECKS.items()]
 
 
-def _spec(table: str) -> AssetSpec:
+def _spec(table: str, source: AssetKey) -> AssetSpec:
     return AssetSpec(
         key=AssetKey(["raw", table]),
+        deps=[source],
         description=f"`raw.{table}`: {TABLE_DESCRIPTIONS[table]}",
         group_name="raw",
         kinds={"duckdb"},
@@ -85,7 +87,7 @@ def _spec(table: str) -> AssetSpec:
 def _product_asset(product: ProductSpec, name: str):
     @multi_asset(
         name=name,
-        specs=[_spec(t) for t in product.all_tables],
+        specs=[_spec(t, source_key(product.code)) for t in product.all_tables],
         check_specs=_checks(product.all_tables),
         can_subset=True,
         pool="duckdb",
@@ -121,7 +123,7 @@ raw_soil_megapit = _product_asset(SOIL_MEGAPIT, "raw_soil_megapit")
 
 @multi_asset(
     name="raw_site_attributes",
-    specs=[_spec(t) for t in SITE_ATTRIBUTE_TABLES],
+    specs=[_spec(t, source_key(SITE_ATTRIBUTES)) for t in SITE_ATTRIBUTE_TABLES],
     check_specs=_checks(SITE_ATTRIBUTE_TABLES),
     can_subset=True,
     pool="duckdb",

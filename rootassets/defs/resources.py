@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-from dagster import ConfigurableResource, DagsterEventType, DagsterInstance, DagsterRun, InitResourceContext
+from dagster import ConfigurableResource, InitResourceContext
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
@@ -17,10 +17,9 @@ from rootassets.neon.open import open_source
 from rootassets.neon.site_attributes import load_site_attributes
 from rootassets.neon.source import NeonSource
 from rootassets.neon.stacking import StackedTable
+from rootassets.refresh import finish_run, mark_worker
 from rootassets.staging import (
     REFRESH_TAG,
-    commit_refresh,
-    discard_refresh,
     is_staged,
     preview_commit,
     read_staged,
@@ -38,7 +37,9 @@ class WarehouseResource(DuckDBResource):
     Inside a run, writes are staged under the run's refresh id and become
     visible together when the run succeeds (see `rootassets.staging`); the
     run's own steps read what it staged. A run tagged `rootassets/refresh`
-    belongs to a refresh that its launcher (the CLI) commits itself.
+    belongs to a refresh that its launcher (the CLI) commits itself; any other
+    run commits or discards itself as its resources are torn down
+    (`rootassets.refresh.finish_run`).
     """
 
     _refresh_id: str | None = PrivateAttr(default=None)
@@ -49,21 +50,14 @@ class WarehouseResource(DuckDBResource):
         if run is not None:
             self._refresh_id = validate_refresh(run.tags.get(REFRESH_TAG, run.run_id))
             self._commits_at_end = REFRESH_TAG not in run.tags
+            if self._commits_at_end and context.instance is not None:
+                mark_worker(context.instance, run)  # so a killed worker is found and its staging discarded
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if not self._commits_at_end or self._refresh_id is None or context.instance is None or context.run is None:
             return
-        outcome = run_outcome(context.instance, context.run)
-        with self.get_connection() as con:
-            if outcome == "succeeded":
-                counts = commit_refresh(con, self._refresh_id)
-                message = f"run succeeded: {len(counts)} staged tables made visible in one transaction"
-            elif outcome == "failed":
-                dropped = discard_refresh(con, self._refresh_id)
-                message = f"run failed: {dropped} staged tables discarded; the visible tables are unchanged"
-            else:
-                return
-        if context.log is not None:
+        message = finish_run(context.instance, context.run, Path(self.database))
+        if message and context.log is not None:
             context.log.info(f"rootassets: {message}")
 
     @property
@@ -140,17 +134,6 @@ class WarehouseResource(DuckDBResource):
             if table_columns(con, schema, table) is None:
                 return []
             return [r for (r,) in con.execute(f"SELECT DISTINCT release FROM {qualified(schema, table)}").fetchall()]
-
-
-def run_outcome(instance: DagsterInstance, run: DagsterRun) -> str:
-    """"succeeded" when every planned step succeeded, "failed" when one failed, else "unfinished"."""
-    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id) if run.execution_plan_snapshot_id else None
-    planned = set(plan.step_keys_to_execute) if plan is not None else set()
-    records = instance.all_logs(run.run_id, of_type={DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE})
-    succeeded = {r.dagster_event.step_key for r in records if r.dagster_event and r.dagster_event.is_step_success}
-    if any(r.dagster_event and r.dagster_event.is_step_failure for r in records):
-        return "failed"
-    return "succeeded" if planned and planned <= succeeded else "unfinished"
 
 
 class NeonSourceResource(ConfigurableResource):

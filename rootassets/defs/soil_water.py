@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from rootassets.defs.metadata import table_metadata
+from rootassets.defs.neon_sources import SOIL_WATER, source_key
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.identifiers import validate_release
@@ -47,13 +48,14 @@ SERIES, STATS = AssetKey(["analysis", "soil_water_phi_series"]), AssetKey(["anal
 
 @multi_asset(
     specs=[
-        AssetSpec(POSITIONS, group_name="raw", kinds={"duckdb"},
+        AssetSpec(POSITIONS, group_name="raw", kinds={"duckdb"}, deps=[source_key(SOIL_WATER)],
                   description="`raw.swc_sensor_positions`: DP1.00094.001 sensor positions per site, HOR and VER, "
                               "with the depth in cm (-100 x zOffset); the current position of a moved sensor."),
-        AssetSpec(FILES, group_name="raw", kinds={"duckdb"},
+        AssetSpec(FILES, group_name="raw", kinds={"duckdb"}, deps=[source_key(SOIL_WATER)],
                   description="`raw.swc_files`: the 30-minute soil water files of the release (site, HOR, VER, "
                               "month, publication, size). Their rows stay in the files and are read in DuckDB."),
     ],
+    can_subset=True,
     **COMMON,
 )
 def swc_sources(context: AssetExecutionContext, neon: NeonSourceResource,
@@ -62,18 +64,22 @@ def swc_sources(context: AssetExecutionContext, neon: NeonSourceResource,
     files = discover(soil_water_folder(neon.soil_water_path(), release))
     positions = read_sensor_positions(files).with_columns(pl.lit(release).alias("release"))
     inventory = files.inventory().with_columns(pl.lit(release).alias("release"))
-    warehouse.write({("raw", "swc_sensor_positions"): positions, ("raw", "swc_files"): inventory}, release)
+    selected = context.selected_asset_keys
+    tables = {POSITIONS: positions, FILES: inventory}
+    warehouse.write({tuple(key.path): frame for key, frame in tables.items() if key in selected}, release)
     common = {"folder": str(files.folder) if files.folder else "none",
               "available": bool(files.data),
               "note": "" if files.data else "the source has no DP1.00094.001 files for this release "
                                             "(set ROOTASSETS_SOIL_WATER to a folder with <release>/DP1.00094.001/)",
               "ignored_files": len(files.ignored), "source_fingerprint": files.fingerprint()}
     version = DataVersion(files.fingerprint())
-    yield MaterializeResult(asset_key=POSITIONS, data_version=version,
-                            metadata={**table_metadata(positions, release), **common})
-    yield MaterializeResult(asset_key=FILES, data_version=version,
-                            metadata={**table_metadata(inventory, release), **common,
-                                      "total_bytes": int(inventory["size_bytes"].sum()) if inventory.height else 0})
+    if POSITIONS in selected:
+        yield MaterializeResult(asset_key=POSITIONS, data_version=version,
+                                metadata={**table_metadata(positions, release), **common})
+    if FILES in selected:
+        yield MaterializeResult(asset_key=FILES, data_version=version,
+                                metadata={**table_metadata(inventory, release), **common,
+                                          "total_bytes": int(inventory["size_bytes"].sum()) if inventory.height else 0})
 
 
 @multi_asset(
@@ -90,12 +96,14 @@ def swc_sources(context: AssetExecutionContext, neon: NeonSourceResource,
                               "steps and of the surface sensor alone: mean, median, min, max, sd, cv, 25%, 75%, "
                               "IQR (METHOD.md section 4)."),
     ],
+    can_subset=True,
     **COMMON,
 )
 def soil_water_phi(context: AssetExecutionContext, neon: NeonSourceResource,
                    warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
     """Phi of soil water content per time step, and its statistics."""
     release = validate_release(context.partition_key)
+    selected = context.selected_asset_keys
     params = PhiParameters()
     files = discover(soil_water_folder(neon.soil_water_path(), release))
     depths = phi_depth_table(warehouse.read("analysis", "site_modality", release), params)
@@ -114,10 +122,10 @@ def soil_water_phi(context: AssetExecutionContext, neon: NeonSourceResource,
         statistics = labelled_statistics_sql("swc_series", "swc_depths")
         observations = read_csv_sql([Path(p) for p in sorted(set(roles["path"]))])
         con.execute(f"CREATE OR REPLACE TEMP TABLE swc_series AS {series_sql(observations, 'swc_file_roles')}")
-        counts = warehouse.write_sql(con, {
-            ("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
-            ("analysis", "soil_water_statistics"): statistics,
-        }, release)
+        queries = {("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
+                   ("analysis", "soil_water_statistics"): statistics}
+        counts = warehouse.write_sql(con, {k: q for k, q in queries.items() if AssetKey(list(k)) in selected},
+                                     release)
         series_preview = con.sql("SELECT * FROM swc_series ORDER BY site_id, start_time LIMIT 10").pl()
         stats = con.sql(f"SELECT * FROM ({statistics}) ORDER BY site_id, variable").pl()
         steps = con.execute("SELECT count(*), count(phi) FROM swc_series").fetchall()[0]
@@ -127,16 +135,20 @@ def soil_water_phi(context: AssetExecutionContext, neon: NeonSourceResource,
         con.execute("RESET memory_limit")
     stats = stats.with_columns(pl.lit(release).alias("release"))
     sensors = sensors.with_columns(pl.lit(release).alias("release"))
-    warehouse.write({("analysis", "soil_water_sensors"): sensors}, release)
+    if SENSORS in selected:
+        warehouse.write({("analysis", "soil_water_sensors"): sensors}, release)
     common = {"parameters": params.as_metadata(), "files_read": roles["path"].n_unique(),
               "files_available": len(files.data), "sites_without_modality": no_sensor_sites,
               "roles": list(ROLES), "memory_limit": MEMORY_LIMIT}
-    yield MaterializeResult(asset_key=SENSORS, metadata={**table_metadata(sensors, release), **common})
-    yield MaterializeResult(asset_key=SERIES, metadata={
-        **table_metadata(series_preview, release), "dagster/row_count": counts["analysis.soil_water_phi_series"],
-        "time_steps": steps[0], "time_steps_with_phi": steps[1], **common})
-    yield MaterializeResult(asset_key=STATS, metadata={
-        **table_metadata(stats, release), "statistics": list(STATISTICS), **common})
+    if SENSORS in selected:
+        yield MaterializeResult(asset_key=SENSORS, metadata={**table_metadata(sensors, release), **common})
+    if SERIES in selected:
+        yield MaterializeResult(asset_key=SERIES, metadata={
+            **table_metadata(series_preview, release), "dagster/row_count": counts["analysis.soil_water_phi_series"],
+            "time_steps": steps[0], "time_steps_with_phi": steps[1], **common})
+    if STATS in selected:
+        yield MaterializeResult(asset_key=STATS, metadata={
+            **table_metadata(stats, release), "statistics": list(STATISTICS), **common})
 
 
 soil_water_assets = [swc_sources, soil_water_phi]

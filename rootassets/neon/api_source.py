@@ -9,6 +9,8 @@ request; an expired signed URL is asked for again once.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,18 @@ class ApiSource:
     """NEON data fetched through `client` into `download_dir` (files by release, and a cache by md5)."""
 
     def fingerprint(self, product: ProductSpec, release: str) -> str | None:
-        """None: whether the API's files changed is known only by asking it (the raw assets do)."""
-        return None
+        """A version of the product in `release` from one `/products/{dpID}` request (no token, no download):
+        the release's generation date and the site-months it holds. None when the API does not list the
+        product in `release`."""
+        info = self.client.product(validate_product(product.code))
+        entry = next((r for r in info.get("releases") or [] if isinstance(r, dict) and r.get("release") == release),
+                     None)
+        if entry is None:
+            return None
+        months = self.site_months(product.code, release, info)
+        text = json.dumps({"release": release, "generationDate": entry.get("generationDate"), "months": months},
+                          sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     def __init__(self, client: NeonClient, download_dir: Path | str,
                  report: Callable[[str], None] | None = None) -> None:

@@ -1,0 +1,354 @@
+"""The refresh: plan, run, commit, discard and reap, whoever started it (the CLI, the UI, a sensor, the schedule).
+
+A refresh is one Dagster run, or the runs of one `rootassets materialize`
+tagged with the same `rootassets/refresh` id. Its tables are staged
+(`rootassets.staging`) and become visible together when it succeeds:
+- a run started from the UI, a sensor or the schedule commits itself as its
+  resources are torn down (`WarehouseResource`), or discards its staging when
+  a step failed;
+- a run that never got that far (killed, terminated) is discarded by the
+  run-status sensors (`defs/visibility.py`) once Dagster marks it failed
+  or canceled, and by `reap_dead_runs` when its process is gone;
+- `rootassets materialize` runs `Refresh.run` and commits once every phase
+  succeeded.
+
+Every commit and discard is also told to Dagster: each asset the refresh
+materialized gets a `visible_in_warehouse` check evaluation, passed when its
+rows became visible, failed (with what the table still holds) when they were
+discarded. So the UI never presents a materialization whose rows nobody can
+see as the asset's good latest state, and the CLI treats such an asset as stale.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    RunsFilter,
+)
+
+from rootassets.staging import REFRESH_TAG, commit_refresh, committed, discard_refresh, validate_refresh
+from rootassets.warehouse import connect_read_only, connect_writable
+
+PID_TAG, HOST_TAG, RELEASE_TAG = "rootassets/pid", "rootassets/host", "rootassets/release"
+VISIBLE_CHECK = "visible_in_warehouse"
+VISIBLE_CHECK_DESCRIPTION = (
+    "Passes when the rows of this asset's latest materialization became visible in the DuckDB file (its "
+    "refresh was committed); fails when they were discarded (a failed or killed run), saying what the "
+    "table still holds. Reported by the refresh itself, at commit or discard.")
+
+
+class RefreshFailed(Exception):
+    """A run of the refresh failed; nothing it staged was made visible."""
+
+    def __init__(self, run_id: str, failures: list[tuple[str, str]]) -> None:
+        super().__init__(f"run {run_id} failed")
+        self.run_id, self.failures = run_id, failures
+
+
+def refresh_of(run: DagsterRun) -> str:
+    """The refresh a run belongs to: its `rootassets/refresh` tag, else the run itself."""
+    return validate_refresh(run.tags.get(REFRESH_TAG, run.run_id))
+
+
+def run_outcome(instance: DagsterInstance, run: DagsterRun) -> str:
+    """"succeeded" when every planned step succeeded, "failed" when one failed, else "unfinished"."""
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id) if run.execution_plan_snapshot_id else None
+    planned = set(plan.step_keys_to_execute) if plan is not None else set()
+    records = instance.all_logs(run.run_id, of_type={DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE})
+    succeeded = {r.dagster_event.step_key for r in records if r.dagster_event and r.dagster_event.is_step_success}
+    if any(r.dagster_event and r.dagster_event.is_step_failure for r in records):
+        return "failed"
+    return "succeeded" if planned and planned <= succeeded else "unfinished"
+
+
+def mark_worker(instance: DagsterInstance, run: DagsterRun) -> None:
+    """Record on the run which process executes it, so that `reap_dead_runs` can tell when it was killed."""
+    if run.tags.get(PID_TAG) != str(os.getpid()):
+        instance.add_run_tags(run.run_id, {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
+
+
+# --- commit and discard: the one path, whatever started the run -------------------------------------------
+
+
+def commit(instance: DagsterInstance, database: Path, refresh_id: str) -> dict[str, int]:
+    """Make everything `refresh_id` staged visible in one transaction, and report it on each asset."""
+    if not database.exists():
+        return {}
+    with connect_writable(database) as con:  # another writer may hold the file for a while
+        counts = commit_refresh(con, refresh_id)
+    _report_visibility(instance, refresh_id, passed=True, counts=counts)
+    return counts
+
+
+def discard(instance: DagsterInstance, database: Path, refresh_id: str, reason: str) -> int:
+    """Forget what `refresh_id` staged (the visible tables are untouched), and report it on each asset.
+
+    Idempotent: a second discard of the same refresh (the CLI, then a sensor) finds nothing and reports nothing.
+    """
+    if not database.exists():
+        return 0
+    with connect_writable(database) as con:
+        dropped = discard_refresh(con, refresh_id)
+    if dropped:
+        _report_visibility(instance, refresh_id, passed=False, reason=reason)
+    return dropped
+
+
+def finish_run(instance: DagsterInstance, run: DagsterRun, database: Path) -> str | None:
+    """At the end of a run that commits itself: commit when every step succeeded, discard when one failed."""
+    outcome = run_outcome(instance, run)
+    refresh_id = refresh_of(run)
+    if outcome == "succeeded":
+        counts = commit(instance, database, refresh_id)
+        return f"run succeeded: {len(counts)} staged tables made visible in one transaction"
+    if outcome == "failed":
+        dropped = discard(instance, database, refresh_id, f"run {run.run_id} failed")
+        return f"run failed: {dropped} staged tables discarded; the visible tables are unchanged"
+    return None
+
+
+def discard_finished_run(instance: DagsterInstance, run: DagsterRun, database: Path) -> str:
+    """A run Dagster marked failed or canceled: discard its refresh, unless its launcher (the CLI) is still
+    running other runs of it, and free the concurrency slots a killed worker could not."""
+    refresh_id = refresh_of(run)
+    if REFRESH_TAG in run.tags and _launcher_alive(run):
+        return f"run {run.run_id} belongs to refresh {refresh_id}, whose launcher is still running: left to it"
+    dropped = discard(instance, database, refresh_id, f"run {run.run_id} {run.status.value.lower()}")
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return f"run {run.run_id} ({run.status.value.lower()}): {dropped} staged tables discarded"
+
+
+def reap_dead_runs(instance: DagsterInstance, database: Path) -> list[str]:
+    """Mark runs whose process on this host is gone (killed) as failed, discard what they staged, and free
+    their concurrency slots (a run killed mid-step still holds its `duckdb` pool slot)."""
+    notes = []
+    active = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.NOT_STARTED,
+              DagsterRunStatus.CANCELING]
+    for run in instance.get_runs(filters=RunsFilter(statuses=active)):
+        pid = run.tags.get(PID_TAG, "")
+        if run.tags.get(HOST_TAG) != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the process {pid} running it is gone (killed?)")
+        discard(instance, database, refresh_of(run), f"run {run.run_id} was killed (process {pid} is gone)")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        notes.append(f"run {run.run_id} had been killed (process {pid} is gone): marked failed, its staging "
+                     "discarded, its slots freed")
+    return notes
+
+
+def _launcher_alive(run: DagsterRun) -> bool:
+    pid = run.tags.get(PID_TAG, "")
+    return run.tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit() and _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _runs_of(instance: DagsterInstance, refresh_id: str) -> list[DagsterRun]:
+    runs = list(instance.get_runs(filters=RunsFilter(tags={REFRESH_TAG: refresh_id})))
+    own = instance.get_run_by_id(refresh_id)
+    return runs + ([own] if own is not None and own not in runs else [])
+
+
+def _materialized(instance: DagsterInstance, runs: Iterable[DagsterRun]) -> dict[AssetKey, tuple[str, str | None]]:
+    """{asset: (run id, partition)} of every materialization of `runs` (the last one per asset)."""
+    found: dict[AssetKey, tuple[str, str | None]] = {}
+    for run in runs:
+        for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+            event = record.dagster_event
+            if event is not None and event.asset_key is not None:
+                found[event.asset_key] = (run.run_id, event.partition)
+    return found
+
+
+def _report_visibility(instance: DagsterInstance, refresh_id: str, passed: bool, counts: dict[str, int] | None = None,
+                       reason: str = "") -> None:
+    for key, (run_id, partition) in _materialized(instance, _runs_of(instance, refresh_id)).items():
+        metadata: dict[str, Any] = {"refresh": refresh_id, "run": run_id, "release": partition or "none"}
+        table = ".".join(key.path) if len(key.path) == 2 else None
+        if passed:
+            rows = (counts or {}).get(f"{partition}:{table}") if table else None
+            metadata["visible_rows"] = rows if rows is not None else "no table of its own"
+            description = "its rows are visible in the DuckDB file"
+        else:
+            metadata["reason"] = reason
+            description = (f"its rows were never made visible ({reason}); the DuckDB file still holds the rows of "
+                           "the last committed refresh")
+        instance.report_runless_asset_event(AssetCheckEvaluation(
+            asset_key=key, check_name=VISIBLE_CHECK, passed=passed, severity=AssetCheckSeverity.ERROR,
+            description=description, metadata=metadata))
+
+
+# --- planning: what is stale ----------------------------------------------------------------------------------
+
+
+def freshness(instance: DagsterInstance, graph: Any) -> Any:
+    """Dagster's stale-status resolver on `instance` (what the UI shows as "up to date")."""
+    from rootassets.dagster_private import FreshnessResolver
+
+    return FreshnessResolver(instance, graph)
+
+
+def stale_or_missing(instance: DagsterInstance, graph: Any, keys: Sequence[AssetKey], release: str, database: Path,
+                     refresh_id: str, resolver: Any = None) -> list[AssetKey]:
+    """The assets among `keys` whose code version or upstream data versions changed, never materialized,
+    or last materialized by a refresh that was never committed (a failed or killed run). Pass the same
+    `resolver` (from `freshness`) to reuse its cache while nothing was materialized between."""
+    resolver = resolver or freshness(instance, graph)
+    partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
+    stale = [k for k in keys if not resolver.is_fresh(k, release if k in partitioned else None)]
+    uncommitted = uncommitted_assets(instance, [k for k in keys if k not in stale], release, database, refresh_id)
+    return [k for k in keys if k in stale or k in uncommitted]
+
+
+def uncommitted_assets(instance: DagsterInstance, keys: Sequence[AssetKey], release: str, database: Path,
+                       refresh_id: str) -> set[AssetKey]:
+    """Keys whose latest materialization came from a refresh other than `refresh_id` that was never committed.
+
+    Only when some finished run of this release belongs to an uncommitted refresh (a failed or killed
+    run) are the keys' latest materializations looked up one by one.
+    """
+    if not database.exists() or not keys:
+        return set()
+    finished = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+    runs = instance.get_runs(filters=RunsFilter(tags={"dagster/partition": release}, statuses=finished))
+    refreshes = sorted({refresh_of(run) for run in runs} - {refresh_id})
+    with connect_read_only(database, attempts=600) as con:
+        suspect = set(refreshes) - committed(con, refreshes)
+    if not suspect:
+        return set()
+    found = set()
+    for key in keys:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=[release]), limit=1).records
+        if not records:
+            records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
+        run = instance.get_run_by_id(records[0].run_id) if records else None
+        if run is not None and refresh_of(run) in suspect:
+            found.add(key)
+    return found
+
+
+# --- running a refresh from the CLI ---------------------------------------------------------------------------
+
+
+@dataclass
+class RefreshReport:
+    """What a refresh did, for its launcher to print."""
+
+    refresh_id: str
+    materialized: list[str] = field(default_factory=list)
+    observed: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+    visible_tables: int = 0
+    runs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Refresh:
+    """One refresh of `release`, run in this process: observe NEON, re-read what changed, recompute what
+    became stale, commit once at the end.
+
+    `keys` are the assets asked for; NEON's source assets upstream of them are observed first, so an
+    unchanged source leaves its raw tables (and so everything downstream) up to date. `force` runs all
+    of `keys` in one run. `say` receives one line per event worth printing.
+    """
+
+    instance: DagsterInstance
+    defs: Any
+    job_name: str
+    database: Path
+    release: str
+    keys: list[AssetKey]
+    force: bool = False
+    say: Callable[[str], None] = print
+    refresh_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def run(self) -> RefreshReport:
+        report = RefreshReport(self.refresh_id)
+        try:
+            self._run_phases(report)
+        except BaseException:
+            discard(self.instance, self.database, self.refresh_id, "the rootassets materialize run failed")
+            raise
+        report.visible_tables = len(commit(self.instance, self.database, self.refresh_id))
+        return report
+
+    def _run_phases(self, report: RefreshReport) -> None:
+        graph = self.defs.resolve_asset_graph()
+        sources = sorted({parent for key in self.keys for parent in graph.get(key).parent_keys
+                          if graph.get(parent).is_observable}, key=str)
+        if self.force:
+            self._execute([*sources, *self.keys], report)
+            return
+        raw = [k for k in self.keys if k.path[0] == "raw"]
+        rest = [k for k in self.keys if k.path[0] != "raw"]
+        if sources:
+            self._execute(sources, report)
+        for phase in (raw, rest):  # the raw run changes what is stale downstream: resolve after it
+            stale = stale_or_missing(self.instance, graph, phase, self.release, self.database, self.refresh_id)
+            fresh = [k for k in phase if k not in stale]
+            report.fresh += [k.to_user_string() for k in fresh]
+            if fresh:
+                self.say(f"{len(fresh)} raw tables up to date (their NEON source is unchanged), not re-read"
+                         if phase is raw else f"{len(fresh)} assets up to date (same code and inputs), not recomputed")
+            if stale:
+                self._execute(stale, report)
+
+    def _execute(self, keys: list[AssetKey], report: RefreshReport) -> None:
+        job = self.defs.resolve_job_def(self.job_name)
+        result = job.execute_in_process(
+            instance=self.instance,
+            partition_key=self.release,
+            asset_selection=keys,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), RELEASE_TAG: self.release,
+                  REFRESH_TAG: self.refresh_id},
+        )
+        report.runs.append(result.run_id)
+        materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
+        observed = [e.asset_key.to_user_string() for e in result.all_events
+                    if e.event_type == DagsterEventType.ASSET_OBSERVATION and e.asset_key is not None]
+        report.materialized += materialized
+        report.observed += observed
+        for key in observed:
+            self.say(f"  observed {key}")
+        for key in materialized:
+            self.say(f"  materialized {key}")
+        if not result.success:
+            raise RefreshFailed(result.run_id, _failures(result))
+        self.say(f"run {result.run_id} succeeded: {len(materialized)} assets for {self.release}")
+
+
+def _failures(result: Any) -> list[tuple[str, str]]:
+    """(step, message) of each failed step, the user's exception rather than Dagster's wrapper."""
+    out = []
+    for event in (e for e in result.all_events if e.is_step_failure):
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
+            error = error.cause
+        out.append((event.step_key, error.message.strip() if error else "unknown error"))
+    return out
