@@ -143,7 +143,8 @@ def test_warm_rerun_recomputes_nothing_downstream(home: dict[str, str]) -> None:
     assert "materialized analysis/" not in done.stdout and "materialized harmonized/" not in done.stdout
     assert "raw tables up to date (their NEON source is unchanged), not re-read" in done.stdout
     assert "materialized raw/" not in done.stdout
-    forced = cli("materialize", "--release", RELEASE, "--select", "key:harmonized/site_root_biomass", env=home)
+    forced = cli("materialize", "--release", RELEASE, "--select", "key:harmonized/site_root_biomass", "--force",
+                 env=home)
     assert "materialized harmonized/site_root_biomass" in forced.stdout
 
 
