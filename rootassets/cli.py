@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rootassets.settings import Settings
@@ -75,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="json: API answers only; files: storage downloads only")
     p.set_defaults(handler=_mirror)
 
-    p = sub.add_parser("ui", help="start the Dagster UI on the persistent instance (dagster dev)")
+    p = sub.add_parser("ui", help="start the Dagster UI and daemon on the persistent instance (dg dev)")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(handler=_ui)
@@ -245,11 +246,22 @@ def _mirror(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
+    """`dg dev` (webserver and daemon) on the persistent instance, from this environment's own executables."""
     settings = Settings.from_env()
     env = {**os.environ, "DAGSTER_HOME": str(settings.ensure_dagster_home())}
-    command = ["dagster", "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.port)]
-    print(f"rootassets: {' '.join(command)} with DAGSTER_HOME={env['DAGSTER_HOME']}", flush=True)
-    os.execvpe(command[0], command, env)
+    project = Path(__file__).resolve().parent.parent  # the checkout: its pyproject.toml declares the dg project
+    bin_dir = Path(sys.executable).parent
+    if (project / "pyproject.toml").is_file() and (bin_dir / "dg").exists():
+        command = [str(bin_dir / "dg"), "dev", "-h", args.host, "-p", str(args.port)]
+    elif (bin_dir / "dagster").exists():  # an installed wheel, without the project folder
+        command = [str(bin_dir / "dagster"), "dev", "-m", "rootassets.definitions", "-h", args.host,
+                   "-p", str(args.port)]
+        project = Path.cwd()
+    else:
+        raise CliError(f"neither dg nor dagster is installed next to {sys.executable}: pip install -e '.[dev]'")
+    print(f"rootassets: {' '.join(command)} in {project} with DAGSTER_HOME={env['DAGSTER_HOME']}", flush=True)
+    os.chdir(project)
+    os.execve(command[0], command, env)
     return 0  # pragma: no cover
 
 

@@ -12,12 +12,22 @@ from pathlib import Path
 
 from rootassets.neon.client import DEFAULT_API_URL
 
-INSTANCE_YAML = """\
-# Written by rootassets: the Dagster instance the CLI and the UI share.
+INSTANCE_MARK = "# Written by rootassets"
+INSTANCE_YAML = f"""\
+{INSTANCE_MARK}: the Dagster instance the CLI and the UI share (rewritten when rootassets changes it).
 # One writer at a time to the DuckDB file: assets that write carry pool="duckdb".
 concurrency:
   pools:
     default_limit: 1
+# Run monitoring: a run stuck starting or canceling is failed, and the concurrency slots of a run that
+# ended without releasing them (its worker was killed) are freed; the discard_failed_runs and
+# discard_canceled_runs sensors then discard what it staged (rootassets.refresh).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 30
 telemetry:
   enabled: false
 """
@@ -76,6 +86,6 @@ class Settings:
         """Create the persistent Dagster instance folder with the shipped dagster.yaml."""
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         config = self.dagster_home / "dagster.yaml"
-        if not config.exists():
-            config.write_text(INSTANCE_YAML)
+        if not config.exists() or (config.read_text().startswith(INSTANCE_MARK) and config.read_text() != INSTANCE_YAML):
+            config.write_text(INSTANCE_YAML)  # a file the user wrote is left alone
         return self.dagster_home

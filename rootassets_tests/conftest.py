@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +107,40 @@ def _clear_dagster_defs_state_storage() -> Iterator[None]:
     from dagster._core.storage.defs_state.base import _current_storage
 
     _current_storage.set(None)
+
+
+VISIBLE_SCHEMAS = ("raw", "harmonized", "analysis", "marts", "quarantine")
+
+
+def warehouse_digest(db: Path) -> dict[str, tuple[int, str]]:
+    """{schema.table: (rows, digest of the rows)} of every visible table, waiting while a writer holds the file."""
+    from rootassets.warehouse import connect_read_only
+
+    if not db.exists():
+        return {}
+    with connect_read_only(db, attempts=600) as con:
+        names = [t for (t,) in con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_schema in (select unnest(?)) and table_type = 'BASE TABLE'", [list(VISIBLE_SCHEMAS)]).fetchall()]
+        return {name: tuple(con.execute(
+            f"select count(*), md5(coalesce(string_agg(md5(t::varchar), '' order by md5(t::varchar)), '')) from {name} t"
+        ).fetchone()) for name in sorted(names)}
+
+
+def staged_refreshes(db: Path) -> list[str]:
+    """The refreshes that still have staged (invisible) tables."""
+    from rootassets.warehouse import connect_read_only
+
+    with connect_read_only(db, attempts=600) as con:
+        exists = con.execute("select count(*) from information_schema.tables where table_schema = 'meta' "
+                             "and table_name = 'staged_tables'").fetchone()[0]
+        return [r for (r,) in con.execute("select distinct refresh_id from meta.staged_tables").fetchall()] if exists else []
+
+
+def random_kill_point(low: float, high: float) -> tuple[float, int]:
+    """A random kill point in [low, high] (seconds, or a count of materializations) and the seed that drew it;
+    ROOTASSETS_KILL_SEED=<seed> replays a failing draw."""
+    import random
+
+    seed = int(os.environ.get("ROOTASSETS_KILL_SEED") or random.SystemRandom().randrange(2**32))
+    return round(random.Random(seed).uniform(low, high), 2), seed

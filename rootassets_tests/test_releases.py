@@ -26,7 +26,7 @@ from rootassets.definitions import MAIN_JOB, build_definitions
 from rootassets.defs.resources import NeonSourceResource
 from rootassets.neon.mirror import MirrorServer
 from rootassets.settings import Settings
-from rootassets_tests.conftest import REPO
+from rootassets_tests.conftest import REPO, random_kill_point, staged_refreshes, warehouse_digest
 from rootassets_tests.planted import copy_release, plant_release
 
 pytestmark = pytest.mark.slow
@@ -120,10 +120,13 @@ def counts(db: Path, release: str) -> dict[str, int]:
                 for (t,) in tables}
 
 
-@pytest.mark.parametrize("kill_after_s", [4.0, 9.0, 25.0], ids=["in-raw", "in-harmonized", "in-analysis"])
+@pytest.mark.parametrize("attempt", [1, 2, 3], ids=["kill-1", "kill-2", "kill-3"])
 def test_killed_refresh_leaves_the_earlier_release_intact_and_rerun_completes(
-    tmp_path: Path, snapshot: Path, kill_after_s: float
+    tmp_path: Path, snapshot: Path, attempt: int
 ) -> None:
+    # A random moment of the refresh, from its first observation to its last figure (the run takes ~60 s).
+    kill_after_s, seed = random_kill_point(1.0, 55.0)
+    replay = f"killed after {kill_after_s}s (replay: ROOTASSETS_KILL_SEED={seed})"
     root = tmp_path / "snapshot"
     copy_release(snapshot, root, OLD)
     env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path / "home"), "ROOTASSETS_SNAPSHOT": str(root)}
@@ -131,18 +134,21 @@ def test_killed_refresh_leaves_the_earlier_release_intact_and_rerun_completes(
     assert subprocess.run([*command, OLD], env=env, cwd=REPO, capture_output=True, timeout=600).returncode == 0
     db = tmp_path / "home" / "rootassets.duckdb"
     before = counts(db, OLD)
+    earlier = warehouse_digest(db)
     plant_release(root, OLD, NEW, drop_site=DROPPED, flatten_site=FLIPPED, flatten_below_cm=50)
 
     process = subprocess.Popen([*command, NEW], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     time.sleep(kill_after_s)
     os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    finished_before_kill = process.wait() == 0
 
-    assert counts(db, OLD) == before
-    assert not any(counts(db, NEW).values())  # nothing of the killed refresh is visible, not even raw tables
+    if not finished_before_kill:  # the database opens and shows exactly what it showed before the refresh
+        assert warehouse_digest(db) == earlier, replay
+        assert not any(counts(db, NEW).values()), replay  # nothing of the killed refresh, not even raw tables
     rerun = subprocess.run([*command, NEW], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert counts(db, OLD) == before
+    assert rerun.returncode == 0, f"{replay}: {rerun.stderr[-2000:]}"
+    assert counts(db, OLD) == before, replay
+    assert staged_refreshes(db) == [], replay
     after = counts(db, NEW)
     assert after["analysis.site_modality"] == 43 and after["raw.mpr_perrootsample"] > 0
