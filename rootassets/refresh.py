@@ -128,9 +128,10 @@ def discard_finished_run(instance: DagsterInstance, run: DagsterRun, database: P
     refresh_id = refresh_of(run)
     if REFRESH_TAG in run.tags and _launcher_alive(run):
         return f"run {run.run_id} belongs to refresh {refresh_id}, whose launcher is still running: left to it"
-    dropped = discard(instance, database, refresh_id, f"run {run.run_id} {run.status.value.lower()}")
+    what = "was canceled" if run.status == DagsterRunStatus.CANCELED else "failed"
+    dropped = discard(instance, database, refresh_id, f"run {run.run_id} {what}")
     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    return f"run {run.run_id} ({run.status.value.lower()}): {dropped} staged tables discarded"
+    return f"run {run.run_id} {what}: {dropped} staged tables discarded"
 
 
 def reap_dead_runs(instance: DagsterInstance, database: Path) -> list[str]:

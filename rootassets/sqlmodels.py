@@ -1,7 +1,9 @@
 """dbt-like SQL models: plain DuckDB SQL files whose path names the table they build.
 
 `dbt_like_sql/marts/site_summary.sql` builds `marts.site_summary`. A header
-comment may set `-- materialized: table|view` and `-- description: ...`.
+comment may set `-- materialized: table|view` and `-- description: ...`, and
+declare the model's tests, as dbt's schema tests: `-- unique: a, b` (no two
+rows share those columns), `-- not_null: a, b` and `-- min_rows: N` (default 1).
 Dependencies and column lineage come from parsing the SQL with sqlglot, so
 the lineage graph is never written twice. No Dagster here.
 """
@@ -22,7 +24,7 @@ from rootassets.neon.identifiers import TABLE_PATTERN
 from rootassets.warehouse import SCHEMAS
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
-_HEADER = re.compile(r"^\s*--\s*(materialized|description)\s*:\s*(.+?)\s*$", re.IGNORECASE)
+_HEADER = re.compile(r"^\s*--\s*(materialized|description|unique|not_null|min_rows)\s*:\s*(.+?)\s*$", re.IGNORECASE)
 
 
 class SqlModelError(ValueError):
@@ -40,6 +42,25 @@ class SqlModel:
     upstream: tuple[tuple[str, str], ...] = ()
     parse_error: str | None = None
     columns: tuple[str, ...] = field(default=())
+    unique: tuple[str, ...] = ()
+    not_null: tuple[str, ...] = ()
+    min_rows: int = 1
+
+    def tests(self) -> dict[str, tuple[str, str]]:
+        """{test name: (SQL counting the rows that break it, or the row count for min_rows; description)}."""
+        target = f'"{self.schema}"."{self.name}"'
+        found: dict[str, tuple[str, str]] = {}
+        if self.unique:
+            columns = ", ".join(f'"{c}"' for c in self.unique)
+            found["unique"] = (f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {target} "
+                               f"GROUP BY {columns}) WHERE n > 1",
+                               f"No two rows share ({', '.join(self.unique)}).")
+        if self.not_null:
+            condition = " OR ".join(f'"{c}" IS NULL' for c in self.not_null)
+            found["not_null"] = (f"SELECT count(*) FROM {target} WHERE {condition}",
+                                 f"{', '.join(self.not_null)} are never null.")
+        found["row_count"] = (f"SELECT count(*) FROM {target}", f"At least {self.min_rows} row(s) (warns otherwise).")
+        return found
 
     @property
     def table(self) -> str:
@@ -74,9 +95,20 @@ def parse_model(path: Path, root: Path = MODELS_DIR) -> SqlModel:
         first = exc.errors[0] if exc.errors else {}
         return SqlModel(path, schema, name, sql, materialized, settings.get("description", ""),
                         parse_error=f"{where}:{first.get('line', '?')}: {first.get('description', exc)}")
+    columns = tuple(s.alias_or_name for s in tree.selects) if isinstance(tree, exp.Query) else ()
+    tested = {kind: tuple(c.strip() for c in settings.get(kind, "").split(",") if c.strip())
+              for kind in ("unique", "not_null")}
+    for kind, names in tested.items():
+        unknown = [c for c in names if columns and "*" not in columns and c not in columns]
+        if unknown:
+            raise SqlModelError(f"{where}: {kind} names {', '.join(unknown)}, not columns of the model "
+                                f"({', '.join(columns)})")
+    min_rows = settings.get("min_rows", "1")
+    if not min_rows.isdigit():
+        raise SqlModelError(f"{where}: min_rows must be a whole number, not {min_rows!r}")
     return SqlModel(path, schema, name, sql, materialized, settings.get("description", ""),
-                    upstream=tuple(sorted(referenced_tables(tree))),
-                    columns=tuple(s.alias_or_name for s in tree.selects) if isinstance(tree, exp.Query) else ())
+                    upstream=tuple(sorted(referenced_tables(tree))), columns=columns,
+                    unique=tested["unique"], not_null=tested["not_null"], min_rows=int(min_rows))
 
 
 def referenced_tables(tree: exp.Expr) -> set[tuple[str, str]]:

@@ -106,3 +106,41 @@ def test_a_view_model_is_created_as_a_view(tmp_path: Path) -> None:
     assert result.success
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select table_type from information_schema.tables where table_name='numbers'").fetchone() == ("VIEW",)
+
+
+def test_model_tests_block_a_mart_that_breaks_them_and_leave_the_old_one(tmp_path: Path) -> None:
+    (tmp_path / "marts").mkdir()
+    path = tmp_path / "marts" / "sites.sql"
+    path.write_text("-- materialized: table\n-- unique: site\n-- not_null: site\n"
+                    "SELECT * FROM (VALUES ('A'), ('B')) AS t(site)\n")
+    db = tmp_path / "w.duckdb"
+    resources = {"warehouse": WarehouseResource(database=str(db))}
+    good = materialize([model_asset(parse_model(path, tmp_path))], resources=resources)
+    assert good.success
+    assert {e.check_name: e.passed for e in good.get_asset_check_evaluations()} == \
+        {"unique": True, "not_null": True, "row_count": True}
+
+    path.write_text("-- materialized: table\n-- unique: site\n-- not_null: site\n"
+                    "SELECT * FROM (VALUES ('A'), ('A'), ('A'), (NULL)) AS t(site)\n")
+    bad = materialize([model_asset(parse_model(path, tmp_path))], resources=resources, raise_on_error=False)
+    assert not bad.success
+    evaluations = {e.check_name: e for e in bad.get_asset_check_evaluations()}
+    assert not evaluations["unique"].passed and evaluations["unique"].metadata["failing_rows"].value == 2
+    assert not evaluations["not_null"].passed and evaluations["not_null"].metadata["failing_rows"].value == 1
+    message = next(e for e in bad.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
+    assert "marts.sites: test(s) unique, not_null failed" in message
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select site from marts.sites order by 1").fetchall() == [("A",), ("B",)]
+
+
+def test_a_test_naming_a_column_the_model_lacks_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "marts").mkdir()
+    path = tmp_path / "marts" / "sites.sql"
+    path.write_text("-- unique: site_code\nSELECT 'A' AS site\n")
+    with pytest.raises(SqlModelError, match="sites.sql: unique names site_code, not columns of the model"):
+        parse_model(path, tmp_path)
+
+
+def test_every_shipped_mart_declares_its_keys() -> None:
+    for model in discover_models():
+        assert model.unique and model.not_null, model.table

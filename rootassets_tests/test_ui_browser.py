@@ -1,18 +1,24 @@
 """The Dagster UI in a real browser (Debian chromium, headless, driven by Playwright).
 
-Starts `dagster dev` on a free port against a temporary ROOTASSETS_HOME and the
-snapshot, launches a materialization of every asset for RELEASE-2021 from the
-UI, waits for it to succeed, and checks that an analysis asset shows its
-figure and metadata. Screenshots go to test-artifacts/browser/.
+Starts the UI as the README says (`rootassets releases --add`, then `rootassets ui`,
+without an activated venv) on a free port against a temporary ROOTASSETS_HOME and
+the snapshot, launches a materialization of every asset for RELEASE-2021 from the
+UI, waits for it to succeed, and checks that an analysis asset shows its figure
+and metadata. Then it kills a UI run and a sensor run at random points and checks
+what a user would: the visible tables are unchanged, the failure sensor emptied
+the staging, and the UI flags the killed run's assets as not visible. Screenshots
+go to test-artifacts/browser/.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rootassets_tests.conftest import REPO, RELEASE
+from rootassets_tests.conftest import REPO, RELEASE, random_kill_point, staged_refreshes, warehouse_digest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,14 +49,13 @@ def ui(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> Iterator[tup
     home = tmp_path_factory.mktemp("ui-home")
     env = {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(snapshot),
            "DAGSTER_HOME": str(home / "dagster")}
-    prepare = ("from rootassets.settings import Settings; Settings.from_env().ensure_dagster_home(); "
-               "from dagster import DagsterInstance; "
-               f"DagsterInstance.get().add_dynamic_partitions('neon_release', ['{RELEASE}'])")
-    subprocess.run([str(Path(os.sys.executable)), "-c", prepare], env=env, cwd=REPO, check=True, timeout=120)
+    bare = {**env, "PATH": "/usr/bin:/bin"}  # as the README runs it: the venv's commands, the venv not activated
+    rootassets = str(Path(os.sys.executable).with_name("rootassets"))
+    subprocess.run([rootassets, "releases", "--add", RELEASE], env=bare, cwd=REPO, check=True, timeout=120,
+                   capture_output=True)
     port = free_port()
-    dagster = str(Path(os.sys.executable).with_name("dagster"))
     log = (home / "dagster-dev.log").open("w")
-    server = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-p", str(port)], env=env, cwd=REPO,
+    server = subprocess.Popen([rootassets, "ui", "--port", str(port)], env=bare, cwd=REPO,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -63,7 +68,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> Iterator[tup
                 pass
             time.sleep(1)
         else:
-            pytest.fail(f"dagster dev did not start; see {home / 'dagster-dev.log'}")
+            pytest.fail(f"rootassets ui did not start; see {home / 'dagster-dev.log'}")
         yield base, env | {"UI_PORT": str(port)}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -113,6 +118,18 @@ def materialized_keys(env: dict[str, str]) -> tuple[set[str], list[str], list[st
     return set(keys), failed, done
 
 
+def launch_everything(page, screenshot: str | None = None) -> None:  # noqa: ANN001 - playwright Page
+    """On the asset graph: "Materialize all", every partition (the one release), launch."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name=re.compile(r"Materialize all")).click()
+    page.get_by_role("button", name="All", exact=True).click()
+    expect(page.get_by_text("1 partition", exact=True)).to_be_visible()
+    if screenshot:
+        page.screenshot(path=str(ARTIFACTS / screenshot))
+    page.get_by_role("button", name=re.compile(r"^Launch (1 run|backfill)$")).click()
+
+
 def test_webserver_listens_on_loopback_only(ui: tuple[str, dict[str, str]]) -> None:
     addresses = listening_addresses(int(ui[1]["UI_PORT"]))
     assert addresses and addresses <= {"0100007F"}, addresses  # 127.0.0.1 and nothing else
@@ -142,11 +159,7 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
             expect(page.get_by_role("button", name=group).first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "1-asset-graph.png"))
 
-        page.get_by_role("button", name="Materialize all…").click()
-        page.get_by_role("button", name="All", exact=True).click()
-        expect(page.get_by_text("1 partition", exact=True)).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "2-launch-dialog.png"))
-        page.get_by_role("button", name=re.compile(r"^Launch (1 run|backfill)$")).click()
+        launch_everything(page, screenshot="2-launch-dialog.png")
 
         deadline = time.time() + RUN_TIMEOUT_S
         reads = []
@@ -184,3 +197,130 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
         expect(page.get_by_text("RELEASE-2021").first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "6-analysis-asset.png"), full_page=True)
         browser.close()
+
+
+def instance_json(env: dict[str, str], script: str) -> object:
+    """Run `script` (it sets `out`) against the UI's Dagster instance in a subprocess; return `out`."""
+    code = ("import json; from dagster import *; i = DagsterInstance.get()\n" + textwrap.dedent(script)
+            + "\nprint(json.dumps(out))")
+    done = subprocess.run([str(Path(os.sys.executable)), "-c", code], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def runs(env: dict[str, str]) -> dict[str, dict[str, object]]:
+    """{run id: status, tags and the assets it materialized} of every run of the UI's instance."""
+    return instance_json(env, """
+        out = {}
+        for r in i.get_runs():
+            keys = [e.dagster_event.asset_key.to_user_string()
+                    for e in i.all_logs(r.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)]
+            out[r.run_id] = {"status": r.status.value, "tags": dict(r.tags), "materialized": keys}
+    """)
+
+
+def visibility(env: dict[str, str], keys: list[str]) -> dict[str, bool | None]:
+    """The latest visible_in_warehouse evaluation of each asset: passed, or None when never evaluated."""
+    return instance_json(env, f"""
+        checks = [AssetCheckKey(AssetKey.from_user_string(k), "visible_in_warehouse") for k in {keys!r}]
+        latest = i.event_log_storage.get_latest_asset_check_execution_by_key(checks)
+        out = {{}}
+        for c in checks:
+            record = latest.get(c)
+            evaluation = record.event.dagster_event.event_specific_data if record and record.event else None
+            out[c.asset_key.to_user_string()] = evaluation.passed if evaluation is not None else None
+    """)
+
+
+def wait_for_new_run(env: dict[str, str], known: set[str], timeout_s: float = 300) -> str:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        new = sorted(set(runs(env)) - known)
+        if new:
+            return new[0]
+        time.sleep(2)
+    pytest.fail("no run was launched")
+
+
+def kill_at_random_point(env: dict[str, str], run_id: str) -> tuple[list[str], str]:
+    """Wait until the run has materialized a random number of assets, then SIGKILL its worker process."""
+    count, seed = random_kill_point(1, 30)
+    replay = f"killed after {int(count)} materializations (replay: ROOTASSETS_KILL_SEED={seed})"
+    deadline = time.time() + RUN_TIMEOUT_S
+    while time.time() < deadline:
+        run = runs(env)[run_id]
+        assert run["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED"), f"{run['status']}: {replay}"
+        pid = str(run["tags"].get("rootassets/pid", ""))
+        if len(run["materialized"]) >= int(count) and pid.isdigit():
+            os.kill(int(pid), signal.SIGKILL)
+            return list(run["materialized"]), replay
+        time.sleep(1)
+    pytest.fail(f"the run never got that far: {replay}")
+
+
+def wait_until_discarded(env: dict[str, str], run_id: str, db: Path, replay: str) -> None:
+    """Dagster marks the killed run failed; the discard_failed_runs sensor then empties its staging."""
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if runs(env)[run_id]["status"] == "FAILURE" and not staged_refreshes(db):
+            return
+        time.sleep(3)
+    pytest.fail(f"run {run_id} still {runs(env)[run_id]['status']}, staged {staged_refreshes(db)}: {replay}")
+
+
+def assert_killed_run_changed_nothing(page, base: str, env: dict[str, str], run_id: str,  # noqa: ANN001
+                                      earlier: dict, name: str) -> None:
+    from playwright.sync_api import expect
+
+    db = Path(env["ROOTASSETS_HOME"]) / "rootassets.duckdb"
+    materialized, replay = kill_at_random_point(env, run_id)
+    wait_until_discarded(env, run_id, db, replay)
+    assert warehouse_digest(db) == earlier, replay  # every visible table is as it was before the run
+    flagged = visibility(env, materialized)
+    assert materialized and all(v is False for v in flagged.values()), (flagged, replay)
+    key = materialized[-1]
+    open_page(page, f"{base}/assets/{key}?view=checks")
+    expect(page.get_by_text("visible_in_warehouse").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Failed").first).to_be_visible(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{key.replace('/', '-')}-checks.png"), full_page=True)
+
+
+def test_a_ui_run_and_a_sensor_run_killed_at_random_points_change_nothing_visible(
+    ui: tuple[str, dict[str, str]]
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base, env = ui
+    db = Path(env["ROOTASSETS_HOME"]) / "rootassets.duckdb"
+    if not db.exists() or not (keys := runs(env)) or not any(r["status"] == "SUCCESS" for r in keys.values()):
+        pytest.fail("needs the UI's first run (test_materialize_everything_from_the_ui_and_see_the_figures)")
+    earlier = warehouse_digest(db)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+
+        known = set(runs(env))  # a run launched from the UI, killed
+        open_page(page, f"{base}/asset-groups")
+        launch_everything(page)
+        assert_killed_run_changed_nothing(page, base, env, wait_for_new_run(env, known), earlier, "7-ui-kill")
+
+        known = set(runs(env))  # a run requested by the release sensor, killed
+        dagster = str(Path(os.sys.executable).with_name("dagster"))
+        sensor = [dagster, "sensor", "start", "neon_release_sensor", "-w", "workspace.yaml"]
+        started = subprocess.run(sensor, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr[-2000:]
+        run_id = wait_for_new_run(env, known)
+        assert runs(env)[run_id]["tags"].get("dagster/sensor_name") == "neon_release_sensor"
+        assert_killed_run_changed_nothing(page, base, env, run_id, earlier, "8-sensor-kill")
+        browser.close()
+
+    # The next refresh completes, makes the same tables visible again, and every asset it ran passes its check.
+    rootassets = str(Path(os.sys.executable).with_name("rootassets"))
+    rerun = subprocess.run([rootassets, "materialize", "--release", RELEASE], env=env, cwd=REPO,
+                           capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert not staged_refreshes(db)
+    assert warehouse_digest(db) == earlier
+    redone = [line.split()[-1] for line in rerun.stdout.splitlines() if line.startswith("  materialized ")]
+    assert redone and all(visibility(env, redone).values()), rerun.stdout

@@ -1,5 +1,7 @@
 -- materialized: table
 -- description: Per release and land cover: number of bimodal and unimodal sites and the bimodal share.
+-- unique: release, land_cover
+-- not_null: release, land_cover, n_sites
 SELECT
     modality.release,
     coalesce(cover."Land.cover", 'unknown') AS land_cover,

@@ -1,5 +1,7 @@
 -- materialized: table
 -- description: Per release, nutrient and modality: sites, mean and median exponent (per cm), share of positive exponents, median r2.
+-- unique: release, nutrient, modality
+-- not_null: release, nutrient, n_sites
 SELECT
     release,
     nutrient,

@@ -1,5 +1,7 @@
 -- materialized: view
 -- description: Long format for plotting: one row per release, site, increment and variable (root density, standardized abundance, soil N, P, K, Ca, pH), with the site's modality.
+-- unique: release, site_id, top_cm, bottom_cm, variable
+-- not_null: release, site_id, top_cm, bottom_cm, variable
 WITH grid AS (
     SELECT
         roots.release,

@@ -1,5 +1,7 @@
 -- materialized: table
 -- description: One row per site of the latest release: location, land cover, fine-root cutoff, modality, D0/D1/D2, total biomass, key phi values and nutrient exponents.
+-- unique: site_id
+-- not_null: site_id, release, modality
 WITH latest AS (
     SELECT release FROM marts.latest_release
 ),

@@ -127,10 +127,16 @@ def harmonized_root_profiles(context: AssetExecutionContext, warehouse: Warehous
     )
 
 
+SITE_BIOMASS_CHECKS = {
+    "one_row_per_site": "Exactly one row per site of root_increments, none missing, none repeated.",
+}
+
+
 @asset(
     key=_key("site_root_biomass"),
     deps=[_key("root_increments")],
     **COMMON,
+    check_specs=check_specs(_key("site_root_biomass"), SITE_BIOMASS_CHECKS),
 )
 def harmonized_site_root_biomass(
     context: AssetExecutionContext, config: RootProfileConfig, warehouse: WarehouseResource
@@ -141,9 +147,16 @@ def harmonized_site_root_biomass(
     release = validate_release(context.partition_key)
     params = config.parameters()
     increments = warehouse.read("harmonized", "root_increments", release)
+    expected = set(increments["site_id"].unique().to_list())
+
+    def one_row_per_site(frame: pl.DataFrame) -> CheckOutcome:
+        repeated = frame.group_by("site_id").len().filter(pl.col("len") > 1)["site_id"].sort().to_list()
+        missing = sorted(expected - set(frame["site_id"].to_list()))
+        return CheckOutcome(not repeated and not missing, {"repeated_sites": repeated, "missing_sites": missing})
+
     yield from publish(
         warehouse, _key("site_root_biomass"), total_fine_root_biomass(increments, params), release,
-        HARMONIZED_CONTRACTS["site_root_biomass"], {},
+        HARMONIZED_CONTRACTS["site_root_biomass"], {"one_row_per_site": one_row_per_site},
         {"parameters": params.as_metadata(),
          "rescaling": f"total_fine_root_biomass_4mm_equiv_g_m2 = 2 mm totals x {params.cutoff_4mm_factor}; "
                       "use it only where absolute biomass is compared across sites"},

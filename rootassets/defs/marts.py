@@ -1,6 +1,11 @@
 """SQL model assets: each file of dbt_like_sql/ becomes a table or view, with parsed lineage."""
 
+from collections.abc import Iterator
+
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -30,8 +35,33 @@ def _warehouse_schema(con, tables: tuple[tuple[str, str], ...]) -> dict[str, dic
     return schema
 
 
+def _check_specs(model: SqlModel) -> list[AssetCheckSpec]:
+    key = AssetKey([model.schema, model.name])
+    return [AssetCheckSpec(name, asset=key, description=text, blocking=name != "row_count")
+            for name, (_, text) in model.tests().items()]
+
+
+def _run_tests(con, model: SqlModel) -> list[AssetCheckResult]:
+    """The model's tests on the rows its commit will leave: unique and not_null block the commit, row_count warns."""
+    key = AssetKey([model.schema, model.name])
+    results = []
+    for name, (sql, _) in model.tests().items():
+        value = con.execute(sql).fetchone()[0]
+        if name == "row_count":
+            results.append(AssetCheckResult(asset_key=key, check_name=name, passed=value >= model.min_rows,
+                                            severity=AssetCheckSeverity.WARN,
+                                            metadata={"rows": value, "min_rows": model.min_rows}))
+        else:
+            columns = model.unique if name == "unique" else model.not_null
+            results.append(AssetCheckResult(asset_key=key, check_name=name, passed=value == 0,
+                                            severity=AssetCheckSeverity.ERROR,
+                                            metadata={"failing_rows": value, "columns": list(columns)}))
+    return results
+
+
 def model_asset(model: SqlModel) -> AssetsDefinition:
     @asset(
+        check_specs=_check_specs(model),
         key=AssetKey([model.schema, model.name]),
         deps=[AssetKey([db, name]) for db, name in model.upstream],
         group_name="marts",
@@ -41,7 +71,7 @@ def model_asset(model: SqlModel) -> AssetsDefinition:
         code_version=model.version,
         metadata={"sql": MetadataValue.md(f"```sql\n{model.sql}\n```"), "model_file": str(model.path.name)},
     )
-    def _model(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def _model(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
         if model.parse_error:
             raise Failure(description=f"cannot parse {model.parse_error}")
         kind = "VIEW" if model.materialized == "view" else "TABLE"
@@ -58,8 +88,15 @@ def model_asset(model: SqlModel) -> AssetsDefinition:
                 raise Failure(description=f"{where}: {str(exc).splitlines()[0]}") from exc
             frame = con.sql(f"SELECT * FROM {qualified(model.schema, model.name)}").pl()
             lineage = column_lineage(model, _warehouse_schema(con, model.upstream))
+            checks = _run_tests(con, model)
+        broken = [c.check_name for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
+        if broken:
+            yield from checks
+            raise Failure(description=f"{model.table}: test(s) {', '.join(broken)} failed on the rows it would "
+                                      "hold; nothing was changed and the previous results stay visible",
+                          metadata={c.check_name: str(c.metadata) for c in checks if not c.passed})
         warehouse.define(f"{model.schema}.{model.name}", statements)
-        return MaterializeResult(metadata={
+        yield MaterializeResult(check_results=checks, metadata={
             "dagster/row_count": frame.height,
             "dagster/column_schema": column_schema(frame),
             "dagster/column_lineage": TableColumnLineage(deps_by_column={

@@ -15,6 +15,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 import polars as pl
 from dagster import (
+    AssetCheckKey,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
@@ -27,6 +29,7 @@ from dagster import (
 
 from rootassets.defs.metadata import table_metadata
 from rootassets.defs.neon_sources import source_key
+from rootassets.defs.raw import RAW_CHECKS, quarantine_share_check
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
 from rootassets.neon.citations import bibtex
@@ -54,6 +57,8 @@ def _spec(name: str) -> AssetSpec:
 
 
 @multi_asset(name="raw_neon_documents", specs=[_spec(n) for n in DESCRIPTIONS], pool="duckdb", can_subset=True,
+             check_specs=[AssetCheckSpec("quarantine_share", asset=AssetKey(["raw", n]),
+                                         description=RAW_CHECKS["quarantine_share"]) for n in DESCRIPTIONS],
              description="NEON's documentation of every product: variables, issue log, DOI per release.")
 def raw_neon_documents(context: AssetExecutionContext, neon: NeonSourceResource,
                        warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
@@ -83,7 +88,10 @@ def raw_neon_documents(context: AssetExecutionContext, neon: NeonSourceResource,
     fingerprint = documents_fingerprint(source, release)
     for name, s in screened.items():
         content = hashlib.sha256(s.kept.drop("source", strict=False).write_csv().encode()).hexdigest()[:24]
-        yield MaterializeResult(asset_key=AssetKey(["raw", name]), data_version=DataVersion(content),
+        key = AssetKey(["raw", name])
+        checks = [quarantine_share_check(key, s)] if AssetCheckKey(key, "quarantine_share") in \
+            context.selected_asset_check_keys else []
+        yield MaterializeResult(asset_key=key, data_version=DataVersion(content), check_results=checks,
                                 metadata={**table_metadata(s.kept, release), **s.summary(),
                                           "source_fingerprint": fingerprint or "unknown"})
 

@@ -175,14 +175,19 @@ def raw_checks(context: AssetExecutionContext, stacked: dict[str, StackedTable],
     for table, s in stacked.items():
         key = AssetKey(["raw", table])
         if AssetCheckKey(key, "quarantine_share") in selected:
-            rows_in, refused = screened[table].rows_in, screened[table].quarantined.height
-            share = refused / rows_in if rows_in else 0.0
-            yield AssetCheckResult(asset_key=key, check_name="quarantine_share", passed=share <= QUARANTINE_SHARE_LIMIT,
-                                   severity=AssetCheckSeverity.WARN,
-                                   metadata={"share": share, "rows_quarantined": refused, "rows_in": rows_in,
-                                             "limit": QUARANTINE_SHARE_LIMIT})
+            yield quarantine_share_check(key, screened[table])
         if AssetCheckKey(key, "columns_unchanged_since_previous_release") in selected:
             yield _columns_check(context, key, s, release)
+
+
+def quarantine_share_check(key: AssetKey, screened: Screened) -> AssetCheckResult:
+    """Warn when more than QUARANTINE_SHARE_LIMIT of the table's records were refused by its contract."""
+    rows_in, refused = screened.rows_in, screened.quarantined.height
+    share = refused / rows_in if rows_in else 0.0
+    return AssetCheckResult(asset_key=key, check_name="quarantine_share", passed=share <= QUARANTINE_SHARE_LIMIT,
+                            severity=AssetCheckSeverity.WARN,
+                            metadata={"share": share, "rows_quarantined": refused, "rows_in": rows_in,
+                                      "limit": QUARANTINE_SHARE_LIMIT})
 
 
 def neon_columns(s: StackedTable) -> list[str]:

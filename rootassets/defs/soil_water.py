@@ -13,6 +13,10 @@ from collections.abc import Iterator
 
 import polars as pl
 from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
@@ -55,6 +59,12 @@ SERIES, STATS = AssetKey(["analysis", "soil_water_phi_series"]), AssetKey(["anal
                   description="`raw.swc_files`: the 30-minute soil water files of the release (site, HOR, VER, "
                               "month, publication, size). Their rows stay in the files and are read in DuckDB."),
     ],
+    check_specs=[
+        AssetCheckSpec("files_found", asset=FILES, description="Warns when the release's folder holds no "
+                       "DP1.00094.001 30-minute file (soil-water phi then has no input)."),
+        AssetCheckSpec("positions_for_every_site", asset=POSITIONS, description="Warns when a site with soil "
+                       "water files has no sensor_positions file (its sensors' depths are unknown)."),
+    ],
     can_subset=True,
     **COMMON,
 )
@@ -73,11 +83,22 @@ def swc_sources(context: AssetExecutionContext, neon: NeonSourceResource,
                                             "(set ROOTASSETS_SOIL_WATER to a folder with <release>/DP1.00094.001/)",
               "ignored_files": len(files.ignored), "source_fingerprint": files.fingerprint()}
     version = DataVersion(files.fingerprint())
+    checks = context.selected_asset_check_keys
+    unplaced = sorted(set(files.sites) - set(files.positions))
     if POSITIONS in selected:
         yield MaterializeResult(asset_key=POSITIONS, data_version=version,
-                                metadata={**table_metadata(positions, release), **common})
+                                metadata={**table_metadata(positions, release), **common},
+                                check_results=[AssetCheckResult(
+                                    asset_key=POSITIONS, check_name="positions_for_every_site", passed=not unplaced,
+                                    severity=AssetCheckSeverity.WARN, metadata={"sites_without_positions": unplaced})]
+                                if AssetCheckKey(POSITIONS, "positions_for_every_site") in checks else [])
     if FILES in selected:
         yield MaterializeResult(asset_key=FILES, data_version=version,
+                                check_results=[AssetCheckResult(
+                                    asset_key=FILES, check_name="files_found", passed=bool(files.data),
+                                    severity=AssetCheckSeverity.WARN,
+                                    metadata={"files": len(files.data), "folder": common["folder"]})]
+                                if AssetCheckKey(FILES, "files_found") in checks else [],
                                 metadata={**table_metadata(inventory, release), **common,
                                           "total_bytes": int(inventory["size_bytes"].sum()) if inventory.height else 0})
 
