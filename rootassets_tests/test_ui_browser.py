@@ -281,8 +281,9 @@ def assert_killed_run_changed_nothing(page, base: str, env: dict[str, str], run_
     assert materialized and all(v is False for v in flagged.values()), (flagged, replay)
     key = materialized[-1]
     open_page(page, f"{base}/assets/{key}?view=checks")
-    expect(page.get_by_text("visible_in_warehouse").first).to_be_visible(timeout=60_000)
-    expect(page.get_by_text("Failed").first).to_be_visible(timeout=60_000)
+    page.get_by_text("visible_in_warehouse").first.click(timeout=60_000)
+    expect(page.get_by_text("its rows were never made visible").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Failed").first).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / f"{name}-{key.replace('/', '-')}-checks.png"), full_page=True)
 
 
