@@ -3,7 +3,7 @@
 `python benchmarks/floor.py HOME [SNAPSHOT]` reads the snapshot, screens and
 writes the raw tables, harmonizes, runs every analysis, draws every figure,
 builds the marts and writes the same DuckDB tables into HOME/rootassets.duckdb,
-calling the same `rootassets.neon`, `rootassets.quarantine` and
+calling the same `rootassets.neon`, `rootassets.warehouse.quarantine` and
 `rootassets.science` functions as the assets, on one DuckDB connection and
 with no Dagster run, instance, event log or staging. The figure drawers and
 raw screening are shared with `rootassets.defs` (plain functions there), so
@@ -24,7 +24,7 @@ from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT
 from rootassets.neon.site_attributes import load_site_attributes
 from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
 from rootassets.neon.stacking import StackedTable, empty_table
-from rootassets.quarantine import screen
+from rootassets.warehouse.quarantine import screen
 from rootassets.schemas import ANALYSIS_CONTRACTS, HARMONIZED_CONTRACTS
 from rootassets.science.classifier import ForestParameters, classifier_tables
 from rootassets.science.group_tests import GroupTestParameters, group_test_table
@@ -41,8 +41,8 @@ from rootassets.science.root_profiles import (
 from rootassets.science.site_factors import site_factor_table
 from rootassets.science.soil_profiles import horizon_properties, protocol_root_grid, soil_on_root_grid
 from rootassets.science.soil_water import choose_sensors, file_roles, labelled_statistics_sql, series_sql
-from rootassets.sqlmodels import discover_models
-from rootassets.staging import write_queries
+from rootassets.warehouse.sqlmodels import discover_models
+from rootassets.warehouse.staging import write_queries
 from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
 
 RELEASE = "RELEASE-2021"

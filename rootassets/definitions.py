@@ -30,7 +30,7 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=[*neon_source_assets, *assets],
         asset_checks=[visibility_checks(assets)],
         jobs=[main_job(visibility_check_keys(assets))],
-        executor=in_process_executor,  # one process per run; the run's resources commit it (staging.py)
+        executor=in_process_executor,  # one process per run; the run commits itself (rootassets.refresh)
         sensors=[neon_release_sensor, *refresh_sensors],
         schedules=[weekly_neon_refresh],
         resources={

@@ -2,7 +2,7 @@
 
 A refresh is one Dagster run, or the runs of one `rootassets materialize`
 tagged with the same `rootassets/refresh` id. Its tables are staged
-(`rootassets.staging`) and become visible together when it succeeds:
+(`rootassets.warehouse.staging`) and become visible together when it succeeds:
 - a run started from the UI, a sensor or the schedule commits itself as its
   resources are torn down (`WarehouseResource`), or discards its staging when
   a step failed;
@@ -41,7 +41,7 @@ from dagster import (
     RunsFilter,
 )
 
-from rootassets.staging import REFRESH_TAG, commit_refresh, committed, discard_refresh, validate_refresh
+from rootassets.warehouse.staging import REFRESH_TAG, commit_refresh, committed, discard_refresh, validate_refresh
 from rootassets.warehouse import connect_read_only, connect_writable
 
 PID_TAG, HOST_TAG, RELEASE_TAG = "rootassets/pid", "rootassets/host", "rootassets/release"

@@ -2,7 +2,7 @@
 
 Each schema lists the columns downstream work relies on (others may be
 present: NEON adds columns over time), their types, nullability, ranges,
-allowed values and unique keys. `rootassets.quarantine` applies them: rows
+allowed values and unique keys. `rootassets.warehouse.quarantine` applies them: rows
 that break a rule are quarantined with the rule, the column and the value;
 a missing required column fails the asset.
 """

@@ -14,7 +14,7 @@ from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.raw import raw_assets
 from rootassets.defs.resources import WarehouseResource
 from rootassets.neon.identifiers import InvalidIdentifierError
-from rootassets.staging import commit_refresh, discard_refresh, preview_commit, read_staged, stage, stage_statement
+from rootassets.warehouse.staging import commit_refresh, discard_refresh, preview_commit, read_staged, stage, stage_statement
 from rootassets.warehouse import replace_partitions
 from rootassets_tests.conftest import RELEASE, run_assets
 from rootassets_tests.test_harmonized_assets import corrupt_copy, roots_file, table_snapshot  # noqa: F401

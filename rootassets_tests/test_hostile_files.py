@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.stacking import SourceFile, stack_table
-from rootassets.quarantine import StructuralError, screen
+from rootassets.warehouse.quarantine import StructuralError, screen
 from rootassets.schemas import RAW_CONTRACTS
 
 pytestmark = pytest.mark.slow

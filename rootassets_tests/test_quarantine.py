@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rootassets.neon.csvfiles import MalformedRecord
-from rootassets.quarantine import StructuralError, screen
+from rootassets.warehouse.quarantine import StructuralError, screen
 from rootassets.schemas import RAW_CONTRACTS
 
 CONTRACT = RAW_CONTRACTS["mpr_perrootsample"]

@@ -10,7 +10,7 @@ from dagster import AssetKey, materialize
 
 from rootassets.defs.marts import mart_assets, model_asset
 from rootassets.defs.resources import WarehouseResource
-from rootassets.sqlmodels import SqlModelError, column_lineage, discover_models, parse_model
+from rootassets.warehouse.sqlmodels import SqlModelError, column_lineage, discover_models, parse_model
 
 EXPECTED_UPSTREAM = {
     "marts.latest_release": {("analysis", "site_modality")},

@@ -19,7 +19,7 @@ from dagster import (
 
 from rootassets.defs.metadata import column_schema, preview
 from rootassets.defs.resources import WarehouseResource
-from rootassets.sqlmodels import SqlModel, column_lineage, discover_models, error_line
+from rootassets.warehouse.sqlmodels import SqlModel, column_lineage, discover_models, error_line
 from rootassets.warehouse import qualified, quote_ident
 
 

@@ -37,7 +37,7 @@ from rootassets.neon.documents import ISSUE_LOG_COLUMNS, VARIABLES_COLUMNS, Prod
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import PRODUCTS
 from rootassets.neon.source import NeonSource
-from rootassets.quarantine import screen
+from rootassets.warehouse.quarantine import screen
 from rootassets.schemas import DOCUMENT_CONTRACTS
 
 DOCUMENTS_CODE_VERSION = "documents-1"

@@ -17,7 +17,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetK
 
 from rootassets.defs.metadata import table_metadata
 from rootassets.defs.resources import WarehouseResource
-from rootassets.quarantine import StructuralError, screen
+from rootassets.warehouse.quarantine import StructuralError, screen
 from rootassets.schemas import TableContract
 
 

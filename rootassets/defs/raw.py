@@ -34,7 +34,7 @@ from rootassets.neon.identifiers import release_sort_key, validate_release
 from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT, ProductSpec
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, site_attributes_fingerprint
 from rootassets.neon.stacking import ADDED_COLUMNS, STACKING_COLUMNS, StackedTable, empty_table
-from rootassets.quarantine import Screened, StructuralError, check_columns, empty_quarantine, screen
+from rootassets.warehouse.quarantine import Screened, StructuralError, check_columns, empty_quarantine, screen
 from rootassets.schemas import RAW_CONTRACTS
 from rootassets.warehouse import qualified, quote_ident
 

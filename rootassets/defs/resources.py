@@ -18,7 +18,7 @@ from rootassets.neon.site_attributes import load_site_attributes
 from rootassets.neon.source import NeonSource
 from rootassets.neon.stacking import StackedTable
 from rootassets.refresh import finish_run, mark_worker
-from rootassets.staging import (
+from rootassets.warehouse.staging import (
     REFRESH_TAG,
     is_staged,
     preview_commit,
@@ -35,7 +35,7 @@ class WarehouseResource(DuckDBResource):
     """The rootassets DuckDB file; its folder is created on first use.
 
     Inside a run, writes are staged under the run's refresh id and become
-    visible together when the run succeeds (see `rootassets.staging`); the
+    visible together when the run succeeds (see `rootassets.warehouse.staging`); the
     run's own steps read what it staged. A run tagged `rootassets/refresh`
     belongs to a refresh that its launcher (the CLI) commits itself; any other
     run commits or discards itself as its resources are torn down

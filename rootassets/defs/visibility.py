@@ -22,7 +22,7 @@ from dagster import (
 
 from rootassets.defs.resources import WarehouseResource
 from rootassets.refresh import VISIBLE_CHECK, VISIBLE_CHECK_DESCRIPTION, discard_finished_run, refresh_of
-from rootassets.staging import committed
+from rootassets.warehouse.staging import committed
 from rootassets.warehouse import connect_read_only
 
 SENSOR_INTERVAL_S = 10

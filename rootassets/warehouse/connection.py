@@ -19,7 +19,7 @@ import polars as pl
 from rootassets.neon.identifiers import TABLE_PATTERN, InvalidIdentifierError, validate_release
 
 SCHEMAS = ("raw", "harmonized", "analysis", "marts", "quarantine")
-INTERNAL_SCHEMAS = ("staging", "meta")  # see rootassets.staging
+INTERNAL_SCHEMAS = ("staging", "meta")  # see rootassets.warehouse.staging
 
 
 class WarehouseBusyError(RuntimeError):

@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
-from rootassets.warehouse import check_frames, qualified, quote_ident, replace_rows, table_columns, transaction
+from rootassets.warehouse.connection import check_frames, qualified, quote_ident, replace_rows, table_columns, transaction
 
 STAGING, META = "staging", "meta"
 REFRESH_TAG = "rootassets/refresh"  # a run tagged with it belongs to a refresh its launcher commits

@@ -21,9 +21,9 @@ from sqlglot.errors import ParseError
 from sqlglot.lineage import lineage
 
 from rootassets.neon.identifiers import TABLE_PATTERN
-from rootassets.warehouse import SCHEMAS
+from rootassets.warehouse.connection import SCHEMAS
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
 _HEADER = re.compile(r"^\s*--\s*(materialized|description|unique|not_null|min_rows)\s*:\s*(.+?)\s*$", re.IGNORECASE)
 
 
