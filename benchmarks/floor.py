@@ -24,7 +24,6 @@ from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT
 from rootassets.neon.site_attributes import load_site_attributes
 from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
 from rootassets.neon.stacking import StackedTable, empty_table
-from rootassets.warehouse.quarantine import screen
 from rootassets.schemas import ANALYSIS_CONTRACTS, HARMONIZED_CONTRACTS
 from rootassets.science.classifier import ForestParameters, classifier_tables
 from rootassets.science.group_tests import GroupTestParameters, group_test_table
@@ -41,9 +40,10 @@ from rootassets.science.root_profiles import (
 from rootassets.science.site_factors import site_factor_table
 from rootassets.science.soil_profiles import horizon_properties, protocol_root_grid, soil_on_root_grid
 from rootassets.science.soil_water import choose_sensors, file_roles, labelled_statistics_sql, series_sql
+from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
+from rootassets.warehouse.quarantine import screen
 from rootassets.warehouse.sqlmodels import discover_models
 from rootassets.warehouse.staging import write_queries
-from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
 
 RELEASE = "RELEASE-2021"
 GOOD = "NOT quarantined"
@@ -78,9 +78,15 @@ def soil_water_tables(w: FloorWarehouse, files, modality: pl.DataFrame, release:
     w.con.register("swc_depths", depths)
     observations = read_csv_sql([Path(p) for p in sorted(set(roles["path"]))])
     w.con.execute(f"CREATE OR REPLACE TEMP TABLE swc_series AS {series_sql(observations, 'swc_file_roles')}")
-    write_queries(w.con, {("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
-                          ("analysis", "soil_water_statistics"): labelled_statistics_sql("swc_series", "swc_depths")},
-                  release, None)
+    write_queries(
+        w.con,
+        {
+            ("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
+            ("analysis", "soil_water_statistics"): labelled_statistics_sql("swc_series", "swc_depths"),
+        },
+        release,
+        None,
+    )
     w.write({("analysis", "soil_water_sensors"): sensors.with_columns(pl.lit(release).alias("release"))}, release)
 
 
@@ -104,34 +110,61 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     for product in (ROOT_MEGAPIT, SOIL_MEGAPIT):
         load = source.load_product(product, release)
         stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in product.all_tables}
-        w.write(_frames({t: screen_raw(t, s, release, published=t in load.tables) for t, s in stacked.items()}), release)
+        w.write(
+            _frames({t: screen_raw(t, s, release, published=t in load.tables) for t, s in stacked.items()}), release
+        )
     attributes = load_site_attributes(snapshot / "site-attributes", release)
     w.write(_frames({t: screen_raw(t, s, release) for t, s in attributes.items()}), release)
     files = discover(soil_water_folder(snapshot, release))
-    w.write({("raw", "swc_sensor_positions"): read_sensor_positions(files).with_columns(pl.lit(release).alias("release")),
-             ("raw", "swc_files"): files.inventory().with_columns(pl.lit(release).alias("release"))}, release)
+    w.write(
+        {
+            ("raw", "swc_sensor_positions"): read_sensor_positions(files).with_columns(
+                pl.lit(release).alias("release")
+            ),
+            ("raw", "swc_files"): files.inventory().with_columns(pl.lit(release).alias("release")),
+        },
+        release,
+    )
     step("raw")
 
     params = RootProfileParameters()
     samples = w.read("raw", "mpr_perrootsample", release, GOOD)
     depth_table = w.read("raw", "mpr_perdepthincrement", release, GOOD)
     usable = depth_table if {"topDepth", "bottomDepth", "depthIncrementID"} <= set(depth_table.columns) else None
-    increments = w.publish("harmonized", "root_increments", root_increments(samples, usable, params),
-                           HARMONIZED_CONTRACTS["root_increments"], release)
-    profiles = w.publish("harmonized", "root_profiles", site_root_profiles(increments),
-                         HARMONIZED_CONTRACTS["root_profiles"], release)
-    biomass = w.publish("harmonized", "site_root_biomass", total_fine_root_biomass(increments, params),
-                        HARMONIZED_CONTRACTS["site_root_biomass"], release)
-    horizons = horizon_properties(w.read("raw", "mgp_perhorizon", release, GOOD),
-                                  w.read("raw", "mgp_perbiogeosample", release, GOOD),
-                                  w.read("raw", "mgp_perbulksample", release, GOOD))
+    increments = w.publish(
+        "harmonized",
+        "root_increments",
+        root_increments(samples, usable, params),
+        HARMONIZED_CONTRACTS["root_increments"],
+        release,
+    )
+    profiles = w.publish(
+        "harmonized", "root_profiles", site_root_profiles(increments), HARMONIZED_CONTRACTS["root_profiles"], release
+    )
+    biomass = w.publish(
+        "harmonized",
+        "site_root_biomass",
+        total_fine_root_biomass(increments, params),
+        HARMONIZED_CONTRACTS["site_root_biomass"],
+        release,
+    )
+    horizons = horizon_properties(
+        w.read("raw", "mgp_perhorizon", release, GOOD),
+        w.read("raw", "mgp_perbiogeosample", release, GOOD),
+        w.read("raw", "mgp_perbulksample", release, GOOD),
+    )
     grid = profiles.select("site_id", "top_cm", "bottom_cm")
     soil_only = sorted(set(horizons["site_id"]) - set(grid["site_id"]))
-    protocol = pl.DataFrame([{"site_id": s, "top_cm": a, "bottom_cm": b} for s in soil_only
-                             for a, b in protocol_root_grid()], schema=grid.schema)
+    protocol = pl.DataFrame(
+        [{"site_id": s, "top_cm": a, "bottom_cm": b} for s in soil_only for a, b in protocol_root_grid()],
+        schema=grid.schema,
+    )
     soil = soil_on_root_grid(horizons, pl.concat([grid, protocol])).with_columns(
-        pl.when(pl.col("site_id").is_in(soil_only)).then(pl.lit("protocol")).otherwise(pl.lit("root_profile"))
-        .alias("grid"))
+        pl.when(pl.col("site_id").is_in(soil_only))
+        .then(pl.lit("protocol"))
+        .otherwise(pl.lit("root_profile"))
+        .alias("grid")
+    )
     soil = w.publish("harmonized", "soil_profiles", soil, HARMONIZED_CONTRACTS["soil_profiles"], release)
     step("harmonized")
 
@@ -140,20 +173,38 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     modality = w.publish("analysis", "site_modality", modality, ANALYSIS_CONTRACTS["site_modality"], release)
     curves = kde_table(kdes).with_columns(pl.lit(release).alias("release"))
     w.write({("analysis", "site_kde"): curves}, release)
-    phis = w.publish("analysis", "phi", phi_table(modality, profiles, soil, curves, PhiParameters()),
-                     ANALYSIS_CONTRACTS["phi"], release)
-    factors = site_factor_table(modality["site_id"].to_list(), biomass,
-                                w.read("raw", "field_site_metadata", release, GOOD),
-                                w.read("raw", "site_land_cover", release, GOOD), soil, None
-                                ).join(modality.select("site_id", "modality"), on="site_id", how="left")
+    phis = w.publish(
+        "analysis",
+        "phi",
+        phi_table(modality, profiles, soil, curves, PhiParameters()),
+        ANALYSIS_CONTRACTS["phi"],
+        release,
+    )
+    factors = site_factor_table(
+        modality["site_id"].to_list(),
+        biomass,
+        w.read("raw", "field_site_metadata", release, GOOD),
+        w.read("raw", "site_land_cover", release, GOOD),
+        soil,
+        None,
+    ).join(modality.select("site_id", "modality"), on="site_id", how="left")
     factors = w.publish("analysis", "site_factors", factors, ANALYSIS_CONTRACTS["site_factors"], release)
     forest = classifier_tables(factors, ForestParameters())
-    w.write({("analysis", "classifier_performance"): forest.performance.with_columns(pl.lit(release).alias("release")),
-             ("analysis", "classifier_importance"): forest.importance.with_columns(pl.lit(release).alias("release"))},
-            release)
+    w.write(
+        {
+            ("analysis", "classifier_performance"): forest.performance.with_columns(pl.lit(release).alias("release")),
+            ("analysis", "classifier_importance"): forest.importance.with_columns(pl.lit(release).alias("release")),
+        },
+        release,
+    )
     step("classifier")
-    w.publish("analysis", "group_tests", group_test_table(factors, phis, GroupTestParameters()),
-              ANALYSIS_CONTRACTS["group_tests"], release)
+    w.publish(
+        "analysis",
+        "group_tests",
+        group_test_table(factors, phis, GroupTestParameters()),
+        ANALYSIS_CONTRACTS["group_tests"],
+        release,
+    )
     labels = dict(modality.select("site_id", "modality").iter_rows())
     exponents, loess_table, _ = nutrient_tables(profiles, soil, labels, NutrientParameters())
     w.publish("analysis", "nutrient_exponents", exponents, ANALYSIS_CONTRACTS["nutrient_exponents"], release)
@@ -162,10 +213,18 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     before = previous_release([r for r in present if r != release], release)
     changes = pl.DataFrame(schema=CHANGE_SCHEMA)
     if before is not None:
-        tables = [w.read("analysis", t, r) for t in ("site_modality", "phi", "nutrient_exponents") for r in (before, release)]
+        tables = [
+            w.read("analysis", t, r) for t in ("site_modality", "phi", "nutrient_exponents") for r in (before, release)
+        ]
         changes = compare_releases(*tables, ChangeTolerances())
-    w.write({("analysis", "release_changes"): changes.with_columns(
-        pl.lit(before, dtype=pl.String).alias("previous_release"), pl.lit(release).alias("release"))}, release)
+    w.write(
+        {
+            ("analysis", "release_changes"): changes.with_columns(
+                pl.lit(before, dtype=pl.String).alias("previous_release"), pl.lit(release).alias("release")
+            )
+        },
+        release,
+    )
     soil_water_tables(w, files, modality, release)
     step("analysis")
 
@@ -182,7 +241,9 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     models = {(m.schema, m.name): m for m in discover_models()}
     done: set[tuple[str, str]] = set()
     while len(done) < len(models):  # dependencies first, as Dagster orders the mart assets
-        ready = [k for k, m in models.items() if k not in done and all(u in done or u not in models for u in m.upstream)]
+        ready = [
+            k for k, m in models.items() if k not in done and all(u in done or u not in models for u in m.upstream)
+        ]
         if not ready:
             raise SystemExit(f"mart models depend on each other in a cycle: {sorted(set(models) - done)}")
         model = models[ready[0]]
@@ -198,6 +259,8 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
 if __name__ == "__main__":
     start = time.perf_counter()
     home = Path(sys.argv[1])
-    snapshot = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).resolve().parents[2] / "shared" / "neon-snapshot"
+    snapshot = (
+        Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).resolve().parents[2] / "shared" / "neon-snapshot"
+    )
     steps = run(home, snapshot)
     print(" ".join(f"{k}={v:.2f}" for k, v in steps.items()), f"total={time.perf_counter() - start:.2f}")

@@ -31,8 +31,10 @@ RELEASE = "RELEASE-2021"
 
 
 # A fresh wrapper per call, so the peak it reports belongs to that call alone.
-_WRAPPER = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-            "print('peak_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
+_WRAPPER = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+    "print('peak_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)"
+)
 
 
 def timed_cli(args: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -52,8 +54,9 @@ def main_job(home: Path) -> dict[str, tuple[float, float]]:
 def timed_python(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) and stdout of one Python process (a fresh wrapper measures it alone)."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _WRAPPER, sys.executable, *args], env=env, cwd=REPO,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, sys.executable, *args], env=env, cwd=REPO, capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
@@ -62,9 +65,13 @@ def timed_python(args: list[str], env: dict[str, str] | None = None) -> tuple[fl
 
 def table_counts(db: Path) -> dict[str, int]:
     with duckdb.connect(str(db), read_only=True) as con:
-        names = [n for (n,) in con.execute(
-            "select table_schema || '.' || table_name from information_schema.tables where table_schema in "
-            "('raw', 'harmonized', 'analysis', 'quarantine', 'marts') order by 1").fetchall()]
+        names = [
+            n
+            for (n,) in con.execute(
+                "select table_schema || '.' || table_name from information_schema.tables where table_schema in "
+                "('raw', 'harmonized', 'analysis', 'quarantine', 'marts') order by 1"
+            ).fetchall()
+        ]
         return {n: con.execute(f"select count(*) from {n}").fetchall()[0][0] for n in names}
 
 
@@ -129,8 +136,10 @@ def growth_exponent(points: list[dict], key: str) -> float:
     return math.log(last[key] / first[key]) / math.log(last["sites"] / first["sites"])
 
 
-SOIL_WATER_SELECT = ("key:raw/swc_sensor_positions or key:raw/swc_files or key:analysis/soil_water_sensors or "
-                     "key:analysis/soil_water_phi_series or key:analysis/soil_water_statistics")
+SOIL_WATER_SELECT = (
+    "key:raw/swc_sensor_positions or key:raw/swc_files or key:analysis/soil_water_sensors or "
+    "key:analysis/soil_water_phi_series or key:analysis/soil_water_statistics"
+)
 
 
 def soil_water(main_home: Path, years: int = 3, positions: int = 3) -> dict:
@@ -146,18 +155,35 @@ def soil_water(main_home: Path, years: int = 3, positions: int = 3) -> dict:
         start = time.perf_counter()
         made = generate(work, RELEASE, sites, month_range("2018-01", 12 * years), positions=positions, seed=1)
         generated_s = time.perf_counter() - start
-        env = {**os.environ, "ROOTASSETS_HOME": str(main_home), "ROOTASSETS_SNAPSHOT": str(SNAPSHOT),
-               "ROOTASSETS_SOIL_WATER": str(work)}
+        env = {
+            **os.environ,
+            "ROOTASSETS_HOME": str(main_home),
+            "ROOTASSETS_SNAPSHOT": str(SNAPSHOT),
+            "ROOTASSETS_SOIL_WATER": str(work),
+        }
         wall, peak = timed_cli(["materialize", "--release", RELEASE, "--select", SOIL_WATER_SELECT, "--force"], env)
         with duckdb.connect(str(main_home / "rootassets.duckdb"), read_only=True) as con:
-            series = con.execute("select count(*), count(distinct site_id) from analysis.soil_water_phi_series "
-                                 "where release = ?", [RELEASE]).fetchall()[0]
+            series = con.execute(
+                "select count(*), count(distinct site_id) from analysis.soil_water_phi_series where release = ?",
+                [RELEASE],
+            ).fetchall()[0]
             files_read = con.execute("select count(*) from raw.swc_files where release = ?", [RELEASE]).fetchall()[0][0]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"sites": len(sites), "years": years, "positions": positions, "files": made.files, "rows": made.rows,
-            "gb": made.bytes / 1e9, "generated_s": generated_s, "wall": wall, "peak": peak,
-            "series_rows": series[0], "series_sites": series[1], "files_listed": files_read}
+    return {
+        "sites": len(sites),
+        "years": years,
+        "positions": positions,
+        "files": made.files,
+        "rows": made.rows,
+        "gb": made.bytes / 1e9,
+        "generated_s": generated_s,
+        "wall": wall,
+        "peak": peak,
+        "series_rows": series[0],
+        "series_sites": series[1],
+        "files_listed": files_read,
+    }
 
 
 def bootstrap_kde(main_home: Path, resamples: int = 1000) -> dict:
@@ -172,8 +198,10 @@ def bootstrap_kde(main_home: Path, resamples: int = 1000) -> dict:
         profiles = con.sql("select * from harmonized.root_profiles where release = 'RELEASE-2021'").pl()
         increments = con.sql("select * from harmonized.root_increments where release = 'RELEASE-2021'").pl()
     params = ModalityParameters()
-    samples = [depth_sample(g["mid_cm"].to_numpy(), g["root_density_g_m3"].to_numpy())
-               for _, g in profiles.sort("top_cm").group_by("site_id")]
+    samples = [
+        depth_sample(g["mid_cm"].to_numpy(), g["root_density_g_m3"].to_numpy())
+        for _, g in profiles.sort("top_cm").group_by("site_id")
+    ]
     timings = {}
     for name, kde in (("direct", gaussian_kde), ("fft", binned_fft_kde)):
         start = time.perf_counter()
@@ -191,13 +219,21 @@ def bootstrap_kde(main_home: Path, resamples: int = 1000) -> dict:
         rng = np.random.default_rng(123)
         start = time.perf_counter()
         for _, g in increments.sort("site_id").group_by("site_id", maintain_order=True):
-            bootstrap_site(g.select("profile", "top_cm", "bottom_cm", "root_density_g_m3"), params, resamples, rng,
-                           method)
+            bootstrap_site(
+                g.select("profile", "top_cm", "bottom_cm", "root_density_g_m3"), params, resamples, rng, method
+            )
         boot[method] = time.perf_counter() - start
-    return {"sites": len(samples), "direct_s": timings["direct"], "fft_s": timings["fft"],
-            "naive_site_s": naive_per_site, "mean_repeated": float(np.mean([c.sum() for _, c in samples])),
-            "resamples": resamples, "boot_fft_s": boot["fft"], "boot_direct_s": boot["direct"],
-            "profiles": increments.group_by("site_id").agg(pl.col("profile").n_unique())["profile"].mean()}
+    return {
+        "sites": len(samples),
+        "direct_s": timings["direct"],
+        "fft_s": timings["fft"],
+        "naive_site_s": naive_per_site,
+        "mean_repeated": float(np.mean([c.sum() for _, c in samples])),
+        "resamples": resamples,
+        "boot_fft_s": boot["fft"],
+        "boot_direct_s": boot["direct"],
+        "profiles": increments.group_by("site_id").agg(pl.col("profile").n_unique())["profile"].mean(),
+    }
 
 
 def ingest(repeats: int = 3) -> dict[str, float]:
@@ -209,7 +245,9 @@ def ingest(repeats: int = 3) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="rootassets-ingest-"))
     try:
         for (release, name), f in catalogue.files.items():
-            package = root / release / f.product / f"NEON.D00.{f.site}.{f.product}.{f.month}.basic.20200101T000000Z.{release}"
+            package = (
+                root / release / f.product / f"NEON.D00.{f.site}.{f.product}.{f.month}.basic.20200101T000000Z.{release}"
+            )
             package.mkdir(parents=True, exist_ok=True)
             (package / name).write_bytes(f.body)
         data_files = [p for p in root.rglob("*.csv") if ".variables." not in p.name]
@@ -230,8 +268,10 @@ def ingest(repeats: int = 3) -> dict[str, float]:
             with duckdb.connect() as con:
                 for table in tables:
                     pattern = str(root / "*" / "*" / "*" / f"*.{table}.*.csv")
-                    con.execute(f"CREATE OR REPLACE TABLE t AS SELECT * FROM read_csv('{pattern}', union_by_name=true, "
-                                "nullstr=['NA', ''], filename=true)")
+                    con.execute(
+                        f"CREATE OR REPLACE TABLE t AS SELECT * FROM read_csv('{pattern}', union_by_name=true, "
+                        "nullstr=['NA', ''], filename=true)"
+                    )
             theirs.append(time.perf_counter() - start)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -243,37 +283,38 @@ def write(results: dict, path: Path) -> None:
     boot, swc, scale = results["bootstrap"], results["soil_water"], results["scaling"]
     ratio = ing["duckdb_s"] / ing["ours_s"]
     differ = ", ".join(f"{t} {a} vs {b}" for t, (a, b) in fl["differ"].items()) or "none"
-    scale_rows = "\n".join(f"| {p['factor']}x | {p['sites']} | {p['root_rows']:,} | {p['wall']:.1f} | {p['peak']:.0f} |"
-                           for p in scale)
+    scale_rows = "\n".join(
+        f"| {p['factor']}x | {p['sites']} | {p['root_rows']:,} | {p['wall']:.1f} | {p['peak']:.0f} |" for p in scale
+    )
     time_growth, memory_growth = growth_exponent(scale, "wall"), growth_exponent(scale, "peak")
     text = f"""# Benchmarks
 
 Command: `.venv/bin/python benchmarks/run.py` (writes this file and `benchmarks/scaling.png`; every
-figure below comes from that one run). Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}
+figure below comes from that one run). Measured {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 on {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()},
-dagster {version('dagster')}, duckdb {version('duckdb')}, polars {version('polars')}, numpy {version('numpy')}.
+dagster {version("dagster")}, duckdb {version("duckdb")}, polars {version("polars")}, numpy {version("numpy")}.
 Peak memory is the max RSS of the measured process (`getrusage` of its children).
 
 ## Main job, offline on the RELEASE-2021 snapshot, next to the floor
 
 | run | wall (s) | peak memory (MB) |
 |---|---|---|
-| main job cold (`rootassets materialize --release {RELEASE}`, empty ROOTASSETS_HOME) | {main['cold'][0]:.1f} | {main['cold'][1]:.0f} |
-| main job warm (nothing changed: source files unchanged, so raw not re-read; every asset up to date) | {main['warm'][0]:.1f} | {main['warm'][1]:.0f} |
-| floor (`benchmarks/floor.py`: same functions and tables, one plain process) | {fl['wall']:.1f} | {fl['peak']:.0f} |
+| main job cold (`rootassets materialize --release {RELEASE}`, empty ROOTASSETS_HOME) | {main["cold"][0]:.1f} | {main["cold"][1]:.0f} |
+| main job warm (nothing changed: source files unchanged, so raw not re-read; every asset up to date) | {main["warm"][0]:.1f} | {main["warm"][1]:.0f} |
+| floor (`benchmarks/floor.py`: same functions and tables, one plain process) | {fl["wall"]:.1f} | {fl["peak"]:.0f} |
 
-Cold main job / floor = **{main['cold'][0] / fl['wall']:.2f}** (goal: at most 1.5). Floor steps (s):
-`{fl['steps']}`. The floor wrote {fl['tables']} tables; tables whose row counts differ from the
-main job's: {differ}. Warm re-run: **{main['warm'][0]:.1f} s** (goal: 3 s; see below).
+Cold main job / floor = **{main["cold"][0] / fl["wall"]:.2f}** (goal: at most 1.5). Floor steps (s):
+`{fl["steps"]}`. The floor wrote {fl["tables"]} tables; tables whose row counts differ from the
+main job's: {differ}. Warm re-run: **{main["warm"][0]:.1f} s** (goal: 3 s; see below).
 
 ## Ingest throughput (NEON per-site CSVs -> stacked, typed tables)
 
-{ing['files']} NEON-format files, {ing['rows']:,} rows, {ing['mb']:.2f} MB; best of 3.
+{ing["files"]} NEON-format files, {ing["rows"]:,} rows, {ing["mb"]:.2f} MB; best of 3.
 
 | reader | seconds | rows/s | MB/s |
 |---|---|---|---|
-| rootassets (csv checks, typing, stacking, provenance) | {ing['ours_s']:.3f} | {ing['rows'] / ing['ours_s']:,.0f} | {ing['mb'] / ing['ours_s']:.2f} |
-| DuckDB `read_csv` of the same files | {ing['duckdb_s']:.3f} | {ing['rows'] / ing['duckdb_s']:,.0f} | {ing['mb'] / ing['duckdb_s']:.2f} |
+| rootassets (csv checks, typing, stacking, provenance) | {ing["ours_s"]:.3f} | {ing["rows"] / ing["ours_s"]:,.0f} | {ing["mb"] / ing["ours_s"]:.2f} |
+| DuckDB `read_csv` of the same files | {ing["duckdb_s"]:.3f} | {ing["rows"] / ing["duckdb_s"]:,.0f} | {ing["mb"] / ing["duckdb_s"]:.2f} |
 
 rootassets reaches **{ratio:.2f}** of DuckDB's rate (goal: 0.7).
 
@@ -295,34 +336,34 @@ the per-site KDEs and the per-site figure panels.
 
 ## Continental soil water content (DP1.00094.001; SYNTHETIC NEON-format files)
 
-{swc['sites']} megapit sites x {swc['years']} years x {swc['positions']} sensor positions x 8 depths, 30-minute
-data: {swc['files']:,} files, **{swc['rows']:,} rows**, {swc['gb']:.1f} GB of CSV (generated in
-{swc['generated_s']:.0f} s by `rootassets.synthetic.soil_water`, not timed below).
+{swc["sites"]} megapit sites x {swc["years"]} years x {swc["positions"]} sensor positions x 8 depths, 30-minute
+data: {swc["files"]:,} files, **{swc["rows"]:,} rows**, {swc["gb"]:.1f} GB of CSV (generated in
+{swc["generated_s"]:.0f} s by `rootassets.synthetic.soil_water`, not timed below).
 
 | run | wall (s) | peak memory (MB) |
 |---|---|---|
-| `rootassets materialize --select <the 5 soil-water assets> --force` | {swc['wall']:.1f} | {swc['peak']:.0f} |
+| `rootassets materialize --select <the 5 soil-water assets> --force` | {swc["wall"]:.1f} | {swc["peak"]:.0f} |
 
 The 30-minute rows never enter Python: DuckDB reads the chosen files (`read_csv`, D1, D2 and the
 surface sensor of each position) and aggregates them under `memory_limit = 2GB` with spilling to a
 temporary folder, so memory stays bounded whatever the number of rows. Output:
-`analysis.soil_water_phi_series` {swc['series_rows']:,} rows ({swc['series_sites']} sites with a root
+`analysis.soil_water_phi_series` {swc["series_rows"]:,} rows ({swc["series_sites"]} sites with a root
 modality), and `analysis.soil_water_statistics`.
 
 ## KDE: direct sum vs R's binned FFT, and the bootstrap over profiles
 
 | what | seconds |
 |---|---|
-| KDE of all {boot['sites']} site profiles, direct sum over the weighted distinct depths | {boot['direct_s']:.3f} |
-| the same, binned FFT (R's `density.default`: 2^16 bins, FFT convolution, interpolation) | {boot['fft_s']:.3f} |
-| one site, naive direct sum over the repeated sample (`rep(mid, round(Y))`, mean {boot['mean_repeated']:,.0f} points) | {boot['naive_site_s']:.3f} |
-| bootstrap, {boot['resamples']} resamples x {boot['sites']} sites, binned FFT batched over resamples | {boot['boot_fft_s']:.1f} |
-| the same bootstrap with the direct sum | {boot['boot_direct_s']:.1f} |
+| KDE of all {boot["sites"]} site profiles, direct sum over the weighted distinct depths | {boot["direct_s"]:.3f} |
+| the same, binned FFT (R's `density.default`: 2^16 bins, FFT convolution, interpolation) | {boot["fft_s"]:.3f} |
+| one site, naive direct sum over the repeated sample (`rep(mid, round(Y))`, mean {boot["mean_repeated"]:,.0f} points) | {boot["naive_site_s"]:.3f} |
+| bootstrap, {boot["resamples"]} resamples x {boot["sites"]} sites, binned FFT batched over resamples | {boot["boot_fft_s"]:.1f} |
+| the same bootstrap with the direct sum | {boot["boot_direct_s"]:.1f} |
 
-Speed-up of the binned FFT: {boot['direct_s'] / boot['fft_s']:.2f}x over the direct sum on the
-weighted distinct depths (about {boot['profiles']:.0f} profiles and 15-20 distinct depths per site,
-so the direct sum is only ~20 Gaussians on the grid), {boot['naive_site_s'] * boot['sites'] / boot['fft_s']:.0f}x over a
-naive direct sum of the repeated sample, and {boot['boot_direct_s'] / boot['boot_fft_s']:.2f}x in the bootstrap.
+Speed-up of the binned FFT: {boot["direct_s"] / boot["fft_s"]:.2f}x over the direct sum on the
+weighted distinct depths (about {boot["profiles"]:.0f} profiles and 15-20 distinct depths per site,
+so the direct sum is only ~20 Gaussians on the grid), {boot["naive_site_s"] * boot["sites"] / boot["fft_s"]:.0f}x over a
+naive direct sum of the repeated sample, and {boot["boot_direct_s"] / boot["boot_fft_s"]:.2f}x in the bootstrap.
 """
     path.write_text(text)
     print(text)

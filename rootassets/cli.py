@@ -41,14 +41,22 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("materialize", help="run the main job for one NEON release in the persistent instance")
     p.add_argument("--release", default="latest", help="NEON release tag (RELEASE-2021, PROVISIONAL) or 'latest'")
     p.add_argument("--select", default=None, help="Dagster asset selection, e.g. 'key:raw/*' (default: all)")
-    p.add_argument("--force", action="store_true",
-                   help="recompute every selected asset, even those up to date (same code and inputs)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute every selected asset, even those up to date (same code and inputs)",
+    )
     p.set_defaults(handler=_materialize)
 
     p = sub.add_parser("releases", help="list NEON's releases and the instance's release partitions; add partitions")
-    p.add_argument("--add", action="append", default=[], metavar="TAG",
-                   help="add the release partition TAG (e.g. RELEASE-2021) to the persistent instance, so that "
-                        "`dg launch --partition TAG` and the UI can run it; repeatable")
+    p.add_argument(
+        "--add",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="add the release partition TAG (e.g. RELEASE-2021) to the persistent instance, so that "
+        "`dg launch --partition TAG` and the UI can run it; repeatable",
+    )
     p.set_defaults(handler=_releases)
 
     p = sub.add_parser("sql", help="run a read-only SQL query against the DuckDB file")
@@ -59,21 +67,40 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_sql)
 
     p = sub.add_parser("mirror", help="serve snapshot folders as the NEON Data API on 127.0.0.1")
-    p.add_argument("--snapshot", required=True,
-                   help="snapshot folder(s) (layout of ../shared/neon-snapshot), several joined with ':'")
+    p.add_argument(
+        "--snapshot",
+        required=True,
+        help="snapshot folder(s) (layout of ../shared/neon-snapshot), several joined with ':'",
+    )
     p.add_argument("--port", type=int, default=8765, help="port of the API origin")
-    p.add_argument("--storage-port", type=int, default=0,
-                   help="port of the storage origin serving the signed file URLs (default: any free port)")
+    p.add_argument(
+        "--storage-port",
+        type=int,
+        default=0,
+        help="port of the storage origin serving the signed file URLs (default: any free port)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (loopback only)")
-    p.add_argument("--no-token-required", action="store_true",
-                   help="answer /data* without an API token (NEON requires one since June 2026)")
+    p.add_argument(
+        "--no-token-required",
+        action="store_true",
+        help="answer /data* without an API token (NEON requires one since June 2026)",
+    )
     p.add_argument("--url-ttl", type=int, default=7 * 24 * 3600, help="validity of signed file URLs, seconds")
-    p.add_argument("--fault", action="append", default=[], metavar="KIND=COUNT",
-                   help="inject a fault into the next COUNT requests (-1: always); kinds: rate_limit "
-                        "(X-RateLimit-Reset 100, RetryAfter 1), server_error, drop, truncate, bad_checksum, slow, "
-                        "malformed_json, hostile_ids, expired_url, expired_token")
-    p.add_argument("--fault-scope", choices=("all", "json", "files"), default="all",
-                   help="json: API answers only; files: storage downloads only")
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=COUNT",
+        help="inject a fault into the next COUNT requests (-1: always); kinds: rate_limit "
+        "(X-RateLimit-Reset 100, RetryAfter 1), server_error, drop, truncate, bad_checksum, slow, "
+        "malformed_json, hostile_ids, expired_url, expired_token",
+    )
+    p.add_argument(
+        "--fault-scope",
+        choices=("all", "json", "files"),
+        default="all",
+        help="json: API answers only; files: storage downloads only",
+    )
     p.set_defaults(handler=_mirror)
 
     p = sub.add_parser("ui", help="start the Dagster UI and daemon on the persistent instance (dg dev)")
@@ -102,8 +129,8 @@ def _materialize(args: argparse.Namespace) -> int:
     from dagster import AssetSelection, DagsterInstance
 
     from rootassets.definitions import MAIN_JOB, defs
-    from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
     from rootassets.defs.jobs import OPTIONAL
+    from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
 
     graph = defs.resolve_asset_graph()
     selection = AssetSelection.all() - OPTIONAL  # optional assets run only when --select names them
@@ -125,17 +152,29 @@ def _materialize(args: argparse.Namespace) -> int:
         if not instance.has_dynamic_partition(NEON_RELEASE_PARTITIONS, release):
             instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
         print(f"rootassets: materializing {release} from {source.describe()} into {settings.database}")
-        refresh = Refresh(instance, defs, MAIN_JOB, settings.database, release, asset_keys, force=args.force,
-                          say=lambda line: print(line if line.startswith("  ") else f"rootassets: {line}"))
+        refresh = Refresh(
+            instance,
+            defs,
+            MAIN_JOB,
+            settings.database,
+            release,
+            asset_keys,
+            force=args.force,
+            say=lambda line: print(line if line.startswith("  ") else f"rootassets: {line}"),
+        )
         try:
             report = refresh.run()
         except RefreshFailed as exc:
             for step, message in exc.failures:
                 print(f"  FAILED {step}: {message}", file=sys.stderr)
-            raise CliError(f"run {exc.run_id} failed; nothing it computed was made visible, and the earlier "
-                           f"results in {settings.database} are unchanged") from None
-        print(f"rootassets: {release} done: {len(report.materialized)} assets materialized; "
-              f"{report.visible_tables} tables made visible at once")
+            raise CliError(
+                f"run {exc.run_id} failed; nothing it computed was made visible, and the earlier "
+                f"results in {settings.database} are unchanged"
+            ) from None
+        print(
+            f"rootassets: {release} done: {len(report.materialized)} assets materialized; "
+            f"{report.visible_tables} tables made visible at once"
+        )
     return 0
 
 
@@ -154,8 +193,10 @@ def _releases(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     missing = [tag for tag in wanted if tag not in offered]
     if missing:
-        raise CliError(f"{', '.join(missing)} not offered by {source.describe()} (it offers "
-                       f"{', '.join(offered) or 'no release with every product'})")
+        raise CliError(
+            f"{', '.join(missing)} not offered by {source.describe()} (it offers "
+            f"{', '.join(offered) or 'no release with every product'})"
+        )
     os.environ["DAGSTER_HOME"] = str(settings.ensure_dagster_home())
     from dagster import DagsterInstance
 
@@ -170,8 +211,10 @@ def _releases(args: argparse.Namespace) -> int:
         print(f"rootassets: added the release partition {tag} to {settings.dagster_home}")
     from tabulate import tabulate
 
-    rows = [(tag, offered.get(tag, "-"), "yes" if tag in offered else "no", "yes" if tag in partitions else "no")
-            for tag in sorted(set(offered) | partitions)]
+    rows = [
+        (tag, offered.get(tag, "-"), "yes" if tag in offered else "no", "yes" if tag in partitions else "no")
+        for tag in sorted(set(offered) | partitions)
+    ]
     print(f"releases of {source.describe()} and partitions of {settings.dagster_home}:")
     print(tabulate(rows, headers=["release", "generated", "offered", "partition"], tablefmt="simple"))
     return 0
@@ -205,7 +248,7 @@ def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> No
         writer.writerow(columns)
         writer.writerows(rows)
     elif fmt == "json":
-        print(json.dumps([dict(zip(columns, row)) for row in rows], default=str, indent=1))
+        print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str, indent=1))
     else:
         from tabulate import tabulate
 
@@ -223,19 +266,31 @@ def _mirror(args: argparse.Namespace) -> int:
             raise CliError(f"bad --fault {spec!r}: expected KIND=COUNT with KIND in {', '.join(FAULT_KINDS)}")
         counts[kind] = int(count)
     try:
-        server = MirrorServer(args.snapshot, host=args.host, port=args.port, storage_port=args.storage_port,
-                              faults=FaultPlan(counts=counts, scope=args.fault_scope),
-                              require_token=not args.no_token_required, url_ttl_s=args.url_ttl,
-                              access_log=lambda line: print(f"mirror: {line}", file=sys.stderr, flush=True))
+        server = MirrorServer(
+            args.snapshot,
+            host=args.host,
+            port=args.port,
+            storage_port=args.storage_port,
+            faults=FaultPlan(counts=counts, scope=args.fault_scope),
+            require_token=not args.no_token_required,
+            url_ttl_s=args.url_ttl,
+            access_log=lambda line: print(f"mirror: {line}", file=sys.stderr, flush=True),
+        )
     except (NeonError, OSError, ValueError) as exc:
         raise CliError(f"cannot start the mirror: {exc}") from exc
     from rootassets.neon.tokens import unsigned_token
 
-    print(f"rootassets: NEON mirror of {args.snapshot} at {server.base_url}, files at {server.storage_url} "
-          f"(Ctrl-C to stop)", flush=True)
+    print(
+        f"rootassets: NEON mirror of {args.snapshot} at {server.base_url}, files at {server.storage_url} "
+        f"(Ctrl-C to stop)",
+        flush=True,
+    )
     if server.require_token:
-        print("rootassets: /data* needs a token; this mirror accepts any unexpired JWT-shaped token, e.g.\n"
-              f"  export NEON_TOKEN={unsigned_token(time.time() + 30 * 86400)}", flush=True)
+        print(
+            "rootassets: /data* needs a token; this mirror accepts any unexpired JWT-shaped token, e.g.\n"
+            f"  export NEON_TOKEN={unsigned_token(time.time() + 30 * 86400)}",
+            flush=True,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -254,8 +309,16 @@ def _ui(args: argparse.Namespace) -> int:
     if (project / "pyproject.toml").is_file() and (bin_dir / "dg").exists():
         command = [str(bin_dir / "dg"), "dev", "-h", args.host, "-p", str(args.port)]
     elif (bin_dir / "dagster").exists():  # an installed wheel, without the project folder
-        command = [str(bin_dir / "dagster"), "dev", "-m", "rootassets.definitions", "-h", args.host,
-                   "-p", str(args.port)]
+        command = [
+            str(bin_dir / "dagster"),
+            "dev",
+            "-m",
+            "rootassets.definitions",
+            "-h",
+            args.host,
+            "-p",
+            str(args.port),
+        ]
         project = Path.cwd()
     else:
         raise CliError(f"neither dg nor dagster is installed next to {sys.executable}: pip install -e '.[dev]'")

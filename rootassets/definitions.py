@@ -5,18 +5,18 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from rootassets.defs.analysis import analysis_assets
+from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
 from rootassets.defs.bootstrap import bootstrap_assets
 from rootassets.defs.harmonized import harmonized_assets
-from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
 from rootassets.defs.jobs import MAIN_JOB, main_job
-from rootassets.defs.neon_sources import neon_source_assets
-from rootassets.defs.visibility import refresh_sensors, visibility_check_keys, visibility_checks
 from rootassets.defs.marts import mart_assets
 from rootassets.defs.neon_documents import document_assets
+from rootassets.defs.neon_sources import neon_source_assets
 from rootassets.defs.raw import raw_assets
 from rootassets.defs.reports import report_assets
-from rootassets.defs.soil_water import soil_water_assets
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
+from rootassets.defs.soil_water import soil_water_assets
+from rootassets.defs.visibility import refresh_sensors, visibility_check_keys, visibility_checks
 from rootassets.settings import Settings
 
 __all__ = ["MAIN_JOB", "build_definitions", "defs"]
@@ -24,8 +24,16 @@ __all__ = ["MAIN_JOB", "build_definitions", "defs"]
 
 def build_definitions(settings: Settings) -> Definitions:
     """Definitions wired to `settings` (tests pass their own)."""
-    assets = [*raw_assets, *document_assets, *harmonized_assets, *analysis_assets, *report_assets, *mart_assets,
-              *soil_water_assets, *bootstrap_assets]
+    assets = [
+        *raw_assets,
+        *document_assets,
+        *harmonized_assets,
+        *analysis_assets,
+        *report_assets,
+        *mart_assets,
+        *soil_water_assets,
+        *bootstrap_assets,
+    ]
     return Definitions(
         assets=[*neon_source_assets, *assets],
         asset_checks=[visibility_checks(assets)],

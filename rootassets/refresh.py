@@ -41,15 +41,16 @@ from dagster import (
     RunsFilter,
 )
 
-from rootassets.warehouse.staging import REFRESH_TAG, commit_refresh, committed, discard_refresh, validate_refresh
 from rootassets.warehouse import connect_read_only, connect_writable
+from rootassets.warehouse.staging import REFRESH_TAG, commit_refresh, committed, discard_refresh, validate_refresh
 
 PID_TAG, HOST_TAG, RELEASE_TAG = "rootassets/pid", "rootassets/host", "rootassets/release"
 VISIBLE_CHECK = "visible_in_warehouse"
 VISIBLE_CHECK_DESCRIPTION = (
     "Passes when the rows of this asset's latest materialization became visible in the DuckDB file (its "
     "refresh was committed); fails when they were discarded (a failed or killed run), saying what the "
-    "table still holds. Reported by the refresh itself, at commit or discard.")
+    "table still holds. Reported by the refresh itself, at commit or discard."
+)
 
 
 class RefreshFailed(Exception):
@@ -66,8 +67,10 @@ def refresh_of(run: DagsterRun) -> str:
 
 
 def run_outcome(instance: DagsterInstance, run: DagsterRun) -> str:
-    """"succeeded" when every planned step succeeded, "failed" when one failed, else "unfinished"."""
-    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id) if run.execution_plan_snapshot_id else None
+    """ "succeeded" when every planned step succeeded, "failed" when one failed, else "unfinished"."""
+    plan = (
+        instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id) if run.execution_plan_snapshot_id else None
+    )
     planned = set(plan.step_keys_to_execute) if plan is not None else set()
     records = instance.all_logs(run.run_id, of_type={DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE})
     succeeded = {r.dagster_event.step_key for r in records if r.dagster_event and r.dagster_event.is_step_success}
@@ -138,8 +141,12 @@ def reap_dead_runs(instance: DagsterInstance, database: Path) -> list[str]:
     """Mark runs whose process on this host is gone (killed) as failed, discard what they staged, and free
     their concurrency slots (a run killed mid-step still holds its `duckdb` pool slot)."""
     notes = []
-    active = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.NOT_STARTED,
-              DagsterRunStatus.CANCELING]
+    active = [
+        DagsterRunStatus.STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.CANCELING,
+    ]
     for run in instance.get_runs(filters=RunsFilter(statuses=active)):
         pid = run.tags.get(PID_TAG, "")
         if run.tags.get(HOST_TAG) != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
@@ -147,8 +154,10 @@ def reap_dead_runs(instance: DagsterInstance, database: Path) -> list[str]:
         instance.report_run_failed(run, f"the process {pid} running it is gone (killed?)")
         discard(instance, database, refresh_of(run), f"run {run.run_id} was killed (process {pid} is gone)")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        notes.append(f"run {run.run_id} had been killed (process {pid} is gone): marked failed, its staging "
-                     "discarded, its slots freed")
+        notes.append(
+            f"run {run.run_id} had been killed (process {pid} is gone): marked failed, its staging "
+            "discarded, its slots freed"
+        )
     return notes
 
 
@@ -184,8 +193,9 @@ def _materialized(instance: DagsterInstance, runs: Iterable[DagsterRun]) -> dict
     return found
 
 
-def _report_visibility(instance: DagsterInstance, refresh_id: str, passed: bool, counts: dict[str, int] | None = None,
-                       reason: str = "") -> None:
+def _report_visibility(
+    instance: DagsterInstance, refresh_id: str, passed: bool, counts: dict[str, int] | None = None, reason: str = ""
+) -> None:
     for key, (run_id, partition) in _materialized(instance, _runs_of(instance, refresh_id)).items():
         metadata: dict[str, Any] = {"refresh": refresh_id, "run": run_id, "release": partition or "none"}
         table = ".".join(key.path) if len(key.path) == 2 else None
@@ -195,11 +205,20 @@ def _report_visibility(instance: DagsterInstance, refresh_id: str, passed: bool,
             description = "its rows are visible in the DuckDB file"
         else:
             metadata["reason"] = reason
-            description = (f"its rows were never made visible ({reason}); the DuckDB file still holds the rows of "
-                           "the last committed refresh")
-        instance.report_runless_asset_event(AssetCheckEvaluation(
-            asset_key=key, check_name=VISIBLE_CHECK, passed=passed, severity=AssetCheckSeverity.ERROR,
-            description=description, metadata=metadata))
+            description = (
+                f"its rows were never made visible ({reason}); the DuckDB file still holds the rows of "
+                "the last committed refresh"
+            )
+        instance.report_runless_asset_event(
+            AssetCheckEvaluation(
+                asset_key=key,
+                check_name=VISIBLE_CHECK,
+                passed=passed,
+                severity=AssetCheckSeverity.ERROR,
+                description=description,
+                metadata=metadata,
+            )
+        )
 
 
 # --- planning: what is stale ----------------------------------------------------------------------------------
@@ -212,8 +231,15 @@ def freshness(instance: DagsterInstance, graph: Any) -> Any:
     return FreshnessResolver(instance, graph)
 
 
-def stale_or_missing(instance: DagsterInstance, graph: Any, keys: Sequence[AssetKey], release: str, database: Path,
-                     refresh_id: str, resolver: Any = None) -> list[AssetKey]:
+def stale_or_missing(
+    instance: DagsterInstance,
+    graph: Any,
+    keys: Sequence[AssetKey],
+    release: str,
+    database: Path,
+    refresh_id: str,
+    resolver: Any = None,
+) -> list[AssetKey]:
     """The assets among `keys` whose code version or upstream data versions changed, never materialized,
     or last materialized by a refresh that was never committed (a failed or killed run). Pass the same
     `resolver` (from `freshness`) to reuse its cache while nothing was materialized between."""
@@ -224,8 +250,9 @@ def stale_or_missing(instance: DagsterInstance, graph: Any, keys: Sequence[Asset
     return [k for k in keys if k in stale or k in uncommitted]
 
 
-def uncommitted_assets(instance: DagsterInstance, keys: Sequence[AssetKey], release: str, database: Path,
-                       refresh_id: str) -> set[AssetKey]:
+def uncommitted_assets(
+    instance: DagsterInstance, keys: Sequence[AssetKey], release: str, database: Path, refresh_id: str
+) -> set[AssetKey]:
     """Keys whose latest materialization came from a refresh other than `refresh_id` that was never committed.
 
     Only when some finished run of this release belongs to an uncommitted refresh (a failed or killed
@@ -243,7 +270,8 @@ def uncommitted_assets(instance: DagsterInstance, keys: Sequence[AssetKey], rele
     found = set()
     for key in keys:
         records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, asset_partitions=[release]), limit=1).records
+            AssetRecordsFilter(asset_key=key, asset_partitions=[release]), limit=1
+        ).records
         if not records:
             records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
         run = instance.get_run_by_id(records[0].run_id) if records else None
@@ -299,8 +327,10 @@ class Refresh:
 
     def _run_phases(self, report: RefreshReport) -> None:
         graph = self.defs.resolve_asset_graph()
-        sources = sorted({parent for key in self.keys for parent in graph.get(key).parent_keys
-                          if graph.get(parent).is_observable}, key=str)
+        sources = sorted(
+            {parent for key in self.keys for parent in graph.get(key).parent_keys if graph.get(parent).is_observable},
+            key=str,
+        )
         if self.force:
             self._execute([*sources, *self.keys], report)
             return
@@ -313,8 +343,11 @@ class Refresh:
             fresh = [k for k in phase if k not in stale]
             report.fresh += [k.to_user_string() for k in fresh]
             if fresh:
-                self.say(f"{len(fresh)} raw tables up to date (their NEON source is unchanged), not re-read"
-                         if phase is raw else f"{len(fresh)} assets up to date (same code and inputs), not recomputed")
+                self.say(
+                    f"{len(fresh)} raw tables up to date (their NEON source is unchanged), not re-read"
+                    if phase is raw
+                    else f"{len(fresh)} assets up to date (same code and inputs), not recomputed"
+                )
             if stale:
                 self._execute(stale, report)
 
@@ -326,13 +359,20 @@ class Refresh:
             asset_selection=keys,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), RELEASE_TAG: self.release,
-                  REFRESH_TAG: self.refresh_id},
+            tags={
+                PID_TAG: str(os.getpid()),
+                HOST_TAG: socket.gethostname(),
+                RELEASE_TAG: self.release,
+                REFRESH_TAG: self.refresh_id,
+            },
         )
         report.runs.append(result.run_id)
         materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
-        observed = [e.asset_key.to_user_string() for e in result.all_events
-                    if e.event_type == DagsterEventType.ASSET_OBSERVATION and e.asset_key is not None]
+        observed = [
+            e.asset_key.to_user_string()
+            for e in result.all_events
+            if e.event_type == DagsterEventType.ASSET_OBSERVATION and e.asset_key is not None
+        ]
         report.materialized += materialized
         report.observed += observed
         for key in observed:

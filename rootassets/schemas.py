@@ -244,6 +244,8 @@ RAW_CONTRACTS: dict[str, TableContract] = {
     "field_site_metadata": TableContract(FieldSiteMetadata, ("field_site_id",)),
     "site_land_cover": TableContract(SiteLandCover, ("siteID",)),
 }
+
+
 class _ReleaseContract(pa.DataFrameModel):
     """Columns every product-level table has (no site)."""
 

@@ -63,7 +63,8 @@ class Settings:
             api_url=os.environ.get("NEON_API_URL") or DEFAULT_API_URL,
             site_attributes=attributes_path,
             soil_water=Path(os.environ["ROOTASSETS_SOIL_WATER"]).expanduser().absolute()
-            if os.environ.get("ROOTASSETS_SOIL_WATER") else (roots[0] if roots else None),
+            if os.environ.get("ROOTASSETS_SOIL_WATER")
+            else (roots[0] if roots else None),
         )
 
     @property
@@ -86,6 +87,8 @@ class Settings:
         """Create the persistent Dagster instance folder with the shipped dagster.yaml."""
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         config = self.dagster_home / "dagster.yaml"
-        if not config.exists() or (config.read_text().startswith(INSTANCE_MARK) and config.read_text() != INSTANCE_YAML):
+        if not config.exists() or (
+            config.read_text().startswith(INSTANCE_MARK) and config.read_text() != INSTANCE_YAML
+        ):
             config.write_text(INSTANCE_YAML)  # a file the user wrote is left alone
         return self.dagster_home

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from dagster import AssetsDefinition, DagsterInstance, ExecuteInProcessResult, materialize
 
 from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
@@ -64,8 +63,12 @@ def client(mirror: MirrorServer) -> Iterator[NeonClient]:
 
 @pytest.fixture()
 def snapshot_settings(tmp_path: Path, snapshot: Path) -> Settings:
-    return Settings(home=tmp_path / "home", snapshot=snapshot, api_url="http://127.0.0.1:9/api/v0/",
-                    site_attributes=snapshot / "site-attributes")
+    return Settings(
+        home=tmp_path / "home",
+        snapshot=snapshot,
+        api_url="http://127.0.0.1:9/api/v0/",
+        site_attributes=snapshot / "site-attributes",
+    )
 
 
 def asset_resources(settings: Settings, api_url: str | None = None) -> dict[str, object]:
@@ -95,8 +98,13 @@ def run_assets(
     """Materialize `assets` in process for one release on a temporary DuckDB."""
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
-    return materialize(assets, resources=asset_resources(settings, api_url), partition_key=release,
-                       instance=instance, raise_on_error=raise_on_error)
+    return materialize(
+        assets,
+        resources=asset_resources(settings, api_url),
+        partition_key=release,
+        instance=instance,
+        raise_on_error=raise_on_error,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -119,12 +127,23 @@ def warehouse_digest(db: Path) -> dict[str, tuple[int, str]]:
     if not db.exists():
         return {}
     with connect_read_only(db, attempts=600) as con:
-        names = [t for (t,) in con.execute(
-            "select table_schema || '.' || table_name from information_schema.tables "
-            "where table_schema in (select unnest(?)) and table_type = 'BASE TABLE'", [list(VISIBLE_SCHEMAS)]).fetchall()]
-        return {name: tuple(con.execute(
-            f"select count(*), md5(coalesce(string_agg(md5(t::varchar), '' order by md5(t::varchar)), '')) from {name} t"
-        ).fetchone()) for name in sorted(names)}
+        names = [
+            t
+            for (t,) in con.execute(
+                "select table_schema || '.' || table_name from information_schema.tables "
+                "where table_schema in (select unnest(?)) and table_type = 'BASE TABLE'",
+                [list(VISIBLE_SCHEMAS)],
+            ).fetchall()
+        ]
+        return {
+            name: tuple(
+                con.execute(
+                    "select count(*), md5(coalesce(string_agg(md5(t::varchar), '' order by md5(t::varchar)), '')) "
+                    f"from {name} t"
+                ).fetchone()
+            )
+            for name in sorted(names)
+        }
 
 
 def staged_refreshes(db: Path) -> list[str]:
@@ -132,9 +151,15 @@ def staged_refreshes(db: Path) -> list[str]:
     from rootassets.warehouse import connect_read_only
 
     with connect_read_only(db, attempts=600) as con:
-        exists = con.execute("select count(*) from information_schema.tables where table_schema = 'meta' "
-                             "and table_name = 'staged_tables'").fetchone()[0]
-        return [r for (r,) in con.execute("select distinct refresh_id from meta.staged_tables").fetchall()] if exists else []
+        exists = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'meta' "
+            "and table_name = 'staged_tables'"
+        ).fetchone()[0]
+        return (
+            [r for (r,) in con.execute("select distinct refresh_id from meta.staged_tables").fetchall()]
+            if exists
+            else []
+        )
 
 
 def random_kill_point(low: float, high: float) -> tuple[float, int]:

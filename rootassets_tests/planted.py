@@ -31,7 +31,9 @@ def plant_release(
             site = pl.col("depthIncrementID").str.split(".").list.first()
             top = pl.col("depthIncrementID").str.split(".").list.get(2).cast(pl.Float64)
             frame = frame.filter(site != drop_site)
-            frame = frame.filter(~((site == flatten_site) & (pl.col("rootStatus") == "live") & (top >= flatten_below_cm)))
+            frame = frame.filter(
+                ~((site == flatten_site) & (pl.col("rootStatus") == "live") & (top >= flatten_below_cm))
+            )
         if "release" in frame.columns:
             frame = frame.with_columns(pl.lit(new).alias("release"))
         frame.write_csv(out, null_value="NA")

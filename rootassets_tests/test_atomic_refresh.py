@@ -14,8 +14,15 @@ from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.raw import raw_assets
 from rootassets.defs.resources import WarehouseResource
 from rootassets.neon.identifiers import InvalidIdentifierError
-from rootassets.warehouse.staging import commit_refresh, discard_refresh, preview_commit, read_staged, stage, stage_statement
 from rootassets.warehouse import replace_partitions
+from rootassets.warehouse.staging import (
+    commit_refresh,
+    discard_refresh,
+    preview_commit,
+    read_staged,
+    stage,
+    stage_statement,
+)
 from rootassets_tests.conftest import RELEASE, run_assets
 from rootassets_tests.test_harmonized_assets import corrupt_copy, roots_file, table_snapshot  # noqa: F401
 
@@ -42,7 +49,9 @@ def test_staged_tables_stay_invisible_until_one_commit_swaps_them_all(tmp_path: 
 
     assert visible(con, "raw.a") == [(R1, 1), (R2, 2)]
     assert visible(con, "analysis.b") == [(R1, 10)]
-    assert con.execute("select count(*) from information_schema.tables where table_name in ('c', 'm')").fetchall() == [(0,)]
+    assert con.execute("select count(*) from information_schema.tables where table_name in ('c', 'm')").fetchall() == [
+        (0,)
+    ]
     assert read_staged(con, refresh, R1, "raw", "a")["v"].to_list() == [5, 6]
     with preview_commit(con, refresh) as seen:
         assert visible(seen, "raw.a") == [(R1, 5), (R1, 6), (R2, 2)]
@@ -101,14 +110,18 @@ def test_a_run_that_fails_late_leaves_every_earlier_table_as_it_was(corrupt_copy
     path.write_text(lines[0] + "".join(line for line in lines[1:] if f',"{dropped}.' not in line))
     seen_during_run: dict[str, int] = {}
 
-    @asset(key=AssetKey(["analysis", "doomed"]), deps=[AssetKey(["harmonized", "root_profiles"])],
-           partitions_def=raw_assets[0].partitions_def)
+    @asset(
+        key=AssetKey(["analysis", "doomed"]),
+        deps=[AssetKey(["harmonized", "root_profiles"])],
+        partitions_def=raw_assets[0].partitions_def,
+    )
     def doomed(warehouse: WarehouseResource) -> None:
         staged = warehouse.read("raw", "mpr_perrootsample", RELEASE)
         with duckdb.connect(str(settings.database)) as reader:  # another reader, mid-run
             seen_during_run["staged"] = staged["site_id"].n_unique()
             seen_during_run["visible"] = reader.execute(
-                "select count(distinct site_id) from raw.mpr_perrootsample").fetchall()[0][0]
+                "select count(distinct site_id) from raw.mpr_perrootsample"
+            ).fetchall()[0][0]
         raise RuntimeError("planted failure after every table was written")
 
     result = run_assets(settings, [*raw_assets, *harmonized_assets, doomed], raise_on_error=False)
@@ -124,6 +137,8 @@ def test_a_run_that_fails_late_leaves_every_earlier_table_as_it_was(corrupt_copy
     assert run_assets(settings, [*raw_assets, *harmonized_assets]).success
     with duckdb.connect(str(settings.database), read_only=True) as con:
         assert con.execute("select count(distinct site_id) from raw.mpr_perrootsample").fetchall() == [
-            (sites_before - 1,)]
+            (sites_before - 1,)
+        ]
         assert con.execute("select count(distinct site_id) from harmonized.root_profiles").fetchall() == [
-            (sites_before - 1,)]
+            (sites_before - 1,)
+        ]

@@ -7,7 +7,9 @@ import dataclasses
 import duckdb
 import numpy as np
 from dagster import RunConfig
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from rootassets.defs.analysis import analysis_assets
 from rootassets.defs.bootstrap import BootstrapConfig, bootstrap_assets
@@ -42,13 +44,19 @@ def test_bootstrap_asset_gives_each_site_a_reproducible_label_confidence(snapsho
         instance = DagsterInstance.ephemeral()
         instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [RELEASE])
         config = RunConfig({"analysis__site_modality_bootstrap": BootstrapConfig(resamples=40, seed=5)})
-        result = materialize([*raw_assets, *harmonized_assets, *MODALITY, *bootstrap_assets],
-                             resources=asset_resources(home_settings), partition_key=RELEASE, instance=instance,
-                             run_config=config)
+        result = materialize(
+            [*raw_assets, *harmonized_assets, *MODALITY, *bootstrap_assets],
+            resources=asset_resources(home_settings),
+            partition_key=RELEASE,
+            instance=instance,
+            run_config=config,
+        )
         assert result.success
         with duckdb.connect(str(home_settings.database), read_only=True) as con:
-            return con.execute("select site_id, modality, resamples, bimodal_share, label_confidence "
-                               "from analysis.site_modality_bootstrap order by site_id").fetchall()
+            return con.execute(
+                "select site_id, modality, resamples, bimodal_share, label_confidence "
+                "from analysis.site_modality_bootstrap order by site_id"
+            ).fetchall()
 
     first = run(snapshot_settings)
     again = run(dataclasses.replace(snapshot_settings, home=snapshot_settings.home.parent / "again"))

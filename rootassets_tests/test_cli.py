@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rootassets_tests.conftest import REPO, RELEASE
+from rootassets_tests.conftest import RELEASE, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -18,15 +18,18 @@ pytestmark = pytest.mark.slow
 def cli(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rootassets.cli", *args],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> dict[str, str]:
     """A ROOTASSETS_HOME after one `rootassets materialize --release latest` on the snapshot."""
-    env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path_factory.mktemp("home")),
-           "ROOTASSETS_SNAPSHOT": str(snapshot)}
+    env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path_factory.mktemp("home")), "ROOTASSETS_SNAPSHOT": str(snapshot)}
     env.pop("DAGSTER_HOME", None)
     done = cli("materialize", "--release", "latest", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -45,8 +48,9 @@ def test_raw_counts_through_sql(home: dict[str, str]) -> None:
 
 
 def test_every_raw_table_is_release_2021(home: dict[str, str]) -> None:
-    tables = cli("sql", "--csv", "select table_name from information_schema.tables where table_schema = 'raw'",
-                 env=home).stdout.split()[1:]
+    tables = cli(
+        "sql", "--csv", "select table_name from information_schema.tables where table_schema = 'raw'", env=home
+    ).stdout.split()[1:]
     assert len(tables) == 15  # 8 NEON megapit tables, 3 of NEON documentation, 2 site-attribute, 2 soil-water
     for table in tables:
         done = cli("sql", "--csv", f'select distinct release from raw."{table}" where release is not null', env=home)
@@ -105,14 +109,27 @@ def test_definitions_validate(snapshot: Path, tmp_path: Path) -> None:
     env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path), "ROOTASSETS_SNAPSHOT": str(snapshot)}
     done = subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "All code locations passed validation" in done.stdout + done.stderr
 
 
-ANALYSIS_TABLES = ["site_modality", "site_kde", "phi", "site_factors", "classifier_performance",
-                   "classifier_importance", "group_tests", "nutrient_exponents", "nutrient_loess"]
+ANALYSIS_TABLES = [
+    "site_modality",
+    "site_kde",
+    "phi",
+    "site_factors",
+    "classifier_performance",
+    "classifier_importance",
+    "group_tests",
+    "nutrient_exponents",
+    "nutrient_loess",
+]
 
 
 def test_main_job_fills_every_analysis_table(home: dict[str, str]) -> None:
@@ -143,8 +160,9 @@ def test_warm_rerun_recomputes_nothing_downstream(home: dict[str, str]) -> None:
     assert "materialized analysis/" not in done.stdout and "materialized harmonized/" not in done.stdout
     assert "raw tables up to date (their NEON source is unchanged), not re-read" in done.stdout
     assert "materialized raw/" not in done.stdout
-    forced = cli("materialize", "--release", RELEASE, "--select", "key:harmonized/site_root_biomass", "--force",
-                 env=home)
+    forced = cli(
+        "materialize", "--release", RELEASE, "--select", "key:harmonized/site_root_biomass", "--force", env=home
+    )
     assert "materialized harmonized/site_root_biomass" in forced.stdout
 
 

@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from rootassets_tests.conftest import REPO, RELEASE
+from rootassets_tests.conftest import RELEASE, REPO
 
 pytestmark = pytest.mark.slow
 SELECT = "key:raw/* or key:harmonized/*"
@@ -20,40 +20,66 @@ SELECT = "key:raw/* or key:harmonized/*"
 
 def tables(db: Path) -> dict[str, pl.DataFrame]:
     with duckdb.connect(str(db), read_only=True) as con:
-        names = [n for (n,) in con.execute(
-            "select table_schema || '.' || table_name from information_schema.tables "
-            "where table_schema in ('raw', 'harmonized', 'quarantine') order by 1").fetchall()]
+        names = [
+            n
+            for (n,) in con.execute(
+                "select table_schema || '.' || table_name from information_schema.tables "
+                "where table_schema in ('raw', 'harmonized', 'quarantine') order by 1"
+            ).fetchall()
+        ]
+
         def columns(name: str) -> set[str]:
             return {c for (c, *_) in con.execute(f"describe {name}").fetchall()}
 
         # publication_date of a raw table is parsed from the file (its time of day may differ per run)
-        return {n: con.sql(f"select * exclude (publication_date) from {n} order by all").pl()
-                if "publication_date" in columns(n) and n.startswith("raw.") and not n.startswith("raw.swc")
-                else con.sql(f"select * from {n} order by all").pl() for n in names}
+        return {
+            n: con.sql(f"select * exclude (publication_date) from {n} order by all").pl()
+            if "publication_date" in columns(n) and n.startswith("raw.") and not n.startswith("raw.swc")
+            else con.sql(f"select * from {n} order by all").pl()
+            for n in names
+        }
 
 
 def test_concurrent_materializations_and_readers_end_like_a_quiet_run(tmp_path: Path, snapshot: Path) -> None:
     def env(home: Path) -> dict[str, str]:
         return {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(snapshot)}
 
-    materialize = [sys.executable, "-m", "rootassets.cli", "materialize", "--release", RELEASE, "--select", SELECT,
-                   "--force"]
+    materialize = [
+        sys.executable,
+        "-m",
+        "rootassets.cli",
+        "materialize",
+        "--release",
+        RELEASE,
+        "--select",
+        SELECT,
+        "--force",
+    ]
     quiet = subprocess.run(materialize, env=env(tmp_path / "quiet"), cwd=REPO, capture_output=True, timeout=600)
     assert quiet.returncode == 0
 
     busy = tmp_path / "busy"
     first = subprocess.run(materialize, env=env(busy), cwd=REPO, capture_output=True, timeout=600)
     assert first.returncode == 0
-    writers = [subprocess.Popen(materialize, env=env(busy), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for _ in range(2)]
+    writers = [
+        subprocess.Popen(
+            materialize, env=env(busy), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     answers, deadline = [], time.time() + 600
     while any(w.poll() is None for w in writers) and time.time() < deadline:
-        read = subprocess.run([sys.executable, "-m", "rootassets.cli", "sql", "--csv",
-                               "select count(*) from raw.mpr_perrootsample"], env=env(busy), cwd=REPO,
-                              capture_output=True, text=True, timeout=300)
+        read = subprocess.run(
+            [sys.executable, "-m", "rootassets.cli", "sql", "--csv", "select count(*) from raw.mpr_perrootsample"],
+            env=env(busy),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         answers.append((read.returncode, read.stdout.strip().splitlines()[-1:] if read.stdout else []))
     outputs = [w.communicate(timeout=600) for w in writers]
-    for w, (out, err) in zip(writers, outputs, strict=True):
+    for w, (_, err) in zip(writers, outputs, strict=True):
         assert w.returncode == 0, err[-2000:]
     assert answers and all(code == 0 and lines == ["2913"] for code, lines in answers), answers
     quiet_tables, busy_tables = tables(tmp_path / "quiet" / "rootassets.duckdb"), tables(busy / "rootassets.duckdb")

@@ -34,7 +34,8 @@ def downstream() -> None:
 def test_the_dagster_version_is_the_one_the_adapter_was_written_for() -> None:
     assert dagster.__version__.startswith(SUPPORTED_DAGSTER), (
         f"Dagster {dagster.__version__}: re-check rootassets/dagster_private.py (written for {SUPPORTED_DAGSTER}x), "
-        "then update SUPPORTED_DAGSTER")
+        "then update SUPPORTED_DAGSTER"
+    )
 
 
 def test_fresh_after_materialization_and_stale_after_upstream_changes() -> None:

@@ -38,8 +38,12 @@ def corrupt_copy(tmp_path: Path, snapshot: Path) -> tuple[Path, Settings]:
     copy = tmp_path / "snapshot"
     shutil.copytree(snapshot / RELEASE, copy / RELEASE)
     shutil.copytree(snapshot / "site-attributes", copy / "site-attributes")
-    settings = Settings(home=tmp_path / "home", snapshot=copy, api_url="http://127.0.0.1:9/api/v0/",
-                        site_attributes=copy / "site-attributes")
+    settings = Settings(
+        home=tmp_path / "home",
+        snapshot=copy,
+        api_url="http://127.0.0.1:9/api/v0/",
+        site_attributes=copy / "site-attributes",
+    )
     return copy, settings
 
 
@@ -52,7 +56,9 @@ def test_harmonized_tables_on_the_snapshot(snapshot_settings: Settings) -> None:
     assert query(snapshot_settings, "select count(distinct site_id) from harmonized.root_profiles") == [(44,)]
     assert query(snapshot_settings, "select count(distinct site_id) from harmonized.soil_profiles")[0][0] >= 44
     assert query(snapshot_settings, "select count(*) from harmonized.site_root_biomass") == [(44,)]
-    assert query(snapshot_settings, "select max(standardized), min(n_profiles) from harmonized.root_profiles") == [(1.0, 1)]
+    assert query(snapshot_settings, "select max(standardized), min(n_profiles) from harmonized.root_profiles") == [
+        (1.0, 1)
+    ]
     events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     for name in HARMONIZED:
         meta = events[name]
@@ -89,7 +95,9 @@ def test_corrupted_rows_are_quarantined_and_everything_downstream_runs(corrupt_c
     assert rules == {"greater_than_or_equal_to(0)": 1, "duplicate_record": 1, "malformed_record": 1}
     kept = query(settings, "select count(*) from raw.mpr_perrootsample where not quarantined")[0][0]
     assert kept == 2913 - 2  # the negative row and the truncated record are out; the duplicate kept once
-    assert query(settings, f"select count(*) from raw.mpr_perrootsample where uid = '{negative_uid}' and quarantined") == [(1,)]
+    assert query(
+        settings, f"select count(*) from raw.mpr_perrootsample where uid = '{negative_uid}' and quarantined"
+    ) == [(1,)]
     meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert meta["mpr_perrootsample"]["rows_in"].value == 2913 + 1
     assert meta["mpr_perrootsample"]["rows_quarantined"].value == 3
@@ -121,15 +129,23 @@ def test_failing_blocking_check_stops_downstream_and_writes_nothing(corrupt_copy
     run_assets(settings, ALL)
     before = table_snapshot(settings)
     # A published increment table whose BART profile 1 increments overlap (0-15 cm, then 10-20 cm).
-    pl.DataFrame({
-        "uid": ["a", "b"], "siteID": ["BART", "BART"], "depthIncrementID": ["BART.1.0", "BART.1.10"],
-        "topDepth": [0, 10], "bottomDepth": [15, 20],
-    }).write_csv(copy / RELEASE / "DP1.10066.001" / "mpr_perdepthincrement.csv")
+    pl.DataFrame(
+        {
+            "uid": ["a", "b"],
+            "siteID": ["BART", "BART"],
+            "depthIncrementID": ["BART.1.0", "BART.1.10"],
+            "topDepth": [0, 10],
+            "bottomDepth": [15, 20],
+        }
+    ).write_csv(copy / RELEASE / "DP1.10066.001" / "mpr_perdepthincrement.csv")
 
     result = run_assets(settings, ALL, raise_on_error=False)
     assert not result.success
-    evaluations = {e.event_specific_data.check_name: e.event_specific_data.passed
-                   for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    evaluations = {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
     assert evaluations["increments_do_not_overlap"] is False
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert not {f"harmonized/{t}" for t in HARMONIZED} & materialized

@@ -14,12 +14,21 @@ from hypothesis import strategies as st
 
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.stacking import SourceFile, stack_table
-from rootassets.warehouse.quarantine import StructuralError, screen
 from rootassets.schemas import RAW_CONTRACTS
+from rootassets.warehouse.quarantine import StructuralError, screen
 
 pytestmark = pytest.mark.slow
-HEADER = ["", "uid", "depthIncrementID", "rootStatus", "sizeCategory", "rootDryMass", "incrementRootBiomass",
-          "incrementRootDensity", "publicationDate"]
+HEADER = [
+    "",
+    "uid",
+    "depthIncrementID",
+    "rootStatus",
+    "sizeCategory",
+    "rootDryMass",
+    "incrementRootBiomass",
+    "incrementRootDensity",
+    "publicationDate",
+]
 GOOD = ['"1"', '"u1"', '"BART.1.0"', '"live"', '"<=2mm"', "0.1", "1.5", "15", '"20201217T015540Z"']
 CONTRACT = RAW_CONTRACTS["mpr_perrootsample"]
 FILE = "NEON.D01.BART.DP1.10066.001.mpr_perrootsample.2013-08.basic.20201217T015540Z.csv"
@@ -80,12 +89,14 @@ def test_mangled_files_are_refused_by_name_or_fully_accounted(tmp_path_factory, 
     folder = tmp_path_factory.mktemp("fuzz")
     path = folder / FILE
     path.write_bytes(data)
-    source = SourceFile(path=path, table="mpr_perrootsample", site="BART", month="2013-08",
-                        publication="20201217T015540Z")
+    source = SourceFile(
+        path=path, table="mpr_perrootsample", site="BART", month="2013-08", publication="20201217T015540Z"
+    )
     try:
         stacked = stack_table("mpr_perrootsample", [source], "RELEASE-2021")
-        screened = screen(stacked.frame, CONTRACT, f"raw.mpr_perrootsample from {FILE}", "RELEASE-2021",
-                          stacked.malformed)
+        screened = screen(
+            stacked.frame, CONTRACT, f"raw.mpr_perrootsample from {FILE}", "RELEASE-2021", stacked.malformed
+        )
     except (NeonDataError, StructuralError) as exc:
         assert FILE in str(exc) or "raw.mpr_perrootsample" in str(exc), str(exc)
         return
@@ -100,8 +111,9 @@ def test_huge_field_is_read_not_crashed(tmp_path: Path) -> None:
     row[3] = '"' + "y" * 5_000_000 + '"'
     path = tmp_path / FILE
     path.write_text(",".join(f'"{h}"' for h in HEADER) + "\n" + ",".join(row) + "\n")
-    stacked = stack_table("mpr_perrootsample", [SourceFile(path=path, table="mpr_perrootsample", site="BART")],
-                          "RELEASE-2021")
+    stacked = stack_table(
+        "mpr_perrootsample", [SourceFile(path=path, table="mpr_perrootsample", site="BART")], "RELEASE-2021"
+    )
     screened = screen(stacked.frame, CONTRACT, "raw.mpr_perrootsample", "RELEASE-2021", stacked.malformed)
     assert screened.quarantined.height == 1 and screened.kept.height == 0
     assert screened.quarantined["rule"][0].startswith("isin")
@@ -110,8 +122,9 @@ def test_huge_field_is_read_not_crashed(tmp_path: Path) -> None:
 def test_semicolon_file_is_refused_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / FILE
     path.write_text(";".join(HEADER) + "\n" + ";".join(GOOD) + "\n")
-    stacked = stack_table("mpr_perrootsample", [SourceFile(path=path, table="mpr_perrootsample", site="BART")],
-                          "RELEASE-2021")
+    stacked = stack_table(
+        "mpr_perrootsample", [SourceFile(path=path, table="mpr_perrootsample", site="BART")], "RELEASE-2021"
+    )
     try:
         screen(stacked.frame, CONTRACT, f"raw.mpr_perrootsample from {FILE}", "RELEASE-2021")
     except StructuralError as exc:

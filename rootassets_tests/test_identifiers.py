@@ -23,8 +23,19 @@ def test_release_tags_accepted(tag: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "tag", ["", "release-2021", "RELEASE-21", "RELEASE-2021/../x", "../RELEASE-2021", "RELEASE-2021'; drop",
-            "RELEASE-2021\n", 'PROVISIONAL"', None, 2021]
+    "tag",
+    [
+        "",
+        "release-2021",
+        "RELEASE-21",
+        "RELEASE-2021/../x",
+        "../RELEASE-2021",
+        "RELEASE-2021'; drop",
+        "RELEASE-2021\n",
+        'PROVISIONAL"',
+        None,
+        2021,
+    ],
 )
 def test_hostile_release_tags_refused(tag: object) -> None:
     with pytest.raises(InvalidIdentifierError, match="invalid NEON release tag"):

@@ -41,7 +41,9 @@ def test_round_trip_snapshot_mirror_client_stacking(tmp_path: Path, snapshot: Pa
         frames_equal(SnapshotSource(snapshot), api, product)
 
 
-def test_discovery_is_one_query_per_product_and_release(tmp_path: Path, mirror: MirrorServer, client: NeonClient) -> None:
+def test_discovery_is_one_query_per_product_and_release(
+    tmp_path: Path, mirror: MirrorServer, client: NeonClient
+) -> None:
     ApiSource(client, tmp_path).load_product(SOIL_MEGAPIT, RELEASE)
     queries = [p for p in mirror.stats.paths if p.endswith("/data/query")]
     assert len(queries) == 1
@@ -90,8 +92,13 @@ def test_transient_faults_are_survived_with_correct_data(
         ("server_error", "all", NeonApiError, r"HTTP 500"),
         ("drop", "all", NeonApiError, r"gave up after 6 attempts"),
         ("malformed_json", "json", NeonApiError, r"malformed JSON"),
-        ("bad_checksum", "files", NeonChecksumError, r"product DP1\.00096\.001, release RELEASE-2021, site \w{4}, "
-                                                      r"month \d{4}-\d{2}, file NEON\..*checksum mismatch"),
+        (
+            "bad_checksum",
+            "files",
+            NeonChecksumError,
+            r"product DP1\.00096\.001, release RELEASE-2021, site \w{4}, "
+            r"month \d{4}-\d{2}, file NEON\..*checksum mismatch",
+        ),
         ("truncate", "files", NeonApiError, r"file NEON\..*truncated body|file NEON\..*RemoteProtocolError"),
     ],
 )
@@ -156,8 +163,9 @@ def test_unknown_product_is_a_clear_error(client: NeonClient) -> None:
         client.product("DP1.99999.001")
 
 
-def test_hostile_identifiers_from_the_api_never_reach_a_path(tmp_path: Path, mirror: MirrorServer,
-                                                            client: NeonClient) -> None:
+def test_hostile_identifiers_from_the_api_never_reach_a_path(
+    tmp_path: Path, mirror: MirrorServer, client: NeonClient
+) -> None:
     from rootassets.neon.identifiers import InvalidIdentifierError
     from rootassets.neon.mirror import HOSTILE_RELEASE
 

@@ -30,9 +30,7 @@ def test_kde_grid_is_r_density_grid() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    st.lists(st.tuples(st.floats(0, 200), st.integers(1, 500)), min_size=1, max_size=6, unique_by=lambda t: t[0])
-)
+@given(st.lists(st.tuples(st.floats(0, 200), st.integers(1, 500)), min_size=1, max_size=6, unique_by=lambda t: t[0]))
 def test_kde_is_the_analytic_sum_of_gaussians_of_sd_15(points: list[tuple[float, int]]) -> None:
     depths = np.array([d for d, _ in points])
     counts = np.array([c for _, c in points], dtype=float)
@@ -46,7 +44,9 @@ def test_bandwidth_is_in_depth_units_not_a_factor_of_spread() -> None:
     narrow = gaussian_kde(np.array([50.0]), np.array([1.0]), P)
     assert narrow.at(50.0) == pytest.approx(1 / (15 * np.sqrt(2 * np.pi)), rel=1e-6)
     wide = gaussian_kde(np.array([0.0, 100.0]), np.array([1.0, 1.0]), P)
-    assert wide.at(0.0) == pytest.approx(0.5 * (normal_pdf(np.array([0.0]), 0, 15)[0] + normal_pdf(np.array([0.0]), 100, 15)[0]))
+    assert wide.at(0.0) == pytest.approx(
+        0.5 * (normal_pdf(np.array([0.0]), 0, 15)[0] + normal_pdf(np.array([0.0]), 100, 15)[0])
+    )
 
 
 def test_depth_sample_repeats_each_midpoint_round_y_times() -> None:

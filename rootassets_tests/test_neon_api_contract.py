@@ -48,15 +48,36 @@ class DocClient:
 
     def files(self, product: str, sites: tuple[str, ...], release: str) -> list[dict[str, Any]]:
         info = self.get(f"products/{product}").json()["data"]  # products.md: siteCodes[].availableReleases
-        months = sorted({m for s in info["siteCodes"] if s["siteCode"] in sites
-                         for r in s["availableReleases"] if r["release"] == release for m in r["availableMonths"]})
+        months = sorted(
+            {
+                m
+                for s in info["siteCodes"]
+                if s["siteCode"] in sites
+                for r in s["availableReleases"]
+                if r["release"] == release
+                for m in r["availableMonths"]
+            }
+        )
         # data-query.md: productCode, siteCode (repeatable), startDateMonth, endDateMonth, release
-        answer = self.http.get(self.base + "data/query", headers={"X-API-Token": self.token}, params=[
-            ("productCode", product), *[("siteCode", s) for s in sites], ("startDateMonth", months[0]),
-            ("endDateMonth", months[-1]), ("release", release)])
+        answer = self.http.get(
+            self.base + "data/query",
+            headers={"X-API-Token": self.token},
+            params=[
+                ("productCode", product),
+                *[("siteCode", s) for s in sites],
+                ("startDateMonth", months[0]),
+                ("endDateMonth", months[-1]),
+                ("release", release),
+            ],
+        )
         assert answer.status_code == 200, answer.text
-        return [f for r in answer.json()["data"]["releases"] if r["release"] == release
-                for p in r["packages"] for f in p["files"]]
+        return [
+            f
+            for r in answer.json()["data"]["releases"]
+            if r["release"] == release
+            for p in r["packages"]
+            for f in p["files"]
+        ]
 
     def download(self, entry: dict[str, Any]) -> bytes:
         # data.md: URLs are signed cloud-storage URLs; the token is for the API, not for storage
@@ -75,11 +96,14 @@ def _normalized(frame: pl.DataFrame) -> pl.DataFrame:
     for name in frame.columns:
         col = pl.col(name)
         text = col.cast(pl.String)
-        out.append(pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"))
-                   .then(text.str.replace(" ", "T").str.slice(0, 16))
-                   .when(text.str.contains(r"^-?\d+(\.\d+)?(e-?\d+)?$")).then(text.cast(pl.Float64, strict=False)
-                                                                          .round(10).cast(pl.String))
-                   .otherwise(text).alias(name))
+        out.append(
+            pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"))
+            .then(text.str.replace(" ", "T").str.slice(0, 16))
+            .when(text.str.contains(r"^-?\d+(\.\d+)?(e-?\d+)?$"))
+            .then(text.cast(pl.Float64, strict=False).round(10).cast(pl.String))
+            .otherwise(text)
+            .alias(name)
+        )
     return frame.select(out)
 
 
@@ -89,8 +113,9 @@ def doc_mirror(catalogue: MirrorCatalogue) -> Any:
         yield server
 
 
-def test_a_client_written_from_the_documentation_gets_the_snapshot_rows(doc_mirror: MirrorServer,
-                                                                         snapshot: Path) -> None:
+def test_a_client_written_from_the_documentation_gets_the_snapshot_rows(
+    doc_mirror: MirrorServer, snapshot: Path
+) -> None:
     client = DocClient(doc_mirror.base_url, make_token())
     for product in PRODUCTS:
         entries = client.files(product, SITES, RELEASE)
@@ -103,11 +128,15 @@ def test_a_client_written_from_the_documentation_gets_the_snapshot_rows(doc_mirr
         assert {"mpr_perrootsample", "mgp_perhorizon"} & set(tables)
         for table, frames in tables.items():
             got = pl.concat(frames, how="diagonal_relaxed")
-            expected = pl.read_csv(snapshot / RELEASE / product / f"{table}.csv", infer_schema=False,
-                                   null_values=["NA", ""])
+            expected = pl.read_csv(
+                snapshot / RELEASE / product / f"{table}.csv", infer_schema=False, null_values=["NA", ""]
+            )
             expected = expected.drop([c for c in expected.columns if c in ("", "release", "publicationDate")])
-            site = (pl.col("siteID") if "siteID" in expected.columns
-                    else pl.col("depthIncrementID").str.split(".").list.first())
+            site = (
+                pl.col("siteID")
+                if "siteID" in expected.columns
+                else pl.col("depthIncrementID").str.split(".").list.first()
+            )
             expected = expected.filter(site.is_in(SITES))
             assert got.columns == expected.columns, table
             assert _normalized(got).sort("uid").equals(_normalized(expected).sort("uid")), table
@@ -139,21 +168,50 @@ def test_documented_shapes_status_codes_and_headers(doc_mirror: MirrorServer) ->
     assert {"name", "size", "md5", "crc32c", "url"} <= set(data["files"][0])
     assert urlsplit(data["files"][0]["url"]).port != urlsplit(base).port  # files live on another origin
     redirect = httpx.get(base + f"data/DP1.10066.001/{site}/{month}/{data['files'][0]['name']}", headers=auth)
-    assert redirect.status_code == 302 and urlsplit(redirect.headers["location"]).port == urlsplit(doc_mirror.storage_url).port
+    assert (
+        redirect.status_code == 302
+        and urlsplit(redirect.headers["location"]).port == urlsplit(doc_mirror.storage_url).port
+    )
     via_param = httpx.get(base + f"data/DP1.10066.001/{site}/{month}", params={"apiToken": token})
     assert via_param.status_code == 200
-    for path, params in ((f"data/DP1.10066.001/ZZZZ/{month}", {}), ("data/DP1.99999.001/BART/2013-08", {}),
-                         ("data/query", {"productCode": "DP1.10066.001"}),
-                         ("data/query", {"productCode": "DP1.99999.001", "siteCode": "BART",
-                                         "startDateMonth": "2013-01", "endDateMonth": "2013-12"})):
+    for path, params in (
+        (f"data/DP1.10066.001/ZZZZ/{month}", {}),
+        ("data/DP1.99999.001/BART/2013-08", {}),
+        ("data/query", {"productCode": "DP1.10066.001"}),
+        (
+            "data/query",
+            {
+                "productCode": "DP1.99999.001",
+                "siteCode": "BART",
+                "startDateMonth": "2013-01",
+                "endDateMonth": "2013-12",
+            },
+        ),
+    ):
         answer = httpx.get(base + path, params=params, headers=auth)
         assert answer.status_code == 400 and answer.json()["errors"][0]["detail"], path
-    posted = httpx.post(base + "data/query", headers=auth, json={
-        "productCode": "DP1.10066.001", "siteCodes": ["BART"], "startDateMonth": "2010-01",
-        "endDateMonth": "2030-12", "release": RELEASE})
+    posted = httpx.post(
+        base + "data/query",
+        headers=auth,
+        json={
+            "productCode": "DP1.10066.001",
+            "siteCodes": ["BART"],
+            "startDateMonth": "2010-01",
+            "endDateMonth": "2030-12",
+            "release": RELEASE,
+        },
+    )
     assert posted.status_code == 200 and posted.json()["data"]["releases"][0]["release"] == RELEASE
-    no_release = httpx.get(base + "data/query", headers=auth, params={
-        "productCode": "DP1.10066.001", "siteCode": "BART", "startDateMonth": "2010-01", "endDateMonth": "2030-12"})
+    no_release = httpx.get(
+        base + "data/query",
+        headers=auth,
+        params={
+            "productCode": "DP1.10066.001",
+            "siteCode": "BART",
+            "startDateMonth": "2010-01",
+            "endDateMonth": "2030-12",
+        },
+    )
     assert no_release.status_code == 200  # data-query.md: release is optional
 
 
@@ -172,26 +230,43 @@ def test_data_endpoints_require_a_valid_token(doc_mirror: MirrorServer) -> None:
 
 def test_signed_urls_expire_and_refuse_tampering(doc_mirror: MirrorServer) -> None:
     auth = {"X-API-Token": make_token()}
-    files = httpx.get(doc_mirror.base_url + "data/query", headers=auth, params={
-        "productCode": "DP1.00096.001", "siteCode": "BART", "startDateMonth": "2010-01",
-        "endDateMonth": "2030-12"}).json()["data"]["releases"][0]["packages"][0]["files"]
+    files = httpx.get(
+        doc_mirror.base_url + "data/query",
+        headers=auth,
+        params={
+            "productCode": "DP1.00096.001",
+            "siteCode": "BART",
+            "startDateMonth": "2010-01",
+            "endDateMonth": "2030-12",
+        },
+    ).json()["data"]["releases"][0]["packages"][0]["files"]
     assert httpx.get(files[0]["url"]).status_code == 200
     assert httpx.get(files[0]["url"].replace("X-Goog-Expires=604800", "X-Goog-Expires=999999999")).status_code == 403
     doc_mirror.set_faults({"counts": {"expired_url": 1}})
-    stale = httpx.get(doc_mirror.base_url + "data/query", headers=auth, params={
-        "productCode": "DP1.00096.001", "siteCode": "BART", "startDateMonth": "2010-01",
-        "endDateMonth": "2030-12"}).json()["data"]["releases"][0]["packages"][0]["files"][0]
+    stale = httpx.get(
+        doc_mirror.base_url + "data/query",
+        headers=auth,
+        params={
+            "productCode": "DP1.00096.001",
+            "siteCode": "BART",
+            "startDateMonth": "2010-01",
+            "endDateMonth": "2030-12",
+        },
+    ).json()["data"]["releases"][0]["packages"][0]["files"][0]
     answer = httpx.get(stale["url"])
     assert answer.status_code == 400 and b"ExpiredToken" in answer.content
 
 
-def test_the_real_rate_limit_is_survived_by_slowing_down(tmp_path: Path, catalogue: MirrorCatalogue,
-                                                         neon_token: str) -> None:
+def test_the_real_rate_limit_is_survived_by_slowing_down(
+    tmp_path: Path, catalogue: MirrorCatalogue, neon_token: str
+) -> None:
     """A burst of 3 refilled at 2/s with a token: the client pauses at Remaining 0 (or waits a 429's
     RetryAfter) and still gets every file of both products."""
     limiter = RateLimiter(public=(1, 1.0), token=(3, 2.0))
-    with MirrorServer(catalogue, rate_limiter=limiter) as server, \
-            NeonClient(server.base_url, policy=FAST_RETRIES) as client:
+    with (
+        MirrorServer(catalogue, rate_limiter=limiter) as server,
+        NeonClient(server.base_url, policy=FAST_RETRIES) as client,
+    ):
         for _ in range(4):  # the third answer says Remaining 0: the fourth request waits first
             client.releases()
         api = ApiSource(client, tmp_path)
@@ -214,8 +289,9 @@ def test_a_429_burst_waits_retry_after_not_reset(tmp_path: Path, mirror: MirrorS
     assert 2.9 <= elapsed < 10, elapsed
 
 
-def test_missing_or_expired_token_fails_before_any_download(tmp_path: Path, mirror: MirrorServer,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_or_expired_token_fails_before_any_download(
+    tmp_path: Path, mirror: MirrorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NEON_TOKEN")
     with NeonClient(mirror.base_url, policy=FAST_RETRIES) as client:
         with pytest.raises(NeonTokenError, match=r"^NEON_TOKEN is not set: .*https://data\.neonscience\.org/myaccount"):
@@ -227,8 +303,9 @@ def test_missing_or_expired_token_fails_before_any_download(tmp_path: Path, mirr
     assert not list(tmp_path.rglob("*"))
 
 
-def test_a_token_near_expiry_is_warned_about(tmp_path: Path, mirror: MirrorServer, monkeypatch: pytest.MonkeyPatch,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_a_token_near_expiry_is_warned_about(
+    tmp_path: Path, mirror: MirrorServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     token = unsigned_token(time.time() + 2 * 86400)
     monkeypatch.setenv("NEON_TOKEN", token)
     with caplog.at_level(logging.WARNING), NeonClient(mirror.base_url, policy=FAST_RETRIES) as client:
@@ -239,14 +316,15 @@ def test_a_token_near_expiry_is_warned_about(tmp_path: Path, mirror: MirrorServe
 
 def test_a_token_expiring_mid_run_is_refused_clearly(tmp_path: Path, mirror: MirrorServer) -> None:
     mirror.set_faults({"counts": {"expired_token": -1}})
-    with NeonClient(mirror.base_url, policy=FAST_RETRIES) as client, \
-            pytest.raises(NeonTokenError, match=r"HTTP 401 .*refused NEON_TOKEN \(API token has expired\)"):
+    with (
+        NeonClient(mirror.base_url, policy=FAST_RETRIES) as client,
+        pytest.raises(NeonTokenError, match=r"HTTP 401 .*refused NEON_TOKEN \(API token has expired\)"),
+    ):
         ApiSource(client, tmp_path).load_product(SOIL_MEGAPIT, RELEASE)
     assert not list(tmp_path.rglob("*.part"))
 
 
-def test_an_expired_signed_url_is_asked_for_again_once(tmp_path: Path, mirror: MirrorServer,
-                                                       snapshot: Path) -> None:
+def test_an_expired_signed_url_is_asked_for_again_once(tmp_path: Path, mirror: MirrorServer, snapshot: Path) -> None:
     mirror.set_faults({"counts": {"expired_url": 2}})
     with NeonClient(mirror.base_url, policy=FAST_RETRIES) as client:
         load = ApiSource(client, tmp_path).load_product(SOIL_MEGAPIT, RELEASE)
@@ -254,8 +332,10 @@ def test_an_expired_signed_url_is_asked_for_again_once(tmp_path: Path, mirror: M
     requery = [p for p in mirror.stats.paths if re.search(r"/data/DP1\.00096\.001/[A-Z]{4}/\d{4}-\d{2}$", p)]
     assert len(requery) == 2  # one fresh /data/{dp}/{site}/{month} per expired URL
     mirror.set_faults({"counts": {"expired_url": -1}})
-    with NeonClient(mirror.base_url, policy=FAST_RETRIES) as client, \
-            pytest.raises(NeonApiError, match=r"file NEON\..*signed download URL has expired"):
+    with (
+        NeonClient(mirror.base_url, policy=FAST_RETRIES) as client,
+        pytest.raises(NeonApiError, match=r"file NEON\..*signed download URL has expired"),
+    ):
         ApiSource(client, tmp_path / "again").load_product(ROOT_MEGAPIT, RELEASE)
 
 
@@ -266,8 +346,7 @@ def test_the_token_never_reaches_the_storage_origin(tmp_path: Path, mirror: Mirr
     assert not mirror.stats.token_seen_by_storage
 
 
-def test_files_unchanged_between_releases_are_fetched_once(tmp_path: Path, snapshot: Path,
-                                                           neon_token: str) -> None:
+def test_files_unchanged_between_releases_are_fetched_once(tmp_path: Path, snapshot: Path, neon_token: str) -> None:
     from rootassets_tests.planted import copy_release, plant_release
 
     root = tmp_path / "snapshot"
@@ -313,6 +392,8 @@ def test_any_product_folder_it_is_given_is_served(tmp_path: Path, snapshot: Path
         product = httpx.get(server.base_url + "products/DP1.00097.001").json()["data"]
         assert len(product["siteCodes"]) == 47
         site = product["siteCodes"][0]
-        files = httpx.get(server.base_url + f"data/DP1.00097.001/{site['siteCode']}/{site['availableMonths'][0]}",
-                          headers={"X-API-Token": make_token()}).json()["data"]["files"]
+        files = httpx.get(
+            server.base_url + f"data/DP1.00097.001/{site['siteCode']}/{site['availableMonths'][0]}",
+            headers={"X-API-Token": make_token()},
+        ).json()["data"]["files"]
     assert any(".mgp_permegapit." in f["name"] for f in files)

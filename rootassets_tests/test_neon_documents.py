@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rootassets.neon.citations import bibtex
-from rootassets.neon.documents import issue_log_from_readme, issue_log_frame, read_variables_table
+from rootassets.neon.documents import issue_log_frame, issue_log_from_readme, read_variables_table
 from rootassets.neon.errors import NeonDataError, NeonTokenError
 from rootassets.neon.snapshot import SnapshotSource
 from rootassets.neon.tokens import require_token, token_expiry, unsigned_token
@@ -23,8 +23,11 @@ def test_the_real_readme_issue_log_has_its_three_entries() -> None:
     entries = issue_log_from_readme((SAMPLE / "readme_10066.txt").read_text())
     assert [e["issueDate"] for e in entries] == ["2020-12-01", "2020-10-02", "2020-01-21"]
     first = entries[0]
-    assert (first["dateRangeStart"], first["dateRangeEnd"], first["resolvedDate"]) == ("2012-01-01", "2019-01-01",
-                                                                                       "2020-11-10")
+    assert (first["dateRangeStart"], first["dateRangeEnd"], first["resolvedDate"]) == (
+        "2012-01-01",
+        "2019-01-01",
+        "2020-11-10",
+    )
     assert first["resolution"].endswith("in the `mpr_carbonNitrogen` table.")
     assert issue_log_frame(entries).height == 3
 
@@ -36,7 +39,9 @@ def test_a_readme_without_an_issue_log_has_none() -> None:
 def test_the_real_variables_file_keeps_neons_columns() -> None:
     frame = read_variables_table(SAMPLE / "variables_10066.csv")
     assert {"table", "fieldName", "description", "dataType", "units", "downloadPkg", "pubFormat"} <= set(frame.columns)
-    row = frame.filter((frame["table"] == "mpr_perdepthincrement") & (frame["fieldName"] == "topDepth")).row(0, named=True)
+    row = frame.filter((frame["table"] == "mpr_perdepthincrement") & (frame["fieldName"] == "topDepth")).row(
+        0, named=True
+    )
     assert (row["dataType"], row["units"]) == ("real", "centimeter")
 
 
@@ -81,9 +86,13 @@ def test_require_token_messages_name_the_variable_never_the_value(monkeypatch: p
 
 
 def test_bibtex_has_every_product_the_paper_and_rootassets() -> None:
-    rows = [{"product": "DP1.10066.001", "product_name": "Root biomass and chemistry, Megapit", "doi": "10.5072/x"},
-            {"product": "DP1.00096.001", "product_name": "Soil physical and chemical properties, Megapit", "doi": None}]
+    rows = [
+        {"product": "DP1.10066.001", "product_name": "Root biomass and chemistry, Megapit", "doi": "10.5072/x"},
+        {"product": "DP1.00096.001", "product_name": "Soil physical and chemical properties, Megapit", "doi": None},
+    ]
     text = bibtex(rows, "RELEASE-2021", "0.1.0")
-    assert text.count("@misc{") == 2 and "@article{lu2025rootbimodality" in text and "@software{rootassets_0_1_0" in text
+    assert (
+        text.count("@misc{") == 2 and "@article{lu2025rootbimodality" in text and "@software{rootassets_0_1_0" in text
+    )
     assert "doi = {10.5072/x}" in text and "no DOI announced by the data source" in text
     assert "year = {2021}" in text

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rootassets.neon.csvfiles import MalformedRecord
-from rootassets.warehouse.quarantine import StructuralError, screen
 from rootassets.schemas import RAW_CONTRACTS
+from rootassets.warehouse.quarantine import StructuralError, screen
 
 CONTRACT = RAW_CONTRACTS["mpr_perrootsample"]
 
@@ -43,7 +43,11 @@ def test_negative_density_is_quarantined_with_rule_column_and_value() -> None:
     s = screen(rows(incrementRootDensity=[10.0, -5.0, 10.0]), CONTRACT, "t", "RELEASE-2021")
     assert s.kept["uid"].to_list() == ["u0", "u2"]
     q = s.quarantined.row(0, named=True)
-    assert (q["rule"], q["column_name"], q["offending_value"]) == ("greater_than_or_equal_to(0)", "incrementRootDensity", "-5.0")
+    assert (q["rule"], q["column_name"], q["offending_value"]) == (
+        "greater_than_or_equal_to(0)",
+        "incrementRootDensity",
+        "-5.0",
+    )
     assert json.loads(q["record"])["uid"] == "u1"
 
 

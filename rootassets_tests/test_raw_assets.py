@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
+
 from rootassets.defs.raw import raw_assets
 from rootassets.neon.mirror import MirrorServer
 from rootassets.settings import Settings
@@ -35,8 +36,7 @@ def run(settings: Settings, api_url: str | None = None, raise_on_error: bool = T
 def counts(db: Path) -> dict[str, tuple[int, int]]:
     with duckdb.connect(str(db), read_only=True) as con:
         return {
-            t: con.execute(f'select count(*), count(distinct site_id) from raw."{t}"').fetchone()
-            for t in RAW_COUNTS
+            t: con.execute(f'select count(*), count(distinct site_id) from raw."{t}"').fetchone() for t in RAW_COUNTS
         }
 
 
@@ -44,13 +44,19 @@ def test_raw_tables_from_the_snapshot(snapshot_settings: Settings) -> None:
     result = run(snapshot_settings)
     assert counts(snapshot_settings.database) == RAW_COUNTS
     with duckdb.connect(str(snapshot_settings.database), read_only=True) as con:
-        releases = {
-            t: con.execute(f'select distinct release from raw."{t}"').fetchall() for t in RAW_COUNTS
-        }
+        releases = {t: con.execute(f'select distinct release from raw."{t}"').fetchall() for t in RAW_COUNTS}
     assert all(r in ([(RELEASE,)], []) for r in releases.values())
     meta = result.asset_materializations_for_node("raw_root_megapit")[0].metadata
-    assert {"dagster/row_count", "dagster/column_schema", "n_sites", "preview", "release", "citation",
-            "source_files", "doi"} <= meta.keys()
+    assert {
+        "dagster/row_count",
+        "dagster/column_schema",
+        "n_sites",
+        "preview",
+        "release",
+        "citation",
+        "source_files",
+        "doi",
+    } <= meta.keys()
 
 
 def test_rematerializing_replaces_the_partition(snapshot_settings: Settings) -> None:
@@ -74,13 +80,16 @@ def test_metadata_names_release_citation_and_checksums(snapshot_settings: Settin
 
 
 @pytest.mark.network
-@pytest.mark.parametrize(("fault", "scope", "message"), [
-    ("server_error", "files", "gave up after 3 attempts"),
-    ("expired_token", "all", "refused NEON_TOKEN (API token has expired)"),
-    ("expired_url", "all", "signed download URL has expired"),
-    ("bad_checksum", "files", "checksum mismatch"),
-    ("truncate", "files", "file NEON."),
-])
+@pytest.mark.parametrize(
+    ("fault", "scope", "message"),
+    [
+        ("server_error", "files", "gave up after 3 attempts"),
+        ("expired_token", "all", "refused NEON_TOKEN (API token has expired)"),
+        ("expired_url", "all", "signed download URL has expired"),
+        ("bad_checksum", "files", "checksum mismatch"),
+        ("truncate", "files", "file NEON."),
+    ],
+)
 def test_failed_ingest_leaves_the_previous_release_untouched(
     snapshot_settings: Settings, mirror: MirrorServer, fault: str, scope: str, message: str
 ) -> None:
@@ -116,20 +125,27 @@ def test_visible_checks_flag_a_renamed_column_between_releases(tmp_path: Path, s
         table = pl.read_csv(path, infer_schema=False)
         if "release" in table.columns:
             table.with_columns(pl.lit("RELEASE-2022").alias("release")).write_csv(path)
-    settings = Settings(home=tmp_path / "home", snapshot=root, api_url="http://127.0.0.1:9/api/v0/",
-                        site_attributes=root / "site-attributes")
+    settings = Settings(
+        home=tmp_path / "home",
+        snapshot=root,
+        api_url="http://127.0.0.1:9/api/v0/",
+        site_attributes=root / "site-attributes",
+    )
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [RELEASE, "RELEASE-2022"])
     checks = {}
     for release in (RELEASE, "RELEASE-2022"):
-        result = materialize([raw_soil_megapit], resources=asset_resources(settings), partition_key=release,
-                             instance=instance)
+        result = materialize(
+            [raw_soil_megapit], resources=asset_resources(settings), partition_key=release, instance=instance
+        )
         checks[release] = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
     assert all(e.passed for e in checks[RELEASE].values())
     renamed = checks["RELEASE-2022"][("mgp_perhorizon", "columns_unchanged_since_previous_release")]
     assert not renamed.passed and renamed.severity.value == "WARN"
-    assert (renamed.metadata["added"].value, renamed.metadata["removed"].value) == (["nrcsDescriptionCode"],
-                                                                                   ["nrcsDescriptionID"])
+    assert (renamed.metadata["added"].value, renamed.metadata["removed"].value) == (
+        ["nrcsDescriptionCode"],
+        ["nrcsDescriptionID"],
+    )
     assert checks["RELEASE-2022"][("mgp_perbulksample", "columns_unchanged_since_previous_release")].passed
     share = checks["RELEASE-2022"][("mgp_perhorizon", "quarantine_share")]
     assert share.passed and share.metadata["rows_in"].value == 346

@@ -33,20 +33,29 @@ def roots() -> str:
 
 def _check_loaded(database: Path, origin: str) -> None:
     with duckdb.connect(str(database), read_only=True) as con:
-        increments = con.execute("select count(*), list(distinct site_id order by site_id) from raw.mpr_perdepthincrement "
-                             "where release = ?", [RELEASE]).fetchone()
+        increments = con.execute(
+            "select count(*), list(distinct site_id order by site_id) from raw.mpr_perdepthincrement where release = ?",
+            [RELEASE],
+        ).fetchone()
         assert increments == (275, SEVEN)
-        rules = con.execute("select distinct depth_rule, depth_derived from harmonized.root_increments "
-                        "where release = ?", [RELEASE]).fetchall()
+        rules = con.execute(
+            "select distinct depth_rule, depth_derived from harmonized.root_increments where release = ?", [RELEASE]
+        ).fetchall()
         assert rules == [("mpr_perdepthincrement", False)]  # NEON's depths, not derived ones
-        units = con.execute("select description, units from raw.variables where fieldName = 'incrementRootDensity' "
-                        "and release = ?", [RELEASE]).fetchall()
+        units = con.execute(
+            "select description, units from raw.variables where fieldName = 'incrementRootDensity' and release = ?",
+            [RELEASE],
+        ).fetchall()
         assert units == [("Root biomass per collected soil volume per depth increment", "gramsPerCubicMeter")]
-        comment = con.execute("select comment from duckdb_columns() where schema_name = 'raw' and "
-                          "table_name = 'mpr_perrootsample' and column_name = 'incrementRootDensity'").fetchone()
+        comment = con.execute(
+            "select comment from duckdb_columns() where schema_name = 'raw' and "
+            "table_name = 'mpr_perrootsample' and column_name = 'incrementRootDensity'"
+        ).fetchone()
         assert comment == ("Root biomass per collected soil volume per depth increment (gramsPerCubicMeter)",)
-        log = con.execute("select count(*), any_value(origin) from raw.issue_log where release = ? and "
-                      "product = 'DP1.10066.001'", [RELEASE]).fetchone()
+        log = con.execute(
+            "select count(*), any_value(origin) from raw.issue_log where release = ? and product = 'DP1.10066.001'",
+            [RELEASE],
+        ).fetchone()
         assert log == (3, origin)
         soil = con.execute("select count(*) from raw.mgp_perhorizon where release = ?", [RELEASE]).fetchone()
         assert soil == (0,)  # the sample holds no soil product for RELEASE-2022: written empty, not invented
@@ -55,10 +64,15 @@ def _check_loaded(database: Path, origin: str) -> None:
 @pytest.mark.network
 def test_release_2022_through_the_mirror(tmp_path: Path, roots: str, neon_token: str) -> None:
     with MirrorServer(roots) as mirror:
-        settings = Settings(home=tmp_path / "home", snapshot=None, api_url=mirror.base_url,
-                            site_attributes=SNAPSHOT / "site-attributes")
-        result = run_assets(settings, [raw_root_megapit, raw_soil_megapit, raw_neon_documents,
-                                       harmonized_root_increments], api_url=mirror.base_url, release=RELEASE)
+        settings = Settings(
+            home=tmp_path / "home", snapshot=None, api_url=mirror.base_url, site_attributes=SNAPSHOT / "site-attributes"
+        )
+        result = run_assets(
+            settings,
+            [raw_root_megapit, raw_soil_megapit, raw_neon_documents, harmonized_root_increments],
+            api_url=mirror.base_url,
+            release=RELEASE,
+        )
         assert result.success
         assert not mirror.stats.token_seen_by_storage
     _check_loaded(settings.database, "api changeLogs")
@@ -72,8 +86,14 @@ def test_release_2022_from_the_folders_end_to_end(tmp_path: Path, roots: str) ->
     home = tmp_path / "home"
     env = {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": roots}
     for release in ("RELEASE-2021", RELEASE):
-        done = subprocess.run([sys.executable, "-m", "rootassets.cli", "materialize", "--release", release],
-                              env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [sys.executable, "-m", "rootassets.cli", "materialize", "--release", release],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     _check_loaded(home / "rootassets.duckdb", "readme ISSUE LOG")
     for release in ("RELEASE-2021", RELEASE):
@@ -81,5 +101,7 @@ def test_release_2022_from_the_folders_end_to_end(tmp_path: Path, roots: str) ->
         assert "DP1.10066.001" in bib and "DP1.00096.001" in bib and "root bimodality" in bib
     assert "classifier not fitted" in done.stdout + done.stderr
     with duckdb.connect(str(home / "rootassets.duckdb"), read_only=True) as con:
-        sites = con.execute("select release, count(*) from analysis.site_modality group by release order by release").fetchall()
+        sites = con.execute(
+            "select release, count(*) from analysis.site_modality group by release order by release"
+        ).fetchall()
     assert sites == [("RELEASE-2021", 44), (RELEASE, 7)]

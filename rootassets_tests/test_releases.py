@@ -20,9 +20,9 @@ from dagster import (
     instance_for_test,
 )
 
+from rootassets.definitions import MAIN_JOB, build_definitions
 from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
 from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
-from rootassets.definitions import MAIN_JOB, build_definitions
 from rootassets.defs.resources import NeonSourceResource
 from rootassets.neon.mirror import MirrorServer
 from rootassets.settings import Settings
@@ -50,8 +50,9 @@ def test_new_release_is_detected_run_and_diffed(tmp_path: Path, snapshot: Path, 
     root = tmp_path / "snapshot"
     copy_release(snapshot, root, OLD)
     with MirrorServer(root) as mirror:
-        settings = Settings(home=tmp_path / "home", snapshot=None, api_url=mirror.base_url,
-                            site_attributes=root / "site-attributes")
+        settings = Settings(
+            home=tmp_path / "home", snapshot=None, api_url=mirror.base_url, site_attributes=root / "site-attributes"
+        )
         neon = NeonSourceResource(api_url=mirror.base_url, download_dir=str(settings.downloads))
         instance = DagsterInstance.ephemeral()
 
@@ -73,15 +74,19 @@ def test_new_release_is_detected_run_and_diffed(tmp_path: Path, snapshot: Path, 
         run_release(settings, instance, NEW)
 
     with duckdb.connect(str(settings.database), read_only=True) as con:
-        side_by_side = dict(con.execute(
-            "select release, count(*) from analysis.site_modality group by 1 order by 1").fetchall())
+        side_by_side = dict(
+            con.execute("select release, count(*) from analysis.site_modality group by 1 order by 1").fetchall()
+        )
         assert side_by_side == {OLD: 44, NEW: 43}
-        labels = dict(con.execute("select release, modality from analysis.site_modality where site_id = ?",
-                                  [FLIPPED]).fetchall())
+        labels = dict(
+            con.execute("select release, modality from analysis.site_modality where site_id = ?", [FLIPPED]).fetchall()
+        )
         assert labels == {OLD: "bimodal", NEW: "unimodal"}
         changes = con.execute(
             "select site_id, change, quantity, old_value, new_value, previous_release from analysis.release_changes "
-            "where release = ?", [NEW]).fetchall()
+            "where release = ?",
+            [NEW],
+        ).fetchall()
     assert {c[0] for c in changes} == {DROPPED, FLIPPED}
     assert (DROPPED, "site_removed", "site", DROPPED, None, OLD) in changes
     assert (FLIPPED, "modality_changed", "modality", "bimodal", "unimodal", OLD) in changes
@@ -104,20 +109,34 @@ def test_schedule_refreshes_provisional_only_when_its_generation_changes(tmp_pat
         request = weekly_neon_refresh(build_schedule_context(instance=instance, resources={"neon": neon}))
         assert request.partition_key == "PROVISIONAL" and request.tags["rootassets/provisional_generation"]
         assert instance.has_dynamic_partition(NEON_RELEASE_PARTITIONS, "PROVISIONAL")
-        job = build_definitions(Settings(home=tmp_path / "home", snapshot=root, api_url="http://127.0.0.1:9/",
-                                         site_attributes=root / "site-attributes")).resolve_job_def(MAIN_JOB)
-        job.execute_in_process(instance=instance, partition_key="PROVISIONAL", tags=request.tags, run_config=FAST,
-                               asset_selection=[__import__("dagster").AssetKey(["raw", "site_land_cover"])])
+        job = build_definitions(
+            Settings(
+                home=tmp_path / "home",
+                snapshot=root,
+                api_url="http://127.0.0.1:9/",
+                site_attributes=root / "site-attributes",
+            )
+        ).resolve_job_def(MAIN_JOB)
+        job.execute_in_process(
+            instance=instance,
+            partition_key="PROVISIONAL",
+            tags=request.tags,
+            run_config=FAST,
+            asset_selection=[__import__("dagster").AssetKey(["raw", "site_land_cover"])],
+        )
         again = weekly_neon_refresh(build_schedule_context(instance=instance, resources={"neon": neon}))
         assert isinstance(again, SkipReason) and "already refreshed" in again.skip_message
 
 
 def counts(db: Path, release: str) -> dict[str, int]:
     with duckdb.connect(str(db), read_only=True) as con:
-        tables = con.execute("select table_schema || '.' || table_name from information_schema.tables "
-                             "where table_schema in ('raw', 'harmonized', 'analysis')").fetchall()
-        return {t: con.execute(f"select count(*) from {t} where release = ?", [release]).fetchone()[0]
-                for (t,) in tables}
+        tables = con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_schema in ('raw', 'harmonized', 'analysis')"
+        ).fetchall()
+        return {
+            t: con.execute(f"select count(*) from {t} where release = ?", [release]).fetchone()[0] for (t,) in tables
+        }
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3], ids=["kill-1", "kill-2", "kill-3"])
@@ -137,8 +156,9 @@ def test_killed_refresh_leaves_the_earlier_release_intact_and_rerun_completes(
     earlier = warehouse_digest(db)
     plant_release(root, OLD, NEW, drop_site=DROPPED, flatten_site=FLIPPED, flatten_below_cm=50)
 
-    process = subprocess.Popen([*command, NEW], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [*command, NEW], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     time.sleep(kill_after_s)
     os.killpg(process.pid, signal.SIGKILL)
     finished_before_kill = process.wait() == 0

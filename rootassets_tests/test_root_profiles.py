@@ -21,28 +21,41 @@ P = RootProfileParameters()
 def samples(rows: list[tuple[str, str, str, float, float]]) -> pl.DataFrame:
     """rows: (depthIncrementID, rootStatus, sizeCategory, biomass g/m2, density g/m3)."""
     return pl.DataFrame(
-        [{"depthIncrementID": i, "site_id": i.split(".")[0], "rootStatus": s, "sizeCategory": c,
-          "incrementRootBiomass": b, "incrementRootDensity": d} for i, s, c, b, d in rows]
+        [
+            {
+                "depthIncrementID": i,
+                "site_id": i.split(".")[0],
+                "rootStatus": s,
+                "sizeCategory": c,
+                "incrementRootBiomass": b,
+                "incrementRootDensity": d,
+            }
+            for i, s, c, b, d in rows
+        ]
     )
 
 
 def test_only_live_fine_roots_count() -> None:
-    frame = samples([
-        ("AAAA.1.0", "live", "<=2mm", 10.0, 100.0),
-        ("AAAA.1.0", "dead", "<=2mm", 50.0, 500.0),
-        ("AAAA.1.0", "live", ">2mm", 70.0, 700.0),
-    ])
+    frame = samples(
+        [
+            ("AAAA.1.0", "live", "<=2mm", 10.0, 100.0),
+            ("AAAA.1.0", "dead", "<=2mm", 50.0, 500.0),
+            ("AAAA.1.0", "live", ">2mm", 70.0, 700.0),
+        ]
+    )
     inc = root_increments(frame, None, P)
     assert inc.select("root_density_g_m3", "root_biomass_g_m2", "fine_root_cutoff_mm").row(0) == (100.0, 10.0, 2)
 
 
 def test_depths_from_the_recorded_thickness_protocol_and_capping() -> None:
-    frame = samples([
-        ("AAAA.1.0", "live", "<=4mm", 10.0, 100.0),    # 10 cm
-        ("AAAA.1.100", "live", "<=4mm", 1.0, 10.0),    # 10 cm below 100 (protocol says 20)
-        ("AAAA.1.110", "live", "<=4mm", 3.0, 10.0),    # 30 cm, runs into 120: capped
-        ("AAAA.1.120", "live", "<=4mm", 0.0, 0.0),     # no usable ratio: protocol 20 cm
-    ])
+    frame = samples(
+        [
+            ("AAAA.1.0", "live", "<=4mm", 10.0, 100.0),  # 10 cm
+            ("AAAA.1.100", "live", "<=4mm", 1.0, 10.0),  # 10 cm below 100 (protocol says 20)
+            ("AAAA.1.110", "live", "<=4mm", 3.0, 10.0),  # 30 cm, runs into 120: capped
+            ("AAAA.1.120", "live", "<=4mm", 0.0, 0.0),  # no usable ratio: protocol 20 cm
+        ]
+    )
     depths = increment_depths(frame, P).sort("top_cm")
     assert depths.select("top_cm", "bottom_cm", "depth_rule").rows() == [
         (0.0, 10.0, "biomass_density_ratio"),
@@ -57,8 +70,9 @@ def test_depths_from_the_recorded_thickness_protocol_and_capping() -> None:
 
 def test_published_depth_increments_are_used_when_present() -> None:
     frame = samples([("AAAA.1.0", "live", "<=2mm", 5.0, 100.0), ("AAAA.1.5", "live", "<=2mm", 5.0, 100.0)])
-    published = pl.DataFrame({"depthIncrementID": ["AAAA.1.0"], "site_id": ["AAAA"], "topDepth": [0.0],
-                              "bottomDepth": [5.0]})
+    published = pl.DataFrame(
+        {"depthIncrementID": ["AAAA.1.0"], "site_id": ["AAAA"], "topDepth": [0.0], "bottomDepth": [5.0]}
+    )
     inc = root_increments(frame, published, P).sort("top_cm")
     assert inc.select("top_cm", "bottom_cm", "depth_derived", "depth_rule").rows() == [
         (0.0, 5.0, False, "mpr_perdepthincrement"),
@@ -67,10 +81,12 @@ def test_published_depth_increments_are_used_when_present() -> None:
 
 
 def test_sampled_increment_without_live_fine_roots_is_zero_filled() -> None:
-    frame = samples([
-        ("AAAA.1.0", "live", "<=2mm", 10.0, 100.0),
-        ("AAAA.1.10", "dead", "<=2mm", 1.0, 10.0),
-    ])
+    frame = samples(
+        [
+            ("AAAA.1.0", "live", "<=2mm", 10.0, 100.0),
+            ("AAAA.1.10", "dead", "<=2mm", 1.0, 10.0),
+        ]
+    )
     inc = root_increments(frame, None, P).sort("top_cm")
     assert inc.select("top_cm", "root_density_g_m3", "zero_filled").rows() == [(0.0, 100.0, False), (10.0, 0.0, True)]
     assert derivation_report(inc)["zero_filled_increments"] == 1
@@ -79,11 +95,13 @@ def test_sampled_increment_without_live_fine_roots_is_zero_filled() -> None:
 
 
 def test_site_profile_is_the_mean_over_profiles_that_sampled_each_increment() -> None:
-    frame = samples([
-        ("AAAA.1.0", "live", "<=2mm", 10.0, 100.0),
-        ("AAAA.2.0", "live", "<=2mm", 30.0, 300.0),
-        ("AAAA.1.10", "live", "<=2mm", 5.0, 50.0),   # only profile 1 reached 10 cm
-    ])
+    frame = samples(
+        [
+            ("AAAA.1.0", "live", "<=2mm", 10.0, 100.0),
+            ("AAAA.2.0", "live", "<=2mm", 30.0, 300.0),
+            ("AAAA.1.10", "live", "<=2mm", 5.0, 50.0),  # only profile 1 reached 10 cm
+        ]
+    )
     profile = site_root_profiles(root_increments(frame, None, P)).sort("top_cm")
     assert profile.select("top_cm", "mid_cm", "root_density_g_m3", "n_profiles", "standardized").rows() == [
         (0.0, 5.0, 200.0, 2, 1.0),
@@ -92,15 +110,18 @@ def test_site_profile_is_the_mean_over_profiles_that_sampled_each_increment() ->
 
 
 def test_total_biomass_sums_each_profile_then_averages() -> None:
-    frame = samples([
-        ("AAAA.1.0", "live", "<=2mm", 10.0, 100.0),
-        ("AAAA.1.10", "live", "<=2mm", 20.0, 200.0),
-        ("AAAA.2.0", "live", "<=2mm", 60.0, 600.0),
-        ("BBBB.7.0", "live", "<=4mm", 8.0, 80.0),
-    ])
+    frame = samples(
+        [
+            ("AAAA.1.0", "live", "<=2mm", 10.0, 100.0),
+            ("AAAA.1.10", "live", "<=2mm", 20.0, 200.0),
+            ("AAAA.2.0", "live", "<=2mm", 60.0, 600.0),
+            ("BBBB.7.0", "live", "<=4mm", 8.0, 80.0),
+        ]
+    )
     total = total_fine_root_biomass(root_increments(frame, None, P), P).sort("site_id")
     assert total.select("site_id", "total_fine_root_biomass_g_m2", "n_profiles").rows() == [
-        ("AAAA", 45.0, 2), ("BBBB", 8.0, 1)
+        ("AAAA", 45.0, 2),
+        ("BBBB", 8.0, 1),
     ]
     assert total["total_fine_root_biomass_4mm_equiv_g_m2"].to_list() == pytest.approx([45.0 * 1.3, 8.0])
 

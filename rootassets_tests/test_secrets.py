@@ -14,7 +14,7 @@ import pytest
 
 from rootassets.neon.mirror import MirrorServer
 from rootassets.neon.tokens import unsigned_token
-from rootassets_tests.conftest import REPO, RELEASE
+from rootassets_tests.conftest import RELEASE, REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 TOKEN = unsigned_token(time.time() + 86400, subject="neon-token-9f3c1a7e-SECRET")
@@ -23,8 +23,12 @@ TOKEN = unsigned_token(time.time() + 86400, subject="neon-token-9f3c1a7e-SECRET"
 def test_token_leaves_no_trace(tmp_path: Path, snapshot: Path) -> None:
     home = tmp_path / "home"
     with MirrorServer(snapshot) as mirror:
-        env = {**os.environ, "ROOTASSETS_HOME": str(home), "NEON_API_URL": mirror.base_url,
-               "ROOTASSETS_SITE_ATTRIBUTES": str(snapshot / "site-attributes")}
+        env = {
+            **os.environ,
+            "ROOTASSETS_HOME": str(home),
+            "NEON_API_URL": mirror.base_url,
+            "ROOTASSETS_SITE_ATTRIBUTES": str(snapshot / "site-attributes"),
+        }
         env.pop("ROOTASSETS_SNAPSHOT", None)
         env.pop("NEON_TOKEN", None)
         command = [sys.executable, "-m", "rootassets.cli", "materialize", "--release", RELEASE]

@@ -99,7 +99,7 @@ def test_zip_symlink_is_refused(tmp_path: Path) -> None:
     archive = tmp_path / "link.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         info = zipfile.ZipInfo("link.csv")
-        info.external_attr = (0o120777 << 16)
+        info.external_attr = 0o120777 << 16
         zf.writestr(info, "/etc/passwd")
     with pytest.raises(UnsafeArchiveError, match="symbolic link"):
         safe_extract(archive, tmp_path / "out")

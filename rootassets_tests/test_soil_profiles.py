@@ -45,7 +45,9 @@ def test_a_constant_property_stays_constant(h: tuple, inc: tuple, value: float) 
 
 
 @given(horizons(), increments(), st.data())
-def test_splitting_a_horizon_in_two_with_the_same_value_changes_nothing(h: tuple, inc: tuple, data: st.DataObject) -> None:
+def test_splitting_a_horizon_in_two_with_the_same_value_changes_nothing(
+    h: tuple, inc: tuple, data: st.DataObject
+) -> None:
     h_tops, h_bottoms, vals = h
     i = data.draw(st.integers(0, len(h_tops) - 1))
     assume(h_bottoms[i] - h_tops[i] >= 2)
@@ -101,4 +103,9 @@ def test_weighting_by_overlap() -> None:
 @given(st.just(None))
 def test_protocol_grid(_: None) -> None:
     grid = protocol_root_grid()
-    assert grid[0] == (0.0, 10.0) and grid[9] == (90.0, 100.0) and grid[10] == (100.0, 120.0) and grid[-1] == (180.0, 200.0)
+    assert (
+        grid[0] == (0.0, 10.0)
+        and grid[9] == (90.0, 100.0)
+        and grid[10] == (100.0, 120.0)
+        and grid[-1] == (180.0, 200.0)
+    )

@@ -9,7 +9,9 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from rootassets.defs.analysis import analysis_assets
 from rootassets.defs.harmonized import harmonized_assets
@@ -50,11 +52,17 @@ def reference(root: Path, modality: pl.DataFrame) -> pl.DataFrame:
                 best = group.with_columns((pl.col("depth_cm") - target).abs().alias("dist")).sort("dist", "depth_cm")
                 ver = best["ver"][0]
                 frames = [pl.read_csv(f.path) for f in files.data if (f.site, f.hor, f.ver) == (site, hor[0], ver)]
-                per_position.append(pl.concat(frames).filter(pl.col("VSWCFinalQF") == 0, pl.col("VSWCMean").is_not_null())
-                                    .select("startDateTime", "VSWCMean"))
+                per_position.append(
+                    pl.concat(frames)
+                    .filter(pl.col("VSWCFinalQF") == 0, pl.col("VSWCMean").is_not_null())
+                    .select("startDateTime", "VSWCMean")
+                )
             values[role] = pl.concat(per_position).group_by("startDateTime").agg(pl.col("VSWCMean").mean().alias(role))
-        joined = values["d1"].join(values["d2"], on="startDateTime", how="full", coalesce=True).join(
-            values["surface"], on="startDateTime", how="full", coalesce=True)
+        joined = (
+            values["d1"]
+            .join(values["d2"], on="startDateTime", how="full", coalesce=True)
+            .join(values["surface"], on="startDateTime", how="full", coalesce=True)
+        )
         phi = (joined["d2"] / joined["d1"]).to_numpy()
         for variable, data in (("phi", phi), ("surface_swc", joined["surface"].drop_nulls().to_numpy())):
             rows.append({"site_id": site, "variable": variable, **distribution_statistics(data)})
@@ -103,15 +111,28 @@ def test_a_positions_file_without_depths_is_refused_naming_the_file(tmp_path: Pa
     pl.read_csv(path).drop("zOffset").write_csv(path)
     with pytest.raises(NeonDataError, match=f"{path.name}: missing column.*zOffset"):
         read_sensor_positions(discover(soil_water_folder(tmp_path, RELEASE)))
-    pl.DataFrame({"HOR.VER": ["001.501"], "sensorLocationID": ["x"], "positionStartDateTime": ["2021"],
-                  "positionEndDateTime": [None], "zOffset": ["deep"]}).write_csv(path)
+    pl.DataFrame(
+        {
+            "HOR.VER": ["001.501"],
+            "sensorLocationID": ["x"],
+            "positionStartDateTime": ["2021"],
+            "positionEndDateTime": [None],
+            "zOffset": ["deep"],
+        }
+    ).write_csv(path)
     with pytest.raises(NeonDataError, match=f"{path.name}: row 2: field HOR.VER or zOffset"):
         read_sensor_positions(discover(soil_water_folder(tmp_path, RELEASE)))
 
 
 def test_choose_sensors_takes_the_nearest_and_the_shallowest() -> None:
-    positions = pl.DataFrame({"site_id": ["A"] * 4, "hor": ["001"] * 4, "ver": ["501", "502", "503", "504"],
-                              "depth_cm": [6.0, 56.0, 86.0, 116.0]})
+    positions = pl.DataFrame(
+        {
+            "site_id": ["A"] * 4,
+            "hor": ["001"] * 4,
+            "ver": ["501", "502", "503", "504"],
+            "depth_cm": [6.0, 56.0, 86.0, 116.0],
+        }
+    )
     chosen = choose_sensors(positions, pl.DataFrame({"site_id": ["A"], "d1_cm": [71.0], "d2_cm": [101.0]}))
     assert dict(zip(chosen["role"], chosen["ver"], strict=True)) == {"d1": "502", "d2": "503", "surface": "501"}
 
@@ -125,7 +146,8 @@ def test_statistics_sql_equals_the_numpy_reference(values: list[float]) -> None:
     want = distribution_statistics(np.array(values))
     for name in STATISTICS:
         assert got[name] == pytest.approx(want[name], rel=1e-9, abs=1e-9, nan_ok=True) or (
-            name == "cv" and got[name] is None), name
+            name == "cv" and got[name] is None
+        ), name
 
 
 def test_a_30_minute_file_without_its_values_is_refused_naming_the_file(tmp_path: Path) -> None:

@@ -15,14 +15,21 @@ from rootassets.warehouse.sqlmodels import SqlModelError, column_lineage, discov
 EXPECTED_UPSTREAM = {
     "marts.latest_release": {("analysis", "site_modality")},
     "marts.site_summary": {
-        ("marts", "latest_release"), ("analysis", "site_modality"), ("analysis", "phi"),
-        ("analysis", "nutrient_exponents"), ("harmonized", "site_root_biomass"),
-        ("raw", "field_site_metadata"), ("raw", "site_land_cover"),
+        ("marts", "latest_release"),
+        ("analysis", "site_modality"),
+        ("analysis", "phi"),
+        ("analysis", "nutrient_exponents"),
+        ("harmonized", "site_root_biomass"),
+        ("raw", "field_site_metadata"),
+        ("raw", "site_land_cover"),
     },
     "marts.modality_by_land_cover": {("analysis", "site_modality"), ("raw", "site_land_cover")},
     "marts.nutrient_exponent_summary": {("analysis", "nutrient_exponents")},
-    "marts.root_profiles_long": {("harmonized", "root_profiles"), ("harmonized", "soil_profiles"),
-                                 ("analysis", "site_modality")},
+    "marts.root_profiles_long": {
+        ("harmonized", "root_profiles"),
+        ("harmonized", "soil_profiles"),
+        ("analysis", "site_modality"),
+    },
     "marts.latest_group_tests": {("analysis", "group_tests"), ("marts", "latest_release")},
 }
 
@@ -47,13 +54,21 @@ def test_assets_carry_the_parsed_dependencies_as_lineage() -> None:
 def test_column_lineage_is_traced_through_ctes() -> None:
     model = next(m for m in discover_models() if m.table == "marts.site_summary")
     schema = {
-        "analysis": {"site_modality": {c: "DOUBLE" for c in ("site_id", "modality", "d0_cm", "d1_cm", "d2_cm",
-                                                                "total_fine_root_biomass_g_m2", "release")},
-                     "phi": {c: "DOUBLE" for c in ("site_id", "phi", "property", "method", "release")},
-                     "nutrient_exponents": {c: "DOUBLE" for c in ("site_id", "exponent", "nutrient", "release")}},
-        "raw": {"field_site_metadata": {c: "DOUBLE" for c in ("site_id", "field_site_name", "field_latitude",
-                                                                "field_longitude", "release", "quarantined")},
-                "site_land_cover": {c: "DOUBLE" for c in ("site_id", "Land.cover", "release", "quarantined")}},
+        "analysis": {
+            "site_modality": {
+                c: "DOUBLE"
+                for c in ("site_id", "modality", "d0_cm", "d1_cm", "d2_cm", "total_fine_root_biomass_g_m2", "release")
+            },
+            "phi": {c: "DOUBLE" for c in ("site_id", "phi", "property", "method", "release")},
+            "nutrient_exponents": {c: "DOUBLE" for c in ("site_id", "exponent", "nutrient", "release")},
+        },
+        "raw": {
+            "field_site_metadata": {
+                c: "DOUBLE"
+                for c in ("site_id", "field_site_name", "field_latitude", "field_longitude", "release", "quarantined")
+            },
+            "site_land_cover": {c: "DOUBLE" for c in ("site_id", "Land.cover", "release", "quarantined")},
+        },
         "harmonized": {"site_root_biomass": {c: "DOUBLE" for c in ("site_id", "fine_root_cutoff_mm", "release")}},
         "marts": {"latest_release": {"release": "VARCHAR"}},
     }
@@ -61,8 +76,10 @@ def test_column_lineage_is_traced_through_ctes() -> None:
     assert lineage["latitude"] == [("raw", "field_site_metadata", "field_latitude")]
     assert lineage["d2_cm"] == [("analysis", "site_modality", "d2_cm")]
     assert ("analysis", "phi", "phi") in lineage["phi_root_biomass"]
-    assert lineage["exponent_ca"] == [("analysis", "nutrient_exponents", "exponent")] or \
-        ("analysis", "nutrient_exponents", "exponent") in lineage["exponent_ca"]
+    assert (
+        lineage["exponent_ca"] == [("analysis", "nutrient_exponents", "exponent")]
+        or ("analysis", "nutrient_exponents", "exponent") in lineage["exponent_ca"]
+    )
 
 
 def test_sql_error_names_the_model_file_and_line(tmp_path: Path) -> None:
@@ -70,8 +87,11 @@ def test_sql_error_names_the_model_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "marts" / "broken.sql"
     bad.write_text("-- materialized: table\nSELECT 1 AS a,\n    no_such_column AS b\nFROM (SELECT 1 AS x)\n")
     db = tmp_path / "w.duckdb"
-    result = materialize([model_asset(parse_model(bad, tmp_path))],
-                         resources={"warehouse": WarehouseResource(database=str(db))}, raise_on_error=False)
+    result = materialize(
+        [model_asset(parse_model(bad, tmp_path))],
+        resources={"warehouse": WarehouseResource(database=str(db))},
+        raise_on_error=False,
+    )
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.user_failure_data.description
     assert message.startswith("marts/broken.sql:3: ") and "no_such_column" in message
@@ -101,27 +121,36 @@ def test_a_view_model_is_created_as_a_view(tmp_path: Path) -> None:
     path = tmp_path / "marts" / "numbers.sql"
     path.write_text("-- materialized: view\n-- description: numbers\nSELECT range AS n FROM range(3)\n")
     db = tmp_path / "w.duckdb"
-    result = materialize([model_asset(parse_model(path, tmp_path))],
-                         resources={"warehouse": WarehouseResource(database=str(db))})
+    result = materialize(
+        [model_asset(parse_model(path, tmp_path))], resources={"warehouse": WarehouseResource(database=str(db))}
+    )
     assert result.success
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("select table_type from information_schema.tables where table_name='numbers'").fetchone() == ("VIEW",)
+        assert con.execute(
+            "select table_type from information_schema.tables where table_name='numbers'"
+        ).fetchone() == ("VIEW",)
 
 
 def test_model_tests_block_a_mart_that_breaks_them_and_leave_the_old_one(tmp_path: Path) -> None:
     (tmp_path / "marts").mkdir()
     path = tmp_path / "marts" / "sites.sql"
-    path.write_text("-- materialized: table\n-- unique: site\n-- not_null: site\n"
-                    "SELECT * FROM (VALUES ('A'), ('B')) AS t(site)\n")
+    path.write_text(
+        "-- materialized: table\n-- unique: site\n-- not_null: site\nSELECT * FROM (VALUES ('A'), ('B')) AS t(site)\n"
+    )
     db = tmp_path / "w.duckdb"
     resources = {"warehouse": WarehouseResource(database=str(db))}
     good = materialize([model_asset(parse_model(path, tmp_path))], resources=resources)
     assert good.success
-    assert {e.check_name: e.passed for e in good.get_asset_check_evaluations()} == \
-        {"unique": True, "not_null": True, "row_count": True}
+    assert {e.check_name: e.passed for e in good.get_asset_check_evaluations()} == {
+        "unique": True,
+        "not_null": True,
+        "row_count": True,
+    }
 
-    path.write_text("-- materialized: table\n-- unique: site\n-- not_null: site\n"
-                    "SELECT * FROM (VALUES ('A'), ('A'), ('A'), (NULL)) AS t(site)\n")
+    path.write_text(
+        "-- materialized: table\n-- unique: site\n-- not_null: site\n"
+        "SELECT * FROM (VALUES ('A'), ('A'), ('A'), (NULL)) AS t(site)\n"
+    )
     bad = materialize([model_asset(parse_model(path, tmp_path))], resources=resources, raise_on_error=False)
     assert not bad.success
     evaluations = {e.check_name: e for e in bad.get_asset_check_evaluations()}

@@ -20,10 +20,22 @@ def f(tmp: Path, name: str, body: str, **kw: object) -> SourceFile:
 
 def test_adds_columns_and_stacks_sites(tmp_path: Path) -> None:
     files = [
-        f(tmp_path, "a.csv", HEADER + "1,BART,1.0,20201217T015540Z\n", site="BART", month="2013-08",
-          publication="20201217T015540Z"),
-        f(tmp_path, "b.csv", HEADER + "2,HARV,2.0,20201218T000000Z\n3,HARV,NA,20201218T000000Z\n", site="HARV",
-          month="2013-09", publication="20201218T000000Z"),
+        f(
+            tmp_path,
+            "a.csv",
+            HEADER + "1,BART,1.0,20201217T015540Z\n",
+            site="BART",
+            month="2013-08",
+            publication="20201217T015540Z",
+        ),
+        f(
+            tmp_path,
+            "b.csv",
+            HEADER + "2,HARV,2.0,20201218T000000Z\n3,HARV,NA,20201218T000000Z\n",
+            site="HARV",
+            month="2013-09",
+            publication="20201218T000000Z",
+        ),
     ]
     table = stack_table("t", files, "RELEASE-2021")
     frame = table.frame.sort("uid")
@@ -37,7 +49,9 @@ def test_adds_columns_and_stacks_sites(tmp_path: Path) -> None:
 def test_site_all_keeps_newest_publication_per_site(tmp_path: Path) -> None:
     old = f(tmp_path, "old.csv", HEADER + "1,BART,1.0,NA\n", site="BART", publication="20200101T000000Z", site_all=True)
     new = f(tmp_path, "new.csv", HEADER + "1,BART,9.0,NA\n", site="BART", publication="20210101T000000Z", site_all=True)
-    other = f(tmp_path, "other.csv", HEADER + "5,HARV,5.0,NA\n", site="HARV", publication="20190101T000000Z", site_all=True)
+    other = f(
+        tmp_path, "other.csv", HEADER + "5,HARV,5.0,NA\n", site="HARV", publication="20190101T000000Z", site_all=True
+    )
     frame = stack_table("t", [new, old, other], "RELEASE-2021").frame.sort("site_id")
     assert frame["value"].to_list() == [9.0, 5.0]
     assert frame["source_file"].to_list() == ["new.csv", "other.csv"]

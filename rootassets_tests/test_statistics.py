@@ -19,7 +19,7 @@ from rootassets.science.group_tests import (
     pearson_chi_square,
     two_group_test,
 )
-from rootassets.science.nutrients import log_linear_fit, loess, relative_profile
+from rootassets.science.nutrients import loess, log_linear_fit, relative_profile
 from rootassets.science.phi import PhiParameters, phi, phi_depths, value_in_increment
 
 G = GroupTestParameters()
@@ -95,21 +95,28 @@ def test_monte_carlo_p_detects_strong_association() -> None:
 
 def test_growth_form() -> None:
     assert [growth_form(c) for c in ("forest", "shrubland", "rangeland/grassland", "cultivated", None)] == [
-        "woody", "woody", "herbaceous", "herbaceous", None]
+        "woody",
+        "woody",
+        "herbaceous",
+        "herbaceous",
+        None,
+    ]
 
 
 def synthetic_sites(seed: int = 1) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     n = 44
     signal = rng.normal(size=n)
-    return pl.DataFrame({
-        "site_id": [f"S{i:03d}" for i in range(n)],
-        "modality": np.where(signal > 0.9, "bimodal", "unimodal"),
-        "informative": signal + rng.normal(scale=0.2, size=n),
-        "noise_a": rng.normal(size=n),
-        "noise_b": rng.normal(size=n),
-        "cover": rng.choice(["forest", "grassland"], n),
-    })
+    return pl.DataFrame(
+        {
+            "site_id": [f"S{i:03d}" for i in range(n)],
+            "modality": np.where(signal > 0.9, "bimodal", "unimodal"),
+            "informative": signal + rng.normal(scale=0.2, size=n),
+            "noise_a": rng.normal(size=n),
+            "noise_b": rng.normal(size=n),
+            "cover": rng.choice(["forest", "grassland"], n),
+        }
+    )
 
 
 SMALL = ForestParameters(n_trees=120, n_seeds=3)

@@ -26,13 +26,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rootassets_tests.conftest import REPO, RELEASE, random_kill_point, staged_refreshes, warehouse_digest
+from rootassets_tests.conftest import RELEASE, REPO, random_kill_point, staged_refreshes, warehouse_digest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 RUN_TIMEOUT_S = 900
 
 
@@ -47,16 +54,27 @@ def ui(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> Iterator[tup
     if not CHROMIUM.exists():
         pytest.fail("Debian chromium is required at /usr/bin/chromium (apt-get install chromium chromium-driver)")
     home = tmp_path_factory.mktemp("ui-home")
-    env = {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(snapshot),
-           "DAGSTER_HOME": str(home / "dagster")}
+    env = {
+        **os.environ,
+        "ROOTASSETS_HOME": str(home),
+        "ROOTASSETS_SNAPSHOT": str(snapshot),
+        "DAGSTER_HOME": str(home / "dagster"),
+    }
     bare = {**env, "PATH": "/usr/bin:/bin"}  # as the README runs it: the venv's commands, the venv not activated
     rootassets = str(Path(os.sys.executable).with_name("rootassets"))
-    subprocess.run([rootassets, "releases", "--add", RELEASE], env=bare, cwd=REPO, check=True, timeout=120,
-                   capture_output=True)
+    subprocess.run(
+        [rootassets, "releases", "--add", RELEASE], env=bare, cwd=REPO, check=True, timeout=120, capture_output=True
+    )
     port = free_port()
     log = (home / "dagster-dev.log").open("w")
-    server = subprocess.Popen([rootassets, "ui", "--port", str(port)], env=bare, cwd=REPO,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [rootassets, "ui", "--port", str(port)],
+        env=bare,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
@@ -110,8 +128,9 @@ def materialized_keys(env: dict[str, str]) -> tuple[set[str], list[str], list[st
         "done = [r.run_id for r in i.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.SUCCESS]))]; "
         "print(json.dumps([keys, failed, done]))"
     )
-    out = subprocess.run([str(Path(os.sys.executable)), "-c", script], env=env, cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [str(Path(os.sys.executable)), "-c", script], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     import json
 
     keys, failed, done = json.loads(out.stdout.strip().splitlines()[-1])
@@ -137,9 +156,21 @@ def test_webserver_listens_on_loopback_only(ui: tuple[str, dict[str, str]]) -> N
 
 def reader_answers(env: dict[str, str]) -> tuple[int, str]:
     """One `rootassets sql` read of the UI's database while its run writes (it may wait for the lock)."""
-    done = subprocess.run([str(Path(os.sys.executable)), "-m", "rootassets.cli", "sql", "--csv",
-                           "select count(*) from information_schema.tables"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            str(Path(os.sys.executable)),
+            "-m",
+            "rootassets.cli",
+            "sql",
+            "--csv",
+            "select count(*) from information_schema.tables",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return done.returncode, done.stderr
 
 
@@ -148,9 +179,17 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
 
     base, env = ui
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    expected = {"raw/mpr_perrootsample", "harmonized/root_profiles", "analysis/site_modality", "analysis/phi",
-                "reports/figure_1_root_profiles", "reports/report", "marts/site_summary",
-                "analysis/soil_water_statistics", "analysis/site_modality_bootstrap"}
+    expected = {
+        "raw/mpr_perrootsample",
+        "harmonized/root_profiles",
+        "analysis/site_modality",
+        "analysis/phi",
+        "reports/figure_1_root_profiles",
+        "reports/report",
+        "marts/site_summary",
+        "analysis/soil_water_statistics",
+        "analysis/site_modality_bootstrap",
+    }
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -174,9 +213,21 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
             time.sleep(5)
         assert reads and all(code == 0 for code, _ in reads), reads
         # The run's tables became visible together when it succeeded (committed by the run itself).
-        visible = subprocess.run([str(Path(os.sys.executable)), "-m", "rootassets.cli", "sql", "--csv",
-                                  "select count(*) from marts.site_summary"], env=env, cwd=REPO,
-                                 capture_output=True, text=True, timeout=300)
+        visible = subprocess.run(
+            [
+                str(Path(os.sys.executable)),
+                "-m",
+                "rootassets.cli",
+                "sql",
+                "--csv",
+                "select count(*) from marts.site_summary",
+            ],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert visible.stdout.strip().splitlines()[-1:] == ["44"], visible.stdout + visible.stderr
         open_page(page, f"{base}/runs")
         page.wait_for_timeout(2000)
@@ -201,28 +252,37 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
 
 def instance_json(env: dict[str, str], script: str) -> object:
     """Run `script` (it sets `out`) against the UI's Dagster instance in a subprocess; return `out`."""
-    code = ("import json; from dagster import *; i = DagsterInstance.get()\n" + textwrap.dedent(script)
-            + "\nprint(json.dumps(out))")
-    done = subprocess.run([str(Path(os.sys.executable)), "-c", code], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    code = (
+        "import json; from dagster import *; i = DagsterInstance.get()\n"
+        + textwrap.dedent(script)
+        + "\nprint(json.dumps(out))"
+    )
+    done = subprocess.run(
+        [str(Path(os.sys.executable)), "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def runs(env: dict[str, str]) -> dict[str, dict[str, object]]:
     """{run id: status, tags and the assets it materialized} of every run of the UI's instance."""
-    return instance_json(env, """
+    return instance_json(
+        env,
+        """
         out = {}
         for r in i.get_runs():
             keys = [e.dagster_event.asset_key.to_user_string()
                     for e in i.all_logs(r.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)]
             out[r.run_id] = {"status": r.status.value, "tags": dict(r.tags), "materialized": keys}
-    """)
+    """,
+    )
 
 
 def visibility(env: dict[str, str], keys: list[str]) -> dict[str, bool | None]:
     """The latest visible_in_warehouse evaluation of each asset: passed, or None when never evaluated."""
-    return instance_json(env, f"""
+    return instance_json(
+        env,
+        f"""
         checks = [AssetCheckKey(AssetKey.from_user_string(k), "visible_in_warehouse") for k in {keys!r}]
         latest = i.event_log_storage.get_latest_asset_check_execution_by_key(checks)
         out = {{}}
@@ -230,7 +290,8 @@ def visibility(env: dict[str, str], keys: list[str]) -> dict[str, bool | None]:
             record = latest.get(c)
             evaluation = record.event.dagster_event.event_specific_data if record and record.event else None
             out[c.asset_key.to_user_string()] = evaluation.passed if evaluation is not None else None
-    """)
+    """,
+    )
 
 
 def wait_for_new_run(env: dict[str, str], known: set[str], timeout_s: float = 300) -> str:
@@ -269,8 +330,14 @@ def wait_until_discarded(env: dict[str, str], run_id: str, db: Path, replay: str
     pytest.fail(f"run {run_id} still {runs(env)[run_id]['status']}, staged {staged_refreshes(db)}: {replay}")
 
 
-def assert_killed_run_changed_nothing(page, base: str, env: dict[str, str], run_id: str,  # noqa: ANN001
-                                      earlier: dict, name: str) -> None:
+def assert_killed_run_changed_nothing(
+    page,
+    base: str,
+    env: dict[str, str],
+    run_id: str,  # noqa: ANN001
+    earlier: dict,
+    name: str,
+) -> None:
     from playwright.sync_api import expect
 
     db = Path(env["ROOTASSETS_HOME"]) / "rootassets.duckdb"
@@ -288,7 +355,7 @@ def assert_killed_run_changed_nothing(page, base: str, env: dict[str, str], run_
 
 
 def test_a_ui_run_and_a_sensor_run_killed_at_random_points_change_nothing_visible(
-    ui: tuple[str, dict[str, str]]
+    ui: tuple[str, dict[str, str]],
 ) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -318,8 +385,14 @@ def test_a_ui_run_and_a_sensor_run_killed_at_random_points_change_nothing_visibl
 
     # The next refresh completes, makes the same tables visible again, and every asset it ran passes its check.
     rootassets = str(Path(os.sys.executable).with_name("rootassets"))
-    rerun = subprocess.run([rootassets, "materialize", "--release", RELEASE], env=env, cwd=REPO,
-                           capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    rerun = subprocess.run(
+        [rootassets, "materialize", "--release", RELEASE],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert not staged_refreshes(db)
     assert warehouse_digest(db) == earlier

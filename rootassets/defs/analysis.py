@@ -41,7 +41,6 @@ def _h(name: str) -> AssetKey:
     return AssetKey(["harmonized", name])
 
 
-
 class ModalityConfig(Config):
     """Section 2 parameters (METHOD.md defaults)."""
 
@@ -51,24 +50,35 @@ class ModalityConfig(Config):
     count_scale: float = 1.0
 
     def parameters(self) -> ModalityParameters:
-        return ModalityParameters(bandwidth_cm=self.bandwidth_cm, grid_points=self.grid_points,
-                                  secondary_threshold=self.secondary_threshold, count_scale=self.count_scale)
+        return ModalityParameters(
+            bandwidth_cm=self.bandwidth_cm,
+            grid_points=self.grid_points,
+            secondary_threshold=self.secondary_threshold,
+            count_scale=self.count_scale,
+        )
 
 
 @multi_asset(
     name="analysis_site_modality",
     can_subset=True,
     specs=[
-        AssetSpec(_key("site_modality"), deps=[_h("root_profiles"), _h("site_root_biomass")],
-                  kinds={"duckdb", "numpy"},
-                  description="`analysis.site_modality`: each site's Gaussian KDE of root depths (bandwidth 15 cm in "
-                              "depth units, 2^15 grid points, as R's density), its modes, D0 (highest mode), D2 "
-                              "(highest secondary mode reaching 10% of D0), D1 (lowest antimode between), the label "
-                              "bimodal/unimodal, the heights and their ratio, and the site's total fine-root biomass "
-                              "(METHOD.md section 2)."),
-        AssetSpec(_key("site_kde"), deps=[_h("root_profiles")], kinds={"duckdb"},
-                  description="`analysis.site_kde`: each site's root-depth KDE (the curve behind site_modality) "
-                              "every 1 cm, used for phi read off the smoothed profile and for figures."),
+        AssetSpec(
+            _key("site_modality"),
+            deps=[_h("root_profiles"), _h("site_root_biomass")],
+            kinds={"duckdb", "numpy"},
+            description="`analysis.site_modality`: each site's Gaussian KDE of root depths (bandwidth 15 cm in "
+            "depth units, 2^15 grid points, as R's density), its modes, D0 (highest mode), D2 "
+            "(highest secondary mode reaching 10% of D0), D1 (lowest antimode between), the label "
+            "bimodal/unimodal, the heights and their ratio, and the site's total fine-root biomass "
+            "(METHOD.md section 2).",
+        ),
+        AssetSpec(
+            _key("site_kde"),
+            deps=[_h("root_profiles")],
+            kinds={"duckdb"},
+            description="`analysis.site_kde`: each site's root-depth KDE (the curve behind site_modality) "
+            "every 1 cm, used for phi read off the smoothed profile and for figures.",
+        ),
     ],
     **COMMON,
 )
@@ -79,19 +89,31 @@ def analysis_site_modality(
     params = config.parameters()
     table, kdes = modality_table(warehouse.read("harmonized", "root_profiles", release), params)
     biomass = warehouse.read("harmonized", "site_root_biomass", release).select(
-        "site_id", "total_fine_root_biomass_g_m2")
+        "site_id", "total_fine_root_biomass_g_m2"
+    )
     table = table.join(biomass, on="site_id", how="left")
     counts = dict(table.group_by("modality").len().sort("modality").iter_rows())
     selected = context.selected_asset_keys
     if _key("site_modality") in selected:
-        yield from publish(warehouse, _key("site_modality"), table, release, ANALYSIS_CONTRACTS["site_modality"], {},
-                           {"parameters": params.as_metadata(), "modality_counts": counts,
-                            "bimodal_sites": table.filter(pl.col("modality") == BIMODAL)["site_id"].to_list()})
+        yield from publish(
+            warehouse,
+            _key("site_modality"),
+            table,
+            release,
+            ANALYSIS_CONTRACTS["site_modality"],
+            {},
+            {
+                "parameters": params.as_metadata(),
+                "modality_counts": counts,
+                "bimodal_sites": table.filter(pl.col("modality") == BIMODAL)["site_id"].to_list(),
+            },
+        )
     if _key("site_kde") in selected:
         curves = kde_table(kdes).with_columns(pl.lit(release).alias("release"))
         warehouse.write({("analysis", "site_kde"): curves}, release)
-        yield MaterializeResult(asset_key=_key("site_kde"), metadata={**table_metadata(curves, release),
-                                                                      "step_cm": KDE_STEP_CM})
+        yield MaterializeResult(
+            asset_key=_key("site_kde"), metadata={**table_metadata(curves, release), "step_cm": KDE_STEP_CM}
+        )
 
 
 class PhiConfig(Config):
@@ -99,21 +121,37 @@ class PhiConfig(Config):
     unimodal_d2_cm: float = 100.0
 
 
-@asset(key=_key("phi"), deps=[_key("site_modality"), _key("site_kde"), _h("root_profiles"), _h("soil_profiles")],
-       kinds={"duckdb", "numpy"}, **COMMON)
+@asset(
+    key=_key("phi"),
+    deps=[_key("site_modality"), _key("site_kde"), _h("root_profiles"), _h("soil_profiles")],
+    kinds={"duckdb", "numpy"},
+    **COMMON,
+)
 def analysis_phi(context: AssetExecutionContext, config: PhiConfig, warehouse: WarehouseResource) -> Iterator:
     """`analysis.phi`: phi = Y(D2) / Y(D1) for root biomass and every harmonized soil property, with the
     site's own D1/D2 when bimodal and 70/100 cm when unimodal. `method` says how Y(D) was read:
     `increment` (the increment containing D) or `kde` (the smoothed root profile) (METHOD.md section 4)."""
     release = validate_release(context.partition_key)
     params = PhiParameters(config.unimodal_d1_cm, config.unimodal_d2_cm)
-    table = phi_table(warehouse.read("analysis", "site_modality", release),
-                      warehouse.read("harmonized", "root_profiles", release),
-                      warehouse.read("harmonized", "soil_profiles", release),
-                      warehouse.read("analysis", "site_kde", release), params)
-    yield from publish(warehouse, _key("phi"), table, release, ANALYSIS_CONTRACTS["phi"], {},
-                       {"parameters": params.as_metadata(),
-                        "methods": "increment: value of the increment containing D; kde: root KDE density at D"})
+    table = phi_table(
+        warehouse.read("analysis", "site_modality", release),
+        warehouse.read("harmonized", "root_profiles", release),
+        warehouse.read("harmonized", "soil_profiles", release),
+        warehouse.read("analysis", "site_kde", release),
+        params,
+    )
+    yield from publish(
+        warehouse,
+        _key("phi"),
+        table,
+        release,
+        ANALYSIS_CONTRACTS["phi"],
+        {},
+        {
+            "parameters": params.as_metadata(),
+            "methods": "increment: value of the increment containing D; kde: root KDE density at D",
+        },
+    )
 
 
 class SiteFactorConfig(Config):
@@ -122,10 +160,18 @@ class SiteFactorConfig(Config):
     extra_factors_csv: str | None = None
 
 
-@asset(key=_key("site_factors"),
-       deps=[AssetKey(["raw", "field_site_metadata"]), AssetKey(["raw", "site_land_cover"]),
-             _h("site_root_biomass"), _h("soil_profiles"), _key("site_modality")],
-       kinds={"duckdb", "polars"}, **COMMON)
+@asset(
+    key=_key("site_factors"),
+    deps=[
+        AssetKey(["raw", "field_site_metadata"]),
+        AssetKey(["raw", "site_land_cover"]),
+        _h("site_root_biomass"),
+        _h("soil_profiles"),
+        _key("site_modality"),
+    ],
+    kinds={"duckdb", "polars"},
+    **COMMON,
+)
 def analysis_site_factors(
     context: AssetExecutionContext, config: SiteFactorConfig, warehouse: WarehouseResource
 ) -> Iterator:
@@ -150,9 +196,19 @@ def analysis_site_factors(
     ).join(modality, on="site_id", how="left")
     factors = [*NEON_FACTORS, *extra_factors]
     incomplete = table.filter(pl.any_horizontal([pl.col(f.column).is_null() for f in factors]))["site_id"].to_list()
-    yield from publish(warehouse, _key("site_factors"), table, release, ANALYSIS_CONTRACTS["site_factors"], {},
-                       {"factors": {f.column: f.unit for f in factors}, "sites_with_missing_factors": incomplete,
-                        "extra_factors_csv": config.extra_factors_csv or "none"})
+    yield from publish(
+        warehouse,
+        _key("site_factors"),
+        table,
+        release,
+        ANALYSIS_CONTRACTS["site_factors"],
+        {},
+        {
+            "factors": {f.column: f.unit for f in factors},
+            "sites_with_missing_factors": incomplete,
+            "extra_factors_csv": config.extra_factors_csv or "none",
+        },
+    )
 
 
 class ClassifierConfig(Config):
@@ -166,24 +222,37 @@ class ClassifierConfig(Config):
     n_seeds: int = 50
 
     def parameters(self) -> ForestParameters:
-        return ForestParameters(self.n_trees, self.mtry, self.min_node_size, self.sample_fraction, True,
-                                self.seed, self.n_seeds)
+        return ForestParameters(
+            self.n_trees, self.mtry, self.min_node_size, self.sample_fraction, True, self.seed, self.n_seeds
+        )
 
 
 @multi_asset(
     name="analysis_classifier",
     can_subset=True,
     specs=[
-        AssetSpec(_key("classifier_model"), deps=[_key("site_factors")], kinds={"sklearn"},
-                  description="The fitted random forest of site factors predicting modality (METHOD.md section 5), "
-                              "saved with its parameters, feature list and training-data version."),
-        AssetSpec(_key("classifier_performance"), deps=[_key("site_factors")], kinds={"duckdb"},
-                  description="`analysis.classifier_performance`: out-of-bag hard-vote confusion matrix, overall and "
-                              "per-class accuracy with the minority re-weighted vote, for all factors, the kept set, "
-                              "the run without total root biomass, and the spread over many seeds."),
-        AssetSpec(_key("classifier_importance"), deps=[_key("site_factors")], kinds={"duckdb"},
-                  description="`analysis.classifier_importance`: ranked Gini importance, the set kept by backward "
-                              "elimination, and the ranking without total root biomass."),
+        AssetSpec(
+            _key("classifier_model"),
+            deps=[_key("site_factors")],
+            kinds={"sklearn"},
+            description="The fitted random forest of site factors predicting modality (METHOD.md section 5), "
+            "saved with its parameters, feature list and training-data version.",
+        ),
+        AssetSpec(
+            _key("classifier_performance"),
+            deps=[_key("site_factors")],
+            kinds={"duckdb"},
+            description="`analysis.classifier_performance`: out-of-bag hard-vote confusion matrix, overall and "
+            "per-class accuracy with the minority re-weighted vote, for all factors, the kept set, "
+            "the run without total root biomass, and the spread over many seeds.",
+        ),
+        AssetSpec(
+            _key("classifier_importance"),
+            deps=[_key("site_factors")],
+            kinds={"duckdb"},
+            description="`analysis.classifier_importance`: ranked Gini importance, the set kept by backward "
+            "elimination, and the ranking without total root biomass.",
+        ),
     ],
     **COMMON,
 )
@@ -197,8 +266,15 @@ def analysis_classifier(
     except TooFewSitesError as exc:
         yield from _classifier_not_fitted(context, warehouse, artifacts, release, params, str(exc))
         return
-    frame, names, categorical, dropped, full, kept, steps = (out.frame, out.names, out.categorical, out.dropped,
-                                                             out.full, out.kept, out.steps)
+    frame, names, categorical, dropped, full, kept, steps = (
+        out.frame,
+        out.names,
+        out.categorical,
+        out.dropped,
+        out.full,
+        out.kept,
+        out.steps,
+    )
     performance = out.performance.with_columns(pl.lit(release).alias("release"))
     importance = out.importance.with_columns(pl.lit(release).alias("release"))
 
@@ -208,48 +284,93 @@ def analysis_classifier(
 
     selected = context.selected_asset_keys
     if _key("classifier_model") in selected:
-        joblib.dump({"forest": full.forest, "factors": names, "categorical": sorted(categorical),
-                     "parameters": params.as_metadata(), "training_data_version": training_version,
-                     "release": release}, model_path)
+        joblib.dump(
+            {
+                "forest": full.forest,
+                "factors": names,
+                "categorical": sorted(categorical),
+                "parameters": params.as_metadata(),
+                "training_data_version": training_version,
+                "release": release,
+            },
+            model_path,
+        )
     tables = {("analysis", "classifier_performance"): performance, ("analysis", "classifier_importance"): importance}
     warehouse.write({k: v for k, v in tables.items() if _key(k[1]) in selected}, release)
     common = {"parameters": params.as_metadata(), "sites_used": frame.height, "sites_dropped_incomplete": dropped}
     results = [
-        MaterializeResult(asset_key=_key("classifier_model"), metadata={
-            **common, "path": MetadataValue.path(str(model_path)), "features": names,
-            "training_data_version": training_version, "release": release}),
-        MaterializeResult(asset_key=_key("classifier_performance"), metadata={
-            **common, **table_metadata(performance, release),
-            "confusion_all_factors": MetadataValue.json(full.performance.confusion),
-            "overall_accuracy": full.performance.overall_accuracy,
-            "bimodal_accuracy": full.performance.class_accuracy[BIMODAL]}),
-        MaterializeResult(asset_key=_key("classifier_importance"), metadata={
-            **common, **table_metadata(importance, release), "kept_factors": kept,
-            "elimination_steps": MetadataValue.json(steps)}),
+        MaterializeResult(
+            asset_key=_key("classifier_model"),
+            metadata={
+                **common,
+                "path": MetadataValue.path(str(model_path)),
+                "features": names,
+                "training_data_version": training_version,
+                "release": release,
+            },
+        ),
+        MaterializeResult(
+            asset_key=_key("classifier_performance"),
+            metadata={
+                **common,
+                **table_metadata(performance, release),
+                "confusion_all_factors": MetadataValue.json(full.performance.confusion),
+                "overall_accuracy": full.performance.overall_accuracy,
+                "bimodal_accuracy": full.performance.class_accuracy[BIMODAL],
+            },
+        ),
+        MaterializeResult(
+            asset_key=_key("classifier_importance"),
+            metadata={
+                **common,
+                **table_metadata(importance, release),
+                "kept_factors": kept,
+                "elimination_steps": MetadataValue.json(steps),
+            },
+        ),
     ]
     yield from (r for r in results if r.asset_key in selected)
 
 
-def _classifier_not_fitted(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore,
-                           release: str, params: object, reason: str) -> Iterator[MaterializeResult]:
+def _classifier_not_fitted(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    artifacts: ArtifactStore,
+    release: str,
+    params: object,
+    reason: str,
+) -> Iterator[MaterializeResult]:
     """Too few complete sites: empty performance and importance tables, no model file, and the reason."""
     context.log.warning(f"classifier not fitted for {release}: {reason}")
     selected = context.selected_asset_keys
     model_path = artifacts.folder("models", release) / "modality_forest.joblib"
     if _key("classifier_model") in selected:
         model_path.unlink(missing_ok=True)  # a model of other data must not pass for this release's
-    performance = pl.DataFrame(schema={"run": pl.String, "metric": pl.String, "value": pl.Float64,
-                                       "release": pl.String})
-    importance = pl.DataFrame(schema={"run": pl.String, "factor": pl.String, "importance": pl.Float64,
-                                      "rank": pl.Int64, "kept": pl.Boolean, "release": pl.String})
+    performance = pl.DataFrame(
+        schema={"run": pl.String, "metric": pl.String, "value": pl.Float64, "release": pl.String}
+    )
+    importance = pl.DataFrame(
+        schema={
+            "run": pl.String,
+            "factor": pl.String,
+            "importance": pl.Float64,
+            "rank": pl.Int64,
+            "kept": pl.Boolean,
+            "release": pl.String,
+        }
+    )
     tables = {("analysis", "classifier_performance"): performance, ("analysis", "classifier_importance"): importance}
     warehouse.write({k: v for k, v in tables.items() if _key(k[1]) in selected}, release)
     common = {"parameters": params.as_metadata(), "fitted": False, "not_fitted_because": reason, "release": release}
-    results = [MaterializeResult(asset_key=_key("classifier_model"), metadata=common),
-               MaterializeResult(asset_key=_key("classifier_performance"),
-                                 metadata={**common, **table_metadata(performance, release)}),
-               MaterializeResult(asset_key=_key("classifier_importance"),
-                                 metadata={**common, **table_metadata(importance, release)})]
+    results = [
+        MaterializeResult(asset_key=_key("classifier_model"), metadata=common),
+        MaterializeResult(
+            asset_key=_key("classifier_performance"), metadata={**common, **table_metadata(performance, release)}
+        ),
+        MaterializeResult(
+            asset_key=_key("classifier_importance"), metadata={**common, **table_metadata(importance, release)}
+        ),
+    ]
     yield from (r for r in results if r.asset_key in selected)
 
 
@@ -268,10 +389,18 @@ def analysis_group_tests(
     with a Monte Carlo p from 2000 tables with the observed margins (METHOD.md section 6)."""
     release = validate_release(context.partition_key)
     params = GroupTestParameters(config.alpha, config.monte_carlo_tables, config.seed)
-    table = group_test_table(warehouse.read("analysis", "site_factors", release),
-                             warehouse.read("analysis", "phi", release), params)
-    yield from publish(warehouse, _key("group_tests"), table, release, ANALYSIS_CONTRACTS["group_tests"], {},
-                       {"parameters": params.as_metadata()})
+    table = group_test_table(
+        warehouse.read("analysis", "site_factors", release), warehouse.read("analysis", "phi", release), params
+    )
+    yield from publish(
+        warehouse,
+        _key("group_tests"),
+        table,
+        release,
+        ANALYSIS_CONTRACTS["group_tests"],
+        {},
+        {"parameters": params.as_metadata()},
+    )
 
 
 class NutrientConfig(Config):
@@ -283,16 +412,22 @@ class NutrientConfig(Config):
     name="analysis_nutrients",
     can_subset=True,
     specs=[
-        AssetSpec(_key("nutrient_exponents"), deps=[_h("soil_profiles"), _h("root_profiles"), _key("site_modality")],
-                  kinds={"duckdb"},
-                  description="`analysis.nutrient_exponents`: per site and nutrient (N, P, K, Ca) the exponent b of "
-                              "log10(X / Y_root, surface = 1) = a + b * depth, with intercept, r2, n and a 95% band "
-                              "of b; positive b means nutrients grow relatively richer with depth (METHOD.md 7)."),
-        AssetSpec(_key("nutrient_loess"), deps=[_h("soil_profiles"), _h("root_profiles"), _key("site_modality")],
-                  kinds={"duckdb"},
-                  description="`analysis.nutrient_loess`: LOESS curves (span 0.5, local quadratic) of "
-                              "log10 relative nutrient concentration against depth at bimodal sites, as fitted points "
-                              "with an approximate 95% band."),
+        AssetSpec(
+            _key("nutrient_exponents"),
+            deps=[_h("soil_profiles"), _h("root_profiles"), _key("site_modality")],
+            kinds={"duckdb"},
+            description="`analysis.nutrient_exponents`: per site and nutrient (N, P, K, Ca) the exponent b of "
+            "log10(X / Y_root, surface = 1) = a + b * depth, with intercept, r2, n and a 95% band "
+            "of b; positive b means nutrients grow relatively richer with depth (METHOD.md 7).",
+        ),
+        AssetSpec(
+            _key("nutrient_loess"),
+            deps=[_h("soil_profiles"), _h("root_profiles"), _key("site_modality")],
+            kinds={"duckdb"},
+            description="`analysis.nutrient_loess`: LOESS curves (span 0.5, local quadratic) of "
+            "log10 relative nutrient concentration against depth at bimodal sites, as fitted points "
+            "with an approximate 95% band.",
+        ),
     ],
     **COMMON,
 )
@@ -302,23 +437,40 @@ def analysis_nutrients(
     release = validate_release(context.partition_key)
     params = NutrientParameters(loess_span=config.loess_span, loess_points=config.loess_points)
     modality = dict(warehouse.read("analysis", "site_modality", release).select("site_id", "modality").iter_rows())
-    exponents, loess_table, summary = nutrient_tables(warehouse.read("harmonized", "root_profiles", release),
-                                                      warehouse.read("harmonized", "soil_profiles", release),
-                                                      modality, params)
+    exponents, loess_table, summary = nutrient_tables(
+        warehouse.read("harmonized", "root_profiles", release),
+        warehouse.read("harmonized", "soil_profiles", release),
+        modality,
+        params,
+    )
     loess_table = loess_table.with_columns(pl.lit(release).alias("release"))
     selected = context.selected_asset_keys
     if _key("nutrient_exponents") in selected:
-        yield from publish(warehouse, _key("nutrient_exponents"), exponents, release,
-                           ANALYSIS_CONTRACTS["nutrient_exponents"], {},
-                           {"parameters": params.as_metadata(), "summary": MetadataValue.json(summary.to_dicts())})
+        yield from publish(
+            warehouse,
+            _key("nutrient_exponents"),
+            exponents,
+            release,
+            ANALYSIS_CONTRACTS["nutrient_exponents"],
+            {},
+            {"parameters": params.as_metadata(), "summary": MetadataValue.json(summary.to_dicts())},
+        )
     if _key("nutrient_loess") in selected:
         warehouse.write({("analysis", "nutrient_loess"): loess_table}, release)
-        yield MaterializeResult(asset_key=_key("nutrient_loess"), metadata={
-            **table_metadata(loess_table, release), "parameters": params.as_metadata()})
+        yield MaterializeResult(
+            asset_key=_key("nutrient_loess"),
+            metadata={**table_metadata(loess_table, release), "parameters": params.as_metadata()},
+        )
 
 
-analysis_assets = [analysis_site_modality, analysis_phi, analysis_site_factors, analysis_classifier,
-                   analysis_group_tests, analysis_nutrients]
+analysis_assets = [
+    analysis_site_modality,
+    analysis_phi,
+    analysis_site_factors,
+    analysis_classifier,
+    analysis_group_tests,
+    analysis_nutrients,
+]
 
 
 class ReleaseChangeConfig(Config):
@@ -337,8 +489,12 @@ def previous_release(present: list[str], release: str) -> str | None:
     return max(earlier, key=release_sort_key) if earlier else None
 
 
-@asset(key=_key("release_changes"), deps=[_key("site_modality"), _key("phi"), _key("nutrient_exponents")],
-       kinds={"duckdb"}, **COMMON)
+@asset(
+    key=_key("release_changes"),
+    deps=[_key("site_modality"), _key("phi"), _key("nutrient_exponents")],
+    kinds={"duckdb"},
+    **COMMON,
+)
 def analysis_release_changes(
     context: AssetExecutionContext, config: ReleaseChangeConfig, warehouse: WarehouseResource
 ) -> MaterializeResult:
@@ -354,15 +510,24 @@ def analysis_release_changes(
     if before is None:
         changes = pl.DataFrame(schema=CHANGE_SCHEMA)
     else:
-        tables = {t: (warehouse.read("analysis", t, before), warehouse.read("analysis", t, release))
-                  for t in ("site_modality", "phi", "nutrient_exponents")}
+        tables = {
+            t: (warehouse.read("analysis", t, before), warehouse.read("analysis", t, release))
+            for t in ("site_modality", "phi", "nutrient_exponents")
+        }
         changes = compare_releases(*tables["site_modality"], *tables["phi"], *tables["nutrient_exponents"], tolerances)
-    changes = changes.with_columns(pl.lit(before, dtype=pl.String).alias("previous_release"),
-                                   pl.lit(release).alias("release"))
+    changes = changes.with_columns(
+        pl.lit(before, dtype=pl.String).alias("previous_release"), pl.lit(release).alias("release")
+    )
     warehouse.write({("analysis", "release_changes"): changes}, release)
     summary = dict(changes.group_by("change").len().sort("change").iter_rows()) if changes.height else {}
-    return MaterializeResult(metadata={**table_metadata(changes, release), "previous_release": before or "none",
-                                       "changes": summary, "tolerances": tolerances.as_metadata()})
+    return MaterializeResult(
+        metadata={
+            **table_metadata(changes, release),
+            "previous_release": before or "none",
+            "changes": summary,
+            "tolerances": tolerances.as_metadata(),
+        }
+    )
 
 
 analysis_assets.append(analysis_release_changes)

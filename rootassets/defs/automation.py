@@ -50,8 +50,9 @@ def neon_release_sensor(context: SensorEvaluationContext, neon: NeonSourceResour
     new = sorted((t for t in offered if t != PROVISIONAL and t not in seen), key=release_sort_key)
     cursor = json.dumps({**seen, **offered}, sort_keys=True)
     if not new:
-        return SensorResult(skip_reason=SkipReason(f"no new NEON release (seen: {', '.join(sorted(offered))})"),
-                            cursor=cursor)
+        return SensorResult(
+            skip_reason=SkipReason(f"no new NEON release (seen: {', '.join(sorted(offered))})"), cursor=cursor
+        )
     existing = set(context.instance.get_dynamic_partitions(NEON_RELEASE_PARTITIONS))
     to_add = [t for t in new if t not in existing]
     return SensorResult(
@@ -67,7 +68,8 @@ def neon_release_sensor(context: SensorEvaluationContext, neon: NeonSourceResour
     cron_schedule="0 6 * * 1",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.STOPPED,
-    description="Mondays 06:00 UTC: re-checks NEON's PROVISIONAL data and refreshes it when its generation date changed.",
+    description="Mondays 06:00 UTC: re-checks NEON's PROVISIONAL data and refreshes it when its generation "
+    "date changed.",
 )
 def weekly_neon_refresh(context: ScheduleEvaluationContext, neon: NeonSourceResource) -> RunRequest | SkipReason:
     offered = _offered(neon)
@@ -81,5 +83,8 @@ def weekly_neon_refresh(context: ScheduleEvaluationContext, neon: NeonSourceReso
         return SkipReason(f"PROVISIONAL generated {generation} was already refreshed (run {done[0].run_id})")
     if not context.instance.has_dynamic_partition(NEON_RELEASE_PARTITIONS, PROVISIONAL):
         context.instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [PROVISIONAL])
-    return RunRequest(run_key=f"{PROVISIONAL}-{generation}", partition_key=PROVISIONAL,
-                      tags={GENERATION_TAG: generation, "rootassets/release": PROVISIONAL})
+    return RunRequest(
+        run_key=f"{PROVISIONAL}-{generation}",
+        partition_key=PROVISIONAL,
+        tags={GENERATION_TAG: generation, "rootassets/release": PROVISIONAL},
+    )

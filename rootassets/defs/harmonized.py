@@ -28,8 +28,13 @@ from rootassets.science.soil_profiles import (
 
 HARMONIZED_CODE_VERSION = "harmonized-1"
 GOOD_ROWS = "NOT quarantined"
-COMMON = dict(partitions_def=neon_release, group_name="harmonized", kinds={"duckdb", "polars"}, pool="duckdb",
-              code_version=HARMONIZED_CODE_VERSION)
+COMMON = dict(
+    partitions_def=neon_release,
+    group_name="harmonized",
+    kinds={"duckdb", "polars"},
+    pool="duckdb",
+    code_version=HARMONIZED_CODE_VERSION,
+)
 
 
 class RootProfileConfig(Config):
@@ -53,7 +58,6 @@ def _key(name: str) -> AssetKey:
 
 def _raw(name: str) -> AssetKey:
     return AssetKey(["raw", name])
-
 
 
 def _no_overlaps(frame: pl.DataFrame) -> CheckOutcome:
@@ -92,10 +96,17 @@ def harmonized_root_increments(
         return CheckOutcome(not missing, {"sites_without_profile": missing, "sites": frame["site_id"].n_unique()})
 
     yield from publish(
-        warehouse, _key("root_increments"), increments, release, HARMONIZED_CONTRACTS["root_increments"],
+        warehouse,
+        _key("root_increments"),
+        increments,
+        release,
+        HARMONIZED_CONTRACTS["root_increments"],
         {"increments_do_not_overlap": _no_overlaps, "every_site_has_a_profile": every_site},
-        {"parameters": params.as_metadata(), "derivation": derivation_report(increments),
-         "depth_source": "mpr_perdepthincrement" if usable_depths is not None else "derived from depthIncrementID"},
+        {
+            "parameters": params.as_metadata(),
+            "derivation": derivation_report(increments),
+            "depth_source": "mpr_perdepthincrement" if usable_depths is not None else "derived from depthIncrementID",
+        },
     )
 
 
@@ -103,9 +114,13 @@ def harmonized_root_increments(
     key=_key("root_profiles"),
     deps=[_key("root_increments")],
     **COMMON,
-    check_specs=check_specs(_key("root_profiles"), {
-        "profiles_cover_every_site": "Every site of root_increments has a profile, each row backed by >= 1 profile.",
-    }),
+    check_specs=check_specs(
+        _key("root_profiles"),
+        {
+            "profiles_cover_every_site": "Every site of root_increments has a profile, each row backed by >= 1 "
+            "profile.",
+        },
+    ),
 )
 def harmonized_root_profiles(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
     """`harmonized.root_profiles`: each site's fine-root profile, the mean density over the
@@ -118,12 +133,19 @@ def harmonized_root_profiles(context: AssetExecutionContext, warehouse: Warehous
 
     def covers(frame: pl.DataFrame) -> CheckOutcome:
         missing = sorted(expected - set(frame["site_id"].unique().to_list()))
-        return CheckOutcome(not missing and bool((frame["n_profiles"] >= 1).all()),
-                            {"sites": frame["site_id"].n_unique(), "missing_sites": missing})
+        return CheckOutcome(
+            not missing and bool((frame["n_profiles"] >= 1).all()),
+            {"sites": frame["site_id"].n_unique(), "missing_sites": missing},
+        )
 
     yield from publish(
-        warehouse, _key("root_profiles"), profiles, release, HARMONIZED_CONTRACTS["root_profiles"],
-        {"profiles_cover_every_site": covers}, {},
+        warehouse,
+        _key("root_profiles"),
+        profiles,
+        release,
+        HARMONIZED_CONTRACTS["root_profiles"],
+        {"profiles_cover_every_site": covers},
+        {},
     )
 
 
@@ -155,11 +177,17 @@ def harmonized_site_root_biomass(
         return CheckOutcome(not repeated and not missing, {"repeated_sites": repeated, "missing_sites": missing})
 
     yield from publish(
-        warehouse, _key("site_root_biomass"), total_fine_root_biomass(increments, params), release,
-        HARMONIZED_CONTRACTS["site_root_biomass"], {"one_row_per_site": one_row_per_site},
-        {"parameters": params.as_metadata(),
-         "rescaling": f"total_fine_root_biomass_4mm_equiv_g_m2 = 2 mm totals x {params.cutoff_4mm_factor}; "
-                      "use it only where absolute biomass is compared across sites"},
+        warehouse,
+        _key("site_root_biomass"),
+        total_fine_root_biomass(increments, params),
+        release,
+        HARMONIZED_CONTRACTS["site_root_biomass"],
+        {"one_row_per_site": one_row_per_site},
+        {
+            "parameters": params.as_metadata(),
+            "rescaling": f"total_fine_root_biomass_4mm_equiv_g_m2 = 2 mm totals x {params.cutoff_4mm_factor}; "
+            "use it only where absolute biomass is compared across sites",
+        },
     )
 
 
@@ -194,7 +222,10 @@ def harmonized_soil_profiles(context: AssetExecutionContext, warehouse: Warehous
     )
     soil = soil_on_root_grid(horizons, pl.concat([root_grid, protocol]))
     soil = soil.with_columns(
-        pl.when(pl.col("site_id").is_in(soil_only)).then(pl.lit("protocol")).otherwise(pl.lit("root_profile")).alias("grid")
+        pl.when(pl.col("site_id").is_in(soil_only))
+        .then(pl.lit("protocol"))
+        .otherwise(pl.lit("root_profile"))
+        .alias("grid")
     )
 
     def in_range(frame: pl.DataFrame) -> CheckOutcome:
@@ -207,10 +238,17 @@ def harmonized_soil_profiles(context: AssetExecutionContext, warehouse: Warehous
         return CheckOutcome(bad.is_empty(), {"rows_outside": bad.height})
 
     yield from publish(
-        warehouse, _key("soil_profiles"), soil, release, HARMONIZED_CONTRACTS["soil_profiles"],
+        warehouse,
+        _key("soil_profiles"),
+        soil,
+        release,
+        HARMONIZED_CONTRACTS["soil_profiles"],
         {"values_within_horizon_range": in_range, "coverage_within_unit_interval": coverage},
-        {"units": {p.column: f"{p.unit} (NEON {p.source})" for p in SOIL_PROPERTIES},
-         "sites_on_protocol_grid": soil_only, "horizons_used": horizons.height},
+        {
+            "units": {p.column: f"{p.unit} (NEON {p.source})" for p in SOIL_PROPERTIES},
+            "sites_on_protocol_grid": soil_only,
+            "horizons_used": horizons.height,
+        },
     )
 
 

@@ -2,7 +2,6 @@
 
 import warnings
 from collections.abc import Sequence
-
 from typing import Any
 
 from dagster import AssetCheckKey, AssetSelection, BetaWarning, define_asset_job, in_process_executor

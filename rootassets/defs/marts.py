@@ -19,8 +19,8 @@ from dagster import (
 
 from rootassets.defs.metadata import column_schema, preview
 from rootassets.defs.resources import WarehouseResource
-from rootassets.warehouse.sqlmodels import SqlModel, column_lineage, discover_models, error_line
 from rootassets.warehouse import qualified, quote_ident
+from rootassets.warehouse.sqlmodels import SqlModel, column_lineage, discover_models, error_line
 
 
 def _warehouse_schema(con, tables: tuple[tuple[str, str], ...]) -> dict[str, dict[str, dict[str, str]]]:
@@ -37,8 +37,10 @@ def _warehouse_schema(con, tables: tuple[tuple[str, str], ...]) -> dict[str, dic
 
 def _check_specs(model: SqlModel) -> list[AssetCheckSpec]:
     key = AssetKey([model.schema, model.name])
-    return [AssetCheckSpec(name, asset=key, description=text, blocking=name != "row_count")
-            for name, (_, text) in model.tests().items()]
+    return [
+        AssetCheckSpec(name, asset=key, description=text, blocking=name != "row_count")
+        for name, (_, text) in model.tests().items()
+    ]
 
 
 def _run_tests(con, model: SqlModel) -> list[AssetCheckResult]:
@@ -48,14 +50,26 @@ def _run_tests(con, model: SqlModel) -> list[AssetCheckResult]:
     for name, (sql, _) in model.tests().items():
         value = con.execute(sql).fetchone()[0]
         if name == "row_count":
-            results.append(AssetCheckResult(asset_key=key, check_name=name, passed=value >= model.min_rows,
-                                            severity=AssetCheckSeverity.WARN,
-                                            metadata={"rows": value, "min_rows": model.min_rows}))
+            results.append(
+                AssetCheckResult(
+                    asset_key=key,
+                    check_name=name,
+                    passed=value >= model.min_rows,
+                    severity=AssetCheckSeverity.WARN,
+                    metadata={"rows": value, "min_rows": model.min_rows},
+                )
+            )
         else:
             columns = model.unique if name == "unique" else model.not_null
-            results.append(AssetCheckResult(asset_key=key, check_name=name, passed=value == 0,
-                                            severity=AssetCheckSeverity.ERROR,
-                                            metadata={"failing_rows": value, "columns": list(columns)}))
+            results.append(
+                AssetCheckResult(
+                    asset_key=key,
+                    check_name=name,
+                    passed=value == 0,
+                    severity=AssetCheckSeverity.ERROR,
+                    metadata={"failing_rows": value, "columns": list(columns)},
+                )
+            )
     return results
 
 
@@ -75,9 +89,11 @@ def model_asset(model: SqlModel) -> AssetsDefinition:
         if model.parse_error:
             raise Failure(description=f"cannot parse {model.parse_error}")
         kind = "VIEW" if model.materialized == "view" else "TABLE"
-        statements = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(model.schema)}",
-                      # On one line with the file's first line, so DuckDB's line numbers are the file's.
-                      f"CREATE OR REPLACE {kind} {qualified(model.schema, model.name)} AS {model.sql}"]
+        statements = [
+            f"CREATE SCHEMA IF NOT EXISTS {quote_ident(model.schema)}",
+            # On one line with the file's first line, so DuckDB's line numbers are the file's.
+            f"CREATE OR REPLACE {kind} {qualified(model.schema, model.name)} AS {model.sql}",
+        ]
         with warehouse.preview() as con:  # the tables as this run's commit will leave them
             try:
                 for statement in statements:
@@ -92,20 +108,30 @@ def model_asset(model: SqlModel) -> AssetsDefinition:
         broken = [c.check_name for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
         if broken:
             yield from checks
-            raise Failure(description=f"{model.table}: test(s) {', '.join(broken)} failed on the rows it would "
-                                      "hold; nothing was changed and the previous results stay visible",
-                          metadata={c.check_name: str(c.metadata) for c in checks if not c.passed})
+            raise Failure(
+                description=f"{model.table}: test(s) {', '.join(broken)} failed on the rows it would "
+                "hold; nothing was changed and the previous results stay visible",
+                metadata={c.check_name: str(c.metadata) for c in checks if not c.passed},
+            )
         warehouse.define(f"{model.schema}.{model.name}", statements)
-        yield MaterializeResult(check_results=checks, metadata={
-            "dagster/row_count": frame.height,
-            "dagster/column_schema": column_schema(frame),
-            "dagster/column_lineage": TableColumnLineage(deps_by_column={
-                column: [TableColumnDep(asset_key=AssetKey([db, table]), column_name=name) for db, table, name in deps]
-                for column, deps in lineage.items()
-            }),
-            "preview": preview(frame),
-            "materialized_as": kind.lower(),
-        })
+        yield MaterializeResult(
+            check_results=checks,
+            metadata={
+                "dagster/row_count": frame.height,
+                "dagster/column_schema": column_schema(frame),
+                "dagster/column_lineage": TableColumnLineage(
+                    deps_by_column={
+                        column: [
+                            TableColumnDep(asset_key=AssetKey([db, table]), column_name=name)
+                            for db, table, name in deps
+                        ]
+                        for column, deps in lineage.items()
+                    }
+                ),
+                "preview": preview(frame),
+                "materialized_as": kind.lower(),
+            },
+        )
 
     return _model
 

@@ -15,14 +15,23 @@ PREVIEW_ROWS = 10
 def column_schema(frame: pl.DataFrame, descriptions: dict[str, str] | None = None) -> TableSchema:
     """The frame's columns and types, with NEON's descriptions (and units) where known."""
     known = descriptions or {}
-    return TableSchema(columns=[TableColumn(name=name, type=str(dtype), description=known.get(name))
-                                for name, dtype in frame.schema.items()])
+    return TableSchema(
+        columns=[
+            TableColumn(name=name, type=str(dtype), description=known.get(name)) for name, dtype in frame.schema.items()
+        ]
+    )
 
 
 def preview(frame: pl.DataFrame, rows: int = PREVIEW_ROWS) -> MetadataValue:
     """The first rows as a markdown table."""
-    with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_dataframe_shape=True,
-                   tbl_hide_column_data_types=True, tbl_cols=-1, tbl_width_chars=10_000, fmt_str_lengths=40):
+    with pl.Config(
+        tbl_formatting="MARKDOWN",
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_cols=-1,
+        tbl_width_chars=10_000,
+        fmt_str_lengths=40,
+    ):
         return MetadataValue.md(str(frame.head(rows)))
 
 

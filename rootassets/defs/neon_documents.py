@@ -8,7 +8,6 @@ product's DOI for the release), all per product and release; and
 rootassets' version.
 """
 
-
 import hashlib
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
@@ -29,39 +28,53 @@ from dagster import (
 
 from rootassets.defs.metadata import table_metadata
 from rootassets.defs.neon_sources import source_key
-from rootassets.defs.raw import RAW_CHECKS, quarantine_share_check
 from rootassets.defs.partitions import neon_release
+from rootassets.defs.raw import RAW_CHECKS, quarantine_share_check
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
 from rootassets.neon.citations import bibtex
 from rootassets.neon.documents import ISSUE_LOG_COLUMNS, VARIABLES_COLUMNS, ProductDocuments, issue_log_frame
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import PRODUCTS
 from rootassets.neon.source import NeonSource
-from rootassets.warehouse.quarantine import screen
 from rootassets.schemas import DOCUMENT_CONTRACTS
+from rootassets.warehouse.quarantine import screen
 
 DOCUMENTS_CODE_VERSION = "documents-1"
 DESCRIPTIONS = {
     "variables": "`raw.variables`: NEON's variables file per product and release, NEON's own columns as published "
-                 "(table, fieldName, description, dataType, units, ...). Empty for a release whose source has none.",
+    "(table, fieldName, description, dataType, units, ...). Empty for a release whose source has none.",
     "issue_log": "`raw.issue_log`: NEON's issue log per product and release: the API's `changeLogs` for the product, "
-                 "or, offline, the ISSUE LOG section of the product's readme (`origin` says which).",
+    "or, offline, the ISSUE LOG section of the product's readme (`origin` says which).",
     "product_citations": "`raw.product_citations`: each product's DOI and NEON's citation text for the release.",
 }
 
 
 def _spec(name: str) -> AssetSpec:
-    return AssetSpec(key=AssetKey(["raw", name]), description=DESCRIPTIONS[name], group_name="raw",
-                     deps=[source_key(code) for code in PRODUCTS],
-                     kinds={"duckdb"}, code_version=DOCUMENTS_CODE_VERSION, partitions_def=neon_release)
+    return AssetSpec(
+        key=AssetKey(["raw", name]),
+        description=DESCRIPTIONS[name],
+        group_name="raw",
+        deps=[source_key(code) for code in PRODUCTS],
+        kinds={"duckdb"},
+        code_version=DOCUMENTS_CODE_VERSION,
+        partitions_def=neon_release,
+    )
 
 
-@multi_asset(name="raw_neon_documents", specs=[_spec(n) for n in DESCRIPTIONS], pool="duckdb", can_subset=True,
-             check_specs=[AssetCheckSpec("quarantine_share", asset=AssetKey(["raw", n]),
-                                         description=RAW_CHECKS["quarantine_share"]) for n in DESCRIPTIONS],
-             description="NEON's documentation of every product: variables, issue log, DOI per release.")
-def raw_neon_documents(context: AssetExecutionContext, neon: NeonSourceResource,
-                       warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
+@multi_asset(
+    name="raw_neon_documents",
+    specs=[_spec(n) for n in DESCRIPTIONS],
+    pool="duckdb",
+    can_subset=True,
+    check_specs=[
+        AssetCheckSpec("quarantine_share", asset=AssetKey(["raw", n]), description=RAW_CHECKS["quarantine_share"])
+        for n in DESCRIPTIONS
+    ],
+    description="NEON's documentation of every product: variables, issue log, DOI per release.",
+)
+def raw_neon_documents(
+    context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
+) -> Iterator[MaterializeResult]:
     release = validate_release(context.partition_key)
     source = neon.source()
     variables, logs, citations = [], [], []
@@ -69,19 +82,32 @@ def raw_neon_documents(context: AssetExecutionContext, neon: NeonSourceResource,
         docs, doi = source.documents(product, release)
         variables.append(variables_rows(product.code, release, docs))
         logs.append(issue_log_rows(product.code, release, docs))
-        citations.append({"product": product.code, "product_name": product.name, "release": release, "doi": doi,
-                          "citation": product.citation(release, doi), "source": source.describe()})
-        context.log.info(f"{product.code} {release}: variables from {docs.variables_file or 'no file'}, "
-                         f"{len(docs.change_logs)} issue-log entries ({docs.change_logs_origin}), "
-                         f"DOI {doi or 'not announced'}")
+        citations.append(
+            {
+                "product": product.code,
+                "product_name": product.name,
+                "release": release,
+                "doi": doi,
+                "citation": product.citation(release, doi),
+                "source": source.describe(),
+            }
+        )
+        context.log.info(
+            f"{product.code} {release}: variables from {docs.variables_file or 'no file'}, "
+            f"{len(docs.change_logs)} issue-log entries ({docs.change_logs_origin}), "
+            f"DOI {doi or 'not announced'}"
+        )
     frames = {
         "variables": pl.concat(variables, how="diagonal_relaxed"),
         "issue_log": pl.concat(logs, how="diagonal_relaxed"),
         "product_citations": pl.DataFrame(citations, schema={k: pl.String for k in citations[0]}),
     }
     selected = {key.path[-1] for key in context.selected_asset_keys}
-    screened = {name: screen(frame, DOCUMENT_CONTRACTS[name], f"raw.{name}", release)
-                for name, frame in frames.items() if name in selected}
+    screened = {
+        name: screen(frame, DOCUMENT_CONTRACTS[name], f"raw.{name}", release)
+        for name, frame in frames.items()
+        if name in selected
+    }
     written = {("raw", n): s.kept for n, s in screened.items()}
     written.update({("quarantine", n): s.quarantined for n, s in screened.items()})
     warehouse.write(written, release)
@@ -89,11 +115,17 @@ def raw_neon_documents(context: AssetExecutionContext, neon: NeonSourceResource,
     for name, s in screened.items():
         content = hashlib.sha256(s.kept.drop("source", strict=False).write_csv().encode()).hexdigest()[:24]
         key = AssetKey(["raw", name])
-        checks = [quarantine_share_check(key, s)] if AssetCheckKey(key, "quarantine_share") in \
-            context.selected_asset_check_keys else []
-        yield MaterializeResult(asset_key=key, data_version=DataVersion(content), check_results=checks,
-                                metadata={**table_metadata(s.kept, release), **s.summary(),
-                                          "source_fingerprint": fingerprint or "unknown"})
+        checks = (
+            [quarantine_share_check(key, s)]
+            if AssetCheckKey(key, "quarantine_share") in context.selected_asset_check_keys
+            else []
+        )
+        yield MaterializeResult(
+            asset_key=key,
+            data_version=DataVersion(content),
+            check_results=checks,
+            metadata={**table_metadata(s.kept, release), **s.summary(), "source_fingerprint": fingerprint or "unknown"},
+        )
 
 
 def documents_fingerprint(source: NeonSource, release: str) -> str | None:
@@ -106,19 +138,29 @@ def documents_fingerprint(source: NeonSource, release: str) -> str | None:
 
 def variables_rows(product: str, release: str, docs: ProductDocuments) -> pl.DataFrame:
     """The variables table as published, with the product, release and file it came from."""
-    base = docs.variables if docs.variables is not None else pl.DataFrame(
-        schema={c: pl.String for c in VARIABLES_COLUMNS})
-    return base.with_columns(pl.lit(product).alias("product"), pl.lit(release).alias("release"),
-                             pl.lit(docs.variables_file, dtype=pl.String).alias("source_file"))
+    base = (
+        docs.variables if docs.variables is not None else pl.DataFrame(schema={c: pl.String for c in VARIABLES_COLUMNS})
+    )
+    return base.with_columns(
+        pl.lit(product).alias("product"),
+        pl.lit(release).alias("release"),
+        pl.lit(docs.variables_file, dtype=pl.String).alias("source_file"),
+    )
 
 
 def issue_log_rows(product: str, release: str, docs: ProductDocuments) -> pl.DataFrame:
     origin = {"api": "api changeLogs", "readme": "readme ISSUE LOG"}.get(docs.change_logs_origin, "api changeLogs")
     frame = issue_log_frame(docs.change_logs)
-    return frame.with_row_index("entry", offset=1).with_columns(
-        pl.col("entry").cast(pl.Int64), pl.lit(product).alias("product"), pl.lit(release).alias("release"),
-        pl.lit(origin).alias("origin"),
-    ).select("product", "entry", *ISSUE_LOG_COLUMNS, "origin", "release")
+    return (
+        frame.with_row_index("entry", offset=1)
+        .with_columns(
+            pl.col("entry").cast(pl.Int64),
+            pl.lit(product).alias("product"),
+            pl.lit(release).alias("release"),
+            pl.lit(origin).alias("origin"),
+        )
+        .select("product", "entry", *ISSUE_LOG_COLUMNS, "origin", "release")
+    )
 
 
 def rootassets_version() -> str:
@@ -128,10 +170,17 @@ def rootassets_version() -> str:
         return "unknown"
 
 
-@asset(key=AssetKey(["reports", "citations"]), deps=[AssetKey(["raw", "product_citations"])],
-       partitions_def=neon_release, group_name="reports", kinds={"bibtex"}, code_version=DOCUMENTS_CODE_VERSION)
-def citations(context: AssetExecutionContext, warehouse: WarehouseResource,
-              artifacts: ArtifactStore) -> MaterializeResult:
+@asset(
+    key=AssetKey(["reports", "citations"]),
+    deps=[AssetKey(["raw", "product_citations"])],
+    partitions_def=neon_release,
+    group_name="reports",
+    kinds={"bibtex"},
+    code_version=DOCUMENTS_CODE_VERSION,
+)
+def citations(
+    context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore
+) -> MaterializeResult:
     """`reports/<release>/citations.bib`: each NEON product with its DOI for the release, the paper reproduced
     (Lu et al. 2025) and the rootassets version that computed the results."""
     release = validate_release(context.partition_key)
@@ -139,8 +188,14 @@ def citations(context: AssetExecutionContext, warehouse: WarehouseResource,
     text = bibtex(rows, release, rootassets_version())
     path = artifacts.folder("reports", release) / "citations.bib"
     path.write_text(text)
-    return MaterializeResult(metadata={"path": MetadataValue.path(str(path)), "entries": text.count("\n@") + 1,
-                                       "citations": MetadataValue.md(f"```bibtex\n{text}```"), "release": release})
+    return MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(str(path)),
+            "entries": text.count("\n@") + 1,
+            "citations": MetadataValue.md(f"```bibtex\n{text}```"),
+            "release": release,
+        }
+    )
 
 
 document_assets = [raw_neon_documents, citations]

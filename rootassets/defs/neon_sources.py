@@ -40,13 +40,16 @@ def source_key(name: str) -> AssetKey:
 
 
 DESCRIPTIONS = {
-    **{code: f"NEON {product.name} ({code}) as published in each release. Its data version is a fingerprint of "
-             "the product's files (snapshot) or of the release's generation date and site-months (NEON API), so "
-             "the raw tables re-read it only when it changed." for code, product in PRODUCTS.items()},
+    **{
+        code: f"NEON {product.name} ({code}) as published in each release. Its data version is a fingerprint of "
+        "the product's files (snapshot) or of the release's generation date and site-months (NEON API), so "
+        "the raw tables re-read it only when it changed."
+        for code, product in PRODUCTS.items()
+    },
     SITE_ATTRIBUTES: "NEON's field-site metadata and the four-way land cover of each megapit site (the "
-                     "site-attribute folder). Data version: a fingerprint of its files.",
+    "site-attribute folder). Data version: a fingerprint of its files.",
     SOIL_WATER: "NEON Soil water and salinity (DP1.00094.001), the 30-minute files of the release's folder. "
-                "Data version: a fingerprint of its files.",
+    "Data version: a fingerprint of its files.",
 }
 
 
@@ -65,8 +68,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", BetaWarning)  # observable source assets are beta in Dagster 1.13
     observe_neon = multi_observable_source_asset(
         name="neon_sources",
-        specs=[AssetSpec(source_key(name), description=text, group_name="neon", kinds={"neon"})
-               for name, text in DESCRIPTIONS.items()],
+        specs=[
+            AssetSpec(source_key(name), description=text, group_name="neon", kinds={"neon"})
+            for name, text in DESCRIPTIONS.items()
+        ],
         partitions_def=neon_release,
         can_subset=True,
         required_resource_keys={"neon"},

@@ -17,8 +17,8 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetK
 
 from rootassets.defs.metadata import table_metadata
 from rootassets.defs.resources import WarehouseResource
-from rootassets.warehouse.quarantine import StructuralError, screen
 from rootassets.schemas import TableContract
+from rootassets.warehouse.quarantine import StructuralError, screen
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,9 @@ def publish(
         raise Failure(description=str(exc)) from exc
     outcomes = {name: check(screened.kept) for name, check in invariants.items()}
     results = [
-        AssetCheckResult(asset_key=key, check_name=name, passed=o.passed, metadata=o.metadata,
-                         severity=AssetCheckSeverity.ERROR)
+        AssetCheckResult(
+            asset_key=key, check_name=name, passed=o.passed, metadata=o.metadata, severity=AssetCheckSeverity.ERROR
+        )
         for name, o in outcomes.items()
     ]
     failed = [name for name, o in outcomes.items() if not o.passed]

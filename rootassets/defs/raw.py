@@ -34,9 +34,9 @@ from rootassets.neon.identifiers import release_sort_key, validate_release
 from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT, ProductSpec
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, site_attributes_fingerprint
 from rootassets.neon.stacking import ADDED_COLUMNS, STACKING_COLUMNS, StackedTable, empty_table
-from rootassets.warehouse.quarantine import Screened, StructuralError, check_columns, empty_quarantine, screen
 from rootassets.schemas import RAW_CONTRACTS
 from rootassets.warehouse import qualified, quote_ident
+from rootassets.warehouse.quarantine import Screened, StructuralError, check_columns, empty_quarantine, screen
 
 RAW_CODE_VERSION = "raw-2"
 
@@ -53,23 +53,25 @@ TABLE_DESCRIPTIONS = {
     "mgp_perbulksample": "Bulk density of megapit horizon samples (DP1.00096.001).",
     "field_site_metadata": "NEON field-site metadata: location, elevation, climate, NLCD classes, canopy height, "
     "green days.",
-    "site_land_cover": "Four-way land cover of each megapit site (forest, rangeland/grassland, shrubland, "
-    "cultivated).",
+    "site_land_cover": "Four-way land cover of each megapit site (forest, rangeland/grassland, shrubland, cultivated).",
 }
 
 
 QUARANTINE_SHARE_LIMIT = 0.05
 RAW_CHECKS = {
     "quarantine_share": f"Warns when more than {QUARANTINE_SHARE_LIMIT:.0%} of the table's records were refused by its "
-                        "contract (they are in quarantine.<table> with the reason).",
+    "contract (they are in quarantine.<table> with the reason).",
     "columns_unchanged_since_previous_release": "Warns when NEON added, removed or renamed a column of this table "
-                                                "since the previous release materialized here.",
+    "since the previous release materialized here.",
 }
 
 
 def _checks(tables: tuple[str, ...]) -> list[AssetCheckSpec]:
-    return [AssetCheckSpec(name, asset=AssetKey(["raw", t]), description=text)
-            for t in tables for name, text in RAW_CHECKS.items()]
+    return [
+        AssetCheckSpec(name, asset=AssetKey(["raw", t]), description=text)
+        for t in tables
+        for name, text in RAW_CHECKS.items()
+    ]
 
 
 def _spec(table: str, source: AssetKey) -> AssetSpec:
@@ -109,8 +111,13 @@ def _product_asset(product: ProductSpec, name: str):
             context.log.info(note)
         selected = [key.path[-1] for key in context.selected_asset_keys]
         stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in selected}
-        provenance = {"neon_product": product.code, "doi": load.doi or "not announced by the source",
-                      "citation": load.citation, "source": load.origin, "source_fingerprint": fingerprint or "unknown"}
+        provenance = {
+            "neon_product": product.code,
+            "doi": load.doi or "not announced by the source",
+            "citation": load.citation,
+            "source": load.origin,
+            "source_fingerprint": fingerprint or "unknown",
+        }
         descriptions = neon_descriptions(warehouse, product.code, load.documents.variables)
         yield from write_raw(context, warehouse, stacked, release, set(load.tables), provenance, descriptions)
 
@@ -137,12 +144,19 @@ def raw_site_attributes(
     selected = {key.path[-1] for key in context.selected_asset_keys}
     chosen = {t: s for t, s in tables.items() if t in selected}
     fingerprint = site_attributes_fingerprint(Path(neon.site_attributes_dir)) if neon.site_attributes_dir else "unknown"
-    yield from write_raw(context, warehouse, chosen, release, set(chosen),
-                         {"source": neon.site_attributes_dir or "", "source_fingerprint": fingerprint})
+    yield from write_raw(
+        context,
+        warehouse,
+        chosen,
+        release,
+        set(chosen),
+        {"source": neon.site_attributes_dir or "", "source_fingerprint": fingerprint},
+    )
 
 
-def neon_descriptions(warehouse: WarehouseResource, product: str,
-                      variables: pl.DataFrame | None) -> dict[str, dict[str, str]]:
+def neon_descriptions(
+    warehouse: WarehouseResource, product: str, variables: pl.DataFrame | None
+) -> dict[str, dict[str, str]]:
     """{table: {column: "description (units)"}} from this release's variables file, else from the newest
     release in `raw.variables` that describes the product (NEON's field definitions rarely change)."""
     if variables is None or variables["description"].drop_nulls().is_empty():
@@ -164,12 +178,16 @@ def described_columns(variables: pl.DataFrame) -> dict[str, dict[str, str]]:
 def comment_statements(schema: str, table: str, columns: list[str], descriptions: dict[str, str]) -> list[str]:
     """COMMENT ON COLUMN for every written column NEON describes (descriptions are data: quoted as literals)."""
     target = qualified(schema, table)
-    return [f"COMMENT ON COLUMN {target}.{quote_ident(c)} IS '{descriptions[c].replace(chr(39), chr(39) * 2)}'"
-            for c in columns if c in descriptions]
+    return [
+        f"COMMENT ON COLUMN {target}.{quote_ident(c)} IS '{descriptions[c].replace(chr(39), chr(39) * 2)}'"
+        for c in columns
+        if c in descriptions
+    ]
 
 
-def raw_checks(context: AssetExecutionContext, stacked: dict[str, StackedTable], screened: dict[str, Screened],
-               release: str) -> Iterator[AssetCheckResult]:
+def raw_checks(
+    context: AssetExecutionContext, stacked: dict[str, StackedTable], screened: dict[str, Screened], release: str
+) -> Iterator[AssetCheckResult]:
     """The quarantine share and the column comparison with the previous release, for each selected table."""
     selected = context.selected_asset_check_keys
     for table, s in stacked.items():
@@ -184,10 +202,13 @@ def quarantine_share_check(key: AssetKey, screened: Screened) -> AssetCheckResul
     """Warn when more than QUARANTINE_SHARE_LIMIT of the table's records were refused by its contract."""
     rows_in, refused = screened.rows_in, screened.quarantined.height
     share = refused / rows_in if rows_in else 0.0
-    return AssetCheckResult(asset_key=key, check_name="quarantine_share", passed=share <= QUARANTINE_SHARE_LIMIT,
-                            severity=AssetCheckSeverity.WARN,
-                            metadata={"share": share, "rows_quarantined": refused, "rows_in": rows_in,
-                                      "limit": QUARANTINE_SHARE_LIMIT})
+    return AssetCheckResult(
+        asset_key=key,
+        check_name="quarantine_share",
+        passed=share <= QUARANTINE_SHARE_LIMIT,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"share": share, "rows_quarantined": refused, "rows_in": rows_in, "limit": QUARANTINE_SHARE_LIMIT},
+    )
 
 
 def neon_columns(s: StackedTable) -> list[str]:
@@ -200,25 +221,40 @@ def _columns_check(context: AssetExecutionContext, key: AssetKey, s: StackedTabl
     previous = _previous_columns(context, key, release) if published else None
     if previous is None:
         reason = "not published in this release" if not published else "no earlier release that published it"
-        return AssetCheckResult(asset_key=key, check_name="columns_unchanged_since_previous_release", passed=True,
-                                severity=AssetCheckSeverity.WARN,
-                                metadata={"compared_with": reason, "columns": published})
+        return AssetCheckResult(
+            asset_key=key,
+            check_name="columns_unchanged_since_previous_release",
+            passed=True,
+            severity=AssetCheckSeverity.WARN,
+            metadata={"compared_with": reason, "columns": published},
+        )
     release_before, columns_before = previous
     added = sorted(set(published) - set(columns_before))
     removed = sorted(set(columns_before) - set(published))
-    return AssetCheckResult(asset_key=key, check_name="columns_unchanged_since_previous_release",
-                            passed=not added and not removed, severity=AssetCheckSeverity.WARN,
-                            metadata={"compared_with": release_before, "added": added, "removed": removed})
+    return AssetCheckResult(
+        asset_key=key,
+        check_name="columns_unchanged_since_previous_release",
+        passed=not added and not removed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"compared_with": release_before, "added": added, "removed": removed},
+    )
 
 
 def _previous_columns(context: AssetExecutionContext, key: AssetKey, release: str) -> tuple[str, list[str]] | None:
     """The NEON columns recorded by the newest materialization of `key` for a release before `release`."""
-    earlier = sorted((r for r in context.instance.get_dynamic_partitions(neon_release.name)
-                      if release_sort_key(r) < release_sort_key(release) and r != "PROVISIONAL"),
-                     key=release_sort_key, reverse=True)
+    earlier = sorted(
+        (
+            r
+            for r in context.instance.get_dynamic_partitions(neon_release.name)
+            if release_sort_key(r) < release_sort_key(release) and r != "PROVISIONAL"
+        ),
+        key=release_sort_key,
+        reverse=True,
+    )
     for tag in earlier:
         records = context.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, asset_partitions=[tag]), limit=1).records
+            AssetRecordsFilter(asset_key=key, asset_partitions=[tag]), limit=1
+        ).records
         if records:
             recorded = records[0].asset_materialization.metadata.get("neon_columns")
             if recorded is not None and recorded.value:  # a release that published the table

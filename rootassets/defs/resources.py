@@ -18,6 +18,7 @@ from rootassets.neon.site_attributes import load_site_attributes
 from rootassets.neon.source import NeonSource
 from rootassets.neon.stacking import StackedTable
 from rootassets.refresh import finish_run, mark_worker
+from rootassets.warehouse import qualified, read_release, replace_partitions, table_columns, transaction
 from rootassets.warehouse.staging import (
     REFRESH_TAG,
     is_staged,
@@ -28,7 +29,6 @@ from rootassets.warehouse.staging import (
     validate_refresh,
     write_queries,
 )
-from rootassets.warehouse import qualified, read_release, replace_partitions, table_columns, transaction
 
 
 class WarehouseResource(DuckDBResource):
@@ -78,8 +78,9 @@ class WarehouseResource(DuckDBResource):
                 return read_staged(con, self._refresh_id, release, schema, table, where)
             return read_release(con, schema, table, release, where)
 
-    def write_sql(self, con: duckdb.DuckDBPyConnection, queries: dict[tuple[str, str], str],
-                  release: str) -> dict[str, int]:
+    def write_sql(
+        self, con: duckdb.DuckDBPyConnection, queries: dict[tuple[str, str], str], release: str
+    ) -> dict[str, int]:
         """Like `write`, for tables computed inside DuckDB on `con` (rows never pass through Python)."""
         return write_queries(con, queries, release, self._refresh_id)
 
@@ -125,7 +126,9 @@ class WarehouseResource(DuckDBResource):
             frame = con.sql(
                 "SELECT * FROM raw.variables WHERE product = ? AND release = ("
                 "  SELECT max(release) FROM raw.variables WHERE product = ? AND description IS NOT NULL"
-                "    AND release <> 'PROVISIONAL')", params=[product, product]).pl()
+                "    AND release <> 'PROVISIONAL')",
+                params=[product, product],
+            ).pl()
         return frame if frame.height else None
 
     def visible_releases(self, schema: str, table: str) -> list[str]:
@@ -143,12 +146,15 @@ class NeonSourceResource(ConfigurableResource):
     environment when it sends a request.
     """
 
-    snapshot_dir: str | None = Field(default=None, description="ROOTASSETS_SNAPSHOT: read this folder instead of the API")
+    snapshot_dir: str | None = Field(
+        default=None, description="ROOTASSETS_SNAPSHOT: read this folder instead of the API"
+    )
     api_url: str = Field(default=DEFAULT_API_URL, description="NEON_API_URL: base URL of the NEON Data API v0")
     download_dir: str = Field(description="where API downloads are kept")
     site_attributes_dir: str | None = Field(default=None, description="folder of NEON site-attribute tables")
     soil_water_dir: str | None = Field(
-        default=None, description="ROOTASSETS_SOIL_WATER: folder holding <release>/DP1.00094.001/ sensor files")
+        default=None, description="ROOTASSETS_SOIL_WATER: folder holding <release>/DP1.00094.001/ sensor files"
+    )
     http_attempts: int = Field(default=6, description="attempts per API request before giving up")
     http_backoff_s: float = Field(default=0.5, description="first backoff wait; doubles per attempt (max 30 s)")
     http_timeout_s: float = Field(default=60.0, description="read timeout of every API request")

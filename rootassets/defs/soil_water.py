@@ -6,10 +6,9 @@ Where the source has no DP1.00094.001 files for a release (the offline
 snapshot has none), the tables are written empty and the metadata says so.
 """
 
-
 import tempfile
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import polars as pl
 from dagster import (
@@ -52,24 +51,43 @@ SERIES, STATS = AssetKey(["analysis", "soil_water_phi_series"]), AssetKey(["anal
 
 @multi_asset(
     specs=[
-        AssetSpec(POSITIONS, group_name="raw", kinds={"duckdb"}, deps=[source_key(SOIL_WATER)],
-                  description="`raw.swc_sensor_positions`: DP1.00094.001 sensor positions per site, HOR and VER, "
-                              "with the depth in cm (-100 x zOffset); the current position of a moved sensor."),
-        AssetSpec(FILES, group_name="raw", kinds={"duckdb"}, deps=[source_key(SOIL_WATER)],
-                  description="`raw.swc_files`: the 30-minute soil water files of the release (site, HOR, VER, "
-                              "month, publication, size). Their rows stay in the files and are read in DuckDB."),
+        AssetSpec(
+            POSITIONS,
+            group_name="raw",
+            kinds={"duckdb"},
+            deps=[source_key(SOIL_WATER)],
+            description="`raw.swc_sensor_positions`: DP1.00094.001 sensor positions per site, HOR and VER, "
+            "with the depth in cm (-100 x zOffset); the current position of a moved sensor.",
+        ),
+        AssetSpec(
+            FILES,
+            group_name="raw",
+            kinds={"duckdb"},
+            deps=[source_key(SOIL_WATER)],
+            description="`raw.swc_files`: the 30-minute soil water files of the release (site, HOR, VER, "
+            "month, publication, size). Their rows stay in the files and are read in DuckDB.",
+        ),
     ],
     check_specs=[
-        AssetCheckSpec("files_found", asset=FILES, description="Warns when the release's folder holds no "
-                       "DP1.00094.001 30-minute file (soil-water phi then has no input)."),
-        AssetCheckSpec("positions_for_every_site", asset=POSITIONS, description="Warns when a site with soil "
-                       "water files has no sensor_positions file (its sensors' depths are unknown)."),
+        AssetCheckSpec(
+            "files_found",
+            asset=FILES,
+            description="Warns when the release's folder holds no "
+            "DP1.00094.001 30-minute file (soil-water phi then has no input).",
+        ),
+        AssetCheckSpec(
+            "positions_for_every_site",
+            asset=POSITIONS,
+            description="Warns when a site with soil "
+            "water files has no sensor_positions file (its sensors' depths are unknown).",
+        ),
     ],
     can_subset=True,
     **COMMON,
 )
-def swc_sources(context: AssetExecutionContext, neon: NeonSourceResource,
-                warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
+def swc_sources(
+    context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
+) -> Iterator[MaterializeResult]:
     release = validate_release(context.partition_key)
     files = discover(soil_water_folder(neon.soil_water_path(), release))
     positions = read_sensor_positions(files).with_columns(pl.lit(release).alias("release"))
@@ -77,51 +95,94 @@ def swc_sources(context: AssetExecutionContext, neon: NeonSourceResource,
     selected = context.selected_asset_keys
     tables = {POSITIONS: positions, FILES: inventory}
     warehouse.write({tuple(key.path): frame for key, frame in tables.items() if key in selected}, release)
-    common = {"folder": str(files.folder) if files.folder else "none",
-              "available": bool(files.data),
-              "note": "" if files.data else "the source has no DP1.00094.001 files for this release "
-                                            "(set ROOTASSETS_SOIL_WATER to a folder with <release>/DP1.00094.001/)",
-              "ignored_files": len(files.ignored), "source_fingerprint": files.fingerprint()}
+    common = {
+        "folder": str(files.folder) if files.folder else "none",
+        "available": bool(files.data),
+        "note": ""
+        if files.data
+        else "the source has no DP1.00094.001 files for this release "
+        "(set ROOTASSETS_SOIL_WATER to a folder with <release>/DP1.00094.001/)",
+        "ignored_files": len(files.ignored),
+        "source_fingerprint": files.fingerprint(),
+    }
     version = DataVersion(files.fingerprint())
     checks = context.selected_asset_check_keys
     unplaced = sorted(set(files.sites) - set(files.positions))
     if POSITIONS in selected:
-        yield MaterializeResult(asset_key=POSITIONS, data_version=version,
-                                metadata={**table_metadata(positions, release), **common},
-                                check_results=[AssetCheckResult(
-                                    asset_key=POSITIONS, check_name="positions_for_every_site", passed=not unplaced,
-                                    severity=AssetCheckSeverity.WARN, metadata={"sites_without_positions": unplaced})]
-                                if AssetCheckKey(POSITIONS, "positions_for_every_site") in checks else [])
+        yield MaterializeResult(
+            asset_key=POSITIONS,
+            data_version=version,
+            metadata={**table_metadata(positions, release), **common},
+            check_results=[
+                AssetCheckResult(
+                    asset_key=POSITIONS,
+                    check_name="positions_for_every_site",
+                    passed=not unplaced,
+                    severity=AssetCheckSeverity.WARN,
+                    metadata={"sites_without_positions": unplaced},
+                )
+            ]
+            if AssetCheckKey(POSITIONS, "positions_for_every_site") in checks
+            else [],
+        )
     if FILES in selected:
-        yield MaterializeResult(asset_key=FILES, data_version=version,
-                                check_results=[AssetCheckResult(
-                                    asset_key=FILES, check_name="files_found", passed=bool(files.data),
-                                    severity=AssetCheckSeverity.WARN,
-                                    metadata={"files": len(files.data), "folder": common["folder"]})]
-                                if AssetCheckKey(FILES, "files_found") in checks else [],
-                                metadata={**table_metadata(inventory, release), **common,
-                                          "total_bytes": int(inventory["size_bytes"].sum()) if inventory.height else 0})
+        yield MaterializeResult(
+            asset_key=FILES,
+            data_version=version,
+            check_results=[
+                AssetCheckResult(
+                    asset_key=FILES,
+                    check_name="files_found",
+                    passed=bool(files.data),
+                    severity=AssetCheckSeverity.WARN,
+                    metadata={"files": len(files.data), "folder": common["folder"]},
+                )
+            ]
+            if AssetCheckKey(FILES, "files_found") in checks
+            else [],
+            metadata={
+                **table_metadata(inventory, release),
+                **common,
+                "total_bytes": int(inventory["size_bytes"].sum()) if inventory.height else 0,
+            },
+        )
 
 
 @multi_asset(
     specs=[
-        AssetSpec(SENSORS, group_name="soil_water", kinds={"duckdb"}, deps=[POSITIONS, AssetKey(["analysis", "site_modality"])],
-                  description="`analysis.soil_water_sensors`: per site and sensor position, the sensor used for "
-                              "D1, D2 (nearest depth) and the surface (shallowest)."),
-        AssetSpec(SERIES, group_name="soil_water", kinds={"duckdb"}, deps=[FILES, SENSORS],
-                  description="`analysis.soil_water_phi_series`: per site and 30-minute step, soil water content "
-                              "at D1, D2 and the surface (mean over positions of valid values) and "
-                              "phi = swc_d2 / swc_d1. Aggregated inside DuckDB from the NEON files."),
-        AssetSpec(STATS, group_name="soil_water", kinds={"duckdb"}, deps=[SERIES],
-                  description="`analysis.soil_water_statistics`: per site, the distribution of phi over time "
-                              "steps and of the surface sensor alone: mean, median, min, max, sd, cv, 25%, 75%, "
-                              "IQR (METHOD.md section 4)."),
+        AssetSpec(
+            SENSORS,
+            group_name="soil_water",
+            kinds={"duckdb"},
+            deps=[POSITIONS, AssetKey(["analysis", "site_modality"])],
+            description="`analysis.soil_water_sensors`: per site and sensor position, the sensor used for "
+            "D1, D2 (nearest depth) and the surface (shallowest).",
+        ),
+        AssetSpec(
+            SERIES,
+            group_name="soil_water",
+            kinds={"duckdb"},
+            deps=[FILES, SENSORS],
+            description="`analysis.soil_water_phi_series`: per site and 30-minute step, soil water content "
+            "at D1, D2 and the surface (mean over positions of valid values) and "
+            "phi = swc_d2 / swc_d1. Aggregated inside DuckDB from the NEON files.",
+        ),
+        AssetSpec(
+            STATS,
+            group_name="soil_water",
+            kinds={"duckdb"},
+            deps=[SERIES],
+            description="`analysis.soil_water_statistics`: per site, the distribution of phi over time "
+            "steps and of the surface sensor alone: mean, median, min, max, sd, cv, 25%, 75%, "
+            "IQR (METHOD.md section 4).",
+        ),
     ],
     can_subset=True,
     **COMMON,
 )
-def soil_water_phi(context: AssetExecutionContext, neon: NeonSourceResource,
-                   warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
+def soil_water_phi(
+    context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
+) -> Iterator[MaterializeResult]:
     """Phi of soil water content per time step, and its statistics."""
     release = validate_release(context.partition_key)
     selected = context.selected_asset_keys
@@ -143,10 +204,11 @@ def soil_water_phi(context: AssetExecutionContext, neon: NeonSourceResource,
         statistics = labelled_statistics_sql("swc_series", "swc_depths")
         observations = read_csv_sql([Path(p) for p in sorted(set(roles["path"]))])
         con.execute(f"CREATE OR REPLACE TEMP TABLE swc_series AS {series_sql(observations, 'swc_file_roles')}")
-        queries = {("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
-                   ("analysis", "soil_water_statistics"): statistics}
-        counts = warehouse.write_sql(con, {k: q for k, q in queries.items() if AssetKey(list(k)) in selected},
-                                     release)
+        queries = {
+            ("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
+            ("analysis", "soil_water_statistics"): statistics,
+        }
+        counts = warehouse.write_sql(con, {k: q for k, q in queries.items() if AssetKey(list(k)) in selected}, release)
         series_preview = con.sql("SELECT * FROM swc_series ORDER BY site_id, start_time LIMIT 10").pl()
         stats = con.sql(f"SELECT * FROM ({statistics}) ORDER BY site_id, variable").pl()
         steps = con.execute("SELECT count(*), count(phi) FROM swc_series").fetchall()[0]
@@ -158,18 +220,31 @@ def soil_water_phi(context: AssetExecutionContext, neon: NeonSourceResource,
     sensors = sensors.with_columns(pl.lit(release).alias("release"))
     if SENSORS in selected:
         warehouse.write({("analysis", "soil_water_sensors"): sensors}, release)
-    common = {"parameters": params.as_metadata(), "files_read": roles["path"].n_unique(),
-              "files_available": len(files.data), "sites_without_modality": no_sensor_sites,
-              "roles": list(ROLES), "memory_limit": MEMORY_LIMIT}
+    common = {
+        "parameters": params.as_metadata(),
+        "files_read": roles["path"].n_unique(),
+        "files_available": len(files.data),
+        "sites_without_modality": no_sensor_sites,
+        "roles": list(ROLES),
+        "memory_limit": MEMORY_LIMIT,
+    }
     if SENSORS in selected:
         yield MaterializeResult(asset_key=SENSORS, metadata={**table_metadata(sensors, release), **common})
     if SERIES in selected:
-        yield MaterializeResult(asset_key=SERIES, metadata={
-            **table_metadata(series_preview, release), "dagster/row_count": counts["analysis.soil_water_phi_series"],
-            "time_steps": steps[0], "time_steps_with_phi": steps[1], **common})
+        yield MaterializeResult(
+            asset_key=SERIES,
+            metadata={
+                **table_metadata(series_preview, release),
+                "dagster/row_count": counts["analysis.soil_water_phi_series"],
+                "time_steps": steps[0],
+                "time_steps_with_phi": steps[1],
+                **common,
+            },
+        )
     if STATS in selected:
-        yield MaterializeResult(asset_key=STATS, metadata={
-            **table_metadata(stats, release), "statistics": list(STATISTICS), **common})
+        yield MaterializeResult(
+            asset_key=STATS, metadata={**table_metadata(stats, release), "statistics": list(STATISTICS), **common}
+        )
 
 
 soil_water_assets = [swc_sources, soil_water_phi]

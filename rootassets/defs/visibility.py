@@ -22,15 +22,22 @@ from dagster import (
 
 from rootassets.defs.resources import WarehouseResource
 from rootassets.refresh import VISIBLE_CHECK, VISIBLE_CHECK_DESCRIPTION, discard_finished_run, refresh_of
-from rootassets.warehouse.staging import committed
 from rootassets.warehouse import connect_read_only
+from rootassets.warehouse.staging import committed
 
 SENSOR_INTERVAL_S = 10
 
 
 def visibility_check_keys(assets: Iterable[AssetsDefinition]) -> list[AssetCheckKey]:
-    return sorted((AssetCheckKey(key, VISIBLE_CHECK) for a in assets if isinstance(a, AssetsDefinition)
-                   and a.is_materializable for key in a.keys), key=str)
+    return sorted(
+        (
+            AssetCheckKey(key, VISIBLE_CHECK)
+            for a in assets
+            if isinstance(a, AssetsDefinition) and a.is_materializable
+            for key in a.keys
+        ),
+        key=str,
+    )
 
 
 def visibility_checks(assets: Iterable[AssetsDefinition]):
@@ -51,29 +58,45 @@ def visibility_checks(assets: Iterable[AssetsDefinition]):
     return _visible
 
 
-def _evaluate(context: AssetCheckExecutionContext, key: AssetKey, database: Path,
-              own_refresh: str | None) -> AssetCheckResult:
+def _evaluate(
+    context: AssetCheckExecutionContext, key: AssetKey, database: Path, own_refresh: str | None
+) -> AssetCheckResult:
     records = context.instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
     if not records:
-        return AssetCheckResult(asset_key=key, check_name=VISIBLE_CHECK, passed=False,
-                                severity=AssetCheckSeverity.WARN, description="never materialized")
+        return AssetCheckResult(
+            asset_key=key,
+            check_name=VISIBLE_CHECK,
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            description="never materialized",
+        )
     run = context.instance.get_run_by_id(records[0].run_id)
     refresh = refresh_of(run) if run is not None else None
-    metadata = {"run": records[0].run_id, "refresh": refresh or "none",
-                "release": records[0].partition_key or "none"}
+    metadata = {"run": records[0].run_id, "refresh": refresh or "none", "release": records[0].partition_key or "none"}
     if refresh is not None and refresh == own_refresh:
-        return AssetCheckResult(asset_key=key, check_name=VISIBLE_CHECK, passed=False, metadata=metadata,
-                                severity=AssetCheckSeverity.WARN,
-                                description="staged by this run: visible when the run succeeds")
+        return AssetCheckResult(
+            asset_key=key,
+            check_name=VISIBLE_CHECK,
+            passed=False,
+            metadata=metadata,
+            severity=AssetCheckSeverity.WARN,
+            description="staged by this run: visible when the run succeeds",
+        )
     if refresh is not None and database.exists():
         with connect_read_only(database, attempts=600) as con:
             visible = refresh in committed(con, [refresh])
     else:
         visible = False
-    return AssetCheckResult(asset_key=key, check_name=VISIBLE_CHECK, passed=visible, metadata=metadata,
-                            severity=AssetCheckSeverity.ERROR,
-                            description="its rows are visible in the DuckDB file" if visible else
-                            "its refresh was never committed: the DuckDB file holds earlier rows")
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=VISIBLE_CHECK,
+        passed=visible,
+        metadata=metadata,
+        severity=AssetCheckSeverity.ERROR,
+        description="its rows are visible in the DuckDB file"
+        if visible
+        else "its refresh was never committed: the DuckDB file holds earlier rows",
+    )
 
 
 def _discard(context: RunStatusSensorContext, warehouse: WarehouseResource) -> None:
@@ -81,17 +104,21 @@ def _discard(context: RunStatusSensorContext, warehouse: WarehouseResource) -> N
 
 
 @run_status_sensor(
-    run_status=DagsterRunStatus.FAILURE, name="discard_failed_runs", minimum_interval_seconds=SENSOR_INTERVAL_S,
+    run_status=DagsterRunStatus.FAILURE,
+    name="discard_failed_runs",
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=DefaultSensorStatus.RUNNING,
     description="Discards what a failed run staged (also a killed one, once Dagster marks it failed), frees its "
-                "concurrency slots, and fails the visible_in_warehouse check of each asset it materialized.",
+    "concurrency slots, and fails the visible_in_warehouse check of each asset it materialized.",
 )
 def discard_failed_runs(context: RunStatusSensorContext, warehouse: WarehouseResource) -> None:
     _discard(context, warehouse)
 
 
 @run_status_sensor(
-    run_status=DagsterRunStatus.CANCELED, name="discard_canceled_runs", minimum_interval_seconds=SENSOR_INTERVAL_S,
+    run_status=DagsterRunStatus.CANCELED,
+    name="discard_canceled_runs",
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=DefaultSensorStatus.RUNNING,
     description="Discards what a canceled (terminated) run staged, like discard_failed_runs.",
 )

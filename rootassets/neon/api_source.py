@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
-from typing import Any
-
 import logging
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from rootassets.neon.client import NeonClient, NeonFileEntry, cached_copy, file_entries
 from rootassets.neon.documents import ProductDocuments, merge_variables, read_variables_table
 from rootassets.neon.errors import NeonApiError, NeonContext, NeonUrlExpiredError
-from rootassets.neon.tokens import require_token
 from rootassets.neon.identifiers import (
     RELEASE_PATTERN,
     parse_file_name,
@@ -32,7 +30,7 @@ from rootassets.neon.identifiers import (
 from rootassets.neon.products import ProductSpec
 from rootassets.neon.source import ProductLoad
 from rootassets.neon.stacking import PackageFiles, SourceFile, stack_table
-
+from rootassets.neon.tokens import require_token
 
 LARGE_DOWNLOAD_BYTES = 500 * 1024 * 1024
 log = logging.getLogger(__name__)
@@ -46,17 +44,20 @@ class ApiSource:
         the release's generation date and the site-months it holds. None when the API does not list the
         product in `release`."""
         info = self.client.product(validate_product(product.code))
-        entry = next((r for r in info.get("releases") or [] if isinstance(r, dict) and r.get("release") == release),
-                     None)
+        entry = next(
+            (r for r in info.get("releases") or [] if isinstance(r, dict) and r.get("release") == release), None
+        )
         if entry is None:
             return None
         months = self.site_months(product.code, release, info)
-        text = json.dumps({"release": release, "generationDate": entry.get("generationDate"), "months": months},
-                          sort_keys=True)
+        text = json.dumps(
+            {"release": release, "generationDate": entry.get("generationDate"), "months": months}, sort_keys=True
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
-    def __init__(self, client: NeonClient, download_dir: Path | str,
-                 report: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, client: NeonClient, download_dir: Path | str, report: Callable[[str], None] | None = None
+    ) -> None:
         self.client = client
         self.download_dir = Path(download_dir)
         self.report = report or log.info
@@ -81,10 +82,13 @@ class ApiSource:
         per_product: list[dict[str, str]] = []
         for code in PRODUCTS:
             info = self.client.product(code)
-            per_product.append({
-                str(r.get("release")): str(r.get("generationDate") or dates.get(str(r.get("release")), ""))
-                for r in info.get("releases") or [] if isinstance(r, dict)
-            })
+            per_product.append(
+                {
+                    str(r.get("release")): str(r.get("generationDate") or dates.get(str(r.get("release")), ""))
+                    for r in info.get("releases") or []
+                    if isinstance(r, dict)
+                }
+            )
         common = set.intersection(*(set(p) for p in per_product)) if per_product else set()
         tags = sorted((t for t in common if RELEASE_PATTERN.fullmatch(t)), key=release_sort_key)
         return {t: max(p[t] for p in per_product) for t in tags}
@@ -123,14 +127,20 @@ class ApiSource:
         site_months = self.site_months(product.code, release, info)
         if not site_months:
             if not any(isinstance(r, dict) and r.get("release") == release for r in info.get("releases") or []):
-                return ProductLoad(product=product, release=release, tables={}, origin=self.describe(),
-                                   notes=[f"{product.code}: the API has no data of this product in {release}; "
-                                          "its tables are written empty"], published=False)
+                return ProductLoad(
+                    product=product,
+                    release=release,
+                    tables={},
+                    origin=self.describe(),
+                    notes=[
+                        f"{product.code}: the API has no data of this product in {release}; "
+                        "its tables are written empty"
+                    ],
+                    published=False,
+                )
             raise NeonApiError(f"{context.describe()}: the API lists no site with data in this release")
         months = sorted(m for ms in site_months.values() for m in ms)
-        packages = self.client.query_files(
-            product.code, release, sorted(site_months), months[0], months[-1]
-        )
+        packages = self.client.query_files(product.code, release, sorted(site_months), months[0], months[-1])
         files, variables, documents = self._download(product, release, packages)
         tables = {
             table: stack_table(table, files, release, variables.get(table))
@@ -186,16 +196,20 @@ class ApiSource:
                 if not (name.is_variables or name.table in product.all_tables):
                     continue
                 context = NeonContext(
-                    product=product.code, release=release, site=name.site, month=name.month or entry.month,
-                    file=entry.name
+                    product=product.code,
+                    release=release,
+                    site=name.site,
+                    month=name.month or entry.month,
+                    file=entry.name,
                 )
                 wanted.append((entry, name, context))
         self._summarize(product, release, [w[0] for w in wanted])
         for entry, name, context in wanted:
             gathered.add(self._fetch(entry, folder / name.site, context, release), name)
         variables = merge_variables(read_variables_table(p) for p in gathered.variables_files)
-        documents = ProductDocuments(variables=variables,
-                                     variables_file=gathered.variables_files[0].name if gathered.variables_files else None)
+        documents = ProductDocuments(
+            variables=variables, variables_file=gathered.variables_files[0].name if gathered.variables_files else None
+        )
         return gathered.files, gathered.variables, documents
 
     def _fetch(self, entry: NeonFileEntry, folder: Path, context: NeonContext, release: str) -> Path:
@@ -218,9 +232,11 @@ class ApiSource:
         todo = [e for e in entries if e not in cached]
         size = sum(e.size or 0 for e in todo)
         unknown = sum(1 for e in todo if e.size is None)
-        message = (f"{product.code} {release}: {len(todo)} files to download, {size / 1e6:.1f} MB"
-                   + (f" (+{unknown} of unknown size)" if unknown else "")
-                   + f"; {len(cached)} already in the download cache")
+        message = (
+            f"{product.code} {release}: {len(todo)} files to download, {size / 1e6:.1f} MB"
+            + (f" (+{unknown} of unknown size)" if unknown else "")
+            + f"; {len(cached)} already in the download cache"
+        )
         if size >= LARGE_DOWNLOAD_BYTES:
             log.warning("large download: %s", message)
         self.report(message)

@@ -39,12 +39,25 @@ def bibtex(products: Iterable[Mapping[str, Any]], release: str, rootassets_versi
         if doi:
             fields.update({"doi": doi, "url": f"https://doi.org/{doi}"})
         entries.append(_entry("misc", _key("neon", row["product"], release), fields))
-    entries.append(_entry("article", PAPER["key"], {k: v for k, v in PAPER.items() if k != "key"}
-                          | {"note": "authors as listed in the journal; see the article for the full list"}))
-    entries.append(_entry("software", _key("rootassets", rootassets_version), {
-        "title": "rootassets: reproducible NEON root-bimodality assets", "version": rootassets_version,
-        "note": f"computed the results of {release}",
-    }))
+    entries.append(
+        _entry(
+            "article",
+            PAPER["key"],
+            {k: v for k, v in PAPER.items() if k != "key"}
+            | {"note": "authors as listed in the journal; see the article for the full list"},
+        )
+    )
+    entries.append(
+        _entry(
+            "software",
+            _key("rootassets", rootassets_version),
+            {
+                "title": "rootassets: reproducible NEON root-bimodality assets",
+                "version": rootassets_version,
+                "note": f"computed the results of {release}",
+            },
+        )
+    )
     return "\n".join(entries)
 
 

@@ -45,7 +45,6 @@ from rootassets.neon.identifiers import (
     validate_release,
     validate_site,
 )
-
 from rootassets.neon.tokens import TOKEN_ENV, TOKEN_HEADER, WHERE_TO_GET, current_token
 
 DEFAULT_API_URL = "https://data.neonscience.org/api/v0/"
@@ -98,8 +97,7 @@ class _Attempts:
         if self.count >= self.policy.attempts:
             kind = NeonRateLimitedError if problem.startswith("HTTP 429") else NeonApiError
             raise kind(
-                f"{self.context.describe()}: gave up after {self.count} attempts "
-                f"({'; '.join(self.problems[-3:])})"
+                f"{self.context.describe()}: gave up after {self.count} attempts ({'; '.join(self.problems[-3:])})"
             )
         delay = self.policy.backoff(self.count) if wait_s is None else wait_s
         log.warning("%s: %s; retrying in %.1fs", self.context.describe(), problem, delay)
@@ -159,8 +157,9 @@ class NeonClient:
         validate_month(month)
         validate_release(release)
         context = NeonContext(product=product, release=release, site=site, month=month)
-        data = self.get_json(f"data/{product}/{site}/{month}", params={"release": release, "package": "basic"},
-                             context=context)
+        data = self.get_json(
+            f"data/{product}/{site}/{month}", params={"release": release, "package": "basic"}, context=context
+        )
         if not isinstance(data, dict):
             raise NeonApiError(f"{context.describe()}: /data answered without a data object")
         return data
@@ -224,8 +223,7 @@ class NeonClient:
                 continue
             return body["data"]
 
-    def download(self, entry: NeonFileEntry, folder: Path, context: NeonContext,
-                 cache: Path | None = None) -> Path:
+    def download(self, entry: NeonFileEntry, folder: Path, context: NeonContext, cache: Path | None = None) -> Path:
         """Download `entry` into `folder`, verified and atomically renamed.
 
         A file already present with the announced checksum is not fetched again;
@@ -440,14 +438,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _safe_file_name(name: str, context: NeonContext) -> str:
-    if (
-        not name
-        or name in (".", "..")
-        or "/" in name
-        or "\\" in name
-        or "\x00" in name
-        or name.startswith(".")
-    ):
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or name.startswith("."):
         raise NeonApiError(f"{context.describe()}: refusing unsafe file name {name!r}")
     return name
 

@@ -29,6 +29,8 @@ class MalformedRecord:
     line: int
     reason: str
     text: str
+
+
 # NEON dataType -> polars type; dateTime is handled by _parse_datetimes.
 _NEON_TYPES: dict[str, pl.DataType] = {
     "real": pl.Float64(),
@@ -77,9 +79,7 @@ def read_neon_csv(
                 try_parse_dates=True,
             )
         else:
-            frame = pl.read_csv(
-                io.BytesIO(raw), null_values=NULL_VALUES, infer_schema=False
-            )
+            frame = pl.read_csv(io.BytesIO(raw), null_values=NULL_VALUES, infer_schema=False)
     except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
         raise NeonDataError(f"{path.name}: not a readable CSV file ({_first_line(exc)})") from exc
     frame = _drop_row_names(frame)
@@ -143,11 +143,14 @@ def _split_malformed(raw: bytes, file: str) -> tuple[bytes, list[MalformedRecord
         for record in reader:
             end = reader.line_num
             if record and len(record) != len(header):
-                bad.append(MalformedRecord(
-                    file=file, line=start + 1,
-                    reason=f"record has {len(record)} fields, the header has {len(header)}",
-                    text="".join(lines[start:end]),
-                ))
+                bad.append(
+                    MalformedRecord(
+                        file=file,
+                        line=start + 1,
+                        reason=f"record has {len(record)} fields, the header has {len(header)}",
+                        text="".join(lines[start:end]),
+                    )
+                )
                 drop.update(range(start, end))
             start = end
     except csv.Error as exc:
@@ -203,8 +206,7 @@ def _refuse_failed(before: pl.Series, after: pl.Series, file: str, neon_type: st
     if bad.any():
         index = int(bad.arg_true()[0])
         raise NeonDataError(
-            f"{file}: row {index + 1}, field {before.name!r}: value {before[index]!r} "
-            f"is not a valid {neon_type}"
+            f"{file}: row {index + 1}, field {before.name!r}: value {before[index]!r} is not a valid {neon_type}"
         )
 
 

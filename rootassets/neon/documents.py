@@ -19,8 +19,17 @@ from rootassets.neon.csvfiles import NULL_VALUES
 from rootassets.neon.errors import NeonDataError
 
 VARIABLES_COLUMNS = ("table", "fieldName", "description", "dataType", "units")
-ISSUE_LOG_COLUMNS = ("id", "parentIssueID", "issueDate", "resolvedDate", "dateRangeStart", "dateRangeEnd",
-                     "locationAffected", "issue", "resolution")
+ISSUE_LOG_COLUMNS = (
+    "id",
+    "parentIssueID",
+    "issueDate",
+    "resolvedDate",
+    "dateRangeStart",
+    "dateRangeEnd",
+    "locationAffected",
+    "issue",
+    "resolution",
+)
 
 
 @dataclass
@@ -54,8 +63,7 @@ def merge_variables(frames: Iterable[pl.DataFrame]) -> pl.DataFrame | None:
     present = [f for f in frames if f is not None and f.height]
     if not present:
         return None
-    return pl.concat(present, how="diagonal_relaxed").unique(["table", "fieldName"], keep="first",
-                                                              maintain_order=True)
+    return pl.concat(present, how="diagonal_relaxed").unique(["table", "fieldName"], keep="first", maintain_order=True)
 
 
 _ISSUE_FIELDS = {
@@ -66,7 +74,9 @@ _ISSUE_FIELDS = {
     "Resolution Date": "resolvedDate",
     "Resolution": "resolution",
 }
-_ISSUE_LINE = re.compile(r"^\s*(Issue Date|Issue|Date Range|Location\(s\) Affected|Resolution Date|Resolution):\s?(.*)$")
+_ISSUE_LINE = re.compile(
+    r"^\s*(Issue Date|Issue|Date Range|Location\(s\) Affected|Resolution Date|Resolution):\s?(.*)$"
+)
 
 
 def issue_log_from_readme(text: str) -> list[dict[str, Any]]:

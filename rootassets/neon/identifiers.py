@@ -25,9 +25,7 @@ class InvalidIdentifierError(ValueError):
 
 def _check(kind: str, value: object, pattern: re.Pattern[str]) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise InvalidIdentifierError(
-            f"invalid NEON {kind} {value!r}: expected to match {pattern.pattern}"
-        )
+        raise InvalidIdentifierError(f"invalid NEON {kind} {value!r}: expected to match {pattern.pattern}")
     return value
 
 

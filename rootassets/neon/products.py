@@ -20,10 +20,7 @@ class ProductSpec:
 
     def citation(self, release: str, doi: str | None = None) -> str:
         """NEON's recommended citation text for this product in `release`."""
-        text = (
-            f"NEON (National Ecological Observatory Network). {self.name} "
-            f"({self.code}), {release}."
-        )
+        text = f"NEON (National Ecological Observatory Network). {self.name} ({self.code}), {release}."
         return f"{text} https://doi.org/{doi}" if doi else text
 
 

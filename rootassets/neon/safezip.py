@@ -22,9 +22,7 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
         for info in zf.infolist():
             destination = (target / info.filename).resolve()
             if not destination.is_relative_to(target) or Path(info.filename).is_absolute():
-                raise UnsafeArchiveError(
-                    f"{archive.name}: entry {info.filename!r} would be written outside {target}"
-                )
+                raise UnsafeArchiveError(f"{archive.name}: entry {info.filename!r} would be written outside {target}")
             if _is_symlink(info):
                 raise UnsafeArchiveError(f"{archive.name}: entry {info.filename!r} is a symbolic link")
             if info.is_dir():

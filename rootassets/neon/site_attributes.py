@@ -26,8 +26,7 @@ def find_site_attribute_files(folder: Path) -> dict[str, Path]:
     """The newest file of each site-attribute table in `folder`."""
     if not folder.is_dir():
         raise NeonDataError(
-            f"site-attribute folder {folder} does not exist (set ROOTASSETS_SITE_ATTRIBUTES "
-            "or ROOTASSETS_SNAPSHOT)"
+            f"site-attribute folder {folder} does not exist (set ROOTASSETS_SITE_ATTRIBUTES or ROOTASSETS_SNAPSHOT)"
         )
     found: dict[str, Path] = {}
     for table, (pattern, _) in SITE_ATTRIBUTE_TABLES.items():

@@ -35,7 +35,6 @@ from rootassets.neon.safezip import safe_extract
 from rootassets.neon.source import ProductLoad
 from rootassets.neon.stacking import PackageFiles, SourceFile, files_fingerprint, stack_table
 
-
 RELEASE_FOLDER = re.compile(r"^(?P<tag>RELEASE-20[0-9]{2}|PROVISIONAL)(?:-[A-Za-z0-9][A-Za-z0-9_-]*)?$")
 _DOCUMENT = re.compile(r"^(?P<kind>variables|readme|validation|categoricalCodes)_(?P<number>[0-9]{5})\.(?:csv|txt)$")
 
@@ -66,8 +65,7 @@ class SnapshotSource:
                     continue
                 tag = match.group("tag")
                 if tag in found:
-                    raise NeonDataError(f"release {tag} is in two snapshot folders, {found[tag]} and {path}; "
-                                        "keep one")
+                    raise NeonDataError(f"release {tag} is in two snapshot folders, {found[tag]} and {path}; keep one")
                 found[tag] = path
         return found
 
@@ -144,10 +142,17 @@ class SnapshotSource:
     def load_product(self, product: ProductSpec, release: str) -> ProductLoad:
         folder = self.product_folder(product, release)
         if folder is None:
-            return ProductLoad(product=product, release=release, tables={}, origin=self.describe(),
-                               notes=[f"{product.code}: this snapshot has no {release} folder for this product; "
-                                      "its tables are written empty"],
-                               published=False)
+            return ProductLoad(
+                product=product,
+                release=release,
+                tables={},
+                origin=self.describe(),
+                notes=[
+                    f"{product.code}: this snapshot has no {release} folder for this product; "
+                    "its tables are written empty"
+                ],
+                published=False,
+            )
         with tempfile.TemporaryDirectory(dir=self._work_dir) as tmp:
             files, variables = _collect(folder, product, Path(tmp))
             tables = {
@@ -155,18 +160,19 @@ class SnapshotSource:
                 for table in product.all_tables
                 if any(f.table == table for f in files)
             }
-        notes = [
-            f"{table}: not in this snapshot" for table in product.all_tables if table not in tables
-        ]
+        notes = [f"{table}: not in this snapshot" for table in product.all_tables if table not in tables]
         return ProductLoad(
-            product=product, release=release, tables=tables, origin=self.describe(), notes=notes,
-            doi=self.product_doi(product.code, release), documents=self._documents(product, release),
+            product=product,
+            release=release,
+            tables=tables,
+            origin=self.describe(),
+            notes=notes,
+            doi=self.product_doi(product.code, release),
+            documents=self._documents(product, release),
         )
 
 
-def _collect(
-    folder: Path, product: ProductSpec, scratch: Path
-) -> tuple[list[SourceFile], dict[str, dict[str, str]]]:
+def _collect(folder: Path, product: ProductSpec, scratch: Path) -> tuple[list[SourceFile], dict[str, dict[str, str]]]:
     """Find stacked table files and package contents (folders or zips) under `folder`."""
     gathered = PackageFiles()
     for entry in sorted(folder.iterdir()):

@@ -72,9 +72,11 @@ class SoilWaterFiles:
 
     def sensor_files(self) -> pl.DataFrame:
         """site_id, hor, ver, path of every 30-minute file."""
-        return pl.DataFrame([(f.site, f.hor, f.ver, str(f.path)) for f in self.data],
-                            schema={"site_id": pl.String, "hor": pl.String, "ver": pl.String, "path": pl.String},
-                            orient="row")
+        return pl.DataFrame(
+            [(f.site, f.hor, f.ver, str(f.path)) for f in self.data],
+            schema={"site_id": pl.String, "hor": pl.String, "ver": pl.String, "path": pl.String},
+            orient="row",
+        )
 
     def inventory(self) -> pl.DataFrame:
         return pl.DataFrame(
@@ -87,8 +89,15 @@ class SoilWaterFiles:
                 "file_name": [f.path.name for f in self.data],
                 "size_bytes": [f.size_bytes for f in self.data],
             },
-            schema={"site_id": pl.String, "hor": pl.String, "ver": pl.String, "month": pl.String,
-                    "publication_date": pl.String, "file_name": pl.String, "size_bytes": pl.Int64},
+            schema={
+                "site_id": pl.String,
+                "hor": pl.String,
+                "ver": pl.String,
+                "month": pl.String,
+                "publication_date": pl.String,
+                "file_name": pl.String,
+                "size_bytes": pl.Int64,
+            },
         )
 
 
@@ -108,8 +117,11 @@ def discover(folder: Path | None) -> SoilWaterFiles:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         sensor = parse_sensor_file_name(path.name)
         if sensor is not None and sensor.product == SOIL_WATER_PRODUCT and sensor.table == SWC_TABLE:
-            data.append(SensorFile(path, sensor.site, sensor.hor, sensor.ver, sensor.month, sensor.publication,
-                                   path.stat().st_size))
+            data.append(
+                SensorFile(
+                    path, sensor.site, sensor.hor, sensor.ver, sensor.month, sensor.publication, path.stat().st_size
+                )
+            )
             continue
         named = parse_file_name(path.name)
         if named is not None and named.product == SOIL_WATER_PRODUCT and named.table == "sensor_positions":
@@ -148,12 +160,23 @@ def read_sensor_positions(files: SoilWaterFiles) -> pl.DataFrame:
             raise NeonDataError(f"{path.name}: row {row['source_row']}: field HOR.VER or zOffset is not usable")
         # A sensor moved during the record has several rows: keep its current (last started) position.
         rows = rows.sort("position_start").unique(["hor", "ver"], keep="last")
-        frames.append(rows.with_columns((-100.0 * pl.col("z_offset_m")).alias("depth_cm"), pl.lit(path.name).alias("file_name")))
+        frames.append(
+            rows.with_columns((-100.0 * pl.col("z_offset_m")).alias("depth_cm"), pl.lit(path.name).alias("file_name"))
+        )
     if not frames:
-        return pl.DataFrame(schema={"site_id": pl.String, "hor": pl.String, "ver": pl.String,
-                                    "sensor_location_id": pl.String, "position_start": pl.String,
-                                    "position_end": pl.String, "z_offset_m": pl.Float64, "depth_cm": pl.Float64,
-                                    "file_name": pl.String})
+        return pl.DataFrame(
+            schema={
+                "site_id": pl.String,
+                "hor": pl.String,
+                "ver": pl.String,
+                "sensor_location_id": pl.String,
+                "position_start": pl.String,
+                "position_end": pl.String,
+                "z_offset_m": pl.Float64,
+                "depth_cm": pl.Float64,
+                "file_name": pl.String,
+            }
+        )
     return pl.concat(frames).drop("source_row").sort("site_id", "hor", "ver")
 
 
@@ -180,11 +203,16 @@ def read_csv_sql(paths: Iterable[Path]) -> str:
     parts = []
     for header, group in groups.items():
         quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in group)
-        columns = ", ".join("'" + name.replace("'", "''") + "': '" + SWC_COLUMNS.get(name, "VARCHAR") + "'"
-                            for name in header)
-        parts.append(f"SELECT {', '.join(NEEDED)}, filename FROM read_csv([{quoted}], header = true, "
-                     f"auto_detect = false, columns = {{{columns}}}, filename = true, nullstr = ['', 'NA'])")
+        columns = ", ".join(
+            "'" + name.replace("'", "''") + "': '" + SWC_COLUMNS.get(name, "VARCHAR") + "'" for name in header
+        )
+        parts.append(
+            f"SELECT {', '.join(NEEDED)}, filename FROM read_csv([{quoted}], header = true, "
+            f"auto_detect = false, columns = {{{columns}}}, filename = true, nullstr = ['', 'NA'])"
+        )
     if not parts:
-        return ("(SELECT NULL::TIMESTAMPTZ AS startDateTime, NULL::DOUBLE AS VSWCMean, "
-                "NULL::INTEGER AS VSWCFinalQF, NULL::VARCHAR AS filename WHERE false)")
+        return (
+            "(SELECT NULL::TIMESTAMPTZ AS startDateTime, NULL::DOUBLE AS VSWCMean, "
+            "NULL::INTEGER AS VSWCFinalQF, NULL::VARCHAR AS filename WHERE false)"
+        )
     return "(" + " UNION ALL ".join(parts) + ")"

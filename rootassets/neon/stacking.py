@@ -56,8 +56,16 @@ class PackageFiles:
         if name.is_variables:
             self.add_variables(path)
             return
-        self.files.append(SourceFile(path=path, table=name.table, site=name.site, month=name.month,
-                                     publication=name.publication, site_all=name.is_site_all))
+        self.files.append(
+            SourceFile(
+                path=path,
+                table=name.table,
+                site=name.site,
+                month=name.month,
+                publication=name.publication,
+                site_all=name.is_site_all,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -180,13 +188,11 @@ def _site_from_columns(frame: pl.DataFrame, file: str) -> pl.Expr:
         if bad.any():
             row = int(bad.arg_true()[0])
             raise NeonDataError(
-                f"{file}: data row {row + 1}, field {column!r}: value {frame[column][row]!r} "
-                "does not name a NEON site"
+                f"{file}: data row {row + 1}, field {column!r}: value {frame[column][row]!r} does not name a NEON site"
             )
         return pl.lit(site)
     raise NeonDataError(
-        f"{file}: no column names the site (looked for {', '.join(SITE_COLUMNS)}) "
-        "and the file name does not either"
+        f"{file}: no column names the site (looked for {', '.join(SITE_COLUMNS)}) and the file name does not either"
     )
 
 

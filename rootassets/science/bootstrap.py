@@ -22,7 +22,7 @@ BATCH = 64  # resamples per FFT batch: bounds memory at about BATCH x 2^16 compl
 
 def _kernel_fft(lo: float, up: float, n: int, bw: float) -> np.ndarray:
     kords = np.linspace(0, 2 * (up - lo), 2 * n)
-    kords[n + 1:] = -kords[n - 1:0:-1]
+    kords[n + 1 :] = -kords[n - 1 : 0 : -1]
     kernel = np.exp(-0.5 * (kords / bw) ** 2) / (bw * np.sqrt(2 * np.pi))
     return np.conj(np.fft.rfft(kernel))
 
@@ -44,11 +44,13 @@ def binned_fft_kde(depths: np.ndarray, counts: np.ndarray, params: ModalityParam
     return Kde(grid=grid, density=density)
 
 
-def _fft_densities(weights: np.ndarray, depths: np.ndarray, grid: np.ndarray, lo: float, up: float,
-                   params: ModalityParameters) -> np.ndarray:
+def _fft_densities(
+    weights: np.ndarray, depths: np.ndarray, grid: np.ndarray, lo: float, up: float, params: ModalityParameters
+) -> np.ndarray:
     """Densities on `grid` for each row of `weights` (resamples x depths), all on one binning range.
 
-    Binning is R's BinDist (linear binning onto n points on [lo, up], zero-padded to 2n). Binning and the final interpolation are fixed linear maps of the depths and the grid, so they
+    Binning is R's BinDist (linear binning onto n points on [lo, up], zero-padded to 2n). Binning and the
+    final interpolation are fixed linear maps of the depths and the grid, so they
     are applied to the whole batch at once; only the FFT is per row (and numpy batches it too).
     """
     n = params.grid_points
@@ -67,6 +69,8 @@ def _fft_densities(weights: np.ndarray, depths: np.ndarray, grid: np.ndarray, lo
     left = np.minimum(np.floor(at).astype(int), n - 2)
     t = at - left
     return raw[:, left] * (1 - t) + raw[:, left + 1] * t
+
+
 @dataclass(frozen=True)
 class BootstrapResult:
     resamples: int
@@ -75,16 +79,18 @@ class BootstrapResult:
     d2_iqr_cm: float | None
 
 
-def bootstrap_site(increments: pl.DataFrame, params: ModalityParameters, resamples: int,
-                   rng: np.random.Generator, method: str = "fft") -> BootstrapResult:
+def bootstrap_site(
+    increments: pl.DataFrame, params: ModalityParameters, resamples: int, rng: np.random.Generator, method: str = "fft"
+) -> BootstrapResult:
     """Resample one site's profiles `resamples` times and label each resampled site profile.
 
     `increments`: profile, top_cm, bottom_cm, root_density_g_m3 of one site. Every resample is
     estimated on the grid of the site's full set of increments, so that one kernel FFT serves all.
     `method="direct"` sums Gaussians per resample instead (for the benchmark's comparison).
     """
-    table = increments.pivot(on="profile", index=["top_cm", "bottom_cm"], values="root_density_g_m3",
-                             aggregate_function="mean").sort("top_cm", "bottom_cm")
+    table = increments.pivot(
+        on="profile", index=["top_cm", "bottom_cm"], values="root_density_g_m3", aggregate_function="mean"
+    ).sort("top_cm", "bottom_cm")
     mids = ((table["top_cm"] + table["bottom_cm"]) / 2).to_numpy()
     values = table.drop("top_cm", "bottom_cm").to_numpy().T.astype(float)  # profiles x increments
     sampled = np.isfinite(values)
@@ -101,7 +107,7 @@ def bootstrap_site(increments: pl.DataFrame, params: ModalityParameters, resampl
     usable = counts.sum(axis=1) > 0
     rows = counts[usable]
     for start in range(0, rows.shape[0], BATCH):
-        batch = rows[start:start + BATCH]
+        batch = rows[start : start + BATCH]
         if method == "direct":
             kdes = [gaussian_kde(mids[row > 0], row[row > 0], params) for row in batch]
         else:
@@ -114,5 +120,9 @@ def bootstrap_site(increments: pl.DataFrame, params: ModalityParameters, resampl
                 d2s.append(result.d2_cm)
     share = labels.count("bimodal") / len(labels) if labels else float("nan")
     d2 = np.array(d2s)
-    return BootstrapResult(len(labels), share, float(np.median(d2)) if d2.size else None,
-                           float(np.subtract(*np.percentile(d2, [75, 25]))) if d2.size else None)
+    return BootstrapResult(
+        len(labels),
+        share,
+        float(np.median(d2)) if d2.size else None,
+        float(np.subtract(*np.percentile(d2, [75, 25]))) if d2.size else None,
+    )

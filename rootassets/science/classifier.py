@@ -70,8 +70,14 @@ def encode(frame: pl.DataFrame, factors: list[str], categorical: set[str]) -> tu
     return np.column_stack(columns), names, owners
 
 
-def fit_forest(x: np.ndarray, y: np.ndarray, factors: list[str], features: list[str],
-               params: ForestParameters, seed: int | None = None) -> Forest:
+def fit_forest(
+    x: np.ndarray,
+    y: np.ndarray,
+    factors: list[str],
+    features: list[str],
+    params: ForestParameters,
+    seed: int | None = None,
+) -> Forest:
     """Grow the forest; deterministic for a seed."""
     rng = np.random.default_rng(params.seed if seed is None else seed)
     n = y.size
@@ -84,7 +90,9 @@ def fit_forest(x: np.ndarray, y: np.ndarray, factors: list[str], features: list[
         from sklearn.tree import DecisionTreeClassifier  # heavy: imported only when a forest is fitted
 
         tree = DecisionTreeClassifier(
-            criterion="gini", max_features=mtry, min_samples_split=params.min_node_size,
+            criterion="gini",
+            max_features=mtry,
+            min_samples_split=params.min_node_size,
             random_state=int(rng.integers(0, 2**31 - 1)),
         )
         tree.fit(x[rows], y[rows])
@@ -153,8 +161,9 @@ class ClassifierRun:
     votes: np.ndarray
 
 
-def run_classifier(frame: pl.DataFrame, factors: list[str], categorical: set[str],
-                   params: ForestParameters, seed: int | None = None) -> ClassifierRun:
+def run_classifier(
+    frame: pl.DataFrame, factors: list[str], categorical: set[str], params: ForestParameters, seed: int | None = None
+) -> ClassifierRun:
     """Fit on `frame` (site_id, modality, factors; complete rows) and score out of bag."""
     x, features, owners = encode(frame, factors, categorical)
     y = frame["modality"].to_numpy()
@@ -164,35 +173,49 @@ def run_classifier(frame: pl.DataFrame, factors: list[str], categorical: set[str
     return ClassifierRun(forest, performance(reweighted_calls(votes, y), y), gini_importance(forest, owners), votes)
 
 
-def backward_elimination(frame: pl.DataFrame, factors: list[str], categorical: set[str],
-                         params: ForestParameters) -> tuple[list[str], list[dict[str, object]]]:
+def backward_elimination(
+    frame: pl.DataFrame, factors: list[str], categorical: set[str], params: ForestParameters
+) -> tuple[list[str], list[dict[str, object]]]:
     """Drop the least important factor while out-of-bag bimodal accuracy does not fall."""
     kept = list(factors)
     current = run_classifier(frame, kept, categorical, params)
-    steps: list[dict[str, object]] = [{"factors": list(kept), "bimodal_accuracy": current.performance.class_accuracy[BIMODAL],
-                                       "dropped": None}]
+    steps: list[dict[str, object]] = [
+        {"factors": list(kept), "bimodal_accuracy": current.performance.class_accuracy[BIMODAL], "dropped": None}
+    ]
     while len(kept) > 1:
         weakest = list(current.importance)[-1]
         trial_factors = [f for f in kept if f != weakest]
         trial = run_classifier(frame, trial_factors, categorical, params)
         accepted = trial.performance.class_accuracy[BIMODAL] >= current.performance.class_accuracy[BIMODAL]
-        steps.append({"factors": trial_factors, "bimodal_accuracy": trial.performance.class_accuracy[BIMODAL],
-                      "dropped": weakest, "accepted": accepted})
+        steps.append(
+            {
+                "factors": trial_factors,
+                "bimodal_accuracy": trial.performance.class_accuracy[BIMODAL],
+                "dropped": weakest,
+                "accepted": accepted,
+            }
+        )
         if not accepted:
             break
         kept, current = trial_factors, trial
     return kept, steps
 
 
-def seed_spread(frame: pl.DataFrame, factors: list[str], categorical: set[str],
-                params: ForestParameters) -> pl.DataFrame:
+def seed_spread(
+    frame: pl.DataFrame, factors: list[str], categorical: set[str], params: ForestParameters
+) -> pl.DataFrame:
     """Out-of-bag accuracies over seeds seed, seed+1, ... (n_seeds of them)."""
     rows = []
     for seed in range(params.seed, params.seed + params.n_seeds):
         perf = run_classifier(frame, factors, categorical, params, seed=seed).performance
-        rows.append({"seed": seed, "overall_accuracy": perf.overall_accuracy,
-                     "bimodal_accuracy": perf.class_accuracy[BIMODAL],
-                     "unimodal_accuracy": perf.class_accuracy[UNIMODAL]})
+        rows.append(
+            {
+                "seed": seed,
+                "overall_accuracy": perf.overall_accuracy,
+                "bimodal_accuracy": perf.class_accuracy[BIMODAL],
+                "unimodal_accuracy": perf.class_accuracy[UNIMODAL],
+            }
+        )
     return pl.DataFrame(rows)
 
 
@@ -236,7 +259,8 @@ def classifier_tables(factors: pl.DataFrame, params: ForestParameters) -> Classi
         raise TooFewSitesError(
             f"{frame.height} sites have every factor ({per_class[BIMODAL]} bimodal, {per_class[UNIMODAL]} unimodal; "
             f"{len(dropped)} dropped as incomplete, {len(names)} usable factors): at least {MIN_SITES_PER_CLASS} "
-            "complete sites of each class are needed")
+            "complete sites of each class are needed"
+        )
     full = run_classifier(frame, names, categorical, params)
     kept, steps = backward_elimination(frame, names, categorical, params)
     kept_run = run_classifier(frame, kept, categorical, params)
@@ -254,20 +278,31 @@ def classifier_tables(factors: pl.DataFrame, params: ForestParameters) -> Classi
         ]
         for actual, predicted_counts in p.confusion.items():
             for predicted, count in predicted_counts.items():
-                perf_rows.append({"run": run_name, "metric": f"confusion_{actual}_predicted_{predicted}",
-                                  "value": float(count)})
+                perf_rows.append(
+                    {"run": run_name, "metric": f"confusion_{actual}_predicted_{predicted}", "value": float(count)}
+                )
     for metric in ("overall_accuracy", "bimodal_accuracy", "unimodal_accuracy"):
         values = spread[metric]
-        for stat, value in (("mean", values.mean()), ("sd", values.std()), ("min", values.min()),
-                            ("max", values.max())):
-            perf_rows.append({"run": f"seeds_{params.seed}_to_{params.seed + params.n_seeds - 1}",
-                              "metric": f"{metric}_{stat}", "value": float(value)})
+        for stat, value in (
+            ("mean", values.mean()),
+            ("sd", values.std()),
+            ("min", values.min()),
+            ("max", values.max()),
+        ):
+            perf_rows.append(
+                {
+                    "run": f"seeds_{params.seed}_to_{params.seed + params.n_seeds - 1}",
+                    "metric": f"{metric}_{stat}",
+                    "value": float(value),
+                }
+            )
     performance = pl.DataFrame(perf_rows)
 
     imp_rows = []
     for run_name, run in (("all_factors", full), ("without_total_biomass", no_biomass)):
         for rank, (factor, value) in enumerate(run.importance.items(), start=1):
-            imp_rows.append({"run": run_name, "factor": factor, "importance": value, "rank": rank,
-                             "kept": factor in kept})
+            imp_rows.append(
+                {"run": run_name, "factor": factor, "importance": value, "rank": rank, "kept": factor in kept}
+            )
     importance = pl.DataFrame(imp_rows)
     return ClassifierTables(frame, names, categorical, dropped, full, kept, steps, performance, importance)

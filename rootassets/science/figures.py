@@ -30,7 +30,7 @@ def root_profiles_figure(profiles: pl.DataFrame, modality: dict[str, str], span:
     # tight_layout grow quadratically with the number of panels, which the 10x scaling benchmark exposed.
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.3), squeeze=False)
     deepest = float(profiles["mid_cm"].max()) if profiles.height else 1.0
-    for ax in axes.flat[len(sites):]:
+    for ax in axes.flat[len(sites) :]:
         ax.axis("off")
     by_site = {key[0]: g.sort("mid_cm") for key, g in profiles.group_by("site_id")}
     for index, (ax, site) in enumerate(zip(axes.flat, sites, strict=False)):
@@ -53,8 +53,14 @@ def root_profiles_figure(profiles: pl.DataFrame, modality: dict[str, str], span:
     fig.supxlabel("standardized live fine-root density (Y / max Y)")
     fig.supylabel("depth (cm)")
     fig.suptitle("Root profiles by site (red: bimodal, blue: unimodal; LOESS span 0.5 with 95% band)")
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.5 / rows + 0.02 if rows > 1 else 0.12,
-                        top=1 - 0.6 / rows if rows > 1 else 0.85, wspace=0.15, hspace=0.45)
+    fig.subplots_adjust(
+        left=0.06,
+        right=0.99,
+        bottom=0.5 / rows + 0.02 if rows > 1 else 0.12,
+        top=1 - 0.6 / rows if rows > 1 else 0.85,
+        wspace=0.15,
+        hspace=0.45,
+    )
     return fig
 
 
@@ -79,8 +85,14 @@ def _box_strip(ax: plt.Axes, groups: dict[str, np.ndarray], log: bool = False) -
     ax.boxplot([groups[k] for k in labels], tick_labels=labels, showfliers=False)
     rng = np.random.default_rng(0)
     for i, k in enumerate(labels, start=1):
-        ax.scatter(i + rng.uniform(-0.12, 0.12, groups[k].size), groups[k], s=14, color=COLORS.get(k, "grey"),
-                   alpha=0.8, zorder=3)
+        ax.scatter(
+            i + rng.uniform(-0.12, 0.12, groups[k].size),
+            groups[k],
+            s=14,
+            color=COLORS.get(k, "grey"),
+            alpha=0.8,
+            zorder=3,
+        )
     if log:
         ax.set_yscale("log")
 
@@ -90,17 +102,23 @@ def factors_figure(importance: pl.DataFrame, factors: pl.DataFrame) -> Figure:
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.8))
     ranked = importance.filter(pl.col("run") == "all_factors").sort("importance")
     if ranked.height:
-        a.barh(ranked["factor"].to_list(), ranked["importance"].to_numpy(),
-               color=["#555" if k else "#bbb" for k in ranked["kept"]])
+        a.barh(
+            ranked["factor"].to_list(),
+            ranked["importance"].to_numpy(),
+            color=["#555" if k else "#bbb" for k in ranked["kept"]],
+        )
         a.set_title("Factor importance (dark: kept after elimination)")
     else:
-        a.text(0.5, 0.5, "classifier not fitted:\ntoo few complete sites", ha="center", va="center",
-               transform=a.transAxes)
+        a.text(
+            0.5, 0.5, "classifier not fitted:\ntoo few complete sites", ha="center", va="center", transform=a.transAxes
+        )
         a.set_title("Factor importance")
     a.set_xlabel("mean decrease in Gini impurity")
     a.tick_params(axis="y", labelsize=8)
-    groups = {m: factors.filter(pl.col("modality") == m)["total_fine_root_biomass_g_m2"].drop_nulls().to_numpy()
-              for m in ("bimodal", "unimodal")}
+    groups = {
+        m: factors.filter(pl.col("modality") == m)["total_fine_root_biomass_g_m2"].drop_nulls().to_numpy()
+        for m in ("bimodal", "unimodal")
+    }
     _box_strip(b, groups, log=True)
     b.set_ylabel("total fine-root biomass (g/m2, 4 mm-equivalent)")
     b.set_title("Total fine-root biomass by modality")
@@ -108,8 +126,10 @@ def factors_figure(importance: pl.DataFrame, factors: pl.DataFrame) -> Figure:
     covers = sorted(counts["land_cover"].unique().to_list())
     bottom = np.zeros(len(covers))
     for m in ("bimodal", "unimodal"):
-        values = np.array([counts.filter((pl.col("land_cover") == lc) & (pl.col("modality") == m))["len"].sum()
-                           for lc in covers], dtype=float)
+        values = np.array(
+            [counts.filter((pl.col("land_cover") == lc) & (pl.col("modality") == m))["len"].sum() for lc in covers],
+            dtype=float,
+        )
         c.bar(covers, values, bottom=bottom, color=COLORS[m], label=m)
         bottom += values
     c.set_ylabel("sites")
@@ -123,11 +143,14 @@ def factors_figure(importance: pl.DataFrame, factors: pl.DataFrame) -> Figure:
 def phi_figure(phi: pl.DataFrame) -> Figure:
     """Figure 3: phi for root biomass and for soil N by modality (log axis)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    for ax, prop, title in ((axes[0], "root_biomass", "phi, root biomass"),
-                            (axes[1], "nitrogen_tot_g_kg", "phi, soil total N")):
+    for ax, prop, title in (
+        (axes[0], "root_biomass", "phi, root biomass"),
+        (axes[1], "nitrogen_tot_g_kg", "phi, soil total N"),
+    ):
         g = phi.filter((pl.col("property") == prop) & (pl.col("method") == "increment") & (pl.col("phi") > 0))
-        _box_strip(ax, {m: g.filter(pl.col("modality") == m)["phi"].to_numpy() for m in ("bimodal", "unimodal")},
-                   log=True)
+        _box_strip(
+            ax, {m: g.filter(pl.col("modality") == m)["phi"].to_numpy() for m in ("bimodal", "unimodal")}, log=True
+        )
         ax.axhline(1.0, color="k", lw=0.6, ls="--")
         ax.set_title(f"{title} (Y(D2) / Y(D1), increment values)")
         ax.set_ylabel("phi")
@@ -143,8 +166,11 @@ def relative_nutrients_figure(grid: pl.DataFrame, sites: dict[str, str], span: f
         g = grid.filter(pl.col("site_id") == site).sort("top_cm")
         for col, (nutrient, column) in enumerate(NUTRIENTS.items()):
             ax = axes[row, col]
-            depth, rel = relative_profile(g["top_cm"].to_numpy(), g[column].cast(pl.Float64).fill_null(np.nan).to_numpy(),
-                                          g["root_density_g_m3"].to_numpy())
+            depth, rel = relative_profile(
+                g["top_cm"].to_numpy(),
+                g[column].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+                g["root_density_g_m3"].to_numpy(),
+            )
             color = COLORS[label]
             ax.scatter(np.log10(rel), depth, s=12, color=color)
             if depth.size >= 3:
@@ -173,8 +199,10 @@ def exponents_figure(exponents: pl.DataFrame) -> Figure:
     nutrients = list(NUTRIENTS)
     for ax, column, label in ((axes[0], "exponent", "exponent b (per cm)"), (axes[1], "r2", "r2")):
         for offset, m in ((-0.18, "bimodal"), (0.18, "unimodal")):
-            data = [exponents.filter((pl.col("nutrient") == n) & (pl.col("modality") == m))[column].to_numpy()
-                    for n in nutrients]
+            data = [
+                exponents.filter((pl.col("nutrient") == n) & (pl.col("modality") == m))[column].to_numpy()
+                for n in nutrients
+            ]
             positions = np.arange(len(nutrients)) + offset
             parts = ax.boxplot(data, positions=positions, widths=0.3, showfliers=False, patch_artist=True)
             for patch in parts["boxes"]:

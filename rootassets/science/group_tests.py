@@ -111,8 +111,12 @@ def chi_square_monte_carlo(
 
 def growth_form(land_cover: str | None) -> str | None:
     """Woody (forest, shrubland) or herbaceous (rangeland/grassland, cultivated)."""
-    return {"forest": "woody", "shrubland": "woody", "rangeland/grassland": "herbaceous",
-            "cultivated": "herbaceous"}.get(land_cover or "")
+    return {
+        "forest": "woody",
+        "shrubland": "woody",
+        "rangeland/grassland": "herbaceous",
+        "cultivated": "herbaceous",
+    }.get(land_cover or "")
 
 
 def group_test_table(factors: pl.DataFrame, phi_table: pl.DataFrame, params: GroupTestParameters) -> pl.DataFrame:
@@ -126,20 +130,32 @@ def group_test_table(factors: pl.DataFrame, phi_table: pl.DataFrame, params: Gro
     for column in factors.columns:
         if column in ("site_id", "modality", "release", "land_cover") or factors.schema[column] == pl.String:
             continue
-        groups = [factors.filter(pl.col("modality") == m)[column].cast(pl.Float64).drop_nulls().to_numpy()
-                  for m in (BIMODAL, UNIMODAL)]
+        groups = [
+            factors.filter(pl.col("modality") == m)[column].cast(pl.Float64).drop_nulls().to_numpy()
+            for m in (BIMODAL, UNIMODAL)
+        ]
         rows.append({"name": by_column.get(column, column), **two_group_test(*groups, params).__dict__})
     for (prop, method), g in phi_table.group_by("property", "method", maintain_order=True):
         groups = [g.filter(pl.col("modality") == m)["phi"].drop_nulls().to_numpy() for m in (BIMODAL, UNIMODAL)]
         rows.append({"name": f"phi_{prop}_{method}", **two_group_test(*groups, params).__dict__})
     labelled = factors.filter(pl.col("land_cover").is_not_null())
-    for name, categories in (("land_cover", labelled["land_cover"].to_list()),
-                             ("growth_form", [growth_form(c) for c in labelled["land_cover"].to_list()])):
+    for name, categories in (
+        ("land_cover", labelled["land_cover"].to_list()),
+        ("growth_form", [growth_form(c) for c in labelled["land_cover"].to_list()]),
+    ):
         statistic, p, table = chi_square_monte_carlo(labelled["modality"].to_numpy(), np.array(categories), params)
         n = dict(labelled.group_by("modality").len().iter_rows())
-        rows.append({"name": name, "test": "chi_square_monte_carlo", "statistic": statistic, "p_value": p,
-                     "n_bimodal": n.get(BIMODAL, 0), "n_unimodal": n.get(UNIMODAL, 0),
-                     "detail": f"{params.monte_carlo_tables} simulated tables, seed {params.seed}; "
-                               f"table (bimodal, unimodal) x categories = {table.astype(int).tolist()}"})
+        rows.append(
+            {
+                "name": name,
+                "test": "chi_square_monte_carlo",
+                "statistic": statistic,
+                "p_value": p,
+                "n_bimodal": n.get(BIMODAL, 0),
+                "n_unimodal": n.get(UNIMODAL, 0),
+                "detail": f"{params.monte_carlo_tables} simulated tables, seed {params.seed}; "
+                f"table (bimodal, unimodal) x categories = {table.astype(int).tolist()}",
+            }
+        )
     table = pl.DataFrame(rows, schema_overrides={"statistic": pl.Float64, "p_value": pl.Float64})
     return table

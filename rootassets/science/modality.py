@@ -62,8 +62,9 @@ def gaussian_kde(depths: np.ndarray, counts: np.ndarray, params: ModalityParamet
     if depths.size == 0 or counts.sum() <= 0:
         raise ValueError("the profile has no depth with a positive count")
     bw = params.bandwidth_cm
-    grid = np.linspace(depths.min() - params.cut_bandwidths * bw, depths.max() + params.cut_bandwidths * bw,
-                       params.grid_points)
+    grid = np.linspace(
+        depths.min() - params.cut_bandwidths * bw, depths.max() + params.cut_bandwidths * bw, params.grid_points
+    )
     weights = counts / counts.sum()
     density = np.zeros_like(grid)
     for depth, weight in zip(depths, weights, strict=True):
@@ -88,18 +89,29 @@ def classify_modality(kde: Kde, params: ModalityParameters, n_depths: int = 0) -
     heights = kde.density[modes]
     primary = int(modes[np.argmax(heights)])
     primary_height = float(kde.density[primary])
-    secondary = [int(m) for m in modes if m != primary and kde.density[m] >= params.secondary_threshold * primary_height]
+    secondary = [
+        int(m) for m in modes if m != primary and kde.density[m] >= params.secondary_threshold * primary_height
+    ]
     if not secondary:
-        return SiteModality("unimodal", int(modes.size), float(kde.grid[primary]), None, None,
-                            primary_height, None, None, n_depths)
+        return SiteModality(
+            "unimodal", int(modes.size), float(kde.grid[primary]), None, None, primary_height, None, None, n_depths
+        )
     d2 = max(secondary, key=lambda m: kde.density[m])
     low, high = sorted((primary, d2))
     between = [int(a) for a in antimodes if low < a < high]
     d1 = min(between, key=lambda a: kde.density[a])
     secondary_height = float(kde.density[d2])
-    return SiteModality("bimodal", int(modes.size), float(kde.grid[primary]), float(kde.grid[d1]),
-                        float(kde.grid[d2]), primary_height, secondary_height, secondary_height / primary_height,
-                        n_depths)
+    return SiteModality(
+        "bimodal",
+        int(modes.size),
+        float(kde.grid[primary]),
+        float(kde.grid[d1]),
+        float(kde.grid[d2]),
+        primary_height,
+        secondary_height,
+        secondary_height / primary_height,
+        n_depths,
+    )
 
 
 def site_modality(mid_cm: np.ndarray, density: np.ndarray, params: ModalityParameters) -> tuple[SiteModality, Kde]:
@@ -127,6 +139,7 @@ def kde_table(kdes: dict, step_cm: float = KDE_STEP_CM) -> pl.DataFrame:
     frames = []
     for site, kde in kdes.items():
         depths = np.arange(np.ceil(kde.grid[0]), np.floor(kde.grid[-1]) + step_cm, step_cm)
-        frames.append(pl.DataFrame({"site_id": site, "depth_cm": depths,
-                                    "density": np.interp(depths, kde.grid, kde.density)}))
+        frames.append(
+            pl.DataFrame({"site_id": site, "depth_cm": depths, "density": np.interp(depths, kde.grid, kde.density)})
+        )
     return pl.concat(frames)

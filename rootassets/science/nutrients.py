@@ -14,8 +14,12 @@ import numpy as np
 import polars as pl
 
 LOESS_MIN_POINTS = 6  # fewer increments leave a local quadratic nothing to smooth
-NUTRIENTS = {"N": "nitrogen_tot_g_kg", "P": "phosphorus_mjelm_mg_kg", "K": "potassium_mjelm_mg_kg",
-             "Ca": "calcium_mjelm_mg_kg"}
+NUTRIENTS = {
+    "N": "nitrogen_tot_g_kg",
+    "P": "phosphorus_mjelm_mg_kg",
+    "K": "potassium_mjelm_mg_kg",
+    "Ca": "calcium_mjelm_mg_kg",
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,14 @@ def log_linear_fit(depth: np.ndarray, rel: np.ndarray, level: float = 0.95) -> E
         return None
     fit = stats.linregress(depth, np.log10(rel))
     t = stats.t.ppf(0.5 + level / 2, depth.size - 2)
-    return ExponentFit(float(fit.slope), float(fit.intercept), float(fit.rvalue**2), int(depth.size),
-                       float(fit.slope - t * fit.stderr), float(fit.slope + t * fit.stderr))
+    return ExponentFit(
+        float(fit.slope),
+        float(fit.intercept),
+        float(fit.rvalue**2),
+        int(depth.size),
+        float(fit.slope - t * fit.stderr),
+        float(fit.slope + t * fit.stderr),
+    )
 
 
 def fit_band(depth: np.ndarray, rel: np.ndarray, grid: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, ...]:
@@ -77,8 +87,9 @@ def fit_band(depth: np.ndarray, rel: np.ndarray, grid: np.ndarray, level: float 
     return fitted, fitted - t * se, fitted + t * se
 
 
-def loess(x: np.ndarray, y: np.ndarray, grid: np.ndarray, span: float = 0.5, degree: int = 2,
-          level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def loess(
+    x: np.ndarray, y: np.ndarray, grid: np.ndarray, span: float = 0.5, degree: int = 2, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local polynomial regression (tricube weights, nearest span*n points), as R's loess.
 
     Returns fitted values on `grid` and an approximate pointwise band from the
@@ -116,8 +127,9 @@ def loess(x: np.ndarray, y: np.ndarray, grid: np.ndarray, span: float = 0.5, deg
     return fitted, fitted - t * se, fitted + t * se
 
 
-def nutrient_tables(profiles: pl.DataFrame, soil: pl.DataFrame, modality: dict[str, str],
-                    params: NutrientParameters) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def nutrient_tables(
+    profiles: pl.DataFrame, soil: pl.DataFrame, modality: dict[str, str], params: NutrientParameters
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Section 7 for every site and nutrient: the exponent fits, the LOESS curves at bimodal sites,
     and the median exponent per nutrient and modality."""
     from rootassets.science.classifier import BIMODAL
@@ -126,27 +138,63 @@ def nutrient_tables(profiles: pl.DataFrame, soil: pl.DataFrame, modality: dict[s
     fits, curves = [], []
     for (site,), g in grid.sort("top_cm").group_by("site_id", maintain_order=True):
         for nutrient, column in NUTRIENTS.items():
-            depth, rel = relative_profile(g["top_cm"].to_numpy(), g[column].cast(pl.Float64).fill_null(np.nan).to_numpy(),
-                                          g["root_density_g_m3"].to_numpy())
+            depth, rel = relative_profile(
+                g["top_cm"].to_numpy(),
+                g[column].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+                g["root_density_g_m3"].to_numpy(),
+            )
             fit = log_linear_fit(depth, rel, params.band_level)
             if fit is None:
                 continue
             fits.append({"site_id": site, "nutrient": nutrient, **fit.__dict__, "modality": modality[site]})
             if modality[site] == BIMODAL and depth.size >= LOESS_MIN_POINTS:
                 points = np.linspace(depth.min(), depth.max(), params.loess_points)
-                fitted, low, high = loess(depth, np.log10(rel), points, params.loess_span, params.loess_degree,
-                                          params.band_level)
-                curves += [{"site_id": site, "nutrient": nutrient, "depth_cm": float(x), "log10_rel_fitted": float(f),
-                            "lower": float(lo), "upper": float(hi)}
-                           for x, f, lo, hi in zip(points, fitted, low, high, strict=True)]
-    exponents = pl.DataFrame(fits, schema={"site_id": pl.String, "nutrient": pl.String, "exponent": pl.Float64,
-                                           "intercept": pl.Float64, "r2": pl.Float64, "n": pl.Int64,
-                                           "exponent_low": pl.Float64, "exponent_high": pl.Float64,
-                                           "modality": pl.String})
-    loess_table = pl.DataFrame(curves, schema={"site_id": pl.String, "nutrient": pl.String, "depth_cm": pl.Float64,
-                                               "log10_rel_fitted": pl.Float64, "lower": pl.Float64,
-                                               "upper": pl.Float64})
-    summary = (exponents.group_by("nutrient", "modality").agg(pl.col("exponent").median().alias("median_exponent"),
-                                                              pl.col("r2").median().alias("median_r2"), pl.len().alias("n"))
-               .sort("nutrient", "modality"))
+                fitted, low, high = loess(
+                    depth, np.log10(rel), points, params.loess_span, params.loess_degree, params.band_level
+                )
+                curves += [
+                    {
+                        "site_id": site,
+                        "nutrient": nutrient,
+                        "depth_cm": float(x),
+                        "log10_rel_fitted": float(f),
+                        "lower": float(lo),
+                        "upper": float(hi),
+                    }
+                    for x, f, lo, hi in zip(points, fitted, low, high, strict=True)
+                ]
+    exponents = pl.DataFrame(
+        fits,
+        schema={
+            "site_id": pl.String,
+            "nutrient": pl.String,
+            "exponent": pl.Float64,
+            "intercept": pl.Float64,
+            "r2": pl.Float64,
+            "n": pl.Int64,
+            "exponent_low": pl.Float64,
+            "exponent_high": pl.Float64,
+            "modality": pl.String,
+        },
+    )
+    loess_table = pl.DataFrame(
+        curves,
+        schema={
+            "site_id": pl.String,
+            "nutrient": pl.String,
+            "depth_cm": pl.Float64,
+            "log10_rel_fitted": pl.Float64,
+            "lower": pl.Float64,
+            "upper": pl.Float64,
+        },
+    )
+    summary = (
+        exponents.group_by("nutrient", "modality")
+        .agg(
+            pl.col("exponent").median().alias("median_exponent"),
+            pl.col("r2").median().alias("median_r2"),
+            pl.len().alias("n"),
+        )
+        .sort("nutrient", "modality")
+    )
     return exponents, loess_table, summary

@@ -31,10 +31,13 @@ def phi_depths(modality: str, d1_cm: float | None, d2_cm: float | None, params: 
 def phi_depth_table(modality: pl.DataFrame, params: PhiParameters) -> pl.DataFrame:
     """site_id, modality, d1_cm, d2_cm: each site's depths for phi (`phi_depths` per row of `site_modality`)."""
     return pl.DataFrame(
-        [(s, m, *phi_depths(m, d1, d2, params))
-         for s, m, d1, d2 in modality.select("site_id", "modality", "d1_cm", "d2_cm").iter_rows()],
+        [
+            (s, m, *phi_depths(m, d1, d2, params))
+            for s, m, d1, d2 in modality.select("site_id", "modality", "d1_cm", "d2_cm").iter_rows()
+        ],
         schema={"site_id": pl.String, "modality": pl.String, "d1_cm": pl.Float64, "d2_cm": pl.Float64},
-        orient="row")
+        orient="row",
+    )
 
 
 def value_in_increment(tops: np.ndarray, bottoms: np.ndarray, values: np.ndarray, depth: float) -> float | None:
@@ -51,15 +54,19 @@ def phi(y_d2: float | None, y_d1: float | None) -> float | None:
     return y_d2 / y_d1
 
 
-def phi_table(modality: pl.DataFrame, profiles: pl.DataFrame, soil: pl.DataFrame, kde: pl.DataFrame,
-              params: PhiParameters) -> pl.DataFrame:
+def phi_table(
+    modality: pl.DataFrame, profiles: pl.DataFrame, soil: pl.DataFrame, kde: pl.DataFrame, params: PhiParameters
+) -> pl.DataFrame:
     """phi per site for root biomass and every soil property (`method` "increment"), and for the root KDE
     (`method` "kde"), with the depths and values behind it."""
     rows = []
     for site, label, d1_site, d2_site in modality.select("site_id", "modality", "d1_cm", "d2_cm").iter_rows():
         d1, d2 = phi_depths(label, d1_site, d2_site, params)
-        series = {"root_biomass": profiles.filter(pl.col("site_id") == site).select(
-            "top_cm", "bottom_cm", pl.col("root_density_g_m3").alias("value"))}
+        series = {
+            "root_biomass": profiles.filter(pl.col("site_id") == site).select(
+                "top_cm", "bottom_cm", pl.col("root_density_g_m3").alias("value")
+            )
+        }
         site_soil = soil.filter(pl.col("site_id") == site)
         for prop in SOIL_PROPERTIES:
             series[prop.column] = site_soil.select("top_cm", "bottom_cm", pl.col(prop.column).alias("value"))
@@ -67,12 +74,34 @@ def phi_table(modality: pl.DataFrame, profiles: pl.DataFrame, soil: pl.DataFrame
             tops, bottoms = frame["top_cm"].to_numpy(), frame["bottom_cm"].to_numpy()
             values = frame["value"].cast(pl.Float64).fill_null(np.nan).to_numpy()
             y1, y2 = value_in_increment(tops, bottoms, values, d1), value_in_increment(tops, bottoms, values, d2)
-            rows.append({"site_id": site, "property": name, "method": "increment", "phi": phi(y2, y1),
-                         "d1_cm": d1, "d2_cm": d2, "y_d1": y1, "y_d2": y2, "modality": label})
+            rows.append(
+                {
+                    "site_id": site,
+                    "property": name,
+                    "method": "increment",
+                    "phi": phi(y2, y1),
+                    "d1_cm": d1,
+                    "d2_cm": d2,
+                    "y_d1": y1,
+                    "y_d2": y2,
+                    "modality": label,
+                }
+            )
         curve = kde.filter(pl.col("site_id") == site).sort("depth_cm")
         depths, density = curve["depth_cm"].to_numpy(), curve["density"].to_numpy()
         k1, k2 = (float(np.interp(d, depths, density, left=0.0, right=0.0)) for d in (d1, d2))
-        rows.append({"site_id": site, "property": "root_biomass", "method": "kde", "phi": phi(k2, k1),
-                     "d1_cm": d1, "d2_cm": d2, "y_d1": k1, "y_d2": k2, "modality": label})
+        rows.append(
+            {
+                "site_id": site,
+                "property": "root_biomass",
+                "method": "kde",
+                "phi": phi(k2, k1),
+                "d1_cm": d1,
+                "d2_cm": d2,
+                "y_d1": k1,
+                "y_d2": k2,
+                "modality": label,
+            }
+        )
     table = pl.DataFrame(rows, schema_overrides={"phi": pl.Float64, "y_d1": pl.Float64, "y_d2": pl.Float64})
     return table

@@ -30,8 +30,14 @@ class ChangeTolerances:
 
 def _row(site: str, change: str, quantity: str, old: object, new: object, diff: float | None) -> dict[str, object]:
     text = lambda v: None if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)  # noqa: E731
-    return {"site_id": site, "change": change, "quantity": quantity, "old_value": text(old), "new_value": text(new),
-            "difference": diff}
+    return {
+        "site_id": site,
+        "change": change,
+        "quantity": quantity,
+        "old_value": text(old),
+        "new_value": text(new),
+        "difference": diff,
+    }
 
 
 def _relative_change(old: float | None, new: float | None, tolerance: float) -> bool:
@@ -64,23 +70,50 @@ def compare_releases(
             old, new = r[depth], r[f"{depth}_new"]
             moved = (old is None) != (new is None) or (old is not None and abs(new - old) > tolerances.depth_cm)
             if moved:
-                rows.append(_row(site, "depth_shift", depth, old, new, None if old is None or new is None else new - old))
+                rows.append(
+                    _row(site, "depth_shift", depth, old, new, None if old is None or new is None else new - old)
+                )
         old_b, new_b = r["total_fine_root_biomass_g_m2"], r["total_fine_root_biomass_g_m2_new"]
         if _relative_change(old_b, new_b, tolerances.relative):
-            rows.append(_row(site, "biomass_change", "total_fine_root_biomass_g_m2", old_b, new_b,
-                             None if old_b is None or new_b is None else new_b - old_b))
+            rows.append(
+                _row(
+                    site,
+                    "biomass_change",
+                    "total_fine_root_biomass_g_m2",
+                    old_b,
+                    new_b,
+                    None if old_b is None or new_b is None else new_b - old_b,
+                )
+            )
     keys = ["site_id", "property", "method"]
     phis = old_phi.select(*keys, "phi").join(new_phi.select(*keys, "phi"), on=keys, suffix="_new")
     for r in phis.filter(pl.col("site_id").is_in(list(old_sites & new_sites))).sort(keys).iter_rows(named=True):
         if _relative_change(r["phi"], r["phi_new"], tolerances.relative):
-            rows.append(_row(r["site_id"], "phi_change", f"phi_{r['property']}_{r['method']}", r["phi"], r["phi_new"],
-                             None if r["phi"] is None or r["phi_new"] is None else r["phi_new"] - r["phi"]))
+            rows.append(
+                _row(
+                    r["site_id"],
+                    "phi_change",
+                    f"phi_{r['property']}_{r['method']}",
+                    r["phi"],
+                    r["phi_new"],
+                    None if r["phi"] is None or r["phi_new"] is None else r["phi_new"] - r["phi"],
+                )
+            )
     keys = ["site_id", "nutrient"]
-    exps = old_exponents.select(*keys, "exponent").join(new_exponents.select(*keys, "exponent"), on=keys,
-                                                          how="full", coalesce=True, suffix="_new")
+    exps = old_exponents.select(*keys, "exponent").join(
+        new_exponents.select(*keys, "exponent"), on=keys, how="full", coalesce=True, suffix="_new"
+    )
     for r in exps.filter(pl.col("site_id").is_in(list(old_sites & new_sites))).sort(keys).iter_rows(named=True):
         old, new = r["exponent"], r["exponent_new"]
         if (old is None) != (new is None) or (old is not None and abs(new - old) > tolerances.exponent):
-            rows.append(_row(r["site_id"], "exponent_change", f"exponent_{r['nutrient']}", old, new,
-                             None if old is None or new is None else new - old))
+            rows.append(
+                _row(
+                    r["site_id"],
+                    "exponent_change",
+                    f"exponent_{r['nutrient']}",
+                    old,
+                    new,
+                    None if old is None or new is None else new - old,
+                )
+            )
     return pl.DataFrame(rows, schema=CHANGE_SCHEMA)

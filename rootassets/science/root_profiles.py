@@ -137,8 +137,16 @@ def root_increments(
     return (
         live.join(depths, on=["site_id", "profile", "top_cm"], how="left")
         .select(
-            "site_id", "profile", "top_cm", "bottom_cm", "root_density_g_m3", "root_biomass_g_m2",
-            "fine_root_cutoff_mm", "depth_derived", "depth_rule", "zero_filled",
+            "site_id",
+            "profile",
+            "top_cm",
+            "bottom_cm",
+            "root_density_g_m3",
+            "root_biomass_g_m2",
+            "fine_root_cutoff_mm",
+            "depth_derived",
+            "depth_rule",
+            "zero_filled",
         )
         .sort("site_id", "profile", "top_cm")
     )
@@ -153,7 +161,9 @@ def _depths(
     published = (
         parse_depth_increment_ids(depth_increments)
         .select(
-            "site_id", "profile", "top_cm",
+            "site_id",
+            "profile",
+            "top_cm",
             pl.col("bottomDepth").cast(pl.Float64).alias("bottom_cm"),
             pl.col("topDepth").cast(pl.Float64).alias("published_top_cm"),
         )
@@ -161,14 +171,19 @@ def _depths(
     )
     merged = derived.join(published, on=["site_id", "profile", "top_cm"], how="left", suffix="_published")
     have = pl.col("bottom_cm_published").is_not_null()
-    return merged.select(
-        "site_id", "profile",
-        pl.when(have).then(pl.col("published_top_cm")).otherwise(pl.col("top_cm")).alias("top_cm_out"),
-        "top_cm",
-        pl.when(have).then(pl.col("bottom_cm_published")).otherwise(pl.col("bottom_cm")).alias("bottom_cm"),
-        pl.when(have).then(pl.lit(False)).otherwise(pl.lit(True)).alias("depth_derived"),
-        pl.when(have).then(pl.lit("mpr_perdepthincrement")).otherwise(pl.col("depth_rule")).alias("depth_rule"),
-    ).drop("top_cm").rename({"top_cm_out": "top_cm"})
+    return (
+        merged.select(
+            "site_id",
+            "profile",
+            pl.when(have).then(pl.col("published_top_cm")).otherwise(pl.col("top_cm")).alias("top_cm_out"),
+            "top_cm",
+            pl.when(have).then(pl.col("bottom_cm_published")).otherwise(pl.col("bottom_cm")).alias("bottom_cm"),
+            pl.when(have).then(pl.lit(False)).otherwise(pl.lit(True)).alias("depth_derived"),
+            pl.when(have).then(pl.lit("mpr_perdepthincrement")).otherwise(pl.col("depth_rule")).alias("depth_rule"),
+        )
+        .drop("top_cm")
+        .rename({"top_cm_out": "top_cm"})
+    )
 
 
 def site_root_profiles(increments: pl.DataFrame) -> pl.DataFrame:
@@ -192,8 +207,15 @@ def site_root_profiles(increments: pl.DataFrame) -> pl.DataFrame:
             pl.when(peak > 0).then(pl.col("root_density_g_m3") / peak).otherwise(0.0).alias("standardized")
         )
         .select(
-            "site_id", "top_cm", "bottom_cm", "mid_cm", "root_density_g_m3", "standardized",
-            "n_profiles", "fine_root_cutoff_mm", "depth_derived",
+            "site_id",
+            "top_cm",
+            "bottom_cm",
+            "mid_cm",
+            "root_density_g_m3",
+            "standardized",
+            "n_profiles",
+            "fine_root_cutoff_mm",
+            "depth_derived",
         )
         .sort("site_id", "top_cm", "bottom_cm")
     )
@@ -225,8 +247,12 @@ def total_fine_root_biomass(increments: pl.DataFrame, params: RootProfileParamet
             .alias("total_fine_root_biomass_4mm_equiv_g_m2")
         )
         .select(
-            "site_id", "total_fine_root_biomass_g_m2", "total_fine_root_biomass_4mm_equiv_g_m2",
-            "fine_root_cutoff_mm", "n_profiles", "deepest_sample_cm",
+            "site_id",
+            "total_fine_root_biomass_g_m2",
+            "total_fine_root_biomass_4mm_equiv_g_m2",
+            "fine_root_cutoff_mm",
+            "n_profiles",
+            "deepest_sample_cm",
         )
         .sort("site_id")
     )
@@ -246,9 +272,7 @@ def derivation_report(increments: pl.DataFrame) -> dict[str, object]:
     gaps = increments.with_columns(next_top.alias("n")).filter(pl.col("n") > pl.col("bottom_cm"))
     deepest = increments.group_by("site_id").agg(pl.col("bottom_cm").max()).sort("bottom_cm")
     profiles = increments.select("site_id", "profile").unique()
-    non_standard = sorted(
-        profiles.filter(~pl.col("profile").is_in(["1", "2", "3"]))["site_id"].unique().to_list()
-    )
+    non_standard = sorted(profiles.filter(~pl.col("profile").is_in(["1", "2", "3"]))["site_id"].unique().to_list())
     return {
         "depth_rules": dict(increments.group_by("depth_rule").len().sort("depth_rule").iter_rows()),
         "zero_filled_increments": int(increments["zero_filled"].sum()),

@@ -90,8 +90,13 @@ def site_factor_table(
     """One row per site of `sites` with every NEON factor (and `extra` user factors)."""
     table = (
         pl.DataFrame({"site_id": sites})
-        .join(biomass.select("site_id", pl.col("total_fine_root_biomass_4mm_equiv_g_m2")
-                             .alias("total_fine_root_biomass_g_m2")), on="site_id", how="left")
+        .join(
+            biomass.select(
+                "site_id", pl.col("total_fine_root_biomass_4mm_equiv_g_m2").alias("total_fine_root_biomass_g_m2")
+            ),
+            on="site_id",
+            how="left",
+        )
         .join(climate_and_vegetation(field_sites, land_cover), on="site_id", how="left")
         .join(topsoil_means(soil), on="site_id", how="left")
         .select("site_id", *[f.column for f in NEON_FACTORS])

@@ -56,11 +56,13 @@ def horizon_properties(horizons: pl.DataFrame, biogeo: pl.DataFrame, bulk: pl.Da
     mgp_perhorizon. A release whose source does not publish the soil product
     (empty tables) gives no horizons.
     """
-    horizons = _unpublished_as_empty(horizons, {"horizonID": pl.String, "horizonTopDepth": pl.Float64,
-                                                "horizonBottomDepth": pl.Float64})
+    horizons = _unpublished_as_empty(
+        horizons, {"horizonID": pl.String, "horizonTopDepth": pl.Float64, "horizonBottomDepth": pl.Float64}
+    )
     biogeo = _unpublished_as_empty(biogeo, {"horizonID": pl.String, "biogeoSampleType": pl.String})
-    bulk = _unpublished_as_empty(bulk, {"horizonID": pl.String, "bulkDensSampleType": pl.String,
-                                        "bulkDensExclCoarseFrag": pl.Float64})
+    bulk = _unpublished_as_empty(
+        bulk, {"horizonID": pl.String, "bulkDensSampleType": pl.String, "bulkDensExclCoarseFrag": pl.Float64}
+    )
     chem_columns = [p.source for p in SOIL_PROPERTIES if p.source in biogeo.columns]
     chemistry = (
         biogeo.filter(pl.col("biogeoSampleType") == REGULAR_SAMPLE)
@@ -144,8 +146,12 @@ def soil_on_root_grid(horizons: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFram
         _, columns["coverage"] = overlap_weighted_average(tops, bottoms, h_tops, h_bottoms, any_value)
         frames.append(
             increments.select("site_id", "top_cm", "bottom_cm").with_columns(
-                [pl.Series(name, values).fill_nan(None) if not name.startswith("coverage") else pl.Series(name, values)
-                 for name, values in columns.items()]
+                [
+                    pl.Series(name, values).fill_nan(None)
+                    if not name.startswith("coverage")
+                    else pl.Series(name, values)
+                    for name, values in columns.items()
+                ]
             )
         )
     ordered = ["site_id", "top_cm", "bottom_cm", "coverage"]
@@ -160,10 +166,15 @@ def values_outside_horizon_range(horizons: pl.DataFrame, soil: pl.DataFrame) -> 
     problems = []
     for (site,), increments in soil.group_by("site_id", maintain_order=True):
         site_h = horizons.filter(pl.col("site_id") == site)
-        overlap = overlap_matrix(
-            increments["top_cm"].to_numpy().astype(float), increments["bottom_cm"].to_numpy().astype(float),
-            site_h["top_cm"].to_numpy().astype(float), site_h["bottom_cm"].to_numpy().astype(float),
-        ) > 0
+        overlap = (
+            overlap_matrix(
+                increments["top_cm"].to_numpy().astype(float),
+                increments["bottom_cm"].to_numpy().astype(float),
+                site_h["top_cm"].to_numpy().astype(float),
+                site_h["bottom_cm"].to_numpy().astype(float),
+            )
+            > 0
+        )
         for prop in SOIL_PROPERTIES:
             values = site_h[prop.column].cast(pl.Float64).fill_null(np.nan).to_numpy()
             result = increments[prop.column].cast(pl.Float64).fill_null(np.nan).to_numpy()
@@ -173,7 +184,14 @@ def values_outside_horizon_range(horizons: pl.DataFrame, soil: pl.DataFrame) -> 
                 sources = values[overlap[i] & ~np.isnan(values)]
                 tol = 1e-9 * max(1.0, float(np.abs(sources).max()) if sources.size else 1.0)
                 if not sources.size or value < sources.min() - tol or value > sources.max() + tol:
-                    problems.append({"site_id": site, "top_cm": float(increments["top_cm"][i]),
-                                     "property": prop.column, "value": float(value)})
-    return pl.DataFrame(problems, schema={"site_id": pl.String, "top_cm": pl.Float64,
-                                          "property": pl.String, "value": pl.Float64})
+                    problems.append(
+                        {
+                            "site_id": site,
+                            "top_cm": float(increments["top_cm"][i]),
+                            "property": prop.column,
+                            "value": float(value),
+                        }
+                    )
+    return pl.DataFrame(
+        problems, schema={"site_id": pl.String, "top_cm": pl.Float64, "property": pl.String, "value": pl.Float64}
+    )

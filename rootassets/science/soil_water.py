@@ -32,14 +32,29 @@ def choose_sensors(positions: pl.DataFrame, depths: pl.DataFrame) -> pl.DataFram
     located = positions.join(depths, on="site_id", how="inner")
     chosen = []
     for role, target in (("d1", pl.col("d1_cm")), ("d2", pl.col("d2_cm")), ("surface", pl.lit(0.0))):
-        ranked = located.with_columns(pl.lit(role).alias("role"), target.alias("target_cm"),
-                                      (pl.col("depth_cm") - target).abs().alias("distance_cm"))
-        chosen.append(ranked.sort("site_id", "hor", "distance_cm", "depth_cm")
-                      .group_by("site_id", "hor", maintain_order=True).first())
+        ranked = located.with_columns(
+            pl.lit(role).alias("role"),
+            target.alias("target_cm"),
+            (pl.col("depth_cm") - target).abs().alias("distance_cm"),
+        )
+        chosen.append(
+            ranked.sort("site_id", "hor", "distance_cm", "depth_cm")
+            .group_by("site_id", "hor", maintain_order=True)
+            .first()
+        )
     columns = ["site_id", "hor", "role", "ver", "depth_cm", "target_cm", "distance_cm"]
     if not chosen or located.is_empty():
-        return pl.DataFrame(schema={"site_id": pl.String, "hor": pl.String, "role": pl.String, "ver": pl.String,
-                                    "depth_cm": pl.Float64, "target_cm": pl.Float64, "distance_cm": pl.Float64})
+        return pl.DataFrame(
+            schema={
+                "site_id": pl.String,
+                "hor": pl.String,
+                "role": pl.String,
+                "ver": pl.String,
+                "depth_cm": pl.Float64,
+                "target_cm": pl.Float64,
+                "distance_cm": pl.Float64,
+            }
+        )
     return pl.concat([c.select(columns) for c in chosen]).sort("site_id", "role", "hor")
 
 
@@ -91,8 +106,10 @@ def statistics_sql(series: str) -> str:
 
 def labelled_statistics_sql(series: str, depths: str) -> str:
     """`statistics_sql` with each site's modality, d1_cm and d2_cm from the relation `depths`."""
-    return (f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm FROM ({statistics_sql(series)}) AS s "
-            f"LEFT JOIN {depths} AS d USING (site_id)")
+    return (
+        f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm FROM ({statistics_sql(series)}) AS s "
+        f"LEFT JOIN {depths} AS d USING (site_id)"
+    )
 
 
 def distribution_statistics(values: np.ndarray) -> dict[str, float]:
@@ -103,5 +120,14 @@ def distribution_statistics(values: np.ndarray) -> dict[str, float]:
         return {name: float("nan") for name in STATISTICS}
     mean, sd = float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan")
     q25, q75 = (float(q) for q in np.quantile(v, [0.25, 0.75]))
-    return {"mean": mean, "median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()), "sd": sd,
-            "cv": sd / mean if mean else float("nan"), "q25": q25, "q75": q75, "iqr": q75 - q25}
+    return {
+        "mean": mean,
+        "median": float(np.median(v)),
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "sd": sd,
+        "cv": sd / mean if mean else float("nan"),
+        "q25": q25,
+        "q75": q75,
+        "iqr": q75 - q25,
+    }

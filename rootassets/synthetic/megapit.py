@@ -22,9 +22,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT_NUMBERS = ("incrementRootBiomass", "incrementRootDensity", "rootDryMass")
-TABLES = ("DP1.10066.001/mpr_perrootsample.csv", "DP1.10066.001/mpr_carbonNitrogen.csv",
-          "DP1.00096.001/mgp_permegapit.csv", "DP1.00096.001/mgp_perhorizon.csv",
-          "DP1.00096.001/mgp_perbiogeosample.csv", "DP1.00096.001/mgp_perbulksample.csv")
+TABLES = (
+    "DP1.10066.001/mpr_perrootsample.csv",
+    "DP1.10066.001/mpr_carbonNitrogen.csv",
+    "DP1.00096.001/mgp_permegapit.csv",
+    "DP1.00096.001/mgp_perhorizon.csv",
+    "DP1.00096.001/mgp_perbiogeosample.csv",
+    "DP1.00096.001/mgp_perbulksample.csv",
+)
 
 
 def synthetic_codes(count: int) -> list[str]:
@@ -47,7 +52,8 @@ def scale_snapshot(snapshot: Path, out: Path, factor: int, release: str = "RELEA
     (out / "SYNTHETIC.md").write_text(
         f"# SYNTHETIC data\n\n{factor} copies of each site of {snapshot.name}, made by "
         "rootassets.synthetic.megapit for scaling benchmarks. Copies other than the first have invented site "
-        "codes and perturbed root biomass. Not NEON data.\n")
+        "codes and perturbed root biomass. Not NEON data.\n"
+    )
     rows_out = 0
     relative = [Path(release) / table for table in TABLES] + [p.relative_to(snapshot) for p in attributes]
     roots_table = relative[0]
@@ -66,7 +72,7 @@ def scale_snapshot(snapshot: Path, out: Path, factor: int, release: str = "RELEA
                     if copy:
                         if not any(pattern.search(v) for v in row):
                             continue  # a site without a megapit (site attributes): once is enough
-                        row = [pattern.sub(lambda m: codes_of[m.group(1)], v) for v in row]
+                        row = [pattern.sub(lambda m, codes=codes_of: codes[m.group(1)], v) for v in row]
                         if uid is not None:
                             row[uid] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{copy}:{row[uid]}"))
                         if numbers:

@@ -25,6 +25,17 @@ from rootassets.warehouse.connection import (
 )
 
 __all__ = [
-    "INTERNAL_SCHEMAS", "SCHEMAS", "WarehouseBusyError", "check_frames", "connect_read_only", "connect_writable",
-    "qualified", "quote_ident", "read_release", "replace_partitions", "replace_rows", "table_columns", "transaction",
+    "INTERNAL_SCHEMAS",
+    "SCHEMAS",
+    "WarehouseBusyError",
+    "check_frames",
+    "connect_read_only",
+    "connect_writable",
+    "qualified",
+    "quote_ident",
+    "read_release",
+    "replace_partitions",
+    "replace_rows",
+    "table_columns",
+    "transaction",
 ]

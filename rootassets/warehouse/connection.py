@@ -78,7 +78,9 @@ def check_frames(frames: dict[tuple[str, str], pl.DataFrame], release: str) -> N
             raise ValueError(f"{schema}.{table}: frame holds rows of a release other than {release}")
 
 
-def read_release(con: duckdb.DuckDBPyConnection, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
+def read_release(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, release: str, where: str = ""
+) -> pl.DataFrame:
     """The rows of `release` in `schema.table` as a polars frame (`where` is a fixed SQL condition)."""
     validate_release(release)
     condition = f" AND ({where})" if where else ""
@@ -150,9 +152,7 @@ def connect_read_only(
     """Open the database read-only, retrying while a writer holds the lock."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(
-            f"no database at {path}: run `rootassets materialize` first (or set ROOTASSETS_HOME)"
-        )
+        raise FileNotFoundError(f"no database at {path}: run `rootassets materialize` first (or set ROOTASSETS_HOME)")
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
         try:

@@ -86,8 +86,10 @@ def screen(
     kept = rows.filter(~pl.col("quarantined")).drop("quarantined")
     original = frame.with_row_index(_ROW)
     quarantined = pl.concat(
-        [_quarantine_rows(original.filter(pl.col(_ROW).is_in(bad_rows)), reasons, release),
-         _rejected_rows(rejected, release)],
+        [
+            _quarantine_rows(original.filter(pl.col(_ROW).is_in(bad_rows)), reasons, release),
+            _rejected_rows(rejected, release),
+        ],
         how="vertical",
     )
     counts = Counter(quarantined["rule"].to_list())
@@ -163,9 +165,7 @@ def _mark_schema_failures(
             rule = "not_null" if check == "not_nullable" else str(check)
             if column not in work.columns:  # a row-wise check over several columns
                 column, value = None, None
-            reasons.setdefault(int(rows[int(index)]), []).append(
-                (rule, column, None if value is None else str(value))
-            )
+            reasons.setdefault(int(rows[int(index)]), []).append((rule, column, None if value is None else str(value)))
 
 
 def _quarantine_rows(
@@ -177,16 +177,18 @@ def _quarantine_rows(
     rows = []
     for row_id, record in zip(bad[_ROW].to_list(), records, strict=True):
         rule, column, value = reasons[row_id][0]
-        rows.append({
-            "site_id": record.get("site_id"),
-            "release": release,
-            "source_file": record.get("source_file"),
-            "rule": rule,
-            "column_name": column,
-            "offending_value": value,
-            "all_reasons": "; ".join(f"{r}({c}={v})" if c else r for r, c, v in reasons[row_id]),
-            "record": json.dumps(record, default=str),
-        })
+        rows.append(
+            {
+                "site_id": record.get("site_id"),
+                "release": release,
+                "source_file": record.get("source_file"),
+                "rule": rule,
+                "column_name": column,
+                "offending_value": value,
+                "all_reasons": "; ".join(f"{r}({c}={v})" if c else r for r, c, v in reasons[row_id]),
+                "record": json.dumps(record, default=str),
+            }
+        )
     return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)
 
 
@@ -194,8 +196,18 @@ def _rejected_rows(rejected: list[MalformedRecord] | tuple[MalformedRecord, ...]
     if not rejected:
         return empty_quarantine()
     return pl.DataFrame(
-        [{"site_id": None, "release": release, "source_file": r.file, "rule": "malformed_record",
-          "column_name": None, "offending_value": f"line {r.line}: {r.reason}", "all_reasons": r.reason,
-          "record": r.text} for r in rejected],
+        [
+            {
+                "site_id": None,
+                "release": release,
+                "source_file": r.file,
+                "rule": "malformed_record",
+                "column_name": None,
+                "offending_value": f"line {r.line}: {r.reason}",
+                "all_reasons": r.reason,
+                "record": r.text,
+            }
+            for r in rejected
+        ],
         schema=QUARANTINE_SCHEMA,
     )

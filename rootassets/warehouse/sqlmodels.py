@@ -52,13 +52,17 @@ class SqlModel:
         found: dict[str, tuple[str, str]] = {}
         if self.unique:
             columns = ", ".join(f'"{c}"' for c in self.unique)
-            found["unique"] = (f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {target} "
-                               f"GROUP BY {columns}) WHERE n > 1",
-                               f"No two rows share ({', '.join(self.unique)}).")
+            found["unique"] = (
+                f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {target} "
+                f"GROUP BY {columns}) WHERE n > 1",
+                f"No two rows share ({', '.join(self.unique)}).",
+            )
         if self.not_null:
             condition = " OR ".join(f'"{c}" IS NULL' for c in self.not_null)
-            found["not_null"] = (f"SELECT count(*) FROM {target} WHERE {condition}",
-                                 f"{', '.join(self.not_null)} are never null.")
+            found["not_null"] = (
+                f"SELECT count(*) FROM {target} WHERE {condition}",
+                f"{', '.join(self.not_null)} are never null.",
+            )
         found["row_count"] = (f"SELECT count(*) FROM {target}", f"At least {self.min_rows} row(s) (warns otherwise).")
         return found
 
@@ -93,22 +97,42 @@ def parse_model(path: Path, root: Path = MODELS_DIR) -> SqlModel:
         tree = sqlglot.parse_one(sql, read="duckdb")
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
-        return SqlModel(path, schema, name, sql, materialized, settings.get("description", ""),
-                        parse_error=f"{where}:{first.get('line', '?')}: {first.get('description', exc)}")
+        return SqlModel(
+            path,
+            schema,
+            name,
+            sql,
+            materialized,
+            settings.get("description", ""),
+            parse_error=f"{where}:{first.get('line', '?')}: {first.get('description', exc)}",
+        )
     columns = tuple(s.alias_or_name for s in tree.selects) if isinstance(tree, exp.Query) else ()
-    tested = {kind: tuple(c.strip() for c in settings.get(kind, "").split(",") if c.strip())
-              for kind in ("unique", "not_null")}
+    tested = {
+        kind: tuple(c.strip() for c in settings.get(kind, "").split(",") if c.strip())
+        for kind in ("unique", "not_null")
+    }
     for kind, names in tested.items():
         unknown = [c for c in names if columns and "*" not in columns and c not in columns]
         if unknown:
-            raise SqlModelError(f"{where}: {kind} names {', '.join(unknown)}, not columns of the model "
-                                f"({', '.join(columns)})")
+            raise SqlModelError(
+                f"{where}: {kind} names {', '.join(unknown)}, not columns of the model ({', '.join(columns)})"
+            )
     min_rows = settings.get("min_rows", "1")
     if not min_rows.isdigit():
         raise SqlModelError(f"{where}: min_rows must be a whole number, not {min_rows!r}")
-    return SqlModel(path, schema, name, sql, materialized, settings.get("description", ""),
-                    upstream=tuple(sorted(referenced_tables(tree))), columns=columns,
-                    unique=tested["unique"], not_null=tested["not_null"], min_rows=int(min_rows))
+    return SqlModel(
+        path,
+        schema,
+        name,
+        sql,
+        materialized,
+        settings.get("description", ""),
+        upstream=tuple(sorted(referenced_tables(tree))),
+        columns=columns,
+        unique=tested["unique"],
+        not_null=tested["not_null"],
+        min_rows=int(min_rows),
+    )
 
 
 def referenced_tables(tree: exp.Expr) -> set[tuple[str, str]]:
@@ -117,7 +141,9 @@ def referenced_tables(tree: exp.Expr) -> set[tuple[str, str]]:
     return {(t.db, t.name) for t in tree.find_all(exp.Table) if t.db and (t.db or t.name not in ctes)}
 
 
-def column_lineage(model: SqlModel, schema: dict[str, dict[str, dict[str, str]]]) -> dict[str, list[tuple[str, str, str]]]:
+def column_lineage(
+    model: SqlModel, schema: dict[str, dict[str, dict[str, str]]]
+) -> dict[str, list[tuple[str, str, str]]]:
     """{output column: [(schema, table, column), ...]} traced through CTEs with sqlglot."""
     result: dict[str, list[tuple[str, str, str]]] = {}
     for column in model.columns:

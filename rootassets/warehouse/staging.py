@@ -21,7 +21,14 @@ import duckdb
 import polars as pl
 
 from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
-from rootassets.warehouse.connection import check_frames, qualified, quote_ident, replace_rows, table_columns, transaction
+from rootassets.warehouse.connection import (
+    check_frames,
+    qualified,
+    quote_ident,
+    replace_rows,
+    table_columns,
+    transaction,
+)
 
 STAGING, META = "staging", "meta"
 REFRESH_TAG = "rootassets/refresh"  # a run tagged with it belongs to a refresh its launcher commits
@@ -30,10 +37,10 @@ REFRESH_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-
 
 _META_TABLES = {
     "staged_tables": "refresh_id VARCHAR, release VARCHAR, schema_name VARCHAR, table_name VARCHAR, "
-                     "staged_at TIMESTAMPTZ DEFAULT now()",
+    "staged_at TIMESTAMPTZ DEFAULT now()",
     "staged_statements": "refresh_id VARCHAR, name VARCHAR, statement VARCHAR, staged_at TIMESTAMPTZ DEFAULT now()",
     "commits": "refresh_id VARCHAR, release VARCHAR, schema_name VARCHAR, table_name VARCHAR, row_count BIGINT, "
-               "committed_at TIMESTAMPTZ DEFAULT now()",
+    "committed_at TIMESTAMPTZ DEFAULT now()",
 }
 
 
@@ -64,8 +71,9 @@ def stage(
     return {f"{schema}.{table}": frame.height for (schema, table), frame in frames.items()}
 
 
-def write_queries(con: duckdb.DuckDBPyConnection, queries: dict[tuple[str, str], str], release: str,
-                  refresh_id: str | None) -> dict[str, int]:
+def write_queries(
+    con: duckdb.DuckDBPyConnection, queries: dict[tuple[str, str], str], release: str, refresh_id: str | None
+) -> dict[str, int]:
     """Replace `release`'s rows of each table with the rows of a SELECT run inside DuckDB, in one
     transaction: staged under `refresh_id`, or directly visible when it is None."""
     validate_release(release)
@@ -77,8 +85,10 @@ def write_queries(con: duckdb.DuckDBPyConnection, queries: dict[tuple[str, str],
             _ensure_meta(con)
         for (schema, table), select in queries.items():
             tag = f", '{refresh_id}' AS {REFRESH_COLUMN}" if refresh_id else ""
-            con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_rows AS "
-                        f"SELECT q.*, '{release}' AS release{tag} FROM ({select}) AS q")
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW incoming_rows AS "
+                f"SELECT q.*, '{release}' AS release{tag} FROM ({select}) AS q"
+            )
             try:
                 if refresh_id is None:
                     target, condition = qualified(schema, table), f"release = '{release}'"
@@ -89,7 +99,9 @@ def write_queries(con: duckdb.DuckDBPyConnection, queries: dict[tuple[str, str],
                     _record_staged(con, refresh_id, release, schema, table)
             finally:
                 con.execute("DROP VIEW IF EXISTS incoming_rows")
-            counts[f"{schema}.{table}"] = con.execute(f"SELECT count(*) FROM {target} WHERE {condition}").fetchall()[0][0]
+            counts[f"{schema}.{table}"] = con.execute(f"SELECT count(*) FROM {target} WHERE {condition}").fetchall()[0][
+                0
+            ]
     return counts
 
 
@@ -99,20 +111,28 @@ def stage_statement(con: duckdb.DuckDBPyConnection, refresh_id: str, name: str, 
     with transaction(con):
         _ensure_meta(con)
         con.execute("DELETE FROM meta.staged_statements WHERE refresh_id = ? AND name = ?", [refresh_id, name])
-        con.execute("INSERT INTO meta.staged_statements (refresh_id, name, statement) VALUES (?, ?, ?)",
-                    [refresh_id, name, statement])
+        con.execute(
+            "INSERT INTO meta.staged_statements (refresh_id, name, statement) VALUES (?, ?, ?)",
+            [refresh_id, name, statement],
+        )
 
 
 def is_staged(con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str) -> bool:
     if table_columns(con, META, "staged_tables") is None:
         return False
-    return con.execute(
-        "SELECT count(*) FROM meta.staged_tables WHERE refresh_id = ? AND release = ? AND schema_name = ? "
-        "AND table_name = ?", [refresh_id, release, schema, table]).fetchall()[0][0] > 0
+    return (
+        con.execute(
+            "SELECT count(*) FROM meta.staged_tables WHERE refresh_id = ? AND release = ? AND schema_name = ? "
+            "AND table_name = ?",
+            [refresh_id, release, schema, table],
+        ).fetchall()[0][0]
+        > 0
+    )
 
 
-def read_staged(con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str,
-                where: str = "") -> pl.DataFrame:
+def read_staged(
+    con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str, where: str = ""
+) -> pl.DataFrame:
     """The staged rows of `release` in `schema.table` for `refresh_id`, without the refresh column."""
     validate_refresh(refresh_id)
     condition = f" AND ({where})" if where else ""
@@ -134,8 +154,11 @@ def commit_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str,
         for key, rows in counts.items():
             release, name = key.split(":", 1)
             schema, table = name.split(".", 1)
-            con.execute("INSERT INTO meta.commits (refresh_id, release, schema_name, table_name, row_count) "
-                        "VALUES (?, ?, ?, ?, ?)", [refresh_id, release, schema, table, rows])
+            con.execute(
+                "INSERT INTO meta.commits (refresh_id, release, schema_name, table_name, row_count) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [refresh_id, release, schema, table, rows],
+            )
     return counts
 
 
@@ -162,8 +185,9 @@ def committed(con: duckdb.DuckDBPyConnection, refresh_ids: list[str]) -> set[str
     """Which of `refresh_ids` have been committed."""
     if not refresh_ids or table_columns(con, META, "commits") is None:
         return set()
-    rows = con.execute("SELECT DISTINCT refresh_id FROM meta.commits WHERE list_contains(?, refresh_id)",
-                       [refresh_ids]).fetchall()
+    rows = con.execute(
+        "SELECT DISTINCT refresh_id FROM meta.commits WHERE list_contains(?, refresh_id)", [refresh_ids]
+    ).fetchall()
     return {r for (r,) in rows}
 
 
@@ -171,17 +195,21 @@ def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for release, schema, table in _staged(con, refresh_id):
         staged = staging_name(schema, table)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_rows AS SELECT * EXCLUDE ({REFRESH_COLUMN}) "
-                    f"FROM {staged} WHERE release = '{validate_release(release)}' AND {REFRESH_COLUMN} = '{refresh_id}'")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW incoming_rows AS SELECT * EXCLUDE ({REFRESH_COLUMN}) "
+            f"FROM {staged} WHERE release = '{validate_release(release)}' AND {REFRESH_COLUMN} = '{refresh_id}'"
+        )
         try:
             replace_rows(con, schema, table, None, f"release = '{release}'", release)
         finally:
             con.execute("DROP VIEW IF EXISTS incoming_rows")
         counts[f"{release}:{schema}.{table}"] = con.execute(
-            f"SELECT count(*) FROM {qualified(schema, table)} WHERE release = ?", [release]).fetchall()[0][0]
+            f"SELECT count(*) FROM {qualified(schema, table)} WHERE release = ?", [release]
+        ).fetchall()[0][0]
     if table_columns(con, META, "staged_statements") is not None:
-        for (statement,) in con.execute("SELECT statement FROM meta.staged_statements WHERE refresh_id = ? "
-                                        "ORDER BY staged_at, name", [refresh_id]).fetchall():
+        for (statement,) in con.execute(
+            "SELECT statement FROM meta.staged_statements WHERE refresh_id = ? ORDER BY staged_at, name", [refresh_id]
+        ).fetchall():
             con.execute(statement)
     return counts
 
@@ -190,8 +218,10 @@ def _staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> list[tuple[str, 
     validate_refresh(refresh_id)
     if table_columns(con, META, "staged_tables") is None:
         return []
-    return con.execute("SELECT DISTINCT release, schema_name, table_name FROM meta.staged_tables "
-                       "WHERE refresh_id = ? ORDER BY ALL", [refresh_id]).fetchall()
+    return con.execute(
+        "SELECT DISTINCT release, schema_name, table_name FROM meta.staged_tables WHERE refresh_id = ? ORDER BY ALL",
+        [refresh_id],
+    ).fetchall()
 
 
 def _drop_staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> None:
@@ -208,10 +238,14 @@ def _staged_rows(release: str, refresh_id: str) -> str:
 
 
 def _record_staged(con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str) -> None:
-    con.execute("DELETE FROM meta.staged_tables WHERE refresh_id = ? AND release = ? AND schema_name = ? "
-                "AND table_name = ?", [refresh_id, release, schema, table])
-    con.execute("INSERT INTO meta.staged_tables (refresh_id, release, schema_name, table_name) "
-                "VALUES (?, ?, ?, ?)", [refresh_id, release, schema, table])
+    con.execute(
+        "DELETE FROM meta.staged_tables WHERE refresh_id = ? AND release = ? AND schema_name = ? AND table_name = ?",
+        [refresh_id, release, schema, table],
+    )
+    con.execute(
+        "INSERT INTO meta.staged_tables (refresh_id, release, schema_name, table_name) VALUES (?, ?, ?, ?)",
+        [refresh_id, release, schema, table],
+    )
 
 
 def _ensure_meta(con: duckdb.DuckDBPyConnection) -> None:

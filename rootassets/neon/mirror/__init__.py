@@ -15,5 +15,16 @@ from rootassets.neon.mirror.server import (
     RateLimiter,
 )
 
-__all__ = ["API_PREFIX", "FAULT_KINDS", "HOSTILE_RELEASE", "HOSTILE_SITE", "TEST_DOI_PREFIX", "FaultPlan",
-           "MirrorCatalogue", "MirrorFile", "MirrorServer", "MirrorStats", "RateLimiter"]
+__all__ = [
+    "API_PREFIX",
+    "FAULT_KINDS",
+    "HOSTILE_RELEASE",
+    "HOSTILE_SITE",
+    "TEST_DOI_PREFIX",
+    "FaultPlan",
+    "MirrorCatalogue",
+    "MirrorFile",
+    "MirrorServer",
+    "MirrorStats",
+    "RateLimiter",
+]

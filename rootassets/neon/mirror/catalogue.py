@@ -107,16 +107,48 @@ class MirrorCatalogue:
                 entry.months.setdefault(site, set()).add(month)
                 newest[(site, month)] = max(stamp, newest.get((site, month), ""))
         for (site, month), stamp in newest.items():
-            self._put(MirrorFile(self._name(site, product, "variables", None, stamp, package=False),
-                                 product.code, release, site, month, variables))
+            self._put(
+                MirrorFile(
+                    self._name(site, product, "variables", None, stamp, package=False),
+                    product.code,
+                    release,
+                    site,
+                    month,
+                    variables,
+                )
+            )
             readme = docs.readme or _generated_readme(product, release)
-            self._put(MirrorFile(self._name(site, product, "readme", None, stamp, package=False, ext="txt"),
-                                 product.code, release, site, month, readme.encode(), "text/plain"))
+            self._put(
+                MirrorFile(
+                    self._name(site, product, "readme", None, stamp, package=False, ext="txt"),
+                    product.code,
+                    release,
+                    site,
+                    month,
+                    readme.encode(),
+                    "text/plain",
+                )
+            )
 
-    def _name(self, site: str, product: ProductSpec, table: str, month: str | None, stamp: str,
-              package: bool = True, ext: str = "csv") -> str:
-        name = NeonFileName(domain=self.domains.get(site, "D00"), site=site, product=product.code, table=table,
-                            month=month, package="basic" if package else None, publication=stamp).render()
+    def _name(
+        self,
+        site: str,
+        product: ProductSpec,
+        table: str,
+        month: str | None,
+        stamp: str,
+        package: bool = True,
+        ext: str = "csv",
+    ) -> str:
+        name = NeonFileName(
+            domain=self.domains.get(site, "D00"),
+            site=site,
+            product=product.code,
+            table=table,
+            month=month,
+            package="basic" if package else None,
+            publication=stamp,
+        ).render()
         return name if ext == "csv" else name.removesuffix(".csv") + f".{ext}"
 
     def _put(self, f: MirrorFile) -> None:
@@ -137,14 +169,20 @@ class MirrorCatalogue:
 
     def latest_release_with(self, product: str, site: str, month: str, provisional: bool = False) -> str | None:
         """The newest release holding `product` at `site` in `month` (PROVISIONAL only when asked)."""
-        found = [r for r, e in self.products.get(product, {}).items()
-                 if month in e.months.get(site, set()) and (provisional or r != "PROVISIONAL")]
+        found = [
+            r
+            for r, e in self.products.get(product, {}).items()
+            if month in e.months.get(site, set()) and (provisional or r != "PROVISIONAL")
+        ]
         return max(found, key=release_sort_key) if found else None
 
     def package_files(self, product: str, release: str, site: str, month: str) -> list[MirrorFile]:
         return sorted(
-            (f for (rel, _), f in self.files.items()
-             if rel == release and f.product == product and f.site == site and f.month == month),
+            (
+                f
+                for (rel, _), f in self.files.items()
+                if rel == release and f.product == product and f.site == site and f.month == month
+            ),
             key=lambda f: f.name,
         )
 
@@ -159,8 +197,14 @@ def _products_in(release_folder: Path | None) -> list[ProductSpec]:
         if folder.name in PRODUCTS:
             found.append(PRODUCTS[folder.name])
             continue
-        tables = tuple(sorted(p.stem for p in folder.glob("*.csv") if TABLE_PATTERN.fullmatch(p.stem)
-                              and not p.stem.startswith(("variables_", "validation_", "categoricalCodes_"))))
+        tables = tuple(
+            sorted(
+                p.stem
+                for p in folder.glob("*.csv")
+                if TABLE_PATTERN.fullmatch(p.stem)
+                and not p.stem.startswith(("variables_", "validation_", "categoricalCodes_"))
+            )
+        )
         if tables:
             found.append(ProductSpec(code=folder.name, name=folder.name, tables=tables))
     return found
@@ -198,8 +242,9 @@ def _site_months(frames: dict[str, pl.DataFrame]) -> dict[str, str]:
 def _neon_csv(frame: pl.DataFrame) -> bytes:
     """CSV as NEON's portal writes it: quoted text, empty fields for missing values, ISO dates in UTC."""
     buffer = io.BytesIO()
-    frame.write_csv(buffer, null_value="", quote_style="non_numeric", date_format="%Y-%m-%d",
-                    datetime_format="%Y-%m-%dT%H:%M:%SZ")
+    frame.write_csv(
+        buffer, null_value="", quote_style="non_numeric", date_format="%Y-%m-%d", datetime_format="%Y-%m-%dT%H:%M:%SZ"
+    )
     return buffer.getvalue()
 
 
@@ -219,8 +264,15 @@ def _variables_csv(published: pl.DataFrame | None, frames: dict[str, pl.DataFram
     if published is not None:
         return _neon_csv(published)
     rows = [
-        {"table": table, "fieldName": name, "description": None, "dataType": _neon_type(dtype),
-         "units": None, "downloadPkg": "basic", "pubFormat": None}
+        {
+            "table": table,
+            "fieldName": name,
+            "description": None,
+            "dataType": _neon_type(dtype),
+            "units": None,
+            "downloadPkg": "basic",
+            "pubFormat": None,
+        }
         for table, frame in frames.items()
         for name, dtype in _as_published(frame).schema.items()
     ]
@@ -228,5 +280,7 @@ def _variables_csv(published: pl.DataFrame | None, frames: dict[str, pl.DataFram
 
 
 def _generated_readme(product: ProductSpec, release: str) -> str:
-    return (f"This readme was generated by the rootassets NEON mirror: the snapshot it serves held no readme for "
-            f"{product.name} ({product.code}), {release}.\n")
+    return (
+        f"This readme was generated by the rootassets NEON mirror: the snapshot it serves held no readme for "
+        f"{product.name} ({product.code}), {release}.\n"
+    )

@@ -48,15 +48,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from rootassets.neon.identifiers import MONTH_PATTERN, PRODUCT_PATTERN, SITE_PATTERN, release_sort_key
 from rootassets.neon.mirror.catalogue import MirrorCatalogue
 from rootassets.neon.products import PRODUCTS
-from rootassets.neon.identifiers import MONTH_PATTERN, PRODUCT_PATTERN, SITE_PATTERN, release_sort_key
 from rootassets.neon.tokens import TOKEN_HEADER, TOKEN_PARAM, token_expiry
 
 API_PREFIX = "/api/v0/"
 STORAGE_BUCKET = "neon-mirror-pub"
-FAULT_KINDS = ("rate_limit", "server_error", "drop", "truncate", "bad_checksum", "slow", "malformed_json",
-               "hostile_ids", "expired_url", "expired_token")
+FAULT_KINDS = (
+    "rate_limit",
+    "server_error",
+    "drop",
+    "truncate",
+    "bad_checksum",
+    "slow",
+    "malformed_json",
+    "hostile_ids",
+    "expired_url",
+    "expired_token",
+)
 HOSTILE_RELEASE = "RELEASE-2021/../../etc"
 HOSTILE_SITE = "../X'"
 URL_TTL_S = 7 * 24 * 3600  # "URLs ... expire 7 days after generation" (docs: data.md)
@@ -143,8 +153,10 @@ class UrlSigner:
         issued = time.time() if issued is None else issued
         date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(issued))
         signature = self._signature(path, date, self.ttl_s)
-        return (f"{path}?X-Goog-Algorithm=GOOG4-HMAC-SHA256&X-Goog-Date={date}&X-Goog-Expires={self.ttl_s}"
-                f"&X-Goog-SignedHeaders=host&X-Goog-Signature={signature}")
+        return (
+            f"{path}?X-Goog-Algorithm=GOOG4-HMAC-SHA256&X-Goog-Date={date}&X-Goog-Expires={self.ttl_s}"
+            f"&X-Goog-SignedHeaders=host&X-Goog-Signature={signature}"
+        )
 
     def check(self, path: str, params: dict[str, list[str]]) -> str | None:
         """None when the URL is valid; otherwise the storage error code."""
@@ -255,15 +267,25 @@ class MirrorServer:
     def releases_json(self, api: str) -> list[dict[str, Any]]:
         out = []
         for tag, date in sorted(self.catalogue.release_dates.items(), key=lambda kv: release_sort_key(kv[0])):
-            out.append({
-                "release": tag, "uuid": _uuid(tag), "generationDate": date, "url": f"{api}releases/{tag}",
-                "artifacts": [],
-                "dataProducts": [
-                    {"productCode": code, "productName": _name(code), "productDescription": _name(code),
-                     "productDoi": f"https://doi.org/{rels[tag].doi}"}
-                    for code, rels in sorted(self.catalogue.products.items()) if tag in rels
-                ],
-            })
+            out.append(
+                {
+                    "release": tag,
+                    "uuid": _uuid(tag),
+                    "generationDate": date,
+                    "url": f"{api}releases/{tag}",
+                    "artifacts": [],
+                    "dataProducts": [
+                        {
+                            "productCode": code,
+                            "productName": _name(code),
+                            "productDescription": _name(code),
+                            "productDoi": f"https://doi.org/{rels[tag].doi}",
+                        }
+                        for code, rels in sorted(self.catalogue.products.items())
+                        if tag in rels
+                    ],
+                }
+            )
         return out
 
     def product_json(self, code: str, api: str, release: str | None) -> dict[str, Any] | None:
@@ -277,41 +299,78 @@ class MirrorServer:
             if not rels:
                 continue
             months = sorted({m for ms in rels.values() for m in ms})
-            sites.append({
-                "siteCode": site, "availableMonths": months,
-                "availableDataUrls": [f"{api}data/{code}/{site}/{m}" for m in months],
-                "availableReleases": [{"release": r, "availableMonths": sorted(ms)}
-                                      for r, ms in sorted(rels.items(), key=lambda kv: release_sort_key(kv[0]))],
-            })
+            sites.append(
+                {
+                    "siteCode": site,
+                    "availableMonths": months,
+                    "availableDataUrls": [f"{api}data/{code}/{site}/{m}" for m in months],
+                    "availableReleases": [
+                        {"release": r, "availableMonths": sorted(ms)}
+                        for r, ms in sorted(rels.items(), key=lambda kv: release_sort_key(kv[0]))
+                    ],
+                }
+            )
         spec = PRODUCTS.get(code)
         return {
-            "productCodeLong": f"NEON.DOM.SITE.{code}", "productCode": code,
-            "productCodePresentation": "NEON." + code.rsplit(".", 1)[0], "productName": _name(code),
-            "productDescription": _name(code), "productStatus": "ACTIVE", "productCategory": "Level 1 Data Product",
-            "productHasExpanded": False, "productScienceTeamAbbr": "TOS", "productScienceTeam": "",
-            "productPublicationFormatType": "TOS Data Product Type", "productAbstract": "",
-            "productDesignDescription": "", "productStudyDescription": "", "productBasicDescription": "",
-            "productExpandedDescription": None, "productSensor": None, "productRemarks": "",
-            "themes": [], "changeLogs": self.catalogue.change_logs.get(code, []), "specs": [],
-            "keywords": [spec.name] if spec else [], "biorepositoryCollections": [],
-            "releases": [{"release": r, "generationDate": self.catalogue.release_dates[r],
-                          "url": f"{api}releases/{r}",
-                          "productDoi": {"generationDate": self.catalogue.release_dates[r],
-                                         "url": f"https://doi.org/{releases[r].doi}"}} for r in chosen],
+            "productCodeLong": f"NEON.DOM.SITE.{code}",
+            "productCode": code,
+            "productCodePresentation": "NEON." + code.rsplit(".", 1)[0],
+            "productName": _name(code),
+            "productDescription": _name(code),
+            "productStatus": "ACTIVE",
+            "productCategory": "Level 1 Data Product",
+            "productHasExpanded": False,
+            "productScienceTeamAbbr": "TOS",
+            "productScienceTeam": "",
+            "productPublicationFormatType": "TOS Data Product Type",
+            "productAbstract": "",
+            "productDesignDescription": "",
+            "productStudyDescription": "",
+            "productBasicDescription": "",
+            "productExpandedDescription": None,
+            "productSensor": None,
+            "productRemarks": "",
+            "themes": [],
+            "changeLogs": self.catalogue.change_logs.get(code, []),
+            "specs": [],
+            "keywords": [spec.name] if spec else [],
+            "biorepositoryCollections": [],
+            "releases": [
+                {
+                    "release": r,
+                    "generationDate": self.catalogue.release_dates[r],
+                    "url": f"{api}releases/{r}",
+                    "productDoi": {
+                        "generationDate": self.catalogue.release_dates[r],
+                        "url": f"https://doi.org/{releases[r].doi}",
+                    },
+                }
+                for r in chosen
+            ],
             "siteCodes": sites,
         }
 
     def package_json(self, code: str, release: str, site: str, month: str) -> dict[str, Any]:
         return {
-            "domainCode": self.catalogue.domains.get(site, "D00"), "siteCode": site, "month": month,
-            "packageType": "basic", "generationDate": self.catalogue.release_dates.get(release),
-            "files": [self.file_json(f.release, f.name) for f in self.catalogue.package_files(code, release, site, month)],
+            "domainCode": self.catalogue.domains.get(site, "D00"),
+            "siteCode": site,
+            "month": month,
+            "packageType": "basic",
+            "generationDate": self.catalogue.release_dates.get(release),
+            "files": [
+                self.file_json(f.release, f.name) for f in self.catalogue.package_files(code, release, site, month)
+            ],
         }
 
     def file_json(self, release: str, name: str) -> dict[str, Any]:
         f = self.catalogue.files[(release, name)]
-        return {"name": f.name, "size": len(f.body), "md5": f.md5, "crc32c": f.crc32c,
-                "url": self.file_url(release, f.name)}
+        return {
+            "name": f.name,
+            "size": len(f.body),
+            "md5": f.md5,
+            "crc32c": f.crc32c,
+            "url": self.file_url(release, f.name),
+        }
 
     def query_json(self, params: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         """`/data/query`: (status, body)."""
@@ -320,9 +379,16 @@ class MirrorServer:
         start, end = _one(params, "startDateMonth"), _one(params, "endDateMonth")
         release = _one(params, "release")
         provisional = _one(params, "includeProvisional").lower() == "true"
-        problems = [f"{name} is required" for name, value in
-                    (("productCode", code), ("siteCode", sites), ("startDateMonth", start), ("endDateMonth", end))
-                    if not value]
+        problems = [
+            f"{name} is required"
+            for name, value in (
+                ("productCode", code),
+                ("siteCode", sites),
+                ("startDateMonth", start),
+                ("endDateMonth", end),
+            )
+            if not value
+        ]
         problems += [f"invalid month {m!r}" for m in (start, end) if m and not MONTH_PATTERN.fullmatch(m)]
         problems += [f"invalid site code {s!r}" for s in sites if not SITE_PATTERN.fullmatch(s)]
         if code and code not in self.catalogue.products:
@@ -344,12 +410,19 @@ class MirrorServer:
                 if chosen == "PROVISIONAL" and not provisional and not release:
                     continue
                 by_release.setdefault(chosen, []).append(self.package_json(code, chosen, site, month))
-        return 200, {"data": {
-            "productCode": code, "siteCodes": sorted(set(sites)), "startDate": f"{start}-01T00:00:00Z",
-            "endDate": f"{end}-01T00:00:00Z", "packageType": _one(params, "package") or "basic",
-            "releases": [{"release": r, "generationDate": self.catalogue.release_dates[r], "packages": p}
-                         for r, p in sorted(by_release.items(), key=lambda kv: release_sort_key(kv[0]))],
-        }}
+        return 200, {
+            "data": {
+                "productCode": code,
+                "siteCodes": sorted(set(sites)),
+                "startDate": f"{start}-01T00:00:00Z",
+                "endDate": f"{end}-01T00:00:00Z",
+                "packageType": _one(params, "package") or "basic",
+                "releases": [
+                    {"release": r, "generationDate": self.catalogue.release_dates[r], "packages": p}
+                    for r, p in sorted(by_release.items(), key=lambda kv: release_sort_key(kv[0]))
+                ],
+            }
+        }
 
     def month_json(self, code: str, site: str, month: str, release: str, api: str) -> tuple[int, dict[str, Any]]:
         """`/data/{dpID}/{site}/{month}`: (status, body)."""
@@ -363,11 +436,16 @@ class MirrorServer:
         if chosen is None or month not in self.catalogue.sites_of(code)[site].get(chosen, set()):
             return 400, _errors(400, f"no data for {code} at {site} in {month}" + (f" in {release}" if release else ""))
         package = self.package_json(code, chosen, site, month)
-        return 200, {"data": {
-            "productCode": code, "siteCode": site, "month": month, "release": chosen,
-            "packages": [{"type": "basic", "url": f"{api}data/package/{code}/{site}/{month}?package=basic"}],
-            "files": package["files"],
-        }}
+        return 200, {
+            "data": {
+                "productCode": code,
+                "siteCode": site,
+                "month": month,
+                "release": chosen,
+                "packages": [{"type": "basic", "url": f"{api}data/package/{code}/{site}/{month}?package=basic"}],
+                "files": package["files"],
+            }
+        }
 
 
 def _one(params: dict[str, list[str]], name: str) -> str:
@@ -394,8 +472,13 @@ def _with_hostile_identifiers(answer: dict[str, Any]) -> dict[str, Any]:
         data.append({"release": HOSTILE_RELEASE, "generationDate": "2026-01-01T00:00:00Z"})
     elif isinstance(data, dict) and "siteCodes" in data and "releases" in data:  # /products/{dpID}
         releases = [r["release"] for r in data.get("releases", [])]
-        data["siteCodes"].append({"siteCode": HOSTILE_SITE, "availableMonths": ["2013-08"],
-                                  "availableReleases": [{"release": r, "availableMonths": ["2013-08"]} for r in releases]})
+        data["siteCodes"].append(
+            {
+                "siteCode": HOSTILE_SITE,
+                "availableMonths": ["2013-08"],
+                "availableReleases": [{"release": r, "availableMonths": ["2013-08"]} for r in releases],
+            }
+        )
     return answer
 
 
@@ -466,10 +549,18 @@ def _api_handler(mirror: MirrorServer) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             if url.path == "/__stats":
                 s = mirror.stats
-                return self._json(200, {"data": {"requests": s.requests, "downloads": s.downloads,
-                                                  "token_seen": s.token_seen,
-                                                  "token_seen_by_storage": s.token_seen_by_storage,
-                                                  "rate_limited": s.rate_limited}})
+                return self._json(
+                    200,
+                    {
+                        "data": {
+                            "requests": s.requests,
+                            "downloads": s.downloads,
+                            "token_seen": s.token_seen,
+                            "token_seen_by_storage": s.token_seen_by_storage,
+                            "rate_limited": s.rate_limited,
+                        }
+                    },
+                )
             self._answer(url.path, parse_qs(url.query))
 
         def _answer(self, path: str, params: dict[str, list[str]]) -> None:
@@ -485,8 +576,13 @@ def _api_handler(mirror: MirrorServer) -> type[BaseHTTPRequestHandler]:
             fault = mirror.faults.take(is_file=False)
             if fault == "rate_limit":
                 allowed = False
-                limits.update({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": f"{mirror.faults.reset_s:g}",
-                               "RetryAfter": f"{mirror.faults.retry_after_s:g}"})
+                limits.update(
+                    {
+                        "X-RateLimit-Remaining": "0",
+                        "X-RateLimit-Reset": f"{mirror.faults.reset_s:g}",
+                        "RetryAfter": f"{mirror.faults.retry_after_s:g}",
+                    }
+                )
             if not allowed:
                 mirror.stats.rate_limited += 1
                 return self._json(429, {"message": "API rate limit exceeded"})
@@ -498,7 +594,7 @@ def _api_handler(mirror: MirrorServer) -> type[BaseHTTPRequestHandler]:
                 return self._drop()
             elif fault == "malformed_json":
                 return self._send(200, b'{"data": [truncated', "application/json", limits)
-            parts = [unquote(p) for p in path[len(API_PREFIX):].strip("/").split("/")]
+            parts = [unquote(p) for p in path[len(API_PREFIX) :].strip("/").split("/")]
             release = _one(params, "release")
             if len(parts) >= 3 and parts[0] == "releases" and parts[2] in ("data", "products", "sites"):
                 release, parts = parts[1], parts[2:]
@@ -519,8 +615,10 @@ def _api_handler(mirror: MirrorServer) -> type[BaseHTTPRequestHandler]:
 
         def _token_refusal(self, token: str | None) -> str | None:
             if token is None:
-                return ("An API token is required for this endpoint: send it in the X-API-Token header "
-                        "(see https://data.neonscience.org/data-api/authentication)")
+                return (
+                    "An API token is required for this endpoint: send it in the X-API-Token header "
+                    "(see https://data.neonscience.org/data-api/authentication)"
+                )
             if mirror.faults.take(is_file=False, only=("expired_token",)) == "expired_token":
                 return "API token has expired"
             parts = token.split(".")
@@ -531,20 +629,29 @@ def _api_handler(mirror: MirrorServer) -> type[BaseHTTPRequestHandler]:
                 return "API token has expired"
             return None
 
-        def _route(self, parts: list[str], params: dict[str, list[str]], release: str,
-                   api: str) -> tuple[int, dict[str, Any]]:
+        def _route(
+            self, parts: list[str], params: dict[str, list[str]], release: str, api: str
+        ) -> tuple[int, dict[str, Any]]:
             if parts == ["releases"]:
                 return 200, {"data": mirror.releases_json(api)}
             if len(parts) == 2 and parts[0] == "releases":
                 found = [r for r in mirror.releases_json(api) if parts[1] in (r["release"], r["uuid"])]
-                return (200, {"data": found[0]}) if found else (400, {"error": {"status": 400,
-                                                                                "detail": f"release {parts[1]} not found"}})
+                return (
+                    (200, {"data": found[0]})
+                    if found
+                    else (400, {"error": {"status": 400, "detail": f"release {parts[1]} not found"}})
+                )
             if len(parts) == 2 and parts[0] == "products":
                 code = parts[1]
                 answer = mirror.product_json(code, api, release or None) if PRODUCT_PATTERN.fullmatch(code) else None
                 if answer is None:
-                    return 400, {"error": {"status": 400, "detail": f"No data product found for {code}"
-                                           + (f" in release {release}" if release else "")}}
+                    return 400, {
+                        "error": {
+                            "status": 400,
+                            "detail": f"No data product found for {code}"
+                            + (f" in release {release}" if release else ""),
+                        }
+                    }
                 return 200, {"data": answer}
             if parts == ["data", "query"]:
                 return mirror.query_json({**params, "release": [release]} if release else params)
@@ -612,8 +719,10 @@ def _storage_handler(mirror: MirrorServer) -> type[BaseHTTPRequestHandler]:
             self._send(200, body, entry.content_type, {"x-goog-hash": f"md5={md5}"})
 
         def _xml(self, status: int, code: str, message: str, details: str = "") -> None:
-            body = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message>"
-                    f"<Details>{details}</Details></Error>").encode()
+            body = (
+                f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message>"
+                f"<Details>{details}</Details></Error>"
+            ).encode()
             self._send(status, body, "application/xml")
 
     Storage.mirror = mirror
