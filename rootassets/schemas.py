@@ -369,3 +369,10 @@ ANALYSIS_CONTRACTS: dict[str, TableContract] = {
     "nutrient_exponents": TableContract(NutrientExponentsTable, ("site_id", "nutrient")),
     "group_tests": TableContract(GroupTestsTable, ("name",)),
 }
+
+
+CONTRACTS: dict[str, TableContract] = {
+    **{f"raw.{name}": c for name, c in {**RAW_CONTRACTS, **DOCUMENT_CONTRACTS}.items()},
+    **{f"harmonized.{name}": c for name, c in HARMONIZED_CONTRACTS.items()},
+    **{f"analysis.{name}": c for name, c in ANALYSIS_CONTRACTS.items()},
+}

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import AssetKey
 
-from rootassets.defs.harmonized import harmonized_root_increments
+from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.neon_documents import raw_neon_documents
 from rootassets.defs.raw import raw_root_megapit, raw_soil_megapit
 from rootassets.neon.mirror import TEST_DOI_PREFIX, MirrorServer
@@ -69,7 +70,12 @@ def test_release_2022_through_the_mirror(tmp_path: Path, roots: str, neon_token:
         )
         result = run_assets(
             settings,
-            [raw_root_megapit, raw_soil_megapit, raw_neon_documents, harmonized_root_increments],
+            [
+                raw_root_megapit,
+                raw_soil_megapit,
+                raw_neon_documents,
+                *[a for a in harmonized_assets if AssetKey(["harmonized", "root_increments"]) in a.keys],
+            ],
             api_url=mirror.base_url,
             release=RELEASE,
         )

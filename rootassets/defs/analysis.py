@@ -1,4 +1,5 @@
-"""Analysis assets: METHOD.md sections 2 and 4-7, thin wrappers around rootassets.science."""
+"""Analysis assets: METHOD.md sections 2 and 4-7. The registry's steps (`rootassets.science.steps`) and, by hand
+for now, site factors (a user CSV), the classifier (a model file) and release changes (two releases)."""
 
 import hashlib
 from collections.abc import Iterator
@@ -20,13 +21,10 @@ from rootassets.defs.metadata import table_metadata
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.publish import publish
 from rootassets.defs.resources import ArtifactStore, WarehouseResource
+from rootassets.defs.steps import assets_of_group
 from rootassets.neon.identifiers import validate_release
 from rootassets.schemas import ANALYSIS_CONTRACTS
 from rootassets.science.classifier import BIMODAL, ForestParameters, TooFewSitesError, classifier_tables
-from rootassets.science.group_tests import GroupTestParameters, group_test_table
-from rootassets.science.modality import KDE_STEP_CM, ModalityParameters, kde_table, modality_table
-from rootassets.science.nutrients import NutrientParameters, nutrient_tables
-from rootassets.science.phi import PhiParameters, phi_table
 from rootassets.science.site_factors import NEON_FACTORS, read_user_factors, site_factor_table
 
 ANALYSIS_CODE_VERSION = "analysis-1"
@@ -39,119 +37,6 @@ def _key(name: str) -> AssetKey:
 
 def _h(name: str) -> AssetKey:
     return AssetKey(["harmonized", name])
-
-
-class ModalityConfig(Config):
-    """Section 2 parameters (METHOD.md defaults)."""
-
-    bandwidth_cm: float = 15.0
-    grid_points: int = 2**15
-    secondary_threshold: float = 0.10
-    count_scale: float = 1.0
-
-    def parameters(self) -> ModalityParameters:
-        return ModalityParameters(
-            bandwidth_cm=self.bandwidth_cm,
-            grid_points=self.grid_points,
-            secondary_threshold=self.secondary_threshold,
-            count_scale=self.count_scale,
-        )
-
-
-@multi_asset(
-    name="analysis_site_modality",
-    can_subset=True,
-    specs=[
-        AssetSpec(
-            _key("site_modality"),
-            deps=[_h("root_profiles"), _h("site_root_biomass")],
-            kinds={"duckdb", "numpy"},
-            description="`analysis.site_modality`: each site's Gaussian KDE of root depths (bandwidth 15 cm in "
-            "depth units, 2^15 grid points, as R's density), its modes, D0 (highest mode), D2 "
-            "(highest secondary mode reaching 10% of D0), D1 (lowest antimode between), the label "
-            "bimodal/unimodal, the heights and their ratio, and the site's total fine-root biomass "
-            "(METHOD.md section 2).",
-        ),
-        AssetSpec(
-            _key("site_kde"),
-            deps=[_h("root_profiles")],
-            kinds={"duckdb"},
-            description="`analysis.site_kde`: each site's root-depth KDE (the curve behind site_modality) "
-            "every 1 cm, used for phi read off the smoothed profile and for figures.",
-        ),
-    ],
-    **COMMON,
-)
-def analysis_site_modality(
-    context: AssetExecutionContext, config: ModalityConfig, warehouse: WarehouseResource
-) -> Iterator:
-    release = validate_release(context.partition_key)
-    params = config.parameters()
-    table, kdes = modality_table(warehouse.read("harmonized", "root_profiles", release), params)
-    biomass = warehouse.read("harmonized", "site_root_biomass", release).select(
-        "site_id", "total_fine_root_biomass_g_m2"
-    )
-    table = table.join(biomass, on="site_id", how="left")
-    counts = dict(table.group_by("modality").len().sort("modality").iter_rows())
-    selected = context.selected_asset_keys
-    if _key("site_modality") in selected:
-        yield from publish(
-            warehouse,
-            _key("site_modality"),
-            table,
-            release,
-            ANALYSIS_CONTRACTS["site_modality"],
-            {},
-            {
-                "parameters": params.as_metadata(),
-                "modality_counts": counts,
-                "bimodal_sites": table.filter(pl.col("modality") == BIMODAL)["site_id"].to_list(),
-            },
-        )
-    if _key("site_kde") in selected:
-        curves = kde_table(kdes).with_columns(pl.lit(release).alias("release"))
-        warehouse.write({("analysis", "site_kde"): curves}, release)
-        yield MaterializeResult(
-            asset_key=_key("site_kde"), metadata={**table_metadata(curves, release), "step_cm": KDE_STEP_CM}
-        )
-
-
-class PhiConfig(Config):
-    unimodal_d1_cm: float = 70.0
-    unimodal_d2_cm: float = 100.0
-
-
-@asset(
-    key=_key("phi"),
-    deps=[_key("site_modality"), _key("site_kde"), _h("root_profiles"), _h("soil_profiles")],
-    kinds={"duckdb", "numpy"},
-    **COMMON,
-)
-def analysis_phi(context: AssetExecutionContext, config: PhiConfig, warehouse: WarehouseResource) -> Iterator:
-    """`analysis.phi`: phi = Y(D2) / Y(D1) for root biomass and every harmonized soil property, with the
-    site's own D1/D2 when bimodal and 70/100 cm when unimodal. `method` says how Y(D) was read:
-    `increment` (the increment containing D) or `kde` (the smoothed root profile) (METHOD.md section 4)."""
-    release = validate_release(context.partition_key)
-    params = PhiParameters(config.unimodal_d1_cm, config.unimodal_d2_cm)
-    table = phi_table(
-        warehouse.read("analysis", "site_modality", release),
-        warehouse.read("harmonized", "root_profiles", release),
-        warehouse.read("harmonized", "soil_profiles", release),
-        warehouse.read("analysis", "site_kde", release),
-        params,
-    )
-    yield from publish(
-        warehouse,
-        _key("phi"),
-        table,
-        release,
-        ANALYSIS_CONTRACTS["phi"],
-        {},
-        {
-            "parameters": params.as_metadata(),
-            "methods": "increment: value of the increment containing D; kde: root KDE density at D",
-        },
-    )
 
 
 class SiteFactorConfig(Config):
@@ -374,103 +259,7 @@ def _classifier_not_fitted(
     yield from (r for r in results if r.asset_key in selected)
 
 
-class GroupTestConfig(Config):
-    alpha: float = 0.05
-    monte_carlo_tables: int = 2000
-    seed: int = 123
-
-
-@asset(key=_key("group_tests"), deps=[_key("site_factors"), _key("phi")], kinds={"duckdb", "scipy"}, **COMMON)
-def analysis_group_tests(
-    context: AssetExecutionContext, config: GroupTestConfig, warehouse: WarehouseResource
-) -> Iterator:
-    """`analysis.group_tests`: bimodal vs unimodal sites. Continuous factors and phi: log10, F test of equal
-    variances, then Student's or Welch's t. Modality vs land cover and vs growth form: Pearson chi-square
-    with a Monte Carlo p from 2000 tables with the observed margins (METHOD.md section 6)."""
-    release = validate_release(context.partition_key)
-    params = GroupTestParameters(config.alpha, config.monte_carlo_tables, config.seed)
-    table = group_test_table(
-        warehouse.read("analysis", "site_factors", release), warehouse.read("analysis", "phi", release), params
-    )
-    yield from publish(
-        warehouse,
-        _key("group_tests"),
-        table,
-        release,
-        ANALYSIS_CONTRACTS["group_tests"],
-        {},
-        {"parameters": params.as_metadata()},
-    )
-
-
-class NutrientConfig(Config):
-    loess_span: float = 0.5
-    loess_points: int = 50
-
-
-@multi_asset(
-    name="analysis_nutrients",
-    can_subset=True,
-    specs=[
-        AssetSpec(
-            _key("nutrient_exponents"),
-            deps=[_h("soil_profiles"), _h("root_profiles"), _key("site_modality")],
-            kinds={"duckdb"},
-            description="`analysis.nutrient_exponents`: per site and nutrient (N, P, K, Ca) the exponent b of "
-            "log10(X / Y_root, surface = 1) = a + b * depth, with intercept, r2, n and a 95% band "
-            "of b; positive b means nutrients grow relatively richer with depth (METHOD.md 7).",
-        ),
-        AssetSpec(
-            _key("nutrient_loess"),
-            deps=[_h("soil_profiles"), _h("root_profiles"), _key("site_modality")],
-            kinds={"duckdb"},
-            description="`analysis.nutrient_loess`: LOESS curves (span 0.5, local quadratic) of "
-            "log10 relative nutrient concentration against depth at bimodal sites, as fitted points "
-            "with an approximate 95% band.",
-        ),
-    ],
-    **COMMON,
-)
-def analysis_nutrients(
-    context: AssetExecutionContext, config: NutrientConfig, warehouse: WarehouseResource
-) -> Iterator:
-    release = validate_release(context.partition_key)
-    params = NutrientParameters(loess_span=config.loess_span, loess_points=config.loess_points)
-    modality = dict(warehouse.read("analysis", "site_modality", release).select("site_id", "modality").iter_rows())
-    exponents, loess_table, summary = nutrient_tables(
-        warehouse.read("harmonized", "root_profiles", release),
-        warehouse.read("harmonized", "soil_profiles", release),
-        modality,
-        params,
-    )
-    loess_table = loess_table.with_columns(pl.lit(release).alias("release"))
-    selected = context.selected_asset_keys
-    if _key("nutrient_exponents") in selected:
-        yield from publish(
-            warehouse,
-            _key("nutrient_exponents"),
-            exponents,
-            release,
-            ANALYSIS_CONTRACTS["nutrient_exponents"],
-            {},
-            {"parameters": params.as_metadata(), "summary": MetadataValue.json(summary.to_dicts())},
-        )
-    if _key("nutrient_loess") in selected:
-        warehouse.write({("analysis", "nutrient_loess"): loess_table}, release)
-        yield MaterializeResult(
-            asset_key=_key("nutrient_loess"),
-            metadata={**table_metadata(loess_table, release), "parameters": params.as_metadata()},
-        )
-
-
-analysis_assets = [
-    analysis_site_modality,
-    analysis_phi,
-    analysis_site_factors,
-    analysis_classifier,
-    analysis_group_tests,
-    analysis_nutrients,
-]
+analysis_assets = [*assets_of_group("analysis"), analysis_site_factors, analysis_classifier]
 
 
 class ReleaseChangeConfig(Config):

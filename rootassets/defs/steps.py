@@ -1,0 +1,155 @@
+"""One asset factory over the step registry (`rootassets.science.steps`): every declared step becomes an asset.
+
+From each `Step` the factory derives the asset keys (the tables it writes), deps (the tables it
+reads), description (its docstring), run config (its parameter dataclass: defaults live there
+only), code version (a hash of its source and the science it reaches, plus its tables' contracts),
+blocking checks (its invariants) and the write through each table's contract.
+"""
+
+import dataclasses
+import hashlib
+import inspect
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+import pydantic
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, multi_asset
+
+from rootassets.defs.metadata import table_metadata
+from rootassets.defs.partitions import neon_release
+from rootassets.defs.publish import CheckOutcome, check_specs, publish
+from rootassets.defs.resources import WarehouseResource
+from rootassets.neon.identifiers import validate_release
+from rootassets.schemas import CONTRACTS, TableContract
+from rootassets.science.registry import Step, code_version, parameter_metadata
+from rootassets.science.steps import STEPS
+
+GOOD_ROWS = "NOT quarantined"
+
+
+def key(table: str) -> AssetKey:
+    return AssetKey(table.split("."))
+
+
+def step_version(step: Step) -> str:
+    """The step's derived version, with the contracts of the tables it writes (a contract shapes the rows)."""
+    contracts = "|".join(_contract_text(CONTRACTS.get(t)) for t in step.writes)
+    return hashlib.sha256(f"{code_version(step)}|{contracts}".encode()).hexdigest()[:16]
+
+
+def _contract_text(contract: TableContract | None) -> str:
+    if contract is None:
+        return "none"
+    own = [c for c in contract.schema.__mro__ if c.__module__ == contract.schema.__module__]
+    return "".join(inspect.getsource(c) for c in own) + repr(contract.key)
+
+
+def config_class(step: Step) -> type[Config]:
+    """A Dagster run config with the fields and defaults of the step's parameter dataclass (tuples as lists)."""
+    fields: dict[str, Any] = {}
+    if step.parameters is not None:
+        hints = typing.get_type_hints(step.parameters)
+        for f in dataclasses.fields(step.parameters):
+            kind, default = hints[f.name], f.default
+            if typing.get_origin(kind) is tuple:
+                kind, default = list[typing.get_args(kind)[0]], list(default)
+            fields[f.name] = (kind, default)
+    doc = f"Parameters of {step.name} (`{step.parameters.__name__}`, METHOD.md defaults)." if step.parameters else None
+    return pydantic.create_model(f"{step.name.title().replace('_', '')}Config", __base__=Config, __doc__=doc, **fields)
+
+
+def parameters_from(step: Step, config: Config) -> Any:
+    if step.parameters is None:
+        return None
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(step.parameters)}
+    hints = typing.get_type_hints(step.parameters)
+    values = {k: tuple(v) if typing.get_origin(hints[k]) is tuple else v for k, v in values.items()}
+    return step.parameters(**values)
+
+
+def step_asset(step: Step):
+    version = step_version(step)
+    specs = [
+        AssetSpec(
+            key(table),
+            deps=[key(r.table) for r in step.reads],
+            description=step.description(table),
+            group_name=step.group,
+            kinds=set(step.kinds),
+            code_version=version,
+            partitions_def=neon_release,
+        )
+        for table in step.writes
+    ]
+    checks = [
+        spec
+        for table in step.writes
+        for spec in check_specs(
+            key(table), {c.name: c.description for c in step.checks if c.table == table.split(".", 1)[1]}
+        )
+    ]
+    run_config = config_class(step)
+
+    @multi_asset(
+        name=f"{step.group}_{step.name}",
+        specs=specs,
+        check_specs=checks,
+        can_subset=True,
+        pool="duckdb",
+        description=step.doc,
+    )
+    def _asset(context: AssetExecutionContext, config: run_config, warehouse: WarehouseResource) -> Iterator:
+        release = validate_release(context.partition_key)
+        params = parameters_from(step, config)
+        inputs = {
+            r.name: warehouse.read(r.schema, r.name, release, GOOD_ROWS if r.good_rows else "") for r in step.reads
+        }
+        result = step.run(inputs, params)
+        recorded = {"parameters": parameter_metadata(params)} if params is not None else {}
+        for table in step.writes:
+            if key(table) not in context.selected_asset_keys:
+                continue
+            yield from _write(
+                step,
+                warehouse,
+                table,
+                result.tables[table.split(".", 1)[1]],
+                release,
+                inputs,
+                params,
+                {**recorded, **result.metadata.get(table.split(".", 1)[1], {})},
+            )
+
+    return _asset
+
+
+def _write(
+    step: Step,
+    warehouse: WarehouseResource,
+    table: str,
+    frame: pl.DataFrame,
+    release: str,
+    inputs: dict[str, pl.DataFrame],
+    params: Any,
+    metadata: dict[str, Any],
+) -> Iterator:
+    schema, name = table.split(".", 1)
+    contract = CONTRACTS.get(table)
+    if contract is None:  # a table without a contract yet: written as computed
+        frame = frame.with_columns(pl.lit(release).alias("release"))
+        warehouse.write({(schema, name): frame}, release)
+        yield MaterializeResult(asset_key=key(table), metadata={**table_metadata(frame, release), **metadata})
+        return
+    invariants = {
+        c.name: (lambda f, rule=c.rule: CheckOutcome(*rule(f, inputs, params))) for c in step.checks if c.table == name
+    }
+    yield from publish(warehouse, key(table), frame, release, contract, invariants, metadata)
+
+
+step_assets = [step_asset(step) for step in STEPS]
+
+
+def assets_of_group(group: str) -> list:
+    return [a for a, step in zip(step_assets, STEPS, strict=True) if step.group == group]

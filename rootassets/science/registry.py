@@ -1,0 +1,171 @@
+"""How a METHOD.md step is declared once: what it reads, what it writes, its parameters, its checks, its version.
+
+A `Step` is pure: `compute(inputs, params)` takes the tables it reads (polars frames, by table
+name) and its parameter dataclass, and returns the tables it writes. Everything else is derived
+from the declaration: the Dagster asset (`rootassets.defs.steps`), its run config (the dataclass's
+fields and defaults), its code version (`code_version`: a hash of the step's source and of every
+science function, class and constant it reaches), and the no-orchestration floor
+(`benchmarks/floor.py`), which runs the same steps in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import sys
+import types
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+SCIENCE = "rootassets.science"
+Frames = Mapping[str, pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class Read:
+    """A table a step reads, as `schema.table`; `good_rows` keeps only the rows its contract accepted."""
+
+    table: str
+    good_rows: bool = False
+
+    @property
+    def schema(self) -> str:
+        return self.table.split(".", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.table.split(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A blocking invariant of one written table: `rule(frame, inputs, params)` -> (passed, metadata)."""
+
+    table: str
+    name: str
+    description: str
+    rule: Callable[[pl.DataFrame, Frames, Any], tuple[bool, dict[str, Any]]]
+
+
+@dataclass
+class StepResult:
+    """The tables a step wrote (by table name, without `release`) and what to record about each."""
+
+    tables: dict[str, pl.DataFrame]
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One METHOD.md step. Its docstring (the compute function's) is the asset's description."""
+
+    name: str
+    compute: Callable[[Frames, Any], StepResult]
+    reads: tuple[Read, ...]
+    writes: tuple[str, ...]
+    parameters: type | None = None
+    checks: tuple[Check, ...] = ()
+    group: str = "analysis"
+    kinds: frozenset[str] = frozenset({"duckdb", "polars"})
+    descriptions: Mapping[str, str] = field(default_factory=dict)  # per written table, when several
+
+    @property
+    def doc(self) -> str:
+        return inspect.cleandoc(self.compute.__doc__ or "")
+
+    def description(self, table: str) -> str:
+        return self.descriptions.get(table) or self.doc
+
+    def default_parameters(self) -> Any:
+        return self.parameters() if self.parameters is not None else None
+
+    def run(self, inputs: Frames, params: Any = None) -> StepResult:
+        result = self.compute(inputs, params if params is not None else self.default_parameters())
+        unknown = set(result.tables) - {w.split(".", 1)[1] for w in self.writes}
+        if unknown:
+            raise ValueError(f"step {self.name} wrote undeclared tables {sorted(unknown)}")
+        return result
+
+
+def parameter_metadata(params: Any) -> dict[str, Any]:
+    """A parameter dataclass as metadata (tuples as lists)."""
+    if params is None or not dataclasses.is_dataclass(params):
+        return {}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(params).items()}
+
+
+def code_version(step: Step) -> str:
+    """A hash of the source of the step, its checks and parameters, and of every function, class and
+    constant of `rootassets.science` they reach: editing any of them changes the version."""
+    reached: dict[str, str] = {}
+    for root in (step.compute, step.parameters, *(c.rule for c in step.checks)):
+        if root is not None:
+            _reach(root, reached)
+    digest = hashlib.sha256(step.name.encode())
+    for name in sorted(reached):
+        digest.update(f"{name}\n{reached[name]}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _reach(obj: Any, reached: dict[str, str]) -> None:
+    name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+    if name in reached:
+        return
+    try:
+        reached[name] = inspect.getsource(obj)
+    except (OSError, TypeError):
+        reached[name] = repr(obj)
+    namespace = _namespace(obj)
+    for code in _codes(obj):
+        for ref in _names(code):
+            value = namespace.get(ref)
+            if isinstance(value, types.ModuleType):
+                if value.__name__.startswith(SCIENCE):
+                    reached.setdefault(value.__name__, inspect.getsource(value))
+            elif (inspect.isfunction(value) or inspect.isclass(value)) and _is_science(value):
+                _reach(value, reached)
+            elif ref in namespace and _is_constant(value) and _is_science_module(namespace):
+                reached.setdefault(f"{namespace.get('__name__')}.{ref}", repr(value))
+
+
+def _namespace(obj: Any) -> dict[str, Any]:
+    if inspect.isfunction(obj):
+        return obj.__globals__
+    module = sys.modules.get(getattr(obj, "__module__", ""))
+    return vars(module) if module is not None else {}
+
+
+def _codes(obj: Any) -> Iterator[types.CodeType]:
+    if inspect.isfunction(obj):
+        yield obj.__code__
+    elif inspect.isclass(obj):
+        for member in vars(obj).values():
+            function = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+            if inspect.isfunction(function):
+                yield function.__code__
+
+
+def _names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    yield from code.co_freevars
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+def _is_science(value: Any) -> bool:
+    return str(getattr(value, "__module__", "")).startswith(SCIENCE)
+
+
+def _is_science_module(namespace: Mapping[str, Any]) -> bool:
+    return str(namespace.get("__name__", "")).startswith(SCIENCE)
+
+
+def _is_constant(value: Any) -> bool:
+    return isinstance(value, (int, float, str, bytes, tuple, frozenset, bool)) or (
+        isinstance(value, (dict, list, set)) and len(repr(value)) < 10_000
+    )

@@ -1,0 +1,349 @@
+"""Every METHOD.md step computed from tables, declared once (see `rootassets.science.registry`).
+
+Each step's compute function is its asset's description in the UI. The steps not yet declared here
+(site factors with a user CSV, the classifier with its model file, release changes across
+releases, the soil-water path inside DuckDB, the bootstrap) keep hand-written assets in `defs/`.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from rootassets.science.classifier import BIMODAL
+from rootassets.science.group_tests import GroupTestParameters, group_test_table
+from rootassets.science.modality import KDE_STEP_CM, ModalityParameters, kde_table, modality_table
+from rootassets.science.nutrients import NutrientParameters, nutrient_tables
+from rootassets.science.phi import PhiParameters, phi_table
+from rootassets.science.registry import Check, Frames, Read, Step, StepResult, parameter_metadata
+from rootassets.science.root_profiles import (
+    RootProfileParameters,
+    derivation_report,
+    profile_overlaps,
+    root_increments,
+    site_root_profiles,
+    total_fine_root_biomass,
+)
+from rootassets.science.soil_profiles import (
+    SOIL_PROPERTIES,
+    horizon_properties,
+    protocol_root_grid,
+    soil_on_root_grid,
+    values_outside_horizon_range,
+)
+
+DEPTH_COLUMNS = {"topDepth", "bottomDepth", "depthIncrementID"}
+
+# -- METHOD.md section 1: root depth profiles -------------------------------------------------------------
+
+
+def compute_root_increments(inputs: Frames, params: RootProfileParameters) -> StepResult:
+    """`harmonized.root_increments`: live fine-root density (g/m3) and biomass (g/m2) per site,
+    profile and depth increment, with the fine-root cutoff (2 or 4 mm) and how the depths were
+    obtained (`depth_derived`, `depth_rule`; METHOD.md section 1.1-1.3)."""
+    depths = inputs["mpr_perdepthincrement"]
+    usable = depths if DEPTH_COLUMNS <= set(depths.columns) else None
+    increments = root_increments(inputs["mpr_perrootsample"], usable, params)
+    source = "mpr_perdepthincrement" if usable is not None else "derived from depthIncrementID"
+    return StepResult(
+        {"root_increments": increments},
+        {"root_increments": {"derivation": derivation_report(increments), "depth_source": source}},
+    )
+
+
+def increments_do_not_overlap(frame: pl.DataFrame, inputs: Frames, params: object) -> tuple[bool, dict]:
+    overlaps = profile_overlaps(frame)
+    return overlaps.is_empty(), {"overlapping_increments": overlaps.height}
+
+
+def every_site_has_a_profile(frame: pl.DataFrame, inputs: Frames, params: RootProfileParameters) -> tuple[bool, dict]:
+    samples = inputs["mpr_perrootsample"]
+    live = set(samples.filter(pl.col("rootStatus") == params.live_status)["site_id"].unique().to_list())
+    missing = sorted(live - set(frame["site_id"].unique().to_list()))
+    return not missing, {"sites_without_profile": missing, "sites": frame["site_id"].n_unique()}
+
+
+def compute_root_profiles(inputs: Frames, params: None) -> StepResult:
+    """`harmonized.root_profiles`: each site's fine-root profile, the mean density over the
+    profiles that sampled each increment, with n_profiles, mid_cm and the standardized abundance
+    Y / max(Y) (METHOD.md section 1.4)."""
+    return StepResult({"root_profiles": site_root_profiles(inputs["root_increments"])})
+
+
+def profiles_cover_every_site(frame: pl.DataFrame, inputs: Frames, params: object) -> tuple[bool, dict]:
+    missing = sorted(set(inputs["root_increments"]["site_id"].unique().to_list()) - set(frame["site_id"].to_list()))
+    return not missing and bool((frame["n_profiles"] >= 1).all()), {
+        "sites": frame["site_id"].n_unique(),
+        "missing_sites": missing,
+    }
+
+
+def compute_site_root_biomass(inputs: Frames, params: RootProfileParameters) -> StepResult:
+    """`harmonized.site_root_biomass`: total fine-root biomass per site (g/m2): per profile the sum
+    over increments, then the mean over profiles; also the 4 mm-equivalent total (2 mm sites x
+    cutoff_4mm_factor) for comparing sites with different cutoffs (METHOD.md section 1.5)."""
+    rescaling = (
+        f"total_fine_root_biomass_4mm_equiv_g_m2 = 2 mm totals x {params.cutoff_4mm_factor}; "
+        "use it only where absolute biomass is compared across sites"
+    )
+    return StepResult(
+        {"site_root_biomass": total_fine_root_biomass(inputs["root_increments"], params)},
+        {"site_root_biomass": {"rescaling": rescaling}},
+    )
+
+
+def one_row_per_site(frame: pl.DataFrame, inputs: Frames, params: object) -> tuple[bool, dict]:
+    repeated = frame.group_by("site_id").len().filter(pl.col("len") > 1)["site_id"].sort().to_list()
+    missing = sorted(set(inputs["root_increments"]["site_id"].unique().to_list()) - set(frame["site_id"].to_list()))
+    return not repeated and not missing, {"repeated_sites": repeated, "missing_sites": missing}
+
+
+# -- METHOD.md section 3: soil on the root grid -------------------------------------------------------------
+
+
+def soil_horizons(inputs: Frames) -> pl.DataFrame:
+    return horizon_properties(inputs["mgp_perhorizon"], inputs["mgp_perbiogeosample"], inputs["mgp_perbulksample"])
+
+
+def site_grids(horizons: pl.DataFrame, root_grid: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """Each site's root increments; NEON's protocol grid for a site with soil but no root data."""
+    soil_only = sorted(set(horizons["site_id"].unique().to_list()) - set(root_grid["site_id"].unique().to_list()))
+    protocol = pl.DataFrame(
+        [{"site_id": s, "top_cm": a, "bottom_cm": b} for s in soil_only for a, b in protocol_root_grid()],
+        schema=root_grid.schema,
+    )
+    return pl.concat([root_grid, protocol]), soil_only
+
+
+def compute_soil_profiles(inputs: Frames, params: None) -> StepResult:
+    """`harmonized.soil_profiles`: megapit soil properties (N, P, K, Ca, C, organic C, pH, sand, silt,
+    clay, CEC, bulk density; NEON units in the column names) moved from horizons onto each site's
+    root increments by overlap-weighted averaging, with coverage per property and overall
+    (METHOD.md section 3). Sites without root data use NEON's protocol grid."""
+    horizons = soil_horizons(inputs)
+    grid, soil_only = site_grids(horizons, inputs["root_profiles"].select("site_id", "top_cm", "bottom_cm"))
+    soil = soil_on_root_grid(horizons, grid).with_columns(
+        pl.when(pl.col("site_id").is_in(soil_only))
+        .then(pl.lit("protocol"))
+        .otherwise(pl.lit("root_profile"))
+        .alias("grid")
+    )
+    return StepResult(
+        {"soil_profiles": soil},
+        {
+            "soil_profiles": {
+                "units": {p.column: f"{p.unit} (NEON {p.source})" for p in SOIL_PROPERTIES},
+                "sites_on_protocol_grid": soil_only,
+                "horizons_used": horizons.height,
+            }
+        },
+    )
+
+
+def values_within_horizon_range(frame: pl.DataFrame, inputs: Frames, params: object) -> tuple[bool, dict]:
+    outside = values_outside_horizon_range(soil_horizons(inputs), frame)
+    return outside.is_empty(), {"values_outside": outside.height}
+
+
+def coverage_within_unit_interval(frame: pl.DataFrame, inputs: Frames, params: object) -> tuple[bool, dict]:
+    columns = [c for c in frame.columns if c.startswith("coverage")]
+    bad = frame.filter(pl.any_horizontal([(pl.col(c) < 0) | (pl.col(c) > 1 + 1e-9) for c in columns]))
+    return bad.is_empty(), {"rows_outside": bad.height}
+
+
+# -- METHOD.md sections 2, 4, 6, 7: modality, phi, group tests, nutrients ---------------------------------
+
+
+def compute_site_modality(inputs: Frames, params: ModalityParameters) -> StepResult:
+    """Each site's Gaussian KDE of root depths and what it says: modes, D0/D1/D2, the label (METHOD.md
+    section 2), and the curve itself."""
+    table, kdes = modality_table(inputs["root_profiles"], params)
+    biomass = inputs["site_root_biomass"].select("site_id", "total_fine_root_biomass_g_m2")
+    table = table.join(biomass, on="site_id", how="left")
+    counts = dict(table.group_by("modality").len().sort("modality").iter_rows())
+    return StepResult(
+        {"site_modality": table, "site_kde": kde_table(kdes)},
+        {
+            "site_modality": {
+                "modality_counts": counts,
+                "bimodal_sites": table.filter(pl.col("modality") == BIMODAL)["site_id"].to_list(),
+            },
+            "site_kde": {"step_cm": KDE_STEP_CM},
+        },
+    )
+
+
+SITE_MODALITY_DESCRIPTIONS = {
+    "analysis.site_modality": "`analysis.site_modality`: each site's Gaussian KDE of root depths (bandwidth 15 cm "
+    "in depth units, 2^15 grid points, as R's density), its modes, D0 (highest mode), D2 (highest secondary mode "
+    "reaching 10% of D0), D1 (lowest antimode between), the label bimodal/unimodal, the heights and their ratio, "
+    "and the site's total fine-root biomass (METHOD.md section 2).",
+    "analysis.site_kde": "`analysis.site_kde`: each site's root-depth KDE (the curve behind site_modality) every "
+    "1 cm, used for phi read off the smoothed profile and for figures.",
+}
+
+
+def compute_phi(inputs: Frames, params: PhiParameters) -> StepResult:
+    """`analysis.phi`: phi = Y(D2) / Y(D1) for root biomass and every harmonized soil property, with the
+    site's own D1/D2 when bimodal and 70/100 cm when unimodal. `method` says how Y(D) was read:
+    `increment` (the increment containing D) or `kde` (the smoothed root profile) (METHOD.md section 4)."""
+    table = phi_table(
+        inputs["site_modality"], inputs["root_profiles"], inputs["soil_profiles"], inputs["site_kde"], params
+    )
+    return StepResult(
+        {"phi": table},
+        {"phi": {"methods": "increment: value of the increment containing D; kde: root KDE density at D"}},
+    )
+
+
+def compute_group_tests(inputs: Frames, params: GroupTestParameters) -> StepResult:
+    """`analysis.group_tests`: bimodal vs unimodal sites. Continuous factors and phi: log10, F test of equal
+    variances, then Student's or Welch's t. Modality vs land cover and vs growth form: Pearson chi-square
+    with a Monte Carlo p from 2000 tables with the observed margins (METHOD.md section 6)."""
+    return StepResult({"group_tests": group_test_table(inputs["site_factors"], inputs["phi"], params)})
+
+
+def compute_nutrients(inputs: Frames, params: NutrientParameters) -> StepResult:
+    """Whether deep soil nutrients are under-exploited: the relative nutrient exponents per site and their
+    LOESS curves at bimodal sites (METHOD.md section 7)."""
+    modality = dict(inputs["site_modality"].select("site_id", "modality").iter_rows())
+    exponents, curves, summary = nutrient_tables(inputs["root_profiles"], inputs["soil_profiles"], modality, params)
+    return StepResult(
+        {"nutrient_exponents": exponents, "nutrient_loess": curves},
+        {"nutrient_exponents": {"summary": summary.to_dicts()}},
+    )
+
+
+NUTRIENT_DESCRIPTIONS = {
+    "analysis.nutrient_exponents": "`analysis.nutrient_exponents`: per site and nutrient (N, P, K, Ca) the "
+    "exponent b of log10(X / Y_root, surface = 1) = a + b * depth, with intercept, r2, n and a 95% band of b; "
+    "positive b means nutrients grow relatively richer with depth (METHOD.md 7).",
+    "analysis.nutrient_loess": "`analysis.nutrient_loess`: LOESS curves (span 0.5, local quadratic) of log10 "
+    "relative nutrient concentration against depth at bimodal sites, as fitted points with an approximate 95% band.",
+}
+
+RAW_GOOD = {"good_rows": True}
+
+STEPS: tuple[Step, ...] = (
+    Step(
+        "root_increments",
+        compute_root_increments,
+        (Read("raw.mpr_perrootsample", **RAW_GOOD), Read("raw.mpr_perdepthincrement", **RAW_GOOD)),
+        ("harmonized.root_increments",),
+        RootProfileParameters,
+        (
+            Check(
+                "root_increments",
+                "increments_do_not_overlap",
+                "Within each profile, an increment ends at or above the next one's top.",
+                increments_do_not_overlap,
+            ),
+            Check(
+                "root_increments",
+                "every_site_has_a_profile",
+                "Every site with live fine-root samples has at least one profile.",
+                every_site_has_a_profile,
+            ),
+        ),
+        group="harmonized",
+    ),
+    Step(
+        "root_profiles",
+        compute_root_profiles,
+        (Read("harmonized.root_increments"),),
+        ("harmonized.root_profiles",),
+        None,
+        (
+            Check(
+                "root_profiles",
+                "profiles_cover_every_site",
+                "Every site of root_increments has a profile, each row backed by >= 1 profile.",
+                profiles_cover_every_site,
+            ),
+        ),
+        group="harmonized",
+    ),
+    Step(
+        "site_root_biomass",
+        compute_site_root_biomass,
+        (Read("harmonized.root_increments"),),
+        ("harmonized.site_root_biomass",),
+        RootProfileParameters,
+        (
+            Check(
+                "site_root_biomass",
+                "one_row_per_site",
+                "Exactly one row per site of root_increments, none missing, none repeated.",
+                one_row_per_site,
+            ),
+        ),
+        group="harmonized",
+    ),
+    Step(
+        "soil_profiles",
+        compute_soil_profiles,
+        (
+            Read("raw.mgp_perhorizon", **RAW_GOOD),
+            Read("raw.mgp_perbiogeosample", **RAW_GOOD),
+            Read("raw.mgp_perbulksample", **RAW_GOOD),
+            Read("harmonized.root_profiles"),
+        ),
+        ("harmonized.soil_profiles",),
+        None,
+        (
+            Check(
+                "soil_profiles",
+                "values_within_horizon_range",
+                "Each harmonized value lies between the min and max of the horizons it came from.",
+                values_within_horizon_range,
+            ),
+            Check(
+                "soil_profiles",
+                "coverage_within_unit_interval",
+                "Every coverage column lies within [0, 1].",
+                coverage_within_unit_interval,
+            ),
+        ),
+        group="harmonized",
+    ),
+    Step(
+        "site_modality",
+        compute_site_modality,
+        (Read("harmonized.root_profiles"), Read("harmonized.site_root_biomass")),
+        ("analysis.site_modality", "analysis.site_kde"),
+        ModalityParameters,
+        kinds=frozenset({"duckdb", "numpy"}),
+        descriptions=SITE_MODALITY_DESCRIPTIONS,
+    ),
+    Step(
+        "phi",
+        compute_phi,
+        (
+            Read("analysis.site_modality"),
+            Read("analysis.site_kde"),
+            Read("harmonized.root_profiles"),
+            Read("harmonized.soil_profiles"),
+        ),
+        ("analysis.phi",),
+        PhiParameters,
+        kinds=frozenset({"duckdb", "numpy"}),
+    ),
+    Step(
+        "group_tests",
+        compute_group_tests,
+        (Read("analysis.site_factors"), Read("analysis.phi")),
+        ("analysis.group_tests",),
+        GroupTestParameters,
+        kinds=frozenset({"duckdb", "scipy"}),
+    ),
+    Step(
+        "nutrients",
+        compute_nutrients,
+        (Read("harmonized.soil_profiles"), Read("harmonized.root_profiles"), Read("analysis.site_modality")),
+        ("analysis.nutrient_exponents", "analysis.nutrient_loess"),
+        NutrientParameters,
+        kinds=frozenset({"duckdb"}),
+        descriptions=NUTRIENT_DESCRIPTIONS,
+    ),
+)
+
+__all__ = ["STEPS", "parameter_metadata"]
