@@ -250,6 +250,19 @@ def stale_or_missing(
     return [k for k in keys if k in stale or k in uncommitted]
 
 
+def with_downstream(graph: Any, stale: Sequence[AssetKey], among: Sequence[AssetKey]) -> list[AssetKey]:
+    """`stale` and everything downstream of it among `among`, in `among`'s order: Dagster calls an asset stale
+    only once its upstream was re-materialized, but one refresh must recompute the whole chain."""
+    wanted, frontier = set(stale), list(stale)
+    allowed = set(among)
+    while frontier:
+        for child in graph.get(frontier.pop()).child_keys:
+            if child in allowed and child not in wanted:
+                wanted.add(child)
+                frontier.append(child)
+    return [k for k in among if k in wanted]
+
+
 def uncommitted_assets(
     instance: DagsterInstance, keys: Sequence[AssetKey], release: str, database: Path, refresh_id: str
 ) -> set[AssetKey]:
@@ -339,7 +352,11 @@ class Refresh:
         if sources:
             self._execute(sources, report)
         for phase in (raw, rest):  # the raw run changes what is stale downstream: resolve after it
-            stale = stale_or_missing(self.instance, graph, phase, self.release, self.database, self.refresh_id)
+            stale = with_downstream(
+                graph,
+                stale_or_missing(self.instance, graph, phase, self.release, self.database, self.refresh_id),
+                phase,
+            )
             fresh = [k for k in phase if k not in stale]
             report.fresh += [k.to_user_string() for k in fresh]
             if fresh:

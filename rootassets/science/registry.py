@@ -129,7 +129,7 @@ def _reach(obj: Any, reached: dict[str, str]) -> None:
             elif (inspect.isfunction(value) or inspect.isclass(value)) and _is_science(value):
                 _reach(value, reached)
             elif ref in namespace and _is_constant(value) and _is_science_module(namespace):
-                reached.setdefault(f"{namespace.get('__name__')}.{ref}", repr(value))
+                reached.setdefault(f"{namespace.get('__name__')}.{ref}", _canonical(value))
 
 
 def _namespace(obj: Any) -> dict[str, Any]:
@@ -163,6 +163,17 @@ def _is_science(value: Any) -> bool:
 
 def _is_science_module(namespace: Mapping[str, Any]) -> bool:
     return str(namespace.get("__name__", "")).startswith(SCIENCE)
+
+
+def _canonical(value: Any) -> str:
+    """A repr that is the same in every process (sets are ordered by string hashes, which vary)."""
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(sorted(_canonical(v) for v in value)) + "}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(sorted(f"{_canonical(k)}: {_canonical(v)}" for k, v in value.items())) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_canonical(v) for v in value) + "]"
+    return repr(value)
 
 
 def _is_constant(value: Any) -> bool:

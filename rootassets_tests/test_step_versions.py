@@ -1,0 +1,100 @@
+"""Code versions are derived, never hand-bumped: editing a science function re-runs exactly its asset and downstream."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rootassets.science.registry import code_version
+from rootassets.science.steps import STEPS
+from rootassets_tests.conftest import REPO, RELEASE
+
+VERSIONS = (
+    "import json; from rootassets.defs.steps import step_version; from rootassets.science.steps import STEPS; "
+    "print(json.dumps({s.name: step_version(s) for s in STEPS}))"
+)
+
+
+def copy_package(tmp_path: Path) -> Path:
+    """A copy of the rootassets package that a subprocess imports instead of the installed one."""
+    root = tmp_path / "code"
+    shutil.copytree(REPO / "rootassets", root / "rootassets", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "dbt_like_sql").symlink_to(REPO / "dbt_like_sql")
+    return root
+
+
+def edit_function_body(module: Path, function: str) -> None:
+    """Insert a statement into `function`'s body (the behaviour stays; the source does not)."""
+    lines = module.read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"def {function}("))
+    body = next(i for i in range(start, len(lines)) if lines[i].rstrip().endswith(":")) + 1
+    lines.insert(body, "    _edited = True  # noqa: F841\n")
+    module.write_text("".join(lines))
+
+
+def versions(root: Path) -> dict[str, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", VERSIONS],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_every_step_has_a_stable_derived_version() -> None:
+    assert all(code_version(step) == code_version(step) for step in STEPS)
+    assert len({code_version(step) for step in STEPS}) == len(STEPS)
+
+
+def test_editing_a_science_function_changes_exactly_the_steps_that_reach_it(tmp_path: Path) -> None:
+    root = copy_package(tmp_path)
+    before = versions(root)
+    # value_in_increment is reached by phi only, through phi_table
+    edit_function_body(root / "rootassets" / "science" / "phi.py", "value_in_increment")
+    after = versions(root)
+    assert [name for name in before if before[name] != after[name]] == ["phi"]
+    # a function several steps reach changes all of them
+    edit_function_body(root / "rootassets" / "science" / "root_profiles.py", "site_root_profiles")
+    again = versions(root)
+    assert [name for name in after if after[name] != again[name]] == ["root_profiles"]
+
+
+@pytest.mark.slow
+def test_an_edited_step_reruns_its_asset_and_its_downstream_only(tmp_path: Path, snapshot: Path) -> None:
+    root = copy_package(tmp_path)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "ROOTASSETS_HOME": str(tmp_path / "home"),
+        "ROOTASSETS_SNAPSHOT": str(snapshot),
+    }
+    command = [sys.executable, "-m", "rootassets.cli", "materialize", "--release", RELEASE]
+    first = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    edit_function_body(root / "rootassets" / "science" / "phi.py", "value_in_increment")
+    second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-2000:]
+    rerun = {line.split()[-1] for line in second.stdout.splitlines() if line.startswith("  materialized ")}
+
+    from rootassets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    by_name = {k.to_user_string(): k for k in graph.get_all_asset_keys()}
+    downstream, frontier = set(), ["analysis/phi"]
+    while frontier:
+        for child in graph.get(by_name[frontier.pop()]).child_keys:
+            if child.to_user_string() not in downstream:
+                downstream.add(child.to_user_string())
+                frontier.append(child.to_user_string())
+    optional = {k.to_user_string() for k in graph.get_all_asset_keys() if k.path[-1].endswith("_bootstrap")}
+    assert rerun == ({"analysis/phi"} | downstream) - optional, second.stdout
