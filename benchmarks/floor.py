@@ -5,9 +5,10 @@ writes the raw tables, harmonizes, runs every analysis, draws every figure,
 builds the marts and writes the same DuckDB tables into HOME/rootassets.duckdb,
 calling the same `rootassets.neon`, `rootassets.warehouse.quarantine` and
 `rootassets.science` functions as the assets, on one DuckDB connection and
-with no Dagster run, instance, event log or staging. The figure drawers and
-raw screening are shared with `rootassets.defs` (plain functions there), so
-importing them loads the dagster package: that import is counted in the floor.
+with no Dagster run, instance, event log or staging. The registry's steps
+(`rootassets.science.steps`) and the figure declarations
+(`rootassets.science.figure_specs`) are the assets' own: this file wires none of
+them; it never imports `rootassets.defs` (an import-linter contract).
 """
 
 from __future__ import annotations
@@ -20,32 +21,28 @@ import duckdb
 import polars as pl
 
 from rootassets.neon.open import open_source
-from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT
-from rootassets.neon.site_attributes import load_site_attributes
+from rootassets.neon.products import PRODUCTS, ROOT_MEGAPIT, SOIL_MEGAPIT
+from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, load_site_attributes
 from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
 from rootassets.neon.stacking import StackedTable, empty_table
-from rootassets.schemas import ANALYSIS_CONTRACTS, HARMONIZED_CONTRACTS
+from rootassets.schemas import CONTRACTS
 from rootassets.science.classifier import ForestParameters, classifier_tables
-from rootassets.science.group_tests import GroupTestParameters, group_test_table
-from rootassets.science.modality import ModalityParameters, kde_table, modality_table
-from rootassets.science.nutrients import NutrientParameters, nutrient_tables
-from rootassets.science.phi import PhiParameters, phi_depth_table, phi_table
-from rootassets.science.release_changes import CHANGE_SCHEMA, ChangeTolerances, compare_releases
-from rootassets.science.root_profiles import (
-    RootProfileParameters,
-    root_increments,
-    site_root_profiles,
-    total_fine_root_biomass,
-)
+from rootassets.science.figure_specs import FIGURES
+from rootassets.science.phi import PhiParameters, phi_depth_table
+from rootassets.science.registry import Read
+from rootassets.science.release_changes import CHANGE_SCHEMA, ChangeTolerances, compare_releases, previous_release
 from rootassets.science.site_factors import site_factor_table
-from rootassets.science.soil_profiles import horizon_properties, protocol_root_grid, soil_on_root_grid
 from rootassets.science.soil_water import choose_sensors, file_roles, labelled_statistics_sql, series_sql
+from rootassets.science.steps import STEPS
 from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
-from rootassets.warehouse.quarantine import screen
+from rootassets.warehouse.quarantine import screen, screen_stacked, screened_frames
 from rootassets.warehouse.sqlmodels import discover_models
 from rootassets.warehouse.staging import write_queries
 
 RELEASE = "RELEASE-2021"
+ALL_RAW = {f"raw.{t}" for p in PRODUCTS.values() for t in p.all_tables} | {
+    f"raw.{t}" for t in (*SITE_ATTRIBUTE_TABLES, "swc_sensor_positions", "swc_files")
+}
 GOOD = "NOT quarantined"
 
 
@@ -61,10 +58,34 @@ class FloorWarehouse:
     def write(self, frames: dict[tuple[str, str], pl.DataFrame], release: str) -> None:
         replace_partitions(self.con, frames, release)
 
+    def inputs(self, reads: tuple[Read, ...], release: str) -> dict[str, pl.DataFrame]:
+        return {r.name: self.read(r.schema, r.name, release, GOOD if r.good_rows else "") for r in reads}
+
     def publish(self, schema: str, table: str, frame: pl.DataFrame, contract, release: str) -> pl.DataFrame:
         screened = screen(frame.with_columns(pl.lit(release).alias("release")), contract, f"{schema}.{table}", release)
         self.write({(schema, table): screened.kept, ("quarantine", table): screened.quarantined}, release)
         return screened.kept
+
+
+def screen_raw(table: str, stacked: StackedTable, release: str, published: bool = True):
+    return screen_stacked(table, stacked, release, CONTRACTS[f"raw.{table}"], published)
+
+
+def run_ready_steps(w: FloorWarehouse, done: set[str], release: str) -> None:
+    """Run every registry step whose tables are all written, in the registry's order, until none is left
+    (the assets run the same steps, through `rootassets.defs.steps`)."""
+    for step in STEPS:
+        if set(step.writes) <= done or not {r.table for r in step.reads} <= done:
+            continue
+        result = step.run(w.inputs(step.reads, release))
+        for table in step.writes:
+            schema, name = table.split(".", 1)
+            frame = result.tables[name]
+            if table in CONTRACTS:
+                w.publish(schema, name, frame, CONTRACTS[table], release)
+            else:
+                w.write({(schema, name): frame.with_columns(pl.lit(release).alias("release"))}, release)
+            done.add(table)
 
 
 def soil_water_tables(w: FloorWarehouse, files, modality: pl.DataFrame, release: str) -> None:
@@ -91,10 +112,6 @@ def soil_water_tables(w: FloorWarehouse, files, modality: pl.DataFrame, release:
 
 
 def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
-    from rootassets.defs.analysis import previous_release
-    from rootassets.defs.raw import _frames, screen_raw
-    from rootassets.defs.reports import FIGURES
-
     home.mkdir(parents=True, exist_ok=True)
     w = FloorWarehouse(home / "rootassets.duckdb")
     steps: dict[str, float] = {}
@@ -111,10 +128,11 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
         load = source.load_product(product, release)
         stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in product.all_tables}
         w.write(
-            _frames({t: screen_raw(t, s, release, published=t in load.tables) for t, s in stacked.items()}), release
+            screened_frames({t: screen_raw(t, s, release, published=t in load.tables) for t, s in stacked.items()}),
+            release,
         )
     attributes = load_site_attributes(snapshot / "site-attributes", release)
-    w.write(_frames({t: screen_raw(t, s, release) for t, s in attributes.items()}), release)
+    w.write(screened_frames({t: screen_raw(t, s, release) for t, s in attributes.items()}), release)
     files = discover(soil_water_folder(snapshot, release))
     w.write(
         {
@@ -127,58 +145,12 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     )
     step("raw")
 
-    params = RootProfileParameters()
-    samples = w.read("raw", "mpr_perrootsample", release, GOOD)
-    depth_table = w.read("raw", "mpr_perdepthincrement", release, GOOD)
-    usable = depth_table if {"topDepth", "bottomDepth", "depthIncrementID"} <= set(depth_table.columns) else None
-    increments = w.publish(
-        "harmonized",
-        "root_increments",
-        root_increments(samples, usable, params),
-        HARMONIZED_CONTRACTS["root_increments"],
-        release,
-    )
-    profiles = w.publish(
-        "harmonized", "root_profiles", site_root_profiles(increments), HARMONIZED_CONTRACTS["root_profiles"], release
-    )
-    biomass = w.publish(
-        "harmonized",
-        "site_root_biomass",
-        total_fine_root_biomass(increments, params),
-        HARMONIZED_CONTRACTS["site_root_biomass"],
-        release,
-    )
-    horizons = horizon_properties(
-        w.read("raw", "mgp_perhorizon", release, GOOD),
-        w.read("raw", "mgp_perbiogeosample", release, GOOD),
-        w.read("raw", "mgp_perbulksample", release, GOOD),
-    )
-    grid = profiles.select("site_id", "top_cm", "bottom_cm")
-    soil_only = sorted(set(horizons["site_id"]) - set(grid["site_id"]))
-    protocol = pl.DataFrame(
-        [{"site_id": s, "top_cm": a, "bottom_cm": b} for s in soil_only for a, b in protocol_root_grid()],
-        schema=grid.schema,
-    )
-    soil = soil_on_root_grid(horizons, pl.concat([grid, protocol])).with_columns(
-        pl.when(pl.col("site_id").is_in(soil_only))
-        .then(pl.lit("protocol"))
-        .otherwise(pl.lit("root_profile"))
-        .alias("grid")
-    )
-    soil = w.publish("harmonized", "soil_profiles", soil, HARMONIZED_CONTRACTS["soil_profiles"], release)
+    done = {table for table in ALL_RAW}
+    run_ready_steps(w, done, release)  # section 1 and 3, then modality and phi: the registry's steps
     step("harmonized")
-
-    modality, kdes = modality_table(profiles, ModalityParameters())
-    modality = modality.join(biomass.select("site_id", "total_fine_root_biomass_g_m2"), on="site_id", how="left")
-    modality = w.publish("analysis", "site_modality", modality, ANALYSIS_CONTRACTS["site_modality"], release)
-    curves = kde_table(kdes).with_columns(pl.lit(release).alias("release"))
-    w.write({("analysis", "site_kde"): curves}, release)
-    phis = w.publish(
-        "analysis",
-        "phi",
-        phi_table(modality, profiles, soil, curves, PhiParameters()),
-        ANALYSIS_CONTRACTS["phi"],
-        release,
+    modality, biomass, soil = (
+        w.read(*t.split("."), release)
+        for t in ("analysis.site_modality", "harmonized.site_root_biomass", "harmonized.soil_profiles")
     )
     factors = site_factor_table(
         modality["site_id"].to_list(),
@@ -188,8 +160,9 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
         soil,
         None,
     ).join(modality.select("site_id", "modality"), on="site_id", how="left")
-    factors = w.publish("analysis", "site_factors", factors, ANALYSIS_CONTRACTS["site_factors"], release)
-    forest = classifier_tables(factors, ForestParameters())
+    w.publish("analysis", "site_factors", factors, CONTRACTS["analysis.site_factors"], release)
+    done.add("analysis.site_factors")
+    forest = classifier_tables(w.read("analysis", "site_factors", release), ForestParameters())
     w.write(
         {
             ("analysis", "classifier_performance"): forest.performance.with_columns(pl.lit(release).alias("release")),
@@ -197,18 +170,9 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
         },
         release,
     )
+    done |= {"analysis.classifier_performance", "analysis.classifier_importance"}
     step("classifier")
-    w.publish(
-        "analysis",
-        "group_tests",
-        group_test_table(factors, phis, GroupTestParameters()),
-        ANALYSIS_CONTRACTS["group_tests"],
-        release,
-    )
-    labels = dict(modality.select("site_id", "modality").iter_rows())
-    exponents, loess_table, _ = nutrient_tables(profiles, soil, labels, NutrientParameters())
-    w.publish("analysis", "nutrient_exponents", exponents, ANALYSIS_CONTRACTS["nutrient_exponents"], release)
-    w.write({("analysis", "nutrient_loess"): loess_table.with_columns(pl.lit(release).alias("release"))}, release)
+    run_ready_steps(w, done, release)  # group tests and nutrients
     present = [r for (r,) in w.con.execute("SELECT DISTINCT release FROM analysis.site_modality").fetchall()]
     before = previous_release([r for r in present if r != release], release)
     changes = pl.DataFrame(schema=CHANGE_SCHEMA)
@@ -232,9 +196,9 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     figures.mkdir(parents=True, exist_ok=True)
     import matplotlib.pyplot as plt
 
-    for name, _deps, _doc, draw in FIGURES:
-        fig = draw(w, release)
-        fig.savefig(figures / f"{name}.png", dpi=150)
+    for spec in FIGURES:
+        fig = spec.draw(w.inputs(spec.reads, release))
+        fig.savefig(figures / f"{spec.name}.png", dpi=150)
         plt.close(fig)
     step("figures")
 

@@ -96,15 +96,17 @@ def run_assets(
     raise_on_error: bool = True,
 ) -> ExecuteInProcessResult:
     """Materialize `assets` in process for one release on a temporary DuckDB."""
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
-    return materialize(
-        assets,
-        resources=asset_resources(settings, api_url),
-        partition_key=release,
-        instance=instance,
-        raise_on_error=raise_on_error,
-    )
+    # Entered, the instance is the current one for Dagster's definitions-state lookups during the run; a
+    # pointer left by an earlier test's instance (already deleted) would otherwise be used.
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
+        return materialize(
+            assets,
+            resources=asset_resources(settings, api_url),
+            partition_key=release,
+            instance=instance,
+            raise_on_error=raise_on_error,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import pytest
 
 from rootassets.science.registry import code_version
 from rootassets.science.steps import STEPS
-from rootassets_tests.conftest import REPO, RELEASE
+from rootassets_tests.conftest import RELEASE, REPO
 
 VERSIONS = (
     "import json; from rootassets.defs.steps import step_version; from rootassets.science.steps import STEPS; "

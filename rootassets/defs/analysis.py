@@ -270,14 +270,6 @@ class ReleaseChangeConfig(Config):
     exponent: float = 1e-4
 
 
-def previous_release(present: list[str], release: str) -> str | None:
-    """The newest release before `release` among those present (PROVISIONAL follows every numbered one)."""
-    from rootassets.neon.identifiers import release_sort_key
-
-    earlier = [r for r in present if release_sort_key(r) < release_sort_key(release)]
-    return max(earlier, key=release_sort_key) if earlier else None
-
-
 @asset(
     key=_key("release_changes"),
     deps=[_key("site_modality"), _key("phi"), _key("nutrient_exponents")],
@@ -290,7 +282,12 @@ def analysis_release_changes(
     """`analysis.release_changes`: what changed per site since the previous release present: sites added or
     removed, modality label changes, D0/D1/D2 shifts, total biomass change, and phi/exponent values that moved
     beyond a tolerance. Empty for the first release."""
-    from rootassets.science.release_changes import CHANGE_SCHEMA, ChangeTolerances, compare_releases
+    from rootassets.science.release_changes import (
+        CHANGE_SCHEMA,
+        ChangeTolerances,
+        compare_releases,
+        previous_release,
+    )
 
     release = validate_release(context.partition_key)
     tolerances = ChangeTolerances(config.depth_cm, config.relative, config.exponent)

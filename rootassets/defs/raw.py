@@ -33,10 +33,15 @@ from rootassets.neon.errors import NeonTokenError
 from rootassets.neon.identifiers import release_sort_key, validate_release
 from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT, ProductSpec
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, site_attributes_fingerprint
-from rootassets.neon.stacking import ADDED_COLUMNS, STACKING_COLUMNS, StackedTable, empty_table
+from rootassets.neon.stacking import STACKING_COLUMNS, StackedTable, empty_table
 from rootassets.schemas import RAW_CONTRACTS
 from rootassets.warehouse import qualified, quote_ident
-from rootassets.warehouse.quarantine import Screened, StructuralError, check_columns, empty_quarantine, screen
+from rootassets.warehouse.quarantine import (
+    Screened,
+    StructuralError,
+    screen_stacked,
+    screened_frames,
+)
 
 RAW_CODE_VERSION = "raw-2"
 
@@ -275,7 +280,7 @@ def write_raw(
     with NEON's descriptions, report each table with its data version, accounting and provenance, and
     evaluate its visible checks."""
     screened = {t: screen_raw(t, s, release, published=t in published) for t, s in stacked.items()}
-    warehouse.write(_frames(screened), release)
+    warehouse.write(screened_frames(screened), release)
     described = descriptions or {}
     for table in stacked:
         statements = comment_statements("raw", table, screened[table].rows.columns, described.get(table, {}))
@@ -309,30 +314,11 @@ def source_data_version(release: str, stacked: StackedTable) -> DataVersion:
 
 
 def screen_raw(table: str, stacked: StackedTable, release: str, published: bool = True) -> Screened:
-    """Check each source file's columns, then screen the rows against the table's contract.
-
-    A table the source does not publish is written empty. A file that lacks
-    a required column fails the asset (naming file and column) before
-    anything is written.
-    """
-    contract = RAW_CONTRACTS[table]
-    if not published:
-        rows = stacked.frame.with_columns(quarantined=False)
-        return Screened(rows=rows, kept=rows, quarantined=empty_quarantine(), rows_in=0)
+    """`screen_stacked`, failing the asset (naming file and column) on a structural error."""
     try:
-        for source in stacked.sources:
-            check_columns([*source.columns, *ADDED_COLUMNS], contract, f"raw.{table} from {source.file}")
-        return screen(stacked.frame, contract, f"raw.{table}", release, stacked.malformed)
+        return screen_stacked(table, stacked, release, RAW_CONTRACTS[table], published)
     except StructuralError as exc:
         raise Failure(description=str(exc)) from exc
-
-
-def _frames(screened: dict[str, Screened]) -> dict[tuple[str, str], pl.DataFrame]:
-    frames: dict[tuple[str, str], pl.DataFrame] = {}
-    for table, s in screened.items():
-        frames[("raw", table)] = s.rows
-        frames[("quarantine", table)] = s.quarantined
-    return frames
 
 
 raw_assets = [raw_root_megapit, raw_soil_megapit, raw_site_attributes]

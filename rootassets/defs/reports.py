@@ -1,7 +1,6 @@
 """Report assets: METHOD.md section 8 figures (one asset each) and the report a scientist opens first."""
 
 import base64
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,23 +10,15 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, WarehouseResource
 from rootassets.neon.identifiers import validate_release
+from rootassets.science.figure_specs import FIGURES, FigureSpec
 
 if TYPE_CHECKING:
-    from types import ModuleType
-
     from matplotlib.figure import Figure
 
 REPORTS_CODE_VERSION = "reports-1"
 COMMON = dict(
     partitions_def=neon_release, group_name="reports", kinds={"matplotlib"}, code_version=REPORTS_CODE_VERSION
 )
-
-
-def _figures() -> "ModuleType":
-    """The figure functions; matplotlib is imported when a figure is drawn, not when definitions load."""
-    from rootassets.science import figures
-
-    return figures
 
 
 def _a(name: str) -> AssetKey:
@@ -51,103 +42,28 @@ def save_figure(fig: "Figure", artifacts: ArtifactStore, release: str, name: str
     )
 
 
-def _modality(warehouse: WarehouseResource, release: str) -> dict[str, str]:
-    return dict(warehouse.read("analysis", "site_modality", release).select("site_id", "modality").iter_rows())
-
-
-def _figure_asset(name: str, deps: list[AssetKey], doc: str, draw: Callable[[WarehouseResource, str], "Figure"]):
-    @asset(key=AssetKey(["reports", name]), deps=deps, description=doc, **COMMON)
+def figure_asset(spec: FigureSpec):
+    @asset(
+        key=AssetKey(["reports", spec.name]),
+        deps=[AssetKey(r.table.split(".")) for r in spec.reads],
+        description=spec.description,
+        **COMMON,
+    )
     def _figure(
         context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore
     ) -> MaterializeResult:
         release = validate_release(context.partition_key)
-        return save_figure(draw(warehouse, release), artifacts, release, name)
+        inputs = {
+            r.name: warehouse.read(r.schema, r.name, release, "NOT quarantined" if r.good_rows else "")
+            for r in spec.reads
+        }
+        return save_figure(spec.draw(inputs), artifacts, release, spec.name)
 
-    _figure.__name__ = name
+    _figure.__name__ = spec.name
     return _figure
 
 
-def _draw_profiles(w: WarehouseResource, release: str) -> "Figure":
-    return _figures().root_profiles_figure(w.read("harmonized", "root_profiles", release), _modality(w, release))
-
-
-def _draw_map(w: WarehouseResource, release: str) -> "Figure":
-    sites = w.read("raw", "field_site_metadata", release, "NOT quarantined").select(
-        "site_id", pl.col("field_latitude").alias("latitude"), pl.col("field_longitude").alias("longitude")
-    )
-    modality = w.read("analysis", "site_modality", release).select("site_id", "modality")
-    return _figures().site_map_figure(modality.join(sites, on="site_id", how="inner"))
-
-
-def _draw_factors(w: WarehouseResource, release: str) -> "Figure":
-    return _figures().factors_figure(
-        w.read("analysis", "classifier_importance", release), w.read("analysis", "site_factors", release)
-    )
-
-
-def _draw_phi(w: WarehouseResource, release: str) -> "Figure":
-    return _figures().phi_figure(w.read("analysis", "phi", release))
-
-
-def example_sites(exponents: pl.DataFrame) -> dict[str, str]:
-    """The unimodal and the bimodal site with the most fitted increments (ties: alphabetical)."""
-    best = (
-        exponents.group_by("site_id", "modality")
-        .agg(pl.col("n").max())
-        .sort(["n", "site_id"], descending=[True, False])
-    )
-    return {
-        m: best.filter(pl.col("modality") == m)["site_id"][0]
-        for m in ("unimodal", "bimodal")
-        if best.filter(pl.col("modality") == m).height
-    }
-
-
-def _draw_nutrients(w: WarehouseResource, release: str) -> "Figure":
-    grid = w.read("harmonized", "root_profiles", release).join(
-        w.read("harmonized", "soil_profiles", release), on=["site_id", "top_cm", "bottom_cm"], how="inner"
-    )
-    return _figures().relative_nutrients_figure(grid, example_sites(w.read("analysis", "nutrient_exponents", release)))
-
-
-def _draw_exponents(w: WarehouseResource, release: str) -> "Figure":
-    return _figures().exponents_figure(w.read("analysis", "nutrient_exponents", release))
-
-
-FIGURES = [
-    (
-        "figure_1_root_profiles",
-        [AssetKey(["harmonized", "root_profiles"]), _a("site_modality")],
-        "Figure 1: standardized root profiles of every site (LOESS with 95% band), red bimodal, blue unimodal.",
-        _draw_profiles,
-    ),
-    (
-        "figure_1_site_map",
-        [AssetKey(["raw", "field_site_metadata"]), _a("site_modality")],
-        "Figure 1 (map): the sites by latitude and longitude, coloured by modality.",
-        _draw_map,
-    ),
-    (
-        "figure_2_factors",
-        [_a("classifier_importance"), _a("site_factors")],
-        "Figure 2: factor importance ranking; total fine-root biomass by modality (log axis); land cover by modality.",
-        _draw_factors,
-    ),
-    ("figure_3_phi", [_a("phi")], "Figure 3: phi for root biomass and for soil N by modality.", _draw_phi),
-    (
-        "figure_4_relative_nutrients",
-        [AssetKey(["harmonized", "soil_profiles"]), _a("nutrient_exponents")],
-        "Figure 4: relative nutrient profiles of one unimodal and one bimodal site with the log-linear fit and band.",
-        _draw_nutrients,
-    ),
-    (
-        "figure_nutrient_exponents",
-        [_a("nutrient_exponents")],
-        "Per-nutrient exponent and r2 distributions by modality.",
-        _draw_exponents,
-    ),
-]
-figure_assets = [_figure_asset(*spec) for spec in FIGURES]
+figure_assets = [figure_asset(spec) for spec in FIGURES]
 
 
 def _markdown_table(frame: pl.DataFrame, digits: int = 4) -> str:
@@ -166,7 +82,7 @@ def _markdown_table(frame: pl.DataFrame, digits: int = 4) -> str:
 
 @asset(
     key=AssetKey(["reports", "report"]),
-    deps=[AssetKey(["reports", name]) for name, *_ in FIGURES] + [_a("group_tests"), _a("classifier_performance")],
+    deps=[AssetKey(["reports", spec.name]) for spec in FIGURES] + [_a("group_tests"), _a("classifier_performance")],
     partitions_def=neon_release,
     group_name="reports",
     kinds={"markdown"},
@@ -223,9 +139,9 @@ def report(context: AssetExecutionContext, warehouse: WarehouseResource, artifac
         "## Nutrient exponents\n\n" + _markdown_table(exponents),
         "## Figures\n\n"
         + "\n\n".join(
-            f"### {name}\n\n![{name}]({relative / (name + '.png')})"
-            for name, *_ in FIGURES
-            if (figure_dir / f"{name}.png").exists()
+            f"### {spec.name}\n\n![{spec.name}]({relative / (spec.name + '.png')})"
+            for spec in FIGURES
+            if (figure_dir / f"{spec.name}.png").exists()
         ),
     ]
     text = "\n\n".join(sections) + "\n"

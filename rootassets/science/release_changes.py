@@ -117,3 +117,11 @@ def compare_releases(
                 )
             )
     return pl.DataFrame(rows, schema=CHANGE_SCHEMA)
+
+
+def previous_release(present: list[str], release: str) -> str | None:
+    """The newest release before `release` among those present (PROVISIONAL follows every numbered one)."""
+    from rootassets.neon.identifiers import release_sort_key
+
+    earlier = [r for r in present if release_sort_key(r) < release_sort_key(release)]
+    return max(earlier, key=release_sort_key) if earlier else None

@@ -17,6 +17,7 @@ import polars as pl
 from pandera.errors import SchemaErrors
 
 from rootassets.neon.csvfiles import MalformedRecord
+from rootassets.neon.stacking import ADDED_COLUMNS, StackedTable
 from rootassets.schemas import TableContract
 
 QUARANTINE_SCHEMA = {
@@ -211,3 +212,28 @@ def _rejected_rows(rejected: list[MalformedRecord] | tuple[MalformedRecord, ...]
         ],
         schema=QUARANTINE_SCHEMA,
     )
+
+
+def screen_stacked(
+    table: str, stacked: StackedTable, release: str, contract: TableContract, published: bool = True
+) -> Screened:
+    """Check each source file's columns, then screen a stacked NEON table's rows against its contract.
+
+    A table the source does not publish is kept empty. A file that lacks a required column raises
+    `StructuralError` (naming the file and the column) before anything is written.
+    """
+    if not published:
+        rows = stacked.frame.with_columns(quarantined=False)
+        return Screened(rows=rows, kept=rows, quarantined=empty_quarantine(), rows_in=0)
+    for source in stacked.sources:
+        check_columns([*source.columns, *ADDED_COLUMNS], contract, f"raw.{table} from {source.file}")
+    return screen(stacked.frame, contract, f"raw.{table}", release, stacked.malformed)
+
+
+def screened_frames(screened: dict[str, Screened]) -> dict[tuple[str, str], pl.DataFrame]:
+    """The raw and quarantine frames to write for each screened raw table."""
+    frames: dict[tuple[str, str], pl.DataFrame] = {}
+    for table, s in screened.items():
+        frames[("raw", table)] = s.rows
+        frames[("quarantine", table)] = s.quarantined
+    return frames

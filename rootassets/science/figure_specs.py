@@ -1,0 +1,121 @@
+"""The figures of METHOD.md section 8, declared once: what each reads and how it is drawn from those tables.
+
+matplotlib is imported when a figure is drawn (`rootassets.science.figures`), not when this loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from rootassets.science.registry import Frames, Read
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str
+    reads: tuple[Read, ...]
+    description: str
+    draw: Callable[[Frames], Figure]
+
+
+def _modality(inputs: Frames) -> dict[str, str]:
+    return dict(inputs["site_modality"].select("site_id", "modality").iter_rows())
+
+
+def draw_profiles(inputs: Frames) -> Figure:
+    from rootassets.science import figures
+
+    return figures.root_profiles_figure(inputs["root_profiles"], _modality(inputs))
+
+
+def draw_map(inputs: Frames) -> Figure:
+    from rootassets.science import figures
+
+    sites = inputs["field_site_metadata"].select(
+        "site_id", pl.col("field_latitude").alias("latitude"), pl.col("field_longitude").alias("longitude")
+    )
+    modality = inputs["site_modality"].select("site_id", "modality")
+    return figures.site_map_figure(modality.join(sites, on="site_id", how="inner"))
+
+
+def draw_factors(inputs: Frames) -> Figure:
+    from rootassets.science import figures
+
+    return figures.factors_figure(inputs["classifier_importance"], inputs["site_factors"])
+
+
+def draw_phi(inputs: Frames) -> Figure:
+    from rootassets.science import figures
+
+    return figures.phi_figure(inputs["phi"])
+
+
+def example_sites(exponents: pl.DataFrame) -> dict[str, str]:
+    """Figure 4's sites: the unimodal and the bimodal site with the most fitted increments (ties: alphabetical)."""
+    best = (
+        exponents.group_by("site_id", "modality")
+        .agg(pl.col("n").max())
+        .sort(["n", "site_id"], descending=[True, False])
+    )
+    return {
+        m: best.filter(pl.col("modality") == m)["site_id"][0]
+        for m in ("unimodal", "bimodal")
+        if best.filter(pl.col("modality") == m).height
+    }
+
+
+def draw_nutrients(inputs: Frames) -> Figure:
+    from rootassets.science import figures
+
+    grid = inputs["root_profiles"].join(inputs["soil_profiles"], on=["site_id", "top_cm", "bottom_cm"], how="inner")
+    return figures.relative_nutrients_figure(grid, example_sites(inputs["nutrient_exponents"]))
+
+
+def draw_exponents(inputs: Frames) -> Figure:
+    from rootassets.science import figures
+
+    return figures.exponents_figure(inputs["nutrient_exponents"])
+
+
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec(
+        "figure_1_root_profiles",
+        (Read("harmonized.root_profiles"), Read("analysis.site_modality")),
+        "Figure 1: standardized root profiles of every site (LOESS with 95% band), red bimodal, blue unimodal.",
+        draw_profiles,
+    ),
+    FigureSpec(
+        "figure_1_site_map",
+        (Read("raw.field_site_metadata", good_rows=True), Read("analysis.site_modality")),
+        "Figure 1 (map): the sites by latitude and longitude, coloured by modality.",
+        draw_map,
+    ),
+    FigureSpec(
+        "figure_2_factors",
+        (Read("analysis.classifier_importance"), Read("analysis.site_factors")),
+        "Figure 2: factor importance ranking; total fine-root biomass by modality (log axis); land cover by modality.",
+        draw_factors,
+    ),
+    FigureSpec(
+        "figure_3_phi", (Read("analysis.phi"),), "Figure 3: phi for root biomass and for soil N by modality.", draw_phi
+    ),
+    FigureSpec(
+        "figure_4_relative_nutrients",
+        (Read("harmonized.soil_profiles"), Read("harmonized.root_profiles"), Read("analysis.nutrient_exponents")),
+        "Figure 4: relative nutrient profiles of one unimodal and one bimodal site with the log-linear fit and band.",
+        draw_nutrients,
+    ),
+    FigureSpec(
+        "figure_nutrient_exponents",
+        (Read("analysis.nutrient_exponents"),),
+        "Per-nutrient exponent and r2 distributions by modality.",
+        draw_exponents,
+    ),
+)
