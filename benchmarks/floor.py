@@ -28,7 +28,7 @@ from rootassets.neon.stacking import StackedTable, empty_table
 from rootassets.schemas import CONTRACTS
 from rootassets.science.classifier import ForestParameters, classifier_tables
 from rootassets.science.figure_specs import FIGURES
-from rootassets.science.phi import PhiParameters, phi_depth_table
+from rootassets.science.phi import depths_used
 from rootassets.science.registry import Read
 from rootassets.science.release_changes import CHANGE_SCHEMA, ChangeTolerances, compare_releases, previous_release
 from rootassets.science.site_factors import site_factor_table
@@ -90,7 +90,7 @@ def run_ready_steps(w: FloorWarehouse, done: set[str], release: str) -> None:
 
 def soil_water_tables(w: FloorWarehouse, files, modality: pl.DataFrame, release: str) -> None:
     """Section 4 for soil water, as the soil-water assets compute it (inside DuckDB)."""
-    depths = phi_depth_table(modality, PhiParameters())
+    depths = depths_used(w.read("analysis", "phi", release))
     positions = w.read("raw", "swc_sensor_positions", release)
     sensors = choose_sensors(positions.select("site_id", "hor", "ver", "depth_cm"), depths.drop("modality"))
     sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")

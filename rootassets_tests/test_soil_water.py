@@ -25,7 +25,7 @@ from rootassets.synthetic.soil_water import generate, month_range
 from rootassets_tests.conftest import RELEASE, run_assets
 
 SITES = [("SRER", "D14"), ("BART", "D01"), ("ZZZZ", "D20")]  # bimodal, unimodal, and a site without roots
-MODALITY = [a for a in analysis_assets if any(k.path[-1] == "site_modality" for k in a.keys)]
+MODALITY = [a for a in analysis_assets if any(k.path[-1] in ("site_modality", "phi") for k in a.keys)]
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +159,28 @@ def test_a_30_minute_file_without_its_values_is_refused_naming_the_file(tmp_path
     pl.read_csv(broken).drop("VSWCMean").write_csv(broken)
     with pytest.raises(NeonDataError, match=f"{broken.name}: missing column.*VSWCMean"):
         read_csv_sql([f.path for f in files.data])
+
+
+def test_the_phi_steps_depths_reach_soil_water(snapshot_settings: Settings, generated: Path) -> None:
+    # One setting, the unimodal D1 of the phi step, changes analysis.phi and the soil-water tables alike.
+    from dagster import DagsterInstance, materialize
+
+    from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
+    from rootassets_tests.conftest import asset_resources
+
+    settings = dataclasses.replace(snapshot_settings, soil_water=generated)
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [RELEASE])
+        result = materialize(
+            [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets],
+            instance=instance,
+            partition_key=RELEASE,
+            resources=asset_resources(settings),
+            run_config={"ops": {"analysis_phi": {"config": {"unimodal_d1_cm": 35.0}}}},
+        )
+    assert result.success
+    with duckdb.connect(str(settings.database), read_only=True) as con:
+        phi = con.execute("select distinct d1_cm from analysis.phi where site_id = 'BART'").fetchall()
+        water = con.execute("select distinct d1_cm from analysis.soil_water_statistics where site_id = 'BART'")
+        water = water.fetchall()
+    assert phi == water == [(35.0,)]

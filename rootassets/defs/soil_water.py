@@ -30,7 +30,7 @@ from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
-from rootassets.science.phi import PhiParameters, phi_depth_table
+from rootassets.science.phi import depths_used
 from rootassets.science.soil_water import (
     ROLES,
     STATISTICS,
@@ -154,9 +154,10 @@ def swc_sources(
             SENSORS,
             group_name="soil_water",
             kinds={"duckdb"},
-            deps=[POSITIONS, AssetKey(["analysis", "site_modality"])],
+            deps=[POSITIONS, AssetKey(["analysis", "phi"])],
             description="`analysis.soil_water_sensors`: per site and sensor position, the sensor used for "
-            "D1, D2 (nearest depth) and the surface (shallowest).",
+            "D1, D2 (nearest depth; the depths analysis.phi used, so phi's parameters apply here too) and the "
+            "surface (shallowest).",
         ),
         AssetSpec(
             SERIES,
@@ -186,9 +187,8 @@ def soil_water_phi(
     """Phi of soil water content per time step, and its statistics."""
     release = validate_release(context.partition_key)
     selected = context.selected_asset_keys
-    params = PhiParameters()
     files = discover(soil_water_folder(neon.soil_water_path(), release))
-    depths = phi_depth_table(warehouse.read("analysis", "site_modality", release), params)
+    depths = depths_used(warehouse.read("analysis", "phi", release))  # D1/D2 as the phi step chose them
     positions = warehouse.read("raw", "swc_sensor_positions", release)
     sensors = choose_sensors(positions.select("site_id", "hor", "ver", "depth_cm"), depths.drop("modality"))
     sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
@@ -221,7 +221,7 @@ def soil_water_phi(
     if SENSORS in selected:
         warehouse.write({("analysis", "soil_water_sensors"): sensors}, release)
     common = {
-        "parameters": params.as_metadata(),
+        "depths_from": "analysis.phi (the D1 and D2 its parameters chose for each site)",
         "files_read": roles["path"].n_unique(),
         "files_available": len(files.data),
         "sites_without_modality": no_sensor_sites,

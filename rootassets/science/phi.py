@@ -40,6 +40,17 @@ def phi_depth_table(modality: pl.DataFrame, params: PhiParameters) -> pl.DataFra
     )
 
 
+def depths_used(phi: pl.DataFrame) -> pl.DataFrame:
+    """site_id, modality, d1_cm, d2_cm: the depths `analysis.phi` used for each site (the same for every
+    property), so that whatever reads them (soil water) follows the phi step's parameters."""
+    return (
+        phi.select("site_id", "modality", "d1_cm", "d2_cm")
+        .unique("site_id", keep="first")
+        .sort("site_id")
+        .cast({"d1_cm": pl.Float64, "d2_cm": pl.Float64})
+    )
+
+
 def value_in_increment(tops: np.ndarray, bottoms: np.ndarray, values: np.ndarray, depth: float) -> float | None:
     """Y(D) as the value of the increment containing D (top <= D < bottom); the mean
     where site-level increments of different profiles both contain it; None if none does."""
