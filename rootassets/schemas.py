@@ -362,8 +362,27 @@ class GroupTestsTable(pa.DataFrameModel):
         coerce = False
 
 
+class SiteKdeTable(_Contract):
+    """analysis.site_kde: each site's root-depth KDE every 1 cm (the grid runs past the profile's ends)."""
+
+    depth_cm: float = pa.Field()
+    density: float = pa.Field(ge=0)
+
+
+class NutrientLoessTable(_Contract):
+    """analysis.nutrient_loess: LOESS of log10 relative nutrient concentration against depth."""
+
+    nutrient: str = pa.Field(isin=["N", "P", "K", "Ca"])
+    depth_cm: float = pa.Field(ge=0, le=DEPTH_MAX_CM)
+    log10_rel_fitted: float = pa.Field(nullable=True)
+    lower: float = pa.Field(nullable=True)
+    upper: float = pa.Field(nullable=True)
+
+
 ANALYSIS_CONTRACTS: dict[str, TableContract] = {
     "site_modality": TableContract(SiteModalityTable, ("site_id",)),
+    "site_kde": TableContract(SiteKdeTable, ("site_id", "depth_cm")),
+    "nutrient_loess": TableContract(NutrientLoessTable, ("site_id", "nutrient", "depth_cm")),
     "phi": TableContract(PhiTable, ("site_id", "property", "method")),
     "site_factors": TableContract(SiteFactorsTable, ("site_id",)),
     "nutrient_exponents": TableContract(NutrientExponentsTable, ("site_id", "nutrient")),
