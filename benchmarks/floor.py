@@ -26,7 +26,6 @@ from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, load_site_att
 from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
 from rootassets.neon.stacking import StackedTable, empty_table
 from rootassets.schemas import CONTRACTS
-from rootassets.science.classifier import ForestParameters, classifier_tables
 from rootassets.science.figure_specs import FIGURES
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import Read
@@ -162,17 +161,8 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     ).join(modality.select("site_id", "modality"), on="site_id", how="left")
     w.publish("analysis", "site_factors", factors, CONTRACTS["analysis.site_factors"], release)
     done.add("analysis.site_factors")
-    forest = classifier_tables(w.read("analysis", "site_factors", release), ForestParameters())
-    w.write(
-        {
-            ("analysis", "classifier_performance"): forest.performance.with_columns(pl.lit(release).alias("release")),
-            ("analysis", "classifier_importance"): forest.importance.with_columns(pl.lit(release).alias("release")),
-        },
-        release,
-    )
-    done |= {"analysis.classifier_performance", "analysis.classifier_importance"}
+    run_ready_steps(w, done, release)  # the classifier, group tests and nutrients
     step("classifier")
-    run_ready_steps(w, done, release)  # group tests and nutrients
     present = [r for (r,) in w.con.execute("SELECT DISTINCT release FROM analysis.site_modality").fetchall()]
     before = previous_release([r for r in present if r != release], release)
     changes = pl.DataFrame(schema=CHANGE_SCHEMA)

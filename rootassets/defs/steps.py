@@ -24,6 +24,7 @@ from dagster import (
     Config,
     Failure,
     MaterializeResult,
+    MetadataValue,
     multi_asset,
 )
 
@@ -91,7 +92,7 @@ def step_asset(step: Step):
             code_version=version,
             partitions_def=neon_release,
         )
-        for table in step.writes
+        for table in (*step.writes, *step.artifacts)
     ]
     checks = [
         spec
@@ -103,6 +104,7 @@ def step_asset(step: Step):
     run_config = config_class(step)
 
     @multi_asset(
+        required_resource_keys={"warehouse", "artifacts"} if step.artifacts else {"warehouse"},
         name=f"{step.group}_{step.name}",
         specs=specs,
         check_specs=checks,
@@ -110,14 +112,28 @@ def step_asset(step: Step):
         pool="duckdb",
         description=step.doc,
     )
-    def _asset(context: AssetExecutionContext, config: run_config, warehouse: WarehouseResource) -> Iterator:
+    def _asset(context: AssetExecutionContext, config: run_config) -> Iterator:
+        warehouse: WarehouseResource = context.resources.warehouse
         release = validate_release(context.partition_key)
         params = parameters_from(step, config)
         inputs = {
             r.name: warehouse.read(r.schema, r.name, release, GOOD_ROWS if r.good_rows else "") for r in step.reads
         }
         result = step.run(inputs, params)
+        for note in result.notes:
+            context.log.warning(f"{step.name} {release}: {note}")
         recorded = {"parameters": parameter_metadata(params)} if params is not None else {}
+        for asset, location in step.artifacts.items():
+            if key(asset) in context.selected_asset_keys:
+                name = asset.split(".", 1)[1]
+                yield _keep(
+                    context.resources.artifacts,
+                    asset,
+                    location,
+                    result.artifacts.get(name),
+                    release,
+                    {**recorded, **result.metadata.get(name, {})},
+                )
         for table in step.writes:
             if key(table) not in context.selected_asset_keys:
                 continue
@@ -133,6 +149,24 @@ def step_asset(step: Step):
             )
 
     return _asset
+
+
+def _keep(
+    artifacts: Any, asset: str, location: str, obj: Any, release: str, metadata: dict[str, Any]
+) -> MaterializeResult:
+    """Save a step's object (joblib) under ROOTASSETS_HOME/<kind>/<release>/; None removes the old file, so that
+    an object made from other data never passes for this release's."""
+    kind, file_name = location.split("/", 1)
+    path = artifacts.folder(kind, release) / file_name
+    if obj is None:
+        path.unlink(missing_ok=True)
+        return MaterializeResult(asset_key=key(asset), metadata={**metadata, "release": release})
+    import joblib  # imported where used
+
+    joblib.dump({**obj, "release": release} if isinstance(obj, dict) else obj, path)
+    return MaterializeResult(
+        asset_key=key(asset), metadata={**metadata, "path": MetadataValue.path(str(path)), "release": release}
+    )
 
 
 def _write(

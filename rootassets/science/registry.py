@@ -57,6 +57,8 @@ class StepResult:
 
     tables: dict[str, pl.DataFrame]
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)  # objects to keep as files; None: remove the old one
+    notes: list[str] = field(default_factory=list)  # warnings worth a line in the run's log
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Step:
     group: str = "analysis"
     kinds: frozenset[str] = frozenset({"duckdb", "polars"})
     descriptions: Mapping[str, str] = field(default_factory=dict)  # per written table, when several
+    artifacts: Mapping[str, str] = field(default_factory=dict)  # asset (`schema.name`) -> file under ROOTASSETS_HOME
 
     @property
     def doc(self) -> str:
@@ -85,7 +88,8 @@ class Step:
 
     def run(self, inputs: Frames, params: Any = None) -> StepResult:
         result = self.compute(inputs, params if params is not None else self.default_parameters())
-        unknown = set(result.tables) - {w.split(".", 1)[1] for w in self.writes}
+        declared = {w.split(".", 1)[1] for w in (*self.writes, *self.artifacts)}
+        unknown = (set(result.tables) | set(result.artifacts)) - declared
         if unknown:
             raise ValueError(f"step {self.name} wrote undeclared tables {sorted(unknown)}")
         return result

@@ -1,15 +1,17 @@
 """Every METHOD.md step computed from tables, declared once (see `rootassets.science.registry`).
 
 Each step's compute function is its asset's description in the UI. The steps not yet declared here
-(site factors with a user CSV, the classifier with its model file, release changes across
-releases, the soil-water path inside DuckDB, the bootstrap) keep hand-written assets in `defs/`.
+(site factors with a user CSV, release changes across releases, the soil-water path inside
+DuckDB, the bootstrap) keep hand-written assets in `defs/`.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 import polars as pl
 
-from rootassets.science.classifier import BIMODAL
+from rootassets.science.classifier import BIMODAL, ForestParameters, TooFewSitesError, classifier_tables
 from rootassets.science.group_tests import GroupTestParameters, group_test_table
 from rootassets.science.modality import KDE_STEP_CM, ModalityParameters, kde_table, modality_table
 from rootassets.science.nutrients import NutrientParameters, nutrient_tables
@@ -221,6 +223,69 @@ NUTRIENT_DESCRIPTIONS = {
     "relative nutrient concentration against depth at bimodal sites, as fitted points with an approximate 95% band.",
 }
 
+# -- METHOD.md section 5: the random forest of site factors -------------------------------------------------
+
+
+def compute_classifier(inputs: Frames, params: ForestParameters) -> StepResult:
+    """The random forest of site factors predicting modality, as R ranger (METHOD.md section 5): out-of-bag
+    performance, Gini importance with backward elimination, the run without total root biomass, a seed spread,
+    and the fitted model."""
+    try:
+        out = classifier_tables(inputs["site_factors"], params)
+    except TooFewSitesError as exc:
+        common = {"fitted": False, "not_fitted_because": str(exc)}
+        performance = pl.DataFrame(schema={"run": pl.String, "metric": pl.String, "value": pl.Float64})
+        importance = pl.DataFrame(
+            schema={
+                "run": pl.String,
+                "factor": pl.String,
+                "importance": pl.Float64,
+                "rank": pl.Int64,
+                "kept": pl.Boolean,
+            }
+        )
+        return StepResult(
+            {"classifier_performance": performance, "classifier_importance": importance},
+            {name: common for name in CLASSIFIER_OUTPUTS},
+            artifacts={"classifier_model": None},
+            notes=[f"classifier not fitted: {exc}"],
+        )
+    training_version = hashlib.sha256(out.frame.sort("site_id").write_csv().encode()).hexdigest()[:16]
+    common = {"sites_used": out.frame.height, "sites_dropped_incomplete": out.dropped}
+    model = {
+        "forest": out.full.forest,
+        "factors": out.names,
+        "categorical": sorted(out.categorical),
+        "parameters": parameter_metadata(params),
+        "training_data_version": training_version,
+    }
+    return StepResult(
+        {"classifier_performance": out.performance, "classifier_importance": out.importance},
+        {
+            "classifier_model": {**common, "features": out.names, "training_data_version": training_version},
+            "classifier_performance": {
+                **common,
+                "confusion_all_factors": out.full.performance.confusion,
+                "overall_accuracy": out.full.performance.overall_accuracy,
+                "bimodal_accuracy": out.full.performance.class_accuracy[BIMODAL],
+            },
+            "classifier_importance": {**common, "kept_factors": out.kept, "elimination_steps": out.steps},
+        },
+        artifacts={"classifier_model": model},
+    )
+
+
+CLASSIFIER_OUTPUTS = ("classifier_model", "classifier_performance", "classifier_importance")
+CLASSIFIER_DESCRIPTIONS = {
+    "analysis.classifier_model": "The fitted random forest of site factors predicting modality (METHOD.md section "
+    "5), saved with its parameters, feature list and training-data version.",
+    "analysis.classifier_performance": "`analysis.classifier_performance`: out-of-bag hard-vote confusion matrix, "
+    "overall and per-class accuracy with the minority re-weighted vote, for all factors, the kept set, the run "
+    "without total root biomass, and the spread over many seeds.",
+    "analysis.classifier_importance": "`analysis.classifier_importance`: ranked Gini importance, the set kept by "
+    "backward elimination, and the ranking without total root biomass.",
+}
+
 RAW_GOOD = {"good_rows": True}
 
 STEPS: tuple[Step, ...] = (
@@ -326,6 +391,16 @@ STEPS: tuple[Step, ...] = (
         ("analysis.phi",),
         PhiParameters,
         kinds=frozenset({"duckdb", "numpy"}),
+    ),
+    Step(
+        "classifier",
+        compute_classifier,
+        (Read("analysis.site_factors"),),
+        ("analysis.classifier_performance", "analysis.classifier_importance"),
+        ForestParameters,
+        kinds=frozenset({"duckdb", "sklearn"}),
+        descriptions=CLASSIFIER_DESCRIPTIONS,
+        artifacts={"analysis.classifier_model": "models/modality_forest.joblib"},
     ),
     Step(
         "group_tests",
