@@ -18,7 +18,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetK
 from rootassets.defs.metadata import table_metadata
 from rootassets.defs.resources import WarehouseResource
 from rootassets.schemas import TableContract
-from rootassets.warehouse.quarantine import StructuralError, screen
+from rootassets.warehouse.quarantine import Screened, StructuralError, empty_quarantine, screen
 
 
 @dataclass(frozen=True)
@@ -40,16 +40,23 @@ def publish(
     key: AssetKey,
     frame: pl.DataFrame,
     release: str,
-    contract: TableContract,
+    contract: TableContract | None,
     invariants: dict[str, Invariant],
     metadata: dict[str, Any],
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Screen `frame` against `contract`, run `invariants` on the kept rows, and write if they pass."""
+    """Screen `frame` against `contract`, run `invariants` on the kept rows, and write if they pass.
+
+    A table without a contract yet is written as computed (no quarantine); its invariants still block.
+    """
     schema, table = key.path
-    try:
-        screened = screen(frame.with_columns(pl.lit(release).alias("release")), contract, f"{schema}.{table}", release)
-    except StructuralError as exc:
-        raise Failure(description=str(exc)) from exc
+    rows = frame.with_columns(pl.lit(release).alias("release"))
+    if contract is None:
+        screened = Screened(rows=rows, kept=rows, quarantined=empty_quarantine(), rows_in=rows.height)
+    else:
+        try:
+            screened = screen(rows, contract, f"{schema}.{table}", release)
+        except StructuralError as exc:
+            raise Failure(description=str(exc)) from exc
     outcomes = {name: check(screened.kept) for name, check in invariants.items()}
     results = [
         AssetCheckResult(
@@ -65,9 +72,12 @@ def publish(
             "nothing was written and the previous results are unchanged",
             metadata={name: str(outcomes[name].metadata)[:500] for name in failed},
         )
-    warehouse.write({(schema, table): screened.kept, ("quarantine", table): screened.quarantined}, release)
+    written = {(schema, table): screened.kept}
+    if contract is not None:
+        written[("quarantine", table)] = screened.quarantined
+    warehouse.write(written, release)
     yield MaterializeResult(
         asset_key=key,
-        metadata={**table_metadata(screened.kept, release), **screened.summary(), **metadata},
+        metadata={**table_metadata(screened.kept, release), **(screened.summary() if contract else {}), **metadata},
         check_results=results,
     )

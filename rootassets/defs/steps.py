@@ -16,19 +16,15 @@ from typing import Any
 import polars as pl
 import pydantic
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
     Config,
-    Failure,
     MaterializeResult,
     MetadataValue,
     multi_asset,
 )
 
-from rootassets.defs.metadata import table_metadata
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.publish import CheckOutcome, check_specs, publish
 from rootassets.defs.resources import WarehouseResource
@@ -179,37 +175,11 @@ def _write(
     params: Any,
     metadata: dict[str, Any],
 ) -> Iterator:
-    schema, name = table.split(".", 1)
-    contract = CONTRACTS.get(table)
+    name = table.split(".", 1)[1]
     invariants = {
         c.name: (lambda f, rule=c.rule: CheckOutcome(*rule(f, inputs, params))) for c in step.checks if c.table == name
     }
-    if contract is None:  # a table without a contract yet: written as computed, its invariants still block
-        frame = frame.with_columns(pl.lit(release).alias("release"))
-        outcomes = {check: rule(frame) for check, rule in invariants.items()}
-        results = [
-            AssetCheckResult(
-                asset_key=key(table),
-                check_name=check,
-                passed=o.passed,
-                metadata=o.metadata,
-                severity=AssetCheckSeverity.ERROR,
-            )
-            for check, o in outcomes.items()
-        ]
-        failed = [check for check, o in outcomes.items() if not o.passed]
-        if failed:
-            yield from results
-            raise Failure(
-                description=f"{table} for {release}: blocking check(s) {', '.join(failed)} failed; "
-                "nothing was written and the previous results are unchanged"
-            )
-        warehouse.write({(schema, name): frame}, release)
-        yield MaterializeResult(
-            asset_key=key(table), metadata={**table_metadata(frame, release), **metadata}, check_results=results
-        )
-        return
-    yield from publish(warehouse, key(table), frame, release, contract, invariants, metadata)
+    yield from publish(warehouse, key(table), frame, release, CONTRACTS.get(table), invariants, metadata)
 
 
 step_assets = [step_asset(step) for step in STEPS]

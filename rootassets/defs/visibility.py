@@ -51,18 +51,32 @@ def visibility_checks(assets: Iterable[AssetsDefinition]):
         can_subset=True,
     )
     def _visible(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator[AssetCheckResult]:
-        database = Path(warehouse.database)
+        latest = {}  # asset -> (its latest materialization, the refresh that made it)
         for check_key in context.selected_asset_check_keys:
-            yield _evaluate(context, check_key.asset_key, database, warehouse.refresh_id)
+            records = context.instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=check_key.asset_key), limit=1
+            ).records
+            run = context.instance.get_run_by_id(records[0].run_id) if records else None
+            latest[check_key.asset_key] = (records[0] if records else None, refresh_of(run) if run else None)
+        visible = _committed(Path(warehouse.database), sorted({r for _, r in latest.values() if r}))
+        for key, (record, refresh) in latest.items():
+            yield _evaluate(key, record, refresh, refresh in visible, warehouse.refresh_id)
 
     return _visible
 
 
+def _committed(database: Path, refreshes: list[str]) -> set[str]:
+    """Which of `refreshes` were committed, in one read of `meta.commits`."""
+    if not refreshes or not database.exists():
+        return set()
+    with connect_read_only(database, attempts=600) as con:
+        return committed(con, refreshes)
+
+
 def _evaluate(
-    context: AssetCheckExecutionContext, key: AssetKey, database: Path, own_refresh: str | None
+    key: AssetKey, record: object, refresh: str | None, visible: bool, own_refresh: str | None
 ) -> AssetCheckResult:
-    records = context.instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
-    if not records:
+    if record is None:
         return AssetCheckResult(
             asset_key=key,
             check_name=VISIBLE_CHECK,
@@ -70,9 +84,7 @@ def _evaluate(
             severity=AssetCheckSeverity.WARN,
             description="never materialized",
         )
-    run = context.instance.get_run_by_id(records[0].run_id)
-    refresh = refresh_of(run) if run is not None else None
-    metadata = {"run": records[0].run_id, "refresh": refresh or "none", "release": records[0].partition_key or "none"}
+    metadata = {"run": record.run_id, "refresh": refresh or "none", "release": record.partition_key or "none"}
     if refresh is not None and refresh == own_refresh:
         return AssetCheckResult(
             asset_key=key,
@@ -82,11 +94,6 @@ def _evaluate(
             severity=AssetCheckSeverity.WARN,
             description="staged by this run: visible when the run succeeds",
         )
-    if refresh is not None and database.exists():
-        with connect_read_only(database, attempts=600) as con:
-            visible = refresh in committed(con, [refresh])
-    else:
-        visible = False
     return AssetCheckResult(
         asset_key=key,
         check_name=VISIBLE_CHECK,
