@@ -112,10 +112,12 @@ def run_assets(
 @pytest.fixture(autouse=True)
 def _clear_dagster_defs_state_storage() -> Iterator[None]:
     """Dagster's schedule test context (with instance_for_test) leaves a context-wide pointer to a
-    disposed instance behind; a later materialize() in the same process would trip on it."""
-    yield
+    disposed instance behind; a later materialize() in the same process would trip on it. Cleared before
+    each test as well as after: a module-scoped fixture's teardown can leave one between two tests."""
     from dagster._core.storage.defs_state.base import _current_storage
 
+    _current_storage.set(None)
+    yield
     _current_storage.set(None)
 
 
