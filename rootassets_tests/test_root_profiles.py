@@ -140,3 +140,20 @@ def test_real_snapshot_irregular_profiles(snapshot) -> None:
     osbs = inc.filter((pl.col("site_id") == "OSBS") & (pl.col("profile") == "1") & (pl.col("top_cm") >= 100))
     assert (osbs["bottom_cm"] - osbs["top_cm"]).to_list() == [10.0] * osbs.height  # OSBS keeps 10 cm below 1 m
     assert "OSBS.1" in report["profiles_with_skipped_increments"]  # 60-70 cm was not sampled
+
+
+def test_step_results_do_not_depend_on_the_order_rows_arrive_in(snapshot) -> None:
+    """DuckDB returns a table's rows in any order; a float sum in another order differs in its last bits,
+    so a concurrent run once ended with a site_root_biomass a few ulps off a quiet run's."""
+    from rootassets.neon.products import ROOT_MEGAPIT
+    from rootassets.neon.snapshot import SnapshotSource
+    from rootassets.science.steps import STEPS
+
+    frame = SnapshotSource(snapshot).load_product(ROOT_MEGAPIT, "RELEASE-2021").tables["mpr_perrootsample"].frame
+    increments = root_increments(frame, None, P)
+    steps = {s.name: s for s in STEPS}
+    for name in ("root_profiles", "site_root_biomass"):
+        reference = steps[name].run({"root_increments": increments}).tables[name]
+        for seed in range(5):
+            shuffled = increments.sample(fraction=1.0, shuffle=True, seed=seed)
+            assert steps[name].run({"root_increments": shuffled}).tables[name].equals(reference), (name, seed)

@@ -60,7 +60,7 @@ def draw_phi(inputs: Frames) -> Figure:
 def example_sites(exponents: pl.DataFrame) -> dict[str, str]:
     """Figure 4's sites: the unimodal and the bimodal site with the most fitted increments (ties: alphabetical)."""
     best = (
-        exponents.group_by("site_id", "modality")
+        exponents.group_by("site_id", "modality", maintain_order=True)
         .agg(pl.col("n").max())
         .sort(["n", "site_id"], descending=[True, False])
     )

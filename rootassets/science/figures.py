@@ -32,7 +32,7 @@ def root_profiles_figure(profiles: pl.DataFrame, modality: dict[str, str], span:
     deepest = float(profiles["mid_cm"].max()) if profiles.height else 1.0
     for ax in axes.flat[len(sites) :]:
         ax.axis("off")
-    by_site = {key[0]: g.sort("mid_cm") for key, g in profiles.group_by("site_id")}
+    by_site = {key[0]: g.sort("mid_cm") for key, g in profiles.group_by("site_id", maintain_order=True)}
     for index, (ax, site) in enumerate(zip(axes.flat, sites, strict=False)):
         g = by_site[site]
         x, y = g["mid_cm"].to_numpy(), g["standardized"].to_numpy()
@@ -67,7 +67,7 @@ def root_profiles_figure(profiles: pl.DataFrame, modality: dict[str, str], span:
 def site_map_figure(sites: pl.DataFrame) -> Figure:
     """Figure 1 (map): site locations (longitude, latitude) coloured by modality."""
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    for label, g in sites.group_by("modality"):
+    for label, g in sites.group_by("modality", maintain_order=True):
         ax.scatter(g["longitude"], g["latitude"], s=40, color=COLORS[label[0]], label=label[0], edgecolor="k", lw=0.4)
     for site, lon, lat in sites.select("site_id", "longitude", "latitude").iter_rows():
         ax.annotate(site, (lon, lat), fontsize=6, xytext=(3, 3), textcoords="offset points")
@@ -122,7 +122,9 @@ def factors_figure(importance: pl.DataFrame, factors: pl.DataFrame) -> Figure:
     _box_strip(b, groups, log=True)
     b.set_ylabel("total fine-root biomass (g/m2, 4 mm-equivalent)")
     b.set_title("Total fine-root biomass by modality")
-    counts = factors.filter(pl.col("land_cover").is_not_null()).group_by("land_cover", "modality").len()
+    counts = (
+        factors.filter(pl.col("land_cover").is_not_null()).group_by("land_cover", "modality", maintain_order=True).len()
+    )
     covers = sorted(counts["land_cover"].unique().to_list())
     bottom = np.zeros(len(covers))
     for m in ("bimodal", "unimodal"):

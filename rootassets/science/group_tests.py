@@ -144,7 +144,7 @@ def group_test_table(factors: pl.DataFrame, phi_table: pl.DataFrame, params: Gro
         ("growth_form", [growth_form(c) for c in labelled["land_cover"].to_list()]),
     ):
         statistic, p, table = chi_square_monte_carlo(labelled["modality"].to_numpy(), np.array(categories), params)
-        n = dict(labelled.group_by("modality").len().iter_rows())
+        n = dict(labelled.group_by("modality", maintain_order=True).len().iter_rows())
         rows.append(
             {
                 "name": name,

@@ -189,7 +189,7 @@ def nutrient_tables(
         },
     )
     summary = (
-        exponents.group_by("nutrient", "modality")
+        exponents.group_by("nutrient", "modality", maintain_order=True)
         .agg(
             pl.col("exponent").median().alias("median_exponent"),
             pl.col("r2").median().alias("median_r2"),

@@ -87,12 +87,21 @@ class Step:
         return self.parameters() if self.parameters is not None else None
 
     def run(self, inputs: Frames, params: Any = None) -> StepResult:
-        result = self.compute(inputs, params if params is not None else self.default_parameters())
+        """Compute on the inputs in canonical row order, so the result never depends on the order the
+        rows arrived in (a float sum in another order differs in its last bits)."""
+        ordered = {name: canonical_order(frame) for name, frame in inputs.items()}
+        result = self.compute(ordered, params if params is not None else self.default_parameters())
         declared = {w.split(".", 1)[1] for w in (*self.writes, *self.artifacts)}
         unknown = (set(result.tables) | set(result.artifacts)) - declared
         if unknown:
             raise ValueError(f"step {self.name} wrote undeclared tables {sorted(unknown)}")
         return result
+
+
+def canonical_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` sorted by all of its sortable columns (nested columns cannot be sort keys)."""
+    keys = [name for name, dtype in frame.schema.items() if not dtype.is_nested() and dtype != pl.Object]
+    return frame.sort(keys, nulls_last=True, maintain_order=True) if keys and frame.height > 1 else frame
 
 
 def parameter_metadata(params: Any) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def increment_depths(samples: pl.DataFrame, params: RootProfileParameters) -> pl
     usable = (pl.col("incrementRootDensity") > 0) & (pl.col("incrementRootBiomass") > 0)
     increments = (
         parse_depth_increment_ids(samples)
-        .group_by("site_id", "profile", "top_cm")
+        .group_by("site_id", "profile", "top_cm", maintain_order=True)
         .agg(pl.when(usable).then(ratio).median().round(0).alias("measured_cm"))
         .sort("site_id", "profile", "top_cm")
     )
@@ -112,7 +112,7 @@ def root_increments(
     depths = _depths(samples, depth_increments, params)
     live = (
         live_fine_roots(parsed, params)
-        .group_by("site_id", "profile", "top_cm")
+        .group_by("site_id", "profile", "top_cm", maintain_order=True)
         .agg(
             pl.col("incrementRootDensity").sum().alias("root_density_g_m3"),
             pl.col("incrementRootBiomass").sum().alias("root_biomass_g_m2"),
@@ -121,7 +121,7 @@ def root_increments(
         .with_columns(pl.lit(False).alias("zero_filled"))
     )
     if params.zero_fill_sampled_increments:
-        site_cutoff = live.group_by("site_id").agg(pl.col("fine_root_cutoff_mm").max())
+        site_cutoff = live.group_by("site_id", maintain_order=True).agg(pl.col("fine_root_cutoff_mm").max())
         sampled = parsed.select("site_id", "profile", "top_cm").unique()
         missing = (
             sampled.join(live, on=["site_id", "profile", "top_cm"], how="anti")
@@ -192,7 +192,7 @@ def site_root_profiles(increments: pl.DataFrame) -> pl.DataFrame:
     Adds mid_cm, n_profiles and the standardized abundance Y / max(Y) within the site.
     """
     profile = (
-        increments.group_by("site_id", "top_cm", "bottom_cm")
+        increments.group_by("site_id", "top_cm", "bottom_cm", maintain_order=True)
         .agg(
             pl.col("root_density_g_m3").mean(),
             pl.len().cast(pl.Int64).alias("n_profiles"),
@@ -227,13 +227,13 @@ def total_fine_root_biomass(increments: pl.DataFrame, params: RootProfileParamet
     Also gives the 4 mm-equivalent total (2 mm sites times cutoff_4mm_factor),
     for comparing absolute biomass across sites with different cutoffs.
     """
-    per_profile = increments.group_by("site_id", "profile").agg(
+    per_profile = increments.group_by("site_id", "profile", maintain_order=True).agg(
         pl.col("root_biomass_g_m2").sum().alias("profile_biomass"),
         pl.col("bottom_cm").max().alias("deepest"),
         pl.col("fine_root_cutoff_mm").max(),
     )
     return (
-        per_profile.group_by("site_id")
+        per_profile.group_by("site_id", maintain_order=True)
         .agg(
             pl.col("profile_biomass").mean().alias("total_fine_root_biomass_g_m2"),
             pl.col("fine_root_cutoff_mm").max(),
@@ -270,11 +270,13 @@ def derivation_report(increments: pl.DataFrame) -> dict[str, object]:
     """What was derived and why, for metadata: rules used, zero fills, gaps, shallow profiles."""
     next_top = pl.col("top_cm").shift(-1).over("site_id", "profile", order_by="top_cm")
     gaps = increments.with_columns(next_top.alias("n")).filter(pl.col("n") > pl.col("bottom_cm"))
-    deepest = increments.group_by("site_id").agg(pl.col("bottom_cm").max()).sort("bottom_cm")
+    deepest = increments.group_by("site_id", maintain_order=True).agg(pl.col("bottom_cm").max()).sort("bottom_cm")
     profiles = increments.select("site_id", "profile").unique()
     non_standard = sorted(profiles.filter(~pl.col("profile").is_in(["1", "2", "3"]))["site_id"].unique().to_list())
     return {
-        "depth_rules": dict(increments.group_by("depth_rule").len().sort("depth_rule").iter_rows()),
+        "depth_rules": dict(
+            increments.group_by("depth_rule", maintain_order=True).len().sort("depth_rule").iter_rows()
+        ),
         "zero_filled_increments": int(increments["zero_filled"].sum()),
         "profiles_with_skipped_increments": sorted(
             f"{s}.{p}" for s, p in gaps.select("site_id", "profile").unique().iter_rows()

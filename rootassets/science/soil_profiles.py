@@ -66,12 +66,12 @@ def horizon_properties(horizons: pl.DataFrame, biogeo: pl.DataFrame, bulk: pl.Da
     chem_columns = [p.source for p in SOIL_PROPERTIES if p.source in biogeo.columns]
     chemistry = (
         biogeo.filter(pl.col("biogeoSampleType") == REGULAR_SAMPLE)
-        .group_by("horizonID")
+        .group_by("horizonID", maintain_order=True)
         .agg([pl.col(c).cast(pl.Float64).mean() for c in chem_columns])
     )
     density = (
         bulk.filter(pl.col("bulkDensSampleType") == REGULAR_SAMPLE)
-        .group_by("horizonID")
+        .group_by("horizonID", maintain_order=True)
         .agg(pl.col("bulkDensExclCoarseFrag").cast(pl.Float64).mean())
     )
     out = (

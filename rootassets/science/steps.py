@@ -94,7 +94,9 @@ def compute_site_root_biomass(inputs: Frames, params: RootProfileParameters) -> 
 
 
 def one_row_per_site(frame: pl.DataFrame, inputs: Frames, params: object) -> tuple[bool, dict]:
-    repeated = frame.group_by("site_id").len().filter(pl.col("len") > 1)["site_id"].sort().to_list()
+    repeated = (
+        frame.group_by("site_id", maintain_order=True).len().filter(pl.col("len") > 1)["site_id"].sort().to_list()
+    )
     missing = sorted(set(inputs["root_increments"]["site_id"].unique().to_list()) - set(frame["site_id"].to_list()))
     return not repeated and not missing, {"repeated_sites": repeated, "missing_sites": missing}
 
@@ -161,7 +163,7 @@ def compute_site_modality(inputs: Frames, params: ModalityParameters) -> StepRes
     table, kdes = modality_table(inputs["root_profiles"], params)
     biomass = inputs["site_root_biomass"].select("site_id", "total_fine_root_biomass_g_m2")
     table = table.join(biomass, on="site_id", how="left")
-    counts = dict(table.group_by("modality").len().sort("modality").iter_rows())
+    counts = dict(table.group_by("modality", maintain_order=True).len().sort("modality").iter_rows())
     return StepResult(
         {"site_modality": table, "site_kde": kde_table(kdes)},
         {

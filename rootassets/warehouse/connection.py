@@ -81,10 +81,13 @@ def check_frames(frames: dict[tuple[str, str], pl.DataFrame], release: str) -> N
 def read_release(
     con: duckdb.DuckDBPyConnection, schema: str, table: str, release: str, where: str = ""
 ) -> pl.DataFrame:
-    """The rows of `release` in `schema.table` as a polars frame (`where` is a fixed SQL condition)."""
+    """The rows of `release` in `schema.table` as a polars frame (`where` is a fixed SQL condition).
+
+    Rows come in one canonical order (ORDER BY ALL): DuckDB's parallel scan returns them in any
+    order, and a float sum over them would then differ in its last bits from run to run."""
     validate_release(release)
     condition = f" AND ({where})" if where else ""
-    query = f"SELECT * FROM {qualified(schema, table)} WHERE release = $1{condition}"
+    query = f"SELECT * FROM {qualified(schema, table)} WHERE release = $1{condition} ORDER BY ALL"
     return con.sql(query, params=[release]).pl()
 
 
