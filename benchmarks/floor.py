@@ -28,9 +28,7 @@ from rootassets.neon.stacking import StackedTable, empty_table
 from rootassets.schemas import CONTRACTS
 from rootassets.science.figure_specs import FIGURES
 from rootassets.science.phi import depths_used
-from rootassets.science.registry import Read
-from rootassets.science.release_changes import CHANGE_SCHEMA, ChangeTolerances, compare_releases, previous_release
-from rootassets.science.site_factors import site_factor_table
+from rootassets.science.registry import GOOD_ROWS, Read, gather_inputs
 from rootassets.science.soil_water import choose_sensors, file_roles, labelled_statistics_sql, series_sql
 from rootassets.science.steps import STEPS
 from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
@@ -42,7 +40,6 @@ RELEASE = "RELEASE-2021"
 ALL_RAW = {f"raw.{t}" for p in PRODUCTS.values() for t in p.all_tables} | {
     f"raw.{t}" for t in (*SITE_ATTRIBUTE_TABLES, "swc_sensor_positions", "swc_files")
 }
-GOOD = "NOT quarantined"
 
 
 class FloorWarehouse:
@@ -57,8 +54,15 @@ class FloorWarehouse:
     def write(self, frames: dict[tuple[str, str], pl.DataFrame], release: str) -> None:
         replace_partitions(self.con, frames, release)
 
+    def releases(self, schema: str, table: str) -> list[str]:
+        query = f"SELECT DISTINCT release FROM {qualified(schema, table)}"
+        return [r for (r,) in self.con.execute(query).fetchall()]
+
+    def read_csv(self, path: str) -> pl.DataFrame:
+        return pl.read_csv(path)
+
     def inputs(self, reads: tuple[Read, ...], release: str) -> dict[str, pl.DataFrame]:
-        return {r.name: self.read(r.schema, r.name, release, GOOD if r.good_rows else "") for r in reads}
+        return {r.name: self.read(r.schema, r.name, release, GOOD_ROWS if r.good_rows else "") for r in reads}
 
     def publish(self, schema: str, table: str, frame: pl.DataFrame, contract, release: str) -> pl.DataFrame:
         screened = screen(frame.with_columns(pl.lit(release).alias("release")), contract, f"{schema}.{table}", release)
@@ -76,7 +80,9 @@ def run_ready_steps(w: FloorWarehouse, done: set[str], release: str) -> None:
     for step in STEPS:
         if set(step.writes) <= done or not {r.table for r in step.reads} <= done:
             continue
-        result = step.run(w.inputs(step.reads, release))
+        if step.tags.get("rootassets/optional") == "true":
+            continue  # not in main_job either
+        result = step.run(gather_inputs(step, step.default_parameters(), release, w))
         for table in step.writes:
             schema, name = table.split(".", 1)
             frame = result.tables[name]
@@ -145,40 +151,9 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     step("raw")
 
     done = {table for table in ALL_RAW}
-    run_ready_steps(w, done, release)  # section 1 and 3, then modality and phi: the registry's steps
-    step("harmonized")
-    modality, biomass, soil = (
-        w.read(*t.split("."), release)
-        for t in ("analysis.site_modality", "harmonized.site_root_biomass", "harmonized.soil_profiles")
-    )
-    factors = site_factor_table(
-        modality["site_id"].to_list(),
-        biomass,
-        w.read("raw", "field_site_metadata", release, GOOD),
-        w.read("raw", "site_land_cover", release, GOOD),
-        soil,
-        None,
-    ).join(modality.select("site_id", "modality"), on="site_id", how="left")
-    w.publish("analysis", "site_factors", factors, CONTRACTS["analysis.site_factors"], release)
-    done.add("analysis.site_factors")
-    run_ready_steps(w, done, release)  # the classifier, group tests and nutrients
-    step("classifier")
-    present = [r for (r,) in w.con.execute("SELECT DISTINCT release FROM analysis.site_modality").fetchall()]
-    before = previous_release([r for r in present if r != release], release)
-    changes = pl.DataFrame(schema=CHANGE_SCHEMA)
-    if before is not None:
-        tables = [
-            w.read("analysis", t, r) for t in ("site_modality", "phi", "nutrient_exponents") for r in (before, release)
-        ]
-        changes = compare_releases(*tables, ChangeTolerances())
-    w.write(
-        {
-            ("analysis", "release_changes"): changes.with_columns(
-                pl.lit(before, dtype=pl.String).alias("previous_release"), pl.lit(release).alias("release")
-            )
-        },
-        release,
-    )
+    run_ready_steps(w, done, release)  # every registry step, in the registry's order
+    step("steps")
+    modality = w.read("analysis", "site_modality", release)
     soil_water_tables(w, files, modality, release)
     step("analysis")
 

@@ -6,7 +6,6 @@ from dagster import Definitions, in_process_executor
 
 from rootassets.defs.analysis import analysis_assets
 from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
-from rootassets.defs.bootstrap import bootstrap_assets
 from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.jobs import MAIN_JOB, main_job
 from rootassets.defs.marts import mart_assets
@@ -32,7 +31,6 @@ def build_definitions(settings: Settings) -> Definitions:
         *report_assets,
         *mart_assets,
         *soil_water_assets,
-        *bootstrap_assets,
     ]
     return Definitions(
         assets=[*neon_source_assets, *assets],

@@ -12,15 +12,18 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from rootassets.defs.analysis import analysis_assets
-from rootassets.defs.bootstrap import BootstrapConfig, bootstrap_assets
 from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.raw import raw_assets
+from rootassets.defs.steps import config_class
 from rootassets.science.bootstrap import binned_fft_kde
 from rootassets.science.modality import ModalityParameters, classify_modality, gaussian_kde
+from rootassets.science.steps import STEPS
 from rootassets.settings import Settings
 from rootassets_tests.conftest import RELEASE, asset_resources
 
 MODALITY = [a for a in analysis_assets if any(k.path[-1] == "site_modality" for k in a.keys)]
+BOOTSTRAP = [a for a in analysis_assets if any(k.path[-1] == "site_modality_bootstrap" for k in a.keys)]
+BOOTSTRAP_CONFIG = config_class(next(s for s in STEPS if s.name == "site_modality_bootstrap"))
 
 
 @hsettings(max_examples=30, deadline=None)
@@ -43,9 +46,9 @@ def test_bootstrap_asset_gives_each_site_a_reproducible_label_confidence(snapsho
     def run(home_settings: Settings) -> list[tuple]:
         instance = DagsterInstance.ephemeral()
         instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [RELEASE])
-        config = RunConfig({"analysis__site_modality_bootstrap": BootstrapConfig(resamples=40, seed=5)})
+        config = RunConfig({BOOTSTRAP[0].op.name: BOOTSTRAP_CONFIG(resamples=40, seed=5)})
         result = materialize(
-            [*raw_assets, *harmonized_assets, *MODALITY, *bootstrap_assets],
+            [*raw_assets, *harmonized_assets, *MODALITY, *BOOTSTRAP],
             resources=asset_resources(home_settings),
             partition_key=RELEASE,
             instance=instance,

@@ -20,6 +20,7 @@ from dagster import (
     AssetKey,
     AssetSpec,
     Config,
+    Failure,
     MaterializeResult,
     MetadataValue,
     multi_asset,
@@ -30,10 +31,8 @@ from rootassets.defs.publish import CheckOutcome, check_specs, publish
 from rootassets.defs.resources import WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.schemas import CONTRACTS, TableContract
-from rootassets.science.registry import Step, code_version, parameter_metadata
+from rootassets.science.registry import Step, StepInputError, code_version, gather_inputs, parameter_metadata
 from rootassets.science.steps import STEPS
-
-GOOD_ROWS = "NOT quarantined"
 
 
 def key(table: str) -> AssetKey:
@@ -81,10 +80,11 @@ def step_asset(step: Step):
     specs = [
         AssetSpec(
             key(table),
-            deps=[key(r.table) for r in step.reads],
+            deps=[key(t) for t in dict.fromkeys(r.table for r in step.reads)],
             description=step.description(table),
             group_name=step.group,
             kinds=set(step.kinds),
+            tags=dict(step.tags),
             code_version=version,
             partitions_def=neon_release,
         )
@@ -112,10 +112,11 @@ def step_asset(step: Step):
         warehouse: WarehouseResource = context.resources.warehouse
         release = validate_release(context.partition_key)
         params = parameters_from(step, config)
-        inputs = {
-            r.name: warehouse.read(r.schema, r.name, release, GOOD_ROWS if r.good_rows else "") for r in step.reads
-        }
-        result = step.run(inputs, params)
+        try:
+            inputs = gather_inputs(step, params, release, _Source(warehouse))
+            result = step.run(inputs, params)
+        except StepInputError as exc:
+            raise Failure(description=f"{step.name} {release}: {exc}") from exc
         for note in result.notes:
             context.log.warning(f"{step.name} {release}: {note}")
         recorded = {"parameters": parameter_metadata(params)} if params is not None else {}
@@ -145,6 +146,22 @@ def step_asset(step: Step):
             )
 
     return _asset
+
+
+class _Source:
+    """The warehouse as the registry's `TableSource`: what this run sees."""
+
+    def __init__(self, warehouse: WarehouseResource) -> None:
+        self.warehouse = warehouse
+
+    def read(self, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
+        return self.warehouse.read(schema, table, release, where)
+
+    def releases(self, schema: str, table: str) -> list[str]:
+        return self.warehouse.visible_releases(schema, table)
+
+    def read_csv(self, path: str) -> pl.DataFrame:
+        return pl.read_csv(path)
 
 
 def _keep(

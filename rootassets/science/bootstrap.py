@@ -126,3 +126,50 @@ def bootstrap_site(
         float(np.median(d2)) if d2.size else None,
         float(np.subtract(*np.percentile(d2, [75, 25]))) if d2.size else None,
     )
+
+
+@dataclass(frozen=True)
+class BootstrapParameters(ModalityParameters):
+    """The labelling constants of section 2 (as `ModalityParameters`; set them as the site_modality run
+    set its own) plus the number of resamples and the random seed."""
+
+    resamples: int = 1000
+    seed: int = 123
+
+
+BOOTSTRAP_SCHEMA = {
+    "site_id": pl.String,
+    "modality": pl.String,
+    "n_profiles": pl.Int64,
+    "resamples": pl.Int64,
+    "bimodal_share": pl.Float64,
+    "label_confidence": pl.Float64,
+    "d2_median_cm": pl.Float64,
+    "d2_iqr_cm": pl.Float64,
+}
+
+
+def bootstrap_table(increments: pl.DataFrame, modality: pl.DataFrame, params: BootstrapParameters) -> pl.DataFrame:
+    """Per site (in site order, one random stream for all): the bootstrap of `bootstrap_site`, and the share
+    of resamples agreeing with the site's label in `modality` (site_id, modality)."""
+    observed = dict(modality.select("site_id", "modality").iter_rows())
+    rng = np.random.default_rng(params.seed)
+    rows = []
+    for (site,), g in increments.sort("site_id").group_by("site_id", maintain_order=True):
+        result = bootstrap_site(
+            g.select("profile", "top_cm", "bottom_cm", "root_density_g_m3"), params, params.resamples, rng
+        )
+        label = observed.get(site)
+        rows.append(
+            {
+                "site_id": site,
+                "modality": label,
+                "n_profiles": g["profile"].n_unique(),
+                "resamples": result.resamples,
+                "bimodal_share": result.bimodal_share,
+                "label_confidence": result.bimodal_share if label == "bimodal" else 1 - result.bimodal_share,
+                "d2_median_cm": result.d2_median_cm,
+                "d2_iqr_cm": result.d2_iqr_cm,
+            }
+        )
+    return pl.DataFrame(rows, schema=BOOTSTRAP_SCHEMA)

@@ -17,20 +17,30 @@ import sys
 import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
+from rootassets.science.release_changes import previous_release
+
 SCIENCE = "rootassets.science"
+GOOD_ROWS = "NOT quarantined"  # the rows a table's contract accepted
 Frames = Mapping[str, pl.DataFrame]
+
+
+class StepInputError(ValueError):
+    """A step's input is unusable (e.g. a user's CSV): the message names the file, row and field."""
 
 
 @dataclass(frozen=True)
 class Read:
-    """A table a step reads, as `schema.table`; `good_rows` keeps only the rows its contract accepted."""
+    """A table a step reads, as `schema.table`; `good_rows` keeps only the rows its contract accepted;
+    `previous_release` reads the newest earlier release present instead (no rows when there is none),
+    as input `previous_<table>`."""
 
     table: str
     good_rows: bool = False
+    previous_release: bool = False
 
     @property
     def schema(self) -> str:
@@ -39,6 +49,29 @@ class Read:
     @property
     def name(self) -> str:
         return self.table.split(".", 1)[1]
+
+    @property
+    def input_name(self) -> str:
+        return f"previous_{self.name}" if self.previous_release else self.name
+
+
+@dataclass(frozen=True)
+class UserFile:
+    """A CSV the user names in the step parameter `parameter`: read by the runner (the step stays pure) and
+    passed as input `name`; absent from the inputs when the parameter is empty."""
+
+    name: str
+    parameter: str
+
+
+class TableSource(Protocol):
+    """Where a runner (the Dagster asset, the floor) gets a step's inputs."""
+
+    def read(self, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame: ...
+
+    def releases(self, schema: str, table: str) -> list[str]: ...
+
+    def read_csv(self, path: str) -> pl.DataFrame: ...
 
 
 @dataclass(frozen=True)
@@ -75,6 +108,8 @@ class Step:
     kinds: frozenset[str] = frozenset({"duckdb", "polars"})
     descriptions: Mapping[str, str] = field(default_factory=dict)  # per written table, when several
     artifacts: Mapping[str, str] = field(default_factory=dict)  # asset (`schema.name`) -> file under ROOTASSETS_HOME
+    files: tuple[UserFile, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)  # e.g. {"rootassets/optional": "true"}: not in main_job
 
     @property
     def doc(self) -> str:
@@ -96,6 +131,31 @@ class Step:
         if unknown:
             raise ValueError(f"step {self.name} wrote undeclared tables {sorted(unknown)}")
         return result
+
+
+def gather_inputs(step: Step, params: Any, release: str, source: TableSource) -> dict[str, pl.DataFrame]:
+    """The frames `step` reads for `release`, by input name: what every runner passes to `Step.run`."""
+    earlier = [r for r in step.reads if r.previous_release]
+    before = None
+    if earlier:  # one earlier release for all such reads: the newest that every one of their tables holds
+        present = set.intersection(*(set(source.releases(r.schema, r.name)) for r in earlier))
+        before = previous_release(sorted(present), release)
+    inputs: dict[str, pl.DataFrame] = {}
+    for r in step.reads:
+        where = GOOD_ROWS if r.good_rows else ""
+        if r.previous_release:
+            frame = source.read(r.schema, r.name, before or release, where)
+            inputs[r.input_name] = frame if before else frame.clear()
+        else:
+            inputs[r.input_name] = source.read(r.schema, r.name, release, where)
+    for user_file in step.files:
+        path = getattr(params, user_file.parameter, None) if params is not None else None
+        if path:
+            try:
+                inputs[user_file.name] = source.read_csv(path)
+            except (OSError, pl.exceptions.PolarsError) as exc:
+                raise StepInputError(f"{user_file.parameter} {path}: {exc}") from exc
+    return inputs
 
 
 def canonical_order(frame: pl.DataFrame) -> pl.DataFrame:

@@ -1,22 +1,33 @@
 """Every METHOD.md step computed from tables, declared once (see `rootassets.science.registry`).
 
-Each step's compute function is its asset's description in the UI. The steps not yet declared here
-(site factors with a user CSV, release changes across releases, the soil-water path inside
-DuckDB, the bootstrap) keep hand-written assets in `defs/`.
+Each step's compute function is its asset's description in the UI. Only the soil-water path (computed
+inside DuckDB), raw ingestion, the marts, the figures and the report keep assets of their own in `defs/`.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import polars as pl
 
+from rootassets.science.bootstrap import BootstrapParameters, bootstrap_table
 from rootassets.science.classifier import BIMODAL, ForestParameters, TooFewSitesError, classifier_tables
 from rootassets.science.group_tests import GroupTestParameters, group_test_table
 from rootassets.science.modality import KDE_STEP_CM, ModalityParameters, kde_table, modality_table
 from rootassets.science.nutrients import NutrientParameters, nutrient_tables
 from rootassets.science.phi import PhiParameters, phi_table
-from rootassets.science.registry import Check, Frames, Read, Step, StepResult, parameter_metadata
+from rootassets.science.registry import (
+    Check,
+    Frames,
+    Read,
+    Step,
+    StepInputError,
+    StepResult,
+    UserFile,
+    parameter_metadata,
+)
+from rootassets.science.release_changes import CHANGE_SCHEMA, ChangeTolerances, compare_releases
 from rootassets.science.root_profiles import (
     RootProfileParameters,
     derivation_report,
@@ -25,6 +36,7 @@ from rootassets.science.root_profiles import (
     site_root_profiles,
     total_fine_root_biomass,
 )
+from rootassets.science.site_factors import NEON_FACTORS, read_user_factors, site_factor_table
 from rootassets.science.soil_profiles import (
     SOIL_PROPERTIES,
     horizon_properties,
@@ -217,6 +229,39 @@ def compute_nutrients(inputs: Frames, params: NutrientParameters) -> StepResult:
     )
 
 
+def compute_release_changes(inputs: Frames, params: ChangeTolerances) -> StepResult:
+    """`analysis.release_changes`: what changed per site since the previous release present: sites added or
+    removed, modality label changes, D0/D1/D2 shifts, total biomass change, and phi/exponent values that moved
+    beyond a tolerance. Empty for the first release."""
+    old = inputs["previous_site_modality"]
+    before = old["release"][0] if old.height else None
+    if before is None:
+        changes = pl.DataFrame(schema=CHANGE_SCHEMA)
+    else:
+        changes = compare_releases(
+            *(inputs[f"{age}{t}"] for t in ("site_modality", "phi", "nutrient_exponents") for age in ("previous_", "")),
+            params,
+        )
+    summary = dict(changes.group_by("change").len().sort("change").iter_rows()) if changes.height else {}
+    return StepResult(
+        {"release_changes": changes.with_columns(pl.lit(before, dtype=pl.String).alias("previous_release"))},
+        {"release_changes": {"previous_release": before or "none", "changes": summary}},
+    )
+
+
+def compute_site_modality_bootstrap(inputs: Frames, params: BootstrapParameters) -> StepResult:
+    """`analysis.site_modality_bootstrap` (optional, beyond the paper: METHOD.md 2.5): per site, the
+    profiles resampled with replacement `resamples` times, each resample's site profile labelled as in
+    section 2 (KDE by R's binned FFT), and the share of resamples agreeing with the site's label.
+    Not part of main_job: materialize it on its own (`rootassets materialize --select
+    key:analysis/site_modality_bootstrap`)."""
+    table = bootstrap_table(inputs["root_increments"], inputs["site_modality"], params)
+    return StepResult(
+        {"site_modality_bootstrap": table},
+        {"site_modality_bootstrap": {"kde": "binned FFT (R density.default)"}},
+    )
+
+
 NUTRIENT_DESCRIPTIONS = {
     "analysis.nutrient_exponents": "`analysis.nutrient_exponents`: per site and nutrient (N, P, K, Ca) the "
     "exponent b of log10(X / Y_root, surface = 1) = a + b * depth, with intercept, r2, n and a 95% band of b; "
@@ -226,6 +271,46 @@ NUTRIENT_DESCRIPTIONS = {
 }
 
 # -- METHOD.md section 5: the random forest of site factors -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SiteFactorParameters:
+    """An optional user CSV of extra site factors (a site column and numeric columns), joined to NEON's."""
+
+    extra_factors_csv: str | None = None
+
+
+def compute_site_factors(inputs: Frames, params: SiteFactorParameters) -> StepResult:
+    """`analysis.site_factors`: one row per site with the factors of METHOD.md section 5 (total fine-root
+    biomass as 4 mm-equivalent g/m2, elevation, MAT, MAP, canopy height, green days, land cover, and soil
+    pH, sand, clay, organic C and CEC over 0-30 cm), units in the column names, plus optional user factors."""
+    modality = inputs["site_modality"].select("site_id", "modality")
+    extra, extra_factors = None, []
+    if "extra_factors" in inputs:
+        try:
+            extra, extra_factors = read_user_factors(inputs["extra_factors"], str(params.extra_factors_csv))
+        except ValueError as exc:
+            raise StepInputError(f"extra factors: {exc}") from exc
+    table = site_factor_table(
+        modality["site_id"].to_list(),
+        inputs["site_root_biomass"],
+        inputs["field_site_metadata"],
+        inputs["site_land_cover"],
+        inputs["soil_profiles"],
+        extra,
+    ).join(modality, on="site_id", how="left")
+    factors = [*NEON_FACTORS, *extra_factors]
+    incomplete = table.filter(pl.any_horizontal([pl.col(f.column).is_null() for f in factors]))["site_id"].to_list()
+    return StepResult(
+        {"site_factors": table},
+        {
+            "site_factors": {
+                "factors": {f.column: f.unit for f in factors},
+                "sites_with_missing_factors": incomplete,
+                "extra_factors_csv": params.extra_factors_csv or "none",
+            }
+        },
+    )
 
 
 def compute_classifier(inputs: Frames, params: ForestParameters) -> StepResult:
@@ -395,6 +480,20 @@ STEPS: tuple[Step, ...] = (
         kinds=frozenset({"duckdb", "numpy"}),
     ),
     Step(
+        "site_factors",
+        compute_site_factors,
+        (
+            Read("raw.field_site_metadata", **RAW_GOOD),
+            Read("raw.site_land_cover", **RAW_GOOD),
+            Read("harmonized.site_root_biomass"),
+            Read("harmonized.soil_profiles"),
+            Read("analysis.site_modality"),
+        ),
+        ("analysis.site_factors",),
+        SiteFactorParameters,
+        files=(UserFile("extra_factors", "extra_factors_csv"),),
+    ),
+    Step(
         "classifier",
         compute_classifier,
         (Read("analysis.site_factors"),),
@@ -420,6 +519,28 @@ STEPS: tuple[Step, ...] = (
         NutrientParameters,
         kinds=frozenset({"duckdb"}),
         descriptions=NUTRIENT_DESCRIPTIONS,
+    ),
+    Step(
+        "release_changes",
+        compute_release_changes,
+        tuple(
+            Read(f"analysis.{t}", previous_release=previous)
+            for t in ("site_modality", "phi", "nutrient_exponents")
+            for previous in (False, True)
+        ),
+        ("analysis.release_changes",),
+        ChangeTolerances,
+        kinds=frozenset({"duckdb"}),
+    ),
+    Step(
+        "site_modality_bootstrap",
+        compute_site_modality_bootstrap,
+        (Read("harmonized.root_increments"), Read("analysis.site_modality")),
+        ("analysis.site_modality_bootstrap",),
+        BootstrapParameters,
+        group="analysis_optional",
+        kinds=frozenset({"duckdb", "numpy"}),
+        tags={"rootassets/optional": "true"},
     ),
 )
 
