@@ -14,7 +14,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
 from rootassets.defs.resources import WarehouseResource
 from rootassets.defs.steps import config_class, step_asset
-from rootassets.science.registry import Check, Read, Step, StepResult
+from rootassets.science.registry import Check, Read, Step, StepInputError, StepResult, UserFile
 from rootassets.science.steps import STEPS
 from rootassets.warehouse import replace_partitions
 from rootassets_tests.conftest import RELEASE
@@ -103,3 +103,85 @@ def test_every_steps_run_config_has_its_dataclass_defaults() -> None:
         for f in dataclasses.fields(step.parameters):
             default = list(f.default) if isinstance(f.default, tuple) else f.default
             assert fields[f.name].default == default, (step.name, f.name)
+
+
+@dataclass(frozen=True)
+class WeightParameters:
+    """An optional user CSV of per-site weights."""
+
+    weights_csv: str | None = None
+
+
+def compute_weighted(inputs, params: WeightParameters) -> StepResult:
+    """`analysis.weighted`: root density times the user's site weight (1 without a file); the previous
+    release's densities beside them."""
+    table = inputs["root_profiles"].select("site_id", "top_cm", "root_density_g_m3")
+    if "weights" in inputs:
+        table = table.join(inputs["weights"], on="site_id", how="left")
+        if table["weight"].is_null().any():
+            site = table.filter(pl.col("weight").is_null())["site_id"][0]
+            raise StepInputError(f"{params.weights_csv}: no weight for site {site}")
+    else:
+        table = table.with_columns(pl.lit(1.0).alias("weight"))
+    before = inputs["previous_root_profiles"].select("site_id", "top_cm", pl.col("root_density_g_m3").alias("before"))
+    return StepResult({"weighted": table.join(before, on=["site_id", "top_cm"], how="left")})
+
+
+WEIGHTED = Step(
+    "weighted",
+    compute_weighted,
+    (Read("harmonized.root_profiles"), Read("harmonized.root_profiles", previous_release=True)),
+    ("analysis.weighted",),
+    WeightParameters,
+    files=(UserFile("weights", "weights_csv"),),
+)
+
+
+def run_weighted(db: Path, config: dict, release: str = RELEASE):
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
+        return materialize(
+            [step_asset(WEIGHTED)],
+            instance=instance,
+            partition_key=release,
+            resources={"warehouse": WarehouseResource(database=str(db))},
+            run_config={"ops": {"analysis_weighted": {"config": config}}},
+            raise_on_error=False,
+        )
+
+
+def test_a_step_reads_a_user_file_and_the_previous_release(tmp_path: Path) -> None:
+    db = profiles(tmp_path)
+    later = "RELEASE-2022"
+    older = pl.DataFrame({"site_id": ["AAAA"], "top_cm": [0.0], "bottom_cm": [10.0], "root_density_g_m3": [9.0]})
+    with duckdb.connect(str(db)) as con:
+        replace_partitions(
+            con, {("harmonized", "root_profiles"): older.with_columns(pl.lit(later).alias("release"))}, later
+        )
+    weights = tmp_path / "weights.csv"
+    weights.write_text("site_id,weight\nAAAA,2.0\nBBBB,0.5\n")
+    assert run_weighted(db, {"weights_csv": str(weights)}, later).success
+    assert run_weighted(db, {}).success  # the first release: no previous rows, no file
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("select release, site_id, top_cm, weight, before from analysis.weighted order by all")
+        assert rows.fetchall() == [
+            (RELEASE, "AAAA", 0.0, 1.0, None),
+            (RELEASE, "AAAA", 100.0, 1.0, None),
+            (RELEASE, "BBBB", 0.0, 1.0, None),
+            (later, "AAAA", 0.0, 2.0, 5.0),
+        ]
+
+
+def test_a_bad_user_file_fails_the_step_in_one_line_and_keeps_the_old_rows(tmp_path: Path) -> None:
+    db = profiles(tmp_path)
+    assert run_weighted(db, {}).success
+    missing = tmp_path / "nope.csv"
+    short = tmp_path / "short.csv"
+    short.write_text("site_id,weight\nAAAA,2.0\n")
+    for path, says in ((missing, "nope.csv"), (short, "no weight for site BBBB")):
+        result = run_weighted(db, {"weights_csv": str(path)})
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert says in failure.event_specific_data.error.message
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*), min(weight) from analysis.weighted").fetchall() == [(3, 1.0)]
