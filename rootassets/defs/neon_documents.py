@@ -37,9 +37,11 @@ from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import PRODUCTS
 from rootassets.neon.source import NeonSource
 from rootassets.schemas import DOCUMENT_CONTRACTS
+from rootassets.science.registry import module_version
 from rootassets.warehouse.quarantine import screen
 
-DOCUMENTS_CODE_VERSION = "documents-1"
+DOCUMENTS_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
+
 DESCRIPTIONS = {
     "variables": "`raw.variables`: NEON's variables file per product and release, NEON's own columns as published "
     "(table, fieldName, description, dataType, units, ...). Empty for a release whose source has none.",

@@ -35,6 +35,7 @@ from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT, ProductSpec
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, site_attributes_fingerprint
 from rootassets.neon.stacking import STACKING_COLUMNS, StackedTable, empty_table
 from rootassets.schemas import RAW_CONTRACTS
+from rootassets.science.registry import module_version
 from rootassets.warehouse import qualified, quote_ident
 from rootassets.warehouse.quarantine import (
     Screened,
@@ -43,7 +44,8 @@ from rootassets.warehouse.quarantine import (
     screened_frames,
 )
 
-RAW_CODE_VERSION = "raw-2"
+RAW_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
+
 
 TABLE_DESCRIPTIONS = {
     "mpr_perrootsample": "Megapit root samples: dry mass, biomass (g/m2) and density (g/m3) per depth increment, "

@@ -11,11 +11,13 @@ from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.science.figure_specs import FIGURES, FigureSpec
+from rootassets.science.registry import module_version
+
+REPORTS_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-REPORTS_CODE_VERSION = "reports-1"
 COMMON = dict(
     partitions_def=neon_release, group_name="reports", kinds={"matplotlib"}, code_version=REPORTS_CODE_VERSION
 )

@@ -31,6 +31,7 @@ from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
 from rootassets.science.phi import depths_used
+from rootassets.science.registry import module_version
 from rootassets.science.soil_water import (
     ROLES,
     STATISTICS,
@@ -40,7 +41,8 @@ from rootassets.science.soil_water import (
     series_sql,
 )
 
-SOIL_WATER_CODE_VERSION = "soil-water-1"
+SOIL_WATER_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
+
 MEMORY_LIMIT = "2GB"  # DuckDB spills to disk beyond this: memory stays bounded at any data size
 COMMON = dict(partitions_def=neon_release, pool="duckdb", code_version=SOIL_WATER_CODE_VERSION)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
+import re
 import sys
 import types
 from collections.abc import Callable, Iterator, Mapping
@@ -174,17 +175,52 @@ def parameter_metadata(params: Any) -> dict[str, Any]:
 def code_version(step: Step) -> str:
     """A hash of the source of the step, its checks and parameters, and of every function, class and
     constant of `rootassets.science` they reach: editing any of them changes the version."""
+    roots = [r for r in (step.compute, step.parameters, *(c.rule for c in step.checks)) if r is not None]
+    return _digest(step.name, roots, (SCIENCE,))
+
+
+def source_version(name: str, *roots: Any) -> str:
+    """The derived code version of an asset outside the registry (raw ingestion, soil water, figures): a
+    hash of `roots` (modules, functions, classes) and of every function, class and constant of `rootassets`
+    they reach, so that no version string is bumped by hand."""
+    return _digest(name, list(roots), ("rootassets.",))
+
+
+def module_version(module_name: str) -> str:
+    """`source_version` of a whole module, called right after its imports: its own source text, and every
+    `rootassets` function, class and module it imported (with what they reach)."""
+    module = sys.modules[module_name]
+    imported = [
+        v
+        for v in list(vars(module).values())
+        if (inspect.isfunction(v) or inspect.isclass(v) or isinstance(v, types.ModuleType))
+        and str(getattr(v, "__module__", None) or getattr(v, "__name__", "")).startswith("rootassets.")
+    ]
+    return _digest(module_name, [inspect.getsource(module), *imported], ("rootassets.",))
+
+
+def _digest(name: str, roots: list[Any], prefixes: tuple[str, ...]) -> str:
     reached: dict[str, str] = {}
-    for root in (step.compute, step.parameters, *(c.rule for c in step.checks)):
-        if root is not None:
-            _reach(root, reached)
-    digest = hashlib.sha256(step.name.encode())
-    for name in sorted(reached):
-        digest.update(f"{name}\n{reached[name]}".encode())
+    for root in roots:
+        _reach(root, reached, prefixes)
+    digest = hashlib.sha256(name.encode())
+    for key in sorted(reached):
+        digest.update(f"{key}\n{reached[key]}".encode())
     return digest.hexdigest()[:16]
 
 
-def _reach(obj: Any, reached: dict[str, str]) -> None:
+def _reach(obj: Any, reached: dict[str, str], prefixes: tuple[str, ...]) -> None:
+    if isinstance(obj, str):  # a source text
+        reached.setdefault(hashlib.sha256(obj.encode()).hexdigest(), obj)
+        return
+    if isinstance(obj, types.ModuleType):
+        if obj.__name__ in reached:
+            return
+        reached[obj.__name__] = inspect.getsource(obj)
+        for member in list(vars(obj).values()):
+            if (inspect.isfunction(member) or inspect.isclass(member)) and member.__module__ == obj.__name__:
+                _reach(member, reached, prefixes)
+        return
     name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
     if name in reached:
         return
@@ -197,11 +233,11 @@ def _reach(obj: Any, reached: dict[str, str]) -> None:
         for ref in _names(code):
             value = namespace.get(ref)
             if isinstance(value, types.ModuleType):
-                if value.__name__.startswith(SCIENCE):
+                if value.__name__.startswith(prefixes):
                     reached.setdefault(value.__name__, inspect.getsource(value))
-            elif (inspect.isfunction(value) or inspect.isclass(value)) and _is_science(value):
-                _reach(value, reached)
-            elif ref in namespace and _is_constant(value) and _is_science_module(namespace):
+            elif (inspect.isfunction(value) or inspect.isclass(value)) and _within(value, prefixes):
+                _reach(value, reached, prefixes)
+            elif ref in namespace and _is_constant(value) and _within_module(namespace, prefixes):
                 reached.setdefault(f"{namespace.get('__name__')}.{ref}", _canonical(value))
 
 
@@ -230,12 +266,12 @@ def _names(code: types.CodeType) -> Iterator[str]:
             yield from _names(const)
 
 
-def _is_science(value: Any) -> bool:
-    return str(getattr(value, "__module__", "")).startswith(SCIENCE)
+def _within(value: Any, prefixes: tuple[str, ...]) -> bool:
+    return str(getattr(value, "__module__", "")).startswith(prefixes)
 
 
-def _is_science_module(namespace: Mapping[str, Any]) -> bool:
-    return str(namespace.get("__name__", "")).startswith(SCIENCE)
+def _within_module(namespace: Mapping[str, Any], prefixes: tuple[str, ...]) -> bool:
+    return str(namespace.get("__name__", "")).startswith(prefixes)
 
 
 def _canonical(value: Any) -> str:
@@ -246,7 +282,8 @@ def _canonical(value: Any) -> str:
         return "{" + ", ".join(sorted(f"{_canonical(k)}: {_canonical(v)}" for k, v in value.items())) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_canonical(v) for v in value) + "]"
-    return repr(value)
+    text = repr(value)
+    return re.sub(r" at 0x[0-9a-f]+", "", text)  # an object's address differs per process
 
 
 def _is_constant(value: Any) -> bool:
