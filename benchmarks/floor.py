@@ -25,14 +25,14 @@ from rootassets.neon.products import PRODUCTS, ROOT_MEGAPIT, SOIL_MEGAPIT
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, load_site_attributes
 from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
 from rootassets.neon.stacking import StackedTable, empty_table
-from rootassets.schemas import CONTRACTS
+from rootassets.schemas import CONTRACTS, SQL_CONTRACTS
 from rootassets.science.figure_specs import FIGURES
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import GOOD_ROWS, Read, gather_inputs
 from rootassets.science.soil_water import choose_sensors, file_roles, labelled_statistics_sql, series_sql
 from rootassets.science.steps import STEPS
 from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
-from rootassets.warehouse.quarantine import screen, screen_stacked, screened_frames
+from rootassets.warehouse.quarantine import screen, screen_stacked, screened_frames, screened_queries
 from rootassets.warehouse.sqlmodels import discover_models
 from rootassets.warehouse.staging import write_queries
 
@@ -96,7 +96,7 @@ def run_ready_steps(w: FloorWarehouse, done: set[str], release: str) -> None:
 def soil_water_tables(w: FloorWarehouse, files, modality: pl.DataFrame, release: str) -> None:
     """Section 4 for soil water, as the soil-water assets compute it (inside DuckDB)."""
     depths = depths_used(w.read("analysis", "phi", release))
-    positions = w.read("raw", "swc_sensor_positions", release)
+    positions = w.read("raw", "swc_sensor_positions", release, GOOD_ROWS)
     sensors = choose_sensors(positions.select("site_id", "hor", "ver", "depth_cm"), depths.drop("modality"))
     sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
     roles = file_roles(sensors, files.sensor_files())
@@ -104,16 +104,17 @@ def soil_water_tables(w: FloorWarehouse, files, modality: pl.DataFrame, release:
     w.con.register("swc_depths", depths)
     observations = read_csv_sql([Path(p) for p in sorted(set(roles["path"]))])
     w.con.execute(f"CREATE OR REPLACE TEMP TABLE swc_series AS {series_sql(observations, 'swc_file_roles')}")
+    series, stats = "analysis.soil_water_phi_series", "analysis.soil_water_statistics"
     write_queries(
         w.con,
         {
-            ("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
-            ("analysis", "soil_water_statistics"): labelled_statistics_sql("swc_series", "swc_depths"),
+            **screened_queries(series, "SELECT * FROM swc_series", SQL_CONTRACTS[series]),
+            **screened_queries(stats, labelled_statistics_sql("swc_series", "swc_depths"), SQL_CONTRACTS[stats]),
         },
         release,
         None,
     )
-    w.write({("analysis", "soil_water_sensors"): sensors.with_columns(pl.lit(release).alias("release"))}, release)
+    w.publish("analysis", "soil_water_sensors", sensors, CONTRACTS["analysis.soil_water_sensors"], release)
 
 
 def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
@@ -139,13 +140,14 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     attributes = load_site_attributes(snapshot / "site-attributes", release)
     w.write(screened_frames({t: screen_raw(t, s, release) for t, s in attributes.items()}), release)
     files = discover(soil_water_folder(snapshot, release))
+    swc = {"swc_sensor_positions": read_sensor_positions(files), "swc_files": files.inventory()}
     w.write(
-        {
-            ("raw", "swc_sensor_positions"): read_sensor_positions(files).with_columns(
-                pl.lit(release).alias("release")
-            ),
-            ("raw", "swc_files"): files.inventory().with_columns(pl.lit(release).alias("release")),
-        },
+        screened_frames(
+            {
+                t: screen(f.with_columns(pl.lit(release).alias("release")), CONTRACTS[f"raw.{t}"], f"raw.{t}", release)
+                for t, f in swc.items()
+            }
+        ),
         release,
     )
     step("raw")

@@ -1,4 +1,5 @@
-"""The contract of every raw and harmonized table, as pandera schemas on polars frames.
+"""The contract of every table the platform writes: pandera schemas on polars frames, and, for the tables
+computed inside DuckDB (whose rows never pass through Python), SQL row rules (`SqlContract`).
 
 Each schema lists the columns downstream work relies on (others may be
 present: NEON adds columns over time), their types, nullability, ranges,
@@ -9,7 +10,8 @@ a missing required column fails the asset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pandera.polars as pa
 import polars as pl
@@ -379,6 +381,129 @@ class NutrientLoessTable(_Contract):
     upper: float = pa.Field(nullable=True)
 
 
+class _ReleaseRows(pa.DataFrameModel):
+    """Tables with a row per something other than a site: only the release column is common."""
+
+    release: str = pa.Field(str_matches=RELEASE)
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+class ClassifierPerformanceTable(_ReleaseRows):
+    """analysis.classifier_performance: one value per forest run and metric."""
+
+    run: str
+    metric: str
+    value: float = pa.Field(nullable=True)
+
+
+class ClassifierImportanceTable(_ReleaseRows):
+    """analysis.classifier_importance: one Gini importance per forest run and factor."""
+
+    run: str
+    factor: str
+    importance: float = pa.Field(nullable=True)
+    rank: int = pa.Field(ge=1)
+    kept: bool
+
+
+class ReleaseChangesTable(_Contract):
+    """analysis.release_changes: what changed per site since `previous_release`."""
+
+    change: str
+    quantity: str = pa.Field(nullable=True)
+    old_value: str = pa.Field(nullable=True)
+    new_value: str = pa.Field(nullable=True)
+    difference: float = pa.Field(nullable=True)
+    previous_release: str = pa.Field(str_matches=RELEASE)
+
+
+class SiteModalityBootstrapTable(_Contract):
+    """analysis.site_modality_bootstrap: each site's label with its bootstrap confidence."""
+
+    modality: str = pa.Field(isin=["bimodal", "unimodal"], nullable=True)
+    n_profiles: int = pa.Field(ge=1)
+    resamples: int = pa.Field(ge=0)
+    bimodal_share: float = pa.Field(ge=0, le=1, nullable=True)
+    label_confidence: float = pa.Field(ge=0, le=1, nullable=True)
+    d2_median_cm: float = pa.Field(ge=0, nullable=True)
+    d2_iqr_cm: float = pa.Field(ge=0, nullable=True)
+
+
+class SoilWaterSensorsTable(_Contract):
+    """analysis.soil_water_sensors: the sensor position used for each role (d1, d2, surface) at a site."""
+
+    role: str = pa.Field(isin=["d1", "d2", "surface"])
+    hor: str
+    ver: str
+    depth_cm: float = pa.Field(nullable=True)
+    distance_cm: float = pa.Field(ge=0, nullable=True)
+
+
+class SwcSensorPositions(_Contract):
+    """raw.swc_sensor_positions: a soil water sensor's position and depth."""
+
+    hor: str
+    ver: str
+    depth_cm: float = pa.Field(nullable=True)
+    file_name: str
+
+
+class SwcFiles(_Contract):
+    """raw.swc_files: one row per 30-minute soil water file of the release."""
+
+    hor: str
+    ver: str
+    month: str = pa.Field(str_matches=r"^[0-9]{4}-[0-9]{2}$")
+    file_name: str
+    size_bytes: int = pa.Field(ge=0)
+
+
+SOIL_WATER_RAW_CONTRACTS: dict[str, TableContract] = {
+    "swc_sensor_positions": TableContract(SwcSensorPositions, ("site_id", "hor", "ver", "sensor_location_id")),
+    "swc_files": TableContract(SwcFiles, ("file_name",)),
+}
+
+
+@dataclass(frozen=True)
+class SqlContract:
+    """The contract of a table computed inside DuckDB: its key and its row rules, each a SQL predicate
+    over one column (rule name -> (column, predicate)). A row whose predicate is false or NULL, or whose
+    key repeats, is quarantined with the rule, the column and the value, inside DuckDB."""
+
+    key: tuple[str, ...]
+    rules: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def _fraction(column: str) -> tuple[str, str]:
+    return column, f"{column} IS NULL OR {column} BETWEEN 0 AND 1"
+
+
+SQL_CONTRACTS: dict[str, SqlContract] = {
+    "analysis.soil_water_phi_series": SqlContract(
+        ("site_id", "start_time"),
+        {
+            "site_id_is_a_site": ("site_id", "regexp_full_match(site_id, '[A-Z]{4}')"),
+            "start_time_known": ("start_time", "start_time IS NOT NULL"),
+            "swc_d1_is_a_fraction": _fraction("swc_d1"),
+            "swc_d2_is_a_fraction": _fraction("swc_d2"),
+            "swc_surface_is_a_fraction": _fraction("swc_surface"),
+            "phi_not_negative": ("phi", "phi IS NULL OR phi >= 0"),
+        },
+    ),
+    "analysis.soil_water_statistics": SqlContract(
+        ("site_id", "variable"),
+        {
+            "site_id_is_a_site": ("site_id", "regexp_full_match(site_id, '[A-Z]{4}')"),
+            "variable_known": ("variable", "variable IN ('phi', 'surface_swc')"),
+            "n_steps_not_negative": ("n_steps", "n_steps >= 0"),
+        },
+    ),
+}
+
+
 ANALYSIS_CONTRACTS: dict[str, TableContract] = {
     "site_modality": TableContract(SiteModalityTable, ("site_id",)),
     "site_kde": TableContract(SiteKdeTable, ("site_id", "depth_cm")),
@@ -387,11 +512,16 @@ ANALYSIS_CONTRACTS: dict[str, TableContract] = {
     "site_factors": TableContract(SiteFactorsTable, ("site_id",)),
     "nutrient_exponents": TableContract(NutrientExponentsTable, ("site_id", "nutrient")),
     "group_tests": TableContract(GroupTestsTable, ("name",)),
+    "classifier_performance": TableContract(ClassifierPerformanceTable, ("run", "metric")),
+    "classifier_importance": TableContract(ClassifierImportanceTable, ("run", "factor")),
+    "release_changes": TableContract(ReleaseChangesTable, ("site_id", "change", "quantity")),
+    "site_modality_bootstrap": TableContract(SiteModalityBootstrapTable, ("site_id",)),
+    "soil_water_sensors": TableContract(SoilWaterSensorsTable, ("site_id", "role", "hor", "ver")),
 }
 
 
 CONTRACTS: dict[str, TableContract] = {
-    **{f"raw.{name}": c for name, c in {**RAW_CONTRACTS, **DOCUMENT_CONTRACTS}.items()},
+    **{f"raw.{name}": c for name, c in {**RAW_CONTRACTS, **DOCUMENT_CONTRACTS, **SOIL_WATER_RAW_CONTRACTS}.items()},
     **{f"harmonized.{name}": c for name, c in HARMONIZED_CONTRACTS.items()},
     **{f"analysis.{name}": c for name, c in ANALYSIS_CONTRACTS.items()},
 }

@@ -113,3 +113,37 @@ def test_rows_in_equals_kept_plus_quarantined(records: list) -> None:
     assert s.kept.height + s.quarantined.height == n == s.rows.height
     assert s.kept["uid"].is_duplicated().sum() == 0
     assert (s.kept["incrementRootDensity"].drop_nulls() >= 0).all()
+
+
+def test_a_table_computed_inside_duckdb_is_screened_there_with_nothing_lost() -> None:
+    import duckdb
+
+    from rootassets.schemas import SqlContract
+    from rootassets.warehouse.quarantine import screened_queries
+    from rootassets.warehouse.staging import write_queries
+
+    contract = SqlContract(
+        ("site_id", "t"), {"phi_not_negative": ("phi", "phi IS NULL OR phi >= 0"), "t_known": ("t", "t IS NOT NULL")}
+    )
+    select = (
+        "SELECT * FROM (VALUES ('AAAA', 1, 0.5), ('AAAA', 2, -1.0), ('BBBB', 1, 2.0), ('BBBB', 1, 3.0), "
+        "('CCCC', NULL, -2.0), ('CCCC', 3, NULL)) AS v(site_id, t, phi)"
+    )
+    con = duckdb.connect()
+    counts = write_queries(con, screened_queries("analysis.series", select, contract), "RELEASE-2021", None)
+    assert counts == {"analysis.series": 2, "quarantine.series": 4}
+    assert con.execute("select site_id, t, phi from analysis.series order by all").fetchall() == [
+        ("AAAA", 1, 0.5),
+        ("CCCC", 3, None),
+    ]
+    rows = con.execute(
+        "select site_id, rule, column_name, offending_value, all_reasons, release from quarantine.series order by all"
+    ).fetchall()
+    assert rows == [
+        ("AAAA", "phi_not_negative", "phi", "-1.0", "phi_not_negative", "RELEASE-2021"),
+        ("BBBB", "conflicting_key", "site_id, t", None, "conflicting_key", "RELEASE-2021"),
+        ("BBBB", "conflicting_key", "site_id, t", None, "conflicting_key", "RELEASE-2021"),
+        ("CCCC", "phi_not_negative", "phi", "-2.0", "phi_not_negative; t_known", "RELEASE-2021"),
+    ]
+    record = con.execute("select record from quarantine.series where site_id = 'AAAA'").fetchone()[0]
+    assert '"phi":-1.0' in record and '"t":2' in record

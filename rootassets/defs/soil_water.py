@@ -30,8 +30,9 @@ from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
+from rootassets.schemas import CONTRACTS, SQL_CONTRACTS
 from rootassets.science.phi import depths_used
-from rootassets.science.registry import module_version
+from rootassets.science.registry import GOOD_ROWS, module_version
 from rootassets.science.soil_water import (
     ROLES,
     STATISTICS,
@@ -40,6 +41,7 @@ from rootassets.science.soil_water import (
     labelled_statistics_sql,
     series_sql,
 )
+from rootassets.warehouse.quarantine import screen, screened_frames, screened_queries
 
 SOIL_WATER_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
 
@@ -48,7 +50,8 @@ COMMON = dict(partitions_def=neon_release, pool="duckdb", code_version=SOIL_WATE
 
 POSITIONS, FILES = AssetKey(["raw", "swc_sensor_positions"]), AssetKey(["raw", "swc_files"])
 SENSORS = AssetKey(["analysis", "soil_water_sensors"])
-SERIES, STATS = AssetKey(["analysis", "soil_water_phi_series"]), AssetKey(["analysis", "soil_water_statistics"])
+SERIES_TABLE, STATS_TABLE = "analysis.soil_water_phi_series", "analysis.soil_water_statistics"
+SERIES, STATS = AssetKey(SERIES_TABLE.split(".")), AssetKey(STATS_TABLE.split("."))
 
 
 @multi_asset(
@@ -92,11 +95,24 @@ def swc_sources(
 ) -> Iterator[MaterializeResult]:
     release = validate_release(context.partition_key)
     files = discover(soil_water_folder(neon.soil_water_path(), release))
-    positions = read_sensor_positions(files).with_columns(pl.lit(release).alias("release"))
-    inventory = files.inventory().with_columns(pl.lit(release).alias("release"))
+    raw = {
+        "swc_sensor_positions": screen(
+            read_sensor_positions(files).with_columns(pl.lit(release).alias("release")),
+            CONTRACTS["raw.swc_sensor_positions"],
+            "raw.swc_sensor_positions",
+            release,
+        ),
+        "swc_files": screen(
+            files.inventory().with_columns(pl.lit(release).alias("release")),
+            CONTRACTS["raw.swc_files"],
+            "raw.swc_files",
+            release,
+        ),
+    }
+    positions, inventory = raw["swc_sensor_positions"].kept, raw["swc_files"].kept
     selected = context.selected_asset_keys
-    tables = {POSITIONS: positions, FILES: inventory}
-    warehouse.write({tuple(key.path): frame for key, frame in tables.items() if key in selected}, release)
+    wanted = {t: s for t, s in raw.items() if AssetKey(["raw", t]) in selected}
+    warehouse.write(screened_frames(wanted), release)
     common = {
         "folder": str(files.folder) if files.folder else "none",
         "available": bool(files.data),
@@ -114,7 +130,7 @@ def swc_sources(
         yield MaterializeResult(
             asset_key=POSITIONS,
             data_version=version,
-            metadata={**table_metadata(positions, release), **common},
+            metadata={**table_metadata(positions, release), **raw["swc_sensor_positions"].summary(), **common},
             check_results=[
                 AssetCheckResult(
                     asset_key=POSITIONS,
@@ -144,6 +160,7 @@ def swc_sources(
             else [],
             metadata={
                 **table_metadata(inventory, release),
+                **raw["swc_files"].summary(),
                 **common,
                 "total_bytes": int(inventory["size_bytes"].sum()) if inventory.height else 0,
             },
@@ -191,7 +208,7 @@ def soil_water_phi(
     selected = context.selected_asset_keys
     files = discover(soil_water_folder(neon.soil_water_path(), release))
     depths = depths_used(warehouse.read("analysis", "phi", release))  # D1/D2 as the phi step chose them
-    positions = warehouse.read("raw", "swc_sensor_positions", release)
+    positions = warehouse.read("raw", "swc_sensor_positions", release, GOOD_ROWS)
     sensors = choose_sensors(positions.select("site_id", "hor", "ver", "depth_cm"), depths.drop("modality"))
     sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
     roles = file_roles(sensors, files.sensor_files())
@@ -207,10 +224,11 @@ def soil_water_phi(
         observations = read_csv_sql([Path(p) for p in sorted(set(roles["path"]))])
         con.execute(f"CREATE OR REPLACE TEMP TABLE swc_series AS {series_sql(observations, 'swc_file_roles')}")
         queries = {
-            ("analysis", "soil_water_phi_series"): "SELECT * FROM swc_series",
-            ("analysis", "soil_water_statistics"): statistics,
+            **screened_queries(SERIES_TABLE, "SELECT * FROM swc_series", SQL_CONTRACTS[SERIES_TABLE]),
+            **screened_queries(STATS_TABLE, statistics, SQL_CONTRACTS[STATS_TABLE]),
         }
-        counts = warehouse.write_sql(con, {k: q for k, q in queries.items() if AssetKey(list(k)) in selected}, release)
+        wanted = {"soil_water_phi_series": SERIES in selected, "soil_water_statistics": STATS in selected}
+        counts = warehouse.write_sql(con, {k: q for k, q in queries.items() if wanted[k[1]]}, release)
         series_preview = con.sql("SELECT * FROM swc_series ORDER BY site_id, start_time LIMIT 10").pl()
         stats = con.sql(f"SELECT * FROM ({statistics}) ORDER BY site_id, variable").pl()
         steps = con.execute("SELECT count(*), count(phi) FROM swc_series").fetchall()[0]
@@ -219,9 +237,18 @@ def soil_water_phi(
         con.unregister("swc_depths")
         con.execute("RESET memory_limit")
     stats = stats.with_columns(pl.lit(release).alias("release"))
-    sensors = sensors.with_columns(pl.lit(release).alias("release"))
+    screened = screen(
+        sensors.with_columns(pl.lit(release).alias("release")),
+        CONTRACTS["analysis.soil_water_sensors"],
+        "analysis.soil_water_sensors",
+        release,
+    )
+    sensors = screened.kept
     if SENSORS in selected:
-        warehouse.write({("analysis", "soil_water_sensors"): sensors}, release)
+        warehouse.write(
+            {("analysis", "soil_water_sensors"): sensors, ("quarantine", "soil_water_sensors"): screened.quarantined},
+            release,
+        )
     common = {
         "depths_from": "analysis.phi (the D1 and D2 its parameters chose for each site)",
         "files_read": roles["path"].n_unique(),
@@ -231,13 +258,16 @@ def soil_water_phi(
         "memory_limit": MEMORY_LIMIT,
     }
     if SENSORS in selected:
-        yield MaterializeResult(asset_key=SENSORS, metadata={**table_metadata(sensors, release), **common})
+        yield MaterializeResult(
+            asset_key=SENSORS, metadata={**table_metadata(sensors, release), **screened.summary(), **common}
+        )
     if SERIES in selected:
         yield MaterializeResult(
             asset_key=SERIES,
             metadata={
                 **table_metadata(series_preview, release),
                 "dagster/row_count": counts["analysis.soil_water_phi_series"],
+                "rows_quarantined": counts["quarantine.soil_water_phi_series"],
                 "time_steps": steps[0],
                 "time_steps_with_phi": steps[1],
                 **common,

@@ -18,7 +18,7 @@ from pandera.errors import SchemaErrors
 
 from rootassets.neon.csvfiles import MalformedRecord
 from rootassets.neon.stacking import ADDED_COLUMNS, StackedTable
-from rootassets.schemas import TableContract
+from rootassets.schemas import SqlContract, TableContract
 
 QUARANTINE_SCHEMA = {
     "site_id": pl.String,
@@ -237,3 +237,37 @@ def screened_frames(screened: dict[str, Screened]) -> dict[tuple[str, str], pl.D
         frames[("raw", table)] = s.rows
         frames[("quarantine", table)] = s.quarantined
     return frames
+
+
+def screened_queries(table: str, select: str, contract: SqlContract) -> dict[tuple[str, str], str]:
+    """The kept rows of `select` and its quarantined rows (in `QUARANTINE_SCHEMA`, `release` added by the
+    writer) as two SELECTs run inside DuckDB: rows never pass through Python. `table` is `schema.name`.
+
+    A row whose key repeats is quarantined as `conflicting_key`; one that fails rules as its first rule,
+    with its column and value, and every failed rule in `all_reasons`."""
+    schema, name = table.split(".", 1)
+    failed = ", ".join(
+        f"CASE WHEN coalesce(({predicate}), false) THEN NULL ELSE '{rule}' END"
+        for rule, (_, predicate) in contract.rules.items()
+    )
+    keys = ", ".join(contract.key)
+    judged = (
+        f"SELECT q.*, count(*) OVER (PARTITION BY {keys}) AS __key_rows, "
+        f"list_filter([{failed}]::VARCHAR[], lambda x: x IS NOT NULL) AS __failed, to_json(q)::VARCHAR AS __record "
+        f"FROM ({select}) AS q"
+    )
+    column = " ".join(f"WHEN '{rule}' THEN '{col}'" for rule, (col, _) in contract.rules.items())
+    value = " ".join(f"WHEN '{rule}' THEN CAST({col} AS VARCHAR)" for rule, (col, _) in contract.rules.items())
+    rule = "CASE WHEN __key_rows > 1 THEN 'conflicting_key' ELSE __failed[1] END"
+    kept = (
+        f"SELECT * EXCLUDE (__key_rows, __failed, __record) FROM ({judged}) WHERE __key_rows = 1 AND len(__failed) = 0"
+    )
+    quarantined = (
+        f"SELECT CAST(site_id AS VARCHAR) AS site_id, NULL::VARCHAR AS source_file, {rule} AS rule, "
+        f"CASE WHEN __key_rows > 1 THEN '{keys}' ELSE CASE __failed[1] {column} END END AS column_name, "
+        f"CASE WHEN __key_rows > 1 THEN NULL ELSE CASE __failed[1] {value} END END AS offending_value, "
+        f"array_to_string(list_concat(CASE WHEN __key_rows > 1 THEN ['conflicting_key'] ELSE [] END, __failed), "
+        f"'; ') AS all_reasons, __record AS record "
+        f"FROM ({judged}) WHERE __key_rows > 1 OR len(__failed) > 0"
+    )
+    return {(schema, name): kept, ("quarantine", name): quarantined}
