@@ -26,9 +26,10 @@ from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, load_site_att
 from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
 from rootassets.neon.stacking import StackedTable, empty_table
 from rootassets.schemas import CONTRACTS, SQL_CONTRACTS
-from rootassets.science.figure_specs import FIGURES
+from rootassets.science.figure_specs import FIGURE_DPI, FIGURES
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import GOOD_ROWS, Read, gather_inputs
+from rootassets.science.report import REPORT_READS, report_markdown
 from rootassets.science.soil_water import choose_sensors, file_roles, labelled_statistics_sql, series_sql
 from rootassets.science.steps import STEPS
 from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
@@ -165,8 +166,14 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
 
     for spec in FIGURES:
         fig = spec.draw(w.inputs(spec.reads, release))
-        fig.savefig(figures / f"{spec.name}.png", dpi=150)
+        fig.savefig(figures / f"{spec.name}.png", dpi=FIGURE_DPI)
         plt.close(fig)
+    reports = home / "reports" / release
+    reports.mkdir(parents=True, exist_ok=True)
+    text = report_markdown(
+        w.inputs(REPORT_READS, release), release, [s.name for s in FIGURES], f"../../figures/{release}"
+    )
+    (reports / "report.md").write_text(text)
     step("figures")
 
     models = {(m.schema, m.name): m for m in discover_models()}

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+FIGURE_DPI = 110  # one resolution for the assets and the floor
+
+
 @dataclass(frozen=True)
 class FigureSpec:
     name: str
@@ -75,7 +78,9 @@ def draw_nutrients(inputs: Frames) -> Figure:
     from rootassets.science import figures
 
     grid = inputs["root_profiles"].join(inputs["soil_profiles"], on=["site_id", "top_cm", "bottom_cm"], how="inner")
-    return figures.relative_nutrients_figure(grid, example_sites(inputs["nutrient_exponents"]))
+    return figures.relative_nutrients_figure(
+        grid, example_sites(inputs["nutrient_exponents"]), inputs["nutrient_loess"]
+    )
 
 
 def draw_exponents(inputs: Frames) -> Figure:
@@ -108,7 +113,12 @@ FIGURES: tuple[FigureSpec, ...] = (
     ),
     FigureSpec(
         "figure_4_relative_nutrients",
-        (Read("harmonized.soil_profiles"), Read("harmonized.root_profiles"), Read("analysis.nutrient_exponents")),
+        (
+            Read("harmonized.soil_profiles"),
+            Read("harmonized.root_profiles"),
+            Read("analysis.nutrient_exponents"),
+            Read("analysis.nutrient_loess"),
+        ),
         "Figure 4: relative nutrient profiles of one unimodal and one bimodal site with the log-linear fit and band.",
         draw_nutrients,
     ),

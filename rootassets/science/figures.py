@@ -160,9 +160,10 @@ def phi_figure(phi: pl.DataFrame) -> Figure:
     return fig
 
 
-def relative_nutrients_figure(grid: pl.DataFrame, sites: dict[str, str], span: float = 0.5) -> Figure:
+def relative_nutrients_figure(grid: pl.DataFrame, sites: dict[str, str], curves: pl.DataFrame) -> Figure:
     """Figure 4: relative nutrient profiles (X / Y_root, surface = 1) of one unimodal and one bimodal site,
-    with the log-linear fit and its 95% band (and the LOESS curve at the bimodal site)."""
+    with the log-linear fit and its 95% band, and the LOESS curve of `analysis.nutrient_loess` (`curves`: the
+    nutrients step's own fit, with its run's span) at the bimodal site."""
     fig, axes = plt.subplots(2, 4, figsize=(14, 7), sharey="row")
     for row, (label, site) in enumerate(sites.items()):
         g = grid.filter(pl.col("site_id") == site).sort("top_cm")
@@ -180,9 +181,9 @@ def relative_nutrients_figure(grid: pl.DataFrame, sites: dict[str, str], span: f
                 fitted, low, high = fit_band(depth, rel, points)
                 ax.plot(fitted, points, color="k", lw=1)
                 ax.fill_betweenx(points, low, high, color="k", alpha=0.12, lw=0)
-                if label == "bimodal" and depth.size >= LOESS_MIN_POINTS:
-                    smooth, _, _ = loess(depth, np.log10(rel), points, span=span)
-                    ax.plot(smooth, points, color=color, lw=1.2, ls="--")
+                curve = curves.filter((pl.col("site_id") == site) & (pl.col("nutrient") == nutrient)).sort("depth_cm")
+                if label == "bimodal" and curve.height:
+                    ax.plot(curve["log10_rel_fitted"], curve["depth_cm"], color=color, lw=1.2, ls="--")
             ax.set_title(f"{site} ({label}): {nutrient}", fontsize=9)
             ax.axvline(0, color="grey", lw=0.5)
             if col == 0:

@@ -9,7 +9,7 @@ import polars as pl
 
 from rootassets.science.soil_profiles import overlap_weighted_average
 
-TOPSOIL_CM = 30.0
+TOPSOIL_CM = 30.0  # METHOD.md 5: soil factors are means over 0-30 cm, and the column names say so
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from rootassets.science.root_profiles import (
     site_root_profiles,
     total_fine_root_biomass,
 )
-from rootassets.science.site_factors import NEON_FACTORS, read_user_factors, site_factor_table
+from rootassets.science.site_factors import NEON_FACTORS, TOPSOIL_CM, read_user_factors, site_factor_table
 from rootassets.science.soil_profiles import (
     SOIL_PROPERTIES,
     horizon_properties,
@@ -308,6 +308,7 @@ def compute_site_factors(inputs: Frames, params: SiteFactorParameters) -> StepRe
                 "factors": {f.column: f.unit for f in factors},
                 "sites_with_missing_factors": incomplete,
                 "extra_factors_csv": params.extra_factors_csv or "none",
+                "topsoil_cm": TOPSOIL_CM,
             }
         },
     )
