@@ -199,6 +199,15 @@ class RootProfiles(_Contract):
         return _top_below_bottom(data, "top_cm", "bottom_cm")
 
 
+class IncrementDepthComparison(_Contract):
+    """harmonized.increment_depth_comparison"""
+
+    profile: str
+    top_cm: float = _depth()
+    derived_bottom_cm: float = _depth()
+    published_bottom_cm: float = _depth(nullable=True)
+
+
 class SiteRootBiomass(_Contract):
     """harmonized.site_root_biomass: total fine-root biomass per site."""
 
@@ -292,8 +301,9 @@ DOCUMENT_CONTRACTS: dict[str, TableContract] = {
 }
 HARMONIZED_CONTRACTS: dict[str, TableContract] = {
     "root_increments": TableContract(RootIncrements, ("site_id", "profile", "top_cm")),
-    "root_profiles": TableContract(RootProfiles, ("site_id", "top_cm", "bottom_cm")),
+    "root_profiles": TableContract(RootProfiles, ("site_id", "top_cm")),
     "site_root_biomass": TableContract(SiteRootBiomass, ("site_id",)),
+    "increment_depth_comparison": TableContract(IncrementDepthComparison, ("site_id", "profile", "top_cm")),
     "soil_profiles": TableContract(SoilProfiles, ("site_id", "top_cm", "bottom_cm")),
 }
 
@@ -332,6 +342,7 @@ class SiteFactorsTable(_Contract):
     site_id: str = pa.Field(str_matches=SITE, unique=True)
     modality: str = pa.Field(isin=["bimodal", "unimodal"])
     total_fine_root_biomass_g_m2: float = pa.Field(ge=0, nullable=True)
+    total_fine_root_biomass_4mm_equiv_g_m2: float = pa.Field(ge=0, nullable=True)
     soil_ph_0_30cm: float = pa.Field(ge=0, le=14, nullable=True)
     sand_pct_0_30cm: float = pa.Field(ge=0, le=100, nullable=True)
     clay_pct_0_30cm: float = pa.Field(ge=0, le=100, nullable=True)
@@ -347,6 +358,16 @@ class NutrientExponentsTable(_Contract):
     r2: float = pa.Field(ge=0, le=1)
     n: int = pa.Field(ge=3)
     modality: str = pa.Field(isin=["bimodal", "unimodal"])
+    fit: str = pa.Field(isin=["across_profiles", "site_mean (alternative)"])
+
+
+class NutrientPointsTable(_Contract):
+    """analysis.nutrient_points: X / Y_root per profile and increment, the profile's surface = 1."""
+
+    profile: str
+    nutrient: str = pa.Field(isin=["N", "P", "K", "Ca"])
+    depth_cm: float = _depth()
+    relative: float = pa.Field(gt=0)
 
 
 class GroupTestsTable(pa.DataFrameModel):
@@ -357,6 +378,9 @@ class GroupTestsTable(pa.DataFrameModel):
     p_value: float = pa.Field(ge=0, le=1, nullable=True)
     n_bimodal: int = pa.Field(ge=0)
     n_unimodal: int = pa.Field(ge=0)
+    scale: str = pa.Field(isin=["log10", "categorical"])
+    n_excluded: int = pa.Field(ge=0)
+    p_value_holm: float = pa.Field(ge=0, le=1, nullable=True)
     release: str = pa.Field(str_matches=RELEASE)
 
     class Config:
@@ -511,6 +535,8 @@ ANALYSIS_CONTRACTS: dict[str, TableContract] = {
     "phi": TableContract(PhiTable, ("site_id", "property", "method")),
     "site_factors": TableContract(SiteFactorsTable, ("site_id",)),
     "nutrient_exponents": TableContract(NutrientExponentsTable, ("site_id", "nutrient")),
+    "nutrient_exponents_site_mean": TableContract(NutrientExponentsTable, ("site_id", "nutrient")),
+    "nutrient_points": TableContract(NutrientPointsTable, ("site_id", "profile", "nutrient", "depth_cm")),
     "group_tests": TableContract(GroupTestsTable, ("name",)),
     "classifier_performance": TableContract(ClassifierPerformanceTable, ("run", "metric")),
     "classifier_importance": TableContract(ClassifierImportanceTable, ("run", "factor")),

@@ -7,6 +7,7 @@ import pytest
 
 from rootassets.science.root_profiles import (
     RootProfileParameters,
+    depth_comparison,
     derivation_report,
     increment_depths,
     profile_overlaps,
@@ -54,17 +55,25 @@ def test_depths_from_the_recorded_thickness_protocol_and_capping() -> None:
             ("AAAA.1.100", "live", "<=4mm", 1.0, 10.0),  # 10 cm below 100 (protocol says 20)
             ("AAAA.1.110", "live", "<=4mm", 3.0, 10.0),  # 30 cm, runs into 120: capped
             ("AAAA.1.120", "live", "<=4mm", 0.0, 0.0),  # no usable ratio: protocol 20 cm
+            ("AAAA.2.120", "live", "<=4mm", 1.94, 10.0),  # 19.4 cm: rounded biomass, not a thickness
+            ("AAAA.2.180", "live", "<=4mm", 2.5, 10.0),  # 25 cm: the protocol stops at 200
+            ("AAAA.3.160", "live", "<=4mm", 1.0, 7.0),  # 14.29 cm: not a whole number of cm
         ]
     )
-    depths = increment_depths(frame, P).sort("top_cm")
-    assert depths.select("top_cm", "bottom_cm", "depth_rule").rows() == [
-        (0.0, 10.0, "biomass_density_ratio"),
-        (100.0, 110.0, "biomass_density_ratio"),
-        (110.0, 120.0, "capped_at_next_increment"),
-        (120.0, 140.0, "protocol"),
+    depths = increment_depths(frame, P).sort("profile", "top_cm")
+    assert depths.select("profile", "top_cm", "bottom_cm", "depth_rule").rows() == [
+        ("1", 0.0, 10.0, "protocol"),
+        ("1", 100.0, 110.0, "measured_thickness"),
+        ("1", 110.0, 120.0, "capped_at_next_increment"),
+        ("1", 120.0, 140.0, "protocol"),
+        ("2", 120.0, 140.0, "protocol"),
+        ("2", 180.0, 200.0, "protocol"),
+        ("3", 160.0, 180.0, "protocol"),
     ]
-    protocol = increment_depths(frame, RootProfileParameters(depth_rule="protocol")).sort("top_cm")
-    assert protocol["bottom_cm"].to_list() == [10.0, 110.0, 120.0, 140.0]
+    ratio = increment_depths(frame, RootProfileParameters(depth_rule="biomass_density_ratio"))
+    assert ratio.sort("profile", "top_cm")["bottom_cm"].to_list() == [10.0, 110.0, 120.0, 140.0, 139.0, 205.0, 174.0]
+    protocol = increment_depths(frame, RootProfileParameters(depth_rule="protocol")).sort("profile", "top_cm")
+    assert protocol["bottom_cm"].to_list() == [10.0, 110.0, 120.0, 140.0, 140.0, 200.0, 180.0]
     assert profile_overlaps(root_increments(frame, None, P)).is_empty()
 
 
@@ -76,8 +85,26 @@ def test_published_depth_increments_are_used_when_present() -> None:
     inc = root_increments(frame, published, P).sort("top_cm")
     assert inc.select("top_cm", "bottom_cm", "depth_derived", "depth_rule").rows() == [
         (0.0, 5.0, False, "mpr_perdepthincrement"),
-        (5.0, 10.0, True, "biomass_density_ratio"),
+        (5.0, 10.0, True, "measured_thickness"),
     ]
+    compared = depth_comparison(frame, published, P)
+    assert compared.select("top_cm", "derived_bottom_cm", "derived_rule", "published_bottom_cm").rows() == [
+        (0.0, 5.0, "measured_thickness", 5.0)
+    ]
+    assert compared["bottom_difference_cm"].to_list() == [0.0]
+    assert depth_comparison(frame, None, P).is_empty()
+
+
+def test_one_site_row_per_increment_top_with_the_bottom_most_profiles_share() -> None:
+    frame = samples(
+        [
+            ("AAAA.1.120", "live", "<=2mm", 19.4, 100.0),  # 19.4 cm
+            ("AAAA.2.120", "live", "<=2mm", 20.0, 100.0),
+            ("AAAA.3.120", "live", "<=2mm", 10.0, 100.0),  # a whole 10 cm: this profile's own
+        ]
+    )
+    profile = site_root_profiles(root_increments(frame, None, P))
+    assert profile.select("top_cm", "bottom_cm", "n_profiles", "root_density_g_m3").rows() == [(120.0, 140.0, 3, 100.0)]
 
 
 def test_sampled_increment_without_live_fine_roots_is_zero_filled() -> None:
@@ -140,6 +167,13 @@ def test_real_snapshot_irregular_profiles(snapshot) -> None:
     osbs = inc.filter((pl.col("site_id") == "OSBS") & (pl.col("profile") == "1") & (pl.col("top_cm") >= 100))
     assert (osbs["bottom_cm"] - osbs["top_cm"]).to_list() == [10.0] * osbs.height  # OSBS keeps 10 cm below 1 m
     assert "OSBS.1" in report["profiles_with_skipped_increments"]  # 60-70 cm was not sampled
+    for site in ("BART", "STER", "KONZ", "UNDE"):  # bottoms as the protocol's, not 139, 159, 174 or 205
+        rows = inc.filter(pl.col("site_id") == site)
+        protocol = rows["top_cm"].map_elements(lambda top: min(top + (10 if top < 100 else 20), 200.0), pl.Float64)
+        assert (rows["bottom_cm"] <= protocol).all(), site
+        assert set(rows["bottom_cm"].to_list()) <= set(range(0, 201, 10)), site
+    profiles = site_root_profiles(inc)
+    assert profiles.group_by("site_id", "top_cm").len().filter(pl.col("len") > 1).is_empty()
 
 
 def test_step_results_do_not_depend_on_the_order_rows_arrive_in(snapshot) -> None:

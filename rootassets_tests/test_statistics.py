@@ -62,9 +62,19 @@ def test_f_test_matches_r_var_test_example() -> None:
     assert p == pytest.approx(2 * stats.f.cdf(0.25, 4, 4))
 
 
-def test_non_positive_values_are_tested_untransformed_and_said_so() -> None:
-    result = two_group_test(np.array([-1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0, 4.0]), G)
-    assert "not log-transformed" in result.detail
+def test_non_positive_values_are_excluded_from_the_log10_test_and_named() -> None:
+    result = two_group_test(
+        np.array([-1.0, 2.0, 3.0]),
+        np.array([1.0, 0.0, 5.0, 4.0]),
+        G,
+        ["AAAA", "BBBB", "CCCC"],
+        ["DDDD", "EEEE", "FFFF", "GGGG"],
+    )
+    assert result.scale == "log10" and result.n_excluded == 2 and result.excluded_sites == "AAAA,EEEE"
+    assert (result.n_bimodal, result.n_unimodal) == (2, 3)
+    logged = stats.ttest_ind(np.log10([2.0, 3.0]), np.log10([1.0, 5.0, 4.0]), equal_var=result.test == "student_t")
+    assert result.p_value == pytest.approx(logged.pvalue)
+    assert "2 value(s) <= 0 excluded" in result.detail
 
 
 def test_chi_square_statistic_equals_scipy_without_correction() -> None:
@@ -192,3 +202,39 @@ def test_leading_number_parses_neon_site_table_units() -> None:
 
     frame = pl.DataFrame({"t": ["10.0°C", "-12.0°C", None, "n/a"]})
     assert frame.select(leading_number("t"))["t"].to_list() == [10.0, -12.0, None, None]
+
+
+def test_holm_matches_r_p_adjust() -> None:
+    from rootassets.science.group_tests import holm
+
+    # R: p.adjust(c(0.01, 0.04, 0.03, 0.005), "holm") = 0.03 0.06 0.06 0.02
+    assert holm([0.01, 0.04, 0.03, None, 0.005]) == pytest.approx([0.03, 0.06, 0.06, None, 0.02])
+
+
+def test_nutrient_exponents_are_fitted_across_profiles_with_each_surface_at_one() -> None:
+    from rootassets.science.nutrients import NUTRIENTS, NutrientParameters, nutrient_tables
+
+    NUTRIENT_COLUMNS = list(NUTRIENTS.values())
+    tops = [0.0, 10.0, 20.0, 30.0]
+    # Two profiles with different root densities; soil (one megapit) is shared. rel = X / Y doubles every
+    # 10 cm in profile 1 and triples in profile 2: the across-profile fit sees both, the site mean neither.
+    increments = pl.DataFrame(
+        {
+            "site_id": ["AAAA"] * 8,
+            "profile": ["1"] * 4 + ["2"] * 4,
+            "top_cm": tops * 2,
+            "root_density_g_m3": [100 / 2**i for i in range(4)] + [90 / 3**i for i in range(4)],
+        }
+    )
+    soil = pl.DataFrame({"site_id": ["AAAA"] * 4, "top_cm": tops, **{c: [1.0] * 4 for c in NUTRIENT_COLUMNS}})
+    profiles = increments.group_by("site_id", "top_cm", maintain_order=True).agg(pl.col("root_density_g_m3").mean())
+    out = nutrient_tables(increments, profiles, soil, {"AAAA": "unimodal"}, NutrientParameters())
+    points = out["nutrient_points"].filter(pl.col("nutrient") == "N").sort("profile", "depth_cm")
+    assert points.height == 8
+    assert points.filter(pl.col("depth_cm") == 0)["relative"].to_list() == [1.0, 1.0]
+    across = out["nutrient_exponents"].filter(pl.col("nutrient") == "N").row(0, named=True)
+    slopes = [np.log10(2) / 10, np.log10(3) / 10]
+    assert across["n"] == 8 and across["fit"] == "across_profiles"
+    assert across["exponent"] == pytest.approx(np.mean(slopes))
+    site_mean = out["nutrient_exponents_site_mean"].filter(pl.col("nutrient") == "N").row(0, named=True)
+    assert site_mean["n"] == 4 and site_mean["fit"] == "site_mean (alternative)"

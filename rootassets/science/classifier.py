@@ -219,8 +219,13 @@ def seed_spread(
     return pl.DataFrame(rows)
 
 
+NOT_FACTORS = ("site_id", "modality", "release", "total_fine_root_biomass_g_m2")  # measured: its 4 mm-equivalent is
+
+
 def training_frame(factors: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str], list[str]]:
-    names = [c for c in factors.columns if c not in ("site_id", "modality", "release")]
+    """The complete sites, the factor columns (the measured biomass aside: the forest compares sites across
+    cutoffs, so it takes the 4 mm-equivalent), the categorical ones, and the sites dropped as incomplete."""
+    names = [c for c in factors.columns if c not in NOT_FACTORS]
     categorical = {c for c in names if factors.schema[c] == pl.String}
     complete = factors.drop_nulls(subset=names)
     dropped = sorted(set(factors["site_id"]) - set(complete["site_id"]))
@@ -264,7 +269,7 @@ def classifier_tables(factors: pl.DataFrame, params: ForestParameters) -> Classi
     full = run_classifier(frame, names, categorical, params)
     kept, steps = backward_elimination(frame, names, categorical, params)
     kept_run = run_classifier(frame, kept, categorical, params)
-    without = [n for n in names if n != "total_fine_root_biomass_g_m2"]
+    without = [n for n in names if n != "total_fine_root_biomass_4mm_equiv_g_m2"]
     no_biomass = run_classifier(frame, without, categorical, params)
     spread = seed_spread(frame, names, categorical, params)
 

@@ -77,9 +77,8 @@ def example_sites(exponents: pl.DataFrame) -> dict[str, str]:
 def draw_nutrients(inputs: Frames) -> Figure:
     from rootassets.science import figures
 
-    grid = inputs["root_profiles"].join(inputs["soil_profiles"], on=["site_id", "top_cm", "bottom_cm"], how="inner")
     return figures.relative_nutrients_figure(
-        grid, example_sites(inputs["nutrient_exponents"]), inputs["nutrient_loess"]
+        inputs["nutrient_points"], example_sites(inputs["nutrient_exponents"]), inputs["nutrient_loess"]
     )
 
 
@@ -113,13 +112,9 @@ FIGURES: tuple[FigureSpec, ...] = (
     ),
     FigureSpec(
         "figure_4_relative_nutrients",
-        (
-            Read("harmonized.soil_profiles"),
-            Read("harmonized.root_profiles"),
-            Read("analysis.nutrient_exponents"),
-            Read("analysis.nutrient_loess"),
-        ),
-        "Figure 4: relative nutrient profiles of one unimodal and one bimodal site with the log-linear fit and band.",
+        (Read("analysis.nutrient_points"), Read("analysis.nutrient_exponents"), Read("analysis.nutrient_loess")),
+        "Figure 4: relative nutrient profiles (every profile) of one unimodal and one bimodal site with the fit "
+        "across profiles, its band, and the LOESS curve at the bimodal site.",
         draw_nutrients,
     ),
     FigureSpec(

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from rootassets.science.nutrients import LOESS_MIN_POINTS, NUTRIENTS, fit_band, loess, relative_profile  # noqa: E402
+from rootassets.science.nutrients import LOESS_MIN_POINTS, NUTRIENTS, fit_band, loess  # noqa: E402
 
 COLORS = {"bimodal": "#c0392b", "unimodal": "#2e6fba"}
 
@@ -160,38 +160,36 @@ def phi_figure(phi: pl.DataFrame) -> Figure:
     return fig
 
 
-def relative_nutrients_figure(grid: pl.DataFrame, sites: dict[str, str], curves: pl.DataFrame) -> Figure:
-    """Figure 4: relative nutrient profiles (X / Y_root, surface = 1) of one unimodal and one bimodal site,
-    with the log-linear fit and its 95% band, and the LOESS curve of `analysis.nutrient_loess` (`curves`: the
-    nutrients step's own fit, with its run's span) at the bimodal site."""
-    fig, axes = plt.subplots(2, 4, figsize=(14, 7), sharey="row")
+def relative_nutrients_figure(points: pl.DataFrame, sites: dict[str, str], curves: pl.DataFrame) -> Figure:
+    """Figure 4: relative nutrient profiles (X / Y_root, each profile's surface = 1) of one unimodal and one
+    bimodal site: the points of analysis.nutrient_points (one per profile and increment), the log-linear fit
+    across them with its 95% band, and the LOESS curve of analysis.nutrient_loess at the bimodal site."""
+    fig, axes = plt.subplots(2, 4, figsize=(14, 7), sharey="row", squeeze=False)
     for row, (label, site) in enumerate(sites.items()):
-        g = grid.filter(pl.col("site_id") == site).sort("top_cm")
-        for col, (nutrient, column) in enumerate(NUTRIENTS.items()):
+        for col, nutrient in enumerate(NUTRIENTS):
             ax = axes[row, col]
-            depth, rel = relative_profile(
-                g["top_cm"].to_numpy(),
-                g[column].cast(pl.Float64).fill_null(np.nan).to_numpy(),
-                g["root_density_g_m3"].to_numpy(),
-            )
+            g = points.filter((pl.col("site_id") == site) & (pl.col("nutrient") == nutrient))
+            depth, rel = g["depth_cm"].to_numpy(), g["relative"].to_numpy()
             color = COLORS[label]
             ax.scatter(np.log10(rel), depth, s=12, color=color)
-            if depth.size >= 3:
-                points = np.linspace(depth.min(), depth.max(), 60)
-                fitted, low, high = fit_band(depth, rel, points)
-                ax.plot(fitted, points, color="k", lw=1)
-                ax.fill_betweenx(points, low, high, color="k", alpha=0.12, lw=0)
-                curve = curves.filter((pl.col("site_id") == site) & (pl.col("nutrient") == nutrient)).sort("depth_cm")
-                if label == "bimodal" and curve.height:
-                    ax.plot(curve["log10_rel_fitted"], curve["depth_cm"], color=color, lw=1.2, ls="--")
+            if np.unique(depth).size >= 3:
+                grid = np.linspace(depth.min(), depth.max(), 60)
+                fitted, low, high = fit_band(depth, rel, grid)
+                ax.plot(fitted, grid, color="k", lw=1)
+                ax.fill_betweenx(grid, low, high, color="k", alpha=0.12, lw=0)
+            curve = curves.filter((pl.col("site_id") == site) & (pl.col("nutrient") == nutrient)).sort("depth_cm")
+            if label == "bimodal" and curve.height:
+                ax.plot(curve["log10_rel_fitted"], curve["depth_cm"], color=color, lw=1.2, ls="--")
             ax.set_title(f"{site} ({label}): {nutrient}", fontsize=9)
             ax.axvline(0, color="grey", lw=0.5)
             if col == 0:
                 ax.set_ylabel("depth (cm)")
             ax.set_xlabel("log10 relative concentration")
-    axes[0, 0].invert_yaxis()
-    axes[1, 0].invert_yaxis()
-    fig.suptitle("Nutrients relative to roots (surface = 1): log-linear fit with 95% band; dashed: LOESS")
+    for row in range(len(sites)):
+        axes[row, 0].invert_yaxis()
+    fig.suptitle(
+        "Nutrients relative to roots (each profile's surface = 1): fit across profiles with 95% band; dashed: LOESS"
+    )
     fig.tight_layout()
     return fig
 

@@ -28,6 +28,9 @@ class GroupTest:
     n_bimodal: int
     n_unimodal: int
     detail: str
+    scale: str = "log10"
+    n_excluded: int = 0
+    excluded_sites: str = ""
 
 
 def f_test_equal_variances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -39,37 +42,60 @@ def f_test_equal_variances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return f, float(min(1.0, 2.0 * min(dist.cdf(f), dist.sf(f))))
 
 
-def two_group_test(bimodal: np.ndarray, unimodal: np.ndarray, params: GroupTestParameters) -> GroupTest:
+def two_group_test(
+    bimodal: np.ndarray,
+    unimodal: np.ndarray,
+    params: GroupTestParameters,
+    bimodal_sites: list[str] | None = None,
+    unimodal_sites: list[str] | None = None,
+) -> GroupTest:
     """log10, F test of equal variances, then Student's t (equal) or Welch's t (unequal).
 
-    Values must be positive to take logs; when some are not, the test runs on
-    the untransformed values and `detail` says so.
+    Always on the log10 scale, as METHOD.md says: a value <= 0 has no logarithm, so it is excluded from
+    this test (and only this one), and the test says how many and which sites (`bimodal_sites`,
+    `unimodal_sites`: the site of each value, when known).
     """
     from scipy import stats  # imported where used: loading scipy.stats is slow
 
-    a = np.asarray(bimodal, dtype=float)
-    b = np.asarray(unimodal, dtype=float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    a, b = np.asarray(bimodal, dtype=float), np.asarray(unimodal, dtype=float)
+    sites_a = np.asarray(bimodal_sites if bimodal_sites is not None else [""] * a.size, dtype=object)
+    sites_b = np.asarray(unimodal_sites if unimodal_sites is not None else [""] * b.size, dtype=object)
+    finite_a, finite_b = np.isfinite(a), np.isfinite(b)
+    a, sites_a, b, sites_b = a[finite_a], sites_a[finite_a], b[finite_b], sites_b[finite_b]
+    excluded = sorted(str(s) for s in [*sites_a[a <= 0], *sites_b[b <= 0]])
+    n_excluded = int((a <= 0).sum() + (b <= 0).sum())
+    a, b = a[a > 0], b[b > 0]
+    dropped = f"; {n_excluded} value(s) <= 0 excluded (no log10)" if n_excluded else ""
+    common = {"scale": "log10", "n_excluded": n_excluded, "excluded_sites": ",".join(s for s in excluded if s)}
     if a.size < 2 or b.size < 2:
-        return GroupTest("none", None, None, int(a.size), int(b.size), "fewer than 2 values in a group")
-    logged = bool((a > 0).all() and (b > 0).all())
-    if logged:
-        a, b = np.log10(a), np.log10(b)
+        return GroupTest(
+            "none", None, None, int(a.size), int(b.size), f"fewer than 2 positive values in a group{dropped}", **common
+        )
+    a, b = np.log10(a), np.log10(b)
     f, f_p = f_test_equal_variances(a, b)
     equal = f_p >= params.alpha
     result = stats.ttest_ind(a, b, equal_var=equal)
-    if logged:
-        means = f"geometric means bimodal {10 ** a.mean():.4g}, unimodal {10 ** b.mean():.4g}"
-    else:
-        means = f"means bimodal {a.mean():.4g}, unimodal {b.mean():.4g} (not log-transformed: values <= 0)"
     return GroupTest(
         "student_t" if equal else "welch_t",
         float(result.statistic),
         float(result.pvalue),
         int(a.size),
         int(b.size),
-        f"{means}; F = {f:.4g}, p(F) = {f_p:.4g}",
+        f"geometric means bimodal {10 ** a.mean():.4g}, unimodal {10 ** b.mean():.4g}; F = {f:.4g}, "
+        f"p(F) = {f_p:.4g}{dropped}",
+        **common,
     )
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (as R's p.adjust(method = "holm")); None stays None."""
+    known = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(known):
+        running = max(running, min(1.0, (len(known) - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 def pearson_chi_square(table: np.ndarray) -> float:
@@ -123,21 +149,24 @@ def group_test_table(factors: pl.DataFrame, phi_table: pl.DataFrame, params: Gro
     """Section 6 for every continuous factor and phi (two-group tests) and for land cover and growth form
     (chi-square with a Monte Carlo p)."""
     from rootassets.science.classifier import BIMODAL, UNIMODAL
-    from rootassets.science.site_factors import NEON_FACTORS
+    from rootassets.science.site_factors import MEASURED_BIOMASS, NEON_FACTORS
 
     rows = []
-    by_column = {f.column: f.name for f in NEON_FACTORS}
+    by_column = {f.column: f.name for f in (MEASURED_BIOMASS, *NEON_FACTORS)}
+
+    def groups(frame: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+        split = [frame.filter((pl.col("modality") == m) & pl.col(column).is_not_null()) for m in (BIMODAL, UNIMODAL)]
+        values = [g[column].cast(pl.Float64).to_numpy() for g in split]
+        return values[0], values[1], split[0]["site_id"].to_list(), split[1]["site_id"].to_list()
+
     for column in factors.columns:
         if column in ("site_id", "modality", "release", "land_cover") or factors.schema[column] == pl.String:
             continue
-        groups = [
-            factors.filter(pl.col("modality") == m)[column].cast(pl.Float64).drop_nulls().to_numpy()
-            for m in (BIMODAL, UNIMODAL)
-        ]
-        rows.append({"name": by_column.get(column, column), **two_group_test(*groups, params).__dict__})
+        a, b, sites_a, sites_b = groups(factors, column)
+        rows.append({"name": by_column.get(column, column), **two_group_test(a, b, params, sites_a, sites_b).__dict__})
     for (prop, method), g in phi_table.group_by("property", "method", maintain_order=True):
-        groups = [g.filter(pl.col("modality") == m)["phi"].drop_nulls().to_numpy() for m in (BIMODAL, UNIMODAL)]
-        rows.append({"name": f"phi_{prop}_{method}", **two_group_test(*groups, params).__dict__})
+        a, b, sites_a, sites_b = groups(g, "phi")
+        rows.append({"name": f"phi_{prop}_{method}", **two_group_test(a, b, params, sites_a, sites_b).__dict__})
     labelled = factors.filter(pl.col("land_cover").is_not_null())
     for name, categories in (
         ("land_cover", labelled["land_cover"].to_list()),
@@ -155,7 +184,23 @@ def group_test_table(factors: pl.DataFrame, phi_table: pl.DataFrame, params: Gro
                 "n_unimodal": n.get(UNIMODAL, 0),
                 "detail": f"{params.monte_carlo_tables} simulated tables, seed {params.seed}; "
                 f"table (bimodal, unimodal) x categories = {table.astype(int).tolist()}",
+                "scale": "categorical",
+                "n_excluded": 0,
+                "excluded_sites": "",
             }
         )
-    table = pl.DataFrame(rows, schema_overrides={"statistic": pl.Float64, "p_value": pl.Float64})
+    soil = [i for i, r in enumerate(rows) if r["name"].startswith("phi_") and not r["name"].startswith("phi_root")]
+    for i, p in zip(soil, holm([rows[i]["p_value"] for i in soil]), strict=True):
+        rows[i]["p_value_holm"] = p
+        rows[i]["holm_family"] = f"phi of the {len(soil)} soil properties"
+    table = pl.DataFrame(
+        [{"p_value_holm": None, "holm_family": None, **r} for r in rows],
+        schema_overrides={
+            "statistic": pl.Float64,
+            "p_value": pl.Float64,
+            "p_value_holm": pl.Float64,
+            "holm_family": pl.String,
+            "n_excluded": pl.Int64,
+        },
+    )
     return table

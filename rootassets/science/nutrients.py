@@ -127,56 +127,99 @@ def loess(
     return fitted, fitted - t * se, fitted + t * se
 
 
-def nutrient_tables(
-    profiles: pl.DataFrame, soil: pl.DataFrame, modality: dict[str, str], params: NutrientParameters
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Section 7 for every site and nutrient: the exponent fits, the LOESS curves at bimodal sites,
-    and the median exponent per nutrient and modality."""
-    from rootassets.science.classifier import BIMODAL
+EXPONENT_SCHEMA = {
+    "site_id": pl.String,
+    "nutrient": pl.String,
+    "exponent": pl.Float64,
+    "intercept": pl.Float64,
+    "r2": pl.Float64,
+    "n": pl.Int64,
+    "exponent_low": pl.Float64,
+    "exponent_high": pl.Float64,
+    "modality": pl.String,
+    "fit": pl.String,
+}
+POINT_SCHEMA = {
+    "site_id": pl.String,
+    "profile": pl.String,
+    "nutrient": pl.String,
+    "depth_cm": pl.Float64,
+    "relative": pl.Float64,
+}
+ACROSS_PROFILES, SITE_MEAN = "across_profiles", "site_mean (alternative)"
 
-    grid = profiles.join(soil, on=["site_id", "top_cm", "bottom_cm"], how="inner")
-    fits, curves = [], []
-    for (site,), g in grid.sort("top_cm").group_by("site_id", maintain_order=True):
+
+def relative_points(increments: pl.DataFrame, soil: pl.DataFrame) -> pl.DataFrame:
+    """Section 7 as the paper fits it: one point per profile, increment and nutrient, rel = X / Y_root of that
+    profile's increment (X: the site's megapit soil on the root grid), each profile's surface set to 1."""
+    grid = increments.select("site_id", "profile", "top_cm", "root_density_g_m3").join(
+        soil.select("site_id", "top_cm", *NUTRIENTS.values()), on=["site_id", "top_cm"], how="inner"
+    )
+    rows = []
+    for (site, profile), g in grid.group_by("site_id", "profile", maintain_order=True):
         for nutrient, column in NUTRIENTS.items():
             depth, rel = relative_profile(
-                g["top_cm"].to_numpy(),
+                g["top_cm"].to_numpy().astype(float),
                 g[column].cast(pl.Float64).fill_null(np.nan).to_numpy(),
-                g["root_density_g_m3"].to_numpy(),
+                g["root_density_g_m3"].to_numpy().astype(float),
             )
-            fit = log_linear_fit(depth, rel, params.band_level)
-            if fit is None:
-                continue
-            fits.append({"site_id": site, "nutrient": nutrient, **fit.__dict__, "modality": modality[site]})
-            if modality[site] == BIMODAL and depth.size >= LOESS_MIN_POINTS:
-                points = np.linspace(depth.min(), depth.max(), params.loess_points)
-                fitted, low, high = loess(
-                    depth, np.log10(rel), points, params.loess_span, params.loess_degree, params.band_level
-                )
-                curves += [
-                    {
-                        "site_id": site,
-                        "nutrient": nutrient,
-                        "depth_cm": float(x),
-                        "log10_rel_fitted": float(f),
-                        "lower": float(lo),
-                        "upper": float(hi),
-                    }
-                    for x, f, lo, hi in zip(points, fitted, low, high, strict=True)
-                ]
-    exponents = pl.DataFrame(
-        fits,
-        schema={
-            "site_id": pl.String,
-            "nutrient": pl.String,
-            "exponent": pl.Float64,
-            "intercept": pl.Float64,
-            "r2": pl.Float64,
-            "n": pl.Int64,
-            "exponent_low": pl.Float64,
-            "exponent_high": pl.Float64,
-            "modality": pl.String,
-        },
-    )
+            rows += [
+                {"site_id": site, "profile": profile, "nutrient": nutrient, "depth_cm": float(d), "relative": float(r)}
+                for d, r in zip(depth, rel, strict=True)
+            ]
+    return pl.DataFrame(rows, schema=POINT_SCHEMA).sort("site_id", "nutrient", "profile", "depth_cm")
+
+
+def _site_mean_points(profiles: pl.DataFrame, soil: pl.DataFrame) -> pl.DataFrame:
+    """The alternative: the points of the site-mean root profile (one per increment)."""
+    grid = profiles.with_columns(pl.lit("site_mean").alias("profile"))
+    return relative_points(grid, soil)
+
+
+def _fits(points: pl.DataFrame, modality: dict[str, str], level: float, fit: str) -> pl.DataFrame:
+    rows = []
+    for (site, nutrient), g in points.group_by("site_id", "nutrient", maintain_order=True):
+        result = log_linear_fit(g["depth_cm"].to_numpy(), g["relative"].to_numpy(), level)
+        if result is not None:
+            rows.append(
+                {"site_id": site, "nutrient": nutrient, **result.__dict__, "modality": modality[site], "fit": fit}
+            )
+    return pl.DataFrame(rows, schema=EXPONENT_SCHEMA).sort("site_id", "nutrient")
+
+
+def nutrient_tables(
+    increments: pl.DataFrame,
+    profiles: pl.DataFrame,
+    soil: pl.DataFrame,
+    modality: dict[str, str],
+    params: NutrientParameters,
+) -> dict[str, pl.DataFrame]:
+    """Section 7 for every site and nutrient: the exponent fits across all profiles (the paper's), the same
+    fit on the site-mean profile (a labelled alternative), the points fitted, the LOESS curves at bimodal
+    sites (on the same points), and the median exponent per nutrient and modality."""
+    from rootassets.science.classifier import BIMODAL
+
+    points = relative_points(increments, soil)
+    exponents = _fits(points, modality, params.band_level, ACROSS_PROFILES)
+    site_mean = _fits(_site_mean_points(profiles, soil), modality, params.band_level, SITE_MEAN)
+    curves = []
+    for (site, nutrient), g in points.group_by("site_id", "nutrient", maintain_order=True):
+        depth, rel = g["depth_cm"].to_numpy(), g["relative"].to_numpy()
+        if modality.get(site) != BIMODAL or np.unique(depth).size < LOESS_MIN_POINTS:
+            continue
+        grid = np.linspace(depth.min(), depth.max(), params.loess_points)
+        fitted, low, high = loess(depth, np.log10(rel), grid, params.loess_span, params.loess_degree, params.band_level)
+        curves += [
+            {
+                "site_id": site,
+                "nutrient": nutrient,
+                "depth_cm": float(x),
+                "log10_rel_fitted": float(f),
+                "lower": float(lo),
+                "upper": float(hi),
+            }
+            for x, f, lo, hi in zip(grid, fitted, low, high, strict=True)
+        ]
     loess_table = pl.DataFrame(
         curves,
         schema={
@@ -189,12 +232,19 @@ def nutrient_tables(
         },
     )
     summary = (
-        exponents.group_by("nutrient", "modality", maintain_order=True)
+        pl.concat([exponents, site_mean])
+        .group_by("fit", "nutrient", "modality", maintain_order=True)
         .agg(
             pl.col("exponent").median().alias("median_exponent"),
             pl.col("r2").median().alias("median_r2"),
             pl.len().alias("n"),
         )
-        .sort("nutrient", "modality")
+        .sort("fit", "nutrient", "modality")
     )
-    return exponents, loess_table, summary
+    return {
+        "nutrient_exponents": exponents,
+        "nutrient_exponents_site_mean": site_mean,
+        "nutrient_points": points,
+        "nutrient_loess": loess_table,
+        "summary": summary,
+    }

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
-DEPTH_RULES = ("biomass_density_ratio", "protocol")
+DEPTH_RULES = ("protocol_unless_measured", "biomass_density_ratio", "protocol")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,13 @@ class RootProfileParameters:
     protocol_break_cm: float = 100.0
     protocol_shallow_step_cm: float = 10.0
     protocol_deep_step_cm: float = 20.0
-    depth_rule: str = "biomass_density_ratio"
+    protocol_max_depth_cm: float = 200.0
+    depth_rule: str = "protocol_unless_measured"
+    # protocol_unless_measured: a sample's own thickness replaces the protocol's only when it is a whole
+    # number of cm (within this tolerance: rounded biomass gives ratios such as 19.4 or 14.29) and at least
+    # measured_shorter_by_cm shorter than the protocol increment (OSBS's 10 cm increments below 1 m).
+    measured_whole_cm_tolerance: float = 0.1
+    measured_shorter_by_cm: float = 3.0
     zero_fill_sampled_increments: bool = True
 
     def as_metadata(self) -> dict[str, object]:
@@ -49,14 +55,14 @@ def live_fine_roots(samples: pl.DataFrame, params: RootProfileParameters) -> pl.
 def increment_depths(samples: pl.DataFrame, params: RootProfileParameters) -> pl.DataFrame:
     """Section 1.2 without mpr_perdepthincrement: derive each increment's bottom.
 
-    The top comes from depthIncrementID. The thickness is, by default, the
-    one the sample itself records (100 * incrementRootBiomass /
-    incrementRootDensity, in cm: biomass per area over biomass per volume),
-    rounded to the cm and taken as the median over the increment's samples;
-    where that is unavailable (or with depth_rule="protocol") it is NEON's
-    protocol step (10 cm to 100 cm, 20 cm below). A bottom that would run
-    into the profile's next increment is capped there. Returns site_id,
-    profile, top_cm, bottom_cm, depth_rule.
+    The top comes from depthIncrementID. By default (`protocol_unless_measured`) the bottom is NEON's
+    protocol step (10 cm to 100 cm, 20 cm below, never past 200 cm), cut short where the profile's next
+    increment starts; the thickness the sample itself records (100 * incrementRootBiomass /
+    incrementRootDensity: biomass per area over biomass per volume, median over the increment's samples)
+    wins only where it clearly says otherwise: a whole number of cm, and shorter than the protocol's by at
+    least `measured_shorter_by_cm`. `biomass_density_ratio` takes the recorded thickness wherever there is
+    one (rounded to the cm, capped at the next top); `protocol` never does. Returns site_id, profile,
+    top_cm, bottom_cm, depth_rule.
     """
     if params.depth_rule not in DEPTH_RULES:
         raise ValueError(f"depth_rule must be one of {DEPTH_RULES}, not {params.depth_rule!r}")
@@ -65,29 +71,43 @@ def increment_depths(samples: pl.DataFrame, params: RootProfileParameters) -> pl
     increments = (
         parse_depth_increment_ids(samples)
         .group_by("site_id", "profile", "top_cm", maintain_order=True)
-        .agg(pl.when(usable).then(ratio).median().round(0).alias("measured_cm"))
+        .agg(pl.when(usable).then(ratio).median().alias("measured_cm"))
         .sort("site_id", "profile", "top_cm")
     )
-    protocol = (
+    step = (
         pl.when(pl.col("top_cm") < params.protocol_break_cm)
         .then(pl.lit(params.protocol_shallow_step_cm))
         .otherwise(pl.lit(params.protocol_deep_step_cm))
     )
-    use_measured = pl.col("measured_cm").is_not_null() & (pl.col("measured_cm") > 0)
+    protocol_bottom = (
+        pl.when(pl.col("top_cm") < params.protocol_max_depth_cm)
+        .then(pl.min_horizontal(pl.col("top_cm") + step, pl.lit(params.protocol_max_depth_cm)))
+        .otherwise(pl.col("top_cm") + step)
+    )
+    measured = pl.col("measured_cm").round(0)
+    has_measured = pl.col("measured_cm").is_not_null() & (measured > 0)
     if params.depth_rule == "protocol":
         use_measured = pl.lit(False)
+    elif params.depth_rule == "biomass_density_ratio":
+        use_measured = has_measured
+    else:
+        whole = (pl.col("measured_cm") - measured).abs() <= params.measured_whole_cm_tolerance
+        shorter = (pl.col("protocol_bottom") - pl.col("top_cm")) - measured >= params.measured_shorter_by_cm
+        use_measured = has_measured & whole & shorter
     next_top = pl.col("top_cm").shift(-1).over("site_id", "profile", order_by="top_cm")
     return (
-        increments.with_columns(
-            pl.when(use_measured).then(pl.col("measured_cm")).otherwise(protocol).alias("thickness_cm"),
-            pl.when(use_measured).then(pl.lit("biomass_density_ratio")).otherwise(pl.lit("protocol")).alias("rule"),
-            next_top.alias("next_top_cm"),
-        )
-        .with_columns((pl.col("top_cm") + pl.col("thickness_cm")).alias("bottom_cm"))
+        increments.with_columns(protocol_bottom.alias("protocol_bottom"), next_top.alias("next_top_cm"))
         .with_columns(
-            pl.when(pl.col("next_top_cm").is_not_null() & (pl.col("bottom_cm") > pl.col("next_top_cm")))
+            pl.when(use_measured)
+            .then(pl.col("top_cm") + measured)
+            .otherwise(pl.col("protocol_bottom"))
+            .alias("bottom"),
+            pl.when(use_measured).then(pl.lit("measured_thickness")).otherwise(pl.lit("protocol")).alias("rule"),
+        )
+        .with_columns(
+            pl.when(pl.col("next_top_cm").is_not_null() & (pl.col("bottom") > pl.col("next_top_cm")))
             .then(pl.struct(bottom_cm=pl.col("next_top_cm"), depth_rule=pl.lit("capped_at_next_increment")))
-            .otherwise(pl.struct(bottom_cm=pl.col("bottom_cm"), depth_rule=pl.col("rule")))
+            .otherwise(pl.struct(bottom_cm=pl.col("bottom"), depth_rule=pl.col("rule")))
             .alias("derived")
         )
         .select("site_id", "profile", "top_cm", pl.col("derived").struct.unnest())
@@ -186,19 +206,67 @@ def _depths(
     )
 
 
+def depth_comparison(
+    samples: pl.DataFrame, depth_increments: pl.DataFrame | None, params: RootProfileParameters
+) -> pl.DataFrame:
+    """Where NEON publishes an increment's depths (mpr_perdepthincrement) and the samples let us derive them:
+    both, side by side, so the derivation used offline can be judged against the published depths."""
+    schema = {
+        "site_id": pl.String,
+        "profile": pl.String,
+        "top_cm": pl.Float64,
+        "derived_bottom_cm": pl.Float64,
+        "derived_rule": pl.String,
+        "published_top_cm": pl.Float64,
+        "published_bottom_cm": pl.Float64,
+        "bottom_difference_cm": pl.Float64,
+    }
+    if depth_increments is None or depth_increments.is_empty():
+        return pl.DataFrame(schema=schema)
+    derived = increment_depths(samples, params).rename({"bottom_cm": "derived_bottom_cm", "depth_rule": "derived_rule"})
+    published = (
+        parse_depth_increment_ids(depth_increments)
+        .select(
+            "site_id",
+            "profile",
+            "top_cm",
+            pl.col("topDepth").cast(pl.Float64).alias("published_top_cm"),
+            pl.col("bottomDepth").cast(pl.Float64).alias("published_bottom_cm"),
+        )
+        .unique(subset=["site_id", "profile", "top_cm"], keep="first", maintain_order=True)
+    )
+    return (
+        derived.join(published, on=["site_id", "profile", "top_cm"], how="inner")
+        .with_columns((pl.col("derived_bottom_cm") - pl.col("published_bottom_cm")).alias("bottom_difference_cm"))
+        .select(list(schema))
+        .cast(schema)
+        .sort("site_id", "profile", "top_cm")
+    )
+
+
 def site_root_profiles(increments: pl.DataFrame) -> pl.DataFrame:
     """Section 1.4: per site and increment, the mean density over the profiles that sampled it.
 
-    Adds mid_cm, n_profiles and the standardized abundance Y / max(Y) within the site.
+    One row per site and increment top: where profiles ended the increment at different depths, the row
+    takes the bottom most of them share (ties: the deeper). Adds mid_cm, n_profiles and the standardized
+    abundance Y / max(Y) within the site.
     """
-    profile = (
+    bottoms = (
         increments.group_by("site_id", "top_cm", "bottom_cm", maintain_order=True)
+        .len()
+        .sort(["site_id", "top_cm", "len", "bottom_cm"], descending=[False, False, True, True])
+        .unique(["site_id", "top_cm"], keep="first", maintain_order=True)
+        .select("site_id", "top_cm", "bottom_cm")
+    )
+    profile = (
+        increments.group_by("site_id", "top_cm", maintain_order=True)
         .agg(
             pl.col("root_density_g_m3").mean(),
             pl.len().cast(pl.Int64).alias("n_profiles"),
             pl.col("fine_root_cutoff_mm").max(),
             pl.col("depth_derived").any(),
         )
+        .join(bottoms, on=["site_id", "top_cm"], how="left")
         .with_columns(((pl.col("top_cm") + pl.col("bottom_cm")) / 2).alias("mid_cm"))
     )
     peak = pl.col("root_density_g_m3").max().over("site_id")

@@ -23,7 +23,11 @@ class Factor:
 
 
 NEON_FACTORS: tuple[Factor, ...] = (
-    Factor("total_fine_root_biomass", "total_fine_root_biomass_g_m2", "g/m2 (4 mm-equivalent)"),
+    Factor(
+        "total_fine_root_biomass_4mm_equiv",
+        "total_fine_root_biomass_4mm_equiv_g_m2",
+        "g/m2, 4 mm-equivalent (2 mm totals x cutoff_4mm_factor): comparable across cutoffs",
+    ),
     Factor("elevation", "elevation_m", "m"),
     Factor("mean_annual_temperature", "mean_annual_temperature_c", "degC"),
     Factor("mean_annual_precipitation", "mean_annual_precipitation_mm", "mm"),
@@ -36,6 +40,9 @@ NEON_FACTORS: tuple[Factor, ...] = (
     Factor("organic_carbon", "organic_carbon_g_kg_0_30cm", "g/kg, 0-30 cm"),
     Factor("cec", "cec_cmol_kg_0_30cm", "cmol(+)/kg, 0-30 cm"),
 )
+# Measured totals, as sampled (the paper's group means): in the table and the group tests, not a forest factor
+# beside its own 4 mm-equivalent.
+MEASURED_BIOMASS = Factor("total_fine_root_biomass", "total_fine_root_biomass_g_m2", "g/m2, measured")
 _TOPSOIL = {
     "soil_ph_0_30cm": "ph_h2o",
     "sand_pct_0_30cm": "sand_pct",
@@ -91,15 +98,13 @@ def site_factor_table(
     table = (
         pl.DataFrame({"site_id": sites})
         .join(
-            biomass.select(
-                "site_id", pl.col("total_fine_root_biomass_4mm_equiv_g_m2").alias("total_fine_root_biomass_g_m2")
-            ),
+            biomass.select("site_id", MEASURED_BIOMASS.column, "total_fine_root_biomass_4mm_equiv_g_m2"),
             on="site_id",
             how="left",
         )
         .join(climate_and_vegetation(field_sites, land_cover), on="site_id", how="left")
         .join(topsoil_means(soil), on="site_id", how="left")
-        .select("site_id", *[f.column for f in NEON_FACTORS])
+        .select("site_id", MEASURED_BIOMASS.column, *[f.column for f in NEON_FACTORS])
     )
     if extra is not None:
         table = table.join(extra, on="site_id", how="left")

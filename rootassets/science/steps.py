@@ -7,6 +7,7 @@ inside DuckDB), raw ingestion, the marts, the figures and the report keep assets
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass
 
 import polars as pl
@@ -30,6 +31,7 @@ from rootassets.science.registry import (
 from rootassets.science.release_changes import CHANGE_SCHEMA, ChangeTolerances, compare_releases
 from rootassets.science.root_profiles import (
     RootProfileParameters,
+    depth_comparison,
     derivation_report,
     profile_overlaps,
     root_increments,
@@ -58,10 +60,27 @@ def compute_root_increments(inputs: Frames, params: RootProfileParameters) -> St
     usable = depths if DEPTH_COLUMNS <= set(depths.columns) else None
     increments = root_increments(inputs["mpr_perrootsample"], usable, params)
     source = "mpr_perdepthincrement" if usable is not None else "derived from depthIncrementID"
+    comparison = depth_comparison(inputs["mpr_perrootsample"], usable, params)
+    differing = comparison.filter(pl.col("bottom_difference_cm").abs() > 0)
     return StepResult(
-        {"root_increments": increments},
-        {"root_increments": {"derivation": derivation_report(increments), "depth_source": source}},
+        {"root_increments": increments, "increment_depth_comparison": comparison},
+        {
+            "root_increments": {"derivation": derivation_report(increments), "depth_source": source},
+            "increment_depth_comparison": {
+                "increments_compared": comparison.height,
+                "bottoms_differing": differing.height,
+                "sites_with_differences": sorted(differing["site_id"].unique().to_list()),
+            },
+        },
     )
+
+
+ROOT_INCREMENT_DESCRIPTIONS = {
+    "harmonized.root_increments": inspect.cleandoc(compute_root_increments.__doc__ or ""),
+    "harmonized.increment_depth_comparison": "`harmonized.increment_depth_comparison`: where NEON publishes "
+    "an increment's depths (mpr_perdepthincrement), the bottom derived offline from depthIncrementID and the "
+    "sample's thickness next to the published one (empty when the release has no mpr_perdepthincrement).",
+}
 
 
 def increments_do_not_overlap(frame: pl.DataFrame, inputs: Frames, params: object) -> tuple[bool, dict]:
@@ -219,13 +238,14 @@ def compute_group_tests(inputs: Frames, params: GroupTestParameters) -> StepResu
 
 
 def compute_nutrients(inputs: Frames, params: NutrientParameters) -> StepResult:
-    """Whether deep soil nutrients are under-exploited: the relative nutrient exponents per site and their
-    LOESS curves at bimodal sites (METHOD.md section 7)."""
+    """Whether deep soil nutrients are under-exploited: the relative nutrient exponents per site, fitted
+    across all profiles as the paper does (and on the site-mean profile, a labelled alternative), the points
+    fitted, and their LOESS curves at bimodal sites (METHOD.md section 7)."""
     modality = dict(inputs["site_modality"].select("site_id", "modality").iter_rows())
-    exponents, curves, summary = nutrient_tables(inputs["root_profiles"], inputs["soil_profiles"], modality, params)
+    out = nutrient_tables(inputs["root_increments"], inputs["root_profiles"], inputs["soil_profiles"], modality, params)
     return StepResult(
-        {"nutrient_exponents": exponents, "nutrient_loess": curves},
-        {"nutrient_exponents": {"summary": summary.to_dicts()}},
+        {name: out[name] for name in NUTRIENT_TABLES},
+        {"nutrient_exponents": {"summary": out["summary"].to_dicts()}},
     )
 
 
@@ -262,12 +282,19 @@ def compute_site_modality_bootstrap(inputs: Frames, params: BootstrapParameters)
     )
 
 
+NUTRIENT_TABLES = ("nutrient_exponents", "nutrient_exponents_site_mean", "nutrient_points", "nutrient_loess")
 NUTRIENT_DESCRIPTIONS = {
     "analysis.nutrient_exponents": "`analysis.nutrient_exponents`: per site and nutrient (N, P, K, Ca) the "
-    "exponent b of log10(X / Y_root, surface = 1) = a + b * depth, with intercept, r2, n and a 95% band of b; "
+    "exponent b of log10(X / Y_root) = a + b * depth fitted across all profiles (one point per profile and "
+    "increment, each profile's surface = 1, as the paper), with intercept, r2, n and a 95% band of b; "
     "positive b means nutrients grow relatively richer with depth (METHOD.md 7).",
-    "analysis.nutrient_loess": "`analysis.nutrient_loess`: LOESS curves (span 0.5, local quadratic) of log10 "
-    "relative nutrient concentration against depth at bimodal sites, as fitted points with an approximate 95% band.",
+    "analysis.nutrient_exponents_site_mean": "`analysis.nutrient_exponents_site_mean`: the same fit on the "
+    "site-mean root profile (one point per increment): a labelled alternative to the paper's across-profile fit.",
+    "analysis.nutrient_points": "`analysis.nutrient_points`: the points behind analysis.nutrient_exponents: "
+    "per site, profile, nutrient and increment top, X / Y_root relative to the profile's surface.",
+    "analysis.nutrient_loess": "`analysis.nutrient_loess`: LOESS curves (local quadratic, span from the run's "
+    "parameters) of log10 relative nutrient concentration against depth, on the across-profile points of "
+    "bimodal sites, as fitted points with an approximate 95% band.",
 }
 
 # -- METHOD.md section 5: the random forest of site factors -------------------------------------------------
@@ -381,7 +408,7 @@ STEPS: tuple[Step, ...] = (
         "root_increments",
         compute_root_increments,
         (Read("raw.mpr_perrootsample", **RAW_GOOD), Read("raw.mpr_perdepthincrement", **RAW_GOOD)),
-        ("harmonized.root_increments",),
+        ("harmonized.root_increments", "harmonized.increment_depth_comparison"),
         RootProfileParameters,
         (
             Check(
@@ -398,6 +425,7 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
         group="harmonized",
+        descriptions=ROOT_INCREMENT_DESCRIPTIONS,
     ),
     Step(
         "root_profiles",
@@ -515,8 +543,13 @@ STEPS: tuple[Step, ...] = (
     Step(
         "nutrients",
         compute_nutrients,
-        (Read("harmonized.soil_profiles"), Read("harmonized.root_profiles"), Read("analysis.site_modality")),
-        ("analysis.nutrient_exponents", "analysis.nutrient_loess"),
+        (
+            Read("harmonized.soil_profiles"),
+            Read("harmonized.root_increments"),
+            Read("harmonized.root_profiles"),
+            Read("analysis.site_modality"),
+        ),
+        tuple(f"analysis.{t}" for t in NUTRIENT_TABLES),
         NutrientParameters,
         kinds=frozenset({"duckdb"}),
         descriptions=NUTRIENT_DESCRIPTIONS,
