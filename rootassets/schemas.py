@@ -343,6 +343,7 @@ class SiteFactorsTable(_Contract):
     modality: str = pa.Field(isin=["bimodal", "unimodal"])
     total_fine_root_biomass_g_m2: float = pa.Field(ge=0, nullable=True)
     total_fine_root_biomass_4mm_equiv_g_m2: float = pa.Field(ge=0, nullable=True)
+    imputed_factors: str
     soil_ph_0_30cm: float = pa.Field(ge=0, le=14, nullable=True)
     sand_pct_0_30cm: float = pa.Field(ge=0, le=100, nullable=True)
     clay_pct_0_30cm: float = pa.Field(ge=0, le=100, nullable=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 import pytest
@@ -147,7 +149,7 @@ def test_forest_finds_the_informative_factor() -> None:
     run = run_classifier(synthetic_sites(), ["informative", "noise_a", "noise_b", "cover"], {"cover"}, SMALL)
     assert list(run.importance)[0] == "informative"
     assert run.performance.class_accuracy["bimodal"] >= 0.6
-    assert set(run.importance) == {"informative", "noise_a", "noise_b", "cover"}  # one-hot summed back
+    assert set(run.importance) == {"informative", "noise_a", "noise_b", "cover"}  # one column per factor
 
 
 def test_oob_means_each_tree_votes_only_for_sites_it_did_not_see() -> None:
@@ -238,3 +240,36 @@ def test_nutrient_exponents_are_fitted_across_profiles_with_each_surface_at_one(
     assert across["exponent"] == pytest.approx(np.mean(slopes))
     site_mean = out["nutrient_exponents_site_mean"].filter(pl.col("nutrient") == "N").row(0, named=True)
     assert site_mean["n"] == 4 and site_mean["fit"] == "site_mean (alternative)"
+
+
+def test_missing_factors_are_filled_as_na_roughfix_and_every_site_stays() -> None:
+    from rootassets.science.classifier import imputed_column, roughfix, training_frame
+
+    frame = synthetic_sites()
+    frame = frame.with_columns(
+        pl.when(pl.col("site_id") == "S003").then(None).otherwise(pl.col("noise_a")).alias("noise_a"),
+        pl.when(pl.col("site_id").is_in(["S004", "S005"])).then(None).otherwise(pl.col("cover")).alias("cover"),
+    )
+    filled, by_site = roughfix(frame, ["noise_a", "cover"], {"cover"})
+    median = frame["noise_a"].drop_nulls().median()
+    most = frame["cover"].drop_nulls().value_counts().sort(["count", "cover"], descending=[True, False])["cover"][0]
+    assert filled.filter(pl.col("site_id") == "S003")["noise_a"][0] == pytest.approx(median)
+    assert filled.filter(pl.col("site_id") == "S004")["cover"][0] == most
+    assert by_site == {"S003": [("noise_a", median)], "S004": [("cover", most)], "S005": [("cover", most)]}
+    column = imputed_column(frame, ["noise_a", "cover"], {"cover"})
+    assert column.to_list()[3] == f"noise_a={median:.6g}" and column.to_list()[0] == ""
+    training, names, _, left_out = training_frame(frame)
+    assert training.height == 44 and not left_out and training.null_count().sum_horizontal()[0] == 0
+
+
+def test_a_node_splits_only_when_it_holds_more_than_min_node_size_samples() -> None:
+    from rootassets.science.classifier import fit_forest
+
+    # Three samples and min_node_size 3: ranger keeps the node whole (num_samples_node <= min_node_size).
+    x = np.array([[0.0], [1.0], [2.0]])
+    y = np.array(["bimodal", "unimodal", "unimodal"])
+    params = ForestParameters(n_trees=5, min_node_size=3, sample_fraction=1.0, replace=False)
+    forest = fit_forest(x, y, ["f"], ["f"], params)
+    assert all(tree.tree_.node_count == 1 for tree in forest.trees)
+    split = fit_forest(x, y, ["f"], ["f"], dataclasses.replace(params, min_node_size=2))
+    assert all(tree.tree_.node_count > 1 for tree in split.trees)

@@ -2,8 +2,14 @@
 
 The forest is bagged by hand around scikit-learn decision trees so that each
 tree's out-of-bag sites are known exactly, as in R's ranger: 500 trees,
-`mtry` factors tried per split, minimal node size 3 to split, each tree grown
-on a 30% sample drawn with replacement, seeded.
+`mtry` factors tried per split, each tree grown on a 30% sample drawn with
+replacement, seeded. Two details follow ranger's own code rather than its
+name: a node is split only while it holds more than `min_node_size` samples
+(ranger's `num_samples_node <= min_node_size` stops it), and a categorical
+factor is one column of level codes (ranger's default for unordered factors,
+`respect.unordered.factors = "ignore"`), so that `mtry` counts factors.
+Missing factor values are filled as randomForest's `na.roughfix` does (median,
+or most frequent level), and `analysis.site_factors` records which.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ class Forest:
 
     trees: list  # sklearn DecisionTreeClassifier (imported where trees are grown)
     in_bag: np.ndarray  # (n_trees, n_sites) bool
-    features: list[str]  # encoded columns (one-hot for categories)
+    features: list[str]  # encoded columns (one per factor; level codes for categories)
     factors: list[str]  # factor names as given
     classes: list[str]
     parameters: ForestParameters
@@ -52,22 +58,49 @@ class Performance:
 
 
 def encode(frame: pl.DataFrame, factors: list[str], categorical: set[str]) -> tuple[np.ndarray, list[str], list[str]]:
-    """Numeric matrix of `factors`; categorical factors one-hot encoded. Returns X, columns, owner factor."""
+    """Numeric matrix of `factors`, one column each; a categorical factor as the codes of its levels in sorted
+    order (ranger's treatment of unordered factors by default). Returns X, columns, owner factor."""
     columns: list[np.ndarray] = []
-    names: list[str] = []
-    owners: list[str] = []
     for factor in factors:
         if factor in categorical:
             values = frame[factor].cast(pl.String).to_list()
-            for level in sorted({v for v in values if v is not None}):
-                columns.append(np.array([1.0 if v == level else 0.0 for v in values]))
-                names.append(f"{factor}={level}")
-                owners.append(factor)
+            levels = {level: code for code, level in enumerate(sorted({v for v in values if v is not None}))}
+            columns.append(np.array([levels[v] if v is not None else np.nan for v in values], dtype=float))
         else:
             columns.append(frame[factor].cast(pl.Float64).to_numpy())
-            names.append(factor)
-            owners.append(factor)
-    return np.column_stack(columns), names, owners
+    return np.column_stack(columns), list(factors), list(factors)
+
+
+def roughfix(frame: pl.DataFrame, factors: list[str], categorical: set[str]) -> tuple[pl.DataFrame, dict[str, list]]:
+    """Fill each missing factor value as randomForest's na.roughfix: the median over sites of a numeric factor,
+    the most frequent level of a categorical one (ties: the first in sorted order). Returns the filled frame and,
+    per site, the factors filled with their values."""
+    filled: dict[str, list] = {}
+    out = frame
+    for factor in factors:
+        missing = frame.filter(pl.col(factor).is_null())["site_id"].to_list()
+        known = frame[factor].drop_nulls()
+        if not missing or known.is_empty():
+            continue
+        if factor in categorical:
+            counts = known.cast(pl.String).value_counts().sort(["count", factor], descending=[True, False])
+            value = counts[factor][0]
+        else:
+            value = float(known.cast(pl.Float64).median())
+        out = out.with_columns(pl.col(factor).fill_null(value))
+        for site in missing:
+            filled.setdefault(site, []).append((factor, value))
+    return out, filled
+
+
+def imputed_column(frame: pl.DataFrame, factors: list[str], categorical: set[str]) -> pl.Series:
+    """Per site, the factors the forest fills and with what (`factor=value; ...`; empty when none)."""
+    _, filled = roughfix(frame, factors, categorical)
+    text = {
+        site: "; ".join(f"{f}={v:.6g}" if isinstance(v, float) else f"{f}={v}" for f, v in pairs)
+        for site, pairs in filled.items()
+    }
+    return pl.Series("imputed_factors", [text.get(s, "") for s in frame["site_id"].to_list()], dtype=pl.String)
 
 
 def fit_forest(
@@ -92,7 +125,7 @@ def fit_forest(
         tree = DecisionTreeClassifier(
             criterion="gini",
             max_features=mtry,
-            min_samples_split=params.min_node_size,
+            min_samples_split=params.min_node_size + 1,  # ranger splits nodes of more than min_node_size
             random_state=int(rng.integers(0, 2**31 - 1)),
         )
         tree.fit(x[rows], y[rows])
@@ -219,17 +252,25 @@ def seed_spread(
     return pl.DataFrame(rows)
 
 
-NOT_FACTORS = ("site_id", "modality", "release", "total_fine_root_biomass_g_m2")  # measured: its 4 mm-equivalent is
+NOT_FACTORS = ("site_id", "modality", "release", "total_fine_root_biomass_g_m2", "imputed_factors")
+
+
+def factor_columns(factors: pl.DataFrame) -> tuple[list[str], set[str]]:
+    """The forest's factor columns (the measured biomass aside: the forest compares sites across cutoffs, so it
+    takes the 4 mm-equivalent) and which of them are categorical."""
+    names = [c for c in factors.columns if c not in NOT_FACTORS]
+    return names, {c for c in names if factors.schema[c] == pl.String}
 
 
 def training_frame(factors: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str], list[str]]:
-    """The complete sites, the factor columns (the measured biomass aside: the forest compares sites across
-    cutoffs, so it takes the 4 mm-equivalent), the categorical ones, and the sites dropped as incomplete."""
-    names = [c for c in factors.columns if c not in NOT_FACTORS]
-    categorical = {c for c in names if factors.schema[c] == pl.String}
-    complete = factors.drop_nulls(subset=names)
-    dropped = sorted(set(factors["site_id"]) - set(complete["site_id"]))
-    return complete, names, categorical, dropped
+    """Every labelled site with its missing factors filled (`roughfix`), the factor columns, the categorical
+    ones, and the sites left out (no label, or a factor no site has)."""
+    names, categorical = factor_columns(factors)
+    names = [n for n in names if factors[n].drop_nulls().len() > 0]
+    labelled = factors.filter(pl.col("modality").is_not_null())
+    frame, _ = roughfix(labelled, names, categorical)
+    dropped = sorted(set(factors["site_id"]) - set(frame["site_id"]))
+    return frame, names, categorical, dropped
 
 
 @dataclass(frozen=True)
@@ -262,21 +303,27 @@ def classifier_tables(factors: pl.DataFrame, params: ForestParameters) -> Classi
     per_class = {label: frame.filter(pl.col("modality") == label).height for label in (BIMODAL, UNIMODAL)}
     if min(per_class.values()) < MIN_SITES_PER_CLASS or not names:
         raise TooFewSitesError(
-            f"{frame.height} sites have every factor ({per_class[BIMODAL]} bimodal, {per_class[UNIMODAL]} unimodal; "
-            f"{len(dropped)} dropped as incomplete, {len(names)} usable factors): at least {MIN_SITES_PER_CLASS} "
-            "complete sites of each class are needed"
+            f"{frame.height} labelled sites ({per_class[BIMODAL]} bimodal, {per_class[UNIMODAL]} unimodal; "
+            f"{len(dropped)} left out, {len(names)} usable factors): at least {MIN_SITES_PER_CLASS} "
+            "sites of each class are needed"
         )
     full = run_classifier(frame, names, categorical, params)
     kept, steps = backward_elimination(frame, names, categorical, params)
     kept_run = run_classifier(frame, kept, categorical, params)
-    without = [n for n in names if n != "total_fine_root_biomass_4mm_equiv_g_m2"]
+    biomass = "total_fine_root_biomass_4mm_equiv_g_m2"
+    without = [n for n in names if n != biomass]
     no_biomass = run_classifier(frame, without, categorical, params)
+    runs = [("all_factors", full), ("kept_factors", kept_run), ("without_total_biomass", no_biomass)]
+    if biomass in names:
+        runs.append(("total_biomass_alone", run_classifier(frame, [biomass], categorical, params)))
     spread = seed_spread(frame, names, categorical, params)
 
     perf_rows = []
-    for run_name, run in (("all_factors", full), ("kept_factors", kept_run), ("without_total_biomass", no_biomass)):
+    for run_name, run in runs:
         p = run.performance
         perf_rows += [
+            {"run": run_name, "metric": "n_sites", "value": float(frame.height)},
+            {"run": run_name, "metric": "n_factors", "value": float(len(run.forest.factors))},
             {"run": run_name, "metric": "overall_accuracy", "value": p.overall_accuracy},
             {"run": run_name, "metric": "bimodal_accuracy", "value": p.class_accuracy[BIMODAL]},
             {"run": run_name, "metric": "unimodal_accuracy", "value": p.class_accuracy[UNIMODAL]},

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import polars as pl
 
 from rootassets.science.bootstrap import BootstrapParameters, bootstrap_table
-from rootassets.science.classifier import BIMODAL, ForestParameters, TooFewSitesError, classifier_tables
+from rootassets.science.classifier import (
+    BIMODAL,
+    ForestParameters,
+    TooFewSitesError,
+    classifier_tables,
+    factor_columns,
+    imputed_column,
+)
 from rootassets.science.group_tests import GroupTestParameters, group_test_table
 from rootassets.science.modality import KDE_STEP_CM, ModalityParameters, kde_table, modality_table
 from rootassets.science.nutrients import NutrientParameters, nutrient_tables
@@ -328,12 +335,15 @@ def compute_site_factors(inputs: Frames, params: SiteFactorParameters) -> StepRe
     ).join(modality, on="site_id", how="left")
     factors = [*NEON_FACTORS, *extra_factors]
     incomplete = table.filter(pl.any_horizontal([pl.col(f.column).is_null() for f in factors]))["site_id"].to_list()
+    table = table.with_columns(imputed_column(table, *factor_columns(table)))
     return StepResult(
         {"site_factors": table},
         {
             "site_factors": {
                 "factors": {f.column: f.unit for f in factors},
                 "sites_with_missing_factors": incomplete,
+                "imputation": "the classifier fills a missing factor as randomForest's na.roughfix (median over "
+                "sites, or the most frequent level); imputed_factors lists what it fills per site",
                 "extra_factors_csv": params.extra_factors_csv or "none",
                 "topsoil_cm": TOPSOIL_CM,
             }
@@ -366,7 +376,10 @@ def compute_classifier(inputs: Frames, params: ForestParameters) -> StepResult:
             notes=[f"classifier not fitted: {exc}"],
         )
     training_version = hashlib.sha256(out.frame.sort("site_id").write_csv().encode()).hexdigest()[:16]
-    common = {"sites_used": out.frame.height, "sites_dropped_incomplete": out.dropped}
+    imputed = {
+        site: text for site, text in inputs["site_factors"].select("site_id", "imputed_factors").iter_rows() if text
+    }
+    common = {"sites_used": out.frame.height, "sites_left_out": out.dropped, "sites_with_imputed_factors": imputed}
     model = {
         "forest": out.full.forest,
         "factors": out.names,
