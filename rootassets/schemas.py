@@ -457,6 +457,27 @@ class SiteModalityBootstrapTable(_Contract):
     d2_iqr_cm: float = pa.Field(ge=0, nullable=True)
 
 
+class SiteLabelRobustnessTable(_Contract):
+    """analysis.site_label_robustness (beyond the paper)"""
+
+    modality: str = pa.Field(isin=["bimodal", "unimodal"], nullable=True)
+    n_profiles: int = pa.Field(ge=1)
+    resample_method: str = pa.Field(isin=["exact", "random"])
+    resample_bimodal_share: float = pa.Field(ge=0, le=1, nullable=True)
+    grid_bimodal_share: float = pa.Field(ge=0, le=1)
+    critical_bandwidth_cm: float = pa.Field(gt=0, nullable=True)
+    secondary_prominence: float = pa.Field(le=1, nullable=True)
+    beyond_the_paper: bool
+
+
+class SiteLabelSensitivityTable(_Contract):
+    """analysis.site_label_sensitivity (beyond the paper)"""
+
+    bandwidth_cm: float = pa.Field(gt=0)
+    secondary_threshold: float = pa.Field(ge=0, le=1)
+    modality: str = pa.Field(isin=["bimodal", "unimodal"])
+
+
 class SoilWaterSensorsTable(_Contract):
     """analysis.soil_water_sensors: the sensor position used for each role (d1, d2, surface) at a site."""
 
@@ -544,6 +565,10 @@ ANALYSIS_CONTRACTS: dict[str, TableContract] = {
     "release_changes": TableContract(ReleaseChangesTable, ("site_id", "change", "quantity")),
     "site_modality_bootstrap": TableContract(SiteModalityBootstrapTable, ("site_id",)),
     "soil_water_sensors": TableContract(SoilWaterSensorsTable, ("site_id", "role", "hor", "ver")),
+    "site_label_robustness": TableContract(SiteLabelRobustnessTable, ("site_id",)),
+    "site_label_sensitivity": TableContract(
+        SiteLabelSensitivityTable, ("site_id", "bandwidth_cm", "secondary_threshold")
+    ),
 }
 
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import duckdb
 import numpy as np
+import pytest
 from dagster import RunConfig
 from hypothesis import given
 from hypothesis import settings as hsettings
@@ -77,3 +78,40 @@ def test_the_direct_and_fft_labels_agree_on_a_planted_bimodal_profile() -> None:
     a = classify_modality(gaussian_kde(mids, counts, params), params)
     b = classify_modality(binned_fft_kde(mids, counts, params), params)
     assert a.modality == b.modality == "bimodal" and abs(a.d2_cm - b.d2_cm) < 0.5
+
+
+@hsettings(max_examples=20, deadline=None)
+@given(st.integers(1, 6))
+def test_exact_resamples_are_every_multiset_with_multinomial_probabilities(n: int) -> None:
+    from math import comb
+
+    from rootassets.science.label_robustness import exact_resamples
+
+    weights, probabilities = exact_resamples(n)
+    assert weights.shape == (comb(2 * n - 1, n), n)
+    assert (weights.sum(axis=1) == n).all() and len({tuple(w) for w in weights}) == weights.shape[0]
+    assert probabilities.sum() == pytest.approx(1.0)
+
+
+@hsettings(max_examples=8, deadline=None)
+@given(st.integers(0, 10_000))
+def test_the_exact_enumeration_equals_a_large_random_bootstrap_within_sampling_error(seed: int) -> None:
+    import polars as pl
+
+    from rootassets.science.bootstrap import bootstrap_site
+    from rootassets.science.label_robustness import RobustnessParameters, resampled_share
+
+    rng = np.random.default_rng(seed)
+    tops = np.arange(0, 200, 10.0)
+    rows = []
+    for profile in ("1", "2", "3"):  # a deep second peak of random strength in each profile
+        deep = rng.uniform(0, 400)
+        density = 1000 * np.exp(-tops / 25) + deep * np.exp(-0.5 * ((tops - 130) / 15) ** 2)
+        rows += [(profile, t, t + 10, d) for t, d in zip(tops, density, strict=True)]
+    increments = pl.DataFrame(rows, schema=["profile", "top_cm", "bottom_cm", "root_density_g_m3"], orient="row")
+    params = RobustnessParameters(grid_points=2**12)
+    exact, method, distinct = resampled_share(increments, params, np.random.default_rng(0))
+    assert method == "exact" and distinct == 10
+    draws = 4000
+    random = bootstrap_site(increments, params, draws, np.random.default_rng(seed)).bimodal_share
+    assert abs(random - exact) <= 4 * np.sqrt(max(exact * (1 - exact), 1e-4) / draws) + 1e-9

@@ -128,7 +128,11 @@ ANALYSIS_TABLES = [
     "classifier_importance",
     "group_tests",
     "nutrient_exponents",
+    "nutrient_exponents_site_mean",
+    "nutrient_points",
     "nutrient_loess",
+    "site_label_robustness",
+    "site_label_sensitivity",
 ]
 
 

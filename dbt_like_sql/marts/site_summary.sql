@@ -1,5 +1,5 @@
 -- materialized: table
--- description: One row per site of the latest release: location, land cover, fine-root cutoff, modality, D0/D1/D2, total biomass, key phi values and nutrient exponents.
+-- description: One row per site of the latest release: location, land cover, fine-root cutoff, modality, D0/D1/D2, total biomass, key phi values and nutrient exponents, and how robust the label is (beyond the paper: analysis.site_label_robustness).
 -- unique: site_id
 -- not_null: site_id, release, modality
 WITH latest AS (
@@ -48,6 +48,10 @@ SELECT
     exponents.exponent_p,
     exponents.exponent_k,
     exponents.exponent_ca,
+    robustness.resample_agreement AS label_resample_agreement,
+    robustness.grid_agreement AS label_grid_agreement,
+    robustness.critical_bandwidth_cm,
+    robustness.secondary_prominence,
     modality.release
 FROM modality
 LEFT JOIN raw.field_site_metadata AS sites
@@ -58,4 +62,6 @@ LEFT JOIN harmonized.site_root_biomass AS biomass
     ON biomass.site_id = modality.site_id AND biomass.release = modality.release
 LEFT JOIN phi ON phi.site_id = modality.site_id
 LEFT JOIN exponents ON exponents.site_id = modality.site_id
+LEFT JOIN analysis.site_label_robustness AS robustness
+    ON robustness.site_id = modality.site_id AND robustness.release = modality.release
 ORDER BY modality.site_id

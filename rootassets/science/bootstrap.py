@@ -79,49 +79,63 @@ class BootstrapResult:
     d2_iqr_cm: float | None
 
 
-def bootstrap_site(
-    increments: pl.DataFrame, params: ModalityParameters, resamples: int, rng: np.random.Generator, method: str = "fft"
-) -> BootstrapResult:
-    """Resample one site's profiles `resamples` times and label each resampled site profile.
-
-    `increments`: profile, top_cm, bottom_cm, root_density_g_m3 of one site. Every resample is
-    estimated on the grid of the site's full set of increments, so that one kernel FFT serves all.
-    `method="direct"` sums Gaussians per resample instead (for the benchmark's comparison).
-    """
+def profile_matrix(increments: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One site's increments as (mid depths, profiles x increments densities with 0 where unsampled, sampled)."""
     table = increments.pivot(
         on="profile", index=["top_cm", "bottom_cm"], values="root_density_g_m3", aggregate_function="mean"
     ).sort("top_cm", "bottom_cm")
     mids = ((table["top_cm"] + table["bottom_cm"]) / 2).to_numpy()
-    values = table.drop("top_cm", "bottom_cm").to_numpy().T.astype(float)  # profiles x increments
+    values = table.drop("top_cm", "bottom_cm").to_numpy().T.astype(float)
     sampled = np.isfinite(values)
-    values = np.where(sampled, values, 0.0)
-    n_profiles = values.shape[0]
-    draws = rng.integers(0, n_profiles, size=(resamples, n_profiles))
-    weights = np.stack([np.bincount(d, minlength=n_profiles) for d in draws]).astype(float)
+    return mids, np.where(sampled, values, 0.0), sampled
+
+
+def label_resamples(
+    increments: pl.DataFrame, params: ModalityParameters, weights: np.ndarray, method: str = "fft"
+) -> tuple[list[str | None], list[float | None]]:
+    """The label and D2 of the site profile rebuilt from each row of `weights` (resamples x profiles: how often
+    each profile is drawn; section 1.4's mean over the drawn profiles that sampled each increment). A resample
+    with no roots at all gets None. Every resample is estimated on the grid of the site's full set of
+    increments, so that one kernel FFT serves all; `method="direct"` sums Gaussians instead."""
+    mids, values, sampled = profile_matrix(increments)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = (weights @ values) / (weights @ sampled)  # resamples x increments; NaN: nobody sampled it
     counts = np.rint(np.nan_to_num(means, nan=0.0) * params.count_scale)
     counts = np.where(counts > 0, counts, 0.0)
     grid, lo, up = fft_grid(mids, params)
-    labels, d2s = [], []
-    usable = counts.sum(axis=1) > 0
-    rows = counts[usable]
-    for start in range(0, rows.shape[0], BATCH):
-        batch = rows[start : start + BATCH]
+    labels: list[str | None] = [None] * counts.shape[0]
+    d2s: list[float | None] = [None] * counts.shape[0]
+    usable = np.flatnonzero(counts.sum(axis=1) > 0)
+    for start in range(0, usable.size, BATCH):
+        rows = usable[start : start + BATCH]
+        batch = counts[rows]
         if method == "direct":
             kdes = [gaussian_kde(mids[row > 0], row[row > 0], params) for row in batch]
         else:
             densities = _fft_densities(batch / batch.sum(axis=1, keepdims=True), mids, grid, lo, up, params)
             kdes = [Kde(grid, density) for density in densities]
-        for kde in kdes:
+        for row, kde in zip(rows, kdes, strict=True):
             result = classify_modality(kde, params)
-            labels.append(result.modality)
-            if result.d2_cm is not None:
-                d2s.append(result.d2_cm)
-    share = labels.count("bimodal") / len(labels) if labels else float("nan")
-    d2 = np.array(d2s)
+            labels[row], d2s[row] = result.modality, result.d2_cm
+    return labels, d2s
+
+
+def bootstrap_site(
+    increments: pl.DataFrame, params: ModalityParameters, resamples: int, rng: np.random.Generator, method: str = "fft"
+) -> BootstrapResult:
+    """Resample one site's profiles `resamples` times at random and label each resampled site profile.
+
+    `increments`: profile, top_cm, bottom_cm, root_density_g_m3 of one site.
+    """
+    n_profiles = increments["profile"].n_unique()
+    draws = rng.integers(0, n_profiles, size=(resamples, n_profiles))
+    weights = np.stack([np.bincount(d, minlength=n_profiles) for d in draws]).astype(float)
+    labels, d2s = label_resamples(increments, params, weights, method)
+    known = [label for label in labels if label is not None]
+    share = known.count("bimodal") / len(known) if known else float("nan")
+    d2 = np.array([d for d in d2s if d is not None])
     return BootstrapResult(
-        len(labels),
+        len(known),
         share,
         float(np.median(d2)) if d2.size else None,
         float(np.subtract(*np.percentile(d2, [75, 25]))) if d2.size else None,

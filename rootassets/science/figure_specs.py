@@ -88,6 +88,16 @@ def draw_exponents(inputs: Frames) -> Figure:
     return figures.exponents_figure(inputs["nutrient_exponents"])
 
 
+def draw_label_sensitivity(inputs: Frames) -> Figure:
+    from rootassets.science import figures
+    from rootassets.science.modality import ModalityParameters
+
+    defaults = ModalityParameters()
+    return figures.label_sensitivity_figure(
+        inputs["site_label_sensitivity"], _modality(inputs), (defaults.bandwidth_cm, defaults.secondary_threshold)
+    )
+
+
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
         "figure_1_root_profiles",
@@ -122,5 +132,11 @@ FIGURES: tuple[FigureSpec, ...] = (
         (Read("analysis.nutrient_exponents"),),
         "Per-nutrient exponent and r2 distributions by modality.",
         draw_exponents,
+    ),
+    FigureSpec(
+        "figure_label_sensitivity",
+        (Read("analysis.site_label_sensitivity"), Read("analysis.site_modality")),
+        "Beyond the paper: each site's modality label over a grid of kernel bandwidths and secondary thresholds.",
+        draw_label_sensitivity,
     ),
 )

@@ -219,3 +219,37 @@ def exponents_figure(exponents: pl.DataFrame) -> Figure:
     axes[1].set_title("r2 of the log-linear fits")
     fig.tight_layout()
     return fig
+
+
+def label_sensitivity_figure(grid: pl.DataFrame, modality: dict[str, str], default: tuple[float, float]) -> Figure:
+    """Beyond the paper: each site's label over the bandwidth x secondary-threshold grid (red bimodal, blue
+    unimodal), the default setting outlined; site names coloured by their label."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Rectangle
+
+    sites = sorted(grid["site_id"].unique().to_list(), key=lambda s: (modality.get(s) != "bimodal", s))
+    bandwidths = sorted(grid["bandwidth_cm"].unique().to_list())
+    thresholds = sorted(grid["secondary_threshold"].unique().to_list())
+    cols = 8
+    rows = max(1, math.ceil(len(sites) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.7, rows * 1.7), squeeze=False)
+    colormap = ListedColormap([COLORS["unimodal"], COLORS["bimodal"]])
+    for ax in axes.flat[len(sites) :]:
+        ax.axis("off")
+    for ax, site in zip(axes.flat, sites, strict=False):
+        g = grid.filter(pl.col("site_id") == site)
+        cells = np.zeros((len(thresholds), len(bandwidths)))
+        for bw, th, label in g.select("bandwidth_cm", "secondary_threshold", "modality").iter_rows():
+            cells[thresholds.index(th), bandwidths.index(bw)] = 1.0 if label == "bimodal" else 0.0
+        ax.imshow(cells, origin="lower", cmap=colormap, vmin=0, vmax=1, aspect="auto")
+        if default[0] in bandwidths and default[1] in thresholds:
+            x, y = bandwidths.index(default[0]), thresholds.index(default[1])
+            ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="k", lw=1.2))
+        ax.set_title(site, fontsize=8, color=COLORS.get(modality.get(site, ""), "grey"))
+        ax.set_xticks(range(len(bandwidths)), [f"{b:g}" for b in bandwidths], fontsize=5)
+        ax.set_yticks(range(len(thresholds)), [f"{t:.0%}" for t in thresholds], fontsize=5)
+    fig.supxlabel("kernel bandwidth (cm)")
+    fig.supylabel("secondary threshold")
+    fig.suptitle("Label sensitivity (beyond the paper): red bimodal, blue unimodal; box: the default setting")
+    fig.tight_layout()
+    return fig
