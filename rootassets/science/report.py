@@ -19,6 +19,7 @@ REPORT_READS: tuple[Read, ...] = (
     Read("analysis.classifier_performance"),
     Read("analysis.classifier_importance"),
     Read("analysis.nutrient_exponents"),
+    Read("analysis.site_label_robustness"),
 )
 
 
@@ -37,6 +38,11 @@ def markdown_table(frame: pl.DataFrame, digits: int = 4) -> str:
         return str(frame)
 
 
+def _scientific(column: str) -> pl.Expr:
+    """A p-value in scientific notation (a Markdown table rounds 1e-5 to 0)."""
+    return pl.col(column).map_elements(lambda p: f"{p:.2e}", return_dtype=pl.String).alias(column)
+
+
 def report_markdown(inputs: Frames, release: str, figures: Sequence[str], figure_folder: str) -> str:
     """The report of `release`: modality counts and bimodal sites, group tests, the classifier, the nutrient
     exponents, then each of `figures` (names) as an image under `figure_folder` (relative to the report)."""
@@ -44,8 +50,23 @@ def report_markdown(inputs: Frames, release: str, figures: Sequence[str], figure
     counts = modality.group_by("modality", maintain_order=True).len().sort("modality")
     tests = (
         inputs["group_tests"]
-        .select("name", "test", "statistic", "p_value", "n_bimodal", "n_unimodal")
         .sort("p_value", "name")
+        .select(
+            "name",
+            "test",
+            "statistic",
+            _scientific("p_value"),
+            _scientific("p_value_holm"),
+            "n_bimodal",
+            "n_unimodal",
+            "n_excluded",
+        )
+    )
+    robustness = (
+        inputs["site_label_robustness"]
+        .filter(pl.col("modality") == "bimodal")
+        .select("site_id", "resample_agreement", "grid_agreement", "critical_bandwidth_cm", "secondary_prominence")
+        .sort("site_id")
     )
     performance = (
         inputs["classifier_performance"]
@@ -79,6 +100,9 @@ def report_markdown(inputs: Frames, release: str, figures: Sequence[str], figure
         "## Modality\n\n" + markdown_table(counts),
         "Bimodal sites (D0 highest mode, D2 secondary mode, D1 antimode between, cm):\n\n" + markdown_table(bimodal),
         "## Group tests (bimodal vs unimodal)\n\n" + markdown_table(tests),
+        "## How robust the bimodal labels are (beyond the paper)\n\nShare of profile resamples and of the "
+        "bandwidth x threshold grid agreeing with the label, the critical bandwidth (cm) and the secondary "
+        "mode's prominence over the antimode:\n\n" + markdown_table(robustness),
         "## Classifier (out-of-bag, minority re-weighted vote)\n\n" + markdown_table(performance),
         "Gini importance:\n\n" + markdown_table(importance),
         "## Nutrient exponents\n\n" + markdown_table(exponents),
