@@ -113,11 +113,20 @@ def run_assets(
 def _clear_dagster_defs_state_storage() -> Iterator[None]:
     """Dagster's schedule test context (with instance_for_test) leaves a context-wide pointer to a
     disposed instance behind; a later materialize() in the same process would trip on it. Cleared before
-    each test as well as after: a module-scoped fixture's teardown can leave one between two tests."""
+    each test as well as after: a module-scoped fixture's teardown can leave one between two tests.
+
+    An instance entered and never exited keeps a `set_defs_state_storage` generator; when the garbage
+    collector closes it, its `finally` resets the pointer to the value before it, a disposed instance's,
+    at whatever moment the collection runs (it once did in the middle of a test). Collecting first runs
+    those finalizers here, before the pointer is cleared."""
+    import gc
+
     from dagster._core.storage.defs_state.base import _current_storage
 
+    gc.collect()
     _current_storage.set(None)
     yield
+    gc.collect()
     _current_storage.set(None)
 
 

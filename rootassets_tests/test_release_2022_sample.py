@@ -43,6 +43,12 @@ def _check_loaded(database: Path, origin: str) -> None:
             "select distinct depth_rule, depth_derived from harmonized.root_increments where release = ?", [RELEASE]
         ).fetchall()
         assert rules == [("mpr_perdepthincrement", False)]  # NEON's depths, not derived ones
+        compared = con.execute(
+            "select count(*), count(distinct site_id), count(*) filter (where bottom_difference_cm = 0) "
+            "from harmonized.increment_depth_comparison where release = ?",
+            [RELEASE],
+        ).fetchone()
+        assert compared[0] > 0 and compared[1] == len(SEVEN) and compared[2] > 0  # derived beside published
         units = con.execute(
             "select description, units from raw.variables where fieldName = 'incrementRootDensity' and release = ?",
             [RELEASE],

@@ -91,6 +91,12 @@ ROOT_INCREMENT_DESCRIPTIONS = {
 }
 
 
+def compared_increments_exist_in_both(frame: pl.DataFrame, inputs: Frames, params: object) -> tuple[bool, dict]:
+    repeated = frame.group_by("site_id", "profile", "top_cm").len().filter(pl.col("len") > 1).height
+    unpublished = frame.filter(pl.col("published_bottom_cm").is_null()).height
+    return not repeated and not unpublished, {"repeated_increments": repeated, "without_published_depth": unpublished}
+
+
 def increments_do_not_overlap(frame: pl.DataFrame, inputs: Frames, params: object) -> tuple[bool, dict]:
     overlaps = profile_overlaps(frame)
     return overlaps.is_empty(), {"overlapping_increments": overlaps.height}
@@ -452,6 +458,12 @@ STEPS: tuple[Step, ...] = (
                 "increments_do_not_overlap",
                 "Within each profile, an increment ends at or above the next one's top.",
                 increments_do_not_overlap,
+            ),
+            Check(
+                "increment_depth_comparison",
+                "compared_increments_exist_in_both",
+                "Each compared increment appears once, with both its derived and its published bottom.",
+                compared_increments_exist_in_both,
             ),
             Check(
                 "root_increments",
