@@ -478,6 +478,17 @@ class SiteLabelSensitivityTable(_Contract):
     modality: str = pa.Field(isin=["bimodal", "unimodal"])
 
 
+class PhiSensitivityTable(_ReleaseRows):
+    """analysis.phi_sensitivity (beyond the paper): one phi group test per unimodal (D1, D2) and property."""
+
+    unimodal_d1_cm: float = _depth()
+    unimodal_d2_cm: float = _depth()
+    property: str
+    method: str = pa.Field(isin=["increment", "kde"])
+    p_value: float = pa.Field(ge=0, le=1, nullable=True)
+    n_excluded: int = pa.Field(ge=0)
+
+
 class SoilWaterSensorsTable(_Contract):
     """analysis.soil_water_sensors: the sensor position used for each role (d1, d2, surface) at a site."""
 
@@ -566,6 +577,7 @@ ANALYSIS_CONTRACTS: dict[str, TableContract] = {
     "site_modality_bootstrap": TableContract(SiteModalityBootstrapTable, ("site_id",)),
     "soil_water_sensors": TableContract(SoilWaterSensorsTable, ("site_id", "role", "hor", "ver")),
     "site_label_robustness": TableContract(SiteLabelRobustnessTable, ("site_id",)),
+    "phi_sensitivity": TableContract(PhiSensitivityTable, ("unimodal_d1_cm", "unimodal_d2_cm", "property", "method")),
     "site_label_sensitivity": TableContract(
         SiteLabelSensitivityTable, ("site_id", "bandwidth_cm", "secondary_threshold")
     ),

@@ -133,6 +133,7 @@ ANALYSIS_TABLES = [
     "nutrient_loess",
     "site_label_robustness",
     "site_label_sensitivity",
+    "phi_sensitivity",
 ]
 
 
@@ -145,12 +146,25 @@ def test_main_job_fills_every_analysis_table(home: dict[str, str]) -> None:
     assert modality.stdout.strip().splitlines()[-1] == "44,2"
     names = cli("sql", "--csv", "select name from analysis.group_tests", env=home).stdout.split()
     assert {"total_fine_root_biomass", "land_cover", "growth_form", "phi_root_biomass_increment"} <= set(names)
+    same = cli(
+        "sql",
+        "--csv",
+        "select (select count(*) from analysis.phi_sensitivity s join analysis.group_tests g "
+        "on g.name = 'phi_' || s.property || '_' || s.method and g.release = s.release "
+        "where s.is_default and s.p_value = g.p_value), "
+        "(select count(*) from analysis.group_tests where name like 'phi_%')",
+        env=home,
+    )
+    matched, phi_tests = same.stdout.strip().splitlines()[-1].split(",")
+    assert matched == phi_tests and int(phi_tests) > 0  # at the default depths: the phi tests themselves
 
 
 def test_figures_model_and_report_are_written(home: dict[str, str]) -> None:
     root = Path(home["ROOTASSETS_HOME"])
     figures = sorted((root / "figures" / RELEASE).glob("*.png"))
-    assert len(figures) == 6
+    from rootassets.science.figure_specs import FIGURES
+
+    assert [f.stem for f in figures] == sorted(spec.name for spec in FIGURES)
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 10_000 for f in figures)
     assert (root / "models" / RELEASE / "modality_forest.joblib").stat().st_size > 0
     report = (root / "reports" / RELEASE / "report.md").read_text()

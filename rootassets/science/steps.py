@@ -26,6 +26,7 @@ from rootassets.science.label_robustness import RobustnessParameters, robustness
 from rootassets.science.modality import KDE_STEP_CM, ModalityParameters, kde_table, modality_table
 from rootassets.science.nutrients import NutrientParameters, nutrient_tables
 from rootassets.science.phi import PhiParameters, phi_table
+from rootassets.science.phi_sensitivity import PhiSensitivityParameters, phi_sensitivity_table
 from rootassets.science.registry import (
     Check,
     Frames,
@@ -260,6 +261,27 @@ def compute_nutrients(inputs: Frames, params: NutrientParameters) -> StepResult:
     return StepResult(
         {name: out[name] for name in NUTRIENT_TABLES},
         {"nutrient_exponents": {"summary": out["summary"].to_dicts()}},
+    )
+
+
+def compute_phi_sensitivity(inputs: Frames, params: PhiSensitivityParameters) -> StepResult:
+    """`analysis.phi_sensitivity` (beyond the paper): the phi group test (bimodal vs unimodal, METHOD.md
+    sections 4 and 6) of every property over a grid of the depths assumed for unimodal sites (default 70 and
+    100 cm), so a reader sees whether a difference survives other reasonable choices."""
+    table = phi_sensitivity_table(
+        inputs["site_modality"], inputs["root_profiles"], inputs["soil_profiles"], inputs["site_kde"], params
+    )
+    root = table.filter((pl.col("property") == "root_biomass") & (pl.col("method") == "increment"))
+    significant = int((root["p_value"] < params.alpha).sum())
+    return StepResult(
+        {"phi_sensitivity": table},
+        {
+            "phi_sensitivity": {
+                "note": "beyond the paper",
+                "root_biomass_increment_significant": f"{significant} of {root.height} (D1, D2) pairs "
+                f"at p < {params.alpha}",
+            }
+        },
     )
 
 
@@ -601,6 +623,19 @@ STEPS: tuple[Step, ...] = (
         NutrientParameters,
         kinds=frozenset({"duckdb"}),
         descriptions=NUTRIENT_DESCRIPTIONS,
+    ),
+    Step(
+        "phi_sensitivity",
+        compute_phi_sensitivity,
+        (
+            Read("analysis.site_modality"),
+            Read("analysis.site_kde"),
+            Read("harmonized.root_profiles"),
+            Read("harmonized.soil_profiles"),
+        ),
+        ("analysis.phi_sensitivity",),
+        PhiSensitivityParameters,
+        kinds=frozenset({"duckdb", "scipy"}),
     ),
     Step(
         "site_label_robustness",
