@@ -273,3 +273,18 @@ def test_a_node_splits_only_when_it_holds_more_than_min_node_size_samples() -> N
     assert all(tree.tree_.node_count == 1 for tree in forest.trees)
     split = fit_forest(x, y, ["f"], ["f"], dataclasses.replace(params, min_node_size=2))
     assert all(tree.tree_.node_count > 1 for tree in split.trees)
+
+
+def test_the_real_aridity_table_gives_a_numeric_and_a_categorical_extra_factor(snapshot) -> None:
+    """../shared/neon-samples/site-factors/aridity_index.csv: NEON-site aridity (Global Aridity Index v3) and
+    Koppen classes, the shape of a real user's extra-factors table (text columns beside the numbers)."""
+    from rootassets.science.site_factors import read_user_factors
+
+    path = snapshot.parent / "neon-samples" / "site-factors" / "aridity_index.csv"
+    raw = pl.read_csv(path)
+    with pytest.raises(ValueError, match="column 'domainNumb'.*extra_factor_columns"):
+        read_user_factors(raw, str(path))
+    frame, factors = read_user_factors(raw, str(path), ("ai", "koppen_coarse"))
+    assert [(f.name, f.categorical) for f in factors] == [("ai", False), ("koppen_coarse", True)]
+    assert frame.height == 47 and frame.filter(pl.col("site_id") == "HARV")["ai"][0] == pytest.approx(1.0841, abs=1e-4)
+    assert frame.schema["koppen_coarse"] == pl.String

@@ -111,26 +111,42 @@ def site_factor_table(
     return table.sort("site_id")
 
 
-def read_user_factors(frame: pl.DataFrame, source: str) -> tuple[pl.DataFrame, list[Factor]]:
-    """Validate a user table of extra factors: a site column and numeric factor columns."""
+def read_user_factors(
+    frame: pl.DataFrame, source: str, columns: tuple[str, ...] = ()
+) -> tuple[pl.DataFrame, list[Factor]]:
+    """Validate a user table of extra factors: a site column and factor columns.
+
+    `columns` names the factor columns to use (default: every other column, all of which must then be
+    numbers); a named column that is not numeric becomes a categorical factor (e.g. a climate class).
+    """
     site_column = next((c for c in ("site_id", "siteID", "site") if c in frame.columns), None)
     if site_column is None:
         raise ValueError(f"{source}: no site column (expected one of site_id, siteID, site)")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{source}: no column(s) {', '.join(repr(c) for c in missing)} (it has {frame.columns})")
     frame = frame.rename({site_column: "site_id"})
+    chosen = [c for c in columns if c != site_column] if columns else [c for c in frame.columns if c != "site_id"]
+    frame = frame.select("site_id", *chosen)
     bad_sites = frame.filter(~pl.col("site_id").cast(pl.String).str.contains(r"^[A-Z]{4}$"))
     if bad_sites.height:
         raise ValueError(f"{source}: row {bad_sites.row(0)} has a site id that is not a NEON site code")
     if frame["site_id"].is_duplicated().any():
         raise ValueError(f"{source}: site ids repeat; one row per site is expected")
     factors = []
-    for column in frame.columns:
-        if column == "site_id":
-            continue
+    for column in chosen:
         values = frame[column].cast(pl.Float64, strict=False)
         failed = frame[column].is_not_null() & values.is_null()
+        if failed.any() and column in columns:
+            frame = frame.with_columns(pl.col(column).cast(pl.String))
+            factors.append(Factor(column, column, "user-supplied category", categorical=True))
+            continue
         if failed.any():
             row = int(failed.arg_true()[0])
-            raise ValueError(f"{source}: row {row + 1}, column {column!r}: {frame[column][row]!r} is not a number")
+            raise ValueError(
+                f"{source}: row {row + 1}, column {column!r}: {frame[column][row]!r} is not a number "
+                "(name the columns to use in extra_factor_columns; a named text column becomes a category)"
+            )
         frame = frame.with_columns(values.alias(column))
         factors.append(Factor(column, column, "user-supplied"))
     return frame, factors

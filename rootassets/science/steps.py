@@ -363,6 +363,7 @@ class SiteFactorParameters:
     """An optional user CSV of extra site factors (a site column and numeric columns), joined to NEON's."""
 
     extra_factors_csv: str | None = None
+    extra_factor_columns: tuple[str, ...] = ()  # the CSV's columns to use (default: all, all numeric)
 
 
 def compute_site_factors(inputs: Frames, params: SiteFactorParameters) -> StepResult:
@@ -373,7 +374,9 @@ def compute_site_factors(inputs: Frames, params: SiteFactorParameters) -> StepRe
     extra, extra_factors = None, []
     if "extra_factors" in inputs:
         try:
-            extra, extra_factors = read_user_factors(inputs["extra_factors"], str(params.extra_factors_csv))
+            extra, extra_factors = read_user_factors(
+                inputs["extra_factors"], str(params.extra_factors_csv), params.extra_factor_columns
+            )
         except ValueError as exc:
             raise StepInputError(f"extra factors: {exc}") from exc
     table = site_factor_table(
