@@ -19,6 +19,7 @@ EXPECTED_UPSTREAM = {
         ("analysis", "site_modality"),
         ("analysis", "phi"),
         ("analysis", "nutrient_exponents"),
+        ("analysis", "site_label_robustness"),
         ("harmonized", "site_root_biomass"),
         ("raw", "field_site_metadata"),
         ("raw", "site_land_cover"),
