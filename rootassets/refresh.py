@@ -42,7 +42,14 @@ from dagster import (
 )
 
 from rootassets.warehouse import connect_read_only, connect_writable
-from rootassets.warehouse.staging import REFRESH_TAG, commit_refresh, committed, discard_refresh, validate_refresh
+from rootassets.warehouse.staging import (
+    REFRESH_TAG,
+    commit_refresh,
+    committed,
+    discard_refresh,
+    staged_refreshes,
+    validate_refresh,
+)
 
 PID_TAG, HOST_TAG, RELEASE_TAG = "rootassets/pid", "rootassets/host", "rootassets/release"
 VISIBLE_CHECK = "visible_in_warehouse"
@@ -158,6 +165,29 @@ def reap_dead_runs(instance: DagsterInstance, database: Path) -> list[str]:
             f"run {run.run_id} had been killed (process {pid} is gone): marked failed, its staging "
             "discarded, its slots freed"
         )
+    notes += _reap_orphaned_staging(instance, database, active)
+    return notes
+
+
+def _reap_orphaned_staging(instance: DagsterInstance, database: Path, active: list[DagsterRunStatus]) -> list[str]:
+    """Discard the staging of refreshes nobody will commit: every run of theirs is over and the processes
+    that ran them on this host are gone (e.g. `rootassets materialize` killed between two of its runs, after
+    one run had staged its tables and before the commit)."""
+    if not database.exists():
+        return []
+    with connect_read_only(database) as con:
+        staged = staged_refreshes(con)
+    notes = []
+    for refresh_id in staged:
+        runs = _runs_of(instance, refresh_id)
+        own = instance.get_run_by_id(refresh_id)
+        runs = runs + ([own] if own is not None and own not in runs else [])
+        if not runs or any(r.status in active for r in runs) or any(_launcher_alive(r) for r in runs):
+            continue
+        if any(r.tags.get(HOST_TAG) != socket.gethostname() for r in runs):
+            continue  # its processes ran on another machine: not ours to judge
+        discard(instance, database, refresh_id, "its runs are over and their processes are gone (killed?)")
+        notes.append(f"refresh {refresh_id} had been left staged by a killed process: its staging discarded")
     return notes
 
 

@@ -66,9 +66,9 @@ def test_harmonized_tables_on_the_snapshot(snapshot_settings: Settings) -> None:
     assert events["mgp_perhorizon"]["rows_quarantined"].value == 1  # OAES horizon with top >= bottom
     assert query(snapshot_settings, "select count(*), sum(quarantined::int) from raw.mgp_perhorizon") == [(346, 1)]
     checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    harmonized = [e for e in checks if e.event_specific_data.asset_key.path[0] == "harmonized"]  # 6 invariants
+    harmonized = [e for e in checks if e.event_specific_data.asset_key.path[0] == "harmonized"]  # 7 invariants
     raw = [e for e in checks if e.event_specific_data.asset_key.path[0] == "raw"]
-    assert len(harmonized) == 6 and len(raw) == 2 * 10  # quarantine share and columns, per raw table
+    assert len(harmonized) == 7 and len(raw) == 2 * 10  # quarantine share and columns, per raw table
     assert all(e.event_specific_data.passed for e in checks)
 
 

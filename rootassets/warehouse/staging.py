@@ -182,6 +182,16 @@ def discard_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> int:
     return dropped
 
 
+def staged_refreshes(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every refresh that has staged rows not yet committed or discarded."""
+    if table_columns(con, META, "staged_tables") is None:
+        return []
+    rows = con.execute(
+        "SELECT refresh_id FROM meta.staged_tables UNION SELECT refresh_id FROM meta.staged_statements ORDER BY 1"
+    ).fetchall()
+    return [r for (r,) in rows]
+
+
 def committed(con: duckdb.DuckDBPyConnection, refresh_ids: list[str]) -> set[str]:
     """Which of `refresh_ids` have been committed."""
     if not refresh_ids or table_columns(con, META, "commits") is None:
