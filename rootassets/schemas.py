@@ -257,15 +257,20 @@ RAW_CONTRACTS: dict[str, TableContract] = {
 }
 
 
-class _ReleaseContract(pa.DataFrameModel):
-    """Columns every product-level table has (no site)."""
+class _ReleaseRows(pa.DataFrameModel):
+    """Tables with a row per something other than a site: only the release column is common."""
 
-    product: str = pa.Field(str_matches=r"^DP[0-4]\.[0-9]{5}\.[0-9]{3}$")
     release: str = pa.Field(str_matches=RELEASE)
 
     class Config:
         strict = False
         coerce = False
+
+
+class _ReleaseContract(_ReleaseRows):
+    """Columns every product-level table has (no site)."""
+
+    product: str = pa.Field(str_matches=r"^DP[0-4]\.[0-9]{5}\.[0-9]{3}$")
 
 
 class Variables(_ReleaseContract):
@@ -404,16 +409,6 @@ class NutrientLoessTable(_Contract):
     log10_rel_fitted: float = pa.Field(nullable=True)
     lower: float = pa.Field(nullable=True)
     upper: float = pa.Field(nullable=True)
-
-
-class _ReleaseRows(pa.DataFrameModel):
-    """Tables with a row per something other than a site: only the release column is common."""
-
-    release: str = pa.Field(str_matches=RELEASE)
-
-    class Config:
-        strict = False
-        coerce = False
 
 
 class ClassifierPerformanceTable(_ReleaseRows):

@@ -172,24 +172,30 @@ def root_increments(
     )
 
 
+def published_depths(depth_increments: pl.DataFrame) -> pl.DataFrame:
+    """mpr_perdepthincrement as site_id, profile, top_cm (from depthIncrementID), published_top_cm and
+    published_bottom_cm (its topDepth and bottomDepth), one row per increment."""
+    return (
+        parse_depth_increment_ids(depth_increments)
+        .select(
+            "site_id",
+            "profile",
+            "top_cm",
+            pl.col("topDepth").cast(pl.Float64).alias("published_top_cm"),
+            pl.col("bottomDepth").cast(pl.Float64).alias("published_bottom_cm"),
+        )
+        .unique(subset=["site_id", "profile", "top_cm"], keep="first", maintain_order=True)
+    )
+
+
 def _depths(
     samples: pl.DataFrame, depth_increments: pl.DataFrame | None, params: RootProfileParameters
 ) -> pl.DataFrame:
     derived = increment_depths(samples, params).with_columns(pl.lit(True).alias("depth_derived"))
     if depth_increments is None or depth_increments.is_empty():
         return derived
-    published = (
-        parse_depth_increment_ids(depth_increments)
-        .select(
-            "site_id",
-            "profile",
-            "top_cm",
-            pl.col("bottomDepth").cast(pl.Float64).alias("bottom_cm"),
-            pl.col("topDepth").cast(pl.Float64).alias("published_top_cm"),
-        )
-        .unique(subset=["site_id", "profile", "top_cm"], keep="first")
-    )
-    merged = derived.join(published, on=["site_id", "profile", "top_cm"], how="left", suffix="_published")
+    published = published_depths(depth_increments).rename({"published_bottom_cm": "bottom_cm_published"})
+    merged = derived.join(published, on=["site_id", "profile", "top_cm"], how="left")
     have = pl.col("bottom_cm_published").is_not_null()
     return (
         merged.select(
@@ -224,19 +230,8 @@ def depth_comparison(
     if depth_increments is None or depth_increments.is_empty():
         return pl.DataFrame(schema=schema)
     derived = increment_depths(samples, params).rename({"bottom_cm": "derived_bottom_cm", "depth_rule": "derived_rule"})
-    published = (
-        parse_depth_increment_ids(depth_increments)
-        .select(
-            "site_id",
-            "profile",
-            "top_cm",
-            pl.col("topDepth").cast(pl.Float64).alias("published_top_cm"),
-            pl.col("bottomDepth").cast(pl.Float64).alias("published_bottom_cm"),
-        )
-        .unique(subset=["site_id", "profile", "top_cm"], keep="first", maintain_order=True)
-    )
     return (
-        derived.join(published, on=["site_id", "profile", "top_cm"], how="inner")
+        derived.join(published_depths(depth_increments), on=["site_id", "profile", "top_cm"], how="inner")
         .with_columns((pl.col("derived_bottom_cm") - pl.col("published_bottom_cm")).alias("bottom_difference_cm"))
         .select(list(schema))
         .cast(schema)
