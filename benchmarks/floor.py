@@ -26,7 +26,7 @@ from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, load_site_att
 from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
 from rootassets.neon.stacking import StackedTable, empty_table
 from rootassets.schemas import CONTRACTS, SQL_CONTRACTS
-from rootassets.science.figure_specs import FIGURE_DPI, FIGURES
+from rootassets.science.figure_specs import FIGURE_DPI, FIGURES, SITE_PAGE_READS, site_pages
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import GOOD_ROWS, Read, gather_inputs
 from rootassets.science.report import REPORT_READS, report_markdown
@@ -170,8 +170,18 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
         plt.close(fig)
     reports = home / "reports" / release
     reports.mkdir(parents=True, exist_ok=True)
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    with PdfPages(reports / "site_pages.pdf") as pdf:
+        for _, fig in site_pages(w.inputs(SITE_PAGE_READS, release)):
+            pdf.savefig(fig)
+            plt.close(fig)
     text = report_markdown(
-        w.inputs(REPORT_READS, release), release, [s.name for s in FIGURES], f"../../figures/{release}"
+        w.inputs(REPORT_READS, release),
+        release,
+        [s.name for s in FIGURES],
+        f"../../figures/{release}",
+        "site_pages.pdf",
     )
     (reports / "report.md").write_text(text)
     step("figures")

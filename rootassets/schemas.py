@@ -387,11 +387,24 @@ class GroupTestsTable(pa.DataFrameModel):
     scale: str = pa.Field(isin=["log10", "categorical"])
     n_excluded: int = pa.Field(ge=0)
     p_value_holm: float = pa.Field(ge=0, le=1, nullable=True)
+    geometric_mean_bimodal: float = pa.Field(gt=0, nullable=True)
+    geometric_mean_unimodal: float = pa.Field(gt=0, nullable=True)
     release: str = pa.Field(str_matches=RELEASE)
 
     class Config:
         strict = False
         coerce = False
+
+
+class PaperComparisonTable(_ReleaseRows):
+    """analysis.paper_comparison: one row per published headline result and subset of sites."""
+
+    position: int = pa.Field(ge=1, unique=True)
+    result: str
+    subset: str
+    claim: str
+    tolerance: str
+    reproduced: bool = pa.Field(nullable=True)
 
 
 class SiteKdeTable(_Contract):
@@ -568,6 +581,7 @@ ANALYSIS_CONTRACTS: dict[str, TableContract] = {
     "group_tests": TableContract(GroupTestsTable, ("name",)),
     "classifier_performance": TableContract(ClassifierPerformanceTable, ("run", "metric")),
     "classifier_importance": TableContract(ClassifierImportanceTable, ("run", "factor")),
+    "paper_comparison": TableContract(PaperComparisonTable, ("result", "subset")),
     "release_changes": TableContract(ReleaseChangesTable, ("site_id", "change", "quantity")),
     "site_modality_bootstrap": TableContract(SiteModalityBootstrapTable, ("site_id",)),
     "soil_water_sensors": TableContract(SoilWaterSensorsTable, ("site_id", "role", "hor", "ver")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -132,6 +133,7 @@ ANALYSIS_TABLES = [
     "nutrient_points",
     "nutrient_loess",
     "site_label_robustness",
+    "paper_comparison",
     "site_label_sensitivity",
     "phi_sensitivity",
 ]
@@ -157,6 +159,17 @@ def test_main_job_fills_every_analysis_table(home: dict[str, str]) -> None:
     )
     matched, phi_tests = same.stdout.strip().splitlines()[-1].split(",")
     assert matched == phi_tests and int(phi_tests) > 0  # at the default depths: the phi tests themselves
+    runs = cli(
+        "sql",
+        "--csv",
+        "select run, max(value) filter (where metric = 'n_sites'), count(*) filter (where metric like '%_seed_mean'),"
+        " count(*) filter (where metric like '%_null_p_value') from analysis.classifier_performance group by run "
+        "order by run",
+        env=home,
+    )
+    assert runs.stdout.strip().splitlines()[1:] == [
+        f"{run},44.0,3,3" for run in ("all_factors", "kept_factors", "total_biomass_alone", "without_total_biomass")
+    ]
 
 
 def test_figures_model_and_report_are_written(home: dict[str, str]) -> None:
@@ -169,6 +182,22 @@ def test_figures_model_and_report_are_written(home: dict[str, str]) -> None:
     assert (root / "models" / RELEASE / "modality_forest.joblib").stat().st_size > 0
     report = (root / "reports" / RELEASE / "report.md").read_text()
     assert "## Group tests" in report and "figure_1_root_profiles.png" in report
+    first = next(line for line in report.splitlines() if line.startswith("## "))
+    assert first == "## The paper's headline results and this release's"
+    compared = cli(
+        "sql",
+        "--csv",
+        "select count(*), count(*) filter (where reproduced) from analysis.paper_comparison "
+        "where reproduced is not null",
+        env=home,
+    )
+    total, reproduced = compared.stdout.strip().splitlines()[-1].split(",")
+    assert f"{reproduced} of {total} published results reproduced" in report
+    values = cli("sql", "--csv", "select platform_value from analysis.paper_comparison", env=home).stdout
+    table = report.split("## Modality")[0]
+    assert all(f"| {v.strip()} " in table for v in values.splitlines()[1:] if v.strip())  # from the table itself
+    pages = (root / "reports" / RELEASE / "site_pages.pdf").read_bytes()
+    assert pages[:5] == b"%PDF-" and len(re.findall(rb"/Type\s*/Page[^s]", pages)) == 44  # one page per site
 
 
 def test_warm_rerun_recomputes_nothing_downstream(home: dict[str, str]) -> None:

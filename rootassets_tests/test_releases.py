@@ -30,7 +30,7 @@ from rootassets_tests.conftest import REPO, random_kill_point, staged_refreshes,
 from rootassets_tests.planted import copy_release, plant_release
 
 pytestmark = pytest.mark.slow
-FAST = {"ops": {"analysis_classifier": {"config": {"n_trees": 100, "n_seeds": 2}}}}
+FAST = {"ops": {"analysis_classifier": {"config": {"n_trees": 100, "n_seeds": 2, "n_permutations": 2}}}}
 OLD, NEW = "RELEASE-2021", "RELEASE-2022"
 DROPPED, FLIPPED = "ABBY", "DELA"
 

@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, WarehouseResource
 from rootassets.neon.identifiers import validate_release
-from rootassets.science.figure_specs import FIGURE_DPI, FIGURES, FigureSpec
+from rootassets.science.figure_specs import FIGURE_DPI, FIGURES, SITE_PAGE_READS, FigureSpec, site_pages
 from rootassets.science.registry import module_version
 from rootassets.science.report import REPORT_READS, report_markdown
 
@@ -62,23 +62,64 @@ def figure_asset(spec: FigureSpec):
 
 figure_assets = [figure_asset(spec) for spec in FIGURES]
 
+SITE_PAGES_FILE = "site_pages.pdf"
+
+
+@asset(
+    key=AssetKey(["reports", "site_pages"]),
+    deps=[AssetKey(r.table.split(".")) for r in SITE_PAGE_READS],
+    partitions_def=neon_release,
+    group_name="reports",
+    kinds={"matplotlib", "pdf"},
+    code_version=REPORTS_CODE_VERSION,
+)
+def site_pages_document(
+    context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore
+) -> MaterializeResult:
+    """One page per site, `reports/<release>/site_pages.pdf`: every profile's live fine-root density, the KDE
+    with D0, D1 and D2, soil total N on the root grid, and the site's data flags (derived depths, zero-filled
+    increments, imputed factors, a label that resampling or the bandwidth grid does not always give)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    release = validate_release(context.partition_key)
+    inputs = {r.name: warehouse.read(r.schema, r.name, release) for r in SITE_PAGE_READS}
+    path = artifacts.folder("reports", release) / SITE_PAGES_FILE
+    partial = path.with_suffix(".pdf.partial")
+    sites = []
+    with PdfPages(partial) as pdf:
+        for site, fig in site_pages(inputs):
+            pdf.savefig(fig)
+            plt.close(fig)
+            sites.append(site)
+    partial.replace(path)
+    return MaterializeResult(
+        metadata={"path": MetadataValue.path(str(path)), "pages": len(sites), "sites": sites, "release": release}
+    )
+
 
 @asset(
     key=AssetKey(["reports", "report"]),
-    deps=[AssetKey(["reports", spec.name]) for spec in FIGURES] + [AssetKey(r.table.split(".")) for r in REPORT_READS],
+    deps=[AssetKey(["reports", spec.name]) for spec in FIGURES]
+    + [AssetKey(["reports", "site_pages"])]
+    + [AssetKey(r.table.split(".")) for r in REPORT_READS],
     partitions_def=neon_release,
     group_name="reports",
     kinds={"markdown"},
     code_version=REPORTS_CODE_VERSION,
 )
 def report(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore) -> MaterializeResult:
-    """The report a scientist opens first: `reports/<release>/report.md` with the key tables and every figure."""
+    """The report a scientist opens first: `reports/<release>/report.md`, opening with the paper's headline
+    results next to this release's (`analysis.paper_comparison`), then the key tables, every figure and the
+    site index with its one-page-per-site document."""
     release = validate_release(context.partition_key)
     inputs = {r.name: warehouse.read(r.schema, r.name, release) for r in REPORT_READS}
     figure_dir = artifacts.folder("figures", release)
     drawn = [spec.name for spec in FIGURES if (figure_dir / f"{spec.name}.png").exists()]
-    text = report_markdown(inputs, release, drawn, f"../../figures/{release}")
-    path = artifacts.folder("reports", release) / "report.md"
+    folder = artifacts.folder("reports", release)
+    pages = SITE_PAGES_FILE if (folder / SITE_PAGES_FILE).exists() else None
+    text = report_markdown(inputs, release, drawn, f"../../figures/{release}", pages)
+    path = folder / "report.md"
     path.write_text(text)
     return MaterializeResult(
         metadata={
@@ -89,4 +130,4 @@ def report(context: AssetExecutionContext, warehouse: WarehouseResource, artifac
     )
 
 
-report_assets = [*figure_assets, report]
+report_assets = [*figure_assets, site_pages_document, report]

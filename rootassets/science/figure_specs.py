@@ -5,7 +5,7 @@ matplotlib is imported when a figure is drawn (`rootassets.science.figures`), no
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -140,3 +140,30 @@ FIGURES: tuple[FigureSpec, ...] = (
         draw_label_sensitivity,
     ),
 )
+
+
+SITE_PAGE_READS: tuple[Read, ...] = (
+    Read("analysis.site_modality"),
+    Read("harmonized.root_increments"),
+    Read("analysis.site_kde"),
+    Read("harmonized.soil_profiles"),
+    Read("analysis.site_factors"),
+    Read("analysis.site_label_robustness"),
+)
+
+
+def site_pages(inputs: Frames) -> Iterator[tuple[str, Figure]]:
+    """One page per site (sorted by modality then site): its profile, KDE with D0/D1/D2, soil N and data flags."""
+    from rootassets.science import figures
+    from rootassets.science.report import site_flags
+
+    modality = inputs["site_modality"].sort(pl.col("modality") != "bimodal", "site_id")
+    for row in modality.iter_rows(named=True):
+        site = row["site_id"]
+        flags = site_flags(site, inputs["root_increments"], inputs["site_factors"], inputs["site_label_robustness"])
+        yield (
+            site,
+            figures.site_page_figure(
+                site, row, inputs["root_increments"], inputs["site_kde"], inputs["soil_profiles"], flags
+            ),
+        )

@@ -253,3 +253,71 @@ def label_sensitivity_figure(grid: pl.DataFrame, modality: dict[str, str], defau
     fig.suptitle("Label sensitivity (beyond the paper): red bimodal, blue unimodal; box: the default setting")
     fig.tight_layout()
     return fig
+
+
+def site_page_figure(
+    site: str,
+    modality: dict[str, object],
+    increments: pl.DataFrame,
+    kde: pl.DataFrame,
+    soil: pl.DataFrame,
+    flags: list[str],
+) -> Figure:
+    """One page per site: every profile's live fine-root density and the site mean by increment, the KDE with
+    D0, D1 and D2, soil total N on the root grid, and the site's data flags."""
+    fig = plt.figure(figsize=(8.27, 11.69))  # A4 portrait
+    grid = fig.add_gridspec(2, 2, height_ratios=[3, 1], hspace=0.25, wspace=0.3)
+    roots, density, text = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
+    label = str(modality.get("modality") or "unlabelled")
+    color = COLORS.get(label, "grey")
+    own = increments.filter(pl.col("site_id") == site).sort("profile", "top_cm")
+    for (profile,), g in own.group_by("profile", maintain_order=True):
+        mids = ((g["top_cm"] + g["bottom_cm"]) / 2).to_numpy()
+        values = g["root_density_g_m3"].to_numpy()
+        roots.plot(values, mids, marker="o", ms=3, lw=0.8, alpha=0.6, label=f"profile {profile}")
+    roots.set_ylabel("depth (cm)")
+    roots.set_xlabel("live fine-root density (g m$^{-3}$)")
+    roots.invert_yaxis()
+    roots.legend(fontsize=7)
+    roots.set_title("Profiles")
+    curve = kde.filter(pl.col("site_id") == site).sort("depth_cm")
+    density.plot(curve["density"].to_numpy(), curve["depth_cm"].to_numpy(), color=color)
+    for name, style in (("d0_cm", "-"), ("d1_cm", ":"), ("d2_cm", "--")):
+        depth = modality.get(name)
+        if depth is not None:
+            density.axhline(float(depth), color="k", ls=style, lw=0.8)
+            density.annotate(
+                name[:2].upper(),
+                (0.98, float(depth)),
+                xycoords=("axes fraction", "data"),
+                ha="right",
+                va="bottom",
+                fontsize=8,
+            )
+    soil_n = soil.filter((pl.col("site_id") == site) & pl.col("nitrogen_tot_g_kg").is_not_null()).sort("top_cm")
+    if soil_n.height:
+        twin = density.twiny()
+        mids = ((soil_n["top_cm"] + soil_n["bottom_cm"]) / 2).to_numpy()
+        twin.plot(soil_n["nitrogen_tot_g_kg"].to_numpy(), mids, color="#2a9d3a", marker="s", ms=3, lw=0.8)
+        twin.set_xlabel("soil total N (g kg$^{-1}$)", color="#2a9d3a")
+        twin.tick_params(axis="x", colors="#2a9d3a")
+    density.set_xlabel("root-depth KDE (per cm)")
+    density.locator_params(axis="x", nbins=4)
+    density.set_ylim(roots.get_ylim())
+    density.set_title("KDE, modes (D0, D2) and antimode (D1)", fontsize=9)
+
+    def shown(name: str) -> str:
+        value = modality.get(name)
+        return "-" if value is None else f"{float(value):.0f} cm"
+
+    lines = [
+        f"{site}: {label}   D0 {shown('d0_cm')}   D1 {shown('d1_cm')}   D2 {shown('d2_cm')}",
+        f"profiles {own['profile'].n_unique()}, increments {own.height}, fine-root cutoff "
+        f"{', '.join(str(c) for c in own['fine_root_cutoff_mm'].unique().sort().to_list())} mm",
+        "data flags:" if flags else "data flags: none",
+        *(f"  - {flag}" for flag in flags),
+    ]
+    text.axis("off")
+    text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8, wrap=True)
+    fig.suptitle(f"{site} ({label})", color=color)
+    return fig

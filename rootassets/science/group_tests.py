@@ -31,6 +31,8 @@ class GroupTest:
     scale: str = "log10"
     n_excluded: int = 0
     excluded_sites: str = ""
+    geometric_mean_bimodal: float | None = None
+    geometric_mean_unimodal: float | None = None
 
 
 def f_test_equal_variances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -84,6 +86,8 @@ def two_group_test(
         f"geometric means bimodal {10 ** a.mean():.4g}, unimodal {10 ** b.mean():.4g}; F = {f:.4g}, "
         f"p(F) = {f_p:.4g}{dropped}",
         **common,
+        geometric_mean_bimodal=float(10 ** a.mean()),
+        geometric_mean_unimodal=float(10 ** b.mean()),
     )
 
 
@@ -187,6 +191,8 @@ def group_test_table(factors: pl.DataFrame, phi_table: pl.DataFrame, params: Gro
                 "scale": "categorical",
                 "n_excluded": 0,
                 "excluded_sites": "",
+                "geometric_mean_bimodal": None,
+                "geometric_mean_unimodal": None,
             }
         )
     soil = [i for i, r in enumerate(rows) if r["name"].startswith("phi_") and not r["name"].startswith("phi_root")]
@@ -201,6 +207,8 @@ def group_test_table(factors: pl.DataFrame, phi_table: pl.DataFrame, params: Gro
             "p_value_holm": pl.Float64,
             "holm_family": pl.String,
             "n_excluded": pl.Int64,
+            "geometric_mean_bimodal": pl.Float64,
+            "geometric_mean_unimodal": pl.Float64,
         },
     )
     return table

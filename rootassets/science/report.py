@@ -14,13 +14,55 @@ import polars as pl
 from rootassets.science.registry import Frames, Read
 
 REPORT_READS: tuple[Read, ...] = (
+    Read("analysis.paper_comparison"),
     Read("analysis.site_modality"),
+    Read("harmonized.root_increments"),
+    Read("analysis.site_factors"),
     Read("analysis.group_tests"),
     Read("analysis.classifier_performance"),
     Read("analysis.classifier_importance"),
     Read("analysis.nutrient_exponents"),
     Read("analysis.site_label_robustness"),
 )
+
+
+def site_flags(site: str, increments: pl.DataFrame, factors: pl.DataFrame, robustness: pl.DataFrame) -> list[str]:
+    """The data flags of one site's page: derived depths, zero-filled increments, imputed factors, a label that
+    resampling or the bandwidth x threshold grid does not always give, a secondary mode that is barely a peak."""
+    flags: list[str] = []
+    own = increments.filter(pl.col("site_id") == site)
+    derived = own.filter(pl.col("depth_derived")).height
+    if derived:
+        flags.append(f"{derived} of {own.height} increment depths derived (no mpr_perdepthincrement)")
+    zero = own.filter(pl.col("zero_filled")).height
+    if zero:
+        flags.append(f"{zero} increments without live fine roots, counted as 0")
+    imputed = factors.filter(pl.col("site_id") == site)["imputed_factors"].to_list()
+    if imputed and imputed[0]:
+        flags.append(f"classifier factors imputed: {imputed[0]}")
+    row = robustness.filter(pl.col("site_id") == site).to_dicts()
+    if row:
+        r = row[0]
+        if r["resample_agreement"] is not None and r["resample_agreement"] < 1:
+            flags.append(f"label kept in {r['resample_agreement']:.0%} of profile resamples (beyond the paper)")
+        if r["grid_agreement"] is not None and r["grid_agreement"] < 1:
+            share = f"{r['grid_agreement']:.0%}"
+            flags.append(f"label kept in {share} of the bandwidth x threshold grid (beyond the paper)")
+        if r["secondary_prominence"] is not None and r["secondary_prominence"] < 0.05:
+            flags.append(f"secondary mode rises only {r['secondary_prominence']:.3f} over the antimode (a shoulder)")
+    return flags
+
+
+def site_rows(inputs: Frames) -> pl.DataFrame:
+    """The report's site index: label, D0/D1/D2 and data flags per site, in the order of the site pages."""
+    modality = inputs["site_modality"].sort(pl.col("modality") != "bimodal", "site_id")
+    flags = [
+        "; ".join(site_flags(site, inputs["root_increments"], inputs["site_factors"], inputs["site_label_robustness"]))
+        for site in modality["site_id"].to_list()
+    ]
+    return modality.select("site_id", "modality", "d0_cm", "d1_cm", "d2_cm").with_columns(
+        pl.Series("data_flags", flags, dtype=pl.String)
+    )
 
 
 def markdown_table(frame: pl.DataFrame, digits: int = 4) -> str:
@@ -43,9 +85,38 @@ def _scientific(column: str) -> pl.Expr:
     return pl.col(column).map_elements(lambda p: f"{p:.2e}", return_dtype=pl.String).alias(column)
 
 
-def report_markdown(inputs: Frames, release: str, figures: Sequence[str], figure_folder: str) -> str:
-    """The report of `release`: modality counts and bimodal sites, group tests, the classifier, the nutrient
-    exponents, then each of `figures` (names) as an image under `figure_folder` (relative to the report)."""
+def paper_table(comparison: pl.DataFrame) -> str:
+    """The paper-vs-platform table: every published result with this release's value and whether it is
+    reproduced within the stated tolerance, then the sensitivity rows."""
+    shown = comparison.sort("position").select(
+        "claim",
+        "subset",
+        pl.col("paper_printed").fill_null("").alias("paper"),
+        pl.col("platform_value").fill_null("none").alias("platform"),
+        "tolerance",
+        pl.when(pl.col("reproduced").is_null())
+        .then(pl.lit("(sensitivity)"))
+        .when(pl.col("reproduced"))
+        .then(pl.lit("yes"))
+        .otherwise(pl.lit("NO"))
+        .alias("reproduced"),
+        pl.col("paper_source").fill_null("").alias("where in the paper"),
+    )
+    return markdown_table(shown)
+
+
+def report_markdown(
+    inputs: Frames, release: str, figures: Sequence[str], figure_folder: str, site_pages: str | None = None
+) -> str:
+    """The report of `release`: the paper-vs-platform table first, then modality counts and bimodal sites, group
+    tests, label robustness, the classifier, the nutrient exponents, each of `figures` (names) as an image under
+    `figure_folder` (relative to the report), and the site index (with `site_pages`, the one-page-per-site
+    document, when there is one)."""
+    from rootassets.science.paper_comparison import PAPER_CITATION
+
+    comparison = inputs["paper_comparison"]
+    compared = comparison.filter(pl.col("reproduced").is_not_null())
+    reproduced = int(compared["reproduced"].sum()) if compared.height else 0
     modality = inputs["site_modality"].sort("modality", "site_id")
     counts = modality.group_by("modality", maintain_order=True).len().sort("modality")
     tests = (
@@ -97,6 +168,11 @@ def report_markdown(inputs: Frames, release: str, figures: Sequence[str], figure
     sections = [
         f"# Root bimodality at NEON megapit sites, {release}",
         "Reproduction of Lu et al. (Nature Communications 2025) by rootassets; method in METHOD.md.",
+        "## The paper's headline results and this release's\n\n"
+        f"{reproduced} of {compared.height} published results reproduced within the stated tolerance. The paper's "
+        f"values are cited as printed in {PAPER_CITATION} (abstract and figure captions); they never feed the "
+        "method. Every platform value comes from `analysis.paper_comparison` (its `platform_source` column "
+        "names the table and row behind each).\n\n" + paper_table(comparison),
         "## Modality\n\n" + markdown_table(counts),
         "Bimodal sites (D0 highest mode, D2 secondary mode, D1 antimode between, cm):\n\n" + markdown_table(bimodal),
         "## Group tests (bimodal vs unimodal)\n\n" + markdown_table(tests),
@@ -107,5 +183,8 @@ def report_markdown(inputs: Frames, release: str, figures: Sequence[str], figure
         "Gini importance:\n\n" + markdown_table(importance),
         "## Nutrient exponents\n\n" + markdown_table(exponents),
         "## Figures\n\n" + "\n\n".join(f"### {name}\n\n![{name}]({folder / (name + '.png')})" for name in figures),
+        "## Sites\n\n"
+        + (f"One page per site, in this order: [{site_pages}]({site_pages}).\n\n" if site_pages else "")
+        + markdown_table(site_rows(inputs)),
     ]
     return "\n\n".join(sections) + "\n"

@@ -25,6 +25,7 @@ from rootassets.science.group_tests import GroupTestParameters, group_test_table
 from rootassets.science.label_robustness import RobustnessParameters, robustness_tables
 from rootassets.science.modality import KDE_STEP_CM, ModalityParameters, kde_table, modality_table
 from rootassets.science.nutrients import NutrientParameters, nutrient_tables
+from rootassets.science.paper_comparison import PAPER_CITATION, PaperComparisonParameters, paper_comparison_table
 from rootassets.science.phi import PhiParameters, phi_table
 from rootassets.science.phi_sensitivity import PhiSensitivityParameters, phi_sensitivity_table
 from rootassets.science.registry import (
@@ -457,6 +458,34 @@ def compute_classifier(inputs: Frames, params: ForestParameters) -> StepResult:
     )
 
 
+def compute_paper_comparison(inputs: Frames, params: PaperComparisonParameters) -> StepResult:
+    """`analysis.paper_comparison`: the paper's headline results (Lu et al. 2025, cited as published, with
+    where each is printed) next to this release's, each marked reproduced or not against its stated tolerance,
+    and where each platform number comes from; then the same comparisons on the 2 mm fine-root cutoff sites
+    only, as a sensitivity row (beyond the paper). The paper's numbers are never used by the method."""
+    table = paper_comparison_table(
+        inputs["site_modality"],
+        inputs["group_tests"],
+        inputs["classifier_performance"],
+        inputs["classifier_importance"],
+        inputs["site_factors"],
+        inputs["site_root_biomass"],
+        params,
+    )
+    compared = table.filter(pl.col("reproduced").is_not_null())
+    return StepResult(
+        {"paper_comparison": table},
+        {
+            "paper_comparison": {
+                "paper": PAPER_CITATION,
+                "results_compared": compared.height,
+                "reproduced": int(compared["reproduced"].sum()),
+                "not_reproduced": compared.filter(~pl.col("reproduced"))["result"].to_list(),
+            }
+        },
+    )
+
+
 CLASSIFIER_OUTPUTS = ("classifier_model", "classifier_performance", "classifier_importance")
 CLASSIFIER_DESCRIPTIONS = {
     "analysis.classifier_model": "The fitted random forest of site factors predicting modality (METHOD.md section "
@@ -626,6 +655,21 @@ STEPS: tuple[Step, ...] = (
         NutrientParameters,
         kinds=frozenset({"duckdb"}),
         descriptions=NUTRIENT_DESCRIPTIONS,
+    ),
+    Step(
+        "paper_comparison",
+        compute_paper_comparison,
+        (
+            Read("analysis.site_modality"),
+            Read("analysis.group_tests"),
+            Read("analysis.classifier_performance"),
+            Read("analysis.classifier_importance"),
+            Read("analysis.site_factors"),
+            Read("harmonized.site_root_biomass"),
+        ),
+        ("analysis.paper_comparison",),
+        PaperComparisonParameters,
+        kinds=frozenset({"duckdb", "scipy"}),
     ),
     Step(
         "phi_sensitivity",

@@ -1,0 +1,101 @@
+"""The classifier's seed spread and permutation null (METHOD.md section 5; issue 16 item 5): every run reports
+both, the numbers are what a direct loop gives, and the null separates signal from noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from rootassets.science.classifier import (
+    ForestParameters,
+    RunSpec,
+    classifier_tables,
+    encode,
+    oob_accuracies,
+    permuted_labels,
+    run_classifier,
+    spread_and_null,
+)
+
+SMALL = ForestParameters(n_trees=60, n_seeds=4, n_permutations=9, n_jobs=1)
+
+
+def sites(informative: bool, n: int = 44, seed: int = 5) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=n)
+    label = np.where(signal > 0.8, "bimodal", "unimodal")
+    return pl.DataFrame(
+        {
+            "site_id": [f"S{i:03d}" for i in range(n)],
+            "modality": label,
+            "total_fine_root_biomass_4mm_equiv_g_m2": np.exp(6 - signal) if informative else rng.lognormal(6, 1, n),
+            "noise_a": rng.normal(size=n),
+            "noise_b": rng.normal(size=n),
+            "cover": rng.choice(["forest", "grassland"], n),
+            "imputed_factors": [""] * n,
+        }
+    )
+
+
+def metric(performance: pl.DataFrame, run: str, name: str) -> float:
+    return performance.filter((pl.col("run") == run) & (pl.col("metric") == name))["value"].item()
+
+
+def test_every_run_has_its_seed_spread_and_null() -> None:
+    out = classifier_tables(sites(True), SMALL)
+    runs = set(out.performance["run"])
+    assert runs == {"all_factors", "kept_factors", "without_total_biomass", "total_biomass_alone"}
+    for run in runs:
+        assert metric(out.performance, run, "n_sites") == 44
+        assert metric(out.performance, run, "n_seeds") == SMALL.n_seeds
+        assert metric(out.performance, run, "n_permutations") == SMALL.n_permutations
+        for accuracy in ("overall_accuracy", "bimodal_accuracy", "unimodal_accuracy"):
+            low, high = (metric(out.performance, run, f"{accuracy}_seed_{s}") for s in ("min", "max"))
+            assert low <= metric(out.performance, run, f"{accuracy}_seed_mean") <= high
+            p = metric(out.performance, run, f"{accuracy}_null_p_value")
+            assert 1 / (SMALL.n_permutations + 1) <= p <= 1
+
+
+def test_seed_spread_equals_forests_grown_one_by_one() -> None:
+    frame = sites(True)
+    factors = ["total_fine_root_biomass_4mm_equiv_g_m2", "noise_a", "cover"]
+    run = run_classifier(frame, factors, {"cover"}, SMALL)
+    table = spread_and_null(frame, [RunSpec("r", run)], {"cover"}, SMALL)
+    direct = [
+        run_classifier(frame, factors, {"cover"}, SMALL, seed=s).performance.overall_accuracy
+        for s in range(SMALL.seed, SMALL.seed + SMALL.n_seeds)
+    ]
+    assert metric(table, "r", "overall_accuracy_seed_mean") == pytest.approx(np.mean(direct))
+    assert metric(table, "r", "overall_accuracy_seed_sd") == pytest.approx(np.std(direct, ddof=1))
+    x, _, _ = encode(frame, factors, {"cover"})
+    y = frame["modality"].to_numpy()
+    null = [oob_accuracies(x, permuted_labels(y, SMALL, k), factors, SMALL, SMALL.seed)[0] for k in range(9)]
+    observed = run.performance.overall_accuracy
+    expected_p = (1 + sum(v >= observed for v in null)) / (len(null) + 1)
+    assert metric(table, "r", "overall_accuracy_null_p_value") == pytest.approx(expected_p)
+    assert metric(table, "r", "overall_accuracy_null_mean") == pytest.approx(np.mean(null))
+
+
+def test_permutations_shuffle_labels_only() -> None:
+    y = np.array(["bimodal"] * 9 + ["unimodal"] * 35)
+    shuffled = [permuted_labels(y, SMALL, k) for k in range(5)]
+    assert all(sorted(s) == sorted(y) for s in shuffled)
+    assert len({tuple(s) for s in shuffled}) == 5
+    np.testing.assert_array_equal(permuted_labels(y, SMALL, 3), permuted_labels(y, SMALL, 3))
+
+
+def test_the_answer_does_not_depend_on_how_many_forests_grow_at_once() -> None:
+    frame = sites(True)
+    one = classifier_tables(frame, SMALL).performance
+    two = classifier_tables(frame, ForestParameters(**{**SMALL.as_metadata(), "n_jobs": 2})).performance
+    assert one.sort("run", "metric").equals(two.sort("run", "metric"))
+
+
+def test_null_separates_a_planted_signal_from_noise() -> None:
+    params = ForestParameters(n_trees=100, n_seeds=2, n_permutations=19, n_jobs=1)
+    signal = classifier_tables(sites(True), params).performance
+    noise = classifier_tables(sites(False), params).performance
+    run = "total_biomass_alone"
+    assert metric(signal, run, "overall_accuracy_null_p_value") == pytest.approx(1 / 20)  # beats every shuffle
+    assert metric(noise, run, "overall_accuracy_null_p_value") > 0.1
