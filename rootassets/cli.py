@@ -103,6 +103,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_mirror)
 
+    p = sub.add_parser(
+        "stack",
+        help="stack a NEON download (portal zip, folder of packages) into one CSV per table, as neonUtilities' "
+        "stackByTable does (no R, no Dagster)",
+    )
+    p.add_argument("path", type=Path, help="a data-portal zip (NEON_<name>.zip), a folder of packages, or a package")
+    p.add_argument("--out", type=Path, required=True, help="a new (or empty) folder for the stacked files")
+    p.set_defaults(handler=_stack)
+
     p = sub.add_parser("ui", help="start the Dagster UI and daemon on the persistent instance (dg dev)")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="127.0.0.1")
@@ -297,6 +306,22 @@ def _mirror(args: argparse.Namespace) -> int:
         pass
     finally:
         server.stop()
+    return 0
+
+
+def _stack(args: argparse.Namespace) -> int:
+    """Stack `args.path` into `args.out` and print one line per table; nothing is written on failure."""
+    from rootassets.neon.errors import NeonDataError
+    from rootassets.neon.stack_by_table import package_files, stack_by_table, write_stacked
+
+    try:
+        stacked = stack_by_table(package_files(args.path))
+        written = write_stacked(stacked, args.out)
+    except NeonDataError as exc:
+        raise CliError(str(exc)) from exc
+    for line in stacked.summary():
+        print(f"rootassets: {line}")
+    print(f"rootassets: {len(written)} files for {stacked.product or 'an unnamed product'} in {args.out}")
     return 0
 
 
