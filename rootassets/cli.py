@@ -18,6 +18,15 @@ from rootassets.settings import Settings
 class CliError(Exception):
     """A failure to report to the user in one line, with exit code 1."""
 
+    exit_code = 1
+
+
+class UsageError(CliError):
+    """A request refused before any work starts or anything is written (an unknown release, an empty query, a
+    bad selection): one line naming the thing and what exists, exit code 2."""
+
+    exit_code = 2
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -26,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except CliError as exc:
         print(f"rootassets: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 
@@ -60,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_releases)
 
     p = sub.add_parser("sql", help="run a read-only SQL query against the DuckDB file")
-    p.add_argument("query")
+    p.add_argument("query", help="one or more SQL statements (separated by ;); every result is printed")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="print a header line, then rows, as CSV")
     fmt.add_argument("--json", action="store_true", help="print rows as a JSON array of objects")
@@ -122,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
 def _materialize(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     from rootassets.neon.api_source import ApiSource
-    from rootassets.neon.errors import NeonError
+    from rootassets.neon.errors import NeonApiError, NeonError, NeonTokenError
     from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
     from rootassets.neon.open import latest_release, open_source
     from rootassets.neon.tokens import require_token
@@ -132,9 +141,17 @@ def _materialize(args: argparse.Namespace) -> int:
         if isinstance(source, ApiSource):
             require_token()  # NEON needs it for every download: refuse before anything is written
         release = latest_release(source) if args.release == "latest" else validate_release(args.release)
-    except (NeonError, InvalidIdentifierError, LookupError) as exc:
+        offered = source.releases()
+    except NeonTokenError as exc:
+        raise UsageError(str(exc)) from exc
+    except NeonApiError as exc:  # the source failed (after its retries): not the user's request
         raise CliError(str(exc)) from exc
-    os.environ["DAGSTER_HOME"] = str(settings.ensure_dagster_home())
+    except (NeonError, InvalidIdentifierError, LookupError) as exc:
+        raise UsageError(str(exc)) from exc
+    if release != "PROVISIONAL" and release not in offered:  # provisional data is not a listed release
+        raise UsageError(
+            f"{release} is not offered by {source.describe()} (it offers {', '.join(offered) or 'no release'})"
+        )
     from dagster import AssetSelection, DagsterInstance
 
     from rootassets.definitions import MAIN_JOB, defs
@@ -148,10 +165,11 @@ def _materialize(args: argparse.Namespace) -> int:
             selection = AssetSelection.from_string(args.select)
             selected = selection.resolve(graph)
         except Exception as exc:  # dagster raises several types for a bad selection string
-            raise CliError(f"invalid --select {args.select!r}: {exc}") from exc
+            raise UsageError(f"invalid --select {args.select!r}: {str(exc).splitlines()[0]}") from exc
         if not selected:
-            raise CliError(f"--select {args.select!r} matches no asset")
+            raise UsageError(f"--select {args.select!r} matches no asset")
     asset_keys = sorted(selection.resolve(graph), key=str)
+    os.environ["DAGSTER_HOME"] = str(settings.ensure_dagster_home())  # only now: a refused request writes nothing
 
     from rootassets.refresh import Refresh, RefreshFailed, reap_dead_runs
 
@@ -199,10 +217,10 @@ def _releases(args: argparse.Namespace) -> int:
         source = open_source(settings.snapshot, settings.api_url, settings.downloads)
         offered = source.release_info()
     except (NeonError, InvalidIdentifierError) as exc:
-        raise CliError(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     missing = [tag for tag in wanted if tag not in offered]
     if missing:
-        raise CliError(
+        raise UsageError(
             f"{', '.join(missing)} not offered by {source.describe()} (it offers "
             f"{', '.join(offered) or 'no release with every product'})"
         )
@@ -234,21 +252,45 @@ def _sql(args: argparse.Namespace) -> int:
 
     from rootassets.warehouse import WarehouseBusyError, connect_read_only
 
+    try:
+        statements = [s.query for s in duckdb.connect(":memory:").extract_statements(args.query)]
+    except duckdb.Error as exc:
+        raise UsageError(f"query failed: {str(exc).splitlines()[0]}") from exc
+    if not statements:
+        raise UsageError(
+            'empty query: give a SQL statement, e.g. rootassets sql "select * from analysis.site_modality"'
+        )
     settings = Settings.from_env()
     try:
         con = connect_read_only(settings.database, on_wait=lambda m: print(f"rootassets: {m}", file=sys.stderr))
     except (FileNotFoundError, WarehouseBusyError) as exc:
         raise CliError(str(exc)) from exc
+    results = []
     try:
-        cursor = con.execute(args.query)
-        columns = [d[0] for d in cursor.description or []]
-        rows = cursor.fetchall()
+        for statement in statements:
+            cursor = con.execute(statement)
+            columns = [d[0] for d in cursor.description or []]
+            results.append((columns, cursor.fetchall() if columns else []))
     except duckdb.Error as exc:
-        raise CliError(f"query failed: {exc}") from exc
+        which = f" (statement {len(results) + 1} of {len(statements)})" if len(statements) > 1 else ""
+        raise CliError(f"query failed{which}: {one_line(exc)}") from exc
     finally:
         con.close()
-    _print_rows(columns, rows, "csv" if args.csv else "json" if args.json else "table")
+    fmt = "csv" if args.csv else "json" if args.json else "table"
+    if fmt == "json" and len(results) > 1:  # one JSON document: an array of each statement's rows
+        print(json.dumps([[dict(zip(c, r, strict=True)) for r in rows] for c, rows in results], default=str, indent=1))
+        return 0
+    for i, (columns, rows) in enumerate(results):
+        if i:
+            print()
+        _print_rows(columns, rows, fmt)
     return 0
+
+
+def one_line(exc: Exception) -> str:
+    """DuckDB's multi-line error (message, suggestion, the query with a caret under it) as one line."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    return " ".join(line for line in lines if line and not line.startswith("LINE ") and set(line) != {"^"})
 
 
 def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:

@@ -79,17 +79,33 @@ def test_select_subset(home: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["materialize", "--release", "RELEASE-2021/../x"], "invalid NEON release tag"),
-        (["materialize", "--select", "key:nope/*"], "matches no asset"),
-        (["sql", "select * from raw.no_such_table"], "query failed"),
+        (["materialize", "--release", "RELEASE-2021/../x"], "invalid NEON release tag", 2),
+        (["materialize", "--select", "key:nope/*"], "matches no asset", 2),
+        (["sql", ""], "empty query", 2),
+        (["sql", "-- only a comment"], "empty query", 2),
+        (["sql", "select * from raw.no_such_table"], "query failed", 1),
+        (["sql", "select 1; select * from raw.no_such_table"], "query failed (statement 2 of 2)", 1),
     ],
 )
-def test_clear_errors_and_exit_codes(home: dict[str, str], args: list[str], message: str) -> None:
+def test_clear_errors_and_exit_codes(home: dict[str, str], args: list[str], message: str, code: int) -> None:
     done = cli(*args, env=home)
-    assert done.returncode == 1
-    assert message in done.stderr
+    assert done.returncode == code
+    assert message in done.stderr and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_unknown_release_is_refused_before_anything_is_written(tmp_path: Path, snapshot: Path) -> None:
+    env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path / "home"), "ROOTASSETS_SNAPSHOT": str(snapshot)}
+    done = cli("materialize", "--release", "RELEASE-2099", env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "RELEASE-2099 is not offered" in done.stderr and RELEASE in done.stderr
+    assert not (tmp_path / "home").exists()  # no database, no dagster/ folder
+
+
+def test_every_statement_prints_its_result(home: dict[str, str]) -> None:
+    done = cli("sql", "--csv", "select 1 as a; select 2 as b", env=home)
+    assert done.returncode == 0 and done.stdout == "a\n1\n\nb\n2\n"
 
 
 def test_sql_without_a_database_says_what_to_do(tmp_path: Path) -> None:
@@ -100,7 +116,7 @@ def test_sql_without_a_database_says_what_to_do(tmp_path: Path) -> None:
 
 def test_missing_release_in_snapshot_fails_and_keeps_data(home: dict[str, str]) -> None:
     done = cli("materialize", "--release", "RELEASE-2099", env=home)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "RELEASE-2099" in done.stderr
     after = cli("sql", "--csv", "select count(*) from raw.mpr_perrootsample", env=home)
     assert after.stdout.split()[-1] == "2913"

@@ -59,11 +59,11 @@ def test_releases_lists_and_adds_partitions(tmp_path: Path) -> None:
     refused = subprocess.run(
         [*command, "--add", "RELEASE-2030"], cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=300
     )
-    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "RELEASE-2030 not offered" in refused.stderr
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "RELEASE-2030 not offered" in refused.stderr
     hostile = subprocess.run(
         [*command, "--add", "../etc"], cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=300
     )
-    assert hostile.returncode == 1 and "invalid NEON release tag" in hostile.stderr
+    assert hostile.returncode == 2 and "invalid NEON release tag" in hostile.stderr
 
 
 @pytest.mark.slow

@@ -33,9 +33,10 @@ def test_token_leaves_no_trace(tmp_path: Path, snapshot: Path) -> None:
         env.pop("NEON_TOKEN", None)
         command = [sys.executable, "-m", "rootassets.cli", "materialize", "--release", RELEASE]
         refused = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
-        assert refused.returncode == 1
+        assert refused.returncode == 2  # refused before any work: a usage error
         assert refused.stderr.count("\n") == 1 and "NEON_TOKEN" in refused.stderr, refused.stderr
         assert not (home / "rootassets.duckdb").exists() and not (home / "downloads").exists()
+        assert not (home / "dagster").exists()
         assert not [p for p in mirror.stats.paths if "/data" in p]  # refused before any data request
         env["NEON_TOKEN"] = TOKEN
         ok = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
