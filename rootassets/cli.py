@@ -250,7 +250,7 @@ def _releases(args: argparse.Namespace) -> int:
 def _sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from rootassets.warehouse import WarehouseBusyError, connect_read_only
+    from rootassets.warehouse import WarehouseBusyError, WarehouseVersionError, connect_read_only
 
     try:
         statements = [s.query for s in duckdb.connect(":memory:").extract_statements(args.query)]
@@ -263,7 +263,7 @@ def _sql(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     try:
         con = connect_read_only(settings.database, on_wait=lambda m: print(f"rootassets: {m}", file=sys.stderr))
-    except (FileNotFoundError, WarehouseBusyError) as exc:
+    except (FileNotFoundError, WarehouseBusyError, WarehouseVersionError) as exc:
         raise CliError(str(exc)) from exc
     results = []
     try:
@@ -390,6 +390,7 @@ def _ui(args: argparse.Namespace) -> int:
     else:
         raise CliError(f"neither dg nor dagster is installed next to {sys.executable}: pip install -e '.[dev]'")
     print(f"rootassets: {' '.join(command)} in {project} with DAGSTER_HOME={env['DAGSTER_HOME']}", flush=True)
+    print(f"rootassets: the UI will be at http://{args.host}:{args.port}", flush=True)
     os.chdir(project)
     os.execve(command[0], command, env)
     return 0  # pragma: no cover

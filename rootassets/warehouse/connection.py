@@ -26,6 +26,18 @@ class WarehouseBusyError(RuntimeError):
     """The database stayed locked by a writer for longer than the reader waits."""
 
 
+class WarehouseVersionError(RuntimeError):
+    """The database file was written by a DuckDB newer than the one installed (its storage format is newer)."""
+
+
+def _refuse_newer_format(path: Path | str, exc: duckdb.Error) -> None:
+    if "database file with version number" in str(exc):
+        raise WarehouseVersionError(
+            f"{path} was written by a newer DuckDB than this install's {duckdb.__version__} (rootassets pins DuckDB; "
+            "see the README): move it aside and run `rootassets materialize`, which rebuilds it from NEON's files"
+        ) from exc
+
+
 def quote_ident(name: str) -> str:
     """Quote an identifier for DuckDB (names come from NEON headers, so quote them all)."""
     return '"' + name.replace('"', '""') + '"'
@@ -140,6 +152,7 @@ def connect_writable(path: Path | str, wait_s: float = 600.0) -> duckdb.DuckDBPy
         try:
             return duckdb.connect(str(path))
         except duckdb.IOException as exc:
+            _refuse_newer_format(path, exc)
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise WarehouseBusyError(f"{path} stayed locked by another writer for {wait_s:.0f} s ({exc})") from exc
             time.sleep(delay)
@@ -161,6 +174,7 @@ def connect_read_only(
         try:
             return duckdb.connect(str(path), read_only=True)
         except duckdb.IOException as exc:
+            _refuse_newer_format(path, exc)
             last = exc
             if on_wait and attempt == 1:
                 on_wait(f"{path} is locked by a running materialization; waiting for it")
