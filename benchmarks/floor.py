@@ -23,14 +23,20 @@ import polars as pl
 from rootassets.neon.open import open_source
 from rootassets.neon.products import PRODUCTS, ROOT_MEGAPIT, SOIL_MEGAPIT
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, load_site_attributes
-from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
+from rootassets.neon.soil_water import (
+    corrected_depths,
+    discover,
+    read_csv_sql,
+    read_sensor_positions,
+    soil_water_folder,
+)
 from rootassets.neon.stacking import StackedTable, empty_table
 from rootassets.schemas import CONTRACTS, SQL_CONTRACTS
 from rootassets.science.figure_specs import FIGURE_DPI, FIGURES, SITE_PAGE_READS, site_pages
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import GOOD_ROWS, Read, gather_inputs
 from rootassets.science.report import REPORT_READS, report_markdown
-from rootassets.science.soil_water import choose_sensors, file_roles, labelled_statistics_sql, series_sql
+from rootassets.science.soil_water import file_roles, labelled_statistics_sql, sensor_choice, series_sql
 from rootassets.science.steps import STEPS
 from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
 from rootassets.warehouse.quarantine import screen, screen_stacked, screened_frames, screened_queries
@@ -98,7 +104,7 @@ def soil_water_tables(w: FloorWarehouse, files, modality: pl.DataFrame, release:
     """Section 4 for soil water, as the soil-water assets compute it (inside DuckDB)."""
     depths = depths_used(w.read("analysis", "phi", release))
     positions = w.read("raw", "swc_sensor_positions", release, GOOD_ROWS)
-    sensors = choose_sensors(positions.select("site_id", "hor", "ver", "depth_cm"), depths.drop("modality"))
+    sensors = sensor_choice(positions, corrected_depths(files), depths.drop("modality"))
     sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
     roles = file_roles(sensors, files.sensor_files())
     w.con.register("swc_file_roles", roles)

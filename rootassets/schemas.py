@@ -498,7 +498,8 @@ class PhiSensitivityTable(_ReleaseRows):
 
 
 class SoilWaterSensorsTable(_Contract):
-    """analysis.soil_water_sensors: the sensor position used for each role (d1, d2, surface) at a site."""
+    """analysis.soil_water_sensors: the sensor used for each role (d1, d2, surface) at a site's position over
+    a period, with the source of its depth."""
 
     role: str = pa.Field(isin=["d1", "d2", "surface"])
     hor: str
@@ -508,7 +509,7 @@ class SoilWaterSensorsTable(_Contract):
 
 
 class SwcSensorPositions(_Contract):
-    """raw.swc_sensor_positions: a soil water sensor's position and depth."""
+    """raw.swc_sensor_positions: a soil water sensor's position and depth over one position period."""
 
     hor: str
     ver: str
@@ -527,7 +528,9 @@ class SwcFiles(_Contract):
 
 
 SOIL_WATER_RAW_CONTRACTS: dict[str, TableContract] = {
-    "swc_sensor_positions": TableContract(SwcSensorPositions, ("site_id", "hor", "ver", "sensor_location_id")),
+    "swc_sensor_positions": TableContract(
+        SwcSensorPositions, ("site_id", "hor", "ver", "sensor_location_id", "position_start")
+    ),
     "swc_files": TableContract(SwcFiles, ("file_name",)),
 }
 
@@ -584,7 +587,7 @@ ANALYSIS_CONTRACTS: dict[str, TableContract] = {
     "paper_comparison": TableContract(PaperComparisonTable, ("result", "subset")),
     "release_changes": TableContract(ReleaseChangesTable, ("site_id", "change", "quantity")),
     "site_modality_bootstrap": TableContract(SiteModalityBootstrapTable, ("site_id",)),
-    "soil_water_sensors": TableContract(SoilWaterSensorsTable, ("site_id", "role", "hor", "ver")),
+    "soil_water_sensors": TableContract(SoilWaterSensorsTable, ("site_id", "role", "hor", "ver", "valid_from")),
     "site_label_robustness": TableContract(SiteLabelRobustnessTable, ("site_id",)),
     "phi_sensitivity": TableContract(PhiSensitivityTable, ("unimodal_d1_cm", "unimodal_d2_cm", "property", "method")),
     "site_label_sensitivity": TableContract(

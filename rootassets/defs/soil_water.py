@@ -29,16 +29,22 @@ from rootassets.defs.neon_sources import SOIL_WATER, source_key
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.identifiers import validate_release
-from rootassets.neon.soil_water import discover, read_csv_sql, read_sensor_positions, soil_water_folder
+from rootassets.neon.soil_water import (
+    corrected_depths,
+    discover,
+    read_csv_sql,
+    read_sensor_positions,
+    soil_water_folder,
+)
 from rootassets.schemas import CONTRACTS, SQL_CONTRACTS
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import GOOD_ROWS, module_version
 from rootassets.science.soil_water import (
     ROLES,
     STATISTICS,
-    choose_sensors,
     file_roles,
     labelled_statistics_sql,
+    sensor_choice,
     series_sql,
 )
 from rootassets.warehouse.quarantine import screen, screened_frames, screened_queries
@@ -174,9 +180,11 @@ def swc_sources(
             group_name="soil_water",
             kinds={"duckdb"},
             deps=[POSITIONS, AssetKey(["analysis", "phi"])],
-            description="`analysis.soil_water_sensors`: per site and sensor position, the sensor used for "
-            "D1, D2 (nearest depth; the depths analysis.phi used, so phi's parameters apply here too) and the "
-            "surface (shallowest).",
+            description="`analysis.soil_water_sensors`: per site, sensor position and period, the sensor used "
+            "for D1, D2 (nearest depth; the depths analysis.phi used, so phi's parameters apply here too) and the "
+            "surface (shallowest), from `valid_from` to `valid_to`: a sensor that was moved has each depth for "
+            "its own period only. Depths come from NEON's corrected installation depths (swc_depthsV2.csv) where "
+            "the download has them, else from sensor_positions; `depth_source` says which.",
         ),
         AssetSpec(
             SERIES,
@@ -209,7 +217,7 @@ def soil_water_phi(
     files = discover(soil_water_folder(neon.soil_water_path(), release))
     depths = depths_used(warehouse.read("analysis", "phi", release))  # D1/D2 as the phi step chose them
     positions = warehouse.read("raw", "swc_sensor_positions", release, GOOD_ROWS)
-    sensors = choose_sensors(positions.select("site_id", "hor", "ver", "depth_cm"), depths.drop("modality"))
+    sensors = sensor_choice(positions, corrected_depths(files), depths.drop("modality"))
     sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
     roles = file_roles(sensors, files.sensor_files())
     no_sensor_sites = sorted(set(files.sites) - set(roles["site_id"]))
@@ -251,6 +259,12 @@ def soil_water_phi(
         )
     common = {
         "depths_from": "analysis.phi (the D1 and D2 its parameters chose for each site)",
+        "sensor_depths_from": files.corrected_depths.name
+        if files.corrected_depths is not None
+        else "sensor_positions (the download has no swc_depthsV2.csv or swc_depths.csv)",
+        "sensor_periods_by_depth_source": dict(sensors.group_by("depth_source").len().sort("depth_source").iter_rows())
+        if sensors.height
+        else {},
         "files_read": roles["path"].n_unique(),
         "files_available": len(files.data),
         "sites_without_modality": no_sensor_sites,

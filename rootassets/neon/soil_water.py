@@ -35,6 +35,18 @@ SWC_COLUMNS = {  # the 30-minute table's published columns used here, with DuckD
     "VSWCFinalQF": "INTEGER",
 }
 POSITION_COLUMNS = ("HOR.VER", "sensorLocationID", "positionStartDateTime", "positionEndDateTime", "zOffset")
+# NEON's corrected sensor installation depths, added to the download package because sensor_positions reported
+# wrong depths (readme_swc_depths.txt); the V2 file supersedes the first.
+CORRECTED_DEPTH_FILES = ("swc_depthsV2.csv", "swc_depths.csv")
+CORRECTED_DEPTH_COLUMNS = (
+    "siteID",
+    "horizontalPosition.HOR",
+    "verticalPosition.VER",
+    "sensorDepth",
+    "startDateTime",
+    "endDateTime",
+)
+UTC_TIME = pl.Datetime("us", "UTC")
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class SoilWaterFiles:
     data: tuple[SensorFile, ...]
     positions: dict[str, Path]  # site -> newest sensor_positions file
     ignored: tuple[str, ...]  # other files in the folder (readme, other intervals), by name
+    corrected_depths: Path | None = None  # NEON's swc_depthsV2.csv (else swc_depths.csv), when the package has it
 
     @property
     def sites(self) -> list[str]:
@@ -68,6 +81,8 @@ class SoilWaterFiles:
             digest.update(f"{f.path.name}:{f.size_bytes}".encode())
         for site, path in sorted(self.positions.items()):
             digest.update(f"{site}:{path.name}:{path.stat().st_size}".encode())
+        if self.corrected_depths is not None:
+            digest.update(f"{self.corrected_depths.name}:{self.corrected_depths.stat().st_size}".encode())
         return digest.hexdigest()[:24]
 
     def sensor_files(self) -> pl.DataFrame:
@@ -114,7 +129,11 @@ def discover(folder: Path | None) -> SoilWaterFiles:
     if folder is None:
         return SoilWaterFiles(None, (), {}, ())
     data, positions, ignored = [], {}, []
+    corrected: dict[str, Path] = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.name in CORRECTED_DEPTH_FILES:
+            corrected.setdefault(path.name, path)  # every package carries the same file: the first is enough
+            continue
         sensor = parse_sensor_file_name(path.name)
         if sensor is not None and sensor.product == SOIL_WATER_PRODUCT and sensor.table == SWC_TABLE:
             data.append(
@@ -130,11 +149,14 @@ def discover(folder: Path | None) -> SoilWaterFiles:
                 positions[named.site] = path
             continue
         ignored.append(path.name)
-    return SoilWaterFiles(folder, tuple(data), positions, tuple(ignored))
+    depths = next((corrected[name] for name in CORRECTED_DEPTH_FILES if name in corrected), None)
+    return SoilWaterFiles(folder, tuple(data), positions, tuple(ignored), depths)
 
 
 def read_sensor_positions(files: SoilWaterFiles) -> pl.DataFrame:
-    """One row per site, HOR and VER: the sensor's depth in cm (from `zOffset`, m, negative down).
+    """One row per site, HOR, VER and position period: the sensor's depth in cm (from `zOffset`, m, negative
+    down) from `positionStartDateTime` to `positionEndDateTime` (empty: still there). A sensor that was moved
+    has a row per period, each depth valid for its own period only.
 
     A position file without the needed columns is refused naming the file and
     column; a row with an unusable depth is refused naming the file and row.
@@ -158,8 +180,6 @@ def read_sensor_positions(files: SoilWaterFiles) -> pl.DataFrame:
         if bad.height:
             row = bad.row(0, named=True)
             raise NeonDataError(f"{path.name}: row {row['source_row']}: field HOR.VER or zOffset is not usable")
-        # A sensor moved during the record has several rows: keep its current (last started) position.
-        rows = rows.sort("position_start").unique(["hor", "ver"], keep="last")
         frames.append(
             rows.with_columns((-100.0 * pl.col("z_offset_m")).alias("depth_cm"), pl.lit(path.name).alias("file_name"))
         )
@@ -178,6 +198,54 @@ def read_sensor_positions(files: SoilWaterFiles) -> pl.DataFrame:
             }
         )
     return pl.concat(frames).drop("source_row").sort("site_id", "hor", "ver")
+
+
+def read_corrected_depths(path: Path) -> pl.DataFrame:
+    """NEON's corrected installation depths (`swc_depthsV2.csv` or `swc_depths.csv`): one row per site, HOR,
+    VER and period, with the depth in cm (`sensorDepth`, m, negative below the surface) valid from
+    `startDateTime` to `endDateTime` (NA: still there). `sensorDepth` NA means NEON gives no depth for that
+    sensor and period: the row is kept with no depth, and the sensor is not used then. A file without the
+    needed columns, or a row whose site, position or times cannot be read, is refused naming file, row and
+    field."""
+    raw = pl.read_csv(path, infer_schema=False, null_values=["NA", ""])
+    missing = [c for c in CORRECTED_DEPTH_COLUMNS if c not in raw.columns]
+    if missing:
+        raise NeonDataError(f"{path.name}: missing column(s) {', '.join(missing)}")
+    rows = raw.with_row_index("source_row", offset=2).select(
+        "source_row",
+        pl.col("siteID").alias("site_id"),
+        pl.col("horizontalPosition.HOR").alias("hor"),
+        pl.col("verticalPosition.VER").alias("ver"),
+        pl.col("sensorDepth").alias("sensor_depth_text"),
+        (-100.0 * pl.col("sensorDepth").cast(pl.Float64, strict=False)).alias("depth_cm"),
+        pl.col("startDateTime").alias("start_text"),
+        pl.col("endDateTime").alias("end_text"),
+        pl.col("startDateTime")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%SZ", strict=False, time_zone="UTC")
+        .alias("valid_from"),
+        pl.col("endDateTime").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", strict=False, time_zone="UTC").alias("valid_to"),
+    )
+    problems = (
+        (pl.col("site_id").is_null() | ~pl.col("site_id").str.contains(r"^[A-Z]{4}$"), "siteID"),
+        (pl.col("hor").is_null() | ~pl.col("hor").str.contains(r"^[0-9]{3}$"), "horizontalPosition.HOR"),
+        (pl.col("ver").is_null() | ~pl.col("ver").str.contains(r"^[0-9]{3}$"), "verticalPosition.VER"),
+        (pl.col("sensor_depth_text").is_not_null() & pl.col("depth_cm").is_null(), "sensorDepth"),
+        (pl.col("valid_from").is_null(), "startDateTime"),
+        (pl.col("end_text").is_not_null() & pl.col("valid_to").is_null(), "endDateTime"),
+    )
+    for bad, field_name in problems:
+        wrong = rows.filter(bad)
+        if wrong.height:
+            row = wrong.row(0, named=True)
+            raise NeonDataError(f"{path.name}: row {row['source_row']}, field {field_name}: value is not usable")
+    return rows.select(
+        "site_id", "hor", "ver", "depth_cm", pl.col("valid_from").cast(UTC_TIME), pl.col("valid_to").cast(UTC_TIME)
+    ).with_columns(pl.lit(path.name).alias("depth_source"))
+
+
+def corrected_depths(files: SoilWaterFiles) -> pl.DataFrame | None:
+    """NEON's corrected depths when the download has them (`read_corrected_depths`), else None."""
+    return read_corrected_depths(files.corrected_depths) if files.corrected_depths is not None else None
 
 
 NEEDED = ("startDateTime", "VSWCMean", "VSWCFinalQF")

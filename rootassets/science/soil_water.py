@@ -2,9 +2,14 @@
 
 Y(D) at a time step is the site's volumetric soil water content at depth D:
 at each horizontal sensor position, the sensor (vertical level) whose depth
-is nearest D, and the mean over positions of their valid 30-minute means
-(`VSWCFinalQF == 0`). phi(t) = Y(D2, t) / Y(D1, t). The surface value is the
-shallowest sensor of each position, averaged the same way.
+at that time is nearest D, and the mean over positions of their valid
+30-minute means (`VSWCFinalQF == 0`). phi(t) = Y(D2, t) / Y(D1, t). The
+surface value is the shallowest sensor of each position, averaged the same way.
+
+Sensor depths are valid over periods: NEON's corrected installation depths
+(`swc_depthsV2.csv`) where the download has them for a site, else the periods
+of `sensor_positions`. A sensor that was moved has each depth for its own
+period only, so the sensor chosen for a role can change at the move.
 
 The aggregation itself runs in DuckDB over tens of millions of rows, so this
 module holds the rules as pure functions: the sensor choice (polars, per
@@ -19,17 +24,104 @@ import polars as pl
 
 ROLES = ("d1", "d2", "surface")
 STATISTICS = ("mean", "median", "min", "max", "sd", "cv", "q25", "q75", "iqr")
+UTC_TIME = pl.Datetime("us", "UTC")
+PERIOD_SCHEMA = {
+    "site_id": pl.String,
+    "hor": pl.String,
+    "ver": pl.String,
+    "depth_cm": pl.Float64,
+    "valid_from": UTC_TIME,
+    "valid_to": UTC_TIME,
+    "depth_source": pl.String,
+}
+SENSOR_SCHEMA = {
+    "site_id": pl.String,
+    "hor": pl.String,
+    "role": pl.String,
+    "ver": pl.String,
+    "depth_cm": pl.Float64,
+    "target_cm": pl.Float64,
+    "distance_cm": pl.Float64,
+    "valid_from": UTC_TIME,
+    "valid_to": UTC_TIME,
+    "depth_source": pl.String,
+}
+
+
+def depth_periods(positions: pl.DataFrame, corrected: pl.DataFrame | None) -> pl.DataFrame:
+    """Each sensor's depth periods: NEON's corrected depths for the sites they cover, else `sensor_positions`.
+
+    `positions`: site_id, hor, ver, depth_cm, position_start, position_end (text, as published) and file_name.
+    `corrected`: site_id, hor, ver, depth_cm, valid_from, valid_to, depth_source (`read_corrected_depths`).
+    Both ends of a period are inclusive (NEON ends a period at 23:59:59); an empty end means still there.
+    """
+    parse = {"format": "%Y-%m-%dT%H:%M:%SZ", "strict": False, "time_zone": "UTC"}
+    from_positions = positions.select(
+        "site_id",
+        "hor",
+        "ver",
+        "depth_cm",
+        pl.col("position_start").str.to_datetime(**parse).cast(UTC_TIME).alias("valid_from"),
+        pl.col("position_end").str.to_datetime(**parse).cast(UTC_TIME).alias("valid_to"),
+        pl.concat_str(pl.lit("sensor_positions ("), "file_name", pl.lit(")")).alias("depth_source"),
+    )
+    if corrected is None or corrected.is_empty():
+        return from_positions.select(list(PERIOD_SCHEMA)).cast(PERIOD_SCHEMA)
+    covered = corrected["site_id"].unique()
+    return (
+        pl.concat(
+            [
+                corrected.select(list(PERIOD_SCHEMA)).cast(PERIOD_SCHEMA),
+                from_positions.filter(~pl.col("site_id").is_in(covered.implode())).cast(PERIOD_SCHEMA),
+            ]
+        )
+        .sort("site_id", "hor", "ver", "valid_from", nulls_last=False)
+        .select(list(PERIOD_SCHEMA))
+    )
+
+
+def _segments(periods: pl.DataFrame) -> pl.DataFrame:
+    """Cut each (site, position)'s time line at every period boundary: site_id, hor, seg_from, seg_to, with the
+    sensors (and depths) in place over each segment."""
+    bounds = pl.concat(
+        [
+            periods.select("site_id", "hor", pl.col("valid_from").alias("t")),
+            periods.filter(pl.col("valid_to").is_not_null()).select(
+                "site_id", "hor", (pl.col("valid_to") + pl.duration(seconds=1)).alias("t")
+            ),
+        ]
+    ).unique()
+    cuts = bounds.sort("site_id", "hor", "t", nulls_last=False).with_columns(
+        (pl.col("t").shift(-1).over("site_id", "hor") - pl.duration(seconds=1)).alias("seg_to")
+    )
+    cuts = cuts.rename({"t": "seg_from"})
+    # an empty start is the beginning of time, an empty end the end of it
+    seg_from, valid_from, valid_to = pl.col("seg_from"), pl.col("valid_from"), pl.col("valid_to")
+    started = valid_from.is_null() | (seg_from.is_not_null() & (valid_from <= seg_from))
+    not_ended = valid_to.is_null() | seg_from.is_null() | (seg_from <= valid_to)
+    return cuts.join(periods, on=["site_id", "hor"], how="inner").filter(
+        started & not_ended & pl.col("depth_cm").is_not_null()
+    )
 
 
 def choose_sensors(positions: pl.DataFrame, depths: pl.DataFrame) -> pl.DataFrame:
-    """Per site, position and role: the chosen sensor.
+    """Per site, position, role and period: the chosen sensor.
 
-    `positions`: site_id, hor, ver, depth_cm. `depths`: site_id, d1_cm, d2_cm.
-    Roles d1 and d2 take the sensor nearest that depth (the shallower on a
-    tie); the surface role takes the shallowest sensor. Sites missing from
-    `depths` get no rows.
+    `positions`: site_id, hor, ver, depth_cm, and optionally valid_from, valid_to and depth_source (the
+    periods of `depth_periods`; without them each depth holds for all time). `depths`: site_id, d1_cm, d2_cm.
+    Over each stretch of time in which no sensor of the position moves, roles d1 and d2 take the sensor whose
+    depth is nearest that depth (the shallower on a tie) and the surface role the shallowest; a sensor with
+    no depth then is not a candidate. Consecutive stretches with the same choice are one row (valid_from,
+    valid_to inclusive; empty: open). Sites missing from `depths` get no rows.
     """
-    located = positions.join(depths, on="site_id", how="inner")
+    periods = positions
+    for column, dtype in (("valid_from", UTC_TIME), ("valid_to", UTC_TIME), ("depth_source", pl.String)):
+        if column not in periods.columns:
+            periods = periods.with_columns(pl.lit(None, dtype).alias(column))
+    periods = periods.select(list(PERIOD_SCHEMA)).cast(PERIOD_SCHEMA).join(depths.select("site_id"), on="site_id")
+    if periods.is_empty():
+        return pl.DataFrame(schema=SENSOR_SCHEMA)
+    located = _segments(periods).join(depths, on="site_id", how="inner")
     chosen = []
     for role, target in (("d1", pl.col("d1_cm")), ("d2", pl.col("d2_cm")), ("surface", pl.lit(0.0))):
         ranked = located.with_columns(
@@ -38,42 +130,57 @@ def choose_sensors(positions: pl.DataFrame, depths: pl.DataFrame) -> pl.DataFram
             (pl.col("depth_cm") - target).abs().alias("distance_cm"),
         )
         chosen.append(
-            ranked.sort("site_id", "hor", "distance_cm", "depth_cm")
-            .group_by("site_id", "hor", maintain_order=True)
+            ranked.sort("site_id", "hor", "seg_from", "distance_cm", "depth_cm", "ver", nulls_last=False)
+            .group_by("site_id", "hor", "seg_from", maintain_order=True)
             .first()
         )
-    columns = ["site_id", "hor", "role", "ver", "depth_cm", "target_cm", "distance_cm"]
-    if not chosen or located.is_empty():
-        return pl.DataFrame(
-            schema={
-                "site_id": pl.String,
-                "hor": pl.String,
-                "role": pl.String,
-                "ver": pl.String,
-                "depth_cm": pl.Float64,
-                "target_cm": pl.Float64,
-                "distance_cm": pl.Float64,
-            }
-        )
-    return pl.concat([c.select(columns) for c in chosen]).sort("site_id", "role", "hor")
+    picked = pl.concat(chosen).sort("site_id", "hor", "role", "seg_from", nulls_last=False)
+    same = ["site_id", "hor", "role", "ver", "depth_cm", "depth_source"]
+    runs = picked.with_columns(
+        pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1)) for c in same])
+        .fill_null(True)
+        .cum_sum()
+        .alias("run")
+    )
+    merged = runs.group_by("run", maintain_order=True).agg(
+        *[pl.col(c).first() for c in (*same, "target_cm", "distance_cm")],
+        pl.col("seg_from").first().alias("valid_from"),
+        pl.col("seg_to").last().alias("valid_to"),
+    )
+    return (
+        merged.select(list(SENSOR_SCHEMA))
+        .cast(SENSOR_SCHEMA)
+        .sort("site_id", "role", "hor", "valid_from", nulls_last=False)
+    )
+
+
+def sensor_choice(positions: pl.DataFrame, corrected: pl.DataFrame | None, depths: pl.DataFrame) -> pl.DataFrame:
+    """The sensors of every role and period (`choose_sensors`) on the depth periods of `depth_periods`."""
+    return choose_sensors(depth_periods(positions, corrected), depths)
 
 
 def file_roles(sensors: pl.DataFrame, sensor_files: pl.DataFrame) -> pl.DataFrame:
-    """site_id, role, path: every file of each chosen sensor (`sensor_files`: site_id, hor, ver, path)."""
-    return sensors.join(sensor_files, on=["site_id", "hor", "ver"], how="inner").select("site_id", "role", "path")
+    """site_id, role, path, valid_from, valid_to: every file of each chosen sensor, with the period in which it
+    holds the role (`sensor_files`: site_id, hor, ver, path)."""
+    return sensors.join(sensor_files, on=["site_id", "hor", "ver"], how="inner").select(
+        "site_id", "role", "path", "valid_from", "valid_to"
+    )
 
 
 def series_sql(observations: str, files_table: str) -> str:
     """SQL of the per-site, per-time-step table: Y at D1, D2 and the surface, and phi.
 
     `observations` is a relation with the 30-minute columns and `filename`;
-    `files_table` maps each chosen file (`path`) to its site_id and role.
+    `files_table` maps each chosen file (`path`) to its site_id and role over the period [valid_from,
+    valid_to] (inclusive; NULL: open) in which its sensor holds that role.
     """
     return f"""
         WITH by_role AS (
             SELECT f.site_id, o.startDateTime AS start_time, f.role,
                    avg(o.VSWCMean) AS swc, count(*) AS n_positions
             FROM {observations} AS o JOIN {files_table} AS f ON o.filename = f.path
+                AND (f.valid_from IS NULL OR o.startDateTime >= f.valid_from)
+                AND (f.valid_to IS NULL OR o.startDateTime <= f.valid_to)
             WHERE o.VSWCFinalQF = 0 AND o.VSWCMean IS NOT NULL AND isfinite(o.VSWCMean)
             GROUP BY ALL
         )

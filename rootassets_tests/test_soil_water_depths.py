@@ -1,0 +1,153 @@
+"""True soil-water sensor depths (issue 18 item 2): NEON's corrected installation depths win over
+sensor_positions, each depth holds only over its own period, and a moved sensor changes the answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from rootassets.neon.errors import NeonDataError
+from rootassets.neon.soil_water import discover, read_corrected_depths
+from rootassets.science.soil_water import choose_sensors, depth_periods, file_roles, series_sql
+from rootassets_tests.conftest import REPO
+
+SAMPLES = (REPO / ".." / "shared" / "neon-samples" / "soil-water").resolve()
+MOVE = datetime(2022, 6, 16, tzinfo=UTC)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def moved_sensor_periods() -> pl.DataFrame:
+    """One position: 501 at 6 cm, 503 at 56 cm, and 502 at 16 cm until 15 June 23:59:59, then at 90 cm."""
+    return pl.DataFrame(
+        {
+            "site_id": ["SITE"] * 4,
+            "hor": ["001"] * 4,
+            "ver": ["501", "502", "502", "503"],
+            "depth_cm": [6.0, 16.0, 90.0, 56.0],
+            "valid_from": [at("2010-01-01"), at("2010-01-01"), MOVE, at("2010-01-01")],
+            "valid_to": [None, MOVE - timedelta(seconds=1), None, None],
+            "depth_source": ["swc_depthsV2.csv"] * 4,
+        }
+    )
+
+
+def series(sensors: pl.DataFrame) -> pl.DataFrame:
+    """The per-step series of METHOD.md section 4 through the platform's own SQL, on four steps around the move
+    (each sensor reads its VER number / 1000, so which sensor answered is visible in the value)."""
+    steps = [MOVE - timedelta(days=1), MOVE - timedelta(minutes=30), MOVE, MOVE + timedelta(days=1)]
+    observations = pl.DataFrame(
+        [
+            {"startDateTime": t, "VSWCMean": int(ver) / 1000, "VSWCFinalQF": 0, "filename": f"{ver}.csv"}
+            for ver in ("501", "502", "503")
+            for t in steps
+        ]
+    )
+    files = pl.DataFrame({"site_id": ["SITE"] * 3, "hor": ["001"] * 3, "ver": ["501", "502", "503"]}).with_columns(
+        (pl.col("ver") + ".csv").alias("path")
+    )
+    con = duckdb.connect()
+    con.register("observations", observations)
+    con.register("roles", file_roles(sensors, files))
+    return con.sql(series_sql("observations", "roles") + " ORDER BY start_time").pl()
+
+
+DEPTHS = pl.DataFrame({"site_id": ["SITE"], "d1_cm": [15.0], "d2_cm": [85.0]})
+
+
+def test_a_moved_sensor_uses_each_depth_only_for_its_own_period() -> None:
+    sensors = choose_sensors(moved_sensor_periods(), DEPTHS)
+    d1 = sensors.filter(pl.col("role") == "d1").sort("valid_from")
+    assert d1.select("ver", "depth_cm").rows() == [("502", 16.0), ("501", 6.0)]
+    assert d1["valid_to"][0] == MOVE - timedelta(seconds=1) and d1["valid_from"][1] == MOVE
+    d2 = sensors.filter(pl.col("role") == "d2").sort("valid_from")
+    assert d2.select("ver", "depth_cm").rows() == [("503", 56.0), ("502", 90.0)]
+    assert sensors.filter(pl.col("role") == "surface").height == 1  # 501 throughout: one period
+
+    now = series(sensors)
+    assert now["swc_d1"].to_list() == [0.502, 0.502, 0.501, 0.501]
+    assert now["swc_d2"].to_list() == [0.503, 0.503, 0.502, 0.502]
+
+    # The old answer: every sensor at its current (last) depth for its whole history.
+    current = moved_sensor_periods().sort("valid_from").unique(["hor", "ver"], keep="last")
+    old = series(choose_sensors(current.drop("valid_from", "valid_to", "depth_source"), DEPTHS))
+    assert old["swc_d1"].to_list() == [0.501] * 4 and old["swc_d2"].to_list() == [0.502] * 4
+    assert now["phi"].to_list()[:2] != old["phi"].to_list()[:2]  # before the move, the old code read other sensors
+    assert now["phi"].to_list()[2:] == old["phi"].to_list()[2:]
+
+
+def test_a_sensor_without_a_depth_in_a_period_is_not_chosen_then() -> None:
+    periods = moved_sensor_periods().with_columns(
+        pl.when(pl.col("valid_from") == MOVE).then(None).otherwise(pl.col("depth_cm")).alias("depth_cm")
+    )
+    d2 = choose_sensors(periods, DEPTHS).filter(pl.col("role") == "d2").sort("valid_from")
+    assert d2.select("ver").to_series().to_list() == ["503"]  # 502 has no depth after the move: 503 throughout
+    assert d2["valid_from"][0] == at("2010-01-01") and d2["valid_to"][0] is None
+
+
+def positions(site: str, depth: float) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "site_id": [site],
+            "hor": ["001"],
+            "ver": ["501"],
+            "depth_cm": [depth],
+            "position_start": ["2012-01-01T00:00:00Z"],
+            "position_end": [None],
+            "file_name": [f"NEON.D01.{site}.DP1.00094.001.sensor_positions.20230101T000000Z.csv"],
+        },
+        schema_overrides={"position_end": pl.String},
+    )
+
+
+def test_corrected_depths_win_for_the_sites_they_cover_and_say_so() -> None:
+    corrected = read_corrected_depths(SAMPLES / "swc_depthsV2.csv")
+    periods = depth_periods(pl.concat([positions("BART", 99.0), positions("ZZZZ", 7.0)]), corrected)
+    bart = periods.filter((pl.col("site_id") == "BART") & (pl.col("hor") == "001") & (pl.col("ver") == "501"))
+    assert bart["depth_cm"].to_list() == [pytest.approx(6.0)] and bart["depth_source"].to_list() == ["swc_depthsV2.csv"]
+    zzzz = periods.filter(pl.col("site_id") == "ZZZZ")  # no corrected depths for this site: sensor_positions
+    assert zzzz["depth_cm"].to_list() == [7.0] and zzzz["depth_source"][0].startswith("sensor_positions (NEON.D01")
+    assert zzzz["valid_from"][0] == at("2012-01-01") and zzzz["valid_to"][0] is None
+
+
+def test_neons_real_corrected_depths_keep_every_period() -> None:
+    depths = read_corrected_depths(SAMPLES / "swc_depthsV2.csv")
+    assert depths.height == 2121  # every row of the file
+    moved = depths.filter((pl.col("site_id") == "DEJU") & (pl.col("hor") == "003") & (pl.col("ver") == "507"))
+    assert moved.sort("valid_from")["valid_to"].to_list() == [
+        at("2020-10-15T23:59:59"),
+        at("2021-06-03T23:59:59"),
+        None,
+    ]
+    sjer = depths.filter((pl.col("site_id") == "SJER") & (pl.col("hor") == "002") & (pl.col("ver") == "502"))
+    assert sjer["depth_cm"].to_list() == [pytest.approx(16.5)]  # -0.165 m
+
+
+def test_the_download_package_corrected_file_is_found_v2_first(tmp_path: Path) -> None:
+    folder = tmp_path / "RELEASE-2023" / "DP1.00094.001" / "pkg"
+    folder.mkdir(parents=True)
+    for name in ("swc_depths.csv", "swc_depthsV2.csv"):
+        (folder / name).write_bytes((SAMPLES / name).read_bytes())
+    found = discover(tmp_path / "RELEASE-2023" / "DP1.00094.001")
+    assert found.corrected_depths is not None and found.corrected_depths.name == "swc_depthsV2.csv"
+    assert "swc_depths.csv" not in found.ignored
+
+
+def test_a_bad_corrected_depths_row_is_refused_naming_row_and_field(tmp_path: Path) -> None:
+    lines = (SAMPLES / "swc_depthsV2.csv").read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[5] = "yesterday"  # startDateTime
+    lines[3] = ",".join(fields)
+    bad = tmp_path / "swc_depthsV2.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(NeonDataError, match=r"swc_depthsV2.csv: row 4, field startDateTime"):
+        read_corrected_depths(bad)
+    (tmp_path / "swc_depths.csv").write_text("siteID,sensorDepth\nBART,-0.06\n")
+    with pytest.raises(NeonDataError, match="swc_depths.csv: missing column"):
+        read_corrected_depths(tmp_path / "swc_depths.csv")
