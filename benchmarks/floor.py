@@ -26,20 +26,20 @@ from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, load_site_att
 from rootassets.neon.soil_water import (
     corrected_depths,
     discover,
-    read_csv_sql,
     read_sensor_positions,
     soil_water_folder,
 )
 from rootassets.neon.stacking import StackedTable, empty_table
-from rootassets.schemas import CONTRACTS, SQL_CONTRACTS
+from rootassets.schemas import CONTRACTS
 from rootassets.science.figure_specs import FIGURE_DPI, FIGURES, SITE_PAGE_READS, site_pages
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import GOOD_ROWS, Read, gather_inputs
 from rootassets.science.report import REPORT_READS, report_markdown
-from rootassets.science.soil_water import file_roles, labelled_statistics_sql, sensor_choice, series_sql
+from rootassets.science.soil_water import SoilWaterQuality, file_roles, sensor_choice
 from rootassets.science.steps import STEPS
 from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
-from rootassets.warehouse.quarantine import screen, screen_stacked, screened_frames, screened_queries
+from rootassets.warehouse.quarantine import screen, screen_stacked, screened_frames
+from rootassets.warehouse.soil_water import soil_water_queries
 from rootassets.warehouse.sqlmodels import discover_models
 from rootassets.warehouse.staging import write_queries
 
@@ -107,20 +107,8 @@ def soil_water_tables(w: FloorWarehouse, files, modality: pl.DataFrame, release:
     sensors = sensor_choice(positions, corrected_depths(files), depths.drop("modality"))
     sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
     roles = file_roles(sensors, files.sensor_files())
-    w.con.register("swc_file_roles", roles)
-    w.con.register("swc_depths", depths)
-    observations = read_csv_sql([Path(p) for p in sorted(set(roles["path"]))])
-    w.con.execute(f"CREATE OR REPLACE TEMP TABLE swc_series AS {series_sql(observations, 'swc_file_roles')}")
-    series, stats = "analysis.soil_water_phi_series", "analysis.soil_water_statistics"
-    write_queries(
-        w.con,
-        {
-            **screened_queries(series, "SELECT * FROM swc_series", SQL_CONTRACTS[series]),
-            **screened_queries(stats, labelled_statistics_sql("swc_series", "swc_depths"), SQL_CONTRACTS[stats]),
-        },
-        release,
-        None,
-    )
+    with soil_water_queries(w.con, roles, depths, SoilWaterQuality()) as queries:
+        write_queries(w.con, queries, release, None)
     w.publish("analysis", "soil_water_sensors", sensors, CONTRACTS["analysis.soil_water_sensors"], release)
 
 

@@ -561,6 +561,18 @@ SQL_CONTRACTS: dict[str, SqlContract] = {
             "phi_not_negative": ("phi", "phi IS NULL OR phi >= 0"),
         },
     ),
+    "analysis.soil_water_quality": SqlContract(
+        ("site_id", "role"),
+        {
+            "site_id_is_a_site": ("site_id", "regexp_full_match(site_id, '[A-Z]{4}')"),
+            "role_known": ("role", "role IN ('d1', 'd2', 'surface')"),
+            "counts_add_up": (
+                "n_observations",
+                "n_observations = n_dropped_flagged + n_dropped_missing + n_kept",
+            ),
+            "share_dropped_is_a_fraction": ("share_dropped", "share_dropped IS NULL OR share_dropped BETWEEN 0 AND 1"),
+        },
+    ),
     "analysis.soil_water_statistics": SqlContract(
         ("site_id", "variable"),
         {

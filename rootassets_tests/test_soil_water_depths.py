@@ -12,7 +12,14 @@ import pytest
 
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.soil_water import discover, read_corrected_depths
-from rootassets.science.soil_water import choose_sensors, depth_periods, file_roles, series_sql
+from rootassets.science.soil_water import (
+    SoilWaterQuality,
+    choose_sensors,
+    depth_periods,
+    file_roles,
+    series_sql,
+    sufficiency_sql,
+)
 from rootassets_tests.conftest import REPO
 
 SAMPLES = (REPO / ".." / "shared" / "neon-samples" / "soil-water").resolve()
@@ -151,3 +158,27 @@ def test_a_bad_corrected_depths_row_is_refused_naming_row_and_field(tmp_path: Pa
     (tmp_path / "swc_depths.csv").write_text("siteID,sensorDepth\nBART,-0.06\n")
     with pytest.raises(NeonDataError, match="swc_depths.csv: missing column"):
         read_corrected_depths(tmp_path / "swc_depths.csv")
+
+
+def test_a_site_with_too_little_data_is_reported_not_averaged_silently() -> None:
+    quality = pl.DataFrame(
+        {
+            "site_id": ["GOOD", "GOOD", "FEWW", "GAPS"],
+            "role": ["d1", "d2", "d1", "d1"],
+            "n_steps_reported": [1440, 1440, 200, 1440],
+            "n_steps_with_phi": [1000, 1000, 150, 400],
+        }
+    )
+    con = duckdb.connect()
+    con.register("quality", quality)
+    rules = SoilWaterQuality(min_steps=336, min_step_share=0.5)
+    verdict = dict(
+        (site, (ok, note))
+        for site, ok, note in con.sql(sufficiency_sql("quality", rules))
+        .pl()
+        .select("site_id", "sufficient_data", "data_note")
+        .iter_rows()
+    )
+    assert verdict["GOOD"] == (True, "")
+    assert verdict["FEWW"] == (False, "150 steps with phi, fewer than 336")
+    assert verdict["GAPS"] == (False, "phi at 400 of 1440 reported steps, under 0.5")

@@ -114,11 +114,26 @@ def test_sjer_statistics_equal_an_independent_computation(snapshot_settings: Set
         stats = con.sql("select * from analysis.soil_water_statistics where site_id = 'SJER' order by variable").pl()
         sensors = con.sql("select * from analysis.soil_water_sensors where site_id = 'SJER'").pl()
         positions = con.execute("select count(*) from raw.swc_sensor_positions where site_id = 'SJER'").fetchall()
+        quality = con.sql("select * from analysis.soil_water_quality where site_id = 'SJER' order by role").pl()
     assert positions == [(33,)]
     assert set(sensors["depth_source"]) == {"swc_depthsV2.csv"}
+    # every observation of the chosen sensors is accounted for: kept, or dropped with its reason
+    rows = month()
+    for role in quality.iter_rows(named=True):
+        chosen = sensors.filter(pl.col("role") == role["role"]).select("hor", "ver").rows()
+        theirs = rows.filter(
+            pl.struct("horizontalPosition", "verticalPosition").is_in(
+                [{"horizontalPosition": h, "verticalPosition": v} for h, v in chosen]
+            )
+        )
+        flagged = theirs.filter(pl.col("VSWCFinalQF") != 0).height
+        kept = theirs.filter((pl.col("VSWCFinalQF") == 0) & pl.col("VSWCMean").is_not_null()).height
+        assert (role["n_observations"], role["n_dropped_flagged"], role["n_kept"]) == (theirs.height, flagged, kept)
+        assert role["n_observations"] == role["n_dropped_flagged"] + role["n_dropped_missing"] + role["n_kept"]
     d1, d2 = stats["d1_cm"][0], stats["d2_cm"][0]
     expected = independent(d1, d2)
     assert stats["variable"].to_list() == ["phi", "surface_swc"]
+    assert stats["sufficient_data"].to_list() == [True, True] and stats["data_note"].to_list() == ["", ""]
     for row in stats.iter_rows(named=True):
         for name in STATISTICS:
             assert np.isclose(row[name], expected[row["variable"]][name], rtol=1e-9, atol=1e-12), (

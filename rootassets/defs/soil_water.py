@@ -8,7 +8,6 @@ snapshot has none), the tables are written empty and the metadata says so.
 
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import polars as pl
 from dagster import (
@@ -32,32 +31,32 @@ from rootassets.neon.identifiers import validate_release
 from rootassets.neon.soil_water import (
     corrected_depths,
     discover,
-    read_csv_sql,
     read_sensor_positions,
     soil_water_folder,
 )
-from rootassets.schemas import CONTRACTS, SQL_CONTRACTS
+from rootassets.schemas import CONTRACTS
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import GOOD_ROWS, module_version
 from rootassets.science.soil_water import (
     ROLES,
     STATISTICS,
+    SoilWaterQuality,
     file_roles,
-    labelled_statistics_sql,
     sensor_choice,
-    series_sql,
 )
-from rootassets.warehouse.quarantine import screen, screened_frames, screened_queries
+from rootassets.warehouse.quarantine import screen, screened_frames
+from rootassets.warehouse.soil_water import QUALITY_TABLE, SERIES_TABLE, STATS_TABLE, soil_water_queries
 
 SOIL_WATER_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
 
+QUALITY_RULES = SoilWaterQuality()  # defaults, recorded in the statistics' metadata
 MEMORY_LIMIT = "2GB"  # DuckDB spills to disk beyond this: memory stays bounded at any data size
 COMMON = dict(partitions_def=neon_release, pool="duckdb", code_version=SOIL_WATER_CODE_VERSION)
 
 POSITIONS, FILES = AssetKey(["raw", "swc_sensor_positions"]), AssetKey(["raw", "swc_files"])
 SENSORS = AssetKey(["analysis", "soil_water_sensors"])
-SERIES_TABLE, STATS_TABLE = "analysis.soil_water_phi_series", "analysis.soil_water_statistics"
 SERIES, STATS = AssetKey(SERIES_TABLE.split(".")), AssetKey(STATS_TABLE.split("."))
+QUALITY = AssetKey(QUALITY_TABLE.split("."))
 
 
 @multi_asset(
@@ -196,13 +195,24 @@ def swc_sources(
             "phi = swc_d2 / swc_d1. Aggregated inside DuckDB from the NEON files.",
         ),
         AssetSpec(
+            QUALITY,
+            group_name="soil_water",
+            kinds={"duckdb"},
+            deps=[FILES, SENSORS],
+            description="`analysis.soil_water_quality`: per site and role (d1, d2, surface), what the quality "
+            "rules kept: observations of the chosen sensors, dropped for a quality flag (VSWCFinalQF not 0) or a "
+            "missing value, kept, the share dropped, the steps reported and with a value, and the site's steps "
+            "with phi.",
+        ),
+        AssetSpec(
             STATS,
             group_name="soil_water",
             kinds={"duckdb"},
-            deps=[SERIES],
+            deps=[SERIES, QUALITY],
             description="`analysis.soil_water_statistics`: per site, the distribution of phi over time "
             "steps and of the surface sensor alone: mean, median, min, max, sd, cv, 25%, 75%, "
-            "IQR (METHOD.md section 4).",
+            "IQR (METHOD.md section 4), and whether they rest on enough data (`sufficient_data`, `data_note`: "
+            "a site with too few steps with phi is reported, not silently averaged with the others).",
         ),
     ],
     can_subset=True,
@@ -226,23 +236,18 @@ def soil_water_phi(
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"SET temp_directory = '{spill}'")
         con.execute("SET preserve_insertion_order = false")
-        con.register("swc_file_roles", roles)
-        con.register("swc_depths", depths)
-        statistics = labelled_statistics_sql("swc_series", "swc_depths")
-        observations = read_csv_sql([Path(p) for p in sorted(set(roles["path"]))])
-        con.execute(f"CREATE OR REPLACE TEMP TABLE swc_series AS {series_sql(observations, 'swc_file_roles')}")
-        queries = {
-            **screened_queries(SERIES_TABLE, "SELECT * FROM swc_series", SQL_CONTRACTS[SERIES_TABLE]),
-            **screened_queries(STATS_TABLE, statistics, SQL_CONTRACTS[STATS_TABLE]),
-        }
-        wanted = {"soil_water_phi_series": SERIES in selected, "soil_water_statistics": STATS in selected}
-        counts = warehouse.write_sql(con, {k: q for k, q in queries.items() if wanted[k[1]]}, release)
-        series_preview = con.sql("SELECT * FROM swc_series ORDER BY site_id, start_time LIMIT 10").pl()
-        stats = con.sql(f"SELECT * FROM ({statistics}) ORDER BY site_id, variable").pl()
-        steps = con.execute("SELECT count(*), count(phi) FROM swc_series").fetchall()[0]
-        con.execute("DROP TABLE swc_series")
-        con.unregister("swc_file_roles")
-        con.unregister("swc_depths")
+        with soil_water_queries(con, roles, depths, QUALITY_RULES) as queries:
+            statistics = queries[("analysis", "soil_water_statistics")]
+            wanted = {
+                "soil_water_phi_series": SERIES in selected,
+                "soil_water_quality": QUALITY in selected,
+                "soil_water_statistics": STATS in selected,
+            }
+            counts = warehouse.write_sql(con, {k: q for k, q in queries.items() if wanted[k[1]]}, release)
+            series_preview = con.sql("SELECT * FROM swc_series ORDER BY site_id, start_time LIMIT 10").pl()
+            stats = con.sql(f"SELECT * FROM ({statistics}) ORDER BY site_id, variable").pl()
+            quality = con.sql("SELECT * FROM swc_quality ORDER BY site_id, role").pl()
+            steps = con.execute("SELECT count(*), count(phi) FROM swc_series").fetchall()[0]
         con.execute("RESET memory_limit")
     stats = stats.with_columns(pl.lit(release).alias("release"))
     screened = screen(
@@ -287,9 +292,28 @@ def soil_water_phi(
                 **common,
             },
         )
-    if STATS in selected:
+    if QUALITY in selected:
         yield MaterializeResult(
-            asset_key=STATS, metadata={**table_metadata(stats, release), "statistics": list(STATISTICS), **common}
+            asset_key=QUALITY,
+            metadata={
+                **table_metadata(quality, release),
+                "dagster/row_count": counts[QUALITY_TABLE],
+                "rows_quarantined": counts["quarantine.soil_water_quality"],
+                "rule": "only VSWCFinalQF = 0 with a finite VSWCMean is used",
+                **common,
+            },
+        )
+    if STATS in selected:
+        insufficient = stats.filter(~pl.col("sufficient_data")) if stats.height else stats
+        yield MaterializeResult(
+            asset_key=STATS,
+            metadata={
+                **table_metadata(stats, release),
+                "statistics": list(STATISTICS),
+                "quality_rules": QUALITY_RULES.as_metadata(),
+                "sites_with_too_little_data": sorted(set(insufficient["site_id"].to_list())),
+                **common,
+            },
         )
 
 

@@ -19,11 +19,28 @@ NumPy reference of the statistics that the tests hold the SQL to.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import polars as pl
 
 ROLES = ("d1", "d2", "surface")
 STATISTICS = ("mean", "median", "min", "max", "sd", "cv", "q25", "q75", "iqr")
+
+
+@dataclass(frozen=True)
+class SoilWaterQuality:
+    """When a site's soil-water statistics rest on enough data: at least `min_steps` time steps with phi, and
+    phi at no fewer than `min_step_share` of the steps its sensors reported. A site below either is reported
+    (`sufficient_data = false`, with the reason), never silently averaged with the others."""
+
+    min_steps: int = 48 * 7  # a week of 30-minute steps
+    min_step_share: float = 0.5
+
+    def as_metadata(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
 UTC_TIME = pl.Datetime("us", "UTC")
 PERIOD_SCHEMA = {
     "site_id": pl.String,
@@ -167,23 +184,80 @@ def file_roles(sensors: pl.DataFrame, sensor_files: pl.DataFrame) -> pl.DataFram
     )
 
 
-def series_sql(observations: str, files_table: str) -> str:
-    """SQL of the per-site, per-time-step table: Y at D1, D2 and the surface, and phi.
-
-    `observations` is a relation with the 30-minute columns and `filename`;
-    `files_table` maps each chosen file (`path`) to its site_id and role over the period [valid_from,
-    valid_to] (inclusive; NULL: open) in which its sensor holds that role.
-    """
+def role_observations_sql(observations: str, files_table: str) -> str:
+    """Every 30-minute observation of a chosen sensor while it holds its role: site_id, role, start_time,
+    VSWCMean, VSWCFinalQF, and `kept` (QF = 0 and a finite value: the only ones METHOD.md's phi uses)."""
     return f"""
-        WITH by_role AS (
-            SELECT f.site_id, o.startDateTime AS start_time, f.role,
-                   avg(o.VSWCMean) AS swc, count(*) AS n_positions
-            FROM {observations} AS o JOIN {files_table} AS f ON o.filename = f.path
-                AND (f.valid_from IS NULL OR o.startDateTime >= f.valid_from)
-                AND (f.valid_to IS NULL OR o.startDateTime <= f.valid_to)
-            WHERE o.VSWCFinalQF = 0 AND o.VSWCMean IS NOT NULL AND isfinite(o.VSWCMean)
-            GROUP BY ALL
+        SELECT f.site_id, f.role, o.startDateTime AS start_time, o.VSWCMean, o.VSWCFinalQF,
+               coalesce(o.VSWCFinalQF = 0 AND o.VSWCMean IS NOT NULL AND isfinite(o.VSWCMean), false) AS kept
+        FROM {observations} AS o JOIN {files_table} AS f ON o.filename = f.path
+            AND (f.valid_from IS NULL OR o.startDateTime >= f.valid_from)
+            AND (f.valid_to IS NULL OR o.startDateTime <= f.valid_to)
+    """
+
+
+def steps_sql(observations: str, files_table: str) -> str:
+    """Per site, role and 30-minute step: the mean of the kept values over positions (`swc`), how many
+    positions gave one, and how many observations the quality rules dropped (flagged, missing). One pass over
+    the files feeds both the series and the quality accounting."""
+    return f"""
+        SELECT site_id, role, start_time,
+               avg(VSWCMean) FILTER (WHERE kept) AS swc,
+               count(*) FILTER (WHERE kept) AS n_positions,
+               count(*) AS n_observations,
+               count(*) FILTER (WHERE VSWCFinalQF IS DISTINCT FROM 0) AS n_dropped_flagged,
+               count(*) FILTER (WHERE VSWCFinalQF = 0 AND NOT kept) AS n_dropped_missing
+        FROM ({role_observations_sql(observations, files_table)})
+        GROUP BY site_id, role, start_time
+    """
+
+
+def quality_sql(steps: str, series: str) -> str:
+    """Per site and role, what the quality rules kept (`steps`: `steps_sql`): observations of the chosen
+    sensors, those dropped for a quality flag (`VSWCFinalQF` not 0) and for a missing value, those kept, the
+    steps reported and the steps with a value; with, per site, the steps with phi (`series`)."""
+    return f"""
+        WITH roles AS (
+            SELECT site_id, role, sum(n_observations) AS n_observations,
+                   sum(n_dropped_flagged) AS n_dropped_flagged, sum(n_dropped_missing) AS n_dropped_missing,
+                   sum(n_positions) AS n_kept, count(*) AS n_steps_reported,
+                   count(*) FILTER (WHERE n_positions > 0) AS n_steps_with_value
+            FROM {steps} GROUP BY site_id, role
+        ), phi AS (
+            SELECT site_id, count(phi) FILTER (WHERE isfinite(phi)) AS n_steps_with_phi FROM {series} GROUP BY site_id
         )
+        SELECT r.*, (r.n_dropped_flagged + r.n_dropped_missing) / nullif(r.n_observations, 0) AS share_dropped,
+               coalesce(p.n_steps_with_phi, 0) AS n_steps_with_phi
+        FROM roles AS r LEFT JOIN phi AS p USING (site_id)
+    """
+
+
+def sufficiency_sql(quality: str, params: SoilWaterQuality) -> str:
+    """Per site: whether its statistics rest on enough data (`SoilWaterQuality`), and why not."""
+    return f"""
+        SELECT site_id,
+               coalesce(max(n_steps_with_phi), 0) AS n_steps_with_phi,
+               max(n_steps_reported) AS n_steps_reported,
+               coalesce(max(n_steps_with_phi), 0) >= {int(params.min_steps)}
+                 AND coalesce(max(n_steps_with_phi), 0) >= {float(params.min_step_share)} * max(n_steps_reported)
+                 AS sufficient_data,
+               CASE
+                 WHEN coalesce(max(n_steps_with_phi), 0) < {int(params.min_steps)}
+                   THEN format('{{}} steps with phi, fewer than {int(params.min_steps)}',
+                               coalesce(max(n_steps_with_phi), 0))
+                 WHEN coalesce(max(n_steps_with_phi), 0) < {float(params.min_step_share)} * max(n_steps_reported)
+                   THEN format('phi at {{}} of {{}} reported steps, under {float(params.min_step_share):g}',
+                               coalesce(max(n_steps_with_phi), 0), max(n_steps_reported))
+                 ELSE ''
+               END AS data_note
+        FROM {quality} GROUP BY site_id
+    """
+
+
+def series_from_steps_sql(steps: str) -> str:
+    """SQL of the per-site, per-time-step table from `steps` (`steps_sql`): Y at D1, D2 and the surface (the
+    mean over positions of kept values), and phi = Y(D2) / Y(D1)."""
+    return f"""
         SELECT site_id, start_time,
                max(swc) FILTER (WHERE role = 'd1') AS swc_d1,
                max(swc) FILTER (WHERE role = 'd2') AS swc_d2,
@@ -191,9 +265,20 @@ def series_sql(observations: str, files_table: str) -> str:
                max(n_positions) FILTER (WHERE role = 'd1') AS n_positions_d1,
                max(n_positions) FILTER (WHERE role = 'd2') AS n_positions_d2,
                swc_d2 / nullif(swc_d1, 0) AS phi
-        FROM by_role
+        FROM {steps}
+        WHERE n_positions > 0
         GROUP BY site_id, start_time
     """
+
+
+def series_sql(observations: str, files_table: str) -> str:
+    """SQL of the per-site, per-time-step table: Y at D1, D2 and the surface, and phi.
+
+    `observations` is a relation with the 30-minute columns and `filename`;
+    `files_table` maps each chosen file (`path`) to its site_id and role over the period [valid_from,
+    valid_to] (inclusive; NULL: open) in which its sensor holds that role.
+    """
+    return series_from_steps_sql(f"({steps_sql(observations, files_table)})")
 
 
 def statistics_sql(series: str) -> str:
@@ -211,11 +296,18 @@ def statistics_sql(series: str) -> str:
     return " UNION ALL ".join(parts)
 
 
-def labelled_statistics_sql(series: str, depths: str) -> str:
-    """`statistics_sql` with each site's modality, d1_cm and d2_cm from the relation `depths`."""
+def labelled_statistics_sql(series: str, depths: str, sufficiency: str | None = None) -> str:
+    """`statistics_sql` with each site's modality, d1_cm and d2_cm from the relation `depths`, and, given the
+    relation `sufficiency` (`sufficiency_sql`), whether the site has enough data and why not."""
+    if sufficiency is None:
+        return (
+            f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm FROM ({statistics_sql(series)}) AS s "
+            f"LEFT JOIN {depths} AS d USING (site_id)"
+        )
     return (
-        f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm FROM ({statistics_sql(series)}) AS s "
-        f"LEFT JOIN {depths} AS d USING (site_id)"
+        f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm, coalesce(q.sufficient_data, false) AS sufficient_data, "
+        f"coalesce(q.data_note, 'no quality accounting') AS data_note FROM ({statistics_sql(series)}) AS s "
+        f"LEFT JOIN {depths} AS d USING (site_id) LEFT JOIN {sufficiency} AS q USING (site_id)"
     )
 
 
