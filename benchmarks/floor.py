@@ -82,8 +82,8 @@ def screen_raw(table: str, stacked: StackedTable, release: str, published: bool 
 
 
 def run_ready_steps(w: FloorWarehouse, done: set[str], release: str) -> None:
-    """Run every registry step whose tables are all written, in the registry's order, until none is left
-    (the assets run the same steps, through `rootassets.defs.steps`)."""
+    """Run, in the registry's order, every registry step not yet run whose input tables are all written (the
+    assets run the same steps, through `rootassets.defs.steps`)."""
     for step in STEPS:
         if set(step.writes) <= done or not {r.table for r in step.reads} <= done:
             continue
@@ -148,10 +148,12 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     step("raw")
 
     done = {table for table in ALL_RAW}
-    run_ready_steps(w, done, release)  # every registry step, in the registry's order
+    run_ready_steps(w, done, release)  # every registry step whose inputs exist, in the registry's order
     step("steps")
     modality = w.read("analysis", "site_modality", release)
     soil_water_tables(w, files, modality, release)
+    done |= {f"analysis.{t}" for t in ("soil_water_phi_series", "soil_water_quality", "soil_water_statistics")}
+    run_ready_steps(w, done, release)  # the steps that read soil water (the group tests) and what follows them
     step("analysis")
 
     figures = home / "figures" / release

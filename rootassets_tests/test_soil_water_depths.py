@@ -182,3 +182,28 @@ def test_a_site_with_too_little_data_is_reported_not_averaged_silently() -> None
     assert verdict["GOOD"] == (True, "")
     assert verdict["FEWW"] == (False, "150 steps with phi, fewer than 336")
     assert verdict["GAPS"] == (False, "phi at 400 of 1440 reported steps, under 0.5")
+
+
+def test_soil_water_phi_is_a_group_test_without_the_sites_with_too_little_data() -> None:
+    from rootassets.science.group_tests import GroupTestParameters, group_test_table, soil_water_test, two_group_test
+
+    stats = pl.DataFrame(
+        {
+            "site_id": ["AAAA", "BBBB", "CCCC", "DDDD", "EEEE", "FFFF"],
+            "variable": ["phi"] * 6,
+            "mean": [2.0, 2.5, 0.5, 0.6, 0.7, 0.1],
+            "modality": ["bimodal", "bimodal", "unimodal", "unimodal", "unimodal", "unimodal"],
+            "sufficient_data": [True, True, True, True, True, False],
+        }
+    )
+    params = GroupTestParameters()
+    row = soil_water_test(stats, params)
+    same = two_group_test([2.0, 2.5], [0.5, 0.6, 0.7], params, ["AAAA", "BBBB"], ["CCCC", "DDDD", "EEEE"])
+    assert (row["test"], row["p_value"], row["n_unimodal"]) == (same.test, same.p_value, 3)
+    assert row["detail"].endswith("left out for too little data: FFFF")
+    empty = soil_water_test(stats.clear(), params)
+    assert empty["test"] == "none" and "no soil-water statistics for this release" in empty["detail"]
+    factors = pl.DataFrame({"site_id": ["AAAA"], "modality": ["bimodal"], "land_cover": ["forest"]})
+    phi = pl.DataFrame(schema={"site_id": pl.String, "property": pl.String, "method": pl.String, "phi": pl.Float64})
+    table = group_test_table(factors, phi.with_columns(pl.lit(None, pl.String).alias("modality")), params, stats)
+    assert table.filter(pl.col("name") == "soil_water_phi_mean")["p_value"].item() == same.p_value

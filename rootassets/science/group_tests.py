@@ -149,9 +149,42 @@ def growth_form(land_cover: str | None) -> str | None:
     }.get(land_cover or "")
 
 
-def group_test_table(factors: pl.DataFrame, phi_table: pl.DataFrame, params: GroupTestParameters) -> pl.DataFrame:
-    """Section 6 for every continuous factor and phi (two-group tests) and for land cover and growth form
-    (chi-square with a Monte Carlo p)."""
+def soil_water_test(statistics: pl.DataFrame | None, params: GroupTestParameters) -> dict[str, object]:
+    """Soil-water phi by modality (METHOD.md sections 4 and 6): each site's mean phi over its 30-minute steps,
+    bimodal vs unimodal, as the other two-group tests; sites whose statistics rest on too little data
+    (`sufficient_data` false) are left out and named."""
+    stats = statistics if statistics is not None else pl.DataFrame(schema={"site_id": pl.String})
+    if "variable" in stats.columns:
+        stats = stats.filter((pl.col("variable") == "phi") & pl.col("modality").is_not_null())
+    else:
+        stats = stats.with_columns(pl.lit(None, pl.String).alias("modality"), pl.lit(None, pl.Float64).alias("mean"))
+    short = stats.filter(~pl.col("sufficient_data")) if "sufficient_data" in stats.columns else stats.clear()
+    usable = stats.join(short.select("site_id"), on="site_id", how="anti")
+    groups = [usable.filter(pl.col("modality") == m) for m in ("bimodal", "unimodal")]
+    test = two_group_test(
+        groups[0]["mean"].to_numpy(),
+        groups[1]["mean"].to_numpy(),
+        params,
+        groups[0]["site_id"].to_list(),
+        groups[1]["site_id"].to_list(),
+    )
+    notes = []
+    if stats.is_empty():
+        notes.append("no soil-water statistics for this release")
+    if short.height:
+        notes.append(f"left out for too little data: {', '.join(sorted(short['site_id'].to_list()))}")
+    detail = "; ".join([test.detail, *notes]) if notes else test.detail
+    return {"name": "soil_water_phi_mean", **{**test.__dict__, "detail": detail}}
+
+
+def group_test_table(
+    factors: pl.DataFrame,
+    phi_table: pl.DataFrame,
+    params: GroupTestParameters,
+    soil_water: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Section 6 for every continuous factor, phi (two-group tests) and soil-water phi (`soil_water`: the
+    soil-water statistics, when given) and for land cover and growth form (chi-square with a Monte Carlo p)."""
     from rootassets.science.classifier import BIMODAL, UNIMODAL
     from rootassets.science.site_factors import MEASURED_BIOMASS, NEON_FACTORS
 
@@ -171,6 +204,8 @@ def group_test_table(factors: pl.DataFrame, phi_table: pl.DataFrame, params: Gro
     for (prop, method), g in phi_table.group_by("property", "method", maintain_order=True):
         a, b, sites_a, sites_b = groups(g, "phi")
         rows.append({"name": f"phi_{prop}_{method}", **two_group_test(a, b, params, sites_a, sites_b).__dict__})
+    if soil_water is not None:
+        rows.append(soil_water_test(soil_water, params))
     labelled = factors.filter(pl.col("land_cover").is_not_null())
     for name, categories in (
         ("land_cover", labelled["land_cover"].to_list()),

@@ -249,8 +249,10 @@ def compute_phi(inputs: Frames, params: PhiParameters) -> StepResult:
 def compute_group_tests(inputs: Frames, params: GroupTestParameters) -> StepResult:
     """`analysis.group_tests`: bimodal vs unimodal sites. Continuous factors and phi: log10, F test of equal
     variances, then Student's or Welch's t. Modality vs land cover and vs growth form: Pearson chi-square
-    with a Monte Carlo p from 2000 tables with the observed margins (METHOD.md section 6)."""
-    return StepResult({"group_tests": group_test_table(inputs["site_factors"], inputs["phi"], params)})
+    with a Monte Carlo p from 2000 tables with the observed margins (METHOD.md section 6). Soil-water phi (each
+    site's mean over its 30-minute steps; sites with too little data left out and named) is one more row."""
+    table = group_test_table(inputs["site_factors"], inputs["phi"], params, inputs["soil_water_statistics"])
+    return StepResult({"group_tests": table})
 
 
 def compute_nutrients(inputs: Frames, params: NutrientParameters) -> StepResult:
@@ -637,7 +639,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "group_tests",
         compute_group_tests,
-        (Read("analysis.site_factors"), Read("analysis.phi")),
+        (Read("analysis.site_factors"), Read("analysis.phi"), Read("analysis.soil_water_statistics")),
         ("analysis.group_tests",),
         GroupTestParameters,
         kinds=frozenset({"duckdb", "scipy"}),
