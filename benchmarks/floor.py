@@ -163,6 +163,7 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     for spec in FIGURES:
         fig = spec.draw(w.inputs(spec.reads, release))
         fig.savefig(figures / f"{spec.name}.png", dpi=FIGURE_DPI)
+        fig.savefig(figures / f"{spec.name}.svg")
         plt.close(fig)
     reports = home / "reports" / release
     reports.mkdir(parents=True, exist_ok=True)

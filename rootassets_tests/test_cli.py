@@ -195,6 +195,13 @@ def test_figures_model_and_report_are_written(home: dict[str, str]) -> None:
 
     assert [f.stem for f in figures] == sorted(spec.name for spec in FIGURES)
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 10_000 for f in figures)
+    vectors = sorted((root / "figures" / RELEASE).glob("*.svg"))
+    assert [f.stem for f in vectors] == [f.stem for f in figures]  # each figure also as SVG
+    assert all(b"<svg" in f.read_bytes()[:2000] for f in vectors)
+    from PIL import Image
+
+    with Image.open(figures[0]) as image:
+        assert round(image.info["dpi"][0]) == 300
     assert (root / "models" / RELEASE / "modality_forest.joblib").stat().st_size > 0
     report = (root / "reports" / RELEASE / "report.md").read_text()
     assert "## Group tests" in report and "figure_1_root_profiles.png" in report

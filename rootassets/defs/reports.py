@@ -8,7 +8,14 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, WarehouseResource
 from rootassets.neon.identifiers import validate_release
-from rootassets.science.figure_specs import FIGURE_DPI, FIGURES, SITE_PAGE_READS, FigureSpec, site_pages
+from rootassets.science.figure_specs import (
+    FIGURE_DPI,
+    FIGURES,
+    PREVIEW_DPI,
+    SITE_PAGE_READS,
+    FigureSpec,
+    site_pages,
+)
 from rootassets.science.registry import module_version
 from rootassets.science.report import REPORT_READS, report_markdown
 
@@ -23,16 +30,28 @@ COMMON = dict(
 
 
 def save_figure(fig: "Figure", artifacts: ArtifactStore, release: str, name: str) -> MaterializeResult:
-    """Write the PNG under figures/<release>/ and show it in the UI as markdown metadata."""
+    """Write the figure under figures/<release>/ as a 300 dpi PNG and an SVG, and show a small preview in the
+    UI as markdown metadata."""
+    import io
+
     import matplotlib.pyplot as plt
 
-    path = artifacts.folder("figures", release) / f"{name}.png"
+    folder = artifacts.folder("figures", release)
+    path, vector = folder / f"{name}.png", folder / f"{name}.svg"
     fig.savefig(path, dpi=FIGURE_DPI)
+    fig.savefig(vector)
     plt.close(fig)
-    encoded = base64.b64encode(path.read_bytes()).decode()
+    from PIL import Image  # matplotlib's own dependency: shrinking the PNG costs far less than drawing again
+
+    preview = io.BytesIO()
+    with Image.open(path) as image:
+        image.reduce(max(1, round(FIGURE_DPI / PREVIEW_DPI))).save(preview, format="PNG", optimize=True)
+    encoded = base64.b64encode(preview.getvalue()).decode()
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(path)),
+            "svg": MetadataValue.path(str(vector)),
+            "dpi": FIGURE_DPI,
             "figure": MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})"),
             "release": release,
         }

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-FIGURE_DPI = 110  # one resolution for the assets and the floor
+FIGURE_DPI = 300  # the PNG files, for print; the assets and the floor use the same (an SVG is written beside)
+PREVIEW_DPI = 90  # the image shown in the UI's metadata: small enough to keep the event log light
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,13 @@ def draw_map(inputs: Frames) -> Figure:
 def draw_factors(inputs: Frames) -> Figure:
     from rootassets.science import figures
 
-    return figures.factors_figure(inputs["classifier_importance"], inputs["site_factors"])
+    return figures.factors_figure(inputs["classifier_importance"], inputs["site_factors"], inputs["group_tests"])
 
 
 def draw_phi(inputs: Frames) -> Figure:
     from rootassets.science import figures
 
-    return figures.phi_figure(inputs["phi"])
+    return figures.phi_figure(inputs["phi"], inputs["group_tests"])
 
 
 def example_sites(exponents: pl.DataFrame) -> dict[str, str]:
@@ -113,12 +114,16 @@ FIGURES: tuple[FigureSpec, ...] = (
     ),
     FigureSpec(
         "figure_2_factors",
-        (Read("analysis.classifier_importance"), Read("analysis.site_factors")),
-        "Figure 2: factor importance ranking; total fine-root biomass by modality (log axis); land cover by modality.",
+        (Read("analysis.classifier_importance"), Read("analysis.site_factors"), Read("analysis.group_tests")),
+        "Figure 2: (a) factor importance ranking; (b) measured total fine-root biomass by modality (log axis, with n "
+        "and the t-test's p); (c) land cover by modality (with the chi-square test).",
         draw_factors,
     ),
     FigureSpec(
-        "figure_3_phi", (Read("analysis.phi"),), "Figure 3: phi for root biomass and for soil N by modality.", draw_phi
+        "figure_3_phi",
+        (Read("analysis.phi"), Read("analysis.group_tests")),
+        "Figure 3: phi for (a) root biomass and (b) soil N by modality, with n and the t-test's p.",
+        draw_phi,
     ),
     FigureSpec(
         "figure_4_relative_nutrients",

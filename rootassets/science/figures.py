@@ -15,6 +15,48 @@ from matplotlib.figure import Figure  # noqa: E402
 from rootassets.science.nutrients import LOESS_MIN_POINTS, NUTRIENTS, fit_band, loess  # noqa: E402
 
 COLORS = {"bimodal": "#c0392b", "unimodal": "#2e6fba"}
+# Human-readable factor names with units, for the importance ranking (columns not listed keep their name).
+FACTOR_LABELS = {
+    "total_fine_root_biomass_4mm_equiv_g_m2": "Total fine-root biomass (g m$^{-2}$, 4 mm-equiv.)",
+    "elevation_m": "Elevation (m)",
+    "mean_annual_temperature_c": "Mean annual temperature (\N{DEGREE SIGN}C)",
+    "mean_annual_precipitation_mm": "Mean annual precipitation (mm)",
+    "canopy_height_m": "Canopy height (m)",
+    "green_days": "Green days (d yr$^{-1}$)",
+    "land_cover": "Land cover",
+    "soil_ph_0_30cm": "Soil pH (H$_2$O), 0-30 cm",
+    "sand_pct_0_30cm": "Sand, 0-30 cm (%)",
+    "clay_pct_0_30cm": "Clay, 0-30 cm (%)",
+    "organic_carbon_g_kg_0_30cm": "Organic C, 0-30 cm (g kg$^{-1}$)",
+    "cec_cmol_kg_0_30cm": "CEC, 0-30 cm (cmol(+) kg$^{-1}$)",
+}
+
+
+def panel_letters(axes: list[plt.Axes]) -> None:
+    """Bold a, b, c, ... in the top-left corner of each panel, as the paper's figures."""
+    for letter, ax in zip("abcdefghij", axes, strict=False):
+        ax.text(-0.12, 1.04, letter, transform=ax.transAxes, fontsize=13, fontweight="bold", va="bottom")
+
+
+def plain_log_ticks(ax: plt.Axes) -> None:
+    """Decimal tick labels (0.5, 1, 10, 1000) on a log y axis instead of 5x10^-1 and friends."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def comparison_note(tests: pl.DataFrame | None, name: str) -> str:
+    """'n = 9 vs 35, Student's t, p = 5.2e-03' for the group test `name` (empty when there is none)."""
+    if tests is None or "name" not in tests.columns:
+        return ""
+    row = tests.filter(pl.col("name") == name)
+    if row.is_empty() or row["p_value"][0] is None:
+        return ""
+    r = row.row(0, named=True)
+    test = {"student_t": "Student's t", "welch_t": "Welch's t"}.get(r["test"], r["test"])
+    return f"n = {r['n_bimodal']} bimodal, {r['n_unimodal']} unimodal; {test}, p = {r['p_value']:.2g}"
 
 
 def _by_modality_colors(modality: list[str]) -> list[str]:
@@ -95,15 +137,17 @@ def _box_strip(ax: plt.Axes, groups: dict[str, np.ndarray], log: bool = False) -
         )
     if log:
         ax.set_yscale("log")
+        plain_log_ticks(ax)
 
 
-def factors_figure(importance: pl.DataFrame, factors: pl.DataFrame) -> Figure:
-    """Figure 2: factor importance ranking; total fine-root biomass by modality (log axis); land cover by modality."""
+def factors_figure(importance: pl.DataFrame, factors: pl.DataFrame, tests: pl.DataFrame | None = None) -> Figure:
+    """Figure 2: factor importance ranking; total fine-root biomass by modality (log axis, with n and the group
+    test's p); land cover by modality."""
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.8))
     ranked = importance.filter(pl.col("run") == "all_factors").sort("importance")
     if ranked.height:
         a.barh(
-            ranked["factor"].to_list(),
+            [FACTOR_LABELS.get(f, f) for f in ranked["factor"].to_list()],
             ranked["importance"].to_numpy(),
             color=["#555" if k else "#bbb" for k in ranked["kept"]],
         )
@@ -120,8 +164,11 @@ def factors_figure(importance: pl.DataFrame, factors: pl.DataFrame) -> Figure:
         for m in ("bimodal", "unimodal")
     }
     _box_strip(b, groups, log=True)
-    b.set_ylabel("total fine-root biomass (g/m2, 4 mm-equivalent)")
+    b.set_ylabel("Total fine-root biomass, measured (g m$^{-2}$)")
     b.set_title("Total fine-root biomass by modality")
+    note = comparison_note(tests, "total_fine_root_biomass")
+    if note:
+        b.text(0.5, -0.16, note, transform=b.transAxes, ha="center", va="top", fontsize=8)
     counts = (
         factors.filter(pl.col("land_cover").is_not_null()).group_by("land_cover", "modality", maintain_order=True).len()
     )
@@ -134,20 +181,30 @@ def factors_figure(importance: pl.DataFrame, factors: pl.DataFrame) -> Figure:
         )
         c.bar(covers, values, bottom=bottom, color=COLORS[m], label=m)
         bottom += values
-    c.set_ylabel("sites")
+    c.set_ylabel("Sites")
     c.set_title("Land cover by modality")
     c.tick_params(axis="x", labelrotation=20, labelsize=8)
     c.legend()
+    if tests is not None and "name" in tests.columns:
+        chi = tests.filter(pl.col("name") == "land_cover")
+        if chi.height and chi["p_value"][0] is not None:
+            c.set_title(
+                f"Land cover by modality\n$\\chi^2$ = {chi['statistic'][0]:.2f}, p = {chi['p_value'][0]:.2g} "
+                "(Monte Carlo)",
+                fontsize=10,
+            )
+    panel_letters([a, b, c])
     fig.tight_layout()
     return fig
 
 
-def phi_figure(phi: pl.DataFrame) -> Figure:
-    """Figure 3: phi for root biomass and for soil N by modality (log axis)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+def phi_figure(phi: pl.DataFrame, tests: pl.DataFrame | None = None) -> Figure:
+    """Figure 3: phi for root biomass and for soil N by modality (log axis, plain ticks, n and the group test's
+    p under each panel)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
     for ax, prop, title in (
-        (axes[0], "root_biomass", "phi, root biomass"),
-        (axes[1], "nitrogen_tot_g_kg", "phi, soil total N"),
+        (axes[0], "root_biomass", "$\\phi$, root biomass"),
+        (axes[1], "nitrogen_tot_g_kg", "$\\phi$, soil total N"),
     ):
         g = phi.filter((pl.col("property") == prop) & (pl.col("method") == "increment") & (pl.col("phi") > 0))
         _box_strip(
@@ -155,7 +212,11 @@ def phi_figure(phi: pl.DataFrame) -> Figure:
         )
         ax.axhline(1.0, color="k", lw=0.6, ls="--")
         ax.set_title(f"{title} (Y(D2) / Y(D1), increment values)")
-        ax.set_ylabel("phi")
+        ax.set_ylabel("$\\phi$ (unitless)")
+        note = comparison_note(tests, f"phi_{prop}_increment")
+        if note:
+            ax.text(0.5, -0.12, note, transform=ax.transAxes, ha="center", va="top", fontsize=8)
+    panel_letters(list(axes))
     fig.tight_layout()
     return fig
 
@@ -198,7 +259,7 @@ def exponents_figure(exponents: pl.DataFrame) -> Figure:
     """Per-nutrient exponent and r2 distributions by modality."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     nutrients = list(NUTRIENTS)
-    for ax, column, label in ((axes[0], "exponent", "exponent b (per cm)"), (axes[1], "r2", "r2")):
+    for ax, column, label in ((axes[0], "exponent", "exponent b (cm$^{-1}$)"), (axes[1], "r2", "$R^2$")):
         for offset, m in ((-0.18, "bimodal"), (0.18, "unimodal")):
             data = [
                 exponents.filter((pl.col("nutrient") == n) & (pl.col("modality") == m))[column].to_numpy()
@@ -216,7 +277,7 @@ def exponents_figure(exponents: pl.DataFrame) -> Figure:
         if column == "exponent":
             ax.axhline(0, color="k", lw=0.6, ls="--")
     axes[0].set_title("Exponents by nutrient (red: bimodal, blue: unimodal)")
-    axes[1].set_title("r2 of the log-linear fits")
+    axes[1].set_title("$R^2$ of the log-linear fits")
     fig.tight_layout()
     return fig
 
