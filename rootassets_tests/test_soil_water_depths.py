@@ -207,3 +207,38 @@ def test_soil_water_phi_is_a_group_test_without_the_sites_with_too_little_data()
     phi = pl.DataFrame(schema={"site_id": pl.String, "property": pl.String, "method": pl.String, "phi": pl.Float64})
     table = group_test_table(factors, phi.with_columns(pl.lit(None, pl.String).alias("modality")), params, stats)
     assert table.filter(pl.col("name") == "soil_water_phi_mean")["p_value"].item() == same.p_value
+
+
+def test_the_soil_water_figure_draws_the_data_or_says_there_is_none() -> None:
+    from matplotlib.figure import Figure
+
+    from rootassets.science.figures import soil_water_figure
+
+    empty = soil_water_figure(
+        pl.DataFrame(schema={"site_id": pl.String, "variable": pl.String}),
+        pl.DataFrame(schema={"site_id": pl.String, "phi": pl.Float64}),
+    )
+    texts = [t.get_text() for ax in empty.axes for t in ax.texts]
+    assert any("no soil-water data" in t for t in texts)
+    steps = [MOVE + timedelta(minutes=30 * i) for i in range(10)]
+    series = pl.DataFrame(
+        {
+            "site_id": ["AAAA"] * 10 + ["BBBB"] * 10,
+            "start_time": steps * 2,
+            "swc_d1": [0.1] * 10 + [0.3] * 10,
+            "swc_d2": [0.2] * 10 + [0.1] * 10,
+        }
+    ).with_columns((pl.col("swc_d2") / pl.col("swc_d1")).alias("phi"))
+    stats = pl.DataFrame(
+        {
+            "site_id": ["AAAA", "BBBB"],
+            "variable": ["phi", "phi"],
+            "mean": [2.0, 1 / 3],
+            "modality": ["bimodal", "unimodal"],
+            "sufficient_data": [True, True],
+        }
+    )
+    drawn = soil_water_figure(stats, series)
+    assert isinstance(drawn, Figure)
+    lines = [line.get_label() for line in drawn.axes[1].get_lines()]
+    assert lines == ["AAAA (bimodal), D1", "AAAA (bimodal), D2", "BBBB (unimodal), D1", "BBBB (unimodal), D2"]

@@ -99,6 +99,14 @@ def draw_label_sensitivity(inputs: Frames) -> Figure:
     )
 
 
+def draw_soil_water(inputs: Frames) -> Figure:
+    from rootassets.science import figures
+
+    return figures.soil_water_figure(
+        inputs["soil_water_statistics"], inputs["soil_water_phi_series"], inputs["group_tests"]
+    )
+
+
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
         "figure_1_root_profiles",
@@ -137,6 +145,17 @@ FIGURES: tuple[FigureSpec, ...] = (
         (Read("analysis.nutrient_exponents"),),
         "Per-nutrient exponent and r2 distributions by modality.",
         draw_exponents,
+    ),
+    FigureSpec(
+        "figure_soil_water",
+        (
+            Read("analysis.soil_water_statistics"),
+            Read("analysis.soil_water_phi_series"),
+            Read("analysis.group_tests"),
+        ),
+        "Soil water: (a) each site's mean phi of soil water content by modality, with n and the group test's p; "
+        "(b) soil water at D1 and D2 over time at one bimodal and one unimodal site.",
+        draw_soil_water,
     ),
     FigureSpec(
         "figure_label_sensitivity",

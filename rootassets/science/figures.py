@@ -382,3 +382,60 @@ def site_page_figure(
     text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8, wrap=True)
     fig.suptitle(f"{site} ({label})", color=color)
     return fig
+
+
+def soil_water_figure(statistics: pl.DataFrame, series: pl.DataFrame, tests: pl.DataFrame | None = None) -> Figure:
+    """Soil water (METHOD.md section 4): (a) each site's mean phi of soil water content over its 30-minute steps,
+    by modality (hollow: too little data, left out of the test), with n and p; (b) soil water at D1 and D2 over
+    time at one bimodal and one unimodal site (the ones with the most steps with phi)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 2]})
+    phi = statistics.filter(pl.col("variable") == "phi") if "variable" in statistics.columns else statistics
+    if phi.is_empty() or series.is_empty():
+        for ax in (a, b):
+            ax.text(
+                0.5,
+                0.5,
+                "no soil-water data (DP1.00094.001) for this release\n"
+                "set ROOTASSETS_SOIL_WATER to a folder of NEON files",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
+            ax.set_axis_off()
+        a.set_title("Soil-water $\\phi$ by modality")
+        b.set_title("Soil water at D1 and D2")
+        panel_letters([a, b])
+        return fig
+    enough = pl.col("sufficient_data") if "sufficient_data" in phi.columns else pl.lit(True)
+    groups = {
+        m: phi.filter((pl.col("modality") == m) & enough & (pl.col("mean") > 0))["mean"].to_numpy()
+        for m in ("bimodal", "unimodal")
+    }
+    _box_strip(a, groups, log=True)
+    short = phi.filter(~enough & pl.col("modality").is_not_null())
+    for i, m in enumerate(("bimodal", "unimodal"), start=1):
+        values = short.filter(pl.col("modality") == m)["mean"].to_numpy()
+        a.scatter(np.full(values.size, i + 0.25), values, s=18, facecolors="none", edgecolors=COLORS[m], zorder=3)
+    a.axhline(1.0, color="k", lw=0.6, ls="--")
+    a.set_ylabel("site mean of $\\phi$ = SWC(D2) / SWC(D1)")
+    a.set_title("Soil-water $\\phi$ by modality")
+    note = comparison_note(tests, "soil_water_phi_mean")
+    if note:
+        a.text(0.5, -0.12, note, transform=a.transAxes, ha="center", va="top", fontsize=8)
+    counts = series.filter(pl.col("phi").is_not_null()).group_by("site_id").len()
+    labelled = counts.join(phi.select("site_id", "modality").unique(), on="site_id")
+    for m in ("bimodal", "unimodal"):
+        best = labelled.filter(pl.col("modality") == m).sort(["len", "site_id"], descending=[True, False])
+        if best.is_empty():
+            continue
+        site = best["site_id"][0]
+        g = series.filter(pl.col("site_id") == site).sort("start_time")
+        b.plot(g["start_time"], g["swc_d1"], color=COLORS[m], lw=0.8, label=f"{site} ({m}), D1")
+        b.plot(g["start_time"], g["swc_d2"], color=COLORS[m], lw=0.8, ls="--", label=f"{site} ({m}), D2")
+    b.set_ylabel("volumetric soil water content (m$^3$ m$^{-3}$)")
+    b.set_title("Soil water at D1 (solid) and D2 (dashed)")
+    b.legend(fontsize=8)
+    fig.autofmt_xdate()
+    panel_letters([a, b])
+    fig.tight_layout()
+    return fig
