@@ -43,6 +43,7 @@ def test_adds_columns_and_stacks_sites(tmp_path: Path) -> None:
     assert frame["release"].unique().to_list() == ["RELEASE-2021"]
     assert frame["source_file"].to_list() == ["a.csv", "b.csv", "b.csv"]
     assert str(frame["publication_date"][0]) == "2020-12-17 01:55:40+00:00"
+    assert "publicationDate" not in frame.columns  # one name per column: publication_date carries it
     assert [s.rows for s in table.sources] == [1, 2]
 
 

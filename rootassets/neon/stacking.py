@@ -160,12 +160,13 @@ def _with_added_columns(frame: pl.DataFrame, f: SourceFile, release: str) -> pl.
         _check_release_column(frame["release"], release, f.path.name)
         frame = frame.drop("release")
     site = pl.lit(f.site) if f.site else _site_from_columns(frame, f.path.name)
+    # A stacking client's `publicationDate` becomes `publication_date` (a timestamp): one name per column.
     return frame.with_columns(
         site.alias("site_id"),
         pl.lit(release).alias("release"),
         _publication_date(frame, f).alias("publication_date"),
         pl.lit(f.path.name).alias("source_file"),
-    )
+    ).drop("publicationDate", strict=False)
 
 
 def _check_release_column(column: pl.Series, release: str, file: str) -> None:
