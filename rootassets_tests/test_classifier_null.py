@@ -9,7 +9,6 @@ import pytest
 
 from rootassets.science.classifier import (
     ForestParameters,
-    RunSpec,
     classifier_tables,
     encode,
     oob_accuracies,
@@ -61,7 +60,7 @@ def test_seed_spread_equals_forests_grown_one_by_one() -> None:
     frame = sites(True)
     factors = ["total_fine_root_biomass_4mm_equiv_g_m2", "noise_a", "cover"]
     run = run_classifier(frame, factors, {"cover"}, SMALL)
-    table = spread_and_null(frame, [RunSpec("r", run)], {"cover"}, SMALL)
+    table = spread_and_null(frame, [("r", run)], {"cover"}, SMALL)
     direct = [
         run_classifier(frame, factors, {"cover"}, SMALL, seed=s).performance.overall_accuracy
         for s in range(SMALL.seed, SMALL.seed + SMALL.n_seeds)

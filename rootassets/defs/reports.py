@@ -13,6 +13,7 @@ from rootassets.science.figure_specs import (
     FIGURES,
     PREVIEW_DPI,
     SITE_PAGE_READS,
+    SITE_PAGES_FILE,
     FigureSpec,
     site_pages,
 )
@@ -80,8 +81,6 @@ def figure_asset(spec: FigureSpec):
 
 
 figure_assets = [figure_asset(spec) for spec in FIGURES]
-
-SITE_PAGES_FILE = "site_pages.pdf"
 
 
 @asset(

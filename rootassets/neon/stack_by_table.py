@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -419,9 +421,6 @@ def stack_by_table(files: list[PackageFile]) -> Stacked:
 def write_stacked(stacked: Stacked, out: Path) -> list[Path]:
     """Write every table as `<name>.csv` and every text file into `out`, all or nothing: the files go to a
     sibling folder first, which is renamed into place; `out` must not exist or be empty."""
-    import shutil
-    import tempfile
-
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise NeonDataError(f"{out}: exists and is not an empty folder; choose a new --out folder")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -280,38 +280,34 @@ def forest_jobs(jobs: list[tuple], n_jobs: int) -> list[tuple]:
     return Parallel(n_jobs=n_jobs or -1)(delayed(oob_accuracies)(*job) for job in jobs)
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    name: str
-    run: ClassifierRun
-
-
 def spread_and_null(
-    frame: pl.DataFrame, runs: list[RunSpec], categorical: set[str], params: ForestParameters
+    frame: pl.DataFrame, runs: list[tuple[str, ClassifierRun]], categorical: set[str], params: ForestParameters
 ) -> pl.DataFrame:
-    """Per run: its out-of-bag accuracies over seeds seed .. seed + n_seeds - 1 (how much one seed's answer is
-    noise), and over `n_permutations` shuffles of the labels with the forest unchanged (what chance gives), with
-    the run's own accuracy set against that null: p = (1 + #{null >= observed}) / (n_permutations + 1).
-    Long format: run, metric, value."""
+    """Per run (name, run): its out-of-bag accuracies over seeds seed .. seed + n_seeds - 1 (how much one seed's
+    answer is noise), and over `n_permutations` shuffles of the labels with the forest unchanged (what chance
+    gives), with the run's own accuracy set against that null: p = (1 + #{null >= observed}) /
+    (n_permutations + 1). Long format: run, metric, value."""
     y = frame["modality"].to_numpy()
-    jobs, owners = [], []
-    for spec in runs:
-        x, _, _ = encode(frame, spec.run.forest.factors, categorical)
-        factors = spec.run.forest.factors
-        for seed in range(params.seed, params.seed + params.n_seeds):
-            jobs.append((x, y, factors, params, seed))
-            owners.append((spec.name, "seed"))
-        for k in range(params.n_permutations):
-            jobs.append((x, permuted_labels(y, params, k), factors, params, params.seed))
-            owners.append((spec.name, "null"))
+    jobs = []
+    for _, run in runs:
+        factors = run.forest.factors
+        x, _, _ = encode(frame, factors, categorical)
+        jobs += [(x, y, factors, params, seed) for seed in range(params.seed, params.seed + params.n_seeds)]
+        jobs += [(x, permuted_labels(y, params, k), factors, params, params.seed) for k in range(params.n_permutations)]
     results = forest_jobs(jobs, params.n_jobs)
+    per_run = params.n_seeds + params.n_permutations
     rows: list[dict[str, object]] = []
-    for spec in runs:
-        observed = spec.run.performance
-        seeds = np.array([r for r, o in zip(results, owners, strict=True) if o == (spec.name, "seed")]).reshape(-1, 3)
-        null = np.array([r for r, o in zip(results, owners, strict=True) if o == (spec.name, "null")]).reshape(-1, 3)
-        rows.append({"run": spec.name, "metric": "n_seeds", "value": float(len(seeds))})
-        rows.append({"run": spec.name, "metric": "n_permutations", "value": float(len(null))})
+    for index, (name, run) in enumerate(runs):
+        part = results[index * per_run : (index + 1) * per_run]
+        seeds = np.array(part[: params.n_seeds], dtype=float).reshape(-1, 3)
+        null = np.array(part[params.n_seeds :], dtype=float).reshape(-1, 3)
+        observed = {
+            "overall_accuracy": run.performance.overall_accuracy,
+            "bimodal_accuracy": run.performance.class_accuracy[BIMODAL],
+            "unimodal_accuracy": run.performance.class_accuracy[UNIMODAL],
+        }
+        rows.append({"run": name, "metric": "n_seeds", "value": float(len(seeds))})
+        rows.append({"run": name, "metric": "n_permutations", "value": float(len(null))})
         for i, metric in enumerate(ACCURACIES):
             if len(seeds):
                 values = seeds[:, i]
@@ -321,20 +317,14 @@ def spread_and_null(
                     ("min", np.nanmin(values)),
                     ("max", np.nanmax(values)),
                 ):
-                    rows.append({"run": spec.name, "metric": f"{metric}_seed_{stat}", "value": float(value)})
+                    rows.append({"run": name, "metric": f"{metric}_seed_{stat}", "value": float(value)})
             if len(null):
-                values = null[:, i]
-                own = observed.overall_accuracy if i == 0 else observed.class_accuracy[metric.split("_")[0]]
+                values, own = null[:, i], observed[metric]
+                p = (1 + np.sum(values >= own - 1e-12)) / (len(values) + 1) if np.isfinite(own) else float("nan")
                 rows += [
-                    {"run": spec.name, "metric": f"{metric}_null_mean", "value": float(np.nanmean(values))},
-                    {"run": spec.name, "metric": f"{metric}_null_q95", "value": float(np.nanquantile(values, 0.95))},
-                    {
-                        "run": spec.name,
-                        "metric": f"{metric}_null_p_value",
-                        "value": float((1 + np.sum(values >= own - 1e-12)) / (len(values) + 1))
-                        if np.isfinite(own)
-                        else float("nan"),
-                    },
+                    {"run": name, "metric": f"{metric}_null_mean", "value": float(np.nanmean(values))},
+                    {"run": name, "metric": f"{metric}_null_q95", "value": float(np.nanquantile(values, 0.95))},
+                    {"run": name, "metric": f"{metric}_null_p_value", "value": float(p)},
                 ]
     return pl.DataFrame(rows, schema={"run": pl.String, "metric": pl.String, "value": pl.Float64})
 
@@ -404,7 +394,7 @@ def classifier_tables(factors: pl.DataFrame, params: ForestParameters) -> Classi
     runs = [("all_factors", full), ("kept_factors", kept_run), ("without_total_biomass", no_biomass)]
     if biomass in names:
         runs.append(("total_biomass_alone", run_classifier(frame, [biomass], categorical, params)))
-    spread = spread_and_null(frame, [RunSpec(name, run) for name, run in runs], categorical, params)
+    spread = spread_and_null(frame, runs, categorical, params)
 
     perf_rows = []
     for run_name, run in runs:

@@ -166,6 +166,7 @@ FIGURES: tuple[FigureSpec, ...] = (
 )
 
 
+SITE_PAGES_FILE = "site_pages.pdf"  # under reports/<release>/, beside report.md
 SITE_PAGE_READS: tuple[Read, ...] = (
     Read("analysis.site_modality"),
     Read("harmonized.root_increments"),

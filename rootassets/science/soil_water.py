@@ -234,23 +234,24 @@ def quality_sql(steps: str, series: str) -> str:
 
 def sufficiency_sql(quality: str, params: SoilWaterQuality) -> str:
     """Per site: whether its statistics rest on enough data (`SoilWaterQuality`), and why not."""
+    least, share = int(params.min_steps), float(params.min_step_share)
     return f"""
-        SELECT site_id,
-               coalesce(max(n_steps_with_phi), 0) AS n_steps_with_phi,
-               max(n_steps_reported) AS n_steps_reported,
-               coalesce(max(n_steps_with_phi), 0) >= {int(params.min_steps)}
-                 AND coalesce(max(n_steps_with_phi), 0) >= {float(params.min_step_share)} * max(n_steps_reported)
-                 AS sufficient_data,
+        WITH per_site AS (
+            SELECT site_id, coalesce(max(n_steps_with_phi), 0) AS n_steps_with_phi,
+                   max(n_steps_reported) AS n_steps_reported
+            FROM {quality} GROUP BY site_id
+        )
+        SELECT site_id, n_steps_with_phi, n_steps_reported,
+               n_steps_with_phi >= {least} AND n_steps_with_phi >= {share} * n_steps_reported AS sufficient_data,
                CASE
-                 WHEN coalesce(max(n_steps_with_phi), 0) < {int(params.min_steps)}
-                   THEN format('{{}} steps with phi, fewer than {int(params.min_steps)}',
-                               coalesce(max(n_steps_with_phi), 0))
-                 WHEN coalesce(max(n_steps_with_phi), 0) < {float(params.min_step_share)} * max(n_steps_reported)
-                   THEN format('phi at {{}} of {{}} reported steps, under {float(params.min_step_share):g}',
-                               coalesce(max(n_steps_with_phi), 0), max(n_steps_reported))
+                 WHEN n_steps_with_phi < {least}
+                   THEN format('{{}} steps with phi, fewer than {least}', n_steps_with_phi)
+                 WHEN n_steps_with_phi < {share} * n_steps_reported
+                   THEN format('phi at {{}} of {{}} reported steps, under {share:g}',
+                               n_steps_with_phi, n_steps_reported)
                  ELSE ''
                END AS data_note
-        FROM {quality} GROUP BY site_id
+        FROM per_site
     """
 
 
@@ -296,14 +297,9 @@ def statistics_sql(series: str) -> str:
     return " UNION ALL ".join(parts)
 
 
-def labelled_statistics_sql(series: str, depths: str, sufficiency: str | None = None) -> str:
-    """`statistics_sql` with each site's modality, d1_cm and d2_cm from the relation `depths`, and, given the
-    relation `sufficiency` (`sufficiency_sql`), whether the site has enough data and why not."""
-    if sufficiency is None:
-        return (
-            f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm FROM ({statistics_sql(series)}) AS s "
-            f"LEFT JOIN {depths} AS d USING (site_id)"
-        )
+def labelled_statistics_sql(series: str, depths: str, sufficiency: str) -> str:
+    """`statistics_sql` with each site's modality, d1_cm and d2_cm from the relation `depths`, and whether the
+    site has enough data and why not from the relation `sufficiency` (`sufficiency_sql`)."""
     return (
         f"SELECT s.*, d.modality, d.d1_cm, d.d2_cm, coalesce(q.sufficient_data, false) AS sufficient_data, "
         f"coalesce(q.data_note, 'no quality accounting') AS data_note FROM ({statistics_sql(series)}) AS s "
