@@ -141,7 +141,7 @@ def _materialize(args: argparse.Namespace) -> int:
         if isinstance(source, ApiSource):
             require_token()  # NEON needs it for every download: refuse before anything is written
         release = latest_release(source) if args.release == "latest" else validate_release(args.release)
-        offered = source.releases()
+        offered = source.releases() + declared_releases(settings)
     except NeonTokenError as exc:
         raise UsageError(str(exc)) from exc
     except NeonApiError as exc:  # the source failed (after its retries): not the user's request
@@ -203,6 +203,18 @@ def _materialize(args: argparse.Namespace) -> int:
             f"{report.visible_tables} tables made visible at once"
         )
     return 0
+
+
+def declared_releases(settings: Settings) -> list[str]:
+    """The releases held by the local downloads of declared products (they can be materialized too)."""
+    from rootassets.neon.declared import read_declared
+    from rootassets.neon.download_source import DownloadSource
+
+    found: set[str] = set()
+    for product in read_declared(settings.products_file):
+        if product.input is not None and product.input.exists():
+            found |= set(DownloadSource(product.input).releases_of(product.spec))
+    return sorted(found)
 
 
 def _releases(args: argparse.Namespace) -> int:

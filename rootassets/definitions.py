@@ -9,23 +9,26 @@ from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
 from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.jobs import MAIN_JOB, main_job
 from rootassets.defs.marts import mart_assets
-from rootassets.defs.neon_documents import document_assets
-from rootassets.defs.neon_sources import neon_source_assets
-from rootassets.defs.raw import raw_assets
+from rootassets.defs.neon_documents import build_document_assets
+from rootassets.defs.neon_sources import build_neon_sources
+from rootassets.defs.raw import declared_product_asset, raw_assets
 from rootassets.defs.reports import report_assets
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
 from rootassets.defs.soil_water import soil_water_assets
 from rootassets.defs.visibility import refresh_sensors, visibility_check_keys, visibility_checks
+from rootassets.neon.declared import read_declared
 from rootassets.settings import Settings
 
 __all__ = ["MAIN_JOB", "build_definitions", "defs"]
 
 
 def build_definitions(settings: Settings) -> Definitions:
-    """Definitions wired to `settings` (tests pass their own)."""
+    """Definitions wired to `settings` (tests pass their own), with the products declared in its home."""
+    declared = read_declared(settings.products_file)
     assets = [
         *raw_assets,
-        *document_assets,
+        *(declared_product_asset(d) for d in declared),
+        *build_document_assets(declared),
         *harmonized_assets,
         *analysis_assets,
         *report_assets,
@@ -33,7 +36,7 @@ def build_definitions(settings: Settings) -> Definitions:
         *soil_water_assets,
     ]
     return Definitions(
-        assets=[*neon_source_assets, *assets],
+        assets=[build_neon_sources(declared), *assets],
         asset_checks=[visibility_checks(assets)],
         jobs=[main_job(visibility_check_keys(assets))],
         executor=in_process_executor,  # one process per run; the run commits itself (rootassets.refresh)

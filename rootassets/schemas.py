@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Optional
 
 import pandera.polars as pa
 import polars as pl
@@ -241,6 +242,36 @@ class TableContract:
     @property
     def required_columns(self) -> list[str]:
         return [field.name for field in self.schema.to_schema().columns.values()]
+
+
+def generic_contract(
+    table: str, variables: pl.DataFrame | None, package: str = "basic", dtypes: Mapping[str, pl.DataType] | None = None
+) -> TableContract:
+    """The contract of a declared product's table, from NEON's variables file: the columns every raw table has
+    (a lab table has no site), and NEON's primary key (`primaryKey` = Y; `uid` when the file marks none),
+    required in every file and unique (a single-column key also not null). The reader has already typed each
+    column from the variables file (`dtypes`: the types it gave); a value that did not fit was refused there."""
+    rows = pl.DataFrame(schema={c: pl.String for c in ("table", "fieldName", "dataType")})
+    if variables is not None and {"table", "fieldName", "dataType"} <= set(variables.columns):
+        rows = variables.filter(pl.col("table") == table)
+        if package == "basic" and "downloadPkg" in rows.columns:
+            rows = rows.filter(pl.col("downloadPkg") != "expanded")
+    marked = rows.filter(pl.col("primaryKey") == "Y") if "primaryKey" in rows.columns else rows.clear()
+    if marked.is_empty():
+        marked = rows.filter(pl.col("fieldName") == "uid")
+    key = tuple(marked["fieldName"].to_list())
+    annotations: dict[str, object] = {"site_id": Optional[str]}  # noqa: UP045 - pandera reads Optional
+    namespace: dict[str, object] = {"site_id": pa.Field(str_matches=SITE, nullable=True)}
+    for name in key:
+        dtype = (dtypes or {}).get(name, pl.String)
+        annotations[name] = str if dtype in (pl.String, pl.Null) else dtype
+        namespace[name] = pa.Field(nullable=len(key) > 1)
+    model = type(
+        f"Declared_{table}",
+        (_Contract,),
+        {"__annotations__": annotations, "__module__": __name__, "__doc__": f"NEON's {table}", **namespace},
+    )
+    return TableContract(model, key)
 
 
 RAW_CONTRACTS: dict[str, TableContract] = {

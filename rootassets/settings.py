@@ -68,6 +68,11 @@ class Settings:
         )
 
     @property
+    def products_file(self) -> Path:
+        """Where extra NEON products are declared (README, "Add a NEON product")."""
+        return self.home / "rootassets.toml"
+
+    @property
     def database(self) -> Path:
         return self.home / "rootassets.duckdb"
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from rootassets.neon.errors import NeonDataError
-from rootassets.neon.stacking import SourceFile, stack_table
+from rootassets.neon.products import ProductSpec
+from rootassets.neon.stack_by_table import classify_name
+from rootassets.neon.stacking import SourceFile, stack_packages, stack_table
 
 HEADER = "uid,siteID,value,publicationDate\n"
 
@@ -48,14 +51,19 @@ def test_adds_columns_and_stacks_sites(tmp_path: Path) -> None:
 
 
 def test_site_all_keeps_newest_publication_per_site(tmp_path: Path) -> None:
-    old = f(tmp_path, "old.csv", HEADER + "1,BART,1.0,NA\n", site="BART", publication="20200101T000000Z", site_all=True)
-    new = f(tmp_path, "new.csv", HEADER + "1,BART,9.0,NA\n", site="BART", publication="20210101T000000Z", site_all=True)
-    other = f(
-        tmp_path, "other.csv", HEADER + "5,HARV,5.0,NA\n", site="HARV", publication="20190101T000000Z", site_all=True
-    )
-    frame = stack_table("t", [new, old, other], "RELEASE-2021").frame.sort("site_id")
-    assert frame["value"].to_list() == [9.0, 5.0]
-    assert frame["source_file"].to_list() == ["new.csv", "other.csv"]
+    """Packages go through the generic stacker's choice: the newest publication of a site-all table per site."""
+    body = {
+        "NEON.D01.BART.DP1.10099.001.abc_pertrap.basic.20200101T000000Z.csv": "uid,siteID,value\n1,BART,1.0\n",
+        "NEON.D01.BART.DP1.10099.001.abc_pertrap.basic.20210101T000000Z.csv": "uid,siteID,value\n1,BART,9.0\n",
+        "NEON.D01.HARV.DP1.10099.001.abc_pertrap.basic.20190101T000000Z.csv": "uid,siteID,value\n5,HARV,5.0\n",
+    }
+    files = [replace(classify_name(name, "RELEASE-2021"), read=text.encode) for name, text in body.items()]
+    product = ProductSpec("DP1.10099.001", "test product", ("abc_pertrap",))
+    stacked = stack_packages(files, product, "RELEASE-2021").tables["abc_pertrap"]
+    frame = stacked.frame.sort("site_id")
+    assert frame["value"].cast(float).to_list() == [9.0, 5.0]
+    assert frame["source_file"].str.slice(0, 40).to_list() == [n[:40] for n in list(body)[1:]]
+    assert str(frame["publication_date"][0]) == "2021-01-01 00:00:00+00:00"
 
 
 def test_site_from_depth_increment_id_when_siteid_is_missing(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     AssetSpec,
     DataVersion,
     MaterializeResult,
@@ -32,9 +33,11 @@ from rootassets.defs.partitions import neon_release
 from rootassets.defs.raw import RAW_CHECKS, quarantine_share_check
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
 from rootassets.neon.citations import bibtex
+from rootassets.neon.declared import DeclaredProduct
 from rootassets.neon.documents import ISSUE_LOG_COLUMNS, VARIABLES_COLUMNS, ProductDocuments, issue_log_frame
+from rootassets.neon.download_source import DownloadSource
 from rootassets.neon.identifiers import validate_release
-from rootassets.neon.products import PRODUCTS
+from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.source import NeonSource
 from rootassets.schemas import DOCUMENT_CONTRACTS
 from rootassets.science.registry import module_version
@@ -51,88 +54,108 @@ DESCRIPTIONS = {
 }
 
 
-def _spec(name: str) -> AssetSpec:
+def _spec(name: str, codes: list[str]) -> AssetSpec:
     return AssetSpec(
         key=AssetKey(["raw", name]),
         description=DESCRIPTIONS[name],
         group_name="raw",
-        deps=[source_key(code) for code in PRODUCTS],
+        deps=[source_key(code) for code in codes],
         kinds={"duckdb"},
         code_version=DOCUMENTS_CODE_VERSION,
         partitions_def=neon_release,
     )
 
 
-@multi_asset(
-    name="raw_neon_documents",
-    specs=[_spec(n) for n in DESCRIPTIONS],
-    pool="duckdb",
-    can_subset=True,
-    check_specs=[
-        AssetCheckSpec("quarantine_share", asset=AssetKey(["raw", n]), description=RAW_CHECKS["quarantine_share"])
-        for n in DESCRIPTIONS
-    ],
-    description="NEON's documentation of every product: variables, issue log, DOI per release.",
-)
-def raw_neon_documents(
-    context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
-) -> Iterator[MaterializeResult]:
-    release = validate_release(context.partition_key)
+def product_sources(neon: NeonSourceResource, declared: list[DeclaredProduct]) -> list[tuple[ProductSpec, NeonSource]]:
+    """Every product documented here with the source it is read from: the platform's products and the
+    declared ones (from their own download when they name one)."""
     source = neon.source()
-    variables, logs, citations = [], [], []
-    for product in PRODUCTS.values():
-        docs, doi = source.documents(product, release)
-        variables.append(variables_rows(product.code, release, docs))
-        logs.append(issue_log_rows(product.code, release, docs))
-        citations.append(
-            {
-                "product": product.code,
-                "product_name": product.name,
-                "release": release,
-                "doi": doi,
-                "citation": product.citation(release, doi),
-                "source": source.describe(),
-            }
-        )
-        context.log.info(
-            f"{product.code} {release}: variables from {docs.variables_file or 'no file'}, "
-            f"{len(docs.change_logs)} issue-log entries ({docs.change_logs_origin}), "
-            f"DOI {doi or 'not announced'}"
-        )
-    frames = {
-        "variables": pl.concat(variables, how="diagonal_relaxed"),
-        "issue_log": pl.concat(logs, how="diagonal_relaxed"),
-        "product_citations": pl.DataFrame(citations, schema={k: pl.String for k in citations[0]}),
-    }
-    selected = {key.path[-1] for key in context.selected_asset_keys}
-    screened = {
-        name: screen(frame, DOCUMENT_CONTRACTS[name], f"raw.{name}", release)
-        for name, frame in frames.items()
-        if name in selected
-    }
-    written = {("raw", n): s.kept for n, s in screened.items()}
-    written.update({("quarantine", n): s.quarantined for n, s in screened.items()})
-    warehouse.write(written, release)
-    fingerprint = documents_fingerprint(source, release)
-    for name, s in screened.items():
-        content = hashlib.sha256(s.kept.drop("source", strict=False).write_csv().encode()).hexdigest()[:24]
-        key = AssetKey(["raw", name])
-        checks = (
-            [quarantine_share_check(key, s)]
-            if AssetCheckKey(key, "quarantine_share") in context.selected_asset_check_keys
-            else []
-        )
-        yield MaterializeResult(
-            asset_key=key,
-            data_version=DataVersion(content),
-            check_results=checks,
-            metadata={**table_metadata(s.kept, release), **s.summary(), "source_fingerprint": fingerprint or "unknown"},
-        )
+    pairs: list[tuple[ProductSpec, NeonSource]] = [(p, source) for p in PRODUCTS.values()]
+    pairs += [(d.spec, DownloadSource(d.input) if d.input else source) for d in declared]
+    return pairs
 
 
-def documents_fingerprint(source: NeonSource, release: str) -> str | None:
+def build_raw_neon_documents(declared: list[DeclaredProduct]) -> AssetsDefinition:
+    """`raw.variables`, `raw.issue_log` and `raw.product_citations` for the platform's and the declared
+    products."""
+    codes = [*PRODUCTS, *(d.spec.code for d in declared)]
+
+    @multi_asset(
+        name="raw_neon_documents",
+        specs=[_spec(n, codes) for n in DESCRIPTIONS],
+        pool="duckdb",
+        can_subset=True,
+        check_specs=[
+            AssetCheckSpec("quarantine_share", asset=AssetKey(["raw", n]), description=RAW_CHECKS["quarantine_share"])
+            for n in DESCRIPTIONS
+        ],
+        description="NEON's documentation of every product: variables, issue log, DOI per release.",
+    )
+    def raw_neon_documents(
+        context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
+    ) -> Iterator[MaterializeResult]:
+        release = validate_release(context.partition_key)
+        pairs = product_sources(neon, declared)
+        variables, logs, citations = [], [], []
+        for product, source in pairs:
+            docs, doi = source.documents(product, release)
+            variables.append(variables_rows(product.code, release, docs))
+            logs.append(issue_log_rows(product.code, release, docs))
+            citations.append(
+                {
+                    "product": product.code,
+                    "product_name": product.name,
+                    "release": release,
+                    "doi": doi,
+                    "citation": product.citation(release, doi),
+                    "source": source.describe(),
+                }
+            )
+            context.log.info(
+                f"{product.code} {release}: variables from {docs.variables_file or 'no file'}, "
+                f"{len(docs.change_logs)} issue-log entries ({docs.change_logs_origin}), "
+                f"DOI {doi or 'not announced'}"
+            )
+        frames = {
+            "variables": pl.concat(variables, how="diagonal_relaxed"),
+            "issue_log": pl.concat(logs, how="diagonal_relaxed"),
+            "product_citations": pl.DataFrame(citations, schema={k: pl.String for k in citations[0]}),
+        }
+        selected = {key.path[-1] for key in context.selected_asset_keys}
+        screened = {
+            name: screen(frame, DOCUMENT_CONTRACTS[name], f"raw.{name}", release)
+            for name, frame in frames.items()
+            if name in selected
+        }
+        written = {("raw", n): s.kept for n, s in screened.items()}
+        written.update({("quarantine", n): s.quarantined for n, s in screened.items()})
+        warehouse.write(written, release)
+        fingerprint = documents_fingerprint(pairs, release)
+        for name, s in screened.items():
+            content = hashlib.sha256(s.kept.drop("source", strict=False).write_csv().encode()).hexdigest()[:24]
+            key = AssetKey(["raw", name])
+            checks = (
+                [quarantine_share_check(key, s)]
+                if AssetCheckKey(key, "quarantine_share") in context.selected_asset_check_keys
+                else []
+            )
+            yield MaterializeResult(
+                asset_key=key,
+                data_version=DataVersion(content),
+                check_results=checks,
+                metadata={
+                    **table_metadata(s.kept, release),
+                    **s.summary(),
+                    "source_fingerprint": fingerprint or "unknown",
+                },
+            )
+
+    return raw_neon_documents
+
+
+def documents_fingerprint(pairs: list[tuple[ProductSpec, NeonSource]], release: str) -> str | None:
     """The documentation tables are read from every product's files: their fingerprints together."""
-    parts = [source.fingerprint(product, release) for product in PRODUCTS.values()]
+    parts = [source.fingerprint(product, release) for product, source in pairs]
     if any(p is None for p in parts):
         return None
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
@@ -200,4 +223,9 @@ def citations(
     )
 
 
+def build_document_assets(declared: list[DeclaredProduct]) -> list[AssetsDefinition]:
+    return [build_raw_neon_documents(declared), citations]
+
+
+raw_neon_documents = build_raw_neon_documents([])
 document_assets = [raw_neon_documents, citations]

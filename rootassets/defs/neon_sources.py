@@ -16,6 +16,7 @@ from pathlib import Path
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     AssetSpec,
     BetaWarning,
     DataVersion,
@@ -25,6 +26,8 @@ from dagster import (
 
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource
+from rootassets.neon.declared import DeclaredProduct
+from rootassets.neon.download_source import DownloadSource
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import PRODUCTS
 from rootassets.neon.site_attributes import site_attributes_fingerprint
@@ -53,10 +56,16 @@ DESCRIPTIONS = {
 }
 
 
-def fingerprint(name: str, neon: NeonSourceResource, release: str) -> str | None:
+def fingerprint(
+    name: str, neon: NeonSourceResource, release: str, declared: dict[str, DeclaredProduct] | None = None
+) -> str | None:
     """The current fingerprint of source `name` in `release`; None when the source has nothing for it."""
     if name in PRODUCTS:
         return neon.source().fingerprint(PRODUCTS[name], release)
+    if declared and name in declared:
+        product = declared[name]
+        source = DownloadSource(product.input) if product.input else neon.source()
+        return source.fingerprint(product.spec, release)
     if name == SITE_ATTRIBUTES:
         folder = Path(neon.site_attributes_dir) if neon.site_attributes_dir else None
         return site_attributes_fingerprint(folder) if folder and folder.is_dir() else None
@@ -64,28 +73,43 @@ def fingerprint(name: str, neon: NeonSourceResource, release: str) -> str | None
     return files.fingerprint() if files.data or files.positions else None
 
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", BetaWarning)  # observable source assets are beta in Dagster 1.13
-    observe_neon = multi_observable_source_asset(
-        name="neon_sources",
-        specs=[
-            AssetSpec(source_key(name), description=text, group_name="neon", kinds={"neon"})
-            for name, text in DESCRIPTIONS.items()
-        ],
-        partitions_def=neon_release,
-        can_subset=True,
-        required_resource_keys={"neon"},
-        description="Observes NEON: the data version of each product (and of the site-attribute files) in the release.",
+def declared_description(product: DeclaredProduct) -> str:
+    where = f"the download {product.input}" if product.input else "the platform's NEON source"
+    return (
+        f"NEON {product.spec.name} ({product.spec.code}), declared in rootassets.toml and read from {where}. "
+        "Data version: a fingerprint of its files (or of the API's release and site-months)."
     )
 
 
-@observe_neon
-def neon_sources(context: AssetExecutionContext) -> Iterator[ObserveResult]:
-    release = validate_release(context.partition_key)
-    for key in sorted(context.selected_asset_keys, key=str):
-        version = fingerprint(key.path[-1], context.resources.neon, release) or ABSENT
-        context.log.info(f"{key.to_user_string()} {release}: data version {version}")
-        yield ObserveResult(asset_key=key, data_version=DataVersion(version))
+def build_neon_sources(declared: list[DeclaredProduct]) -> AssetsDefinition:
+    """The observable NEON sources: the platform's products, site attributes, soil water and every declared
+    product."""
+    by_code = {p.spec.code: p for p in declared}
+    descriptions = {**DESCRIPTIONS, **{code: declared_description(p) for code, p in by_code.items()}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # observable source assets are beta in Dagster 1.13
+        observe_neon = multi_observable_source_asset(
+            name="neon_sources",
+            specs=[
+                AssetSpec(source_key(name), description=text, group_name="neon", kinds={"neon"})
+                for name, text in descriptions.items()
+            ],
+            partitions_def=neon_release,
+            can_subset=True,
+            required_resource_keys={"neon"},
+            description="Observes NEON: the data version of each product (and of the site-attribute files) in the "
+            "release.",
+        )
+
+    @observe_neon
+    def neon_sources(context: AssetExecutionContext) -> Iterator[ObserveResult]:
+        release = validate_release(context.partition_key)
+        for key in sorted(context.selected_asset_keys, key=str):
+            version = fingerprint(key.path[-1], context.resources.neon, release, by_code) or ABSENT
+            context.log.info(f"{key.to_user_string()} {release}: data version {version}")
+            yield ObserveResult(asset_key=key, data_version=DataVersion(version))
+
+    return neon_sources
 
 
-neon_source_assets = [neon_sources]
+neon_source_assets = [build_neon_sources([])]

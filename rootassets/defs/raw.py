@@ -17,6 +17,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetRecordsFilter,
+    AssetsDefinition,
     AssetSpec,
     DataVersion,
     Failure,
@@ -29,12 +30,14 @@ from rootassets.defs.neon_sources import SITE_ATTRIBUTES, source_key
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.api_source import ApiSource
-from rootassets.neon.errors import NeonTokenError
+from rootassets.neon.declared import DeclaredProduct
+from rootassets.neon.download_source import DownloadSource
+from rootassets.neon.errors import NeonDataError, NeonTokenError
 from rootassets.neon.identifiers import release_sort_key, validate_release
 from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT, ProductSpec
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, site_attributes_fingerprint
 from rootassets.neon.stacking import STACKING_COLUMNS, StackedTable, empty_table
-from rootassets.schemas import RAW_CONTRACTS
+from rootassets.schemas import RAW_CONTRACTS, TableContract, generic_contract
 from rootassets.science.registry import module_version
 from rootassets.warehouse import qualified, quote_ident
 from rootassets.warehouse.quarantine import (
@@ -81,12 +84,12 @@ def _checks(tables: tuple[str, ...]) -> list[AssetCheckSpec]:
     ]
 
 
-def _spec(table: str, source: AssetKey) -> AssetSpec:
+def _spec(table: str, source: AssetKey, description: str | None = None, group: str = "raw") -> AssetSpec:
     return AssetSpec(
         key=AssetKey(["raw", table]),
         deps=[source],
-        description=f"`raw.{table}`: {TABLE_DESCRIPTIONS[table]}",
-        group_name="raw",
+        description=f"`raw.{table}`: {description or TABLE_DESCRIPTIONS[table]}",
+        group_name=group,
         kinds={"duckdb"},
         code_version=RAW_CODE_VERSION,
         partitions_def=neon_release,
@@ -129,6 +132,73 @@ def _product_asset(product: ProductSpec, name: str):
         yield from write_raw(context, warehouse, stacked, release, set(load.tables), provenance, descriptions)
 
     return _product
+
+
+def declared_product_asset(declared: DeclaredProduct) -> AssetsDefinition:
+    """The raw assets of a product declared in rootassets.toml: one per table, in the product's own group,
+    stacked from its download (or the platform's source) and screened by a contract from its variables file."""
+    product = declared.spec
+    where = f"the download {declared.input}" if declared.input else "the platform's NEON source"
+    scope = ", ".join(
+        part
+        for part in (
+            f"sites {' '.join(product.sites)}" if product.sites else "",
+            f"months {product.start or '...'} to {product.end or '...'}" if product.start or product.end else "",
+            f"{product.package} package",
+        )
+        if part
+    )
+
+    @multi_asset(
+        name=f"raw_{declared.group}",
+        specs=[
+            _spec(
+                t,
+                source_key(product.code),
+                f"NEON table {t} of {product.name} ({product.code}; {scope}), declared in rootassets.toml, "
+                f"stacked from {where}. Contract: NEON's primary key from its variables file.",
+                group=declared.group,
+            )
+            for t in product.tables
+        ],
+        check_specs=_checks(product.tables),
+        can_subset=True,
+        pool="duckdb",
+        description=f"NEON {product.name} ({product.code}), declared in rootassets.toml, stacked across sites.",
+    )
+    def _declared(
+        context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
+    ) -> Iterator[MaterializeResult]:
+        release = validate_release(context.partition_key)
+        source = DownloadSource(declared.input) if declared.input else neon.source()
+        if isinstance(source, ApiSource):
+            source.report = context.log.info
+        fingerprint = source.fingerprint(product, release)
+        try:
+            load = source.load_product(product, release)
+        except (NeonTokenError, NeonDataError) as exc:
+            raise Failure(description=str(exc)) from None
+        for note in load.notes:
+            context.log.info(note)
+        selected = [key.path[-1] for key in context.selected_asset_keys]
+        stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in selected}
+        contracts = {
+            t: generic_contract(t, load.documents.variables, product.package, stacked[t].frame.schema) for t in selected
+        }
+        provenance = {
+            "neon_product": product.code,
+            "doi": load.doi or "not announced by the source",
+            "citation": load.citation,
+            "source": load.origin,
+            "source_fingerprint": fingerprint or "unknown",
+            "primary_key": {t: list(c.key) for t, c in contracts.items()},
+        }
+        descriptions = neon_descriptions(warehouse, product.code, load.documents.variables)
+        yield from write_raw(
+            context, warehouse, stacked, release, set(load.tables), provenance, descriptions, contracts
+        )
+
+    return _declared
 
 
 raw_root_megapit = _product_asset(ROOT_MEGAPIT, "raw_root_megapit")
@@ -277,11 +347,13 @@ def write_raw(
     published: set[str],
     provenance: dict[str, str],
     descriptions: dict[str, dict[str, str]] | None = None,
+    contracts: dict[str, TableContract] | None = None,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Screen each stacked table, replace its raw and quarantine rows in one transaction, comment its columns
     with NEON's descriptions, report each table with its data version, accounting and provenance, and
     evaluate its visible checks."""
-    screened = {t: screen_raw(t, s, release, published=t in published) for t, s in stacked.items()}
+    contracts = contracts or {t: RAW_CONTRACTS[t] for t in stacked}
+    screened = {t: screen_raw(t, s, release, contracts[t], t in published) for t, s in stacked.items()}
     warehouse.write(screened_frames(screened), release)
     described = descriptions or {}
     for table in stacked:
@@ -315,10 +387,12 @@ def source_data_version(release: str, stacked: StackedTable) -> DataVersion:
     return DataVersion(digest.hexdigest()[:24])
 
 
-def screen_raw(table: str, stacked: StackedTable, release: str, published: bool = True) -> Screened:
+def screen_raw(
+    table: str, stacked: StackedTable, release: str, contract: TableContract, published: bool = True
+) -> Screened:
     """`screen_stacked`, failing the asset (naming file and column) on a structural error."""
     try:
-        return screen_stacked(table, stacked, release, RAW_CONTRACTS[table], published)
+        return screen_stacked(table, stacked, release, contract, published)
     except StructuralError as exc:
         raise Failure(description=str(exc)) from exc
 

@@ -13,11 +13,12 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rootassets.neon.client import NeonClient, NeonFileEntry, cached_copy, file_entries
-from rootassets.neon.documents import ProductDocuments, merge_variables, read_variables_table
+from rootassets.neon.documents import ProductDocuments, read_variables_table
 from rootassets.neon.errors import NeonApiError, NeonContext, NeonUrlExpiredError
 from rootassets.neon.identifiers import (
     RELEASE_PATTERN,
@@ -29,7 +30,8 @@ from rootassets.neon.identifiers import (
 )
 from rootassets.neon.products import ProductSpec
 from rootassets.neon.source import ProductLoad
-from rootassets.neon.stacking import PackageFiles, SourceFile, stack_table
+from rootassets.neon.stack_by_table import PackageFile, classify_name
+from rootassets.neon.stacking import PackageStack, stack_packages
 from rootassets.neon.tokens import require_token
 
 LARGE_DOWNLOAD_BYTES = 500 * 1024 * 1024
@@ -124,7 +126,23 @@ class ApiSource:
         require_token()  # before any data request: a missing or expired NEON_TOKEN fails here, in one line
         context = NeonContext(product=product.code, release=release)
         info = self.client.product(validate_product(product.code))
-        site_months = self.site_months(product.code, release, info)
+        listed = self.site_months(product.code, release, info)
+        site_months = {
+            site: chosen for site, months in listed.items() if (chosen := [m for m in months if product.wants(site, m)])
+        }
+        if listed and not site_months:
+            return ProductLoad(
+                product=product,
+                release=release,
+                tables={},
+                origin=self.describe(),
+                notes=[
+                    f"{product.code}: the API has no data of this product in {release} for the declared sites "
+                    f"({', '.join(product.sites) or 'all'}) and months ({product.start or '...'} to "
+                    f"{product.end or '...'}); its tables are written empty"
+                ],
+                published=False,
+            )
         if not site_months:
             if not any(isinstance(r, dict) and r.get("release") == release for r in info.get("releases") or []):
                 return ProductLoad(
@@ -140,13 +158,12 @@ class ApiSource:
                 )
             raise NeonApiError(f"{context.describe()}: the API lists no site with data in this release")
         months = sorted(m for ms in site_months.values() for m in ms)
-        packages = self.client.query_files(product.code, release, sorted(site_months), months[0], months[-1])
-        files, variables, documents = self._download(product, release, packages)
-        tables = {
-            table: stack_table(table, files, release, variables.get(table))
-            for table in product.all_tables
-            if any(f.table == table for f in files)
-        }
+        packages = self.client.query_files(
+            product.code, release, sorted(site_months), months[0], months[-1], package=product.package
+        )
+        stacked = self._download(product, release, packages)
+        tables = stacked.tables
+        documents = ProductDocuments(variables=stacked.variables, variables_file=stacked.variables_file)
         notes = [f"{t}: not published in this release" for t in product.all_tables if t not in tables]
         documents.change_logs, documents.change_logs_origin = _change_logs(info), "api"
         return ProductLoad(
@@ -182,35 +199,32 @@ class ApiSource:
                     docs.readme, docs.readme_file = path.read_text(encoding="utf-8", errors="replace"), entry.name
         return docs, self.product_doi(product.code, release, info)
 
-    def _download(
-        self, product: ProductSpec, release: str, packages: list[dict[str, Any]]
-    ) -> tuple[list[SourceFile], dict[str, dict[str, str]], ProductDocuments]:
-        gathered = PackageFiles()
+    def _download(self, product: ProductSpec, release: str, packages: list[dict[str, Any]]) -> PackageStack:
+        """Download the product's variables files and the files of its declared tables (nothing else: a
+        product's other tables can be far larger), then stack them."""
         folder = self.download_dir / release / product.code
-        wanted: list[tuple[NeonFileEntry, Any, NeonContext]] = []
+        wanted: list[tuple[NeonFileEntry, PackageFile, NeonContext]] = []
         for package in packages:
             for entry in file_entries(package):
-                name = parse_file_name(entry.name)
-                if name is None or name.product != product.code:
+                found = classify_name(entry.name, release)
+                if found is None or found.product not in (None, product.code):
                     continue
-                if not (name.is_variables or name.table in product.all_tables):
+                if not (found.kind == "variables" or found.table in product.all_tables):
                     continue
                 context = NeonContext(
                     product=product.code,
                     release=release,
-                    site=name.site,
-                    month=name.month or entry.month,
+                    site=found.site or entry.site,
+                    month=found.month or entry.month,
                     file=entry.name,
                 )
-                wanted.append((entry, name, context))
+                wanted.append((entry, found, context))
         self._summarize(product, release, [w[0] for w in wanted])
-        for entry, name, context in wanted:
-            gathered.add(self._fetch(entry, folder / name.site, context, release), name)
-        variables = merge_variables(read_variables_table(p) for p in gathered.variables_files)
-        documents = ProductDocuments(
-            variables=variables, variables_file=gathered.variables_files[0].name if gathered.variables_files else None
-        )
-        return gathered.files, gathered.variables, documents
+        files = []
+        for entry, found, context in wanted:
+            path = self._fetch(entry, folder / (found.site or entry.site or "lab"), context, release)
+            files.append(replace(found, origin=str(path), read=path.read_bytes))
+        return stack_packages(files, product, release)
 
     def _fetch(self, entry: NeonFileEntry, folder: Path, context: NeonContext, release: str) -> Path:
         """Download one file; an expired signed URL is asked of the API again, once."""

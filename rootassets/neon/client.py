@@ -142,6 +142,11 @@ class NeonClient:
         data = self.get_json("releases", context=NeonContext())
         return _as_list(data, "releases")
 
+    def products(self, release: str | None = None) -> list[dict[str, Any]]:
+        """`/products`: every data product (its availability within `release` when given)."""
+        params = {"release": validate_release(release)} if release else None
+        return _as_list(self.get_json("products", params=params, context=NeonContext(release=release)), "products")
+
     def product(self, product: str) -> dict[str, Any]:
         """`/products/{dpID}`: releases and `siteCodes[].availableReleases`."""
         validate_product(product)
@@ -165,9 +170,18 @@ class NeonClient:
         return data
 
     def query_files(
-        self, product: str, release: str, sites: list[str], start_month: str, end_month: str
+        self,
+        product: str,
+        release: str,
+        sites: list[str],
+        start_month: str,
+        end_month: str,
+        package: str = "basic",
     ) -> list[dict[str, Any]]:
-        """`/data/query`: every package of `product` in `release` for `sites`, in one call."""
+        """`/data/query`: every package (`basic` or `expanded`) of `product` in `release` for `sites`, in one
+        call."""
+        if package not in ("basic", "expanded"):
+            raise ValueError(f"package must be basic or expanded, not {package!r}")
         validate_product(product)
         validate_release(release)
         for site in sites:
@@ -178,7 +192,7 @@ class NeonClient:
             ("startDateMonth", validate_month(start_month)),
             ("endDateMonth", validate_month(end_month)),
             ("release", release),
-            ("package", "basic"),
+            ("package", package),
             ("includeProvisional", "true" if release == "PROVISIONAL" else "false"),
         ]
         context = NeonContext(product=product, release=release)

@@ -63,11 +63,21 @@ def read_neon_csv(
     the wrong number of fields (a truncated line, say) are appended to
     `malformed` and left out; without that list they make the file fail.
     """
-    raw = _read_bytes(path)
-    raw, bad = _split_malformed(raw, path.name)
+    return read_neon_bytes(_read_bytes(path), path.name, variables, malformed)
+
+
+def read_neon_bytes(
+    raw: bytes,
+    name: str,
+    variables: dict[str, str] | None = None,
+    malformed: list[MalformedRecord] | None = None,
+) -> pl.DataFrame:
+    """`read_neon_csv` for a file already in memory (a member of a zip), named `name` in messages."""
+    _check_utf8(raw, name)
+    raw, bad = _split_malformed(raw, name)
     if bad and malformed is None:
         first = bad[0]
-        raise NeonDataError(f"{path.name}: line {first.line}: {first.reason}")
+        raise NeonDataError(f"{name}: line {first.line}: {first.reason}")
     if malformed is not None:
         malformed.extend(bad)
     try:
@@ -81,10 +91,10 @@ def read_neon_csv(
         else:
             frame = pl.read_csv(io.BytesIO(raw), null_values=NULL_VALUES, infer_schema=False)
     except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
-        raise NeonDataError(f"{path.name}: not a readable CSV file ({_first_line(exc)})") from exc
+        raise NeonDataError(f"{name}: not a readable CSV file ({_first_line(exc)})") from exc
     frame = _drop_row_names(frame)
     if variables is not None:
-        frame = _cast_to_variables(frame, variables, path.name)
+        frame = _cast_to_variables(frame, variables, name)
     return normalize_types(frame)
 
 
@@ -119,12 +129,15 @@ def _read_bytes(path: Path) -> bytes:
         raw = path.read_bytes()
     except OSError as exc:
         raise NeonDataError(f"{path}: cannot read file ({exc.strerror})") from exc
+    return raw
+
+
+def _check_utf8(raw: bytes, name: str) -> None:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         row = raw[: exc.start].count(b"\n") + 1
-        raise NeonDataError(f"{path.name}: line {row} is not valid UTF-8 (byte {exc.start})") from exc
-    return raw
+        raise NeonDataError(f"{name}: line {row} is not valid UTF-8 (byte {exc.start})") from exc
 
 
 def _split_malformed(raw: bytes, file: str) -> tuple[bytes, list[MalformedRecord]]:

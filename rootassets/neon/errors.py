@@ -50,8 +50,8 @@ class NeonDataError(NeonError):
     """A NEON file is unreadable or breaks its structure (names file, row, field)."""
 
 
-class UnsafeArchiveError(NeonError):
-    """A zip entry would be written outside its target folder."""
+class UnsafeArchiveError(NeonDataError):
+    """A zip entry points outside its archive (an absolute path, `..`) or is a symbolic link."""
 
 
 class NeonTokenError(NeonApiError):

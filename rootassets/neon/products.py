@@ -13,6 +13,18 @@ class ProductSpec:
     name: str
     tables: tuple[str, ...]
     optional_tables: tuple[str, ...] = ()
+    package: str = "basic"  # NEON's download package: basic | expanded
+    sites: tuple[str, ...] = ()  # the sites to take; empty: every site
+    start: str | None = None  # first month (YYYY-MM) of site-month data to take; None: the earliest
+    end: str | None = None  # last month (YYYY-MM); None: the latest
+
+    def wants(self, site: str | None, month: str | None) -> bool:
+        """Whether data of `site` in `month` is in this product's selection (None: not site- or month-bound)."""
+        if site is not None and self.sites and site not in self.sites:
+            return False
+        if month is None:
+            return True
+        return (self.start is None or month >= self.start) and (self.end is None or month <= self.end)
 
     @property
     def all_tables(self) -> tuple[str, ...]:

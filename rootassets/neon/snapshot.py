@@ -18,22 +18,30 @@ from __future__ import annotations
 import csv
 import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
+
+from rootassets.neon.csvfiles import read_variables
 from rootassets.neon.documents import ProductDocuments, issue_log_from_readme, merge_variables, read_variables_table
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import (
     parse_file_name,
-    parse_package_name,
     release_sort_key,
     validate_release,
 )
 from rootassets.neon.products import PRODUCTS, ProductSpec
-from rootassets.neon.safezip import safe_extract
 from rootassets.neon.source import ProductLoad
-from rootassets.neon.stacking import PackageFiles, SourceFile, files_fingerprint, stack_table
+from rootassets.neon.stack_by_table import PackageFile, package_files
+from rootassets.neon.stacking import (
+    SourceFile,
+    StackedTable,
+    files_fingerprint,
+    merge_stacked,
+    stack_packages,
+    stack_table,
+)
 
 RELEASE_FOLDER = re.compile(r"^(?P<tag>RELEASE-20[0-9]{2}|PROVISIONAL)(?:-[A-Za-z0-9][A-Za-z0-9_-]*)?$")
 _DOCUMENT = re.compile(r"^(?P<kind>variables|readme|validation|categoricalCodes)_(?P<number>[0-9]{5})\.(?:csv|txt)$")
@@ -153,13 +161,15 @@ class SnapshotSource:
                 ],
                 published=False,
             )
-        with tempfile.TemporaryDirectory(dir=self._work_dir) as tmp:
-            files, variables = _collect(folder, product, Path(tmp))
-            tables = {
-                table: stack_table(table, files, release, variables.get(table))
-                for table in product.all_tables
-                if any(f.table == table for f in files)
-            }
+        stacked, types = _stacked_files(folder, product)
+        tables = {
+            table: _declared_sites(stack_table(table, stacked, release, types.get(table)), product)
+            for table in product.all_tables
+            if any(f.table == table for f in stacked)
+        }
+        packaged = stack_packages(_package_files(folder), product, release, fallback_types=types).tables
+        for table, from_packages in packaged.items():
+            tables[table] = merge_stacked(tables[table], from_packages) if table in tables else from_packages
         notes = [f"{table}: not in this snapshot" for table in product.all_tables if table not in tables]
         return ProductLoad(
             product=product,
@@ -172,28 +182,31 @@ class SnapshotSource:
         )
 
 
-def _collect(folder: Path, product: ProductSpec, scratch: Path) -> tuple[list[SourceFile], dict[str, dict[str, str]]]:
-    """Find stacked table files and package contents (folders or zips) under `folder`."""
-    gathered = PackageFiles()
+def _declared_sites(stacked: StackedTable, product: ProductSpec) -> StackedTable:
+    """A stacked table's rows of the product's declared sites (all rows when it declares none)."""
+    if not product.sites:
+        return stacked
+    stacked.frame = stacked.frame.filter(pl.col("site_id").is_in(product.sites))
+    return stacked
+
+
+def _stacked_files(folder: Path, product: ProductSpec) -> tuple[list[SourceFile], dict[str, dict[str, str]]]:
+    """The product's stacked table files (`<table>.csv`) in `folder`, and the types of its variables files."""
+    files = [
+        SourceFile(path=entry, table=entry.stem)
+        for entry in sorted(folder.iterdir())
+        if entry.is_file() and entry.suffix == ".csv" and entry.stem in product.all_tables
+    ]
+    types: dict[str, dict[str, str]] = {}
     for entry in sorted(folder.iterdir()):
-        if entry.is_file() and entry.suffix == ".csv" and entry.stem in product.all_tables:
-            gathered.files.append(SourceFile(path=entry, table=entry.stem))
-            continue
         document = _DOCUMENT.fullmatch(entry.name)
         if document and document.group("kind") == "variables" and entry.is_file():
-            gathered.add_variables(entry)
-            continue
-        package = parse_package_name(entry.name)
-        if package is None or package.product != product.code:
-            continue
-        contents = entry if entry.is_dir() else None
-        if entry.is_file() and entry.suffix == ".zip":
-            contents = scratch / entry.stem
-            safe_extract(entry, contents)
-        if contents is None:
-            continue
-        for path in sorted(contents.rglob("*.csv")):
-            name = parse_file_name(path.name)
-            if name is not None and (name.is_variables or name.table in product.all_tables):
-                gathered.add(path, name)
-    return gathered.files, gathered.variables
+            for table, fields in read_variables(entry).items():
+                types.setdefault(table, {}).update(fields)
+    return files, types
+
+
+def _package_files(folder: Path) -> list[PackageFile]:
+    """Every file of the download packages under `folder` (folders, zips, a portal zip), classified."""
+    entries = [e for e in sorted(folder.iterdir()) if e.is_dir() or e.suffix == ".zip"]
+    return [f for entry in entries for f in package_files(entry)]

@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
-from rootassets.neon.errors import NeonDataError
+from rootassets.neon.errors import NeonDataError, UnsafeArchiveError
 
 PUBLICATION = r"[0-9]{8}T[0-9]{6}Z"
 RELEASE_IN_NAME = re.compile(r"\.(RELEASE-20[0-9]{2}|PROVISIONAL)(?:\.zip)?$")
@@ -171,7 +171,9 @@ def _walk_zip(data: Callable[[], bytes], origin: str, release: str | None) -> It
         if info.is_dir() or STRAY.search(info.filename):
             continue
         if member.is_absolute() or ".." in member.parts:
-            raise NeonDataError(f"{origin}: entry {info.filename!r} points outside the archive")
+            raise UnsafeArchiveError(f"{origin}: entry {info.filename!r} points outside the archive")
+        if (info.external_attr >> 16) & 0o170000 == 0o120000:
+            raise UnsafeArchiveError(f"{origin}: entry {info.filename!r} is a symbolic link")
         inner = f"{origin}/{info.filename}"
         folder_release = _release(member.parent.name) if member.parent.name else None
 
@@ -189,6 +191,11 @@ def _walk_zip(data: Callable[[], bytes], origin: str, release: str | None) -> It
 def _release(name: str) -> str | None:
     match = RELEASE_IN_NAME.search(name)
     return match.group(1) if match else None
+
+
+def classify_name(name: str, release: str | None = None) -> PackageFile | None:
+    """A NEON file name classified as `package_files` classifies it (None: not a NEON table or document)."""
+    return _classified(PackageFile(name, name, release, bytes))
 
 
 def _classified(f: PackageFile) -> PackageFile | None:
@@ -358,39 +365,37 @@ def formatted_readme(text: str) -> str:
     return "\n".join([*README_DISCLAIMER, *kept]) + "\n"
 
 
-def stack_by_table(files: list[PackageFile]) -> Stacked:
-    """Stack every table of one product's packages (see the module docstring for the rules)."""
+@dataclass
+class Selection:
+    """The files stackByTable reads from one product's packages: per table the files to stack, and the
+    newest variables, readme, validation and categoricalCodes file."""
+
+    product: str | None
+    package: str  # basic | expanded
+    tables: dict[str, list[PackageFile]]
+    documents: dict[str, PackageFile]
+
+    @property
+    def number(self) -> str:
+        return self.product.split(".")[1] if self.product else "unknown"
+
+
+def select_files(files: list[PackageFile]) -> Selection:
+    """Which files to stack (see the module docstring for the rules); refuses mixed products or releases."""
     products = sorted({f.product for f in files if f.product})
     if len(products) > 1:
         raise NeonDataError(f"packages of several products ({', '.join(products)}): stack each product on its own")
-    product = products[0] if products else None
-    number = product.split(".")[1] if product else "unknown"
     releases = sorted({f.release for f in files if f.release and f.release.startswith("RELEASE")})
     if len(releases) > 1:
         raise NeonDataError(f"packages of several releases ({', '.join(releases)}): stack each release on its own")
     data = [f for f in files if f.kind in ("site-date", "site-all", "lab")]
     if not data:
         raise NeonDataError("no NEON data tables found, only metadata (or nothing NEON-named)")
-    package = "expanded" if any(f.package == "expanded" for f in data) else "basic"
-    out = Stacked(product)
-    variables = None
-    for kind in METADATA:
-        candidates = [f for f in files if f.kind == kind]
-        if not candidates:
-            continue
-        chosen = newest(candidates)
-        if kind == "readme":
-            out.texts[f"readme_{number}.txt"] = formatted_readme(chosen.read().decode("utf-8", "replace"))
-            continue
-        frame = read_strings(chosen)
-        if kind == "variables":
-            variables = frame
-        else:
-            out.tables[f"{kind}_{number}"] = frame
+    documents = {kind: newest(c) for kind in METADATA if (c := [f for f in files if f.kind == kind])}
     by_table: dict[str, list[PackageFile]] = {}
     for f in data:
         by_table.setdefault(f.table, []).append(f)
-    tables: dict[str, pl.DataFrame] = {}
+    chosen: dict[str, list[PackageFile]] = {}
     for table, table_files in sorted(by_table.items()):
         kinds = sorted({f.kind for f in table_files})
         if len(kinds) > 1:
@@ -399,12 +404,33 @@ def stack_by_table(files: list[PackageFile]) -> Stacked:
                 "provisional data separately"
             )
         if kinds == ["site-all"]:
-            chosen = newest_per(table_files, lambda f: f"{f.site}.{f.position}")
+            chosen[table] = newest_per(table_files, lambda f: f"{f.site}.{f.position}")
         elif kinds == ["lab"]:
-            chosen = newest_per(table_files, lambda f: f.lab)
+            chosen[table] = newest_per(table_files, lambda f: f.lab)
         else:
-            chosen = table_files
-        tables[table] = stack_table(table, chosen, variables, package)
+            chosen[table] = table_files
+    package = "expanded" if any(f.package == "expanded" for f in data) else "basic"
+    return Selection(products[0] if products else None, package, chosen, documents)
+
+
+def stack_by_table(files: list[PackageFile]) -> Stacked:
+    """Stack every table of one product's packages (see the module docstring for the rules)."""
+    selection = select_files(files)
+    number = selection.number
+    out = Stacked(selection.product)
+    variables = None
+    for kind, chosen in selection.documents.items():
+        if kind == "readme":
+            out.texts[f"readme_{number}.txt"] = formatted_readme(chosen.read().decode("utf-8", "replace"))
+            continue
+        frame = read_strings(chosen)
+        if kind == "variables":
+            variables = frame
+        else:
+            out.tables[f"{kind}_{number}"] = frame
+    tables = {
+        table: stack_table(table, chosen, variables, selection.package) for table, chosen in selection.tables.items()
+    }
     for table, frame in tables.items():
         out.tables[f"{table}_{number}" if table in NAMED_BY_PRODUCT else table] = frame
     stacked_vars = stacked_variables(variables, tables)

@@ -1,9 +1,11 @@
-"""Stack NEON's per-site (and per-month) files into one table per NEON table.
+"""The platform's raw tables from NEON files: one table per NEON table, as the raw assets write it.
 
-Like neonUtilities' stackByTable: site-all tables keep only the newest
-publication per site, every row gains `site_id`, `release`,
-`publication_date` and `source_file`, and columns are typed from the
-package's variables file when there is one.
+Download packages (from the API, a snapshot folder or a declared download) go through one path,
+`stack_packages`: the generic stacker (`stack_by_table.select_files`) chooses the files as neonUtilities'
+stackByTable does (every site-date file, the newest publication of a site-all or lab table, the newest
+variables file), and each file is read with the NEON reader, typed from the variables file, malformed
+records kept aside for quarantine. Tables already stacked by a client (`<table>.csv`) go through
+`stack_table`. Either way every row gains `site_id`, `release`, `publication_date` and `source_file`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 
 import polars as pl
 
-from rootassets.neon.csvfiles import MalformedRecord, read_neon_csv, read_variables
+from rootassets.neon.csvfiles import MalformedRecord, read_neon_bytes, read_neon_csv
 from rootassets.neon.errors import NeonDataError
-from rootassets.neon.identifiers import PUBLICATION_PATTERN, SITE_PATTERN, NeonFileName, validate_release
-from rootassets.neon.products import SITE_COLUMNS
+from rootassets.neon.identifiers import PUBLICATION_PATTERN, SITE_PATTERN, validate_release
+from rootassets.neon.products import SITE_COLUMNS, ProductSpec
+from rootassets.neon.stack_by_table import PackageFile, read_strings, select_files
 
 ADDED_COLUMNS = ("site_id", "release", "publication_date", "source_file")
 # What a stacking client (neonUtilities) adds to the columns of NEON's own per-site files.
@@ -35,37 +38,6 @@ class SourceFile:
     month: str | None = None
     publication: str | None = None
     site_all: bool = False
-
-
-class PackageFiles:
-    """The data files and merged variables types gathered from NEON download packages."""
-
-    def __init__(self) -> None:
-        self.files: list[SourceFile] = []
-        self.variables: dict[str, dict[str, str]] = {}
-        self.variables_files: list[Path] = []
-
-    def add_variables(self, path: Path) -> None:
-        """Take a variables file's types (several files merge)."""
-        for table, types in read_variables(path).items():
-            self.variables.setdefault(table, {}).update(types)
-        self.variables_files.append(path)
-
-    def add(self, path: Path, name: NeonFileName) -> None:
-        """Take a variables file's types, or a data file to stack."""
-        if name.is_variables:
-            self.add_variables(path)
-            return
-        self.files.append(
-            SourceFile(
-                path=path,
-                table=name.table,
-                site=name.site,
-                month=name.month,
-                publication=name.publication,
-                site_all=name.is_site_all,
-            )
-        )
 
 
 @dataclass(frozen=True)
@@ -100,21 +72,6 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def newest_site_all(files: Iterable[SourceFile]) -> list[SourceFile]:
-    """Keep every monthly file, and for site-all files only the newest per (table, site)."""
-    kept: list[SourceFile] = []
-    newest: dict[tuple[str, str | None], SourceFile] = {}
-    for f in files:
-        if not f.site_all:
-            kept.append(f)
-            continue
-        key = (f.table, f.site)
-        current = newest.get(key)
-        if current is None or (f.publication or "") > (current.publication or ""):
-            newest[key] = f
-    return kept + sorted(newest.values(), key=lambda f: (f.table, f.site or ""))
-
-
 def stack_table(
     table: str,
     files: Iterable[SourceFile],
@@ -124,7 +81,7 @@ def stack_table(
     """Read and stack every file of `table` into one frame with the added columns."""
     validate_release(release)
     chosen = sorted(
-        (f for f in newest_site_all(files) if f.table == table),
+        (f for f in files if f.table == table),
         key=lambda f: (f.site or "", f.month or "", f.path.name),
     )
     frames: list[pl.DataFrame] = []
@@ -133,7 +90,7 @@ def stack_table(
     for f in chosen:
         frame = read_neon_csv(f.path, variables, malformed)
         sources.append(SourceRecord(f.path.name, file_md5(f.path), frame.height, tuple(frame.columns)))
-        frames.append(_with_added_columns(frame, f, release))
+        frames.append(with_added_columns(frame, f, release))
     if not frames:
         return StackedTable(name=table, frame=empty_table(), sources=[])
     stacked = pl.concat(frames, how="diagonal_relaxed")
@@ -152,14 +109,18 @@ def empty_table() -> pl.DataFrame:
     )
 
 
-def _with_added_columns(frame: pl.DataFrame, f: SourceFile, release: str) -> pl.DataFrame:
+def with_added_columns(frame: pl.DataFrame, f: SourceFile, release: str, lab: bool = False) -> pl.DataFrame:
+    """`frame` with the columns every raw table has; a lab table (one lab's analyses across sites) has no site."""
     for name in ("site_id", "publication_date", "source_file"):
         if name in frame.columns:
             raise NeonDataError(f"{f.path.name}: column {name!r} is reserved for the platform")
     if "release" in frame.columns:
         _check_release_column(frame["release"], release, f.path.name)
         frame = frame.drop("release")
-    site = pl.lit(f.site) if f.site else _site_from_columns(frame, f.path.name)
+    if lab:
+        site = pl.lit(None, dtype=pl.String)
+    else:
+        site = pl.lit(f.site) if f.site else _site_from_columns(frame, f.path.name)
     # A stacking client's `publicationDate` becomes `publication_date` (a timestamp): one name per column.
     return frame.with_columns(
         site.alias("site_id"),
@@ -221,3 +182,96 @@ def files_fingerprint(paths: Iterable[Path], base: Path) -> str:
         stat = path.stat()
         digest.update(f"{path.relative_to(base)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
+
+
+# -- NEON download packages, through the generic stacker's selection ---------------------------------------
+
+DATA_KINDS = ("site-date", "site-all", "lab")
+
+
+@dataclass
+class PackageStack:
+    """A product's tables stacked from download packages, with the variables file that typed them."""
+
+    tables: dict[str, StackedTable]
+    variables: pl.DataFrame | None = None  # NEON's variables file as published (all text)
+    variables_file: str | None = None
+    readme: PackageFile | None = None
+
+
+def stack_packages(
+    files: list[PackageFile],
+    product: ProductSpec,
+    release: str,
+    fallback_types: dict[str, dict[str, str]] | None = None,
+) -> PackageStack:
+    """Stack `product`'s tables from the files of its download packages (one release).
+
+    The files to read are chosen as stackByTable chooses them (`stack_by_table.select_files`: every site-date
+    file, the newest publication of a site-all or lab table, the newest variables file and readme); files
+    of other products, of tables not declared, or of sites and months outside the product's selection are
+    left out. Each file is read with the platform's NEON reader (types from the variables file, else
+    `fallback_types`; malformed records kept aside) and gains the platform's columns; an instrumented file
+    also gains its position, as stackByTable adds it.
+    """
+    validate_release(release)
+    relevant = [
+        f
+        for f in files
+        if f.product in (None, product.code)
+        and (f.kind not in DATA_KINDS or (f.table in product.all_tables and _in_selection(product, f)))
+    ]
+    if not any(f.kind in DATA_KINDS for f in relevant):
+        return PackageStack({})
+    selection = select_files(relevant)
+    chosen_variables = selection.documents.get("variables")
+    variables = read_strings(chosen_variables) if chosen_variables else None
+    types = package_types(variables, product.package) if variables is not None else (fallback_types or {})
+    tables = {t: _stack_members(t, chosen, release, types.get(t)) for t, chosen in selection.tables.items()}
+    return PackageStack(
+        tables,
+        variables,
+        chosen_variables.name if chosen_variables else None,
+        selection.documents.get("readme"),
+    )
+
+
+def _in_selection(product: ProductSpec, f: PackageFile) -> bool:
+    return f.kind == "lab" or product.wants(f.site, f.month)
+
+
+def package_types(variables: pl.DataFrame, package: str = "basic") -> dict[str, dict[str, str]]:
+    """{table: {field: NEON dataType}} from a variables file (the basic package's fields for basic)."""
+    if package == "basic" and "downloadPkg" in variables.columns:
+        variables = variables.filter(pl.col("downloadPkg") != "expanded")
+    out: dict[str, dict[str, str]] = {}
+    for table, name, dtype in variables.select("table", "fieldName", "dataType").iter_rows():
+        if table and name and dtype:
+            out.setdefault(table, {})[name] = dtype
+    return out
+
+
+def _stack_members(table: str, files: list[PackageFile], release: str, types: dict[str, str] | None) -> StackedTable:
+    frames, sources = [], []
+    malformed: list[MalformedRecord] = []
+    for f in sorted(files, key=lambda f: (f.site or "", f.month or "", f.name)):
+        body = f.read()
+        frame = read_neon_bytes(body, f.name, types, malformed)
+        if f.position and "siteID" not in frame.columns:
+            frame = frame.with_columns(
+                pl.lit(f.domain).alias("domainID"),
+                pl.lit(f.site).alias("siteID"),
+                pl.lit(f.position[0]).alias("horizontalPosition"),
+                pl.lit(f.position[1]).alias("verticalPosition"),
+            )
+        sources.append(SourceRecord(f.name, hashlib.md5(body).hexdigest(), frame.height, tuple(frame.columns)))
+        source = SourceFile(Path(f.name), table, f.site, f.month, f.publication, f.kind == "site-all")
+        frames.append(with_added_columns(frame, source, release, lab=f.kind == "lab"))
+    return StackedTable(table, pl.concat(frames, how="diagonal_relaxed"), sources, malformed)
+
+
+def merge_stacked(a: StackedTable, b: StackedTable) -> StackedTable:
+    """One table from two stackings of it (stacked CSVs and packages in the same folder)."""
+    return StackedTable(
+        a.name, pl.concat([a.frame, b.frame], how="diagonal_relaxed"), a.sources + b.sources, a.malformed + b.malformed
+    )

@@ -139,6 +139,8 @@ def _mark_duplicates(
         reasons.setdefault(row, []).append(("duplicate_record", None, None))
     distinct = work.filter(~pl.col(_ROW).is_in(duplicate_copy.filter("dup")[_ROW].to_list()))
     key = list(contract.key)
+    if not key:
+        return
     conflicts = distinct.filter(pl.struct(key).is_duplicated() & pl.all_horizontal(pl.col(key).is_not_null()))
     for row in conflicts[_ROW].to_list():
         value = ", ".join(str(v) for v in conflicts.filter(pl.col(_ROW) == row).select(key).row(0))

@@ -20,6 +20,7 @@ from typing import Any
 import google_crc32c
 import polars as pl
 
+from rootassets.neon.catalog import readme_name
 from rootassets.neon.identifiers import PRODUCT_PATTERN, TABLE_PATTERN, NeonFileName, release_sort_key
 from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.snapshot import SnapshotSource
@@ -68,6 +69,7 @@ class MirrorCatalogue:
         self.products: dict[str, dict[str, ProductRelease]] = {}  # product -> release -> ...
         self.change_logs: dict[str, list[dict[str, Any]]] = {}
         self.domains: dict[str, str] = {}
+        self.names: dict[str, str] = {}  # product -> name (the platform's, else its readme's `Name:`)
         self._log_release: dict[str, str] = {}
         generated = source.release_info()
         for release in source.releases():
@@ -88,6 +90,8 @@ class MirrorCatalogue:
                 for site, domain in frame.select("site_id", "domainID").drop_nulls().unique().iter_rows():
                     self.domains.setdefault(site, domain)
         docs = load.documents
+        named = PRODUCTS[product.code].name if product.code in PRODUCTS else readme_name(docs.readme or "")
+        self.names.setdefault(product.code, named or product.code)
         seen = self._log_release.get(product.code)
         if docs.change_logs and (seen is None or release_sort_key(release) > release_sort_key(seen)):
             self.change_logs[product.code] = [{"id": i + 1, **e} for i, e in enumerate(docs.change_logs)]
@@ -155,6 +159,9 @@ class MirrorCatalogue:
         self.files[(f.release, f.name)] = f
 
     # -- questions the server asks ---------------------------------------------
+
+    def name_of(self, product: str) -> str:
+        return self.names.get(product, product)
 
     def releases_of(self, product: str) -> list[str]:
         return sorted(self.products.get(product, {}), key=release_sort_key)

@@ -277,8 +277,8 @@ class MirrorServer:
                     "dataProducts": [
                         {
                             "productCode": code,
-                            "productName": _name(code),
-                            "productDescription": _name(code),
+                            "productName": self.catalogue.name_of(code),
+                            "productDescription": self.catalogue.name_of(code),
                             "productDoi": f"https://doi.org/{rels[tag].doi}",
                         }
                         for code, rels in sorted(self.catalogue.products.items())
@@ -315,8 +315,8 @@ class MirrorServer:
             "productCodeLong": f"NEON.DOM.SITE.{code}",
             "productCode": code,
             "productCodePresentation": "NEON." + code.rsplit(".", 1)[0],
-            "productName": _name(code),
-            "productDescription": _name(code),
+            "productName": self.catalogue.name_of(code),
+            "productDescription": self.catalogue.name_of(code),
             "productStatus": "ACTIVE",
             "productCategory": "Level 1 Data Product",
             "productHasExpanded": False,
@@ -450,10 +450,6 @@ class MirrorServer:
 
 def _one(params: dict[str, list[str]], name: str) -> str:
     return (params.get(name) or [""])[0]
-
-
-def _name(code: str) -> str:
-    return PRODUCTS[code].name if code in PRODUCTS else code
 
 
 def _uuid(tag: str) -> str:
@@ -641,6 +637,9 @@ def _api_handler(mirror: MirrorServer) -> type[BaseHTTPRequestHandler]:
                     if found
                     else (400, {"error": {"status": 400, "detail": f"release {parts[1]} not found"}})
                 )
+            if parts == ["products"]:
+                listed = (mirror.product_json(code, api, release or None) for code in sorted(mirror.catalogue.products))
+                return 200, {"data": [p for p in listed if p is not None]}
             if len(parts) == 2 and parts[0] == "products":
                 code = parts[1]
                 answer = mirror.product_json(code, api, release or None) if PRODUCT_PATTERN.fullmatch(code) else None
