@@ -11,8 +11,8 @@ import pytest
 from rootassets.neon.errors import UnsafeArchiveError
 from rootassets.neon.mirror import MirrorCatalogue
 from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT
-from rootassets.neon.stack_by_table import package_files
 from rootassets.neon.snapshot import SnapshotSource
+from rootassets.neon.stack_by_table import package_files
 from rootassets_tests.conftest import RELEASE
 
 EXPECTED = {
