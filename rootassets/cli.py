@@ -1,4 +1,4 @@
-"""The `rootassets` command line: materialize, sql, mirror, ui."""
+"""The `rootassets` command line: materialize, releases, sql, mirror, stack, products, ui."""
 
 from __future__ import annotations
 
@@ -121,6 +121,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="a new (or empty) folder for the stacked files")
     p.set_defaults(handler=_stack)
 
+    p = sub.add_parser("products", help="list NEON's products, describe one, declare one as raw assets")
+    products = p.add_subparsers(dest="action", required=True)
+    q = products.add_parser("list", help="every NEON product (/products), the declared ones marked")
+    q.add_argument("--release", default=None, help="only products with data in this release")
+    q.add_argument("--match", default=None, help="only products whose code or name contains this text")
+    q.set_defaults(handler=_products_list)
+    q = products.add_parser("describe", help="a product's releases, DOIs, sites, months and tables")
+    q.add_argument("dpid", help="NEON product code, e.g. DP1.10033.001")
+    q.add_argument("--input", type=Path, default=None, help="describe this local download instead of asking the API")
+    q.set_defaults(handler=_products_describe)
+    q = products.add_parser(
+        "add", help="declare a product in $ROOTASSETS_HOME/rootassets.toml: one raw asset per table"
+    )
+    q.add_argument("dpid", help="NEON product code, e.g. DP1.10033.001")
+    q.add_argument(
+        "--input", type=Path, default=None, help="a local download: portal zip, folder of packages or stacked tables"
+    )
+    q.add_argument("--table", action="append", default=[], help="a table to take (repeatable; default: every table)")
+    q.add_argument("--site", action="append", default=[], help="a site to take (repeatable; default: every site)")
+    q.add_argument("--start", default=None, help="first month, YYYY-MM")
+    q.add_argument("--end", default=None, help="last month, YYYY-MM")
+    q.add_argument("--package", choices=("basic", "expanded"), default=None)
+    q.add_argument("--name", default=None, help="the product's name (default: NEON's)")
+    q.set_defaults(handler=_products_add)
+    q = products.add_parser("remove", help="remove a declared product (its tables stay in the database)")
+    q.add_argument("dpid")
+    q.set_defaults(handler=_products_remove)
+
     p = sub.add_parser("ui", help="start the Dagster UI and daemon on the persistent instance (dg dev)")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="127.0.0.1")
@@ -215,6 +243,143 @@ def declared_releases(settings: Settings) -> list[str]:
         if product.input is not None and product.input.exists():
             found |= set(DownloadSource(product.input).releases_of(product.spec))
     return sorted(found)
+
+
+def _declared(settings: Settings) -> list[Any]:
+    from rootassets.neon.declared import read_declared
+    from rootassets.neon.errors import NeonDataError
+
+    try:
+        return read_declared(settings.products_file)
+    except NeonDataError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _api_call(settings: Settings, call: Any) -> Any:
+    """Run `call(client)` against the NEON API (or the mirror NEON_API_URL names); one line on failure."""
+    from rootassets.neon.client import NeonClient
+    from rootassets.neon.errors import NeonApiError, NeonError, NeonRequestRefusedError
+    from rootassets.neon.identifiers import InvalidIdentifierError
+
+    try:
+        with NeonClient(settings.api_url) as client:
+            return call(client)
+    except NeonRequestRefusedError as exc:
+        raise UsageError(f"the NEON API at {settings.api_url} refused the request: {exc}") from exc
+    except NeonApiError as exc:
+        raise CliError(f"the NEON API at {settings.api_url} did not answer: {exc}") from exc
+    except (NeonError, InvalidIdentifierError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _products_list(args: argparse.Namespace) -> int:
+    """NEON's products from `/products`, the declared ones marked."""
+    from rootassets.neon.catalog import list_products
+    from rootassets.neon.declared import BUILT_IN_PRODUCTS
+
+    settings = Settings.from_env()
+    declared = {d.spec.code for d in _declared(settings)}
+    rows = _api_call(settings, lambda client: list_products(client, args.release))
+    if args.match:
+        rows = [r for r in rows if args.match.lower() in f"{r['code']} {r['name']}".lower()]
+    from tabulate import tabulate
+
+    table = [
+        (
+            r["code"],
+            r["name"],
+            r["sites"],
+            "built in" if r["code"] in BUILT_IN_PRODUCTS else "declared" if r["code"] in declared else "",
+        )
+        for r in rows
+    ]
+    print(tabulate(table, headers=["product", "name", "sites", "rootassets"], tablefmt="simple"))
+    return 0
+
+
+def _describe(settings: Settings, dpid: str, path: Path | None) -> Any:
+    from rootassets.neon.catalog import describe_api, describe_download
+    from rootassets.neon.errors import NeonDataError
+    from rootassets.neon.identifiers import InvalidIdentifierError, validate_product
+    from rootassets.neon.tokens import current_token
+
+    try:
+        validate_product(dpid)
+        if path is not None:
+            description = describe_download(path)
+            if description.code != dpid:
+                raise UsageError(f"{path} holds {description.code}, not {dpid}")
+            return description
+    except (NeonDataError, InvalidIdentifierError) as exc:
+        raise UsageError(str(exc)) from exc
+    return _api_call(settings, lambda client: describe_api(client, dpid, list_files=current_token() is not None))
+
+
+def _products_describe(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    path = args.input
+    if path is None:
+        path = next((d.input for d in _declared(settings) if d.spec.code == args.dpid), None)
+    for line in _describe(settings, args.dpid, path).lines():
+        print(line)
+    return 0
+
+
+def _products_add(args: argparse.Namespace) -> int:
+    """Declare a product in rootassets.toml; its tables default to every table the source shows."""
+    from rootassets.neon.declared import declared_product, write_declared
+    from rootassets.neon.errors import NeonDataError
+
+    settings = Settings.from_env()
+    current = _declared(settings)
+    description = _describe(settings, args.dpid, args.input)
+    tables = args.table or list(description.tables)
+    if not tables:
+        raise UsageError(
+            f"no table of {args.dpid} is known: name them with --table (NEON lists a package's files only with an "
+            "API token, NEON_TOKEN), or give --input with a download"
+        )
+    unknown = [t for t in tables if description.tables and t not in description.tables]
+    if unknown:
+        raise UsageError(f"{args.dpid} has no table {', '.join(unknown)} (it has {', '.join(description.tables)})")
+    try:
+        product = declared_product(
+            args.dpid,
+            args.name or description.name,
+            tables,
+            package=args.package or description.package,
+            sites=args.site,
+            start=args.start,
+            end=args.end,
+            input_path=args.input,
+        )
+        kept = [d for d in current if d.spec.code != args.dpid]
+        write_declared(settings.products_file, [*kept, product])
+    except NeonDataError as exc:
+        raise UsageError(str(exc)) from exc
+    verb = "updated" if len(kept) < len(current) else "declared"
+    print(f"rootassets: {verb} {product.spec.code} ({product.spec.name}) in {settings.products_file}")
+    for table in product.spec.tables:
+        print(f"  raw.{table}")
+    print(
+        f"rootassets: its raw assets are the group {product.group}; materialize them with "
+        f"rootassets materialize --release <release> --select 'group:{product.group}'"
+    )
+    return 0
+
+
+def _products_remove(args: argparse.Namespace) -> int:
+    from rootassets.neon.declared import write_declared
+
+    settings = Settings.from_env()
+    current = _declared(settings)
+    kept = [d for d in current if d.spec.code != args.dpid]
+    if len(kept) == len(current):
+        declared = ", ".join(d.spec.code for d in current) or "none"
+        raise UsageError(f"{args.dpid} is not declared in {settings.products_file} (declared: {declared})")
+    write_declared(settings.products_file, kept)
+    print(f"rootassets: removed {args.dpid} from {settings.products_file}; its tables stay in {settings.database}")
+    return 0
 
 
 def _releases(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ from rootassets.neon.errors import (
     NeonChecksumError,
     NeonContext,
     NeonRateLimitedError,
+    NeonRequestRefusedError,
     NeonTokenError,
     NeonUrlExpiredError,
 )
@@ -365,7 +366,7 @@ class NeonClient:
             return f"HTTP {status} on {path}", None
         if status >= 400:
             detail = _error_detail(response)
-            raise NeonApiError(f"HTTP {status} on {path}: {detail}")
+            raise NeonRequestRefusedError(f"HTTP {status} on {path}: {detail}")
         return None, None
 
     def _rate_limit_wait(self, headers: Mapping[str, str]) -> float:

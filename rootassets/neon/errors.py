@@ -38,6 +38,10 @@ class NeonApiError(NeonError):
     """The API could not be reached or answered with something unusable."""
 
 
+class NeonRequestRefusedError(NeonApiError):
+    """The API answered a request with a 4xx error other than a token problem (an unknown product, say)."""
+
+
 class NeonRateLimitedError(NeonApiError):
     """The API kept answering 429 beyond the retry budget."""
 

@@ -167,7 +167,7 @@ class SnapshotSource:
             for table in product.all_tables
             if any(f.table == table for f in stacked)
         }
-        packaged = stack_packages(_package_files(folder), product, release, fallback_types=types).tables
+        packaged = stack_packages(snapshot_package_files(folder), product, release, fallback_types=types).tables
         for table, from_packages in packaged.items():
             tables[table] = merge_stacked(tables[table], from_packages) if table in tables else from_packages
         notes = [f"{table}: not in this snapshot" for table in product.all_tables if table not in tables]
@@ -206,7 +206,7 @@ def _stacked_files(folder: Path, product: ProductSpec) -> tuple[list[SourceFile]
     return files, types
 
 
-def _package_files(folder: Path) -> list[PackageFile]:
+def snapshot_package_files(folder: Path) -> list[PackageFile]:
     """Every file of the download packages under `folder` (folders, zips, a portal zip), classified."""
     entries = [e for e in sorted(folder.iterdir()) if e.is_dir() or e.suffix == ".zip"]
     return [f for entry in entries for f in package_files(entry)]

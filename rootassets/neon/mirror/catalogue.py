@@ -1,5 +1,9 @@
 """What the mirror serves: snapshot folders split back into the files NEON publishes.
 
+A product folder that holds NEON download packages (folders, zips, or a data-portal zip of them) is served
+as it is, each package's files byte for byte under the package's site and month: any product can be
+served that way. A folder of stacked tables is split back into per-site files:
+
 Each stacked table becomes one file per site and publication, named and
 written as NEON writes them (empty fields for missing values, no `release` or
 `publicationDate` column: a stacking client adds those), with a variables,
@@ -14,16 +18,24 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import google_crc32c
 import polars as pl
 
 from rootassets.neon.catalog import readme_name
-from rootassets.neon.identifiers import PRODUCT_PATTERN, TABLE_PATTERN, NeonFileName, release_sort_key
+from rootassets.neon.documents import issue_log_from_readme
+from rootassets.neon.identifiers import (
+    PRODUCT_PATTERN,
+    TABLE_PATTERN,
+    NeonFileName,
+    parse_package_name,
+    release_sort_key,
+)
 from rootassets.neon.products import PRODUCTS, ProductSpec
-from rootassets.neon.snapshot import SnapshotSource
+from rootassets.neon.snapshot import SnapshotSource, snapshot_package_files
+from rootassets.neon.stack_by_table import PackageFile
 from rootassets.neon.stacking import ADDED_COLUMNS, STACKING_COLUMNS
 
 TEST_DOI_PREFIX = "10.5072"  # DataCite's prefix for test DOIs: never a real dataset
@@ -64,6 +76,7 @@ class MirrorCatalogue:
 
     def __init__(self, snapshot: Path | str | list[Path]) -> None:
         source = SnapshotSource(snapshot)
+        self._roots = source.roots
         self.files: dict[tuple[str, str], MirrorFile] = {}  # (release, file name) -> file
         self.release_dates: dict[str, str] = {}
         self.products: dict[str, dict[str, ProductRelease]] = {}  # product -> release -> ...
@@ -71,14 +84,53 @@ class MirrorCatalogue:
         self.domains: dict[str, str] = {}
         self.names: dict[str, str] = {}  # product -> name (the platform's, else its readme's `Name:`)
         self._log_release: dict[str, str] = {}
+        self.members: dict[tuple[str, str, str, str], set[str]] = {}  # (product, release, site, month) -> names
         generated = source.release_info()
         for release in source.releases():
-            for product in _products_in(source.release_folder(release)):
+            release_folder = source.release_folder(release)
+            for product in _products_in(release_folder):
                 folder = source.product_folder(product, release)
                 if folder is None:
                     continue
                 self.release_dates.setdefault(release, generated.get(release) or _folder_date(folder))
-                self._add_product(source, product, release)
+                packages = [f for f in snapshot_package_files(folder) if f.release in (None, release)]
+                if packages:
+                    self._add_packages(product, release, packages)
+                else:
+                    self._add_product(source, product, release)
+
+    def _add_packages(self, product: ProductSpec, release: str, files: list[PackageFile]) -> None:
+        """A folder of NEON download packages (or a portal zip) is served as it is: each package's files
+        under its site and month, byte for byte."""
+        doi = self._doi(product, release)
+        entry = self.products.setdefault(product.code, {}).setdefault(release, ProductRelease(doi=doi))
+        readmes = []
+        for f in files:
+            package = parse_package_name(PurePosixPath(f.origin).parent.name)
+            if package is None or package.product != product.code:
+                continue  # a file outside any package (a stray file, another product's package)
+            body = f.read()
+            kind = "text/plain" if f.name.endswith(".txt") else "application/xml" if f.name.endswith(".xml") else None
+            self._put(MirrorFile(f.name, product.code, release, package.site, package.month, body, kind or "text/csv"))
+            entry.months.setdefault(package.site, set()).add(package.month)
+            self.domains.setdefault(package.site, package.domain)
+            if f.kind == "readme":
+                readmes.append((f.publication, body.decode("utf-8", "replace")))
+        if readmes:
+            text = max(readmes)[1]
+            self.names.setdefault(product.code, readme_name(text) or product.code)
+            self._set_change_logs(product.code, release, issue_log_from_readme(text))
+        self.change_logs.setdefault(product.code, [])
+
+    def _doi(self, product: ProductSpec, release: str) -> str:
+        found = SnapshotSource(self._roots).product_doi(product.code, release)
+        return found or f"{TEST_DOI_PREFIX}/neon-mirror.{product.code}.{release}"
+
+    def _set_change_logs(self, code: str, release: str, logs: list[dict[str, Any]]) -> None:
+        seen = self._log_release.get(code)
+        if logs and (seen is None or release_sort_key(release) > release_sort_key(seen)):
+            self.change_logs[code] = [{"id": i + 1, **e} for i, e in enumerate(logs)]
+            self._log_release[code] = release
 
     # -- building --------------------------------------------------------------
 
@@ -92,10 +144,7 @@ class MirrorCatalogue:
         docs = load.documents
         named = PRODUCTS[product.code].name if product.code in PRODUCTS else readme_name(docs.readme or "")
         self.names.setdefault(product.code, named or product.code)
-        seen = self._log_release.get(product.code)
-        if docs.change_logs and (seen is None or release_sort_key(release) > release_sort_key(seen)):
-            self.change_logs[product.code] = [{"id": i + 1, **e} for i, e in enumerate(docs.change_logs)]
-            self._log_release[product.code] = release
+        self._set_change_logs(product.code, release, docs.change_logs)
         self.change_logs.setdefault(product.code, [])
         doi = load.doi or f"{TEST_DOI_PREFIX}/neon-mirror.{product.code}.{release}"
         entry = self.products.setdefault(product.code, {}).setdefault(release, ProductRelease(doi=doi))
@@ -156,7 +205,10 @@ class MirrorCatalogue:
         return name if ext == "csv" else name.removesuffix(".csv") + f".{ext}"
 
     def _put(self, f: MirrorFile) -> None:
-        self.files[(f.release, f.name)] = f
+        """File `f` in its package; a file of the same name in several packages (a lab table, say) is one
+        stored file listed in each."""
+        self.files.setdefault((f.release, f.name), f)
+        self.members.setdefault((f.product, f.release, f.site, f.month), set()).add(f.name)
 
     # -- questions the server asks ---------------------------------------------
 
@@ -184,14 +236,8 @@ class MirrorCatalogue:
         return max(found, key=release_sort_key) if found else None
 
     def package_files(self, product: str, release: str, site: str, month: str) -> list[MirrorFile]:
-        return sorted(
-            (
-                f
-                for (rel, _), f in self.files.items()
-                if rel == release and f.product == product and f.site == site and f.month == month
-            ),
-            key=lambda f: f.name,
-        )
+        names = self.members.get((product, release, site, month), set())
+        return [self.files[(release, name)] for name in sorted(names)]
 
 
 def _products_in(release_folder: Path | None) -> list[ProductSpec]:
@@ -203,6 +249,10 @@ def _products_in(release_folder: Path | None) -> list[ProductSpec]:
     for folder in sorted(p for p in release_folder.iterdir() if p.is_dir() and PRODUCT_PATTERN.fullmatch(p.name)):
         if folder.name in PRODUCTS:
             found.append(PRODUCTS[folder.name])
+            continue
+        packaged = {f.table for f in snapshot_package_files(folder) if f.kind in ("site-date", "site-all", "lab")}
+        if packaged:
+            found.append(ProductSpec(code=folder.name, name=folder.name, tables=tuple(sorted(packaged))))
             continue
         tables = tuple(
             sorted(
