@@ -158,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _materialize(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    from rootassets.neon.api_source import ApiSource
+    from rootassets.neon.api_source import ApiSource, parse_window
     from rootassets.neon.errors import NeonApiError, NeonError, NeonTokenError
     from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
     from rootassets.neon.open import latest_release, open_source
@@ -170,12 +170,16 @@ def _materialize(args: argparse.Namespace) -> int:
             require_token()  # NEON needs it for every download: refuse before anything is written
         release = latest_release(source) if args.release == "latest" else validate_release(args.release)
         offered = source.releases() + declared_releases(settings)
+        if settings.soil_water_window:
+            parse_window(settings.soil_water_window)
     except NeonTokenError as exc:
         raise UsageError(str(exc)) from exc
     except NeonApiError as exc:  # the source failed (after its retries): not the user's request
         raise CliError(str(exc)) from exc
     except (NeonError, InvalidIdentifierError, LookupError) as exc:
         raise UsageError(str(exc)) from exc
+    except ValueError as exc:
+        raise UsageError(f"ROOTASSETS_SOIL_WATER_WINDOW: {exc}") from exc
     if release != "PROVISIONAL" and release not in offered:  # provisional data is not a listed release
         raise UsageError(
             f"{release} is not offered by {source.describe()} (it offers {', '.join(offered) or 'no release'})"

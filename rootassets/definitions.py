@@ -51,6 +51,7 @@ def build_definitions(settings: Settings) -> Definitions:
                 download_dir=str(settings.downloads),
                 site_attributes_dir=str(settings.site_attributes) if settings.site_attributes else None,
                 soil_water_dir=str(settings.soil_water) if settings.soil_water else None,
+                soil_water_window=settings.soil_water_window,
             ),
         },
     )

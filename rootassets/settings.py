@@ -42,6 +42,7 @@ class Settings:
     api_url: str
     site_attributes: Path | None
     soil_water: Path | None = None  # root of <release>/DP1.00094.001/ sensor files
+    soil_water_window: str | None = None  # YYYY-MM:YYYY-MM of soil water to download (default: 3 complete years)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,6 +66,7 @@ class Settings:
             soil_water=Path(os.environ["ROOTASSETS_SOIL_WATER"]).expanduser().absolute()
             if os.environ.get("ROOTASSETS_SOIL_WATER")
             else (roots[0] if roots else None),
+            soil_water_window=os.environ.get("ROOTASSETS_SOIL_WATER_WINDOW") or None,
         )
 
     @property

@@ -11,6 +11,7 @@ under the release folder of the RELEASE-2021 snapshot whose root profiles give S
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,9 +23,10 @@ import pytest
 from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.raw import raw_assets
 from rootassets.defs.soil_water import soil_water_assets
+from rootassets.neon.mirror import MirrorServer
 from rootassets.science.soil_water import STATISTICS, distribution_statistics
 from rootassets.settings import Settings
-from rootassets_tests.conftest import RELEASE, REPO, run_assets
+from rootassets_tests.conftest import RELEASE, REPO, make_token, run_assets
 from rootassets_tests.test_soil_water import MODALITY
 
 SAMPLES = (REPO / ".." / "shared" / "neon-samples" / "soil-water").resolve()
@@ -141,3 +143,40 @@ def test_sjer_statistics_equal_an_independent_computation(snapshot_settings: Set
                 name,
             )
         assert row["n_steps"] == expected[row["variable"]]["n_steps"] > 500  # of 1440 steps (QF = 1 drops about half)
+
+
+def test_sjer_downloaded_through_the_mirror_gives_the_same_statistics(
+    snapshot: Path, sjer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acceptance of issue 18 item 1: with the API (the mirror serving the megapit snapshot and SJER's package)
+    and a token, the soil-water assets download DP1.00094.001 for the megapit sites within the window, only
+    the 30-minute files, sensor positions and corrected depths, and compute what the local files give."""
+    served = tmp_path / "served"
+    for product in ("DP1.10066.001", "DP1.00096.001"):
+        shutil.copytree(snapshot / RELEASE / product, served / RELEASE / product)
+    shutil.copytree(sjer / RELEASE / "DP1.00094.001", served / RELEASE / "DP1.00094.001")
+    monkeypatch.setenv("NEON_TOKEN", make_token())
+    settings = Settings(
+        home=tmp_path / "home",
+        snapshot=None,
+        api_url="http://127.0.0.1:9/api/v0/",
+        site_attributes=snapshot / "site-attributes",
+        soil_water=None,
+        soil_water_window="2022-06:2022-06",
+    )
+    with MirrorServer(served) as mirror:
+        result = run_assets(settings, [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets], mirror.base_url)
+        queried = [p for p in mirror.stats.paths if p.endswith("/data/query")]
+    assert result.success
+    assert len(queried) == 3  # one /data/query per product: the two megapit products and soil water
+    downloaded = sorted(p.name for p in (settings.downloads / RELEASE / "DP1.00094.001" / "SJER").iterdir())
+    assert len([n for n in downloaded if ".SWS_30_minute." in n]) == 33
+    assert "swc_depthsV2.csv" in downloaded and any(".sensor_positions." in n for n in downloaded)
+    with duckdb.connect(str(settings.database), read_only=True) as con:
+        stats = con.sql("select * from analysis.soil_water_statistics where site_id = 'SJER' order by variable").pl()
+        sources = con.execute("select distinct depth_source from analysis.soil_water_sensors").fetchall()
+    assert sources == [("swc_depthsV2.csv",)]
+    expected = independent(stats["d1_cm"][0], stats["d2_cm"][0])
+    for row in stats.iter_rows(named=True):
+        for name in STATISTICS:
+            assert np.isclose(row[name], expected[row["variable"]][name], rtol=1e-9, atol=1e-12), (row, name)

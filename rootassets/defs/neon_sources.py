@@ -26,6 +26,7 @@ from dagster import (
 
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource
+from rootassets.neon.api_source import SOIL_WATER_SPEC
 from rootassets.neon.declared import DeclaredProduct
 from rootassets.neon.download_source import DownloadSource
 from rootassets.neon.identifiers import validate_release
@@ -69,6 +70,8 @@ def fingerprint(
     if name == SITE_ATTRIBUTES:
         folder = Path(neon.site_attributes_dir) if neon.site_attributes_dir else None
         return site_attributes_fingerprint(folder) if folder and folder.is_dir() else None
+    if not (neon.soil_water_dir or neon.snapshot_dir):  # from the API: what /products says about the release
+        return neon.source().fingerprint(SOIL_WATER_SPEC, release)
     files = discover(soil_water_folder(neon.soil_water_path(), release))
     return files.fingerprint() if files.data or files.positions else None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,9 +12,11 @@ from dagster import ConfigurableResource, InitResourceContext
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
+from rootassets.neon.api_source import ApiSource, parse_window
 from rootassets.neon.client import DEFAULT_API_URL, RetryPolicy
 from rootassets.neon.open import open_source
 from rootassets.neon.site_attributes import load_site_attributes
+from rootassets.neon.soil_water import SOIL_WATER_PRODUCT, soil_water_folder
 from rootassets.neon.source import NeonSource
 from rootassets.neon.stacking import StackedTable
 from rootassets.refresh import finish_run, mark_worker
@@ -155,6 +157,11 @@ class NeonSourceResource(ConfigurableResource):
     soil_water_dir: str | None = Field(
         default=None, description="ROOTASSETS_SOIL_WATER: folder holding <release>/DP1.00094.001/ sensor files"
     )
+    soil_water_window: str | None = Field(
+        default=None,
+        description="ROOTASSETS_SOIL_WATER_WINDOW: YYYY-MM:YYYY-MM of DP1.00094.001 to download from the API "
+        "(default: the three most recent complete years of the release)",
+    )
     http_attempts: int = Field(default=6, description="attempts per API request before giving up")
     http_backoff_s: float = Field(default=0.5, description="first backoff wait; doubles per attempt (max 30 s)")
     http_timeout_s: float = Field(default=60.0, description="read timeout of every API request")
@@ -167,6 +174,22 @@ class NeonSourceResource(ConfigurableResource):
 
     def soil_water_path(self) -> Path | None:
         return Path(self.soil_water_dir) if self.soil_water_dir else None
+
+    def soil_water_release_folder(
+        self, release: str, download: bool = False, report: Callable[[str], None] | None = None
+    ) -> Path | None:
+        """The folder of DP1.00094.001 files for `release`: `<soil water dir>/<release>/DP1.00094.001` when one is
+        set, else (reading from the API) the download folder, filled first when `download` is true."""
+        if self.soil_water_dir or self.snapshot_dir:
+            return soil_water_folder(self.soil_water_path(), release)
+        source = self.source()
+        if download and isinstance(source, ApiSource):
+            if report is not None:
+                source.report = report
+            window = parse_window(self.soil_water_window) if self.soil_water_window else None
+            source.download_soil_water(release, window)
+        folder = Path(self.download_dir) / release / SOIL_WATER_PRODUCT
+        return folder if folder.is_dir() else None
 
     def site_attributes(self, release: str) -> dict[str, StackedTable]:
         if not self.site_attributes_dir:

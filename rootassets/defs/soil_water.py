@@ -19,6 +19,7 @@ from dagster import (
     AssetKey,
     AssetSpec,
     DataVersion,
+    Failure,
     MaterializeResult,
     multi_asset,
 )
@@ -27,12 +28,12 @@ from rootassets.defs.metadata import table_metadata
 from rootassets.defs.neon_sources import SOIL_WATER, source_key
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
+from rootassets.neon.errors import NeonTokenError
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.soil_water import (
     corrected_depths,
     discover,
     read_sensor_positions,
-    soil_water_folder,
 )
 from rootassets.schemas import CONTRACTS
 from rootassets.science.phi import depths_used
@@ -99,7 +100,12 @@ def swc_sources(
     context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
 ) -> Iterator[MaterializeResult]:
     release = validate_release(context.partition_key)
-    files = discover(soil_water_folder(neon.soil_water_path(), release))
+    try:
+        files = discover(neon.soil_water_release_folder(release, download=True, report=context.log.info))
+    except NeonTokenError as exc:
+        raise Failure(description=str(exc)) from None
+    except ValueError as exc:  # a malformed window
+        raise Failure(description=f"ROOTASSETS_SOIL_WATER_WINDOW: {exc}") from None
     raw = {
         "swc_sensor_positions": screen(
             read_sensor_positions(files).with_columns(pl.lit(release).alias("release")),
@@ -124,7 +130,8 @@ def swc_sources(
         "note": ""
         if files.data
         else "the source has no DP1.00094.001 files for this release "
-        "(set ROOTASSETS_SOIL_WATER to a folder with <release>/DP1.00094.001/)",
+        "(set ROOTASSETS_SOIL_WATER to a folder with <release>/DP1.00094.001/, or, from the API, "
+        "ROOTASSETS_SOIL_WATER_WINDOW to months the release has)",
         "ignored_files": len(files.ignored),
         "source_fingerprint": files.fingerprint(),
     }
@@ -224,7 +231,7 @@ def soil_water_phi(
     """Phi of soil water content per time step, and its statistics."""
     release = validate_release(context.partition_key)
     selected = context.selected_asset_keys
-    files = discover(soil_water_folder(neon.soil_water_path(), release))
+    files = discover(neon.soil_water_release_folder(release))
     depths = depths_used(warehouse.read("analysis", "phi", release))  # D1/D2 as the phi step chose them
     positions = warehouse.read("raw", "swc_sensor_positions", release, GOOD_ROWS)
     sensors = sensor_choice(positions, corrected_depths(files), depths.drop("modality"))

@@ -21,6 +21,7 @@ from rootassets.neon.client import NeonClient, NeonFileEntry, cached_copy, file_
 from rootassets.neon.documents import ProductDocuments, read_variables_table
 from rootassets.neon.errors import NeonApiError, NeonContext, NeonUrlExpiredError
 from rootassets.neon.identifiers import (
+    MONTH_PATTERN,
     RELEASE_PATTERN,
     parse_file_name,
     release_sort_key,
@@ -28,13 +29,16 @@ from rootassets.neon.identifiers import (
     validate_release,
     validate_site,
 )
-from rootassets.neon.products import ProductSpec
+from rootassets.neon.products import ROOT_MEGAPIT, ProductSpec
+from rootassets.neon.soil_water import SOIL_WATER_PRODUCT, SWC_TABLE
 from rootassets.neon.source import ProductLoad
 from rootassets.neon.stack_by_table import PackageFile, classify_name
 from rootassets.neon.stacking import PackageStack, stack_packages
 from rootassets.neon.tokens import require_token
 
 LARGE_DOWNLOAD_BYTES = 500 * 1024 * 1024
+SOIL_WATER_TABLES = (SWC_TABLE, "sensor_positions")
+SOIL_WATER_SPEC = ProductSpec(SOIL_WATER_PRODUCT, "Soil water and salinity", SOIL_WATER_TABLES)
 log = logging.getLogger(__name__)
 
 
@@ -176,6 +180,53 @@ class ApiSource:
             documents=documents,
         )
 
+    def download_soil_water(
+        self, release: str, window: tuple[str, str] | None = None, sites: list[str] | None = None
+    ) -> Path:
+        """Download DP1.00094.001's 30-minute files, `sensor_positions` and NEON's corrected depth files for
+        `sites` (default: the megapit sites, those DP1.10066.001 lists) within `window` (default: the three most
+        recent complete years of the release), with one `/data/query` call, into
+        `<downloads>/<release>/DP1.00094.001/<site>/`, the layout the soil-water assets read. Says how much
+        it will download first; returns the folder (without files when nothing was asked for)."""
+        validate_release(release)
+        require_token()
+        folder = self.download_dir / release / SOIL_WATER_PRODUCT
+        available = self.site_months(SOIL_WATER_PRODUCT, release)
+        if sites is None:
+            megapit = self.client.product(ROOT_MEGAPIT.code)
+            sites = [str(s.get("siteCode")) for s in megapit.get("siteCodes") or [] if isinstance(s, dict)]
+        chosen = {site: months for site, months in available.items() if site in set(sites)}
+        months = sorted(m for ms in chosen.values() for m in ms)
+        if not months:
+            self.report(f"{SOIL_WATER_PRODUCT} {release}: the API lists no month at the {len(sites)} sites asked for")
+            return folder
+        start, end = window or default_window(months)
+        if not any(start <= m <= end for m in months):
+            self.report(
+                f"{SOIL_WATER_PRODUCT} {release}: no month from {start} to {end} (the release has {months[0]} to "
+                f"{months[-1]}); set ROOTASSETS_SOIL_WATER_WINDOW=YYYY-MM:YYYY-MM"
+            )
+            return folder
+        targets = sorted(site for site, ms in chosen.items() if any(start <= m <= end for m in ms))
+        packages = self.client.query_files(SOIL_WATER_PRODUCT, release, targets, start, end)
+        wanted = []
+        for package in packages:
+            for entry in file_entries(package):
+                found = classify_name(entry.name, release)
+                keep = found is not None and (
+                    found.kind in ("document", "variables", "readme") or found.table in SOIL_WATER_TABLES
+                )
+                if keep:
+                    site = (found.site if found else None) or entry.site or "unknown"
+                    context = NeonContext(
+                        product=SOIL_WATER_PRODUCT, release=release, site=site, month=entry.month, file=entry.name
+                    )
+                    wanted.append((entry, site, context))
+        self._summarize(SOIL_WATER_SPEC, release, [w[0] for w in wanted])
+        for entry, site, context in wanted:
+            self._fetch(entry, folder / site, context, release)
+        return folder
+
     def documents(self, product: ProductSpec, release: str) -> tuple[ProductDocuments, str | None]:
         """The product's variables table and readme (from one site's package: NEON's variables file lists
         every table of the product), its `changeLogs`, and its DOI in `release`."""
@@ -254,6 +305,22 @@ class ApiSource:
         if size >= LARGE_DOWNLOAD_BYTES:
             log.warning("large download: %s", message)
         self.report(message)
+
+
+def default_window(months: list[str]) -> tuple[str, str]:
+    """The three most recent complete years among `months` (YYYY-MM): a year is complete once its December is
+    published."""
+    latest = max(months)
+    year = int(latest[:4]) if latest[5:] == "12" else int(latest[:4]) - 1
+    return f"{year - 2}-01", f"{year}-12"
+
+
+def parse_window(text: str) -> tuple[str, str]:
+    """`YYYY-MM:YYYY-MM` as a (start, end) pair, checked."""
+    parts = text.split(":")
+    if len(parts) != 2 or not all(MONTH_PATTERN.fullmatch(p) for p in parts) or parts[0] > parts[1]:
+        raise ValueError(f"a window is YYYY-MM:YYYY-MM with start <= end, not {text!r}")
+    return parts[0], parts[1]
 
 
 def _change_logs(info: dict[str, Any]) -> list[dict[str, Any]]:

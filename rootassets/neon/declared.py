@@ -30,9 +30,9 @@ from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import MONTH_PATTERN, PRODUCT_PATTERN, SITE_PATTERN, TABLE_PATTERN
 from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES
+from rootassets.neon.soil_water import SOIL_WATER_PRODUCT
 
 CONFIG_NAME = "rootassets.toml"
-SOIL_WATER_PRODUCT = "DP1.00094.001"  # read by the soil-water assets of its own
 BUILT_IN_PRODUCTS = (*PRODUCTS, SOIL_WATER_PRODUCT)
 # Tables the platform's own raw assets already write: a declared table of the same name would overwrite them.
 RESERVED_TABLES = frozenset(

@@ -91,7 +91,7 @@ class PackageFile:
     release: str | None
     read: Callable[[], bytes] = field(compare=False, repr=False)
     table: str = ""
-    kind: str = ""  # site-date | site-all | lab | variables | readme | validation | categoricalCodes
+    kind: str = ""  # site-date | site-all | lab | variables | readme | validation | categoricalCodes | document
     site: str | None = None
     domain: str | None = None
     month: str | None = None
@@ -193,12 +193,19 @@ def _release(name: str) -> str | None:
     return match.group(1) if match else None
 
 
+# Documents NEON adds to a download package under plain names (DP1.00094.001's corrected sensor depths): kept
+# as documents, never stacked.
+PACKAGE_DOCUMENTS = ("swc_depthsV2.csv", "swc_depths.csv", "readme_swc_depths.txt")
+
+
 def classify_name(name: str, release: str | None = None) -> PackageFile | None:
     """A NEON file name classified as `package_files` classifies it (None: not a NEON table or document)."""
     return _classified(PackageFile(name, name, release, bytes))
 
 
 def _classified(f: PackageFile) -> PackageFile | None:
+    if f.name in PACKAGE_DOCUMENTS:
+        return PackageFile(f.origin, f.name, f.release, f.read, kind="document")
     site = SITE_FILE.fullmatch(f.name)
     if site:
         parts = site.groupdict()
