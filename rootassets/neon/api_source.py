@@ -19,7 +19,7 @@ from typing import Any
 
 from rootassets.neon.client import NeonClient, NeonFileEntry, cached_copy, file_entries
 from rootassets.neon.documents import ProductDocuments, read_variables_table
-from rootassets.neon.errors import NeonApiError, NeonContext, NeonUrlExpiredError
+from rootassets.neon.errors import NeonApiError, NeonContext, NeonRequestRefusedError, NeonUrlExpiredError
 from rootassets.neon.identifiers import (
     MONTH_PATTERN,
     RELEASE_PATTERN,
@@ -48,8 +48,11 @@ class ApiSource:
     def fingerprint(self, product: ProductSpec, release: str) -> str | None:
         """A version of the product in `release` from one `/products/{dpID}` request (no token, no download):
         the release's generation date and the site-months it holds. None when the API does not list the
-        product in `release`."""
-        info = self.client.product(validate_product(product.code))
+        product in `release` (or does not know it)."""
+        try:
+            info = self.client.product(validate_product(product.code))
+        except NeonRequestRefusedError:
+            return None
         entry = next(
             (r for r in info.get("releases") or [] if isinstance(r, dict) and r.get("release") == release), None
         )
@@ -191,7 +194,11 @@ class ApiSource:
         validate_release(release)
         require_token()
         folder = self.download_dir / release / SOIL_WATER_PRODUCT
-        available = self.site_months(SOIL_WATER_PRODUCT, release)
+        try:
+            available = self.site_months(SOIL_WATER_PRODUCT, release)
+        except NeonRequestRefusedError as exc:
+            self.report(f"{SOIL_WATER_PRODUCT} {release}: the API does not offer it ({exc})")
+            return folder
         if sites is None:
             megapit = self.client.product(ROOT_MEGAPIT.code)
             sites = [str(s.get("siteCode")) for s in megapit.get("siteCodes") or [] if isinstance(s, dict)]
