@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="recompute every selected asset, even those up to date (same code and inputs)",
     )
+    p.add_argument(
+        "--full-check",
+        action="store_true",
+        help="let Dagster decide what is stale even when nothing changed since the last committed refresh "
+        "(without it, an unchanged release is reported up to date in a second)",
+    )
     p.set_defaults(handler=_materialize)
 
     p = sub.add_parser("releases", help="list NEON's releases and the instance's release partitions; add partitions")
@@ -184,6 +190,25 @@ def _materialize(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{release} is not offered by {source.describe()} (it offers {', '.join(offered) or 'no release'})"
         )
+    from rootassets import uptodate
+
+    whole_release = not args.select
+    try:
+        inputs = uptodate.input_fingerprint(settings, release) if whole_release else None
+    except (NeonError, InvalidIdentifierError) as exc:
+        raise UsageError(str(exc)) from exc
+    state = None if args.force or args.full_check else uptodate.up_to_date(settings, release, inputs)
+    if state is not None:
+        summary = state["summary"]
+        print(
+            f"rootassets: {release} is up to date: its NEON sources, the code and the settings are those of the "
+            f"refresh committed {state['committed']}, and {settings.database} is as that refresh left it"
+        )
+        print(f"rootassets: {summary['raw']} raw tables up to date (their NEON source is unchanged), not re-read")
+        print(f"rootassets: {summary['rest']} assets up to date (same code and inputs), not recomputed")
+        print(f"rootassets: {release} done: 0 assets materialized; 0 tables made visible at once")
+        return 0
+
     from dagster import AssetSelection, DagsterInstance
 
     from rootassets.definitions import MAIN_JOB, defs
@@ -234,6 +259,9 @@ def _materialize(args: argparse.Namespace) -> int:
             f"rootassets: {release} done: {len(report.materialized)} assets materialized; "
             f"{report.visible_tables} tables made visible at once"
         )
+    if whole_release:
+        raw = sum(1 for key in asset_keys if key.path[0] == "raw")
+        uptodate.record(settings, release, inputs, {"raw": raw, "rest": len(asset_keys) - raw})
     return 0
 
 

@@ -224,7 +224,7 @@ def test_figures_model_and_report_are_written(home: dict[str, str]) -> None:
 
 
 def test_warm_rerun_recomputes_nothing_downstream(home: dict[str, str]) -> None:
-    done = cli("materialize", "--release", RELEASE, env=home)
+    done = cli("materialize", "--release", RELEASE, "--full-check", env=home)  # Dagster's staleness, asset by asset
     assert done.returncode == 0, done.stderr[-2000:]
     assert "assets up to date (same code and inputs), not recomputed" in done.stdout
     assert "materialized analysis/" not in done.stdout and "materialized harmonized/" not in done.stdout
@@ -278,3 +278,24 @@ def test_one_asset_of_a_multi_asset_runs_alone(home: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "materialized analysis/site_kde" in done.stdout
     assert "materialized analysis/site_modality" not in done.stdout, done.stdout
+
+
+def test_an_unchanged_release_is_up_to_date_without_dagster(home: dict[str, str]) -> None:
+    """The warm shortcut (rootassets.uptodate): nothing changed since the last committed refresh of the release
+    is said without running anything; a database written since, or another setting, takes the full path."""
+    recorded = cli("materialize", "--release", RELEASE, "--full-check", env=home)
+    assert recorded.returncode == 0, recorded.stderr[-2000:]
+    again = cli("materialize", "--release", RELEASE, env=home)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{RELEASE} is up to date: its NEON sources, the code and the settings are those of the" in again.stdout
+    assert "observed" not in again.stdout and "58 assets" not in again.stdout
+    assert "15 raw tables up to date" in again.stdout and "0 assets materialized" in again.stdout
+    os.utime(Path(home["ROOTASSETS_HOME"]) / "rootassets.duckdb")  # written since (a UI run, say)
+    touched = cli("materialize", "--release", RELEASE, env=home)
+    assert "observed neon/" in touched.stdout and "is up to date: its NEON" not in touched.stdout
+    assert "is up to date: its NEON" in cli("materialize", "--release", RELEASE, env=home).stdout
+    other = {**home, "ROOTASSETS_SOIL_WATER_WINDOW": "2020-01:2020-12"}
+    changed = cli("materialize", "--release", RELEASE, env=other)
+    assert "observed neon/" in changed.stdout and "is up to date: its NEON" not in changed.stdout
+    forced = cli("materialize", "--release", RELEASE, "--select", "key:raw/site_land_cover", env=other)
+    assert "is up to date: its NEON" not in forced.stdout

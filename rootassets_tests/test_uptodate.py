@@ -1,0 +1,49 @@
+"""The warm shortcut's fingerprint (rootassets.uptodate): it changes with every input a refresh reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from rootassets import uptodate
+from rootassets.settings import Settings
+from rootassets_tests.conftest import RELEASE
+
+
+def settings_on(snapshot: Path, home: Path) -> Settings:
+    return Settings(home, snapshot, "http://127.0.0.1:9/api/v0/", snapshot / "site-attributes", snapshot)
+
+
+def test_the_fingerprint_follows_sources_settings_and_declarations(tmp_path: Path, snapshot: Path) -> None:
+    copy = tmp_path / "snapshot"
+    shutil.copytree(snapshot, copy)
+    settings = settings_on(copy, tmp_path / "home")
+    first = uptodate.input_fingerprint(settings, RELEASE)
+    assert first is not None and first == uptodate.input_fingerprint(settings, RELEASE)
+    table = copy / RELEASE / "DP1.10066.001" / "mpr_perrootsample.csv"
+    table.write_bytes(table.read_bytes() + b"\n")
+    rewritten = uptodate.input_fingerprint(settings, RELEASE)
+    assert rewritten is not None and rewritten["sources"]["DP1.10066.001"] != first["sources"]["DP1.10066.001"]
+    other = dataclasses.replace(settings, soil_water_window="2020-01:2020-12")
+    assert uptodate.input_fingerprint(other, RELEASE)["settings"] != rewritten["settings"]
+    settings.home.mkdir(parents=True)
+    settings.products_file.write_text('[[products]]\ndpid = "DP1.99901.001"\ntables = ["tst_perplot"]\n')
+    declared = uptodate.input_fingerprint(settings, RELEASE)
+    assert declared["declared"] != rewritten["declared"] and "DP1.99901.001" in declared["sources"]
+
+
+def test_no_shortcut_from_the_api_or_without_a_record(tmp_path: Path, snapshot: Path) -> None:
+    api = Settings(tmp_path / "home", None, "http://127.0.0.1:9/api/v0/", None)
+    assert uptodate.input_fingerprint(api, RELEASE) is None
+    local = settings_on(snapshot, tmp_path / "home")
+    inputs = uptodate.input_fingerprint(local, RELEASE)
+    assert uptodate.up_to_date(local, RELEASE, inputs) is None  # nothing recorded
+    uptodate.record(local, RELEASE, inputs, {"raw": 1, "rest": 2})  # no database: nothing to vouch for
+    assert not uptodate.state_path(local, RELEASE).exists()
+    local.database.parent.mkdir(parents=True, exist_ok=True)
+    local.database.write_bytes(b"db")
+    uptodate.record(local, RELEASE, inputs, {"raw": 1, "rest": 2})
+    assert uptodate.up_to_date(local, RELEASE, inputs)["summary"] == {"raw": 1, "rest": 2}
+    local.database.write_bytes(b"db, written again")
+    assert uptodate.up_to_date(local, RELEASE, inputs) is None
