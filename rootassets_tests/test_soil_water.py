@@ -184,3 +184,48 @@ def test_the_phi_steps_depths_reach_soil_water(snapshot_settings: Settings, gene
         water = con.execute("select distinct d1_cm from analysis.soil_water_statistics where site_id = 'BART'")
         water = water.fetchall()
     assert phi == water == [(35.0,)]
+
+
+def test_corrupted_files_of_one_site_are_quarantined_and_every_site_still_computed(
+    snapshot_settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 18: one site's files corrupted (a line that is not a number, a ragged line, a file without its
+    values column): those lines and that file go to quarantine naming file, line and reason; every site,
+    the damaged one included, is computed from the rows that could be read."""
+    root = tmp_path / "swc"
+    generate(root, RELEASE, SITES, month_range("2020-12", 2), positions=2, seed=7)
+    found = discover(soil_water_folder(root, RELEASE)).data
+    surface = {(f.hor, f.month): f.path for f in found if f.site == "BART" and f.ver == "501"}  # top: always read
+    damaged, ragged, headless = surface[("001", "2020-12")], surface[("001", "2021-01")], surface[("002", "2020-12")]
+    lines = damaged.read_text().splitlines(keepends=True)
+    lines[5] = lines[5].replace(lines[5].split(",")[2], "not-a-number", 1)
+    damaged.write_text("".join(lines))
+    with ragged.open("a") as fh:
+        fh.write('"2021-01-31T23:30:00Z","2021-02-01T00:00:00Z","0.1"\n')
+    pl.read_csv(headless).drop("VSWCMean").write_csv(headless)
+    settings = dataclasses.replace(snapshot_settings, soil_water=root)
+    result = run_assets(settings, [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets])
+    assert result.success
+    with duckdb.connect(str(settings.database), read_only=True) as con:
+        refused = con.sql("select * from quarantine.soil_water_phi_series order by source_file").pl()
+        sites = con.execute("select distinct site_id from analysis.soil_water_statistics order by 1").fetchall()
+    assert sites == [("BART",), ("SRER",)]
+    by_file = {r["source_file"]: r for r in refused.iter_rows(named=True)}
+    assert set(by_file) == {damaged.name, ragged.name, headless.name} and refused.height == 3
+    assert events_metadata(result)["soil_water_phi_series"]["input_left_out"].value == {
+        damaged.name: 1,
+        ragged.name: 1,
+        headless.name: 1,
+    }
+    for name, row in by_file.items():
+        assert row["site_id"] == "BART" and row["release"] == RELEASE
+        if name == headless.name:
+            assert row["rule"] == "missing_column" and row["column_name"] == "VSWCMean"
+        elif name == damaged.name:
+            assert row["rule"] == "not_a_number" and row["all_reasons"].startswith("line ")
+        else:
+            assert row["rule"] == "malformed_record"
+
+
+def events_metadata(result) -> dict:
+    return {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}

@@ -255,7 +255,15 @@ def soil_water_phi(
             stats = con.sql(f"SELECT * FROM ({statistics}) ORDER BY site_id, variable").pl()
             quality = con.sql("SELECT * FROM swc_quality ORDER BY site_id, role").pl()
             steps = con.execute("SELECT count(*), count(phi) FROM swc_series").fetchall()[0]
+            left_out = dict(
+                con.execute("SELECT source_file, count(*) FROM swc_input_refused GROUP BY 1 ORDER BY 1").fetchall()
+            )
         con.execute("RESET memory_limit")
+    for name, lines in left_out.items():
+        context.log.warning(
+            f"{name}: {lines} line(s) or the whole file left out of the soil-water aggregation; each is in "
+            "quarantine.soil_water_phi_series with its line and reason"
+        )
     stats = stats.with_columns(pl.lit(release).alias("release"))
     screened = screen(
         sensors.with_columns(pl.lit(release).alias("release")),
@@ -278,6 +286,7 @@ def soil_water_phi(
         if sensors.height
         else {},
         "files_read": roles["path"].n_unique(),
+        "input_left_out": left_out,  # file -> lines DuckDB could not read (or 1: the file refused whole)
         "files_available": len(files.data),
         "sites_without_modality": no_sensor_sites,
         "roles": list(ROLES),

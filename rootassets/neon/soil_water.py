@@ -251,23 +251,45 @@ def corrected_depths(files: SoilWaterFiles) -> pl.DataFrame | None:
 NEEDED = ("startDateTime", "VSWCMean", "VSWCFinalQF")
 
 
-def read_csv_sql(paths: Iterable[Path]) -> str:
+def read_csv_sql(
+    paths: Iterable[Path], refused: list[tuple[Path, str, str]] | None = None, rejects_table: str | None = None
+) -> str:
     """A DuckDB relation over the 30-minute files `paths`: startDateTime, VSWCMean, VSWCFinalQF, filename.
 
     Files are grouped by their header line and each group is read with its
     columns declared (no per-file sniffing, which costs far more than the
     read itself on thousands of small files). A file without a needed column
-    is refused naming it. Paths come from `discover` (names validated against
-    NEON's pattern) and are quoted as SQL strings. No paths: an empty relation.
+    (or whose header cannot be read) is refused naming it; with `refused`, it is
+    left out and listed there instead, as (path, missing columns, reason). With
+    `rejects_table`, a line DuckDB cannot read (a value that is not a number, a
+    wrong number of fields, bytes that are not UTF-8) is left out and recorded in
+    that table and `<rejects_table>_scans` (DuckDB's `store_rejects`), file and
+    line, instead of failing the read. Paths come from `discover` (names validated
+    against NEON's pattern) and are quoted as SQL strings. No paths: an empty relation.
     """
     groups: dict[tuple[str, ...], list[Path]] = {}
     for path in paths:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            header = tuple(next(csv.reader([f.readline()]), []))
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                header = tuple(next(csv.reader([f.readline()]), []))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            if refused is None:
+                raise NeonDataError(f"{path.name}: its header cannot be read ({exc})") from exc
+            refused.append((path, "", f"{path.name}: its header cannot be read ({exc})"))
+            continue
         missing = [c for c in NEEDED if c not in header]
         if missing:
-            raise NeonDataError(f"{path.name}: missing column(s) {', '.join(missing)}")
+            message = f"{path.name}: missing column(s) {', '.join(missing)}"
+            if refused is None:
+                raise NeonDataError(message)
+            refused.append((path, ",".join(missing), message))
+            continue
         groups.setdefault(header, []).append(path)
+    store = (
+        f", store_rejects = true, rejects_table = '{rejects_table}', rejects_scan = '{rejects_table}_scans'"
+        if rejects_table
+        else ""
+    )
     parts = []
     for header, group in groups.items():
         quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in group)
@@ -276,7 +298,7 @@ def read_csv_sql(paths: Iterable[Path]) -> str:
         )
         parts.append(
             f"SELECT {', '.join(NEEDED)}, filename FROM read_csv([{quoted}], header = true, "
-            f"auto_detect = false, columns = {{{columns}}}, filename = true, nullstr = ['', 'NA'])"
+            f"auto_detect = false, columns = {{{columns}}}, filename = true, nullstr = ['', 'NA']{store})"
         )
     if not parts:
         return (
