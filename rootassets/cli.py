@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader stopped early (`| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", action="store_true", help="print a header line, then rows, as CSV")
     fmt.add_argument("--json", action="store_true", help="print rows as a JSON array of objects")
     p.set_defaults(handler=_sql)
+
+    p = sub.add_parser("tables", help="the tables users query: schema.table, what it holds, and its rows per release")
+    p.add_argument("--schema", action="append", default=[], help="only this schema (repeatable)")
+    p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    p.set_defaults(handler=_tables)
 
     p = sub.add_parser("mirror", help="serve snapshot folders as the NEON Data API on 127.0.0.1")
     p.add_argument(
@@ -275,6 +283,73 @@ def declared_releases(settings: Settings) -> list[str]:
         if product.input is not None and product.input.exists():
             found |= set(DownloadSource(product.input).releases_of(product.spec))
     return sorted(found)
+
+
+USER_SCHEMAS = ("raw", "harmonized", "analysis", "marts")
+
+
+def _tables(args: argparse.Namespace) -> int:
+    """Every table of the user-facing schemas with its asset's description and its rows per release (staging
+    and quarantine left out: `quarantine.<table>` holds the refused rows of the table of the same name)."""
+    settings = Settings.from_env()
+    schemas = tuple(args.schema) or USER_SCHEMAS
+    unknown = [s for s in schemas if s not in (*USER_SCHEMAS, "quarantine")]
+    if unknown:
+        raise UsageError(f"no schema {', '.join(unknown)} (the tables are in {', '.join(USER_SCHEMAS)}, quarantine)")
+    from rootassets.warehouse import connect_read_only, qualified
+
+    try:
+        con = connect_read_only(settings.database)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from exc
+    with con:
+        listed = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN "
+            f"({', '.join('?' for _ in schemas)}) AND NOT temporary ORDER BY 1, 2",
+            list(schemas),
+        ).fetchall()
+        counts: dict[tuple[str, str], str] = {}
+        for schema, table in listed:
+            columns = {
+                c
+                for (c,) in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [schema, table]
+                ).fetchall()
+            }
+            target = qualified(schema, table)
+            if "release" in columns:
+                rows = con.execute(f"SELECT release, count(*) FROM {target} GROUP BY 1 ORDER BY 1").fetchall()
+                counts[(schema, table)] = "; ".join(f"{r}: {n}" for r, n in rows) or "0"
+            else:
+                counts[(schema, table)] = str(con.execute(f"SELECT count(*) FROM {target}").fetchone()[0])
+    descriptions = _table_descriptions()
+    rows = [(f"{s}.{t}", descriptions.get((s, t), ""), counts[(s, t)]) for s, t in listed]
+    if args.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["table", "description", "rows"])
+        writer.writerows(rows)
+        return 0
+    from tabulate import tabulate
+
+    headers = ["table", "description", "rows per release"]
+    print(tabulate(rows, headers=headers, tablefmt="simple", maxcolwidths=[None, 70, 40]))
+    return 0
+
+
+def _table_descriptions() -> dict[tuple[str, str], str]:
+    """(schema, table) -> its asset's description (the first paragraph, shortened), from the Dagster definitions."""
+    from rootassets.definitions import defs
+
+    out: dict[tuple[str, str], str] = {}
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if len(key.path) != 2 or not node.description:
+            continue
+        text = node.description.strip().split("\n\n")[0].replace("\n", " ")
+        text = text.split(": ", 1)[1] if text.startswith("`") and ": " in text else text
+        out[(key.path[0], key.path[1])] = text if len(text) <= 240 else text[:240].rsplit(" ", 1)[0] + " ..."
+    return out
 
 
 def _declared(settings: Settings) -> list[Any]:

@@ -299,3 +299,18 @@ def test_an_unchanged_release_is_up_to_date_without_dagster(home: dict[str, str]
     assert "observed neon/" in changed.stdout and "is up to date: its NEON" not in changed.stdout
     forced = cli("materialize", "--release", RELEASE, "--select", "key:raw/site_land_cover", env=other)
     assert "is up to date: its NEON" not in forced.stdout
+
+
+def test_tables_lists_the_user_facing_tables_with_descriptions_and_rows(home: dict[str, str]) -> None:
+    done = cli("tables", "--csv", env=home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import csv as csv_module
+
+    rows = {r["table"]: r for r in csv_module.DictReader(done.stdout.splitlines())}
+    assert rows["raw.mpr_perrootsample"]["rows"] == f"{RELEASE}: 2913"
+    assert "Megapit root samples" in rows["raw.mpr_perrootsample"]["description"]
+    assert rows["analysis.site_modality"]["rows"] == f"{RELEASE}: 44" and rows["analysis.site_modality"]["description"]
+    assert not any(t.startswith(("staging.", "quarantine.")) for t in rows)
+    assert {t.split(".")[0] for t in rows} == {"raw", "harmonized", "analysis", "marts"}
+    refused = cli("tables", "--schema", "staging", env=home)
+    assert refused.returncode == 2 and "no schema staging" in refused.stderr
