@@ -18,7 +18,8 @@ from pathlib import Path
 import polars as pl
 
 from rootassets.neon.errors import NeonDataError
-from rootassets.neon.identifiers import parse_file_name, parse_sensor_file_name, validate_release
+from rootassets.neon.identifiers import validate_release
+from rootassets.neon.stack_by_table import PackageFile, package_files, select_files
 
 SOIL_WATER_PRODUCT = "DP1.00094.001"
 SWC_TABLE = "SWS_30_minute"
@@ -125,32 +126,41 @@ def soil_water_folder(root: Path | None, release: str) -> Path | None:
 
 
 def discover(folder: Path | None) -> SoilWaterFiles:
-    """Every 30-minute soil water file and the newest sensor_positions file per site under `folder`."""
+    """The 30-minute files and the newest `sensor_positions` file per site under `folder`, chosen by the generic
+    stacker's rules (`stack_by_table`: every site-date file, the newest publication of a site-all table), and
+    NEON's corrected depth files. Files inside zips are listed as ignored: DuckDB reads the 30-minute files in
+    place, so packages must be unzipped."""
     if folder is None:
         return SoilWaterFiles(None, (), {}, ())
-    data, positions, ignored = [], {}, []
-    corrected: dict[str, Path] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.name in CORRECTED_DEPTH_FILES:
-            corrected.setdefault(path.name, path)  # every package carries the same file: the first is enough
-            continue
-        sensor = parse_sensor_file_name(path.name)
-        if sensor is not None and sensor.product == SOIL_WATER_PRODUCT and sensor.table == SWC_TABLE:
-            data.append(
-                SensorFile(
-                    path, sensor.site, sensor.hor, sensor.ver, sensor.month, sensor.publication, path.stat().st_size
-                )
-            )
-            continue
-        named = parse_file_name(path.name)
-        if named is not None and named.product == SOIL_WATER_PRODUCT and named.table == "sensor_positions":
-            newest = positions.get(named.site)
-            if newest is None or parse_file_name(newest.name).publication < named.publication:
-                positions[named.site] = path
-            continue
-        ignored.append(path.name)
-    depths = next((corrected[name] for name in CORRECTED_DEPTH_FILES if name in corrected), None)
-    return SoilWaterFiles(folder, tuple(data), positions, tuple(ignored), depths)
+    found = package_files(folder)
+    in_place = [f for f in found if ".zip/" not in f.origin]
+    ignored = [f.name for f in found if ".zip/" in f.origin]
+
+    def path_of(f: PackageFile) -> Path:
+        return folder.parent / f.origin
+
+    tables = [f for f in in_place if f.product == SOIL_WATER_PRODUCT and f.table in (SWC_TABLE, "sensor_positions")]
+    chosen = select_files(tables).tables if tables else {}
+    data = tuple(
+        SensorFile(
+            path_of(f),
+            f.site or "",
+            f.position[0],
+            f.position[1],
+            f.month or "",
+            f.publication,
+            path_of(f).stat().st_size,
+        )
+        for f in chosen.get(SWC_TABLE, [])
+        if f.position is not None and f.site and f.month
+    )
+    positions = {f.site: path_of(f) for f in chosen.get("sensor_positions", []) if f.site}
+    documents = {f.name: path_of(f) for f in in_place if f.kind == "document"}
+    depths = next((documents[name] for name in CORRECTED_DEPTH_FILES if name in documents), None)
+    used = {str(f.path) for f in data} | {str(p) for p in positions.values()}
+    used |= {str(p) for name, p in documents.items() if name in CORRECTED_DEPTH_FILES}
+    ignored += [f.name for f in in_place if str(path_of(f)) not in used]
+    return SoilWaterFiles(folder, data, positions, tuple(sorted(ignored)), depths)
 
 
 def read_sensor_positions(files: SoilWaterFiles) -> pl.DataFrame:
