@@ -76,37 +76,6 @@ _PACKAGE_RE = re.compile(
 )
 
 
-# sensor data:      NEON.D01.BART.DP1.00094.001.001.501.030.SWS_30_minute.2021-06.basic.20211210T123456Z.csv
-# sensor positions: NEON.D01.BART.DP1.00094.001.sensor_positions.20211210T123456Z.csv (matches _FILE_RE)
-_SENSOR_FILE_RE = re.compile(
-    r"^NEON\.(?P<domain>D[0-9]{2})\.(?P<site>[A-Z]{4})\.(?P<product>DP[0-4]\.[0-9]{5}\.[0-9]{3})\."
-    r"(?P<hor>[0-9]{3})\.(?P<ver>[0-9]{3})\.(?P<tmi>[0-9]{3})\.(?P<table>[A-Za-z][A-Za-z0-9_]*)\."
-    r"(?P<month>[0-9]{4}-(?:0[1-9]|1[0-2]))\.(?P<package>basic|expanded)\.(?P<publication>[0-9]{8}T[0-9]{6}Z)\.csv$"
-)
-
-
-@dataclass(frozen=True)
-class NeonSensorFileName:
-    """The parts of a NEON instrumented-sensor data file name (HOR: position, VER: level, TMI: interval)."""
-
-    domain: str
-    site: str
-    product: str
-    hor: str
-    ver: str
-    tmi: str
-    table: str
-    month: str
-    package: str
-    publication: str
-
-
-def parse_sensor_file_name(name: str) -> NeonSensorFileName | None:
-    """Parse a NEON sensor data file name; None if it is not one."""
-    m = _SENSOR_FILE_RE.fullmatch(name)
-    return NeonSensorFileName(**m.groupdict()) if m else None
-
-
 @dataclass(frozen=True)
 class NeonFileName:
     """The parts of a NEON data file name."""
