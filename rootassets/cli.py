@@ -133,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("path", type=Path, help="a data-portal zip (NEON_<name>.zip), a folder of packages, or a package")
     p.add_argument("--out", type=Path, required=True, help="a new (or empty) folder for the stacked files")
+    p.add_argument(
+        "--issue-log-from-api",
+        action="store_true",
+        help="also write issueLog_<number>.csv from the product's changeLogs on the NEON API (NEON_API_URL), as "
+        "neonUtilities does (offline, the readme's ISSUE LOG section holds the same issues)",
+    )
     p.set_defaults(handler=_stack)
 
     p = sub.add_parser("products", help="list NEON's products, describe one, declare one as raw assets")
@@ -642,6 +648,19 @@ def _stack(args: argparse.Namespace) -> int:
 
     try:
         stacked = stack_by_table(package_files(args.path))
+    except NeonDataError as exc:
+        raise CliError(str(exc)) from exc
+    if args.issue_log_from_api:
+        if stacked.product is None:
+            raise CliError(f"{args.path}: no NEON product code in the file names, so no issue log to ask the API for")
+        from rootassets.neon.documents import issue_log_frame
+
+        settings = Settings.from_env()
+        info = _api_call(settings, lambda client: client.product(stacked.product))
+        logs = [c for c in info.get("changeLogs") or [] if isinstance(c, dict)]
+        stacked.tables[f"issueLog_{stacked.product.split('.')[1]}"] = issue_log_frame(logs)
+        stacked.notes = [n for n in stacked.notes if not n.startswith("issueLog_")]
+    try:
         written = write_stacked(stacked, args.out)
     except NeonDataError as exc:
         raise CliError(str(exc)) from exc

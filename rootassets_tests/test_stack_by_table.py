@@ -268,6 +268,40 @@ def test_the_command_line_stacks_a_portal_zip(tmp_path: Path, packages: dict) ->
     assert again.returncode == 1 and again.stderr.count("\n") == 1 and "not an empty folder" in again.stderr
 
 
+def test_the_issue_log_comes_from_the_api_changelogs_when_asked(tmp_path: Path, packages: dict) -> None:
+    """With --issue-log-from-api, issueLog_<number>.csv holds the product's changeLogs (here the mirror's, which
+    it takes from the sample's readme), in the API's field order, as neonUtilities writes it."""
+    from rootassets.neon.documents import ISSUE_LOG_COLUMNS, issue_log_from_readme
+    from rootassets.neon.mirror import MirrorServer
+    from rootassets_tests.conftest import make_token
+
+    zipped = portal_zip(packages, tmp_path / "NEON_rootsmegapit.zip", nested=False)
+    expected = issue_log_from_readme((SAMPLE / "readme_10066.txt").read_text())
+    with MirrorServer(SAMPLE.parent.parent) as mirror:
+        env = {**os.environ, "NEON_API_URL": mirror.base_url, "NEON_TOKEN": make_token()}
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rootassets.cli",
+                "stack",
+                str(zipped),
+                "--out",
+                str(tmp_path / "out"),
+                "--issue-log-from-api",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+    assert done.returncode == 0, done.stderr
+    log = read(tmp_path / "out" / "issueLog_10066.csv")
+    assert log.columns == list(ISSUE_LOG_COLUMNS) and log.height == len(expected) > 0
+    assert log["issue"].to_list() == [e.get("issue") for e in expected]
+    assert "issueLog_10066: text" not in done.stdout and "not written offline" not in done.stdout
+
+
 @pytest.mark.skipif(
     not (EXTDATA / "NEON_litterfall.zip").is_file(),
     reason=f"neonUtilities' own fixture (inst/extdata of NEONScience/NEON-utilities) is not at {EXTDATA}",
