@@ -295,8 +295,9 @@ USER_SCHEMAS = ("raw", "harmonized", "analysis", "marts")
 
 
 def _tables(args: argparse.Namespace) -> int:
-    """Every table of the user-facing schemas with its asset's description and its rows per release (staging
-    and quarantine left out: `quarantine.<table>` holds the refused rows of the table of the same name)."""
+    """Every table (and view) of the user-facing schemas with its DuckDB comment (its asset's description) and
+    its rows per release (staging and quarantine left out: `quarantine.<table>` holds the refused rows of the
+    table of the same name)."""
     settings = Settings.from_env()
     schemas = tuple(args.schema) or USER_SCHEMAS
     unknown = [s for s in schemas if s not in (*USER_SCHEMAS, "quarantine")]
@@ -309,13 +310,15 @@ def _tables(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from exc
     with con:
+        marks = ", ".join("?" for _ in schemas)
         listed = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN "
-            f"({', '.join('?' for _ in schemas)}) AND NOT temporary ORDER BY 1, 2",
-            list(schemas),
+            f"SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE schema_name IN ({marks}) "
+            f"AND NOT temporary UNION ALL SELECT schema_name, view_name, comment FROM duckdb_views() "
+            f"WHERE schema_name IN ({marks}) AND NOT internal AND NOT temporary ORDER BY 1, 2",
+            [*schemas, *schemas],
         ).fetchall()
         counts: dict[tuple[str, str], str] = {}
-        for schema, table in listed:
+        for schema, table, _ in listed:
             columns = {
                 c
                 for (c,) in con.execute(
@@ -328,8 +331,7 @@ def _tables(args: argparse.Namespace) -> int:
                 counts[(schema, table)] = "; ".join(f"{r}: {n}" for r, n in rows) or "0"
             else:
                 counts[(schema, table)] = str(con.execute(f"SELECT count(*) FROM {target}").fetchone()[0])
-    descriptions = _table_descriptions()
-    rows = [(f"{s}.{t}", descriptions.get((s, t), ""), counts[(s, t)]) for s, t in listed]
+    rows = [(f"{s}.{t}", _shortened(comment or ""), counts[(s, t)]) for s, t, comment in listed]
     if args.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(["table", "description", "rows"])
@@ -342,20 +344,8 @@ def _tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table_descriptions() -> dict[tuple[str, str], str]:
-    """(schema, table) -> its asset's description (the first paragraph, shortened), from the Dagster definitions."""
-    from rootassets.definitions import defs
-
-    out: dict[tuple[str, str], str] = {}
-    graph = defs.resolve_asset_graph()
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        if len(key.path) != 2 or not node.description:
-            continue
-        text = node.description.strip().split("\n\n")[0].replace("\n", " ")
-        text = text.split(": ", 1)[1] if text.startswith("`") and ": " in text else text
-        out[(key.path[0], key.path[1])] = text if len(text) <= 240 else text[:240].rsplit(" ", 1)[0] + " ..."
-    return out
+def _shortened(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def _declared(settings: Settings) -> list[Any]:

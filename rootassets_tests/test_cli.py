@@ -312,5 +312,15 @@ def test_tables_lists_the_user_facing_tables_with_descriptions_and_rows(home: di
     assert rows["analysis.site_modality"]["rows"] == f"{RELEASE}: 44" and rows["analysis.site_modality"]["description"]
     assert not any(t.startswith(("staging.", "quarantine.")) for t in rows)
     assert {t.split(".")[0] for t in rows} == {"raw", "harmonized", "analysis", "marts"}
+    assert "marts.latest_release" in rows  # views too
+    uncommented = cli(
+        "sql",
+        "--csv",
+        "select count(*) from (select comment from duckdb_tables() where schema_name in "
+        "('raw','harmonized','analysis','marts') union all select comment from duckdb_views() where schema_name = "
+        "'marts') where comment is null or comment = ''",
+        env=home,
+    )
+    assert uncommented.stdout.split()[-1] == "0"  # every table and view says what it holds
     refused = cli("tables", "--schema", "staging", env=home)
     assert refused.returncode == 2 and "no schema staging" in refused.stderr

@@ -17,7 +17,7 @@ from dagster import (
     asset,
 )
 
-from rootassets.defs.metadata import column_schema, preview
+from rootassets.defs.metadata import column_schema, comment_statement, preview
 from rootassets.defs.resources import WarehouseResource
 from rootassets.warehouse import qualified, quote_ident
 from rootassets.warehouse.sqlmodels import SqlModel, column_lineage, discover_models, error_line
@@ -93,6 +93,7 @@ def model_asset(model: SqlModel) -> AssetsDefinition:
             f"CREATE SCHEMA IF NOT EXISTS {quote_ident(model.schema)}",
             # On one line with the file's first line, so DuckDB's line numbers are the file's.
             f"CREATE OR REPLACE {kind} {qualified(model.schema, model.name)} AS {model.sql}",
+            *comment_statement(model.schema, model.name, model.description, kind),
         ]
         with warehouse.preview() as con:  # the tables as this run's commit will leave them
             try:

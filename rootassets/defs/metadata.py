@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import polars as pl
 from dagster import MetadataValue, TableColumn, TableSchema
 
 from rootassets.neon.stacking import SourceRecord
+from rootassets.warehouse import qualified
 
 PREVIEW_ROWS = 10
 
@@ -48,3 +50,13 @@ def table_metadata(frame: pl.DataFrame, release: str, descriptions: dict[str, st
 
 def sources_metadata(sources: list[SourceRecord]) -> MetadataValue:
     return MetadataValue.json([{"file": s.file, "md5": s.md5, "rows": s.rows} for s in sources])
+
+
+def comment_statement(schema: str, table: str, description: str | None, kind: str = "TABLE") -> list[str]:
+    """`COMMENT ON TABLE` (or VIEW) with the first paragraph of the asset's description, so that a user of the
+    DuckDB file reads what the table holds (a description is data: quoted as a literal). None: nothing."""
+    if not description:
+        return []
+    text = " ".join(description.strip().split("\n\n")[0].split())
+    text = re.sub(rf"^`{re.escape(schema)}\.{re.escape(table)}`( \([a-z]+\))?: ", "", text)
+    return [f"COMMENT ON {kind} {qualified(schema, table)} IS '{text.replace(chr(39), chr(39) * 2)}'"]

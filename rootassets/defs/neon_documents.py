@@ -27,7 +27,7 @@ from dagster import (
     multi_asset,
 )
 
-from rootassets.defs.metadata import table_metadata
+from rootassets.defs.metadata import comment_statement, table_metadata
 from rootassets.defs.neon_sources import source_key
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.raw import RAW_CHECKS, quarantine_share_check
@@ -130,6 +130,8 @@ def build_raw_neon_documents(declared: list[DeclaredProduct]) -> AssetsDefinitio
         written = {("raw", n): s.kept for n, s in screened.items()}
         written.update({("quarantine", n): s.quarantined for n, s in screened.items()})
         warehouse.write(written, release)
+        for name in screened:
+            warehouse.define(f"comment:raw.{name}", comment_statement("raw", name, DESCRIPTIONS[name]))
         fingerprint = documents_fingerprint(pairs, release)
         for name, s in screened.items():
             content = hashlib.sha256(s.kept.drop("source", strict=False).write_csv().encode()).hexdigest()[:24]

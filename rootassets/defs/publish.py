@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, Failure, MaterializeResult
 
-from rootassets.defs.metadata import table_metadata
+from rootassets.defs.metadata import comment_statement, table_metadata
 from rootassets.defs.resources import WarehouseResource
 from rootassets.schemas import TableContract
 from rootassets.warehouse.quarantine import Screened, StructuralError, empty_quarantine, screen
@@ -43,8 +43,10 @@ def publish(
     contract: TableContract | None,
     invariants: dict[str, Invariant],
     metadata: dict[str, Any],
+    description: str | None = None,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Screen `frame` against `contract`, run `invariants` on the kept rows, and write if they pass.
+    """Screen `frame` against `contract`, run `invariants` on the kept rows, and write if they pass (with
+    `description` as the table's DuckDB comment).
 
     A table without a contract yet is written as computed (no quarantine); its invariants still block.
     """
@@ -76,6 +78,9 @@ def publish(
     if contract is not None:
         written[("quarantine", table)] = screened.quarantined
     warehouse.write(written, release)
+    comment = comment_statement(schema, table, description)
+    if comment:
+        warehouse.define(f"comment:{schema}.{table}", comment)
     yield MaterializeResult(
         asset_key=key,
         metadata={**table_metadata(screened.kept, release), **(screened.summary() if contract else {}), **metadata},

@@ -25,7 +25,7 @@ from dagster import (
     multi_asset,
 )
 
-from rootassets.defs.metadata import sources_metadata, table_metadata
+from rootassets.defs.metadata import comment_statement, sources_metadata, table_metadata
 from rootassets.defs.neon_sources import SITE_ATTRIBUTES, source_key
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
@@ -357,7 +357,9 @@ def write_raw(
     warehouse.write(screened_frames(screened), release)
     described = descriptions or {}
     for table in stacked:
-        statements = comment_statements("raw", table, screened[table].rows.columns, described.get(table, {}))
+        spec = context.assets_def.specs_by_key[AssetKey(["raw", table])]
+        statements = comment_statement("raw", table, spec.description)
+        statements += comment_statements("raw", table, screened[table].rows.columns, described.get(table, {}))
         if statements:
             warehouse.define(f"comments:raw.{table}", statements)
     for table, s in stacked.items():

@@ -24,7 +24,7 @@ from dagster import (
     multi_asset,
 )
 
-from rootassets.defs.metadata import table_metadata
+from rootassets.defs.metadata import comment_statement, table_metadata
 from rootassets.defs.neon_sources import SOIL_WATER, source_key
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
@@ -124,6 +124,7 @@ def swc_sources(
     selected = context.selected_asset_keys
     wanted = {t: s for t, s in raw.items() if AssetKey(["raw", t]) in selected}
     warehouse.write(screened_frames(wanted), release)
+    comment_tables(context, warehouse, [AssetKey(["raw", t]) for t in wanted])
     common = {
         "folder": str(files.folder) if files.folder else "none",
         "available": bool(files.data),
@@ -251,6 +252,7 @@ def soil_water_phi(
                 "soil_water_statistics": STATS in selected,
             }
             counts = warehouse.write_sql(con, {k: q for k, q in queries.items() if wanted[k[1]]}, release)
+            comment_tables(context, warehouse, [AssetKey(["analysis", name]) for name, want in wanted.items() if want])
             series_preview = con.sql("SELECT * FROM swc_series ORDER BY site_id, start_time LIMIT 10").pl()
             stats = con.sql(f"SELECT * FROM ({statistics}) ORDER BY site_id, variable").pl()
             quality = con.sql("SELECT * FROM swc_quality ORDER BY site_id, role").pl()
@@ -277,6 +279,7 @@ def soil_water_phi(
             {("analysis", "soil_water_sensors"): sensors, ("quarantine", "soil_water_sensors"): screened.quarantined},
             release,
         )
+        comment_tables(context, warehouse, [SENSORS])
     common = {
         "depths_from": "analysis.phi (the D1 and D2 its parameters chose for each site)",
         "sensor_depths_from": files.corrected_depths.name
@@ -334,3 +337,12 @@ def soil_water_phi(
 
 
 soil_water_assets = [swc_sources, soil_water_phi]
+
+
+def comment_tables(context: AssetExecutionContext, warehouse: WarehouseResource, keys: list[AssetKey]) -> None:
+    """Each written table's asset description as its DuckDB comment."""
+    for key in keys:
+        schema, table = key.path
+        statements = comment_statement(schema, table, context.assets_def.specs_by_key[key].description)
+        if statements:
+            warehouse.define(f"comment:{schema}.{table}", statements)

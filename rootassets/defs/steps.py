@@ -196,7 +196,9 @@ def _write(
     invariants = {
         c.name: (lambda f, rule=c.rule: CheckOutcome(*rule(f, inputs, params))) for c in step.checks if c.table == name
     }
-    yield from publish(warehouse, key(table), frame, release, CONTRACTS.get(table), invariants, metadata)
+    yield from publish(
+        warehouse, key(table), frame, release, CONTRACTS.get(table), invariants, metadata, step.description(table)
+    )
 
 
 step_assets = [step_asset(step) for step in STEPS]
