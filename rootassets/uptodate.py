@@ -3,7 +3,8 @@
 After a refresh of the main job's default selection commits, its inputs are recorded in
 `$ROOTASSETS_HOME/state/<release>.json`: a fingerprint of every NEON source it read (names, sizes and
 modification times of the snapshot's files, the declared downloads, the site attributes, the soil-water
-folder), of the code (every rootassets source file and the versions of the libraries that compute), of the
+folder), of the code (every rootassets source file, the SQL models of `dbt_like_sql/`, and the versions of
+the libraries that compute), of the
 settings and declared products, and of the database file as the commit left it. A later `materialize` of
 the same release whose fingerprint is identical has nothing to do, and says so without importing Dagster
 or resolving staleness asset by asset. Anything else (a changed or touched file, other code, another
@@ -28,14 +29,17 @@ from rootassets.settings import Settings
 STATE_FOLDER = "state"
 LIBRARIES = ("dagster", "duckdb", "polars", "pandera", "numpy", "scipy", "scikit-learn", "matplotlib")
 PACKAGE = Path(__file__).resolve().parent
+MODELS_DIR = PACKAGE.parent / "dbt_like_sql"  # the SQL models (warehouse.sqlmodels.MODELS_DIR, not imported: slow)
 
 
-def code_fingerprint() -> str:
-    """Every rootassets source file and the versions of the libraries that compute the results."""
+def code_fingerprint(package: Path = PACKAGE, models: Path = MODELS_DIR) -> str:
+    """Every rootassets source file, every SQL model, and the versions of the libraries that compute the
+    results."""
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        digest.update(path.relative_to(PACKAGE).as_posix().encode())
-        digest.update(path.read_bytes())
+    for root, pattern in ((package, "*.py"), (models, "*.sql")):
+        for path in sorted(root.rglob(pattern)):
+            digest.update(f"{root.name}/{path.relative_to(root).as_posix()}".encode())
+            digest.update(path.read_bytes())
     for name in LIBRARIES:
         try:
             digest.update(f"{name}=={version(name)}".encode())

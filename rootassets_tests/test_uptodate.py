@@ -47,3 +47,20 @@ def test_no_shortcut_from_the_api_or_without_a_record(tmp_path: Path, snapshot: 
     assert uptodate.up_to_date(local, RELEASE, inputs)["summary"] == {"raw": 1, "rest": 2}
     local.database.write_bytes(b"db, written again")
     assert uptodate.up_to_date(local, RELEASE, inputs) is None
+
+
+def test_the_code_fingerprint_follows_python_and_sql_model_files(tmp_path: Path) -> None:
+    from rootassets.warehouse.sqlmodels import MODELS_DIR
+
+    assert uptodate.MODELS_DIR == MODELS_DIR  # the models the marts are built from
+    package, models = tmp_path / "rootassets", tmp_path / "dbt_like_sql"
+    shutil.copytree(uptodate.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(MODELS_DIR, models)
+    first = uptodate.code_fingerprint(package, models)
+    assert first == uptodate.code_fingerprint(package, models)
+    model = next(models.rglob("*.sql"))
+    model.write_text(model.read_text() + "\n-- edited\n")
+    edited_sql = uptodate.code_fingerprint(package, models)
+    assert edited_sql != first
+    (package / "science" / "phi.py").write_text((package / "science" / "phi.py").read_text() + "\n# edited\n")
+    assert uptodate.code_fingerprint(package, models) not in (first, edited_sql)
