@@ -282,12 +282,12 @@ def _materialize(args: argparse.Namespace) -> int:
 def declared_releases(settings: Settings) -> list[str]:
     """The releases held by the local downloads of declared products (they can be materialized too)."""
     from rootassets.neon.declared import read_declared
-    from rootassets.neon.download_source import DownloadSource
 
     found: set[str] = set()
     for product in read_declared(settings.products_file):
-        if product.input is not None and product.input.exists():
-            found |= set(DownloadSource(product.input).releases_of(product.spec))
+        download = product.download()
+        if download is not None and download.path.exists():
+            found |= set(download.releases_of(product.spec))
     return sorted(found)
 
 

@@ -53,7 +53,6 @@ def input_fingerprint(settings: Settings, release: str) -> dict[str, Any] | None
     if settings.snapshot is None:
         return None
     from rootassets.neon.declared import read_declared
-    from rootassets.neon.download_source import DownloadSource
     from rootassets.neon.products import PRODUCTS
     from rootassets.neon.site_attributes import site_attributes_fingerprint
     from rootassets.neon.snapshot import SnapshotSource
@@ -62,7 +61,7 @@ def input_fingerprint(settings: Settings, release: str) -> dict[str, Any] | None
     snapshot = SnapshotSource(settings.snapshot)
     sources = {code: snapshot.fingerprint(p, release) for code, p in PRODUCTS.items()}
     for declared in read_declared(settings.products_file):
-        source = DownloadSource(declared.input) if declared.input else snapshot
+        source = declared.download() or snapshot
         sources[declared.spec.code] = source.fingerprint(declared.spec, release)
     attributes = settings.site_attributes
     sources["site_attributes"] = (

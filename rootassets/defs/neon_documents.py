@@ -35,7 +35,6 @@ from rootassets.defs.resources import ArtifactStore, NeonSourceResource, Warehou
 from rootassets.neon.citations import bibtex
 from rootassets.neon.declared import DeclaredProduct
 from rootassets.neon.documents import ISSUE_LOG_COLUMNS, VARIABLES_COLUMNS, ProductDocuments, issue_log_frame
-from rootassets.neon.download_source import DownloadSource
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.source import NeonSource
@@ -71,7 +70,7 @@ def product_sources(neon: NeonSourceResource, declared: list[DeclaredProduct]) -
     declared ones (from their own download when they name one)."""
     source = neon.source()
     pairs: list[tuple[ProductSpec, NeonSource]] = [(p, source) for p in PRODUCTS.values()]
-    pairs += [(d.spec, DownloadSource(d.input) if d.input else source) for d in declared]
+    pairs += [(d.spec, d.download() or source) for d in declared]
     return pairs
 
 

@@ -28,7 +28,6 @@ from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource
 from rootassets.neon.api_source import SOIL_WATER_SPEC
 from rootassets.neon.declared import DeclaredProduct
-from rootassets.neon.download_source import DownloadSource
 from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import PRODUCTS
 from rootassets.neon.site_attributes import site_attributes_fingerprint
@@ -65,7 +64,7 @@ def fingerprint(
         return neon.source().fingerprint(PRODUCTS[name], release)
     if declared and name in declared:
         product = declared[name]
-        source = DownloadSource(product.input) if product.input else neon.source()
+        source = product.download() or neon.source()
         return source.fingerprint(product.spec, release)
     if name == SITE_ATTRIBUTES:
         folder = Path(neon.site_attributes_dir) if neon.site_attributes_dir else None

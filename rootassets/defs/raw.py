@@ -7,6 +7,7 @@ per run and its tables are replaced together, in one transaction.
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from dagster import (
@@ -31,11 +32,11 @@ from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.api_source import ApiSource
 from rootassets.neon.declared import DeclaredProduct
-from rootassets.neon.download_source import DownloadSource
 from rootassets.neon.errors import NeonDataError, NeonTokenError
 from rootassets.neon.identifiers import release_sort_key, validate_release
 from rootassets.neon.products import ROOT_MEGAPIT, SOIL_MEGAPIT, ProductSpec
 from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, site_attributes_fingerprint
+from rootassets.neon.source import NeonSource
 from rootassets.neon.stacking import STACKING_COLUMNS, StackedTable, empty_table
 from rootassets.schemas import RAW_CONTRACTS, TableContract, generic_contract
 from rootassets.science.registry import module_version
@@ -108,28 +109,7 @@ def _product_asset(product: ProductSpec, name: str):
     def _product(
         context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
     ) -> Iterator[MaterializeResult]:
-        release = validate_release(context.partition_key)
-        source = neon.source()
-        if isinstance(source, ApiSource):
-            source.report = context.log.info  # the download summary, before the download
-        fingerprint = source.fingerprint(product, release)
-        try:
-            load = source.load_product(product, release)
-        except NeonTokenError as exc:
-            raise Failure(description=str(exc)) from None
-        for note in load.notes:
-            context.log.info(note)
-        selected = [key.path[-1] for key in context.selected_asset_keys]
-        stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in selected}
-        provenance = {
-            "neon_product": product.code,
-            "doi": load.doi or "not announced by the source",
-            "citation": load.citation,
-            "source": load.origin,
-            "source_fingerprint": fingerprint or "unknown",
-        }
-        descriptions = neon_descriptions(warehouse, product.code, load.documents.variables)
-        yield from write_raw(context, warehouse, stacked, release, set(load.tables), provenance, descriptions)
+        yield from load_and_write(context, warehouse, product, neon.source())
 
     return _product
 
@@ -169,36 +149,49 @@ def declared_product_asset(declared: DeclaredProduct) -> AssetsDefinition:
     def _declared(
         context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
     ) -> Iterator[MaterializeResult]:
-        release = validate_release(context.partition_key)
-        source = DownloadSource(declared.input) if declared.input else neon.source()
-        if isinstance(source, ApiSource):
-            source.report = context.log.info
-        fingerprint = source.fingerprint(product, release)
-        try:
-            load = source.load_product(product, release)
-        except (NeonTokenError, NeonDataError) as exc:
-            raise Failure(description=str(exc)) from None
-        for note in load.notes:
-            context.log.info(note)
-        selected = [key.path[-1] for key in context.selected_asset_keys]
-        stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in selected}
-        contracts = {
-            t: generic_contract(t, load.documents.variables, product.package, stacked[t].frame.schema) for t in selected
-        }
-        provenance = {
-            "neon_product": product.code,
-            "doi": load.doi or "not announced by the source",
-            "citation": load.citation,
-            "source": load.origin,
-            "source_fingerprint": fingerprint or "unknown",
-            "primary_key": {t: list(c.key) for t, c in contracts.items()},
-        }
-        descriptions = neon_descriptions(warehouse, product.code, load.documents.variables)
-        yield from write_raw(
-            context, warehouse, stacked, release, set(load.tables), provenance, descriptions, contracts
-        )
+        source = declared.download() or neon.source()
+        yield from load_and_write(context, warehouse, product, source, (NeonTokenError, NeonDataError), True)
 
     return _declared
+
+
+def load_and_write(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    product: ProductSpec,
+    source: NeonSource,
+    refused: tuple[type[Exception], ...] = (NeonTokenError,),
+    generic_contracts: bool = False,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Load `product` for the partition's release from `source` and write its selected tables (`write_raw`).
+    An error in `refused` fails the asset in one line; `generic_contracts` screens each table by the contract
+    its variables file gives (a declared product) instead of the platform's own."""
+    release = validate_release(context.partition_key)
+    if isinstance(source, ApiSource):
+        source.report = context.log.info  # the download summary, before the download
+    fingerprint = source.fingerprint(product, release)
+    try:
+        load = source.load_product(product, release)
+    except refused as exc:
+        raise Failure(description=str(exc)) from None
+    for note in load.notes:
+        context.log.info(note)
+    selected = [key.path[-1] for key in context.selected_asset_keys]
+    stacked = {t: load.tables.get(t) or StackedTable(t, empty_table()) for t in selected}
+    provenance: dict[str, Any] = {
+        "neon_product": product.code,
+        "doi": load.doi or "not announced by the source",
+        "citation": load.citation,
+        "source": load.origin,
+        "source_fingerprint": fingerprint or "unknown",
+    }
+    contracts = None
+    if generic_contracts:
+        variables = load.documents.variables
+        contracts = {t: generic_contract(t, variables, product.package, stacked[t].frame.schema) for t in selected}
+        provenance["primary_key"] = {t: list(c.key) for t, c in contracts.items()}
+    descriptions = neon_descriptions(warehouse, product.code, load.documents.variables)
+    yield from write_raw(context, warehouse, stacked, release, set(load.tables), provenance, descriptions, contracts)
 
 
 raw_root_megapit = _product_asset(ROOT_MEGAPIT, "raw_root_megapit")
@@ -345,7 +338,7 @@ def write_raw(
     stacked: dict[str, StackedTable],
     release: str,
     published: set[str],
-    provenance: dict[str, str],
+    provenance: dict[str, Any],
     descriptions: dict[str, dict[str, str]] | None = None,
     contracts: dict[str, TableContract] | None = None,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:

@@ -138,30 +138,21 @@ class ApiSource:
             site: chosen for site, months in listed.items() if (chosen := [m for m in months if product.wants(site, m)])
         }
         if listed and not site_months:
-            return ProductLoad(
-                product=product,
-                release=release,
-                tables={},
-                origin=self.describe(),
-                notes=[
-                    f"{product.code}: the API has no data of this product in {release} for the declared sites "
-                    f"({', '.join(product.sites) or 'all'}) and months ({product.start or '...'} to "
-                    f"{product.end or '...'}); its tables are written empty"
-                ],
-                published=False,
+            return ProductLoad.unpublished(
+                product,
+                release,
+                self.describe(),
+                f"the API has no data of this product in {release} for the declared sites "
+                f"({', '.join(product.sites) or 'all'}) and months ({product.start or '...'} to "
+                f"{product.end or '...'})",
             )
         if not site_months:
             if not any(isinstance(r, dict) and r.get("release") == release for r in info.get("releases") or []):
-                return ProductLoad(
-                    product=product,
-                    release=release,
-                    tables={},
-                    origin=self.describe(),
-                    notes=[
-                        f"{product.code}: the API has no data of this product in {release}; "
-                        "its tables are written empty"
-                    ],
-                    published=False,
+                return ProductLoad.unpublished(
+                    product,
+                    release,
+                    self.describe(),
+                    f"the API has no data of this product in {release}",
                 )
             raise NeonApiError(f"{context.describe()}: the API lists no site with data in this release")
         months = sorted(m for ms in site_months.values() for m in ms)

@@ -16,9 +16,15 @@ import polars as pl
 from rootassets.neon.client import NeonClient, file_entries
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import release_sort_key, validate_product
-from rootassets.neon.stack_by_table import PackageFile, classify_name, package_files, read_strings, select_files
+from rootassets.neon.stack_by_table import (
+    DATA_KINDS,
+    PackageFile,
+    classify_name,
+    package_files,
+    read_strings,
+    select_files,
+)
 
-DATA_KINDS = ("site-date", "site-all", "lab")
 _README_NAME = re.compile(r"^Name:\s*(.+?)\s*$", re.MULTILINE)
 _README_TABLE = re.compile(r"^([A-Za-z][A-Za-z0-9_\\]*) - (.+?)\s*$", re.MULTILINE)
 

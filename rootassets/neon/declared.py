@@ -26,6 +26,7 @@ from typing import Any
 
 import tomli_w
 
+from rootassets.neon.download_source import DownloadSource
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import MONTH_PATTERN, PRODUCT_PATTERN, SITE_PATTERN, TABLE_PATTERN
 from rootassets.neon.products import PRODUCTS, ProductSpec
@@ -59,6 +60,10 @@ class DeclaredProduct:
 
     spec: ProductSpec
     input: Path | None = None
+
+    def download(self) -> DownloadSource | None:
+        """Its local download as a source, when it names one (else it comes from the platform's source)."""
+        return DownloadSource(self.input) if self.input is not None else None
 
     @property
     def group(self) -> str:

@@ -22,10 +22,15 @@ from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import release_sort_key, validate_release
 from rootassets.neon.products import ProductSpec
 from rootassets.neon.source import ProductLoad
-from rootassets.neon.stack_by_table import PackageFile, formatted_readme, package_files, read_strings, select_files
+from rootassets.neon.stack_by_table import (
+    DATA_KINDS,
+    PackageFile,
+    formatted_readme,
+    package_files,
+    read_strings,
+    select_files,
+)
 from rootassets.neon.stacking import SourceFile, StackedTable, files_fingerprint, stack_packages, stack_table
-
-SITE_KINDS = ("site-date", "site-all")
 
 
 class DownloadSource:
@@ -33,6 +38,7 @@ class DownloadSource:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self._files: list[PackageFile] | None = None
 
     def describe(self) -> str:
         return f"NEON download {self.path}"
@@ -48,8 +54,11 @@ class DownloadSource:
         return {t: self.path / f"{t}.csv" for t in product.all_tables if (self.path / f"{t}.csv").is_file()}
 
     def _packages(self, product: ProductSpec) -> list[PackageFile]:
+        """The download's NEON files, found once per source (a portal zip is read once, not per question)."""
         self._require()
-        files = package_files(self.path)
+        if self._files is None:
+            self._files = package_files(self.path)
+        files = self._files
         other = sorted({f.product for f in files if f.product and f.product != product.code})
         if other:
             raise NeonDataError(f"{self.path}: holds packages of {', '.join(other)}, declared as {product.code}")
@@ -82,16 +91,11 @@ class DownloadSource:
         self._require()
         held = self.releases_of(product)
         if release not in held:
-            return ProductLoad(
-                product=product,
-                release=release,
-                tables={},
-                origin=self.describe(),
-                notes=[
-                    f"{product.code}: the download holds {', '.join(held) or 'no release'}, not {release}; "
-                    "its tables are written empty"
-                ],
-                published=False,
+            return ProductLoad.unpublished(
+                product,
+                release,
+                self.describe(),
+                f"the download holds {', '.join(held) or 'no release'}, not {release}",
             )
         stacked = self.stacked_tables(product)
         tables = self._load_stacked(product, release, stacked) if stacked else self._load_packages(product, release)
@@ -137,7 +141,7 @@ class DownloadSource:
                 docs.readme, docs.readme_file = readme.read_text(encoding="utf-8", errors="replace"), readme.name
         else:
             files = [f for f in self._packages(product) if f.release == release]
-            chosen = select_files(files).documents if any(f.kind in (*SITE_KINDS, "lab") for f in files) else {}
+            chosen = select_files(files).documents if any(f.kind in DATA_KINDS for f in files) else {}
             if "variables" in chosen:
                 docs.variables, docs.variables_file = read_strings(chosen["variables"]), chosen["variables"].name
             if "readme" in chosen:

@@ -150,16 +150,11 @@ class SnapshotSource:
     def load_product(self, product: ProductSpec, release: str) -> ProductLoad:
         folder = self.product_folder(product, release)
         if folder is None:
-            return ProductLoad(
-                product=product,
-                release=release,
-                tables={},
-                origin=self.describe(),
-                notes=[
-                    f"{product.code}: this snapshot has no {release} folder for this product; "
-                    "its tables are written empty"
-                ],
-                published=False,
+            return ProductLoad.unpublished(
+                product,
+                release,
+                self.describe(),
+                f"this snapshot has no {release} folder for this product",
             )
         stacked, types = _stacked_files(folder, product)
         tables = {

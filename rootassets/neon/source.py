@@ -23,6 +23,19 @@ class ProductLoad:
     documents: ProductDocuments = field(default_factory=ProductDocuments)
     published: bool = True  # False: the source has no data of this product in this release
 
+    @classmethod
+    def unpublished(cls, product: ProductSpec, release: str, origin: str, why: str) -> ProductLoad:
+        """The load of a product the source has no data of in `release` (`why` says so): its tables are written
+        empty."""
+        return cls(
+            product=product,
+            release=release,
+            tables={},
+            origin=origin,
+            notes=[f"{product.code}: {why}; its tables are written empty"],
+            published=False,
+        )
+
     @property
     def citation(self) -> str:
         return self.product.citation(self.release, self.doi)

@@ -58,6 +58,7 @@ LAB_FILE = re.compile(
     rf"^NEON\.(?P<lab>[A-Za-z0-9_\-]+)\.(?P<table>[A-Za-z][A-Za-z0-9_]*?)(?:_pub)?\.(?P<publication>{PUBLICATION})\.csv$"
 )
 METADATA = ("variables", "readme", "validation", "categoricalCodes")
+DATA_KINDS = ("site-date", "site-all", "lab")  # the kinds of file that hold a table's rows
 NAMED_BY_PRODUCT = ("sensor_positions", "science_review_flags")
 STRAY = re.compile(r"(^|/)(__MACOSX/|\._|\.DS_Store$|Thumbs\.db$)")
 POSITION_COLUMNS = ("domainID", "siteID", "horizontalPosition", "verticalPosition")
@@ -395,7 +396,7 @@ def select_files(files: list[PackageFile]) -> Selection:
     releases = sorted({f.release for f in files if f.release and f.release.startswith("RELEASE")})
     if len(releases) > 1:
         raise NeonDataError(f"packages of several releases ({', '.join(releases)}): stack each release on its own")
-    data = [f for f in files if f.kind in ("site-date", "site-all", "lab")]
+    data = [f for f in files if f.kind in DATA_KINDS]
     if not data:
         raise NeonDataError("no NEON data tables found, only metadata (or nothing NEON-named)")
     documents = {kind: newest(c) for kind in METADATA if (c := [f for f in files if f.kind == kind])}

@@ -21,7 +21,7 @@ from rootassets.neon.csvfiles import MalformedRecord, read_neon_bytes, read_neon
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import PUBLICATION_PATTERN, SITE_PATTERN, validate_release
 from rootassets.neon.products import SITE_COLUMNS, ProductSpec
-from rootassets.neon.stack_by_table import PackageFile, read_strings, select_files
+from rootassets.neon.stack_by_table import DATA_KINDS, PackageFile, read_strings, select_files
 
 ADDED_COLUMNS = ("site_id", "release", "publication_date", "source_file")
 # What a stacking client (neonUtilities) adds to the columns of NEON's own per-site files.
@@ -185,8 +185,6 @@ def files_fingerprint(paths: Iterable[Path], base: Path) -> str:
 
 
 # -- NEON download packages, through the generic stacker's selection ---------------------------------------
-
-DATA_KINDS = ("site-date", "site-all", "lab")
 
 
 @dataclass
