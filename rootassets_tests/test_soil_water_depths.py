@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from rootassets.neon.errors import NeonDataError
-from rootassets.neon.soil_water import discover, read_corrected_depths
+from rootassets.neon.soil_water import discover, read_corrected_depths, read_sensor_positions
 from rootassets.science.soil_water import (
     SoilWaterQuality,
     choose_sensors,
@@ -144,6 +144,25 @@ def test_the_download_package_corrected_file_is_found_v2_first(tmp_path: Path) -
     found = discover(tmp_path / "RELEASE-2023" / "DP1.00094.001")
     assert found.corrected_depths is not None and found.corrected_depths.name == "swc_depthsV2.csv"
     assert "swc_depths.csv" not in found.ignored
+
+
+def test_a_sensor_positions_file_with_neons_former_column_names_gives_the_same_depths(tmp_path: Path) -> None:
+    folder = tmp_path / "RELEASE-2021" / "DP1.00094.001" / "NEON.D17.SJER.DP1.00094.001.2019-06.basic.20200101T000000Z"
+    folder.mkdir(parents=True)
+    prefix = "NEON.D17.SJER.DP1.00094.001"
+    (folder / f"{prefix}.sensor_positions.20200101T000000Z.csv").write_text(
+        "HOR.VER,name,description,start,end,referenceName,zOffset\n"
+        "001.501,CFGLOC1,Soil Pit 1,2016-01-01T00:00:00Z,2018-01-01T00:00:00Z,SOILPL1,-0.06\n"
+        "001.501,CFGLOC1,Soil Pit 1,2018-01-01T00:00:00Z,,SOILPL1,-0.08\n"
+    )
+    (folder / f"{prefix}.001.501.030.SWS_30_minute.2019-06.basic.20200101T000000Z.csv").write_text(
+        "startDateTime,endDateTime,VSWCMean,VSWCFinalQF\n2019-06-01T00:00:00Z,2019-06-01T00:30:00Z,0.1,0\n"
+    )
+    positions = read_sensor_positions(discover(tmp_path / "RELEASE-2021" / "DP1.00094.001"))
+    assert positions.select("sensor_location_id", "position_start", "position_end", "depth_cm").rows() == [
+        ("CFGLOC1", "2016-01-01T00:00:00Z", "2018-01-01T00:00:00Z", 6.0),
+        ("CFGLOC1", "2018-01-01T00:00:00Z", None, 8.0),
+    ]
 
 
 def test_a_bad_corrected_depths_row_is_refused_naming_row_and_field(tmp_path: Path) -> None:

@@ -187,6 +187,63 @@ def test_instrumented_files_gain_their_position_and_sort_by_it(tmp_path: Path) -
     assert table.columns[-2:] == ["publicationDate", "release"]
 
 
+def test_a_real_instrumented_month_stacks_back_to_its_rows(tmp_path: Path) -> None:
+    """The real SJER month of 30-minute soil water (`../shared/neon-samples/soil-water/`, stacked by another
+    tool) laid out as NEON's per-position files (`...<HOR>.<VER>.030.SWS_30_minute...`, without the columns
+    the stacker adds): stacking gives every row back, with the domain, site and positions that tool wrote,
+    as strings, in neonUtilities' column order and row order (site, positions, time)."""
+    real = read(REPO / ".." / "shared" / "neon-samples" / "soil-water" / "SJER_2022-06_SWS_30_minute_from_rda.csv")
+    files = {}
+    for (hor, ver), rows in real.group_by("horizontalPosition", "verticalPosition"):
+        name = f"NEON.D17.SJER.DP1.00094.001.{hor}.{ver}.030.SWS_30_minute.2022-06.basic.20221201T000000Z.csv"
+        files[name] = neon_csv(rows.drop("horizontalPosition", "verticalPosition", "domainID", "siteID"))
+    package = "NEON.D17.SJER.DP1.00094.001.2022-06.basic.20221201T000000Z.RELEASE-2023"
+    stacked = stack_by_table(package_files(portal_zip({package: files}, tmp_path / "NEON_swc.zip", nested=True)))
+    table = stacked.tables["SWS_30_minute"]
+    assert table.columns[:4] == ["domainID", "siteID", "horizontalPosition", "verticalPosition"]
+    assert table.columns[-2:] == ["publicationDate", "release"]
+    keys = ["horizontalPosition", "verticalPosition", "startDateTime"]
+    assert table.select(keys).equals(table.select(keys).sort(keys))
+    assert table.height == real.height == 47_520
+    got = table.select(real.columns).sort(keys)
+    assert got.equals(real.sort(keys))
+
+
+def test_sensor_positions_of_old_and_new_publications_align_to_the_current_names(tmp_path: Path) -> None:
+    """One site's newest sensor_positions predates NEON's 2024 renaming (`name`, `start`, `end`, ...), the
+    other's follows it: one table under the current names, nothing lost, no former column left."""
+    old = (
+        b"HOR.VER,name,description,start,end,referenceName,zOffset\n"
+        b"001.501,CFGLOC1,Soil Pit 1,2016-01-01T00:00:00Z,,SOILPL1,-0.06\n"
+    )
+    new = (
+        b"HOR.VER,sensorLocationID,sensorLocationDescription,positionStartDateTime,positionEndDateTime,"
+        b"referenceLocationID,zOffset,eastOffset\n"
+        b"001.501,CFGLOC2,Soil Pit 1,2017-01-01T00:00:00Z,2020-01-01T00:00:00Z,SOILPL2,-0.02,1.5\n"
+    )
+    packages = {
+        "NEON.D17.SJER.DP1.00094.001.2019-06.basic.20200101T000000Z.RELEASE-2023": {
+            "NEON.D17.SJER.DP1.00094.001.sensor_positions.20200101T000000Z.csv": old
+        },
+        "NEON.D16.WREF.DP1.00094.001.2022-06.basic.20230101T000000Z.RELEASE-2023": {
+            "NEON.D16.WREF.DP1.00094.001.sensor_positions.20230101T000000Z.csv": new
+        },
+    }
+    table = stack_by_table(package_files(portal_zip(packages, tmp_path / "NEON_swc.zip", nested=False))).tables[
+        "sensor_positions_00094"
+    ]
+    assert not {"name", "description", "start", "end", "referenceName"} & set(table.columns)
+    assert table.columns[:4] == ["domainID", "siteID", "HOR.VER", "sensorLocationID"]
+    rows = table.sort("siteID").select(
+        "siteID", "sensorLocationID", "positionStartDateTime", "positionEndDateTime", "referenceLocationID", "zOffset"
+    )
+    assert rows.rows() == [
+        ("SJER", "CFGLOC1", "2016-01-01T00:00:00Z", None, "SOILPL1", "-0.06"),
+        ("WREF", "CFGLOC2", "2017-01-01T00:00:00Z", "2020-01-01T00:00:00Z", "SOILPL2", "-0.02"),
+    ]
+    assert table.filter(pl.col("siteID") == "WREF")["eastOffset"].to_list() == ["1.5"]
+
+
 def test_science_review_flags_keep_the_latest_update_of_each_flag() -> None:
     from rootassets.neon.stack_by_table import remove_srf_duplicates
 

@@ -19,7 +19,7 @@ import polars as pl
 
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import validate_release
-from rootassets.neon.stack_by_table import PackageFile, package_files, select_files
+from rootassets.neon.stack_by_table import PackageFile, align_sensor_positions, package_files, select_files
 
 SOIL_WATER_PRODUCT = "DP1.00094.001"
 SWC_TABLE = "SWS_30_minute"
@@ -166,14 +166,15 @@ def discover(folder: Path | None) -> SoilWaterFiles:
 def read_sensor_positions(files: SoilWaterFiles) -> pl.DataFrame:
     """One row per site, HOR, VER and position period: the sensor's depth in cm (from `zOffset`, m, negative
     down) from `positionStartDateTime` to `positionEndDateTime` (empty: still there). A sensor that was moved
-    has a row per period, each depth valid for its own period only.
+    has a row per period, each depth valid for its own period only. A file with NEON's former column names
+    (`name`, `start`, `end`) is read under the current ones.
 
     A position file without the needed columns is refused naming the file and
     column; a row with an unusable depth is refused naming the file and row.
     """
     frames = []
     for site, path in sorted(files.positions.items()):
-        raw = pl.read_csv(path, infer_schema=False)
+        raw = align_sensor_positions(pl.read_csv(path, infer_schema=False))
         missing = [c for c in POSITION_COLUMNS if c not in raw.columns]
         if missing:
             raise NeonDataError(f"{path.name}: missing column(s) {', '.join(missing)}")

@@ -16,6 +16,10 @@ ignored. The rules follow neonUtilities (R, `stackDataFilesArrow`, `findTablesBy
   `verticalPosition` (strings, from the file name) when they have no `siteID`, and rows are ordered by them
   and `endDateTime`;
 - `science_review_flags` keeps one row per `srfID`, the latest `lastUpdateDateTime`;
+- `sensor_positions` (a site-all table) has its former column names (`name`, `start`, `referenceName`, ...,
+  before NEON renamed them in 2024) aligned to the current ones: a current column's missing values are
+  filled from its former column, which is then dropped (neonutilities' `align_sp_cols`); without the table in
+  the variables file, its columns follow NEON's current field order;
 - the newest variables, validation and categoricalCodes files, and the newest readme (its `Date-Time`
   lines removed, a disclaimer on top), are written beside the tables with the product number in the name;
   the variables file gains the rows of the fields the stacker adds;
@@ -80,6 +84,47 @@ README_DISCLAIMER = [
     "##################################",
     "",
 ]
+# sensor_positions' former column names -> the current ones, and the current fields in NEON's order (as
+# neonutilities 1.x+ lists them in its sensor_positions_variables resources).
+SENSOR_POSITION_RENAMES = {
+    "name": "sensorLocationID",
+    "description": "sensorLocationDescription",
+    "start": "positionStartDateTime",
+    "end": "positionEndDateTime",
+    "referenceName": "referenceLocationID",
+    "referenceDescription": "referenceLocationIDDescription",
+    "referenceStart": "referenceLocationIDStartDateTime",
+    "referenceEnd": "referenceLocationIDEndDateTime",
+    "referenceLatitude": "locationReferenceLatitude",
+    "referenceLongitude": "locationReferenceLongitude",
+    "referenceElevation": "locationReferenceElevation",
+}
+SENSOR_POSITION_FIELDS = (
+    "HOR.VER",
+    "sensorLocationID",
+    "sensorLocationDescription",
+    "effectiveStartDateTime",
+    "effectiveEndDateTime",
+    "positionStartDateTime",
+    "positionEndDateTime",
+    "referenceLocationID",
+    "referenceLocationIDDescription",
+    "referenceLocationIDStartDateTime",
+    "referenceLocationIDEndDateTime",
+    "xOffset",
+    "yOffset",
+    "zOffset",
+    "pitch",
+    "roll",
+    "azimuth",
+    "locationReferenceLatitude",
+    "locationReferenceLongitude",
+    "locationReferenceElevation",
+    "eastOffset",
+    "northOffset",
+    "xAzimuth",
+    "yAzimuth",
+)
 MAX_NESTED_ZIP_BYTES = 2 << 30  # a per-site zip inside a portal zip is read in memory: refuse a larger one
 
 
@@ -304,6 +349,19 @@ def remove_srf_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def align_sensor_positions(frame: pl.DataFrame) -> pl.DataFrame:
+    """`sensor_positions` with only the current column names: each former column fills the missing values of
+    its current one and is dropped; alone, it is renamed. Nothing published is lost."""
+    for former, current in SENSOR_POSITION_RENAMES.items():
+        if former not in frame.columns:
+            continue
+        if current in frame.columns:
+            frame = frame.with_columns(pl.coalesce(current, former).alias(current)).drop(former)
+        else:
+            frame = frame.rename({former: current})
+    return frame
+
+
 def stack_table(table: str, files: list[PackageFile], variables: pl.DataFrame | None, package: str) -> pl.DataFrame:
     """One NEON table from its files (already the ones to stack), with the fields stackByTable adds."""
     frames = []
@@ -321,6 +379,10 @@ def stack_table(table: str, files: list[PackageFile], variables: pl.DataFrame | 
         frames.append(frame)
     stacked = pl.concat(frames, how="diagonal") if frames else pl.DataFrame()
     declared = table_fields(variables, table, package)
+    if table == "sensor_positions":
+        stacked = align_sensor_positions(stacked)
+        declared = [SENSOR_POSITION_RENAMES.get(c, c) for c in declared]
+        declared = list(dict.fromkeys(declared or SENSOR_POSITION_FIELDS))
     leading = [c for c in POSITION_COLUMNS if c in stacked.columns and c not in declared]
     extra = [c for c in stacked.columns if c not in (*declared, *leading, "publicationDate", "release")]
     order = [*leading, *declared, *extra, "publicationDate", "release"]
