@@ -41,6 +41,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader stopped early (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a failure nobody anticipated: one line, the traceback only when asked
+        if getattr(args, "debug", False):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"rootassets: error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr
+        )
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,9 +56,14 @@ def _parser() -> argparse.ArgumentParser:
         prog="rootassets",
         description="NEON megapit root-bimodality assets: materialize, query, mirror.",
     )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected failure")
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the command works too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("materialize", help="run the main job for one NEON release in the persistent instance")
+    p = sub.add_parser(
+        "materialize", parents=[common], help="run the main job for one NEON release in the persistent instance"
+    )
     p.add_argument("--release", default="latest", help="NEON release tag (RELEASE-2021, PROVISIONAL) or 'latest'")
     p.add_argument("--select", default=None, help="Dagster asset selection, e.g. 'key:raw/*' (default: all)")
     p.add_argument(
@@ -66,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_materialize)
 
-    p = sub.add_parser("releases", help="list NEON's releases and the instance's release partitions; add partitions")
+    p = sub.add_parser(
+        "releases", parents=[common], help="list NEON's releases and the instance's release partitions; add partitions"
+    )
     p.add_argument(
         "--add",
         action="append",
@@ -77,19 +92,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_releases)
 
-    p = sub.add_parser("sql", help="run a read-only SQL query against the DuckDB file")
+    p = sub.add_parser("sql", parents=[common], help="run a read-only SQL query against the DuckDB file")
     p.add_argument("query", help="one or more SQL statements (separated by ;); every result is printed")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="print a header line, then rows, as CSV")
     fmt.add_argument("--json", action="store_true", help="print rows as a JSON array of objects")
     p.set_defaults(handler=_sql)
 
-    p = sub.add_parser("tables", help="the tables users query: schema.table, what it holds, and its rows per release")
+    p = sub.add_parser(
+        "tables", parents=[common], help="the tables users query: schema.table, what it holds, and its rows per release"
+    )
     p.add_argument("--schema", action="append", default=[], help="only this schema (repeatable)")
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     p.set_defaults(handler=_tables)
 
-    p = sub.add_parser("mirror", help="serve snapshot folders as the NEON Data API on 127.0.0.1")
+    p = sub.add_parser("mirror", parents=[common], help="serve snapshot folders as the NEON Data API on 127.0.0.1")
     p.add_argument(
         "--snapshot",
         required=True,
@@ -128,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "stack",
+        parents=[common],
         help="stack a NEON download (portal zip, folder of packages) into one CSV per table, as neonUtilities' "
         "stackByTable does (no R, no Dagster)",
     )
@@ -141,18 +159,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_stack)
 
-    p = sub.add_parser("products", help="list NEON's products, describe one, declare one as raw assets")
+    p = sub.add_parser(
+        "products", parents=[common], help="list NEON's products, describe one, declare one as raw assets"
+    )
     products = p.add_subparsers(dest="action", required=True)
-    q = products.add_parser("list", help="every NEON product (/products), the declared ones marked")
+    q = products.add_parser("list", parents=[common], help="every NEON product (/products), the declared ones marked")
     q.add_argument("--release", default=None, help="only products with data in this release")
     q.add_argument("--match", default=None, help="only products whose code or name contains this text")
     q.set_defaults(handler=_products_list)
-    q = products.add_parser("describe", help="a product's releases, DOIs, sites, months and tables")
+    q = products.add_parser("describe", parents=[common], help="a product's releases, DOIs, sites, months and tables")
     q.add_argument("dpid", help="NEON product code, e.g. DP1.10033.001")
     q.add_argument("--input", type=Path, default=None, help="describe this local download instead of asking the API")
     q.set_defaults(handler=_products_describe)
     q = products.add_parser(
-        "add", help="declare a product in $ROOTASSETS_HOME/rootassets.toml: one raw asset per table"
+        "add", parents=[common], help="declare a product in $ROOTASSETS_HOME/rootassets.toml: one raw asset per table"
     )
     q.add_argument("dpid", help="NEON product code, e.g. DP1.10033.001")
     q.add_argument(
@@ -165,11 +185,15 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--package", choices=("basic", "expanded"), default=None)
     q.add_argument("--name", default=None, help="the product's name (default: NEON's)")
     q.set_defaults(handler=_products_add)
-    q = products.add_parser("remove", help="remove a declared product (its tables stay in the database)")
+    q = products.add_parser(
+        "remove", parents=[common], help="remove a declared product (its tables stay in the database)"
+    )
     q.add_argument("dpid")
     q.set_defaults(handler=_products_remove)
 
-    p = sub.add_parser("ui", help="start the Dagster UI and daemon on the persistent instance (dg dev)")
+    p = sub.add_parser(
+        "ui", parents=[common], help="start the Dagster UI and daemon on the persistent instance (dg dev)"
+    )
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(handler=_ui)

@@ -324,3 +324,20 @@ def test_tables_lists_the_user_facing_tables_with_descriptions_and_rows(home: di
     assert uncommented.stdout.split()[-1] == "0"  # every table and view says what it holds
     refused = cli("tables", "--schema", "staging", env=home)
     assert refused.returncode == 2 and "no schema staging" in refused.stderr
+
+
+def test_an_unexpected_failure_is_one_line_and_its_traceback_only_with_debug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rootassets import cli as rootassets_cli
+
+    def broken(args: object) -> int:
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(rootassets_cli, "_tables", broken)
+    assert rootassets_cli.main(["tables"]) == 1
+    err = capsys.readouterr().err
+    assert err == "rootassets: error: RuntimeError: disk on fire (rerun with --debug for the traceback)\n"
+    for argv in (["--debug", "tables"], ["tables", "--debug"]):
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            rootassets_cli.main(argv)
