@@ -356,7 +356,7 @@ class SiteModalityTable(_Contract):
     d0_cm: float
     d1_cm: float = pa.Field(nullable=True)
     d2_cm: float = pa.Field(nullable=True)
-    primary_density: float = pa.Field(gt=0)
+    d0_kde_density: float = pa.Field(gt=0)
     secondary_ratio: float = pa.Field(ge=0, le=1, nullable=True)
     total_fine_root_biomass_g_m2: float = pa.Field(ge=0, nullable=True)
 

@@ -322,6 +322,21 @@ def test_tables_lists_the_user_facing_tables_with_descriptions_and_rows(home: di
         env=home,
     )
     assert uncommented.stdout.split()[-1] == "0"  # every table and view says what it holds
+    columns = cli(
+        "sql",
+        "--csv",
+        "select schema_name || '.' || table_name || '.' || column_name as c from duckdb_columns() "
+        "where schema_name in ('harmonized','analysis','marts') and (comment is null or comment = '') "
+        "union all select 'raw.' || table_name || '.' || column_name from duckdb_columns() "
+        "where schema_name = 'raw' and comment is null and column_name in "
+        "('site_id','release','publication_date','source_file','quarantined')",
+        env=home,
+    )
+    assert columns.returncode == 0 and columns.stdout.split() == ["c"]  # every column the platform makes says what
+    renamed = cli(
+        "sql", "--csv", "select d0_kde_density, kde_sample_size from analysis.site_modality limit 1", env=home
+    )
+    assert renamed.returncode == 0, renamed.stderr
     refused = cli("tables", "--schema", "staging", env=home)
     assert refused.returncode == 2 and "no schema staging" in refused.stderr
 

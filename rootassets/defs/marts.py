@@ -119,7 +119,7 @@ def model_asset(model: SqlModel) -> AssetsDefinition:
             check_results=checks,
             metadata={
                 "dagster/row_count": frame.height,
-                "dagster/column_schema": column_schema(frame),
+                "dagster/column_schema": column_schema(frame, table=f"{model.schema}.{model.name}"),
                 "dagster/column_lineage": TableColumnLineage(
                     deps_by_column={
                         column: [

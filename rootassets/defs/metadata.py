@@ -9,14 +9,19 @@ import polars as pl
 from dagster import MetadataValue, TableColumn, TableSchema
 
 from rootassets.neon.stacking import SourceRecord
+from rootassets.science.glossary import describe_columns
 from rootassets.warehouse import qualified
 
 PREVIEW_ROWS = 10
 
 
-def column_schema(frame: pl.DataFrame, descriptions: dict[str, str] | None = None) -> TableSchema:
-    """The frame's columns and types, with NEON's descriptions (and units) where known."""
-    known = descriptions or {}
+def column_schema(
+    frame: pl.DataFrame, descriptions: dict[str, str] | None = None, table: str | None = None
+) -> TableSchema:
+    """The frame's columns and types, with NEON's descriptions (and units) where known, else the platform's
+    glossary's for `table` (`schema.table`): the same text as the columns' DuckDB comments."""
+    known = describe_columns(*table.split("."), frame.columns) if table else {}
+    known.update(descriptions or {})
     return TableSchema(
         columns=[
             TableColumn(name=name, type=str(dtype), description=known.get(name)) for name, dtype in frame.schema.items()
@@ -37,11 +42,13 @@ def preview(frame: pl.DataFrame, rows: int = PREVIEW_ROWS) -> MetadataValue:
         return MetadataValue.md(str(frame.head(rows)))
 
 
-def table_metadata(frame: pl.DataFrame, release: str, descriptions: dict[str, str] | None = None) -> dict[str, Any]:
+def table_metadata(
+    frame: pl.DataFrame, release: str, descriptions: dict[str, str] | None = None, table: str | None = None
+) -> dict[str, Any]:
     """Row count, sites, column schema (with descriptions) and a preview of a written table."""
     return {
         "dagster/row_count": frame.height,
-        "dagster/column_schema": column_schema(frame, descriptions),
+        "dagster/column_schema": column_schema(frame, descriptions, table),
         "n_sites": frame["site_id"].n_unique() if "site_id" in frame.columns and frame.height else 0,
         "release": release,
         "preview": preview(frame),

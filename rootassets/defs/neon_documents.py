@@ -145,7 +145,7 @@ def build_raw_neon_documents(declared: list[DeclaredProduct]) -> AssetsDefinitio
                 data_version=DataVersion(content),
                 check_results=checks,
                 metadata={
-                    **table_metadata(s.kept, release),
+                    **table_metadata(s.kept, release, table=f"raw.{name}"),
                     **s.summary(),
                     "source_fingerprint": fingerprint or "unknown",
                 },

@@ -83,6 +83,10 @@ def publish(
         warehouse.define(f"comment:{schema}.{table}", comment)
     yield MaterializeResult(
         asset_key=key,
-        metadata={**table_metadata(screened.kept, release), **(screened.summary() if contract else {}), **metadata},
+        metadata={
+            **table_metadata(screened.kept, release, table=f"{schema}.{table}"),
+            **(screened.summary() if contract else {}),
+            **metadata,
+        },
         check_results=results,
     )

@@ -361,7 +361,7 @@ def write_raw(
             data_version=source_data_version(release, s),
             metadata={
                 "neon_columns": neon_columns(s),
-                **table_metadata(screened[table].rows, release, described.get(table)),
+                **table_metadata(screened[table].rows, release, described.get(table), f"raw.{table}"),
                 **screened[table].summary(),
                 "published_by_source": table in published,
                 **provenance,

@@ -143,7 +143,11 @@ def swc_sources(
         yield MaterializeResult(
             asset_key=POSITIONS,
             data_version=version,
-            metadata={**table_metadata(positions, release), **raw["swc_sensor_positions"].summary(), **common},
+            metadata={
+                **table_metadata(positions, release, table="raw.swc_sensor_positions"),
+                **raw["swc_sensor_positions"].summary(),
+                **common,
+            },
             check_results=[
                 AssetCheckResult(
                     asset_key=POSITIONS,
@@ -172,7 +176,7 @@ def swc_sources(
             if AssetCheckKey(FILES, "files_found") in checks
             else [],
             metadata={
-                **table_metadata(inventory, release),
+                **table_metadata(inventory, release, table="raw.swc_files"),
                 **raw["swc_files"].summary(),
                 **common,
                 "total_bytes": int(inventory["size_bytes"].sum()) if inventory.height else 0,
@@ -297,13 +301,18 @@ def soil_water_phi(
     }
     if SENSORS in selected:
         yield MaterializeResult(
-            asset_key=SENSORS, metadata={**table_metadata(sensors, release), **screened.summary(), **common}
+            asset_key=SENSORS,
+            metadata={
+                **table_metadata(sensors, release, table="analysis.soil_water_sensors"),
+                **screened.summary(),
+                **common,
+            },
         )
     if SERIES in selected:
         yield MaterializeResult(
             asset_key=SERIES,
             metadata={
-                **table_metadata(series_preview, release),
+                **table_metadata(series_preview, release, table=SERIES_TABLE),
                 "dagster/row_count": counts["analysis.soil_water_phi_series"],
                 "rows_quarantined": counts["quarantine.soil_water_phi_series"],
                 "time_steps": steps[0],
@@ -315,7 +324,7 @@ def soil_water_phi(
         yield MaterializeResult(
             asset_key=QUALITY,
             metadata={
-                **table_metadata(quality, release),
+                **table_metadata(quality, release, table=QUALITY_TABLE),
                 "dagster/row_count": counts[QUALITY_TABLE],
                 "rows_quarantined": counts["quarantine.soil_water_quality"],
                 "rule": "only VSWCFinalQF = 0 with a finite VSWCMean is used",
@@ -327,7 +336,7 @@ def soil_water_phi(
         yield MaterializeResult(
             asset_key=STATS,
             metadata={
-                **table_metadata(stats, release),
+                **table_metadata(stats, release, table=STATS_TABLE),
                 "statistics": list(STATISTICS),
                 "quality_rules": QUALITY_RULES.as_metadata(),
                 "sites_with_too_little_data": sorted(set(insufficient["site_id"].to_list())),

@@ -105,9 +105,9 @@ def secondary_prominence(mid_cm: np.ndarray, density: np.ndarray, params: Modali
     depths, counts = depth_sample(mid_cm, density, params.count_scale)
     kde = binned_fft_kde(depths, counts, params)
     result = classify_modality(kde, params)
-    if result.d1_cm is None or result.d2_cm is None or not result.secondary_density:
+    if result.d1_cm is None or result.d2_cm is None or not result.d2_kde_density:
         return None
-    return float((result.secondary_density - kde.at(result.d1_cm)) / result.secondary_density)
+    return float((result.d2_kde_density - kde.at(result.d1_cm)) / result.d2_kde_density)
 
 
 ROBUSTNESS_SCHEMA = {

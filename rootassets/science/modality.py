@@ -39,10 +39,10 @@ class SiteModality:
     d0_cm: float
     d1_cm: float | None
     d2_cm: float | None
-    primary_density: float
-    secondary_density: float | None
+    d0_kde_density: float  # the KDE's height at D0 (a density of depth, 1/cm)
+    d2_kde_density: float | None
     secondary_ratio: float | None
-    n_depths: int
+    kde_sample_size: int
 
 
 def depth_sample(mid_cm: np.ndarray, density: np.ndarray, count_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +82,7 @@ def modes_and_antimodes(kde: Kde) -> tuple[np.ndarray, np.ndarray]:
     return np.where(turns < 0)[0] + 1, np.where(turns > 0)[0] + 1
 
 
-def classify_modality(kde: Kde, params: ModalityParameters, n_depths: int = 0) -> SiteModality:
+def classify_modality(kde: Kde, params: ModalityParameters, kde_sample_size: int = 0) -> SiteModality:
     """Sections 2.3-2.4: D0 the highest mode; D2 the highest other mode reaching
     `secondary_threshold` of D0's density; D1 the lowest antimode between them."""
     modes, antimodes = modes_and_antimodes(kde)
@@ -94,7 +94,15 @@ def classify_modality(kde: Kde, params: ModalityParameters, n_depths: int = 0) -
     ]
     if not secondary:
         return SiteModality(
-            "unimodal", int(modes.size), float(kde.grid[primary]), None, None, primary_height, None, None, n_depths
+            "unimodal",
+            int(modes.size),
+            float(kde.grid[primary]),
+            None,
+            None,
+            primary_height,
+            None,
+            None,
+            kde_sample_size,
         )
     d2 = max(secondary, key=lambda m: kde.density[m])
     low, high = sorted((primary, d2))
@@ -110,7 +118,7 @@ def classify_modality(kde: Kde, params: ModalityParameters, n_depths: int = 0) -
         primary_height,
         secondary_height,
         secondary_height / primary_height,
-        n_depths,
+        kde_sample_size,
     )
 
 

@@ -103,6 +103,27 @@ def read_release(
     return con.sql(query, params=[release]).pl()
 
 
+# Columns renamed because their old names misled (README, "Renamed columns"): a table written before the rename
+# has its column renamed in place on its next write, so one quantity never has two names in one table.
+COLUMN_RENAMES: dict[tuple[str, str], dict[str, str]] = {
+    ("analysis", "site_modality"): {
+        "primary_density": "d0_kde_density",
+        "secondary_density": "d2_kde_density",
+        "n_depths": "kde_sample_size",
+    },
+}
+
+
+def _rename_former_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str, target: str) -> None:
+    renames = COLUMN_RENAMES.get((schema, table))
+    if renames is None and schema == "staging" and "__" in table:
+        renames = COLUMN_RENAMES.get(tuple(table.split("__", 1)))  # the staging copy of a renamed table
+    existing = table_columns(con, schema, table) or {}
+    for former, current in (renames or {}).items():
+        if former in existing and current not in existing:
+            con.execute(f"ALTER TABLE {target} RENAME COLUMN {quote_ident(former)} TO {quote_ident(current)}")
+
+
 def replace_rows(
     con: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pl.DataFrame | None, condition: str, release: str
 ) -> None:
@@ -118,6 +139,7 @@ def replace_rows(
         if table_columns(con, schema, table) is None:
             con.execute(f"CREATE TABLE {target} AS SELECT * FROM incoming_rows LIMIT 0")
         else:
+            _rename_former_columns(con, schema, table, target)
             _add_missing_columns(con, schema, table, target)
         con.execute(f"DELETE FROM {target} WHERE {condition}")
         con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM incoming_rows")

@@ -21,6 +21,7 @@ import duckdb
 import polars as pl
 
 from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
+from rootassets.science.glossary import describe_column
 from rootassets.warehouse.connection import (
     check_frames,
     qualified,
@@ -222,7 +223,27 @@ def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
             "SELECT statement FROM meta.staged_statements WHERE refresh_id = ? ORDER BY staged_at, name", [refresh_id]
         ).fetchall():
             con.execute(statement)
+    _describe_columns(con)
     return counts
+
+
+USER_SCHEMAS = ("raw", "harmonized", "analysis", "marts")
+
+
+def _describe_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Every column of the user-facing tables and views that the glossary knows gets its description as its
+    DuckDB comment (after the marts' statements, which re-create their views and tables). NEON's own raw
+    fields keep the descriptions of NEON's variables file."""
+    rows = con.execute(
+        "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() "
+        "WHERE list_contains(?, schema_name)",
+        [list(USER_SCHEMAS)],
+    ).fetchall()
+    for schema, table, column, comment in rows:
+        text = describe_column(schema, table, column)
+        if text and text != comment:
+            literal = text.replace("'", "''")
+            con.execute(f"COMMENT ON COLUMN {qualified(schema, table)}.{quote_ident(column)} IS '{literal}'")
 
 
 def _staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> list[tuple[str, str, str]]:
