@@ -23,7 +23,7 @@ from dagster import (
 from rootassets.definitions import MAIN_JOB, build_definitions
 from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
 from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
-from rootassets.defs.resources import NeonSourceResource
+from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.mirror import MirrorServer
 from rootassets.settings import Settings
 from rootassets_tests.conftest import REPO, random_kill_point, staged_refreshes, warehouse_digest
@@ -35,9 +35,13 @@ OLD, NEW = "RELEASE-2021", "RELEASE-2022"
 DROPPED, FLIPPED = "ABBY", "DELA"
 
 
-def tick(instance: DagsterInstance, neon: NeonSourceResource, cursor: str | None) -> SensorResult | SkipReason:
-    context = build_sensor_context(instance=instance, cursor=cursor, resources={"neon": neon})
-    return neon_release_sensor(context)
+def tick(
+    instance: DagsterInstance, neon: NeonSourceResource, cursor: str | None, database: Path | None = None
+) -> SensorResult | SkipReason:
+    warehouse = WarehouseResource(database=str(database or "/nonexistent/rootassets.duckdb"))
+    resources = {"neon": neon, "warehouse": warehouse}
+    with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        return neon_release_sensor(context)
 
 
 def run_release(settings: Settings, instance: DagsterInstance, release: str) -> None:
@@ -62,6 +66,9 @@ def test_new_release_is_detected_run_and_diffed(tmp_path: Path, snapshot: Path, 
         instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, first.dynamic_partitions_requests[0].partition_keys)
         run_release(settings, instance, OLD)
         assert not tick(instance, neon, first.cursor).run_requests
+        fresh = tick(instance, neon, None, settings.database)  # a sensor turned on afresh: OLD is committed
+        assert not fresh.run_requests
+        assert f"already committed in {settings.database}: {OLD}" in fresh.skip_reason.skip_message
 
         plant_release(root, OLD, NEW, drop_site=DROPPED, flatten_site=FLIPPED, flatten_below_cm=50)
         mirror.reload()

@@ -2,12 +2,14 @@
 
 Starts the UI as the README says (`rootassets releases --add`, then `rootassets ui`,
 without an activated venv) on a free port against a temporary ROOTASSETS_HOME and
-the snapshot, launches a materialization of every asset for RELEASE-2021 from the
-UI, waits for it to succeed, and checks that an analysis asset shows its figure
-and metadata. Then it kills a UI run and a sensor run at random points and checks
-what a user would: the visible tables are unchanged, the failure sensor emptied
-the staging, and the UI flags the killed run's assets as not visible. Screenshots
-go to test-artifacts/browser/.
+a copy of the snapshot with a planted RELEASE-2022 beside it (the release the sensor
+requests: RELEASE-2021, committed by the UI's run, it never requests again),
+launches a materialization of every asset for RELEASE-2021 from the UI, waits for
+it to succeed, and checks that an analysis asset shows its figure and metadata.
+Then it kills a UI run and a sensor run at random points and checks what a user
+would: the visible tables are unchanged, the failure sensor emptied the staging,
+and the UI flags the killed run's assets as not visible. Screenshots go to
+test-artifacts/browser/.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ import httpx
 import pytest
 
 from rootassets_tests.conftest import RELEASE, REPO, random_kill_point, staged_refreshes, warehouse_digest
+from rootassets_tests.planted import copy_release, plant_release
+
+NEXT_RELEASE = "RELEASE-2022"  # planted beside the snapshot's release: the one the release sensor requests
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,10 +59,13 @@ def ui(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> Iterator[tup
     if not CHROMIUM.exists():
         pytest.fail("Debian chromium is required at /usr/bin/chromium (apt-get install chromium chromium-driver)")
     home = tmp_path_factory.mktemp("ui-home")
+    source = tmp_path_factory.mktemp("ui-snapshot")
+    copy_release(snapshot, source, RELEASE)
+    plant_release(source, RELEASE, NEXT_RELEASE, drop_site="ABBY", flatten_site="DELA", flatten_below_cm=50)
     env = {
         **os.environ,
         "ROOTASSETS_HOME": str(home),
-        "ROOTASSETS_SNAPSHOT": str(snapshot),
+        "ROOTASSETS_SNAPSHOT": str(source),
         "DAGSTER_HOME": str(home / "dagster"),
     }
     bare = {**env, "PATH": "/usr/bin:/bin"}  # as the README runs it: the venv's commands, the venv not activated
@@ -379,7 +387,9 @@ def test_a_ui_run_and_a_sensor_run_killed_at_random_points_change_nothing_visibl
         started = subprocess.run(sensor, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
         assert started.returncode == 0, started.stderr[-2000:]
         run_id = wait_for_new_run(env, known)
-        assert runs(env)[run_id]["tags"].get("dagster/sensor_name") == "neon_release_sensor"
+        requested = runs(env)[run_id]["tags"]
+        assert requested.get("dagster/sensor_name") == "neon_release_sensor"
+        assert requested.get("dagster/partition") == NEXT_RELEASE  # never the release already committed
         assert_killed_run_changed_nothing(page, base, env, run_id, earlier, "8-sensor-kill")
         browser.close()
 

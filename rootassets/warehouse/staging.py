@@ -203,6 +203,16 @@ def committed(con: duckdb.DuckDBPyConnection, refresh_ids: list[str]) -> set[str
     return {r for (r,) in rows}
 
 
+def committed_releases(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
+    """The releases for which some refresh committed `schema.table`."""
+    if table_columns(con, META, "commits") is None:
+        return set()
+    rows = con.execute(
+        "SELECT DISTINCT release FROM meta.commits WHERE schema_name = ? AND table_name = ?", [schema, table]
+    ).fetchall()
+    return {r for (r,) in rows}
+
+
 def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for release, schema, table in _staged(con, refresh_id):
