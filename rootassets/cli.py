@@ -93,7 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_releases)
 
     p = sub.add_parser("sql", parents=[common], help="run a read-only SQL query against the DuckDB file")
-    p.add_argument("query", help="one or more SQL statements (separated by ;); every result is printed")
+    p.add_argument(
+        "query",
+        nargs="?",
+        default=None,
+        help="one or more SQL statements (separated by ;); every result is printed. Without it: the statements "
+        "on stdin, or, at a terminal, DuckDB's own shell on the read-only database (history, multi-line, .tables)",
+    )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="print a header line, then rows, as CSV")
     fmt.add_argument("--json", action="store_true", help="print rows as a JSON array of objects")
@@ -556,6 +562,10 @@ def _sql(args: argparse.Namespace) -> int:
 
     from rootassets.warehouse import WarehouseBusyError, WarehouseVersionError, connect_read_only
 
+    if args.query is None:
+        if sys.stdin.isatty():
+            return _sql_shell()
+        args.query = sys.stdin.read()
     try:
         statements = [s.query for s in duckdb.connect(":memory:").extract_statements(args.query)]
     except duckdb.Error as exc:
@@ -589,6 +599,24 @@ def _sql(args: argparse.Namespace) -> int:
             print()
         _print_rows(columns, rows, fmt)
     return 0
+
+
+def _sql_shell() -> int:
+    """DuckDB's own shell (installed with the project, same version as the database) on the read-only database."""
+    from rootassets.warehouse import WarehouseBusyError, WarehouseVersionError, connect_read_only
+
+    shell = Path(sys.executable).parent / "duckdb"
+    if not shell.exists():
+        raise CliError(f"DuckDB's shell is not installed next to {sys.executable}: pip install -e .")
+    settings = Settings.from_env()
+    try:  # waits while a run writes, and names a missing or newer-format database in one line
+        connect_read_only(settings.database, on_wait=lambda m: print(f"rootassets: {m}", file=sys.stderr)).close()
+    except (FileNotFoundError, WarehouseBusyError, WarehouseVersionError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"rootassets: DuckDB shell on {settings.database} (read-only; .tables lists the tables, .quit leaves)")
+    sys.stdout.flush()
+    os.execv(shell, [str(shell), "-readonly", str(settings.database)])
+    return 0  # not reached
 
 
 def one_line(exc: Exception) -> str:

@@ -356,3 +356,58 @@ def test_an_unexpected_failure_is_one_line_and_its_traceback_only_with_debug(
     for argv in (["--debug", "tables"], ["tables", "--debug"]):
         with pytest.raises(RuntimeError, match="disk on fire"):
             rootassets_cli.main(argv)
+
+
+def test_sql_reads_the_query_from_stdin(home: dict[str, str]) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("rootassets")), "sql", "--csv"],
+        input="select count(*) as n from analysis.site_modality;",
+        env=home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout == "n\n44\n", done.stderr
+
+
+def test_sql_without_a_query_at_a_terminal_opens_duckdbs_shell_read_only(home: dict[str, str]) -> None:
+    """At a terminal (a pty answering the shell's terminal queries as a terminal does), `rootassets sql` with
+    no query is DuckDB's own shell on the database, read-only."""
+    import pty
+    import select
+    import time
+
+    leader, follower = pty.openpty()
+    shell = subprocess.Popen(
+        [str(Path(sys.executable).with_name("rootassets")), "sql"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**home, "PAGER": "cat"},
+        close_fds=True,
+    )
+    os.close(follower)
+    typed = [b"select 40 + 4 as answer;\r", b"create table raw.x as select 1;\r", b".tables\r", b".quit\r"]
+    answers = {b"\x1b]11;?": b"\x1b]11;rgb:0000/0000/0000\x07", b"\x1b[c": b"\x1b[?62;c", b"\x1b[6n": b"\x1b[24;80R"}
+    output, deadline = b"", time.time() + 90
+    while time.time() < deadline and shell.poll() is None:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if not ready:
+            if typed:
+                os.write(leader, typed.pop(0))
+            continue
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        output += chunk
+        for query, answer in answers.items():
+            for _ in range(chunk.count(query)):
+                os.write(leader, answer)
+    if shell.poll() is None:
+        shell.kill()
+        pytest.fail(f"the shell did not quit: {output[-2000:]!r}")
+    text = output.decode(errors="replace")
+    assert "rootassets: DuckDB shell on" in text and "read-only" in text
+    assert "44" in text and "site_modality" in text
+    assert "attached in read-only mode" in text  # the shell cannot write
