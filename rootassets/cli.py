@@ -251,6 +251,7 @@ def _materialize(args: argparse.Namespace) -> int:
         print(f"rootassets: {summary['raw']} raw tables up to date (their NEON source is unchanged), not re-read")
         print(f"rootassets: {summary['rest']} assets up to date (same code and inputs), not recomputed")
         print(f"rootassets: {release} done: 0 assets materialized; 0 tables made visible at once")
+        _print_outputs(settings, release)
         return 0
 
     from dagster import AssetSelection, DagsterInstance
@@ -306,7 +307,19 @@ def _materialize(args: argparse.Namespace) -> int:
     if whole_release:
         raw = sum(1 for key in asset_keys if key.path[0] == "raw")
         uptodate.record(settings, release, inputs, {"raw": raw, "rest": len(asset_keys) - raw})
+    _print_outputs(settings, release)
     return 0
+
+
+def _print_outputs(settings: Settings, release: str) -> None:
+    """Where the results of `release` are: the database, and the figures and report when they exist."""
+    print(f"rootassets: database {settings.database} (rootassets sql, rootassets tables)")
+    figures = settings.figures / release
+    if figures.is_dir() and any(figures.glob("*.png")):
+        print(f"rootassets: figures  {figures}/ (PNG 300 dpi and SVG)")
+    for name in ("report.html", "report.md"):
+        if (settings.reports / release / name).is_file():
+            print(f"rootassets: report   {settings.reports / release / name}")
 
 
 def declared_releases(settings: Settings) -> list[str]:

@@ -90,6 +90,10 @@ class Settings:
     def figures(self) -> Path:
         return self.home / "figures"
 
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
     def ensure_dagster_home(self) -> Path:
         """Create the persistent Dagster instance folder with the shipped dagster.yaml."""
         self.dagster_home.mkdir(parents=True, exist_ok=True)

@@ -221,6 +221,13 @@ def test_figures_model_and_report_are_written(home: dict[str, str]) -> None:
     assert all(f"| {v.strip()} " in table for v in values.splitlines()[1:] if v.strip())  # from the table itself
     pages = (root / "reports" / RELEASE / "site_pages.pdf").read_bytes()
     assert pages[:5] == b"%PDF-" and len(re.findall(rb"/Type\s*/Page[^s]", pages)) == 44  # one page per site
+    page = (root / "reports" / RELEASE / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<table>" in page and "## " not in page
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) == len(figures) and all(s.startswith("data:image/png;base64,") for s in sources)  # inline
+    done = cli("materialize", "--release", RELEASE, env=home)  # up to date: says where everything is
+    assert f"rootassets: report   {root / 'reports' / RELEASE / 'report.html'}" in done.stdout
+    assert f"rootassets: figures  {root / 'figures' / RELEASE}/" in done.stdout
 
 
 def test_warm_rerun_recomputes_nothing_downstream(home: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ from rootassets.science.figure_specs import (
     site_pages,
 )
 from rootassets.science.registry import module_version
-from rootassets.science.report import REPORT_READS, report_markdown
+from rootassets.science.report import REPORT_READS, image_links, report_html, report_markdown
 
 REPORTS_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
 
@@ -123,13 +123,14 @@ def site_pages_document(
     + [AssetKey(r.table.split(".")) for r in REPORT_READS],
     partitions_def=neon_release,
     group_name="reports",
-    kinds={"markdown"},
+    kinds={"markdown", "html"},
     code_version=REPORTS_CODE_VERSION,
 )
 def report(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore) -> MaterializeResult:
     """The report a scientist opens first: `reports/<release>/report.md`, opening with the paper's headline
     results next to this release's (`analysis.paper_comparison`), then the key tables, every figure and the
-    site index with its one-page-per-site document."""
+    site index with its one-page-per-site document; and the same report as one self-contained HTML page
+    (`report.html`, figures inline) that opens in any browser."""
     release = validate_release(context.partition_key)
     inputs = {r.name: warehouse.read(r.schema, r.name, release) for r in REPORT_READS}
     figure_dir = artifacts.folder("figures", release)
@@ -139,9 +140,16 @@ def report(context: AssetExecutionContext, warehouse: WarehouseResource, artifac
     text = report_markdown(inputs, release, drawn, f"../../figures/{release}", pages)
     path = folder / "report.md"
     path.write_text(text)
+    images = {link: (folder / link).read_bytes() for link in image_links(text) if (folder / link).is_file()}
+    page = folder / "report.html"
+    partial = page.with_suffix(".html.partial")
+    partial.write_text(report_html(text, release, images))
+    partial.replace(page)
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(path)),
+            "html": MetadataValue.path(str(page)),
+            "html_figures_inline": len(images),
             "report": MetadataValue.md(text.split("## Figures")[0]),
             "release": release,
         }

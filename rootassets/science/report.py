@@ -188,3 +188,39 @@ def report_markdown(
         + markdown_table(site_rows(inputs)),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+HTML_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.45; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: left; }
+th { background: #f3f3f3; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+code { background: #f6f6f6; padding: 0 0.2rem; }
+"""
+
+
+def report_html(markdown: str, release: str, images: dict[str, bytes]) -> str:
+    """The report as one self-contained HTML page: the same text and tables as the Markdown, every figure
+    inline (`images`: the Markdown's image links -> PNG bytes), so it opens anywhere without its folder."""
+    import base64
+    import html
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    for link, data in images.items():
+        uri = "data:image/png;base64," + base64.b64encode(data).decode()
+        body = body.replace(f'src="{html.escape(link)}"', f'src="{uri}"')
+    title = html.escape(f"Root bimodality at NEON megapit sites, {release}")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
+        f"<style>{HTML_STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
+    )
+
+
+def image_links(markdown: str) -> list[str]:
+    """The targets of the Markdown's image links (`![alt](target)`), in order."""
+    import re
+
+    return re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", markdown)
