@@ -254,7 +254,18 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
         expect(page.get_by_text("modality_counts").first).to_be_visible(timeout=60_000)
         expect(page.get_by_text("bimodal_sites").first).to_be_visible()
         expect(page.get_by_text("RELEASE-2021").first).to_be_visible()
+        # the column schema carries the glossary's descriptions (the same text as the DuckDB comments)
+        expect(page.get_by_text("Height of the KDE at D0", exact=False).first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "6-analysis-asset.png"), full_page=True)
+
+        # the HTML report opens on its own, figures inline
+        report = Path(env["ROOTASSETS_HOME"]) / "reports" / RELEASE / "report.html"
+        page.goto(report.as_uri())
+        expect(page.get_by_role("heading", name=re.compile("Root bimodality")).first).to_be_visible()
+        inline = page.locator("img[src^='data:image/png;base64']")
+        expect(inline.first).to_be_visible(timeout=60_000)
+        assert inline.count() >= 5 and inline.first.evaluate("img => img.naturalWidth") > 500
+        page.screenshot(path=str(ARTIFACTS / "6b-html-report.png"))
         browser.close()
 
 
