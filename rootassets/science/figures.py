@@ -106,19 +106,74 @@ def root_profiles_figure(profiles: pl.DataFrame, modality: dict[str, str], span:
     return fig
 
 
+LABEL_FONT = 6
+# Where a site's label may go, in points from its marker (lower-left corner of the label), nearest first.
+LABEL_OFFSETS_PT = [
+    (3.0 + 6 * r * cx, 2.0 + 6 * r * cy)
+    for r in range(6)
+    for cx, cy in ((0, 0), (0, -1.6), (-3.2, 0), (-3.2, -1.6), (0, 1.2), (-1.6, 1.2), (-1.6, -2.4), (1.2, -0.8))
+]
+
+
+def place_labels(
+    anchors: np.ndarray, sizes: list[tuple[float, float]], offsets: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """For each anchor (pixels), the first offset whose label box (`sizes`, pixels; the offset is its lower-left
+    corner) overlaps neither a label already placed nor another anchor's marker; the last offset tried when
+    none is free. Greedy, densest anchors first, so crowded clusters get the near places."""
+    n = len(sizes)
+    if n == 0:
+        return []
+    points = np.asarray(anchors, dtype=float)
+    crowd = (np.linalg.norm(points[:, None, :] - points[None, :, :], axis=2) < 30.0).sum(axis=1)
+    placed: list[tuple[float, float, float, float]] = []
+    chosen: list[tuple[float, float]] = [offsets[-1]] * n
+    marker = 4.0  # half a marker's width, pixels
+    for i in sorted(range(n), key=lambda k: (-crowd[k], k)):
+        x, y = points[i]
+        w, h = sizes[i]
+        for dx, dy in offsets:
+            box = (x + dx, y + dy, x + dx + w, y + dy + h)
+            clash = any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed)
+            clash = clash or any(
+                j != i and box[0] - marker < px < box[2] + marker and box[1] - marker < py < box[3] + marker
+                for j, (px, py) in enumerate(points)
+            )
+            if not clash:
+                chosen[i] = (dx, dy)
+                break
+        dx, dy = chosen[i]
+        placed.append((x + dx, y + dy, x + dx + w, y + dy + h))
+    return chosen
+
+
 def site_map_figure(sites: pl.DataFrame) -> Figure:
-    """Figure 1 (map): site locations (longitude, latitude) coloured by modality."""
+    """Figure 1 (map): site locations (longitude, latitude) coloured by modality, each labelled where its label
+    overlaps no other label or marker (a thin leader line when it had to move away)."""
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for label, g in sites.group_by("modality", maintain_order=True):
         ax.scatter(g["longitude"], g["latitude"], s=40, color=COLORS[label[0]], label=label[0], edgecolor="k", lw=0.4)
-    for site, lon, lat in sites.select("site_id", "longitude", "latitude").iter_rows():
-        ax.annotate(site, (lon, lat), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("longitude (deg)")
     ax.set_ylabel("latitude (deg)")
     ax.set_title("NEON megapit sites by root modality")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.tight_layout()  # the axes' final size: label places are computed in its pixels
+    rows = sites.select("site_id", "longitude", "latitude").drop_nulls().rows()
+    anchors = ax.transData.transform([(lon, lat) for _, lon, lat in rows]) if rows else np.empty((0, 2))
+    scale = fig.dpi / 72.0  # points -> pixels
+    sizes = [(len(site) * LABEL_FONT * 0.62 * scale, LABEL_FONT * 1.1 * scale) for site, _, _ in rows]
+    offsets = place_labels(anchors, sizes, [(dx * scale, dy * scale) for dx, dy in LABEL_OFFSETS_PT])
+    for (site, lon, lat), (dx, dy) in zip(rows, offsets, strict=True):
+        moved = abs(dx) + abs(dy) > 20 * scale
+        ax.annotate(
+            site,
+            (lon, lat),
+            fontsize=LABEL_FONT,
+            xytext=(dx / scale, dy / scale),
+            textcoords="offset points",
+            arrowprops={"arrowstyle": "-", "lw": 0.3, "color": "0.5"} if moved else None,
+        )
     return fig
 
 
