@@ -344,6 +344,12 @@ def test_tables_lists_the_user_facing_tables_with_descriptions_and_rows(home: di
         "sql", "--csv", "select d0_kde_density, kde_sample_size from analysis.site_modality limit 1", env=home
     )
     assert renamed.returncode == 0, renamed.stderr
+    kept_aside = cli(
+        "sql", "--csv", "select table_name from duckdb_tables() where schema_name = 'quarantine'", env=home
+    )
+    quarantine_tables = set(kept_aside.stdout.split()[1:])
+    assert "mgp_perhorizon" in quarantine_tables  # the snapshot's one refused horizon
+    assert "site_modality" not in quarantine_tables  # no empty twin: `site_modality` alone names one table
     refused = cli("tables", "--schema", "staging", env=home)
     assert refused.returncode == 2 and "no schema staging" in refused.stderr
 

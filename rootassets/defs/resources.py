@@ -87,11 +87,24 @@ class WarehouseResource(DuckDBResource):
         return write_queries(con, queries, release, self._refresh_id)
 
     def write(self, frames: dict[tuple[str, str], pl.DataFrame], release: str) -> dict[str, int]:
-        """Replace `release`'s rows of each table: staged inside a run, directly outside one."""
+        """Replace `release`'s rows of each table: staged inside a run, directly outside one. A quarantine
+        table comes into being with its first refused row (no empty `quarantine.<table>` beside every table
+        to make a bare table name ambiguous); once it exists it is replaced like any other."""
         with self.get_connection() as con:
+            frames = {
+                key: frame
+                for key, frame in frames.items()
+                if not (key[0] == "quarantine" and frame.height == 0 and not self._exists(con, *key, release))
+            }
             if self._refresh_id:
                 return stage(con, frames, release, self._refresh_id)
             return replace_partitions(con, frames, release)
+
+    def _exists(self, con: duckdb.DuckDBPyConnection, schema: str, table: str, release: str) -> bool:
+        """Whether `schema.table` exists, visible or staged by this run."""
+        if table_columns(con, schema, table) is not None:
+            return True
+        return bool(self._refresh_id) and is_staged(con, self._refresh_id, release, schema, table)
 
     @contextmanager
     def preview(self) -> Iterator[duckdb.DuckDBPyConnection]:
