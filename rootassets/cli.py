@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rootassets.science.glossary import USER_SCHEMAS
 from rootassets.settings import Settings
 
 
@@ -334,9 +335,6 @@ def declared_releases(settings: Settings) -> list[str]:
     return sorted(found)
 
 
-USER_SCHEMAS = ("raw", "harmonized", "analysis", "marts")
-
-
 def _tables(args: argparse.Namespace) -> int:
     """Every table (and view) of the user-facing schemas with its DuckDB comment (its asset's description) and
     its rows per release (staging and quarantine left out: `quarantine.<table>` holds the refused rows of the
@@ -573,8 +571,6 @@ def _releases(args: argparse.Namespace) -> int:
 def _sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from rootassets.warehouse import WarehouseBusyError, WarehouseVersionError, connect_read_only
-
     if args.query is None:
         if sys.stdin.isatty():
             return _sql_shell()
@@ -587,11 +583,7 @@ def _sql(args: argparse.Namespace) -> int:
         raise UsageError(
             'empty query: give a SQL statement, e.g. rootassets sql "select * from analysis.site_modality"'
         )
-    settings = Settings.from_env()
-    try:
-        con = connect_read_only(settings.database, on_wait=lambda m: print(f"rootassets: {m}", file=sys.stderr))
-    except (FileNotFoundError, WarehouseBusyError, WarehouseVersionError) as exc:
-        raise CliError(str(exc)) from exc
+    con = _open_read_only(Settings.from_env())
     results = []
     try:
         for statement in statements:
@@ -614,18 +606,23 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sql_shell() -> int:
-    """DuckDB's own shell (installed with the project, same version as the database) on the read-only database."""
+def _open_read_only(settings: Settings) -> Any:
+    """The database opened read-only, waiting (and saying so) while a run writes; one line when it cannot be."""
     from rootassets.warehouse import WarehouseBusyError, WarehouseVersionError, connect_read_only
 
+    try:
+        return connect_read_only(settings.database, on_wait=lambda m: print(f"rootassets: {m}", file=sys.stderr))
+    except (FileNotFoundError, WarehouseBusyError, WarehouseVersionError) as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _sql_shell() -> int:
+    """DuckDB's own shell (installed with the project, same version as the database) on the read-only database."""
     shell = Path(sys.executable).parent / "duckdb"
     if not shell.exists():
         raise CliError(f"DuckDB's shell is not installed next to {sys.executable}: pip install -e .")
     settings = Settings.from_env()
-    try:  # waits while a run writes, and names a missing or newer-format database in one line
-        connect_read_only(settings.database, on_wait=lambda m: print(f"rootassets: {m}", file=sys.stderr)).close()
-    except (FileNotFoundError, WarehouseBusyError, WarehouseVersionError) as exc:
-        raise CliError(str(exc)) from exc
+    _open_read_only(settings).close()  # waits while a run writes; a missing or newer-format database is one line
     print(f"rootassets: DuckDB shell on {settings.database} (read-only; .tables lists the tables, .quit leaves)")
     sys.stdout.flush()
     os.execv(shell, [str(shell), "-readonly", str(settings.database)])

@@ -106,7 +106,7 @@ def user_environment(home: Path) -> dict[str, str]:
 
 
 def run_block(block: Block, work: Path, env: dict[str, str]) -> str:
-    script = block.text.removeprefix(INSTALL) if block.line == readme_blocks()[0].line else block.text
+    script = block.text.removeprefix(INSTALL)  # only the quickstart's first block starts with it
     done = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script],
         cwd=work,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+USER_SCHEMAS = ("raw", "harmonized", "analysis", "marts")  # the schemas users query; their columns are described
+
 # -- columns the raw layer adds to NEON's tables ---------------------------------------------------------
 ADDED = {
     "site_id": "NEON site code (four letters), the key every table joins on.",

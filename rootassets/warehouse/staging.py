@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
-from rootassets.science.glossary import describe_column
+from rootassets.science.glossary import USER_SCHEMAS, describe_column
 from rootassets.warehouse.connection import (
     check_frames,
     qualified,
@@ -235,9 +235,6 @@ def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
             con.execute(statement)
     _describe_columns(con)
     return counts
-
-
-USER_SCHEMAS = ("raw", "harmonized", "analysis", "marts")
 
 
 def _describe_columns(con: duckdb.DuckDBPyConnection) -> None:
