@@ -40,3 +40,19 @@ def test_the_asset_graph_matches_its_reviewed_snapshot() -> None:
     recorded = json.loads(SNAPSHOT.read_text())
     changed = sorted(k for k in set(current) | set(recorded) if current.get(k) != recorded.get(k))
     assert not changed, f"the asset graph changed for {changed}: review, then regenerate {SNAPSHOT.name}"
+
+
+def readme_stages(readme: Path = Path(__file__).parents[1] / "README.md") -> list[str]:
+    """The stages of the README's "What it does" table, in its order."""
+    section = readme.read_text().split("## What it does", 1)[1].lstrip("\n")
+    table = section.split("\n\n", 1)[0].splitlines()
+    assert table[0].startswith("| stage |"), "the README's stage table moved"
+    return [row.split("|")[1].strip() for row in table[2:]]
+
+
+def test_the_ui_groups_are_the_readmes_stages() -> None:
+    """The lineage's groups are the stages the README names (a declared product's `neon_<dpID>` groups aside,
+    which the README describes where products are added)."""
+    groups = {node.group_name for node in defs.resolve_asset_graph().asset_nodes}
+    assert groups - set(readme_stages()) == set(), "a group the README's stage table does not name"
+    assert set(readme_stages()) - groups == set(), "a stage of the README that is no group in the UI"
