@@ -22,6 +22,7 @@ from rootassets.warehouse.staging import (
     read_staged,
     stage,
     stage_statement,
+    write_queries,
 )
 from rootassets_tests.conftest import RELEASE, run_assets
 from rootassets_tests.test_harmonized_assets import corrupt_copy, roots_file, table_snapshot  # noqa: F401
@@ -63,7 +64,8 @@ def test_staged_tables_stay_invisible_until_one_commit_swaps_them_all(tmp_path: 
     assert visible(con, "raw.a") == [(R1, 5), (R1, 6), (R2, 2)]  # the other release untouched
     assert visible(con, "analysis.b") == [(R1, 50)]
     assert con.execute("select s from marts.m").fetchall() == [(7,)]
-    assert con.execute("select count(*) from staging.raw__a").fetchall() == [(0,)]
+    staging_left = "select table_name from duckdb_tables() where schema_name = 'staging'"
+    assert con.execute(staging_left).fetchall() == []  # an emptied staging table is dropped
     assert con.execute("select count(*) from meta.commits where refresh_id = ?", [refresh]).fetchall() == [(3,)]
 
 
@@ -72,9 +74,34 @@ def test_a_discarded_refresh_leaves_the_visible_tables_as_they_were(tmp_path: Pa
     replace_partitions(con, {("raw", "a"): frame(R1, [1])}, R1)
     refresh = str(uuid.uuid4())
     stage(con, {("raw", "a"): frame(R1, [9])}, R1, refresh)
+    other = str(uuid.uuid4())
+    stage(con, {("raw", "a"): frame(R1, [8])}, R1, other)
     assert discard_refresh(con, refresh) == 1
     assert commit_refresh(con, refresh) == {}  # nothing left to commit
     assert visible(con, "raw.a") == [(R1, 1)]
+    assert read_staged(con, other, R1, "raw", "a")["v"].to_list() == [8]  # another refresh's rows stay staged
+    discard_refresh(con, other)
+    assert con.execute("select count(*) from duckdb_tables() where schema_name = 'staging'").fetchall() == [(0,)]
+
+
+def test_a_quarantine_table_computed_in_sql_comes_into_being_with_its_first_row(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    none, some = "SELECT 1 AS v WHERE false", "SELECT 3 AS v"
+    for refresh in (str(uuid.uuid4()), None):  # staged inside a run, direct outside one
+        write_queries(con, {("analysis", "t"): "SELECT 1 AS v", ("quarantine", "t"): none}, R1, refresh)
+        if refresh:
+            commit_refresh(con, refresh)
+        assert con.execute("select count(*) from duckdb_tables() where schema_name = 'quarantine'").fetchall() == [
+            (0,)
+        ]
+    refresh = str(uuid.uuid4())
+    write_queries(con, {("quarantine", "t"): some}, R1, refresh)
+    commit_refresh(con, refresh)
+    assert visible(con, "quarantine.t") == [(R1, 3)]
+    refresh = str(uuid.uuid4())
+    assert write_queries(con, {("quarantine", "t"): none}, R1, refresh) == {"quarantine.t": 0}
+    commit_refresh(con, refresh)
+    assert visible(con, "quarantine.t") == []  # once it exists, replaced per release like any other table
 
 
 def test_a_commit_that_fails_midway_changes_nothing(tmp_path: Path) -> None:

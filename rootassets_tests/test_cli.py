@@ -333,13 +333,21 @@ def test_tables_lists_the_user_facing_tables_with_descriptions_and_rows(home: di
         "sql",
         "--csv",
         "select schema_name || '.' || table_name || '.' || column_name as c from duckdb_columns() "
-        "where schema_name in ('harmonized','analysis','marts') and (comment is null or comment = '') "
-        "union all select 'raw.' || table_name || '.' || column_name from duckdb_columns() "
-        "where schema_name = 'raw' and comment is null and column_name in "
-        "('site_id','release','publication_date','source_file','quarantined')",
+        "where schema_name in ('raw','harmonized','analysis','marts') and (comment is null or comment = '')",
         env=home,
     )
-    assert columns.returncode == 0 and columns.stdout.split() == ["c"]  # every column the platform makes says what
+    assert columns.returncode == 0 and columns.stdout.split() == ["c"]  # every column says what it holds
+    neon_field = cli(
+        "sql",
+        "--csv",
+        "select comment from duckdb_columns() where schema_name = 'raw' and table_name = 'mgp_perhorizon' "
+        "and column_name = 'horizonName'",
+        env=home,
+    )
+    assert "field of NEON's mgp_perhorizon table" in neon_field.stdout  # the snapshot has no variables file
+    assert "variables file" in neon_field.stdout
+    left = cli("sql", "--csv", "select count(*) from duckdb_tables() where schema_name = 'staging'", env=home)
+    assert left.stdout.split()[-1] == "0"  # committed: no empty staging twin of every table
     renamed = cli(
         "sql", "--csv", "select d0_kde_density, kde_sample_size from analysis.site_modality limit 1", env=home
     )

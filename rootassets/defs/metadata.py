@@ -9,7 +9,7 @@ import polars as pl
 from dagster import MetadataValue, TableColumn, TableSchema
 
 from rootassets.neon.stacking import SourceRecord
-from rootassets.science.glossary import describe_columns
+from rootassets.science.glossary import describe_columns, undescribed_neon_field
 from rootassets.warehouse import qualified
 
 PREVIEW_ROWS = 10
@@ -22,6 +22,9 @@ def column_schema(
     glossary's for `table` (`schema.table`): the same text as the columns' DuckDB comments."""
     known = describe_columns(*table.split("."), frame.columns) if table else {}
     known.update(descriptions or {})
+    if table and table.startswith("raw."):
+        name = table.split(".", 1)[1]
+        known.update({c: undescribed_neon_field(name, c) for c in frame.columns if c not in known})
     return TableSchema(
         columns=[
             TableColumn(name=name, type=str(dtype), description=known.get(name)) for name, dtype in frame.schema.items()

@@ -23,6 +23,7 @@ from rootassets.refresh import finish_run, mark_worker
 from rootassets.warehouse import qualified, read_release, replace_partitions, table_columns, transaction
 from rootassets.warehouse.staging import (
     REFRESH_TAG,
+    exists,
     is_staged,
     preview_commit,
     read_staged,
@@ -94,17 +95,11 @@ class WarehouseResource(DuckDBResource):
             frames = {
                 key: frame
                 for key, frame in frames.items()
-                if not (key[0] == "quarantine" and frame.height == 0 and not self._exists(con, *key, release))
+                if frame.height or key[0] != "quarantine" or exists(con, self._refresh_id, release, *key)
             }
             if self._refresh_id:
                 return stage(con, frames, release, self._refresh_id)
             return replace_partitions(con, frames, release)
-
-    def _exists(self, con: duckdb.DuckDBPyConnection, schema: str, table: str, release: str) -> bool:
-        """Whether `schema.table` exists, visible or staged by this run."""
-        if table_columns(con, schema, table) is not None:
-            return True
-        return bool(self._refresh_id) and is_staged(con, self._refresh_id, release, schema, table)
 
     @contextmanager
     def preview(self) -> Iterator[duckdb.DuckDBPyConnection]:

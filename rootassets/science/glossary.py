@@ -419,6 +419,16 @@ def describe_column(schema: str, table: str, column: str) -> str | None:
     return None
 
 
+def undescribed_neon_field(table: str, column: str) -> str:
+    """The description of a raw column NEON published when the source gave no NEON variables file to describe
+    it (the offline snapshot has none): what it is and where NEON's own description is."""
+    return (
+        f"{column}: a field of NEON's {table} table, as NEON published it. Its description and unit are in the "
+        "product's NEON variables file, which this source did not include (NEON API and portal downloads do; "
+        "then this comment is NEON's description)."
+    )
+
+
 def describe_columns(schema: str, table: str, columns: list[str]) -> dict[str, str]:
     """`describe_column` for each column the glossary knows."""
     return {c: d for c in columns if (d := describe_column(schema, table, c)) is not None}

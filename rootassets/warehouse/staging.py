@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
-from rootassets.science.glossary import USER_SCHEMAS, describe_column
+from rootassets.science.glossary import USER_SCHEMAS, describe_column, undescribed_neon_field
 from rootassets.warehouse.connection import (
     check_frames,
     qualified,
@@ -31,7 +31,7 @@ from rootassets.warehouse.connection import (
     transaction,
 )
 
-STAGING, META = "staging", "meta"
+STAGING, META, QUARANTINE = "staging", "meta", "quarantine"
 REFRESH_TAG = "rootassets/refresh"  # a run tagged with it belongs to a refresh its launcher commits
 REFRESH_COLUMN = "_refresh"
 REFRESH_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -84,13 +84,17 @@ def write_queries(
     with transaction(con):
         if refresh_id is not None:
             _ensure_meta(con)
-        for (schema, table), select in queries.items():
+        for key, select in queries.items():
+            schema, table = key
             tag = f", '{refresh_id}' AS {REFRESH_COLUMN}" if refresh_id else ""
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW incoming_rows AS "
                 f"SELECT q.*, '{release}' AS release{tag} FROM ({select}) AS q"
             )
             try:
+                if schema == QUARANTINE and not _has_incoming_rows(con) and not exists(con, refresh_id, release, *key):
+                    counts[f"{schema}.{table}"] = 0  # a quarantine table comes into being with its first row
+                    continue
                 if refresh_id is None:
                     target, condition = qualified(schema, table), f"release = '{release}'"
                     replace_rows(con, schema, table, None, condition, release)
@@ -116,6 +120,17 @@ def stage_statement(con: duckdb.DuckDBPyConnection, refresh_id: str, name: str, 
             "INSERT INTO meta.staged_statements (refresh_id, name, statement) VALUES (?, ?, ?)",
             [refresh_id, name, statement],
         )
+
+
+def exists(con: duckdb.DuckDBPyConnection, refresh_id: str | None, release: str, schema: str, table: str) -> bool:
+    """Whether `schema.table` exists: visible, or staged by `refresh_id` for `release`."""
+    if table_columns(con, schema, table) is not None:
+        return True
+    return refresh_id is not None and is_staged(con, refresh_id, release, schema, table)
+
+
+def _has_incoming_rows(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute("SELECT EXISTS (SELECT 1 FROM incoming_rows)").fetchall()[0][0])
 
 
 def is_staged(con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str) -> bool:
@@ -240,7 +255,7 @@ def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
 def _describe_columns(con: duckdb.DuckDBPyConnection) -> None:
     """Every column of the user-facing tables and views that the glossary knows gets its description as its
     DuckDB comment (after the marts' statements, which re-create their views and tables). NEON's own raw
-    fields keep the descriptions of NEON's variables file."""
+    fields keep the descriptions of NEON's variables file; without one, they say where NEON describes them."""
     rows = con.execute(
         "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() "
         "WHERE list_contains(?, schema_name)",
@@ -248,6 +263,8 @@ def _describe_columns(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall()
     for schema, table, column, comment in rows:
         text = describe_column(schema, table, column)
+        if text is None and schema == "raw" and comment is None:
+            text = undescribed_neon_field(table, column)
         if text and text != comment:
             literal = text.replace("'", "''")
             con.execute(f"COMMENT ON COLUMN {qualified(schema, table)}.{quote_ident(column)} IS '{literal}'")
@@ -264,8 +281,13 @@ def _staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> list[tuple[str, 
 
 
 def _drop_staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> None:
+    """Delete `refresh_id`'s staged rows; a staging table left empty is dropped (no empty twin of every table
+    in the file)."""
     for _, schema, table in _staged(con, refresh_id):
-        con.execute(f"DELETE FROM {staging_name(schema, table)} WHERE {REFRESH_COLUMN} = ?", [refresh_id])
+        name = staging_name(schema, table)
+        con.execute(f"DELETE FROM {name} WHERE {REFRESH_COLUMN} = ?", [refresh_id])
+        if not con.execute(f"SELECT EXISTS (SELECT 1 FROM {name})").fetchall()[0][0]:
+            con.execute(f"DROP TABLE {name}")
     for name in ("staged_tables", "staged_statements"):
         if table_columns(con, META, name) is not None:
             con.execute(f"DELETE FROM meta.{name} WHERE refresh_id = ?", [refresh_id])
