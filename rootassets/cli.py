@@ -203,6 +203,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--files-port",
+        type=int,
+        help="serve figures/ and reports/ here, for the UI to show the figures inline (default: the port of "
+        "ROOTASSETS_FILES_URL, 3001)",
+    )
     p.set_defaults(handler=_ui)
     return parser
 
@@ -290,7 +296,7 @@ def _materialize(args: argparse.Namespace) -> int:
             release,
             asset_keys,
             force=args.force,
-            say=lambda line: print(line if line.startswith("  ") else f"rootassets: {line}"),
+            say=lambda line: print(line if line.startswith("  ") else f"rootassets: {line}", flush=True),
         )
         try:
             report = refresh.run()
@@ -723,32 +729,53 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    """`dg dev` (webserver and daemon) on the persistent instance, from this environment's own executables."""
+    """`dg dev` (webserver and daemon) on the persistent instance, from this environment's own executables, with
+    the home's figures and reports served beside it (`rootassets.artifacts_server`) for the UI to show."""
+    import signal
+    import subprocess
+    from urllib.parse import urlsplit
+
+    from rootassets import artifacts_server
+
     settings = Settings.from_env()
-    env = {**os.environ, "DAGSTER_HOME": str(settings.ensure_dagster_home())}
+    files = urlsplit(settings.files_url)
+    files_port = args.files_port or files.port or 80
+    files_url = f"{files.scheme}://{files.hostname}:{files_port}"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(settings.ensure_dagster_home()),
+        "ROOTASSETS_FILES_URL": files_url,  # what runs launched from the UI write into the figures' metadata
+    }
     project = Path(__file__).resolve().parent.parent  # the checkout: its pyproject.toml declares the dg project
     bin_dir = Path(sys.executable).parent
     if (project / "pyproject.toml").is_file() and (bin_dir / "dg").exists():
         command = [str(bin_dir / "dg"), "dev", "-h", args.host, "-p", str(args.port)]
     elif (bin_dir / "dagster").exists():  # an installed wheel, without the project folder
-        command = [
-            str(bin_dir / "dagster"),
-            "dev",
-            "-m",
-            "rootassets.definitions",
-            "-h",
-            args.host,
-            "-p",
-            str(args.port),
-        ]
+        command = [str(bin_dir / "dagster"), "dev", "-m", "rootassets.definitions", "-h", args.host]
+        command += ["-p", str(args.port)]
         project = Path.cwd()
     else:
         raise CliError(f"neither dg nor dagster is installed next to {sys.executable}: pip install -e '.[dev]'")
+    try:
+        server = artifacts_server.start(settings.home, args.host, files_port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot serve the figures on {args.host}:{files_port} ({exc.strerror}): give --files-port N "
+            "(and ROOTASSETS_FILES_URL=http://<host>:N to the runs that draw them)"
+        ) from None
     print(f"rootassets: {' '.join(command)} in {project} with DAGSTER_HOME={env['DAGSTER_HOME']}", flush=True)
     print(f"rootassets: the UI will be at http://{args.host}:{args.port}", flush=True)
-    os.chdir(project)
-    os.execve(command[0], command, env)
-    return 0  # pragma: no cover
+    print(f"rootassets: figures and reports of {settings.home} served at {files_url}", flush=True)
+    child = subprocess.Popen(command, cwd=project, env=env)
+    signal.signal(signal.SIGTERM, lambda *_: child.terminate())  # stop the UI with us; dg dev stops its daemon
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached dg dev too: wait for it to shut down
+                continue
+    finally:
+        server.shutdown()
 
 
 if __name__ == "__main__":

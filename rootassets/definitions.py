@@ -44,7 +44,7 @@ def build_definitions(settings: Settings) -> Definitions:
         schedules=[weekly_neon_refresh],
         resources={
             "warehouse": WarehouseResource(database=str(settings.database)),
-            "artifacts": ArtifactStore(home=str(settings.home)),
+            "artifacts": ArtifactStore(home=str(settings.home), files_url=settings.files_url),
             "neon": NeonSourceResource(
                 snapshot_dir=str(settings.snapshot) if settings.snapshot else None,
                 api_url=settings.api_url,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ from rootassets.warehouse.staging import (
 
 PID_TAG, HOST_TAG, RELEASE_TAG = "rootassets/pid", "rootassets/host", "rootassets/release"
 VISIBLE_CHECK = "visible_in_warehouse"
+PROGRESS_POLL_S = 1.0  # how often `rootassets materialize` reads a run's events to say its progress
 VISIBLE_CHECK_DESCRIPTION = (
     "Passes when the rows of this asset's latest materialization became visible in the DuckDB file (its "
     "refresh was committed); fails when they were discarded (a failed or killed run), saying what the "
@@ -400,19 +402,27 @@ class Refresh:
 
     def _execute(self, keys: list[AssetKey], report: RefreshReport) -> None:
         job = self.defs.resolve_job_def(self.job_name)
-        result = job.execute_in_process(
-            instance=self.instance,
-            partition_key=self.release,
-            asset_selection=keys,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            tags={
-                PID_TAG: str(os.getpid()),
-                HOST_TAG: socket.gethostname(),
-                RELEASE_TAG: self.release,
-                REFRESH_TAG: self.refresh_id,
-            },
-        )
+        run_id = str(uuid.uuid4())  # known before the run starts, so its progress can be followed
+        graph = self.defs.resolve_asset_graph()
+        progress = RunProgress(self.instance, run_id, sum(1 for k in keys if not graph.get(k).is_observable), self.say)
+        progress.start()
+        try:
+            result = job.execute_in_process(
+                instance=self.instance,
+                partition_key=self.release,
+                asset_selection=keys,
+                raise_on_error=False,
+                run_id=run_id,
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                tags={
+                    PID_TAG: str(os.getpid()),
+                    HOST_TAG: socket.gethostname(),
+                    RELEASE_TAG: self.release,
+                    REFRESH_TAG: self.refresh_id,
+                },
+            )
+        finally:
+            progress.finish()
         report.runs.append(result.run_id)
         materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
         observed = [
@@ -422,13 +432,49 @@ class Refresh:
         ]
         report.materialized += materialized
         report.observed += observed
-        for key in observed:
-            self.say(f"  observed {key}")
-        for key in materialized:
-            self.say(f"  materialized {key}")
         if not result.success:
             raise RefreshFailed(result.run_id, _failures(result))
         self.say(f"run {result.run_id} succeeded: {len(materialized)} assets for {self.release}")
+
+
+class RunProgress(threading.Thread):
+    """Says each asset a run observes or materializes as it happens (`[done/total] materialized <key>`), read
+    from the run's events in the Dagster instance while the run executes in the foreground."""
+
+    def __init__(self, instance: DagsterInstance, run_id: str, total: int, say: Callable[[str], None]) -> None:
+        super().__init__(name=f"rootassets-progress-{run_id}", daemon=True)
+        self.instance, self.run_id, self.total, self.say = instance, run_id, total, say
+        self.done, self._cursor, self._finished = 0, None, threading.Event()
+
+    def run(self) -> None:
+        while not self._finished.wait(PROGRESS_POLL_S):
+            self.poll()
+
+    def finish(self) -> None:
+        """Stop polling and say what the last poll has not said yet."""
+        self._finished.set()
+        self.join()
+        self.poll()
+
+    def poll(self) -> None:
+        try:
+            found = self.instance.get_records_for_run(
+                self.run_id,
+                cursor=self._cursor,
+                of_type={DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION},
+            )
+        except Exception:  # noqa: BLE001 - the run is not in the instance yet; progress is best effort
+            return
+        for record in found.records:
+            event = record.event_log_entry.dagster_event
+            if event is None or event.asset_key is None:
+                continue
+            if event.event_type == DagsterEventType.ASSET_OBSERVATION:
+                self.say(f"  observed {event.asset_key.to_user_string()}")
+            else:
+                self.done += 1
+                self.say(f"  [{self.done}/{self.total}] materialized {event.asset_key.to_user_string()}")
+        self._cursor = found.cursor
 
 
 def _failures(result: Any) -> list[tuple[str, str]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from rootassets.neon.client import DEFAULT_API_URL
 
 INSTANCE_MARK = "# Written by rootassets"
+DEFAULT_FILES_URL = "http://127.0.0.1:3001"
 INSTANCE_YAML = f"""\
 {INSTANCE_MARK}: the Dagster instance the CLI and the UI share (rewritten when rootassets changes it).
 # One writer at a time to the DuckDB file: assets that write carry pool="duckdb".
@@ -43,6 +44,7 @@ class Settings:
     site_attributes: Path | None
     soil_water: Path | None = None  # root of <release>/DP1.00094.001/ sensor files
     soil_water_window: str | None = None  # YYYY-MM:YYYY-MM of soil water to download (default: 3 complete years)
+    files_url: str = DEFAULT_FILES_URL  # where `rootassets ui` serves figures/ and reports/ (the UI shows them)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,6 +69,7 @@ class Settings:
             if os.environ.get("ROOTASSETS_SOIL_WATER")
             else (roots[0] if roots else None),
             soil_water_window=os.environ.get("ROOTASSETS_SOIL_WATER_WINDOW") or None,
+            files_url=(os.environ.get("ROOTASSETS_FILES_URL") or DEFAULT_FILES_URL).rstrip("/"),
         )
 
     @property

@@ -91,9 +91,7 @@ def test_a_quarantine_table_computed_in_sql_comes_into_being_with_its_first_row(
         write_queries(con, {("analysis", "t"): "SELECT 1 AS v", ("quarantine", "t"): none}, R1, refresh)
         if refresh:
             commit_refresh(con, refresh)
-        assert con.execute("select count(*) from duckdb_tables() where schema_name = 'quarantine'").fetchall() == [
-            (0,)
-        ]
+        assert con.execute("select count(*) from duckdb_tables() where schema_name = 'quarantine'").fetchall() == [(0,)]
     refresh = str(uuid.uuid4())
     write_queries(con, {("quarantine", "t"): some}, R1, refresh)
     commit_refresh(con, refresh)

@@ -35,6 +35,11 @@ def home(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> dict[str, 
     done = cli("materialize", "--release", "latest", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "succeeded" in done.stdout and RELEASE in done.stdout
+    # progress as each asset is done: every asset of a run counted once, in order, up to the run's total
+    for run in done.stdout.split("succeeded:")[:-1]:
+        counted = [tuple(map(int, m)) for m in re.findall(r"^  \[(\d+)/(\d+)\] materialized ", run, re.M)]
+        assert counted == [(i, len(counted)) for i in range(1, len(counted) + 1)], run
+    assert "[15/15] materialized raw/" in done.stdout
     return env
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -176,3 +177,41 @@ def test_hostile_identifiers_from_the_api_never_reach_a_path(
         api.load_product(SOIL_MEGAPIT, RELEASE)
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
     assert not (tmp_path.parent / "etc").exists()
+
+
+def test_a_long_download_says_how_far_it_is(
+    tmp_path: Path, client: NeonClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rootassets.neon import api_source
+
+    monkeypatch.setattr(api_source, "PROGRESS_EVERY_S", 0.0)  # every file counts as "a while" here
+    messages: list[str] = []
+    ApiSource(client, tmp_path, report=messages.append).load_product(SOIL_MEGAPIT, RELEASE)
+    summary = next(m for m in messages if "files to download" in m)
+    total = int(summary.split(": ")[1].split(" files")[0])
+    steps = [m for m in messages if re.search(r": \d+/\d+ files, [\d.]+/[\d.]+ MB", m)]
+    assert len(steps) == total and total > 1
+    assert steps[0].startswith(f"{SOIL_MEGAPIT.code} {RELEASE}: 1/{total} files")
+    assert steps[-1].endswith("(done)") and f"{total}/{total} files" in steps[-1]
+
+
+def test_download_progress_is_said_only_every_interval() -> None:
+    from rootassets.neon.api_source import DownloadProgress
+    from rootassets.neon.client import NeonFileEntry
+
+    now = [0.0]
+    said: list[str] = []
+    entries = [NeonFileEntry(name=f"f{i}.csv", url="u", size=2_000_000) for i in range(5)]
+    progress = DownloadProgress("DP1.00094.001 RELEASE-2024", entries, said.append, every_s=10, clock=lambda: now[0])
+    for step in (1, 2, 12, 13, 14):  # seconds at which each file is done
+        now[0] = step
+        progress.advance(entries[0])
+    assert said == [
+        "DP1.00094.001 RELEASE-2024: 3/5 files, 6.0/10.0 MB",
+        "DP1.00094.001 RELEASE-2024: 5/5 files, 10.0/10.0 MB (done)",
+    ]
+    quick: list[str] = []
+    fast = DownloadProgress("x", entries[:2], quick.append, every_s=10, clock=lambda: 0.0)
+    fast.advance(entries[0])
+    fast.advance(entries[1])
+    assert quick == []  # a short download says nothing beyond its summary

@@ -73,10 +73,10 @@ def ui(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> Iterator[tup
     subprocess.run(
         [rootassets, "releases", "--add", RELEASE], env=bare, cwd=REPO, check=True, timeout=120, capture_output=True
     )
-    port = free_port()
+    port, files_port = free_port(), free_port()
     log = (home / "dagster-dev.log").open("w")
     server = subprocess.Popen(
-        [rootassets, "ui", "--port", str(port)],
+        [rootassets, "ui", "--port", str(port), "--files-port", str(files_port)],
         env=bare,
         cwd=REPO,
         stdout=log,
@@ -95,7 +95,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> Iterator[tup
             time.sleep(1)
         else:
             pytest.fail(f"rootassets ui did not start; see {home / 'dagster-dev.log'}")
-        yield base, env | {"UI_PORT": str(port)}
+        yield base, env | {"UI_PORT": str(port), "FILES_PORT": str(files_port)}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -243,11 +243,18 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
 
         open_page(page, f"{base}/assets/reports/figure_1_root_profiles")
         expect(page.get_by_text("figure_1_root_profiles.png").first).to_be_visible(timeout=60_000)
-        page.screenshot(path=str(ARTIFACTS / "4-figure-asset.png"), full_page=True)
-        page.get_by_text("[Show Markdown]").first.click()
-        figure = page.locator("img[src^='data:image/png;base64']").first
+        # the figure itself, on the asset's page without a click: served by `rootassets ui` beside the UI
+        files = f"http://127.0.0.1:{env['FILES_PORT']}"
+        figure = page.locator(f"img[src='{files}/figures/{RELEASE}/figure_1_root_profiles.png']").first
         expect(figure).to_be_visible(timeout=60_000)
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=figure.element_handle())
         assert figure.evaluate("img => img.naturalWidth") > 500
+        expect(page.get_by_role("link", name=re.compile(r"report\.html#figure_1_root_profiles"))).to_have_count(1)
+        page.screenshot(path=str(ARTIFACTS / "4-figure-asset.png"), full_page=True)
+        page.get_by_text("[Show Markdown]").first.click()  # the embedded preview, for when nothing serves files
+        embedded = page.locator("img[src^='data:image/png;base64']").first
+        expect(embedded).to_be_visible(timeout=60_000)
+        assert embedded.evaluate("img => img.naturalWidth") > 500
         page.screenshot(path=str(ARTIFACTS / "5-figure-shown.png"))
 
         open_page(page, f"{base}/assets/analysis/site_modality")
@@ -258,7 +265,9 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
         expect(page.get_by_text("Height of the KDE at D0", exact=False).first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "6-analysis-asset.png"), full_page=True)
 
-        # the HTML report opens on its own, figures inline
+        # the HTML report opens on its own, figures inline; the UI's link to it opens it at the figure
+        page.goto(f"{files}/reports/{RELEASE}/report.html#figure_1_root_profiles")
+        expect(page.locator("h3#figure_1_root_profiles")).to_be_in_viewport()
         report = Path(env["ROOTASSETS_HOME"]) / "reports" / RELEASE / "report.html"
         page.goto(report.as_uri())
         expect(page.get_by_role("heading", name=re.compile("Root bimodality")).first).to_be_visible()

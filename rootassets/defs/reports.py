@@ -50,10 +50,14 @@ def save_figure(fig: "Figure", artifacts: ArtifactStore, release: str, name: str
     encoded = base64.b64encode(preview.getvalue()).decode()
     return MaterializeResult(
         metadata={
+            # a short image link renders inline in the UI (served by `rootassets ui`); the embedded preview is
+            # too long for that and sits behind "[Show Markdown]", but needs no server
+            "figure": MetadataValue.md(f"![{name}]({artifacts.url('figures', release, path.name)})"),
+            "in_report": MetadataValue.url(artifacts.url("reports", release, f"report.html#{name}")),
             "path": MetadataValue.path(str(path)),
             "svg": MetadataValue.path(str(vector)),
             "dpi": FIGURE_DPI,
-            "figure": MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})"),
+            "figure_embedded": MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})"),
             "release": release,
         }
     )
@@ -149,6 +153,7 @@ def report(context: AssetExecutionContext, warehouse: WarehouseResource, artifac
         metadata={
             "path": MetadataValue.path(str(path)),
             "html": MetadataValue.path(str(page)),
+            "html_in_browser": MetadataValue.url(artifacts.url("reports", release, page.name)),
             "html_figures_inline": len(images),
             "report": MetadataValue.md(text.split("## Figures")[0]),
             "release": release,

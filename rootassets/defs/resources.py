@@ -212,6 +212,10 @@ class ArtifactStore(ConfigurableResource):
     """Files the platform keeps beside the database: figures, models, reports (per release)."""
 
     home: str = Field(description="ROOTASSETS_HOME")
+    files_url: str = Field(
+        default="http://127.0.0.1:3001",
+        description="ROOTASSETS_FILES_URL: where `rootassets ui` serves figures/ and reports/ to the UI",
+    )
 
     def folder(self, kind: str, release: str) -> Path:
         from rootassets.neon.identifiers import validate_release
@@ -219,3 +223,9 @@ class ArtifactStore(ConfigurableResource):
         path = Path(self.home) / kind / validate_release(release)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def url(self, kind: str, release: str, name: str) -> str:
+        """The address at which `rootassets ui` serves the file `name` of `kind/<release>/`."""
+        from rootassets.neon.identifiers import validate_release
+
+        return f"{self.files_url.rstrip('/')}/{kind}/{validate_release(release)}/{name}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +38,7 @@ from rootassets.neon.stacking import PackageStack, stack_packages
 from rootassets.neon.tokens import require_token
 
 LARGE_DOWNLOAD_BYTES = 500 * 1024 * 1024
+PROGRESS_EVERY_S = 10.0  # a long download says how far it is this often
 SOIL_WATER_TABLES = (SWC_TABLE, "sensor_positions")
 SOIL_WATER_SPEC = ProductSpec(SOIL_WATER_PRODUCT, "Soil water and salinity", SOIL_WATER_TABLES)
 log = logging.getLogger(__name__)
@@ -221,8 +223,10 @@ class ApiSource:
                     )
                     wanted.append((entry, site, context))
         self._summarize(SOIL_WATER_SPEC, release, [w[0] for w in wanted])
+        progress = DownloadProgress(f"{SOIL_WATER_PRODUCT} {release}", [w[0] for w in wanted], self.report)
         for entry, site, context in wanted:
             self._fetch(entry, folder / site, context, release)
+            progress.advance(entry)
         return folder
 
     def documents(self, product: ProductSpec, release: str) -> tuple[ProductDocuments, str | None]:
@@ -269,10 +273,12 @@ class ApiSource:
                 )
                 wanted.append((entry, found, context))
         self._summarize(product, release, [w[0] for w in wanted])
+        progress = DownloadProgress(f"{product.code} {release}", [w[0] for w in wanted], self.report)
         files = []
         for entry, found, context in wanted:
             path = self._fetch(entry, folder / (found.site or entry.site or "lab"), context, release)
             files.append(replace(found, origin=str(path), read=path.read_bytes))
+            progress.advance(entry)
         return stack_packages(files, product, release)
 
     def _fetch(self, entry: NeonFileEntry, folder: Path, context: NeonContext, release: str) -> Path:
@@ -303,6 +309,37 @@ class ApiSource:
         if size >= LARGE_DOWNLOAD_BYTES:
             log.warning("large download: %s", message)
         self.report(message)
+
+
+class DownloadProgress:
+    """Says how far a download is (files and bytes done of the total) every `every_s` seconds, and when it ends;
+    a download that ends within `every_s` says nothing beyond its summary."""
+
+    def __init__(
+        self,
+        what: str,
+        entries: list[NeonFileEntry],
+        report: Callable[[str], None],
+        every_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.what, self.report, self.clock = what, report, clock
+        self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
+        self.total_files, self.total_bytes = len(entries), sum(e.size or 0 for e in entries)
+        self.files, self.bytes, self.started = 0, 0, clock()
+        self._last = self.started
+
+    def advance(self, entry: NeonFileEntry) -> None:
+        self.files += 1
+        self.bytes += entry.size or 0
+        now = self.clock()
+        ended = self.files == self.total_files
+        if now - self._last >= self.every_s or (ended and now - self.started >= self.every_s):
+            self._last = now
+            self.report(
+                f"{self.what}: {self.files}/{self.total_files} files, "
+                f"{self.bytes / 1e6:.1f}/{self.total_bytes / 1e6:.1f} MB" + (" (done)" if ended else "")
+            )
 
 
 def default_window(months: list[str]) -> tuple[str, str]:

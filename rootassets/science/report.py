@@ -6,6 +6,7 @@ as the names of the ones that exist.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
@@ -209,6 +210,7 @@ def report_html(markdown: str, release: str, images: dict[str, bytes]) -> str:
     from markdown_it import MarkdownIt
 
     body = MarkdownIt("commonmark").enable("table").render(markdown)
+    body = re.sub(r"<h([23])>([^<]+)</h\1>", lambda m: f'<h{m[1]} id="{_anchor(m[2])}">{m[2]}</h{m[1]}>', body)
     for link, data in images.items():
         uri = "data:image/png;base64," + base64.b64encode(data).decode()
         body = body.replace(f'src="{html.escape(link)}"', f'src="{uri}"')
@@ -219,8 +221,11 @@ def report_html(markdown: str, release: str, images: dict[str, bytes]) -> str:
     )
 
 
+def _anchor(heading: str) -> str:
+    """A heading's link target: a figure's heading is its name (`report.html#figure_1_root_profiles`)."""
+    return re.sub(r"[^a-z0-9_]+", "-", heading.lower()).strip("-")
+
+
 def image_links(markdown: str) -> list[str]:
     """The targets of the Markdown's image links (`![alt](target)`), in order."""
-    import re
-
     return re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", markdown)
