@@ -243,9 +243,10 @@ def factors_figure(importance: pl.DataFrame, factors: pl.DataFrame, tests: pl.Da
     if tests is not None and "name" in tests.columns:
         chi = tests.filter(pl.col("name") == "land_cover")
         if chi.height and chi["p_value"][0] is not None:
+            r = chi.row(0, named=True)
             c.set_title(
-                f"Land cover by modality\n$\\chi^2$ = {chi['statistic'][0]:.2f}, p = {chi['p_value'][0]:.2g} "
-                "(Monte Carlo)",
+                f"Land cover by modality\nn = {r['n_bimodal']} bimodal, {r['n_unimodal']} unimodal; "
+                f"$\\chi^2$ = {r['statistic']:.2f}, p = {r['p_value']:.2g} (Monte Carlo)",
                 fontsize=10,
             )
     panel_letters([a, b, c])

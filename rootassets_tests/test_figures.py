@@ -1,0 +1,68 @@
+"""Every group comparison a figure draws says its n and p (issue #19: figures you can publish)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+
+from rootassets.science.figures import factors_figure, phi_figure  # noqa: E402
+
+
+def group_tests() -> pl.DataFrame:
+    names = ["total_fine_root_biomass", "land_cover", "phi_root_biomass_increment", "phi_nitrogen_tot_g_kg_increment"]
+    return pl.DataFrame(
+        {
+            "name": names,
+            "test": ["student_t", "chi_square_monte_carlo", "welch_t", "student_t"],
+            "statistic": [2.5, 9.58, 5.1, 0.9],
+            "p_value": [0.0052, 0.018, 2.7e-06, 0.36],
+            "n_bimodal": [3, 3, 3, 2],
+            "n_unimodal": [4, 4, 4, 4],
+        }
+    )
+
+
+def texts(fig: plt.Figure) -> list[str]:
+    """Every title and free text of the figure's axes."""
+    return [t.get_text() for ax in fig.axes for t in (ax.title, *ax.texts)]
+
+
+def test_the_group_comparisons_of_figures_2_and_3_say_n_and_p() -> None:
+    modality = ["bimodal"] * 3 + ["unimodal"] * 4
+    factors = pl.DataFrame(
+        {
+            "site_id": [f"S{i:03d}" for i in range(7)],
+            "modality": modality,
+            "total_fine_root_biomass_g_m2": [400.0, 500, 600, 900, 1000, 1100, 1200],
+            "land_cover": ["forest", "shrubland", "forest", "forest", "cultivated", "forest", "forest"],
+        }
+    )
+    importance = pl.DataFrame(
+        {"run": ["all_factors"], "factor": ["clay_pct_0_30cm"], "importance": [0.1], "kept": [True]}
+    )
+    fig = factors_figure(importance, factors, group_tests())
+    written = " | ".join(texts(fig))
+    assert "n = 3 bimodal, 4 unimodal; Student's t, p = 0.0052" in written  # panel b
+    assert "n = 3 bimodal, 4 unimodal; $\\chi^2$ = 9.58, p = 0.018 (Monte Carlo)" in written  # panel c
+    assert "Clay, 0-30 cm (%)" in written or any(
+        "Clay" in label.get_text() for label in fig.axes[0].get_yticklabels()
+    )  # a factor's name and unit, not its column name
+    plt.close(fig)
+
+    phi = pl.DataFrame(
+        {
+            "site_id": [f"S{i:03d}" for i in range(7)] * 2,
+            "property": ["root_biomass"] * 7 + ["nitrogen_tot_g_kg"] * 7,
+            "method": ["increment"] * 14,
+            "phi": [2.0, 3.0, 4.0, 0.3, 0.2, 0.5, 0.1, 1.1, 0.9, 1.0, 0.7, 0.8, 0.6, 0.9],
+            "modality": modality * 2,
+        }
+    )
+    fig = phi_figure(phi, group_tests())
+    written = " | ".join(texts(fig))
+    assert "n = 3 bimodal, 4 unimodal; Welch's t, p = 2.7e-06" in written
+    assert "n = 2 bimodal, 4 unimodal; Student's t, p = 0.36" in written
+    plt.close(fig)
