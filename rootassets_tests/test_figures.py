@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 from rootassets.science.figures import factors_figure, phi_figure  # noqa: E402
@@ -65,4 +66,41 @@ def test_the_group_comparisons_of_figures_2_and_3_say_n_and_p() -> None:
     written = " | ".join(texts(fig))
     assert "n = 3 bimodal, 4 unimodal; Welch's t, p = 2.7e-06" in written
     assert "n = 2 bimodal, 4 unimodal; Student's t, p = 0.36" in written
+    plt.close(fig)
+
+
+def test_the_site_map_has_a_basemap_that_needs_no_download(monkeypatch) -> None:  # noqa: ANN001
+    import socket
+
+    from matplotlib.image import AxesImage
+
+    from rootassets.science.figures import site_map_figure
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the basemap tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    sites = pl.DataFrame(
+        {
+            "site_id": ["BARR", "GUAN", "HARV", "SJER"],
+            "modality": ["unimodal", "bimodal", "unimodal", "bimodal"],
+            "longitude": [-156.6, -66.9, -72.2, -119.7],
+            "latitude": [71.3, 18.0, 42.5, 37.1],
+        }
+    )
+    fig = site_map_figure(sites)
+    ax = fig.axes[0]
+    (relief,) = [a for a in ax.get_children() if isinstance(a, AxesImage)]
+    assert relief.get_array().shape[2] == 3 and relief.get_array().shape[:2] == (360, 720)  # the world, 0.5 deg
+    assert relief.get_zorder() < min(c.get_zorder() for c in ax.collections)  # under the site markers
+    west, east = ax.get_xlim()
+    south, north = ax.get_ylim()
+    assert west < -156.6 and east > -66.9 and south < 18.0 and north > 71.3  # every site on the map
+    sea, land = ax.transData.transform([(-140.0, 40.0), (-100.0, 40.0)])  # the Pacific; Kansas
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())
+    height = pixels.shape[0]
+    blue = pixels[height - int(sea[1]), int(sea[0])][:3].astype(int)
+    plains = pixels[height - int(land[1]), int(land[0])][:3].astype(int)
+    assert blue[2] > blue[0] + 30 and plains[0] > plains[2]  # water is blue, the Great Plains are not
     plt.close(fig)

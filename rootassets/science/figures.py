@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from rootassets.science.basemap import NATURAL_EARTH_CITATION, WORLD_EXTENT, map_extent, world_relief  # noqa: E402
 from rootassets.science.nutrients import LOESS_MIN_POINTS, NUTRIENTS, fit_band, loess  # noqa: E402
 
 COLORS = {"bimodal": "#c0392b", "unimodal": "#2e6fba"}
@@ -150,15 +151,28 @@ def place_labels(
 def site_map_figure(sites: pl.DataFrame) -> Figure:
     """Figure 1 (map): site locations (longitude, latitude) coloured by modality, each labelled where its label
     overlaps no other label or marker (a thin leader line when it had to move away)."""
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    located = sites.filter(pl.col("longitude").is_not_null() & pl.col("latitude").is_not_null())
+    west, east, south, north = map_extent(located["longitude"].to_numpy(), located["latitude"].to_numpy())
+    aspect = 1 / np.cos(np.radians((south + north) / 2))  # degrees of longitude shrink with latitude
+    height_in = 6.5
+    fig, ax = plt.subplots(figsize=(1.4 + height_in * (east - west) / ((north - south) * aspect), height_in))
+    ax.imshow(world_relief(), extent=WORLD_EXTENT, interpolation="bilinear", alpha=0.75, zorder=0)
+    ax.set_xlim(west, east)
+    ax.set_ylim(south, north)
+    ax.set_aspect(aspect)
     for label, g in sites.group_by("modality", maintain_order=True):
-        ax.scatter(g["longitude"], g["latitude"], s=40, color=COLORS[label[0]], label=label[0], edgecolor="k", lw=0.4)
+        ax.scatter(
+            g["longitude"], g["latitude"], s=40, color=COLORS[label[0]], label=label[0], edgecolor="k", lw=0.4, zorder=3
+        )
     ax.set_xlabel("longitude (deg)")
     ax.set_ylabel("latitude (deg)")
     ax.set_title("NEON megapit sites by root modality")
-    ax.legend()
+    credit = f"basemap: {NATURAL_EARTH_CITATION}"
+    ax.text(0.99, 0.01, credit, transform=ax.transAxes, ha="right", va="bottom", fontsize=5)
+    ax.legend(loc="lower left")
     ax.grid(alpha=0.3)
     fig.tight_layout()  # the axes' final size: label places are computed in its pixels
+    ax.apply_aspect()
     rows = sites.select("site_id", "longitude", "latitude").drop_nulls().rows()
     anchors = ax.transData.transform([(lon, lat) for _, lon, lat in rows]) if rows else np.empty((0, 2))
     scale = fig.dpi / 72.0  # points -> pixels
