@@ -27,7 +27,7 @@ from typing import Any
 from rootassets.settings import Settings
 
 STATE_FOLDER = "state"
-LIBRARIES = ("dagster", "duckdb", "polars", "pandera", "numpy", "scipy", "scikit-learn", "matplotlib")
+LIBRARIES = ("dagster", "duckdb", "polars", "pandera", "numpy", "scipy", "scikit-learn", "matplotlib", "cartopy")
 PACKAGE = Path(__file__).resolve().parent
 MODELS_DIR = PACKAGE.parent / "dbt_like_sql"  # the SQL models (warehouse.sqlmodels.MODELS_DIR, not imported: slow)
 

@@ -69,6 +69,28 @@ def test_editing_a_science_function_changes_exactly_the_steps_that_reach_it(tmp_
     assert [name for name in after if after[name] != again[name]] == ["root_profiles"]
 
 
+def test_editing_a_figure_function_imported_lazily_changes_the_figures_code_versions(tmp_path: Path) -> None:
+    """The figure specs import `rootassets.science.figures` inside their functions (matplotlib loads only when
+    a figure is drawn); that import is still part of the figure assets' code versions."""
+    script = (
+        "import json; from rootassets.defs.reports import report_assets; "
+        "print(json.dumps({k.to_user_string(): a.code_versions_by_key[k] for a in report_assets for k in a.keys}))"
+    )
+
+    def figure_versions(root: Path) -> dict[str, str]:
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    root = copy_package(tmp_path)
+    before, steps_before = figure_versions(root), versions(root)
+    edit_function_body(root / "rootassets" / "science" / "basemap.py", "map_extent")  # reached through figures
+    after = figure_versions(root)
+    assert before["reports/figure_1_site_map"] != after["reports/figure_1_site_map"]
+    assert versions(root) == steps_before  # the analysis steps do not draw: unchanged
+
+
 @pytest.mark.slow
 def test_an_edited_step_reruns_its_asset_and_its_downstream_only(tmp_path: Path, snapshot: Path) -> None:
     root = copy_package(tmp_path)

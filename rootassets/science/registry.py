@@ -10,11 +10,14 @@ science function, class and constant it reaches), and the no-orchestration floor
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
+import importlib
 import inspect
 import re
 import sys
+import textwrap
 import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -228,6 +231,11 @@ def _reach(obj: Any, reached: dict[str, str], prefixes: tuple[str, ...]) -> None
         reached[name] = inspect.getsource(obj)
     except (OSError, TypeError):
         reached[name] = repr(obj)
+    for value in _imported_in_body(reached[name], prefixes):
+        if isinstance(value, (types.ModuleType, types.FunctionType, type)):
+            _reach(value, reached, prefixes)
+        elif _is_constant(value):
+            reached.setdefault(f"{name}:{value!r:.40}", _canonical(value))
     namespace = _namespace(obj)
     for code in _codes(obj):
         for ref in _names(code):
@@ -256,6 +264,27 @@ def _codes(obj: Any) -> Iterator[types.CodeType]:
             function = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
             if inspect.isfunction(function):
                 yield function.__code__
+
+
+def _imported_in_body(source: str, prefixes: tuple[str, ...]) -> Iterator[Any]:
+    """What a function or class imports inside its body from `prefixes` (`from rootassets.science import
+    figures` in a function that imports lazily): such names are not in its module's namespace."""
+    if "import " not in source:
+        return
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        return
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (importlib.import_module(a.name) for a in node.names if a.name.startswith(prefixes))
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(prefixes):
+            module = importlib.import_module(node.module or "")
+            for alias in node.names:
+                value = getattr(module, alias.name, None)
+                if value is None:  # a submodule not imported by its package
+                    value = importlib.import_module(f"{node.module}.{alias.name}")
+                yield value
 
 
 def _names(code: types.CodeType) -> Iterator[str]:
