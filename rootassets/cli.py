@@ -15,6 +15,8 @@ from typing import Any
 from rootassets.science.glossary import USER_SCHEMAS
 from rootassets.settings import Settings
 
+UI_STOP_GRACE_S = 12.0  # how long the UI's processes get to shut down before they are killed
+
 
 class CliError(Exception):
     """A failure to report to the user in one line, with exit code 1."""
@@ -766,16 +768,44 @@ def _ui(args: argparse.Namespace) -> int:
     print(f"rootassets: {' '.join(command)} in {project} with DAGSTER_HOME={env['DAGSTER_HOME']}", flush=True)
     print(f"rootassets: the UI will be at http://{args.host}:{args.port}", flush=True)
     print(f"rootassets: figures and reports of {settings.home} served at {files_url}", flush=True)
-    child = subprocess.Popen(command, cwd=project, env=env)
-    signal.signal(signal.SIGTERM, lambda *_: child.terminate())  # stop the UI with us; dg dev stops its daemon
+    # dg dev and the processes it starts get a process group of their own, so that stopping `rootassets ui`
+    # stops all of them: Dagster 1.13's webserver can outlive dg dev's own shutdown.
+    child = subprocess.Popen(command, cwd=project, env=env, start_new_session=True)
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:  # Ctrl-C reached dg dev too: wait for it to shut down
-                continue
+        return child.wait()
+    except KeyboardInterrupt:
+        print("rootassets: stopping the UI", flush=True)
+        _stop_group(child, UI_STOP_GRACE_S)
+        return 130
     finally:
         server.shutdown()
+
+
+def _stop_group(child: Any, grace_s: float) -> None:
+    """Ask `child`'s process group to shut down (SIGINT, as Ctrl-C would), then kill what is left of it
+    after `grace_s`."""
+    import signal
+    import subprocess
+
+    try:
+        os.killpg(child.pid, signal.SIGINT)
+    except ProcessLookupError:
+        return
+    try:
+        child.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    time.sleep(1.0)  # what the leader stopped, still closing
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    child.wait()
 
 
 if __name__ == "__main__":

@@ -91,3 +91,54 @@ def test_dg_launch_on_a_fresh_instance_commits(tmp_path: Path) -> None:
         assert con.execute("select count(*) from raw.mpr_perrootsample where release = ?", [RELEASE]).fetchone() == (
             2913,
         )
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_stopping_rootassets_ui_stops_every_process_it_started(tmp_path: Path, signal_name: str) -> None:
+    """Ctrl-C (SIGINT to the terminal's group) or SIGTERM to `rootassets ui` alone stops the webserver, the daemon
+    and the figure server: Dagster 1.13's webserver can outlive `dg dev`, so a leftover would hold the port."""
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    ui, files = ports
+    server = subprocess.Popen(
+        [str(BIN / "rootassets"), "ui", "--port", str(ui), "--files-port", str(files)],
+        env={**_env(tmp_path), "PATH": "/usr/bin:/bin"},
+        cwd=REPO,
+        stdout=(tmp_path / "ui.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 180
+        while not _listening(ui) or not _listening(files):
+            assert server.poll() is None and time.time() < deadline, (tmp_path / "ui.log").read_text()[-3000:]
+            time.sleep(1)
+        assert httpx.get(f"http://127.0.0.1:{ui}/server_info", timeout=30).status_code == 200
+        sig = getattr(signal, signal_name)
+        if sig == signal.SIGINT:
+            os.killpg(server.pid, sig)  # what a terminal sends to its foreground group
+        else:
+            server.send_signal(sig)  # to rootassets alone, as a process manager would
+        assert server.wait(timeout=60) == 130
+        time.sleep(1)
+        assert not _listening(ui) and not _listening(files), "a process of the UI outlived rootassets ui"
+        assert "Traceback" not in (tmp_path / "ui.log").read_text()
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
