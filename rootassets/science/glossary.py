@@ -15,7 +15,8 @@ USER_SCHEMAS = ("raw", "harmonized", "analysis", "marts")  # the schemas users q
 
 # -- columns the raw layer adds to NEON's tables ---------------------------------------------------------
 ADDED = {
-    "site_id": "NEON site code (four letters), the key every table joins on.",
+    "site_id": "NEON site code (four letters), the key every table joins on (the same value as NEON's siteID "
+    "where the table has it; a lab table's rows have none).",
     "release": "NEON release the row belongs to (RELEASE-<year> or PROVISIONAL); every table keeps releases "
     "side by side.",
     "publication_date": "When NEON published the file the row came from (from the file name, UTC).",
