@@ -16,6 +16,7 @@ from rootassets.defs.resources import WarehouseResource
 from rootassets.neon.identifiers import InvalidIdentifierError
 from rootassets.warehouse import replace_partitions
 from rootassets.warehouse.staging import (
+    SiteScope,
     commit_refresh,
     discard_refresh,
     preview_commit,
@@ -167,3 +168,60 @@ def test_a_run_that_fails_late_leaves_every_earlier_table_as_it_was(corrupt_copy
         assert con.execute("select count(distinct site_id) from harmonized.root_profiles").fetchall() == [
             (sites_before - 1,)
         ]
+
+
+def site_rows(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
+    return con.execute(f"select release, site_id, v from {table} order by all").fetchall()
+
+
+def sites_frame(release: str, rows: list[tuple[str, int]]) -> pl.DataFrame:
+    return pl.DataFrame({"site_id": [s for s, _ in rows], "v": [v for _, v in rows], "release": [release] * len(rows)})
+
+
+@pytest.mark.parametrize("staged", [True, False])
+def test_a_write_scoped_by_site_replaces_only_its_sites_rows(tmp_path: Path, staged: bool) -> None:
+    """A site that failed keeps its earlier rows (`keep`); one site's partition replaces only its own (`only`);
+    a site gone from the input loses its rows with an unscoped or `keep` write, as before."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    replace_partitions(con, {("analysis", "s"): sites_frame(R1, [("ABBY", 1), ("BART", 2), ("CPER", 3)])}, R1)
+    replace_partitions(con, {("analysis", "s"): sites_frame(R2, [("ABBY", 9)])}, R2)
+
+    def write(select: str, scope: SiteScope) -> None:
+        refresh = str(uuid.uuid4()) if staged else None
+        before = site_rows(con, "analysis.s")
+        write_queries(con, {("analysis", "s"): select}, R1, refresh, scope)
+        if refresh:
+            assert site_rows(con, "analysis.s") == before  # staged: invisible until the commit
+            commit_refresh(con, refresh)
+
+    # BART failed this time: its rows stay; ABBY is replaced; CPER, no longer in the input, is gone
+    write("SELECT 'ABBY' AS site_id, 10 AS v", SiteScope(keep=("BART",)))
+    assert site_rows(con, "analysis.s") == [(R1, "ABBY", 10), (R1, "BART", 2), (R2, "ABBY", 9)]
+    # one site's partition: BART only
+    write("SELECT 'BART' AS site_id, 20 AS v UNION ALL SELECT 'BART', 21", SiteScope(only=("BART",)))
+    assert site_rows(con, "analysis.s") == [(R1, "ABBY", 10), (R1, "BART", 20), (R1, "BART", 21), (R2, "ABBY", 9)]
+    with pytest.raises(ValueError, match=r"outside the write's scope: \['ABBY'\]"):
+        write("SELECT 'ABBY' AS site_id, 30 AS v", SiteScope(only=("BART",)))
+    assert site_rows(con, "analysis.s") == [(R1, "ABBY", 10), (R1, "BART", 20), (R1, "BART", 21), (R2, "ABBY", 9)]
+    with pytest.raises(InvalidIdentifierError):
+        SiteScope(only=("x') OR true --",))
+
+
+def test_a_database_staged_before_site_scopes_still_commits(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    replace_partitions(con, {("raw", "a"): frame(R1, [1])}, R1)
+    refresh = str(uuid.uuid4())
+    con.execute("CREATE SCHEMA meta")
+    con.execute(
+        "CREATE TABLE meta.staged_tables (refresh_id VARCHAR, release VARCHAR, schema_name VARCHAR, "
+        "table_name VARCHAR, staged_at TIMESTAMPTZ DEFAULT now())"
+    )
+    con.execute(
+        "CREATE TABLE meta.commits (refresh_id VARCHAR, release VARCHAR, schema_name VARCHAR, table_name VARCHAR, "
+        "row_count BIGINT, committed_at TIMESTAMPTZ DEFAULT now())"
+    )
+    con.execute("CREATE SCHEMA staging")
+    con.execute(f"CREATE TABLE staging.raw__a AS SELECT 5 AS v, '{R1}' AS release, '{refresh}' AS _refresh")
+    con.execute(f"INSERT INTO meta.staged_tables VALUES ('{refresh}', '{R1}', 'raw', 'a', now())")
+    assert commit_refresh(con, refresh) == {f"{R1}:raw.a": 1}
+    assert visible(con, "raw.a") == [(R1, 5)]

@@ -22,7 +22,9 @@ from rootassets.neon.stacking import StackedTable
 from rootassets.refresh import finish_run, mark_worker
 from rootassets.warehouse import qualified, read_release, replace_partitions, table_columns, transaction
 from rootassets.warehouse.staging import (
+    EVERY_SITE,
     REFRESH_TAG,
+    SiteScope,
     exists,
     is_staged,
     preview_commit,
@@ -82,10 +84,15 @@ class WarehouseResource(DuckDBResource):
             return read_release(con, schema, table, release, where)
 
     def write_sql(
-        self, con: duckdb.DuckDBPyConnection, queries: dict[tuple[str, str], str], release: str
+        self,
+        con: duckdb.DuckDBPyConnection,
+        queries: dict[tuple[str, str], str],
+        release: str,
+        scope: SiteScope = EVERY_SITE,
     ) -> dict[str, int]:
-        """Like `write`, for tables computed inside DuckDB on `con` (rows never pass through Python)."""
-        return write_queries(con, queries, release, self._refresh_id)
+        """Like `write`, for tables computed inside DuckDB on `con` (rows never pass through Python); `scope`:
+        which sites' rows of the release they replace (default: all)."""
+        return write_queries(con, queries, release, self._refresh_id, scope)
 
     def write(self, frames: dict[tuple[str, str], pl.DataFrame], release: str) -> dict[str, int]:
         """Replace `release`'s rows of each table: staged inside a run, directly outside one. A quarantine

@@ -16,11 +16,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import duckdb
 import polars as pl
 
-from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
+from rootassets.neon.identifiers import InvalidIdentifierError, validate_release, validate_site
 from rootassets.science.glossary import USER_SCHEMAS, describe_column, undescribed_neon_field
 from rootassets.warehouse.connection import (
     check_frames,
@@ -38,7 +39,7 @@ REFRESH_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-
 
 _META_TABLES = {
     "staged_tables": "refresh_id VARCHAR, release VARCHAR, schema_name VARCHAR, table_name VARCHAR, "
-    "staged_at TIMESTAMPTZ DEFAULT now()",
+    "staged_at TIMESTAMPTZ DEFAULT now(), only_sites VARCHAR[], keep_sites VARCHAR[]",
     "staged_statements": "refresh_id VARCHAR, name VARCHAR, statement VARCHAR, staged_at TIMESTAMPTZ DEFAULT now()",
     "commits": "refresh_id VARCHAR, release VARCHAR, schema_name VARCHAR, table_name VARCHAR, row_count BIGINT, "
     "committed_at TIMESTAMPTZ DEFAULT now()",
@@ -50,6 +51,36 @@ def validate_refresh(refresh_id: object) -> str:
     if not isinstance(refresh_id, str) or not REFRESH_PATTERN.fullmatch(refresh_id):
         raise InvalidIdentifierError(f"invalid refresh id {refresh_id!r}: expected a run id (UUID)")
     return refresh_id
+
+
+@dataclass(frozen=True)
+class SiteScope:
+    """Which of a release's rows a write replaces, by site: every row (the default), only `only` sites' rows
+    (one site's partition), or every row but the `keep` sites' (a refresh in which those sites failed: their
+    earlier rows stay as they were)."""
+
+    only: tuple[str, ...] | None = None
+    keep: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for site in (*(self.only or ()), *self.keep):
+            validate_site(site)  # inlined into SQL
+
+    def condition(self) -> str:
+        """The SQL condition on `site_id` (TRUE for every row)."""
+        parts = []
+        if self.only is not None:
+            parts.append(f"site_id IN ({_site_list(self.only)})" if self.only else "false")
+        if self.keep:
+            parts.append(f"(site_id IS NULL OR site_id NOT IN ({_site_list(self.keep)}))")
+        return " AND ".join(parts) or "true"
+
+
+EVERY_SITE = SiteScope()
+
+
+def _site_list(sites: tuple[str, ...]) -> str:
+    return ", ".join(f"'{validate_site(s)}'" for s in sites)
 
 
 def staging_name(schema: str, table: str) -> str:
@@ -73,10 +104,15 @@ def stage(
 
 
 def write_queries(
-    con: duckdb.DuckDBPyConnection, queries: dict[tuple[str, str], str], release: str, refresh_id: str | None
+    con: duckdb.DuckDBPyConnection,
+    queries: dict[tuple[str, str], str],
+    release: str,
+    refresh_id: str | None,
+    scope: SiteScope = EVERY_SITE,
 ) -> dict[str, int]:
-    """Replace `release`'s rows of each table with the rows of a SELECT run inside DuckDB, in one
-    transaction: staged under `refresh_id`, or directly visible when it is None."""
+    """Replace `release`'s rows of each table (those `scope` names) with the rows of a SELECT run inside
+    DuckDB, in one transaction: staged under `refresh_id`, or directly visible when it is None. The SELECTs
+    must give rows of the scope's sites only."""
     validate_release(release)
     if refresh_id is not None:
         validate_refresh(refresh_id)
@@ -95,13 +131,14 @@ def write_queries(
                 if schema == QUARANTINE and not _has_incoming_rows(con) and not exists(con, refresh_id, release, *key):
                     counts[f"{schema}.{table}"] = 0  # a quarantine table comes into being with its first row
                     continue
+                _check_scope(con, f"{schema}.{table}", scope)
                 if refresh_id is None:
-                    target, condition = qualified(schema, table), f"release = '{release}'"
+                    target, condition = qualified(schema, table), f"release = '{release}' AND {scope.condition()}"
                     replace_rows(con, schema, table, None, condition, release)
                 else:
                     target, condition = staging_name(schema, table), _staged_rows(release, refresh_id)
                     replace_rows(con, STAGING, f"{schema}__{table}", None, condition, release)
-                    _record_staged(con, refresh_id, release, schema, table)
+                    _record_staged(con, refresh_id, release, schema, table, scope)
             finally:
                 con.execute("DROP VIEW IF EXISTS incoming_rows")
             counts[f"{schema}.{table}"] = con.execute(f"SELECT count(*) FROM {target} WHERE {condition}").fetchall()[0][
@@ -228,16 +265,25 @@ def committed_releases(con: duckdb.DuckDBPyConnection, schema: str, table: str) 
     return {r for (r,) in rows}
 
 
+def _check_scope(con: duckdb.DuckDBPyConnection, table: str, scope: SiteScope) -> None:
+    """Refuse rows outside the scope: they would be added without replacing their earlier copies."""
+    if scope == EVERY_SITE:
+        return
+    outside = con.execute(f"SELECT DISTINCT site_id FROM incoming_rows WHERE NOT ({scope.condition()})").fetchall()
+    if outside:
+        raise ValueError(f"{table}: rows of sites outside the write's scope: {sorted(str(s) for (s,) in outside)}")
+
+
 def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for release, schema, table in _staged(con, refresh_id):
+    for release, schema, table, scope in _staged_scopes(con, refresh_id):
         staged = staging_name(schema, table)
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW incoming_rows AS SELECT * EXCLUDE ({REFRESH_COLUMN}) "
             f"FROM {staged} WHERE release = '{validate_release(release)}' AND {REFRESH_COLUMN} = '{refresh_id}'"
         )
         try:
-            replace_rows(con, schema, table, None, f"release = '{release}'", release)
+            replace_rows(con, schema, table, None, f"release = '{release}' AND {scope.condition()}", release)
         finally:
             con.execute("DROP VIEW IF EXISTS incoming_rows")
         counts[f"{release}:{schema}.{table}"] = con.execute(
@@ -280,6 +326,23 @@ def _staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> list[tuple[str, 
     ).fetchall()
 
 
+def _staged_scopes(con: duckdb.DuckDBPyConnection, refresh_id: str) -> list[tuple[str, str, str, SiteScope]]:
+    """(release, schema, table, the scope of the rows the commit replaces) of each table `refresh_id` staged."""
+    validate_refresh(refresh_id)
+    if table_columns(con, META, "staged_tables") is None:
+        return []
+    _ensure_scope_columns(con)
+    rows = con.execute(
+        "SELECT release, schema_name, table_name, only_sites, keep_sites FROM meta.staged_tables "
+        "WHERE refresh_id = ? ORDER BY release, schema_name, table_name",
+        [refresh_id],
+    ).fetchall()
+    return [
+        (release, schema, table, SiteScope(tuple(only) if only is not None else None, tuple(keep or ())))
+        for release, schema, table, only, keep in rows
+    ]
+
+
 def _drop_staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> None:
     """Delete `refresh_id`'s staged rows; a staging table left empty is dropped (no empty twin of every table
     in the file)."""
@@ -298,18 +361,37 @@ def _staged_rows(release: str, refresh_id: str) -> str:
     return f"release = '{validate_release(release)}' AND {REFRESH_COLUMN} = '{validate_refresh(refresh_id)}'"
 
 
-def _record_staged(con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str) -> None:
+def _record_staged(
+    con: duckdb.DuckDBPyConnection,
+    refresh_id: str,
+    release: str,
+    schema: str,
+    table: str,
+    scope: SiteScope = EVERY_SITE,
+) -> None:
+    """Record (or re-record: the last write's scope holds) that `refresh_id` staged `release`'s rows of the
+    table."""
     con.execute(
         "DELETE FROM meta.staged_tables WHERE refresh_id = ? AND release = ? AND schema_name = ? AND table_name = ?",
         [refresh_id, release, schema, table],
     )
     con.execute(
-        "INSERT INTO meta.staged_tables (refresh_id, release, schema_name, table_name) VALUES (?, ?, ?, ?)",
-        [refresh_id, release, schema, table],
+        "INSERT INTO meta.staged_tables (refresh_id, release, schema_name, table_name, only_sites, keep_sites) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [refresh_id, release, schema, table, list(scope.only) if scope.only is not None else None, list(scope.keep)],
     )
+
+
+def _ensure_scope_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """A database staged by an earlier version has no scope columns: its staged tables replace every site."""
+    columns = table_columns(con, META, "staged_tables") or {}
+    for name in ("only_sites", "keep_sites"):
+        if name not in columns:
+            con.execute(f"ALTER TABLE meta.staged_tables ADD COLUMN {name} VARCHAR[]")
 
 
 def _ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(META)}")
     for name, columns in _META_TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS meta.{name} ({columns})")
+    _ensure_scope_columns(con)
