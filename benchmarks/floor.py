@@ -14,6 +14,7 @@ them; it never imports `rootassets.defs` (an import-linter contract).
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from rootassets.science.soil_water import SoilWaterQuality, file_roles, sensor_c
 from rootassets.science.steps import STEPS
 from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
 from rootassets.warehouse.quarantine import screen, screen_stacked, screened_frames
-from rootassets.warehouse.soil_water import soil_water_queries
+from rootassets.warehouse.soil_water import aggregate_sites, combined_queries
 from rootassets.warehouse.sqlmodels import discover_models
 from rootassets.warehouse.staging import write_queries
 
@@ -107,8 +108,10 @@ def soil_water_tables(w: FloorWarehouse, files, modality: pl.DataFrame, release:
     sensors = sensor_choice(positions, corrected_depths(files), depths.drop("modality"))
     sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
     roles = file_roles(sensors, files.sensor_files())
-    with soil_water_queries(w.con, roles, depths, SoilWaterQuality()) as queries:
-        write_queries(w.con, queries, release, None)
+    with tempfile.TemporaryDirectory(prefix="rootassets-floor-swc-") as work:
+        aggregates = aggregate_sites(roles, depths, SoilWaterQuality(), Path(work))
+        queries, scopes = combined_queries(w.con, aggregates)
+        write_queries(w.con, queries, release, None, scopes)
     w.publish("analysis", "soil_water_sensors", sensors, CONTRACTS["analysis.soil_water_sensors"], release)
 
 

@@ -52,6 +52,7 @@ def build_definitions(settings: Settings) -> Definitions:
                 site_attributes_dir=str(settings.site_attributes) if settings.site_attributes else None,
                 soil_water_dir=str(settings.soil_water) if settings.soil_water else None,
                 soil_water_window=settings.soil_water_window,
+                soil_water_workers=settings.soil_water_workers,
             ),
         },
     )

@@ -44,6 +44,7 @@ class Settings:
     site_attributes: Path | None
     soil_water: Path | None = None  # root of <release>/DP1.00094.001/ sensor files
     soil_water_window: str | None = None  # YYYY-MM:YYYY-MM of soil water to download (default: 3 complete years)
+    soil_water_workers: int = 0  # sites aggregated at once, each in its own process (0: one per core)
     files_url: str = DEFAULT_FILES_URL  # where `rootassets ui` serves figures/ and reports/ (the UI shows them)
 
     @classmethod
@@ -70,6 +71,7 @@ class Settings:
             else (roots[0] if roots else None),
             soil_water_window=os.environ.get("ROOTASSETS_SOIL_WATER_WINDOW") or None,
             files_url=(os.environ.get("ROOTASSETS_FILES_URL") or DEFAULT_FILES_URL).rstrip("/"),
+            soil_water_workers=_count("ROOTASSETS_SOIL_WATER_WORKERS"),
         )
 
     @property
@@ -106,3 +108,11 @@ class Settings:
         ):
             config.write_text(INSTANCE_YAML)  # a file the user wrote is left alone
         return self.dagster_home
+
+
+def _count(variable: str) -> int:
+    """A non-negative whole number from the environment (unset: 0)."""
+    text = os.environ.get(variable) or "0"
+    if not text.isdigit():
+        raise ValueError(f"{variable}={text!r}: expected a whole number >= 0")
+    return int(text)

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from rootassets.defs.analysis import analysis_assets
 from rootassets.defs.harmonized import harmonized_assets
@@ -229,3 +230,75 @@ def test_corrupted_files_of_one_site_are_quarantined_and_every_site_still_comput
 
 def events_metadata(result) -> dict:
     return {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+
+
+def test_a_site_that_cannot_be_aggregated_keeps_its_earlier_rows_and_the_others_are_written(
+    snapshot_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: sites are aggregated one by one, each in its own DuckDB. One site's files failing as a whole
+    (here a file that vanishes between the scan of its header and DuckDB's read, as a concurrent download
+    replacing it would do) fails that site alone: it is reported and quarantined naming the site and the
+    file, keeps its rows of the previous refresh, and every other site is written."""
+    from rootassets.warehouse import soil_water as warehouse_soil_water
+
+    root = tmp_path / "swc"
+    generate(root, RELEASE, SITES, month_range("2020-12", 2), positions=2, seed=7)
+    settings = dataclasses.replace(snapshot_settings, soil_water=root, soil_water_workers=1)  # in this process
+    assets = [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets]
+    assert run_assets(settings, assets).success
+    query = "select site_id, variable, mean from analysis.soil_water_statistics order by all"
+    with duckdb.connect(str(settings.database), read_only=True) as con:
+        before = con.execute(query).fetchall()
+    assert {r[0] for r in before} == {"BART", "SRER"}
+
+    vanishing = next(f.path for f in discover(soil_water_folder(root, RELEASE)).data if f.site == "BART")
+    original = warehouse_soil_water.read_csv_sql
+
+    def read_then_lose_a_file(paths, refused=None, rejects_table=None):  # noqa: ANN001, ANN202
+        paths = list(paths)
+        relation = original(paths, refused, rejects_table)
+        if vanishing in paths:
+            vanishing.rename(vanishing.with_suffix(".gone"))
+        return relation
+
+    monkeypatch.setattr(warehouse_soil_water, "read_csv_sql", read_then_lose_a_file)
+    result = run_assets(settings, assets)
+    assert result.success
+    with duckdb.connect(str(settings.database), read_only=True) as con:
+        after = con.execute(query).fetchall()
+        refused = con.sql("select * from quarantine.soil_water_phi_series where rule = 'site_not_aggregated'").pl()
+    assert [r for r in after if r[0] == "BART"] == [r for r in before if r[0] == "BART"]  # kept as it was
+    assert [r for r in after if r[0] == "SRER"] == [r for r in before if r[0] == "SRER"]  # recomputed: the same
+    assert refused.height == 1 and refused["site_id"][0] == "BART" and refused["release"][0] == RELEASE
+    assert refused["source_file"][0] == vanishing.name and vanishing.name in refused["all_reasons"][0]
+    metadata = events_metadata(result)["soil_water_statistics"]
+    assert set(metadata["sites_not_aggregated"].value) == {"BART"}
+    assert metadata["sites_aggregated"].value == 1
+
+
+def test_sites_aggregated_in_parallel_processes_equal_one_at_a_time(generated: Path, tmp_path: Path) -> None:
+    from rootassets.science.soil_water import SoilWaterQuality, file_roles, sensor_choice
+    from rootassets.warehouse.soil_water import aggregate_sites, combined_queries
+
+    files = discover(soil_water_folder(generated, RELEASE))
+    depths = pl.DataFrame(
+        {
+            "site_id": ["SRER", "BART"],
+            "modality": ["bimodal", "unimodal"],
+            "d1_cm": [40.0, 70.0],
+            "d2_cm": [90.0, 100.0],
+        }
+    )
+    sensors = sensor_choice(read_sensor_positions(files), None, depths.drop("modality"))
+    roles = file_roles(sensors.join(depths.select("site_id", "modality"), on="site_id"), files.sensor_files())
+    tables = []
+    for workers in (1, 2):
+        aggregates = aggregate_sites(roles, depths, SoilWaterQuality(), tmp_path / f"w{workers}", workers=workers)
+        assert [a.error for a in aggregates] == [None, None]
+        with duckdb.connect() as con:
+            queries, _ = combined_queries(con, aggregates)
+            tables.append({k: con.sql(f"{q} ORDER BY ALL").pl() for k, q in queries.items()})
+    assert tables[0].keys() == tables[1].keys()
+    for key in tables[0]:  # equal up to the order of floating-point sums (DuckDB's threads differ)
+        assert_frame_equal(tables[0][key], tables[1][key], check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+    assert tables[0][("analysis", "soil_water_statistics")]["site_id"].unique().sort().to_list() == ["BART", "SRER"]

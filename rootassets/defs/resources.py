@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -88,7 +88,7 @@ class WarehouseResource(DuckDBResource):
         con: duckdb.DuckDBPyConnection,
         queries: dict[tuple[str, str], str],
         release: str,
-        scope: SiteScope = EVERY_SITE,
+        scope: SiteScope | Mapping[tuple[str, str], SiteScope] = EVERY_SITE,
     ) -> dict[str, int]:
         """Like `write`, for tables computed inside DuckDB on `con` (rows never pass through Python); `scope`:
         which sites' rows of the release they replace (default: all)."""
@@ -176,6 +176,11 @@ class NeonSourceResource(ConfigurableResource):
         default=None,
         description="ROOTASSETS_SOIL_WATER_WINDOW: YYYY-MM:YYYY-MM of DP1.00094.001 to download from the API "
         "(default: the three most recent complete years of the release)",
+    )
+    soil_water_workers: int = Field(
+        default=0,
+        description="ROOTASSETS_SOIL_WATER_WORKERS: sites whose soil water is aggregated at once, each in its own "
+        "process and DuckDB (0: one per core)",
     )
     http_attempts: int = Field(default=6, description="attempts per API request before giving up")
     http_backoff_s: float = Field(default=0.5, description="first backoff wait; doubles per attempt (max 30 s)")

@@ -8,6 +8,7 @@ snapshot has none), the tables are written empty and the metadata says so.
 
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import polars as pl
 from dagster import (
@@ -46,12 +47,20 @@ from rootassets.science.soil_water import (
     sensor_choice,
 )
 from rootassets.warehouse.quarantine import screen, screened_frames
-from rootassets.warehouse.soil_water import QUALITY_TABLE, SERIES_TABLE, STATS_TABLE, soil_water_queries
+from rootassets.warehouse.soil_water import (
+    INPUT_REFUSED,
+    QUALITY_TABLE,
+    SERIES_TABLE,
+    STATS_TABLE,
+    TOTAL_MEMORY_MB,
+    aggregate_sites,
+    combined_queries,
+    parquet_select,
+)
 
 SOIL_WATER_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
 
 QUALITY_RULES = SoilWaterQuality()  # defaults, recorded in the statistics' metadata
-MEMORY_LIMIT = "2GB"  # DuckDB spills to disk beyond this: memory stays bounded at any data size
 COMMON = dict(partitions_def=neon_release, pool="duckdb", code_version=SOIL_WATER_CODE_VERSION)
 
 POSITIONS, FILES = AssetKey(["raw", "swc_sensor_positions"]), AssetKey(["raw", "swc_files"])
@@ -244,32 +253,30 @@ def soil_water_phi(
     roles = file_roles(sensors, files.sensor_files())
     no_sensor_sites = sorted(set(files.sites) - set(roles["site_id"]))
 
-    with warehouse.get_connection() as con, tempfile.TemporaryDirectory() as spill:
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        con.execute(f"SET temp_directory = '{spill}'")
-        con.execute("SET preserve_insertion_order = false")
-        with soil_water_queries(con, roles, depths, QUALITY_RULES) as queries:
-            statistics = queries[("analysis", "soil_water_statistics")]
+    with tempfile.TemporaryDirectory(prefix="rootassets-swc-") as work:
+        # each site in its own DuckDB, sites in parallel; the file's write lock is held only to write the results
+        aggregates = aggregate_sites(
+            roles, depths, QUALITY_RULES, Path(work), neon.soil_water_workers, report=context.log.warning
+        )
+        failed = {a.site_id: a.error for a in aggregates if a.error is not None}
+        with warehouse.get_connection() as con:
+            queries, scopes = combined_queries(con, aggregates)
             wanted = {
                 "soil_water_phi_series": SERIES in selected,
                 "soil_water_quality": QUALITY in selected,
                 "soil_water_statistics": STATS in selected,
             }
-            counts = warehouse.write_sql(con, {k: q for k, q in queries.items() if wanted[k[1]]}, release)
+            chosen = {k: q for k, q in queries.items() if wanted[k[1]]}
+            counts = warehouse.write_sql(con, chosen, release, scopes)
             comment_tables(context, warehouse, [AssetKey(["analysis", name]) for name, want in wanted.items() if want])
-            series_preview = con.sql("SELECT * FROM swc_series ORDER BY site_id, start_time LIMIT 10").pl()
-            stats = con.sql(f"SELECT * FROM ({statistics}) ORDER BY site_id, variable").pl()
-            quality = con.sql("SELECT * FROM swc_quality ORDER BY site_id, role").pl()
-            steps = con.execute("SELECT count(*), count(phi) FROM swc_series").fetchall()[0]
-            left_out = dict(
-                con.execute("SELECT source_file, count(*) FROM swc_input_refused GROUP BY 1 ORDER BY 1").fetchall()
-            )
-        con.execute("RESET memory_limit")
-    for name, lines in left_out.items():
-        context.log.warning(
-            f"{name}: {lines} line(s) or the whole file left out of the soil-water aggregation; each is in "
-            "quarantine.soil_water_phi_series with its line and reason"
-        )
+            series, statistics = queries[("analysis", SERIES.path[1])], queries[("analysis", STATS.path[1])]
+            series_preview = con.sql(f"{series} ORDER BY site_id, start_time LIMIT 10").pl()
+            stats = con.sql(f"{statistics} ORDER BY site_id, variable").pl()
+            quality = con.sql(f"{queries[('analysis', QUALITY.path[1])]} ORDER BY site_id, role").pl()
+            steps = con.execute(f"SELECT count(*), count(phi) FROM ({series})").fetchall()[0]
+            refused = parquet_select([a.files[INPUT_REFUSED] for a in aggregates if a.error is None])
+            left_out = dict(con.execute(f"SELECT source_file, count(*) FROM ({refused}) GROUP BY ALL").fetchall())
+            con.unregister("swc_site_failures")
     stats = stats.with_columns(pl.lit(release).alias("release"))
     screened = screen(
         sensors.with_columns(pl.lit(release).alias("release")),
@@ -297,7 +304,10 @@ def soil_water_phi(
         "files_available": len(files.data),
         "sites_without_modality": no_sensor_sites,
         "roles": list(ROLES),
-        "memory_limit": MEMORY_LIMIT,
+        "memory_limit_mb": TOTAL_MEMORY_MB,  # shared by the sites' DuckDBs; each spills to disk beyond its share
+        "sites_aggregated": sum(1 for a in aggregates if a.error is None and a.site_id),
+        "sites_not_aggregated": failed,  # site -> why (its earlier rows kept; a quarantine row names it)
+        "workers": neon.soil_water_workers or "one per core",
     }
     if SENSORS in selected:
         yield MaterializeResult(

@@ -7,14 +7,21 @@ those temporary tables, screened against their contracts inside DuckDB.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
 
+from rootassets.neon.errors import NeonDataError
 from rootassets.neon.soil_water import read_csv_sql
 from rootassets.schemas import SQL_CONTRACTS
 from rootassets.science.soil_water import (
@@ -26,6 +33,7 @@ from rootassets.science.soil_water import (
     sufficiency_sql,
 )
 from rootassets.warehouse.quarantine import screened_queries
+from rootassets.warehouse.staging import EVERY_SITE, SiteScope
 
 SERIES_TABLE = "analysis.soil_water_phi_series"
 QUALITY_TABLE = "analysis.soil_water_quality"
@@ -98,3 +106,151 @@ def soil_water_queries(
             con.execute(f"DROP TABLE IF EXISTS {table}")
         con.unregister("swc_file_roles")
         con.unregister("swc_depths")
+
+
+# --- one site at a time, in its own DuckDB: sites in parallel, a failure confined to its site ---------------
+
+TABLES = (SERIES_TABLE, QUALITY_TABLE, STATS_TABLE)
+QUARANTINED = tuple(f"quarantine.{t.split('.')[1]}" for t in TABLES)
+INPUT_REFUSED = "input_refused"  # per site: the lines and files its aggregation left out (in quarantine too)
+TOTAL_MEMORY_MB = 2048  # shared by the workers: memory stays bounded whatever the number of rows
+
+
+@dataclass(frozen=True)
+class SiteAggregate:
+    """One site's soil-water tables as Parquet files (`schema.table` -> path, kept and quarantined rows, and
+    `input_refused`), or why the site could not be aggregated."""
+
+    site_id: str
+    files: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def aggregate_site(
+    site_id: str,
+    roles: pl.DataFrame,
+    depths: pl.DataFrame,
+    rules: SoilWaterQuality,
+    folder: str,
+    memory_limit_mb: int = TOTAL_MEMORY_MB,
+    threads: int | None = None,
+) -> SiteAggregate:
+    """The soil-water tables of one site (`roles` and `depths` of that site only), computed in an in-memory
+    DuckDB of its own that spills to `folder` beyond `memory_limit_mb`, written as Parquet under `folder`.
+    A failure is returned, not raised: it is that site's alone."""
+    start = time.perf_counter()
+    out = Path(folder) / (site_id or "no-site")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "memory_limit": f"{memory_limit_mb}MB",
+            "temp_directory": str(out / "spill"),
+            "preserve_insertion_order": False,
+        }
+        if threads:
+            config["threads"] = threads
+        with duckdb.connect(config=config) as con, soil_water_queries(con, roles, depths, rules) as queries:
+            files = {}
+            for (schema, table), select in queries.items():
+                files[f"{schema}.{table}"] = _copy(con, select, out / f"{schema}.{table}.parquet")
+            files[INPUT_REFUSED] = _copy(con, "SELECT * FROM swc_input_refused", out / f"{INPUT_REFUSED}.parquet")
+        return SiteAggregate(site_id, files, None, time.perf_counter() - start)
+    except (duckdb.Error, OSError, NeonDataError, ValueError) as exc:
+        return SiteAggregate(site_id, {}, _one_line(exc), time.perf_counter() - start)
+
+
+def aggregate_sites(
+    roles: pl.DataFrame,
+    depths: pl.DataFrame,
+    rules: SoilWaterQuality,
+    folder: Path,
+    workers: int = 0,
+    report: Callable[[str], None] | None = None,
+) -> list[SiteAggregate]:
+    """`aggregate_site` for every site of `roles`, `workers` at a time (0: one per core) in separate processes
+    sharing `TOTAL_MEMORY_MB`. With no site, one empty aggregate gives the tables their columns."""
+    sites = sorted(set(roles["site_id"].to_list()))
+    if not sites:
+        return [aggregate_site("", roles, depths, rules, str(folder))]
+    workers = min(len(sites), workers or os.cpu_count() or 1)
+    memory, threads = max(256, TOTAL_MEMORY_MB // workers), max(1, (os.cpu_count() or 1) // workers)
+    jobs = [
+        (s, roles.filter(pl.col("site_id") == s), depths.filter(pl.col("site_id") == s), rules, str(folder))
+        for s in sites
+    ]
+    if workers == 1:
+        done = [aggregate_site(*job, memory, threads) for job in jobs]
+    else:
+        # spawned, not forked: the parent (a Dagster run) has threads, which a fork would copy mid-state
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(aggregate_site, *job, memory, threads) for job in jobs]
+            done = []
+            for site, future in zip(sites, futures, strict=True):
+                try:
+                    done.append(future.result())
+                except Exception as exc:  # noqa: BLE001 - the worker died (killed, out of memory): this site failed
+                    done.append(SiteAggregate(site, {}, f"its worker process failed: {_one_line(exc)}"))
+    for aggregate in done:
+        if report is not None and aggregate.error is not None:
+            report(f"soil water at {aggregate.site_id} not aggregated: {aggregate.error}")
+    if all(a.error is not None for a in done):  # the tables still get their columns
+        done.append(aggregate_site("", roles.clear(), depths.clear(), rules, str(folder)))
+    return done
+
+
+def combined_queries(
+    con: duckdb.DuckDBPyConnection, aggregates: list[SiteAggregate]
+) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], SiteScope]]:
+    """The release's tables from the sites' Parquet files, and the scope each write replaces: a site that
+    failed keeps its earlier rows in the analysis tables, and its failure is a quarantine row of the phi
+    series naming the site (and the file, when the error names one). Registers `swc_site_failures` on `con`."""
+    done = [a for a in aggregates if a.error is None]
+    failed = [a for a in aggregates if a.error is not None]
+    con.register("swc_site_failures", _failure_rows(failed))
+    queries, scopes = {}, {}
+    keep = SiteScope(keep=tuple(a.site_id for a in failed))
+    for table in (*TABLES, *QUARANTINED):
+        key = (table.split(".")[0], table.split(".")[1])
+        queries[key] = parquet_select([a.files[table] for a in done])
+        scopes[key] = keep if key[0] != "quarantine" else EVERY_SITE
+    series_quarantine = ("quarantine", SERIES_TABLE.split(".")[1])
+    queries[series_quarantine] += " UNION ALL BY NAME SELECT * FROM swc_site_failures"
+    return queries, scopes
+
+
+def parquet_select(paths: list[str]) -> str:
+    quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+    return f"SELECT * FROM read_parquet([{quoted}], union_by_name = true)"
+
+
+def _failure_rows(failed: list[SiteAggregate]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "site_id": [a.site_id for a in failed],
+            "source_file": [_named_file(a.error or "") for a in failed],
+            "rule": ["site_not_aggregated"] * len(failed),
+            "column_name": [None] * len(failed),
+            "offending_value": [None] * len(failed),
+            "all_reasons": [a.error for a in failed],
+            "record": [None] * len(failed),
+        },
+        schema=dict.fromkeys(
+            ("site_id", "source_file", "rule", "column_name", "offending_value", "all_reasons", "record"), pl.String
+        ),
+    )
+
+
+def _named_file(message: str) -> str | None:
+    """The NEON file an error message names, if any."""
+    found = re.search(r"(NEON\.D[0-9]{2}\.[A-Z][A-Z0-9]{3}\.DP1\.00094\.001\.[^\s'\"]+\.csv)", message)
+    return found.group(1) if found else None
+
+
+def _copy(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> str:
+    con.execute(f"COPY ({select}) TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
+    return str(path)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())

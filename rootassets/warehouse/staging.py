@@ -14,7 +14,7 @@ refresh removes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -108,11 +108,11 @@ def write_queries(
     queries: dict[tuple[str, str], str],
     release: str,
     refresh_id: str | None,
-    scope: SiteScope = EVERY_SITE,
+    scope: SiteScope | Mapping[tuple[str, str], SiteScope] = EVERY_SITE,
 ) -> dict[str, int]:
-    """Replace `release`'s rows of each table (those `scope` names) with the rows of a SELECT run inside
-    DuckDB, in one transaction: staged under `refresh_id`, or directly visible when it is None. The SELECTs
-    must give rows of the scope's sites only."""
+    """Replace `release`'s rows of each table (those `scope` names: one for all tables, or per table) with the
+    rows of a SELECT run inside DuckDB, in one transaction: staged under `refresh_id`, or directly visible
+    when it is None. The SELECTs must give rows of the scope's sites only."""
     validate_release(release)
     if refresh_id is not None:
         validate_refresh(refresh_id)
@@ -122,6 +122,7 @@ def write_queries(
             _ensure_meta(con)
         for key, select in queries.items():
             schema, table = key
+            table_scope = scope if isinstance(scope, SiteScope) else scope.get(key, EVERY_SITE)
             tag = f", '{refresh_id}' AS {REFRESH_COLUMN}" if refresh_id else ""
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW incoming_rows AS "
@@ -131,14 +132,14 @@ def write_queries(
                 if schema == QUARANTINE and not _has_incoming_rows(con) and not exists(con, refresh_id, release, *key):
                     counts[f"{schema}.{table}"] = 0  # a quarantine table comes into being with its first row
                     continue
-                _check_scope(con, f"{schema}.{table}", scope)
+                _check_scope(con, f"{schema}.{table}", table_scope)
                 if refresh_id is None:
-                    target, condition = qualified(schema, table), f"release = '{release}' AND {scope.condition()}"
+                    target, condition = qualified(schema, table), f"release = '{release}' AND {table_scope.condition()}"
                     replace_rows(con, schema, table, None, condition, release)
                 else:
                     target, condition = staging_name(schema, table), _staged_rows(release, refresh_id)
                     replace_rows(con, STAGING, f"{schema}__{table}", None, condition, release)
-                    _record_staged(con, refresh_id, release, schema, table, scope)
+                    _record_staged(con, refresh_id, release, schema, table, table_scope)
             finally:
                 con.execute("DROP VIEW IF EXISTS incoming_rows")
             counts[f"{schema}.{table}"] = con.execute(f"SELECT count(*) FROM {target} WHERE {condition}").fetchall()[0][
