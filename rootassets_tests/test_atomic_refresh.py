@@ -225,3 +225,16 @@ def test_a_database_staged_before_site_scopes_still_commits(tmp_path: Path) -> N
     con.execute(f"INSERT INTO meta.staged_tables VALUES ('{refresh}', '{R1}', 'raw', 'a', now())")
     assert commit_refresh(con, refresh) == {f"{R1}:raw.a": 1}
     assert visible(con, "raw.a") == [(R1, 5)]
+
+
+def test_a_table_another_refresh_staged_empty_survives_this_refreshs_commit(tmp_path: Path) -> None:
+    """Two refreshes at once: one staged a table with zero rows; the other's commit empties the staging table
+    but must not drop it, or the first one's commit cannot find it."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    stage(con, {("analysis", "b"): frame(R1, []).cast({"v": pl.Int64, "release": pl.String})}, R1, first)
+    stage(con, {("analysis", "b"): frame(R2, [7])}, R2, second)
+    commit_refresh(con, second)
+    assert commit_refresh(con, first) == {f"{R1}:analysis.b": 0}
+    assert visible(con, "analysis.b") == [(R2, 7)]
+    assert con.execute("select count(*) from duckdb_tables() where schema_name = 'staging'").fetchall() == [(0,)]

@@ -345,16 +345,21 @@ def _staged_scopes(con: duckdb.DuckDBPyConnection, refresh_id: str) -> list[tupl
 
 
 def _drop_staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> None:
-    """Delete `refresh_id`'s staged rows; a staging table left empty is dropped (no empty twin of every table
-    in the file)."""
-    for _, schema, table in _staged(con, refresh_id):
-        name = staging_name(schema, table)
-        con.execute(f"DELETE FROM {name} WHERE {REFRESH_COLUMN} = ?", [refresh_id])
-        if not con.execute(f"SELECT EXISTS (SELECT 1 FROM {name})").fetchall()[0][0]:
-            con.execute(f"DROP TABLE {name}")
+    """Delete `refresh_id`'s staged rows; a staging table no refresh has staged rows in any more (none recorded
+    in meta, not even zero rows) is dropped: no empty twin of every table in the file."""
+    tables = sorted({(schema, table) for _, schema, table in _staged(con, refresh_id)})
+    for schema, table in tables:
+        con.execute(f"DELETE FROM {staging_name(schema, table)} WHERE {REFRESH_COLUMN} = ?", [refresh_id])
     for name in ("staged_tables", "staged_statements"):
         if table_columns(con, META, name) is not None:
             con.execute(f"DELETE FROM meta.{name} WHERE refresh_id = ?", [refresh_id])
+    for schema, table in tables:
+        name = staging_name(schema, table)
+        others = con.execute(
+            "SELECT count(*) FROM meta.staged_tables WHERE schema_name = ? AND table_name = ?", [schema, table]
+        ).fetchall()[0][0]
+        if not others and not con.execute(f"SELECT EXISTS (SELECT 1 FROM {name})").fetchall()[0][0]:
+            con.execute(f"DROP TABLE {name}")
 
 
 def _staged_rows(release: str, refresh_id: str) -> str:
