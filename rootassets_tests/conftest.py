@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from rootassets.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = (REPO / ".." / "shared" / "neon-snapshot").resolve()
 RELEASE = "RELEASE-2021"
+MATERIALIZED = re.compile(r"^  (\[\d+/\d+\] )?materialized \S+$")  # an asset `rootassets materialize` says it did
 # Fast retries for tests: same logic, shorter waits.
 FAST_RETRIES = RetryPolicy(attempts=6, backoff_base_s=0.01, backoff_max_s=0.05, read_timeout_s=5.0)
 

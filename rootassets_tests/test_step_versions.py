@@ -13,7 +13,7 @@ import pytest
 
 from rootassets.science.registry import code_version
 from rootassets.science.steps import STEPS
-from rootassets_tests.conftest import RELEASE, REPO
+from rootassets_tests.conftest import MATERIALIZED, RELEASE, REPO
 
 VERSIONS = (
     "import json; from rootassets.defs.steps import step_version; from rootassets.science.steps import STEPS; "
@@ -106,7 +106,7 @@ def test_an_edited_step_reruns_its_asset_and_its_downstream_only(tmp_path: Path,
     edit_function_body(root / "rootassets" / "science" / "phi.py", "value_in_increment")
     second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stderr[-2000:]
-    rerun = {line.split()[-1] for line in second.stdout.splitlines() if line.startswith("  materialized ")}
+    rerun = {line.split()[-1] for line in second.stdout.splitlines() if MATERIALIZED.match(line)}
 
     from rootassets.definitions import defs
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rootassets_tests.conftest import RELEASE, REPO, random_kill_point, staged_refreshes, warehouse_digest
+from rootassets_tests.conftest import MATERIALIZED, RELEASE, REPO, random_kill_point, staged_refreshes, warehouse_digest
 from rootassets_tests.planted import copy_release, plant_release
 
 NEXT_RELEASE = "RELEASE-2022"  # planted beside the snapshot's release: the one the release sensor requests
@@ -426,5 +426,5 @@ def test_a_ui_run_and_a_sensor_run_killed_at_random_points_change_nothing_visibl
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert not staged_refreshes(db)
     assert warehouse_digest(db) == earlier
-    redone = [line.split()[-1] for line in rerun.stdout.splitlines() if line.startswith("  materialized ")]
+    redone = [line.split()[-1] for line in rerun.stdout.splitlines() if MATERIALIZED.match(line)]
     assert redone and all(visibility(env, redone).values()), rerun.stdout
