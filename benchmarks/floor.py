@@ -38,7 +38,7 @@ from rootassets.science.registry import GOOD_ROWS, Read, gather_inputs
 from rootassets.science.report import REPORT_READS, report_markdown
 from rootassets.science.soil_water import SoilWaterQuality, file_roles, sensor_choice
 from rootassets.science.steps import STEPS
-from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions
+from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions, table_columns
 from rootassets.warehouse.quarantine import screen, screen_stacked, screened_frames
 from rootassets.warehouse.soil_water import aggregate_sites, combined_queries
 from rootassets.warehouse.sqlmodels import discover_models
@@ -60,6 +60,12 @@ class FloorWarehouse:
         return read_release(self.con, schema, table, release, where)
 
     def write(self, frames: dict[tuple[str, str], pl.DataFrame], release: str) -> None:
+        """As the assets write: a quarantine table comes into being with its first refused row."""
+        frames = {
+            key: frame
+            for key, frame in frames.items()
+            if frame.height or key[0] != "quarantine" or table_columns(self.con, *key) is not None
+        }
         replace_partitions(self.con, frames, release)
 
     def releases(self, schema: str, table: str) -> list[str]:
