@@ -277,6 +277,11 @@ def soil_water_phi(
             refused = parquet_select([a.files[INPUT_REFUSED] for a in aggregates if a.error is None])
             left_out = dict(con.execute(f"SELECT source_file, count(*) FROM ({refused}) GROUP BY ALL").fetchall())
             con.unregister("swc_site_failures")
+    for name, lines in left_out.items():
+        context.log.warning(
+            f"{name}: {lines} line(s) or the whole file left out of the soil-water aggregation; each is in "
+            "quarantine.soil_water_phi_series with its line and reason"
+        )
     stats = stats.with_columns(pl.lit(release).alias("release"))
     screened = screen(
         sensors.with_columns(pl.lit(release).alias("release")),
