@@ -44,3 +44,43 @@ def test_a_tight_cluster_spreads_its_labels() -> None:
     naive = overlapping(boxes(anchors, [OFFSETS[0]] * 8))
     placed = place_labels(anchors, [SIZE] * 8, OFFSETS)
     assert naive > 10 and overlapping(boxes(anchors, placed)) == 0
+
+
+def brute_force_labels(
+    anchors: np.ndarray, sizes: list[tuple[float, float]], offsets: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """The same greedy placement checking every label and marker against every other (quadratic): the
+    reference for the grid-indexed one."""
+    points = np.asarray(anchors, dtype=float)
+    crowd = (np.linalg.norm(points[:, None, :] - points[None, :, :], axis=2) < 30.0).sum(axis=1)
+    placed: list[tuple[float, float, float, float]] = []
+    chosen = [offsets[-1]] * len(sizes)
+    for i in sorted(range(len(sizes)), key=lambda k: (-crowd[k], k)):
+        x, y = points[i]
+        w, h = sizes[i]
+        for dx, dy in offsets:
+            box = (x + dx, y + dy, x + dx + w, y + dy + h)
+            clash = any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed)
+            clash = clash or any(
+                j != i and box[0] - 4.0 < px < box[2] + 4.0 and box[1] - 4.0 < py < box[3] + 4.0
+                for j, (px, py) in enumerate(points)
+            )
+            if not clash:
+                chosen[i] = (dx, dy)
+                break
+        dx, dy = chosen[i]
+        placed.append((x + dx, y + dy, x + dx + w, y + dy + h))
+    return chosen
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 600), st.floats(0, 400)), min_size=1, max_size=80),
+    st.lists(st.floats(10, 40), min_size=1, max_size=3),
+)
+def test_the_grid_indexed_placement_equals_checking_every_pair(
+    points: list[tuple[float, float]], widths: list[float]
+) -> None:
+    anchors = np.array(points)
+    sizes = [(widths[k % len(widths)], 13.2) for k in range(len(points))]
+    assert place_labels(anchors, sizes, OFFSETS) == brute_force_labels(anchors, sizes, OFFSETS)

@@ -121,30 +121,57 @@ def place_labels(
 ) -> list[tuple[float, float]]:
     """For each anchor (pixels), the first offset whose label box (`sizes`, pixels; the offset is its lower-left
     corner) overlaps neither a label already placed nor another anchor's marker; the last offset tried when
-    none is free. Greedy, densest anchors first, so crowded clusters get the near places."""
+    none is free. Greedy, densest anchors first, so crowded clusters get the near places.
+
+    Linear in the number of anchors for a bounded density: a label can only meet labels and markers of
+    anchors within its reach, found through a grid of cells that size, and every offset is tried at once."""
     n = len(sizes)
     if n == 0:
         return []
-    points = np.asarray(anchors, dtype=float)
-    crowd = (np.linalg.norm(points[:, None, :] - points[None, :, :], axis=2) < 30.0).sum(axis=1)
-    placed: list[tuple[float, float, float, float]] = []
-    chosen: list[tuple[float, float]] = [offsets[-1]] * n
+    points = np.asarray(anchors, dtype=float).reshape(n, 2)
+    shifts = np.asarray(offsets, dtype=float)
+    extents = np.asarray(sizes, dtype=float)
     marker = 4.0  # half a marker's width, pixels
+    reach = float(np.abs(shifts).max() + extents.max() + marker)  # farthest a label's box gets from its anchor
+    cell = 2 * reach  # two anchors farther apart than this cannot clash
+    keys = [(int(c[0]), int(c[1])) for c in np.floor(points / cell)]
+    grid: dict[tuple[int, int], list[int]] = {}
+    for index, key in enumerate(keys):
+        grid.setdefault(key, []).append(index)
+    crowd = np.zeros(n, dtype=int)
+    for index, (kx, ky) in enumerate(keys):
+        near = [j for dx in (-1, 0, 1) for dy in (-1, 0, 1) for j in grid.get((kx + dx, ky + dy), ())]
+        crowd[index] = int((np.linalg.norm(points[near] - points[index], axis=1) < 30.0).sum())
+    boxes = np.zeros((n, 4))
+    is_placed = np.zeros(n, dtype=bool)
+    chosen: list[tuple[float, float]] = [offsets[-1]] * n
     for i in sorted(range(n), key=lambda k: (-crowd[k], k)):
         x, y = points[i]
-        w, h = sizes[i]
-        for dx, dy in offsets:
-            box = (x + dx, y + dy, x + dx + w, y + dy + h)
-            clash = any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed)
-            clash = clash or any(
-                j != i and box[0] - marker < px < box[2] + marker and box[1] - marker < py < box[3] + marker
-                for j, (px, py) in enumerate(points)
-            )
-            if not clash:
-                chosen[i] = (dx, dy)
-                break
+        w, h = extents[i]
+        candidates = np.column_stack([x + shifts[:, 0], y + shifts[:, 1], x + shifts[:, 0] + w, y + shifts[:, 1] + h])
+        kx, ky = keys[i]
+        near = np.array([j for dx in (-1, 0, 1) for dy in (-1, 0, 1) for j in grid.get((kx + dx, ky + dy), ())])
+        others = near[near != i]
+        labels = boxes[near[is_placed[near]]]
+        clash = (
+            (candidates[:, None, 0] < labels[None, :, 2])
+            & (labels[None, :, 0] < candidates[:, None, 2])
+            & (candidates[:, None, 1] < labels[None, :, 3])
+            & (labels[None, :, 1] < candidates[:, None, 3])
+        ).any(axis=1)
+        px, py = points[others, 0], points[others, 1]
+        clash |= (
+            (candidates[:, None, 0] - marker < px[None, :])
+            & (px[None, :] < candidates[:, None, 2] + marker)
+            & (candidates[:, None, 1] - marker < py[None, :])
+            & (py[None, :] < candidates[:, None, 3] + marker)
+        ).any(axis=1)
+        free = np.flatnonzero(~clash)
+        if free.size:
+            chosen[i] = offsets[int(free[0])]
         dx, dy = chosen[i]
-        placed.append((x + dx, y + dy, x + dx + w, y + dy + h))
+        boxes[i] = (x + dx, y + dy, x + dx + w, y + dy + h)
+        is_placed[i] = True
     return chosen
 
 
