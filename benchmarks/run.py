@@ -386,7 +386,7 @@ data: {swc["files"]:,} files, **{swc["rows"]:,} rows**, {swc["gb"]:.1f} GB of CS
 
 | `rootassets materialize --select <the 5 soil-water assets> --force` | wall (s) | peak memory, all processes (MB) |
 |---|---|---|
-| one DuckDB for every site (before, stop 27; peak of the largest process) | 33.2 | 2340 |
+| one DuckDB for every site (the previous BENCHMARKS.md, measured 2026-11-24; peak of the largest process) | 33.2 | 2340 |
 | site by site, one at a time (`ROOTASSETS_SOIL_WATER_WORKERS=1`) | {swc["serial_wall"]:.1f} | {swc["serial_peak"]:.0f} |
 | site by site, {swc["cores"]} at once (the default: one per core) | {swc["wall"]:.1f} | {swc["peak"]:.0f} |
 
