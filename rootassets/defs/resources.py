@@ -20,6 +20,7 @@ from rootassets.neon.soil_water import SOIL_WATER_PRODUCT, soil_water_folder
 from rootassets.neon.source import NeonSource
 from rootassets.neon.stacking import StackedTable
 from rootassets.refresh import finish_run, mark_worker
+from rootassets.settings import DEFAULT_FILES_URL
 from rootassets.warehouse import qualified, read_release, replace_partitions, table_columns, transaction
 from rootassets.warehouse.staging import (
     EVERY_SITE,
@@ -225,7 +226,7 @@ class ArtifactStore(ConfigurableResource):
 
     home: str = Field(description="ROOTASSETS_HOME")
     files_url: str = Field(
-        default="http://127.0.0.1:3001",
+        default=DEFAULT_FILES_URL,
         description="ROOTASSETS_FILES_URL: where `rootassets ui` serves figures/ and reports/ to the UI",
     )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -124,7 +123,6 @@ class SiteAggregate:
     site_id: str
     files: dict[str, str] = field(default_factory=dict)
     error: str | None = None
-    seconds: float = 0.0
 
 
 def aggregate_site(
@@ -139,7 +137,6 @@ def aggregate_site(
     """The soil-water tables of one site (`roles` and `depths` of that site only), computed in an in-memory
     DuckDB of its own that spills to `folder` beyond `memory_limit_mb`, written as Parquet under `folder`.
     A failure is returned, not raised: it is that site's alone."""
-    start = time.perf_counter()
     out = Path(folder) / (site_id or "no-site")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -155,9 +152,9 @@ def aggregate_site(
             for (schema, table), select in queries.items():
                 files[f"{schema}.{table}"] = _copy(con, select, out / f"{schema}.{table}.parquet")
             files[INPUT_REFUSED] = _copy(con, "SELECT * FROM swc_input_refused", out / f"{INPUT_REFUSED}.parquet")
-        return SiteAggregate(site_id, files, None, time.perf_counter() - start)
+        return SiteAggregate(site_id, files)
     except (duckdb.Error, OSError, NeonDataError, ValueError) as exc:
-        return SiteAggregate(site_id, {}, _one_line(exc), time.perf_counter() - start)
+        return SiteAggregate(site_id, {}, _one_line(exc))
 
 
 def aggregate_sites(

@@ -318,13 +318,8 @@ def _describe_columns(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _staged(con: duckdb.DuckDBPyConnection, refresh_id: str) -> list[tuple[str, str, str]]:
-    validate_refresh(refresh_id)
-    if table_columns(con, META, "staged_tables") is None:
-        return []
-    return con.execute(
-        "SELECT DISTINCT release, schema_name, table_name FROM meta.staged_tables WHERE refresh_id = ? ORDER BY ALL",
-        [refresh_id],
-    ).fetchall()
+    """(release, schema, table) of each table `refresh_id` staged."""
+    return [(release, schema, table) for release, schema, table, _ in _staged_scopes(con, refresh_id)]
 
 
 def _staged_scopes(con: duckdb.DuckDBPyConnection, refresh_id: str) -> list[tuple[str, str, str, SiteScope]]:
