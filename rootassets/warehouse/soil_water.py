@@ -132,11 +132,13 @@ def aggregate_site(
     rules: SoilWaterQuality,
     folder: str,
     memory_limit_mb: int = TOTAL_MEMORY_MB,
-    threads: int | None = None,
 ) -> SiteAggregate:
     """The soil-water tables of one site (`roles` and `depths` of that site only), computed in an in-memory
     DuckDB of its own that spills to `folder` beyond `memory_limit_mb`, written as Parquet under `folder`.
-    A failure is returned, not raised: it is that site's alone."""
+    A failure is returned, not raised: it is that site's alone.
+
+    The DuckDB has one thread: its floating-point sums then always add in the same order, so a site's numbers
+    are the same to the last bit whatever the number of workers or cores (parallelism is across sites)."""
     out = Path(folder) / (site_id or "no-site")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -144,9 +146,8 @@ def aggregate_site(
             "memory_limit": f"{memory_limit_mb}MB",
             "temp_directory": str(out / "spill"),
             "preserve_insertion_order": False,
+            "threads": 1,
         }
-        if threads:
-            config["threads"] = threads
         with duckdb.connect(config=config) as con, soil_water_queries(con, roles, depths, rules) as queries:
             files = {}
             for (schema, table), select in queries.items():
@@ -171,17 +172,17 @@ def aggregate_sites(
     if not sites:
         return [aggregate_site("", roles, depths, rules, str(folder))]
     workers = min(len(sites), workers or os.cpu_count() or 1)
-    memory, threads = max(256, TOTAL_MEMORY_MB // workers), max(1, (os.cpu_count() or 1) // workers)
+    memory = max(256, TOTAL_MEMORY_MB // workers)
     jobs = [
         (s, roles.filter(pl.col("site_id") == s), depths.filter(pl.col("site_id") == s), rules, str(folder))
         for s in sites
     ]
     if workers == 1:
-        done = [aggregate_site(*job, memory, threads) for job in jobs]
+        done = [aggregate_site(*job, memory) for job in jobs]
     else:
         # spawned, not forked: the parent (a Dagster run) has threads, which a fork would copy mid-state
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(aggregate_site, *job, memory, threads) for job in jobs]
+            futures = [pool.submit(aggregate_site, *job, memory) for job in jobs]
             done = []
             for site, future in zip(sites, futures, strict=True):
                 try:
