@@ -265,7 +265,7 @@ def _materialize(args: argparse.Namespace) -> int:
 
     from dagster import AssetSelection, DagsterInstance
 
-    from rootassets.definitions import MAIN_JOB, defs
+    from rootassets.definitions import MAIN_JOB, SITES_JOB, defs
     from rootassets.defs.jobs import OPTIONAL
     from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
 
@@ -299,6 +299,8 @@ def _materialize(args: argparse.Namespace) -> int:
             asset_keys,
             force=args.force,
             say=lambda line: print(line if line.startswith("  ") else f"rootassets: {line}", flush=True),
+            sites_job_name=SITES_JOB,
+            site_workers=settings.soil_water_workers,
         )
         try:
             report = refresh.run()
@@ -313,6 +315,15 @@ def _materialize(args: argparse.Namespace) -> int:
             f"rootassets: {release} done: {len(report.materialized)} assets materialized; "
             f"{report.visible_tables} tables made visible at once"
         )
+        if report.failed_sites:
+            for site, why in sorted(report.failed_sites.items()):
+                print(f"  FAILED site partition {site}: {why}", file=sys.stderr)
+            _print_outputs(settings, release)
+            raise CliError(
+                f"{len(report.failed_sites)} soil-water site partition(s) failed: "
+                f"{', '.join(sorted(report.failed_sites))}; their earlier rows are unchanged, everything else "
+                f"was committed (re-run `rootassets materialize` to retry them)"
+            )
     if whole_release:
         raw = sum(1 for key in asset_keys if key.path[0] == "raw")
         uptodate.record(settings, release, inputs, {"raw": raw, "rest": len(asset_keys) - raw})

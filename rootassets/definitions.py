@@ -5,9 +5,9 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from rootassets.defs.analysis import analysis_assets
-from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
+from rootassets.defs.automation import build_site_sensors, neon_release_sensor, weekly_neon_refresh
 from rootassets.defs.harmonized import harmonized_assets
-from rootassets.defs.jobs import MAIN_JOB, main_job
+from rootassets.defs.jobs import MAIN_JOB, SITES_JOB, main_job, sites_job
 from rootassets.defs.marts import mart_assets
 from rootassets.defs.neon_documents import build_document_assets
 from rootassets.defs.neon_sources import build_neon_sources
@@ -19,7 +19,7 @@ from rootassets.defs.visibility import refresh_sensors, visibility_check_keys, v
 from rootassets.neon.declared import read_declared
 from rootassets.settings import Settings
 
-__all__ = ["MAIN_JOB", "build_definitions", "defs"]
+__all__ = ["MAIN_JOB", "SITES_JOB", "build_definitions", "defs"]
 
 
 def build_definitions(settings: Settings) -> Definitions:
@@ -35,12 +35,13 @@ def build_definitions(settings: Settings) -> Definitions:
         *mart_assets,
         *soil_water_assets,
     ]
+    jobs = [main_job(visibility_check_keys(assets)), sites_job(visibility_check_keys(assets))]
     return Definitions(
         assets=[build_neon_sources(declared), *assets],
         asset_checks=[visibility_checks(assets)],
-        jobs=[main_job(visibility_check_keys(assets))],
+        jobs=jobs,
         executor=in_process_executor,  # one process per run; the run commits itself (rootassets.refresh)
-        sensors=[neon_release_sensor, *refresh_sensors],
+        sensors=[neon_release_sensor, *refresh_sensors, *build_site_sensors(jobs)],
         schedules=[weekly_neon_refresh],
         resources={
             "warehouse": WarehouseResource(database=str(settings.database)),

@@ -21,11 +21,14 @@ see as the asset's good latest state, and the CLI treats such an asset as stale.
 
 from __future__ import annotations
 
+import importlib
+import multiprocessing
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,8 @@ from dagster import (
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
     RunsFilter,
 )
 
@@ -49,6 +54,7 @@ from rootassets.warehouse.staging import (
     committed,
     discard_refresh,
     staged_refreshes,
+    unstage_site,
     validate_refresh,
 )
 
@@ -338,6 +344,7 @@ class RefreshReport:
     fresh: list[str] = field(default_factory=list)
     visible_tables: int = 0
     runs: list[str] = field(default_factory=list)
+    failed_sites: dict[str, str] = field(default_factory=dict)  # site -> why its partition's run failed
 
 
 @dataclass
@@ -359,6 +366,9 @@ class Refresh:
     force: bool = False
     say: Callable[[str], None] = print
     refresh_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    sites_job_name: str | None = None  # the job of the release x site partitions
+    defs_module: str = "rootassets.definitions"  # where the site runs' processes find `defs`
+    site_workers: int = 0  # site partitions run at once (0: one per core)
 
     def run(self) -> RefreshReport:
         report = RefreshReport(self.refresh_id)
@@ -376,14 +386,21 @@ class Refresh:
             {parent for key in self.keys for parent in graph.get(key).parent_keys if graph.get(parent).is_observable},
             key=str,
         )
+        before, sites, after = split_at_site_partitions(graph, self.keys)
         if self.force:
-            self._execute([*sources, *self.keys], report)
+            self._execute([*sources, *before], report)
+            self._execute_sites(sites, report, force=True)
+            if after:
+                self._execute(after, report)
             return
-        raw = [k for k in self.keys if k.path[0] == "raw"]
-        rest = [k for k in self.keys if k.path[0] != "raw"]
+        raw = [k for k in before if k.path[0] == "raw"]
+        rest = [k for k in before if k.path[0] != "raw"]
         if sources:
             self._execute(sources, report)
-        for phase in (raw, rest):  # the raw run changes what is stale downstream: resolve after it
+        for phase in (raw, rest, sites, after):  # each run changes what is stale downstream: resolve after it
+            if phase is sites:
+                self._execute_sites(sites, report)
+                continue
             stale = with_downstream(
                 graph,
                 stale_or_missing(self.instance, graph, phase, self.release, self.database, self.refresh_id),
@@ -400,6 +417,50 @@ class Refresh:
             if stale:
                 self._execute(stale, report)
 
+    def _execute_sites(self, keys: list[AssetKey], report: RefreshReport, force: bool = False) -> None:
+        """Each site partition of the release (as the sites' upstream asset declared them) whose assets are
+        stale or missing, in runs side by side (`site_workers` processes). A failed site is taken back out of
+        the refresh: its earlier rows stay visible, the other sites are committed, and the report names it."""
+        if not keys or self.sites_job_name is None:
+            return
+        graph = self.defs.resolve_asset_graph()
+        partitions_def = graph.get(keys[0]).partitions_def
+        resolver = freshness(self.instance, graph)
+        wanted = []
+        for site in declared_sites(self.instance, graph, keys, self.release):
+            partition = site_partition_key(partitions_def, self.release, site)
+            if force or not all(resolver.is_fresh(k, partition) for k in keys):
+                wanted.append((site, partition))
+        fresh = len(declared_sites(self.instance, graph, keys, self.release)) - len(wanted)
+        if fresh:
+            self.say(f"{fresh} soil-water site partitions up to date (same code and inputs), not recomputed")
+        if not wanted:
+            return
+        self.say(f"{len(wanted)} site partitions of {self.release}, {self.site_workers or 'one per core'} at a time")
+        jobs = [
+            SiteRun(self.defs_module, self.sites_job_name, partition, site, [k.path for k in keys], self._tags())
+            for site, partition in wanted
+        ]
+        for done in run_site_partitions(jobs, self.site_workers):
+            report.runs.append(done.run_id)
+            report.materialized += done.materialized
+            if done.failures:
+                report.failed_sites[done.site] = "; ".join(f"{step}: {message}" for step, message in done.failures)
+                tables = {(k.path[0], k.path[1]) for k in keys} | {("quarantine", k.path[1]) for k in keys}
+                with connect_writable(self.database) as con:
+                    unstage_site(con, self.refresh_id, self.release, done.site, tables)
+                self.say(f"  site {done.site} FAILED (run {done.run_id}); its earlier rows stay visible")
+            else:
+                self.say(f"  site {done.site}: {len(done.materialized)} assets materialized (run {done.run_id})")
+
+    def _tags(self) -> dict[str, str]:
+        return {
+            PID_TAG: str(os.getpid()),
+            HOST_TAG: socket.gethostname(),
+            RELEASE_TAG: self.release,
+            REFRESH_TAG: self.refresh_id,
+        }
+
     def _execute(self, keys: list[AssetKey], report: RefreshReport) -> None:
         job = self.defs.resolve_job_def(self.job_name)
         run_id = str(uuid.uuid4())  # known before the run starts, so its progress can be followed
@@ -414,12 +475,7 @@ class Refresh:
                 raise_on_error=False,
                 run_id=run_id,
                 run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-                tags={
-                    PID_TAG: str(os.getpid()),
-                    HOST_TAG: socket.gethostname(),
-                    RELEASE_TAG: self.release,
-                    REFRESH_TAG: self.refresh_id,
-                },
+                tags=self._tags(),
             )
         finally:
             progress.finish()
@@ -486,3 +542,105 @@ def _failures(result: Any) -> list[tuple[str, str]]:
             error = error.cause
         out.append((event.step_key, error.message.strip() if error else "unknown error"))
     return out
+
+
+# --- release x site partitions ----------------------------------------------------------------------------------
+
+SITE_PARTITIONS_METADATA = "site_partitions"  # metadata by which an asset declares its release's site partitions
+
+
+def split_at_site_partitions(
+    graph: Any, keys: Sequence[AssetKey]
+) -> tuple[list[AssetKey], list[AssetKey], list[AssetKey]]:
+    """`keys` in three phases: release assets the site partitions do not feed, the site-partitioned assets
+    (multi-partitioned: release x site), and the release assets downstream of them."""
+    sites = [k for k in keys if isinstance(graph.get(k).partitions_def, MultiPartitionsDefinition)]
+    downstream: set[AssetKey] = set()
+    frontier = list(sites)
+    while frontier:
+        for child in graph.get(frontier.pop()).child_keys:
+            if child not in downstream:
+                downstream.add(child)
+                frontier.append(child)
+    before = [k for k in keys if k not in sites and k not in downstream]
+    after = [k for k in keys if k not in sites and k in downstream]
+    return before, sites, after
+
+
+def declared_sites(instance: DagsterInstance, graph: Any, keys: Sequence[AssetKey], release: str) -> list[str]:
+    """The sites of `release` that the site assets' upstream declared (metadata `site_partitions` of its latest
+    materialization of the release)."""
+    sites: set[str] = set()
+    for parent in sorted({p for k in keys for p in graph.get(k).parent_keys if p not in keys}, key=str):
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=parent, asset_partitions=[release]), limit=1
+        ).records
+        materialization = records[0].asset_materialization if records else None
+        value = materialization.metadata.get(SITE_PARTITIONS_METADATA) if materialization else None
+        if value is not None:
+            sites |= set(value.value)
+    return sorted(sites)
+
+
+def site_partition_key(partitions_def: MultiPartitionsDefinition, release: str, site: str) -> str:
+    """The partition key of `site` in `release`: the release dimension is the one of release partitions."""
+    dimensions = {}
+    for dimension in partitions_def.partitions_defs:
+        is_release = getattr(dimension.partitions_def, "name", None) == RELEASE_PARTITIONS
+        dimensions[dimension.name] = release if is_release else site
+    return str(MultiPartitionKey(dimensions))
+
+
+RELEASE_PARTITIONS = "neon_release"
+
+
+@dataclass(frozen=True)
+class SiteRun:
+    """One site partition's run, as a separate process executes it."""
+
+    defs_module: str
+    job_name: str
+    partition: str
+    site: str
+    keys: list[list[str]]
+    tags: dict[str, str]
+
+
+@dataclass
+class SiteRunResult:
+    site: str
+    run_id: str
+    materialized: list[str]
+    failures: list[tuple[str, str]]
+
+
+def run_site_partitions(runs: list[SiteRun], workers: int = 0) -> Iterator[SiteRunResult]:
+    """Execute `runs` in `workers` spawned processes (0: one per core), each run in process there; yield each
+    result as it ends. A process that dies fails its site alone."""
+    workers = max(1, min(len(runs), workers or os.cpu_count() or 1))
+    context = multiprocessing.get_context("spawn")  # the caller has threads, which a fork would copy mid-state
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {pool.submit(execute_site_run, run): run for run in runs}
+        for future in as_completed(futures):
+            run = futures[future]
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - the worker process died (killed, out of memory)
+                yield SiteRunResult(run.site, "none", [], [(run.partition, f"its process failed: {exc}")])
+
+
+def execute_site_run(run: SiteRun) -> SiteRunResult:
+    """In a worker process: one site partition's run on the instance of DAGSTER_HOME."""
+    defs = importlib.import_module(run.defs_module).defs
+    job = defs.resolve_job_def(run.job_name)
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=run.partition,
+            asset_selection=[AssetKey(k) for k in run.keys],
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            tags=run.tags,  # the launcher's pid: it commits or takes back this run's rows
+        )
+    materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
+    return SiteRunResult(run.site, result.run_id, materialized, [] if result.success else _failures(result))

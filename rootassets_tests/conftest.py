@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster import AssetsDefinition, DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import AssetKey, AssetsDefinition, DagsterInstance, ExecuteInProcessResult, materialize
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.client import NeonClient, RetryPolicy
 from rootassets.neon.mirror import FaultPlan, MirrorCatalogue, MirrorServer
 from rootassets.neon.tokens import unsigned_token
+from rootassets.refresh import declared_sites, site_partition_key, split_at_site_partitions
 from rootassets.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,19 +100,67 @@ def run_assets(
     api_url: str | None = None,
     release: str = RELEASE,
     raise_on_error: bool = True,
-) -> ExecuteInProcessResult:
-    """Materialize `assets` in process for one release on a temporary DuckDB."""
+    run_config: dict | None = None,
+) -> PhasedResult:
+    """Materialize `assets` in process for one release on a temporary DuckDB, as a refresh orders them: the
+    release assets, then each site partition the release declared (one run each), then the release assets
+    downstream of the sites. Each run commits itself. `run_config` is the first run's (the release assets')."""
     # Entered, the instance is the current one for Dagster's definitions-state lookups during the run; a
     # pointer left by an earlier test's instance (already deleted) would otherwise be used.
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [release])
-        return materialize(
-            assets,
-            resources=asset_resources(settings, api_url),
-            partition_key=release,
-            instance=instance,
-            raise_on_error=raise_on_error,
-        )
+        graph = AssetGraph.from_assets(assets)
+        keys = [k for a in assets for k in a.keys]
+        before, site_keys, after = split_at_site_partitions(graph, keys)
+        by_key = {k: a for a in assets for k in a.keys}
+        resources = asset_resources(settings, api_url)
+        results: list[ExecuteInProcessResult] = []
+
+        def run(selected: list[AssetKey], partition: str, config: dict | None = None) -> bool:
+            chosen = list({id(by_key[k]): by_key[k] for k in selected}.values())
+            results.append(
+                materialize(
+                    chosen,
+                    selection=selected,
+                    resources=resources,
+                    partition_key=partition,
+                    instance=instance,
+                    raise_on_error=raise_on_error,
+                    run_config=config,
+                )
+            )
+            return results[-1].success
+
+        if before and not run(before, release, run_config):
+            return PhasedResult(results)
+        if site_keys:
+            partitions_def = graph.get(site_keys[0]).partitions_def
+            for site in declared_sites(instance, graph, site_keys, release):
+                run(site_keys, site_partition_key(partitions_def, release, site))
+        if after:
+            run(after, release)
+        return PhasedResult(results)
+
+
+class PhasedResult:
+    """The runs of one `run_assets` call, read as one result."""
+
+    def __init__(self, results: list[ExecuteInProcessResult]) -> None:
+        self.results = results
+
+    @property
+    def success(self) -> bool:
+        return all(r.success for r in self.results)
+
+    @property
+    def all_events(self) -> list:
+        return [e for r in self.results for e in r.all_events]
+
+    def get_asset_materialization_events(self) -> list:
+        return [e for r in self.results for e in r.get_asset_materialization_events()]
+
+    def get_asset_check_evaluations(self) -> list:
+        return [e for r in self.results for e in r.get_asset_check_evaluations()]
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,8 @@ import duckdb
 import polars as pl
 import pytest
 from dagster import AssetKey, asset
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.raw import raw_assets
@@ -238,3 +240,55 @@ def test_a_table_another_refresh_staged_empty_survives_this_refreshs_commit(tmp_
     assert commit_refresh(con, first) == {f"{R1}:analysis.b": 0}
     assert visible(con, "analysis.b") == [(R2, 7)]
     assert con.execute("select count(*) from duckdb_tables() where schema_name = 'staging'").fetchall() == [(0,)]
+
+
+SITE_CODES = st.sampled_from(["ABBY", "BART", "CPER", "DSNY", "HARV"])
+SCOPES = st.one_of(
+    st.lists(SITE_CODES, max_size=4, unique=True).map(lambda s: SiteScope(only=tuple(sorted(s)))),
+    st.lists(SITE_CODES, max_size=4, unique=True).map(lambda s: SiteScope(keep=tuple(sorted(s)))),
+)
+
+
+def covered(scope: SiteScope) -> set[str]:
+    """The sites (of the five) whose rows a commit with `scope` replaces."""
+    every = {"ABBY", "BART", "CPER", "DSNY", "HARV"}
+    return (set(scope.only) if scope.only is not None else every) - set(scope.keep)
+
+
+@given(SCOPES, SCOPES)
+def test_two_writes_scopes_cover_the_union_of_their_sites(first: SiteScope, second: SiteScope) -> None:
+    assert covered(first.union(second)) == covered(first) | covered(second)
+    assert covered(second.union(first)) == covered(first) | covered(second)
+
+
+def test_site_partitions_of_one_refresh_stage_side_by_side_and_a_failed_one_is_taken_back(tmp_path: Path) -> None:
+    """Issue 18: one refresh's site partitions each stage their own site's rows (the second does not replace
+    the first's); the refresh's readers see staged sites plus the visible rows of the others; a site taken
+    back (its partition failed) keeps its visible rows at the commit; the release-level write that left
+    only the current sites removes a site that left the release."""
+    from rootassets.warehouse.staging import read_as_committed, unstage_site
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    old = [("ABBY", 1), ("BART", 2), ("CPER", 3), ("DSNY", 4)]
+    replace_partitions(con, {("analysis", "s"): sites_frame(R1, old)}, R1)
+    refresh = str(uuid.uuid4())
+    # the release level: the current sites are ABBY, BART and CPER (DSNY left the release); no rows yet
+    write_queries(
+        con,
+        {("analysis", "s"): "SELECT 'x' AS site_id, 0 AS v WHERE false"},
+        R1,
+        refresh,
+        SiteScope(keep=("ABBY", "BART", "CPER")),
+    )
+    for site, value in (("ABBY", 10), ("BART", 20), ("CPER", 30)):
+        write_queries(
+            con, {("analysis", "s"): f"SELECT '{site}' AS site_id, {value} AS v"}, R1, refresh, SiteScope(only=(site,))
+        )
+    seen = read_as_committed(con, refresh, R1, "analysis", "s")
+    assert seen.select("site_id", "v").rows() == [("ABBY", 10), ("BART", 20), ("CPER", 30)]
+    assert unstage_site(con, refresh, R1, "BART", {("analysis", "s")}) == 1  # BART's partition failed
+    seen = read_as_committed(con, refresh, R1, "analysis", "s")
+    assert seen.select("site_id", "v").rows() == [("ABBY", 10), ("BART", 2), ("CPER", 30)]
+    assert site_rows(con, "analysis.s") == [(R1, s, v) for s, v in old]  # nothing visible yet
+    commit_refresh(con, refresh)
+    assert site_rows(con, "analysis.s") == [(R1, "ABBY", 10), (R1, "BART", 2), (R1, "CPER", 30)]

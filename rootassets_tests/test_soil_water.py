@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -94,7 +96,9 @@ def test_soil_water_phi_and_surface_statistics_match_an_independent_computation(
     assert srer["modality"] == "bimodal"
     assert stats.filter(pl.col("site_id") == "SRER")["d2_cm"][0] == srer["d2_cm"]
     events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    assert events["soil_water_phi_series"]["sites_without_modality"].value == ["ZZZZ"]
+    assert events["soil_water_sensors"]["sites_without_modality"].value == ["ZZZZ"]
+    assert events["soil_water_sensors"]["site_partitions"].value == ["BART", "SRER"]
+    assert sorted(site_metadata(result, "soil_water_statistics")) == ["BART", "SRER"]  # one run per site
 
 
 def test_without_soil_water_files_the_tables_are_empty_and_say_why(snapshot_settings: Settings) -> None:
@@ -164,21 +168,12 @@ def test_a_30_minute_file_without_its_values_is_refused_naming_the_file(tmp_path
 
 def test_the_phi_steps_depths_reach_soil_water(snapshot_settings: Settings, generated: Path) -> None:
     # One setting, the unimodal D1 of the phi step, changes analysis.phi and the soil-water tables alike.
-    from dagster import DagsterInstance, materialize
-
-    from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
-    from rootassets_tests.conftest import asset_resources
-
     settings = dataclasses.replace(snapshot_settings, soil_water=generated)
-    with DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [RELEASE])
-        result = materialize(
-            [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets],
-            instance=instance,
-            partition_key=RELEASE,
-            resources=asset_resources(settings),
-            run_config={"ops": {"analysis_phi": {"config": {"unimodal_d1_cm": 35.0}}}},
-        )
+    result = run_assets(
+        settings,
+        [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets],
+        run_config={"ops": {"analysis_phi": {"config": {"unimodal_d1_cm": 35.0}}}},
+    )
     assert result.success
     with duckdb.connect(str(settings.database), read_only=True) as con:
         phi = con.execute("select distinct d1_cm from analysis.phi where site_id = 'BART'").fetchall()
@@ -213,7 +208,8 @@ def test_corrupted_files_of_one_site_are_quarantined_and_every_site_still_comput
     assert sites == [("BART",), ("SRER",)]
     by_file = {r["source_file"]: r for r in refused.iter_rows(named=True)}
     assert set(by_file) == {damaged.name, ragged.name, headless.name} and refused.height == 3
-    assert events_metadata(result)["soil_water_phi_series"]["input_left_out"].value == {
+    assert site_metadata(result, "soil_water_phi_series")["SRER"]["input_left_out"].value == {}
+    assert site_metadata(result, "soil_water_phi_series")["BART"]["input_left_out"].value == {
         damaged.name: 1,
         ragged.name: 1,
         headless.name: 1,
@@ -228,8 +224,13 @@ def test_corrupted_files_of_one_site_are_quarantined_and_every_site_still_comput
             assert row["rule"] == "malformed_record"
 
 
-def events_metadata(result) -> dict:
-    return {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+def site_metadata(result, table: str) -> dict:
+    """site -> the metadata of `table`'s materialization in that site's partition."""
+    return {
+        e.materialization.metadata["site"].value: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[-1] == table
+    }
 
 
 def test_a_site_that_cannot_be_aggregated_keeps_its_earlier_rows_and_the_others_are_written(
@@ -271,9 +272,11 @@ def test_a_site_that_cannot_be_aggregated_keeps_its_earlier_rows_and_the_others_
     assert [r for r in after if r[0] == "SRER"] == [r for r in before if r[0] == "SRER"]  # recomputed: the same
     assert refused.height == 1 and refused["site_id"][0] == "BART" and refused["release"][0] == RELEASE
     assert refused["source_file"][0] == vanishing.name and vanishing.name in refused["all_reasons"][0]
-    metadata = events_metadata(result)["soil_water_statistics"]
-    assert set(metadata["sites_not_aggregated"].value) == {"BART"}
-    assert metadata["sites_aggregated"].value == 1
+    metadata = site_metadata(result, "soil_water_statistics")
+    assert metadata["BART"]["aggregated"].value is False and metadata["SRER"]["aggregated"].value is True
+    assert vanishing.name in metadata["BART"]["not_aggregated_because"].value
+    checks = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations() if not e.passed}
+    assert set(checks) == {"site_aggregated"} and checks["site_aggregated"].metadata["site"].value == "BART"
 
 
 def test_sites_aggregated_in_parallel_processes_equal_one_at_a_time(generated: Path, tmp_path: Path) -> None:
@@ -302,3 +305,44 @@ def test_sites_aggregated_in_parallel_processes_equal_one_at_a_time(generated: P
     for key in tables[0]:  # to the last bit: each site's sums add in one order, whatever the workers
         assert_frame_equal(tables[0][key], tables[1][key], check_exact=True)
     assert tables[0][("analysis", "soil_water_statistics")]["site_id"].unique().sort().to_list() == ["BART", "SRER"]
+
+
+@pytest.mark.slow
+def test_the_cli_runs_each_site_partition_in_its_own_run_and_commits_them_with_the_release(
+    tmp_path: Path, snapshot: Path, generated: Path
+) -> None:
+    """Issue 18 item 4 through `rootassets materialize`: the release assets, then one run per release x site
+    partition (processes side by side), then the commit; a re-run finds every site partition up to date."""
+    from dagster import DagsterInstance, RunsFilter
+
+    from rootassets_tests.test_cli import cli
+
+    env = {
+        **os.environ,
+        "ROOTASSETS_HOME": str(tmp_path / "home"),
+        "ROOTASSETS_SNAPSHOT": str(snapshot),
+        "ROOTASSETS_SOIL_WATER": str(generated),
+        "ROOTASSETS_SOIL_WATER_WORKERS": "2",
+    }
+    env.pop("DAGSTER_HOME", None)
+    select = "+key:analysis/soil_water_statistics"
+    done = cli("materialize", "--release", RELEASE, "--select", select, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"2 site partitions of {RELEASE}, 2 at a time" in done.stdout
+    for site in ("BART", "SRER"):
+        assert re.search(rf"^  site {site}: 3 assets materialized \(run [0-9a-f-]+\)$", done.stdout, re.M), done.stdout
+    with duckdb.connect(str(tmp_path / "home" / "rootassets.duckdb"), read_only=True) as con:
+        sites = con.execute("select distinct site_id from analysis.soil_water_statistics order by 1").fetchall()
+        committed = con.execute(
+            "select count(distinct refresh_id) from meta.commits where table_name = 'soil_water_statistics'"
+        ).fetchall()
+    assert sites == [("BART",), ("SRER",)]
+    assert committed == [(1,)]  # the sites' rows and the release's tables: one refresh, one commit
+    with DagsterInstance.from_config(str(tmp_path / "home" / "dagster")) as instance:
+        partitions = {
+            r.tags.get("dagster/partition") for r in instance.get_runs(RunsFilter(job_name="soil_water_sites_job"))
+        }
+    assert partitions == {f"{RELEASE}|BART", f"{RELEASE}|SRER"}
+    again = cli("materialize", "--release", RELEASE, "--select", select, "--full-check", env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "2 soil-water site partitions up to date (same code and inputs), not recomputed" in again.stdout

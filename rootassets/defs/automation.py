@@ -2,27 +2,39 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
+    RunStatusSensorContext,
     ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    run_status_sensor,
     schedule,
     sensor,
 )
 
-from rootassets.defs.jobs import MAIN_JOB
+from rootassets.defs.jobs import MAIN_JOB, SITES_JOB
 from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS, neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.errors import NeonError
 from rootassets.neon.identifiers import RELEASE_PATTERN, InvalidIdentifierError, release_sort_key
+from rootassets.refresh import (
+    RELEASE_TAG,
+    declared_sites,
+    site_partition_key,
+    split_at_site_partitions,
+)
 from rootassets.warehouse import connect_read_only
-from rootassets.warehouse.staging import committed_releases
+from rootassets.warehouse.staging import REFRESH_TAG, committed_releases
 
 SENSOR_INTERVAL_S = 6 * 3600
 RESULT_TABLE = ("analysis", "site_modality")  # a release whose labels are committed needs no refresh run
@@ -69,8 +81,11 @@ def neon_release_sensor(
         context.log.info(f"requesting a run of {MAIN_JOB} for release {tag} (partition {tag}, run key {tag})")
     existing = set(context.instance.get_dynamic_partitions(NEON_RELEASE_PARTITIONS))
     to_add = [t for t in new if t not in existing]
+    before = release_phases(context.repository_def)[0]
     return SensorResult(
-        run_requests=[RunRequest(run_key=tag, partition_key=tag, tags={"rootassets/release": tag}) for tag in new],
+        run_requests=[
+            RunRequest(run_key=tag, partition_key=tag, tags={RELEASE_TAG: tag}, asset_selection=before) for tag in new
+        ],
         dynamic_partitions_requests=[neon_release.build_add_request(to_add)] if to_add else [],
         cursor=cursor,
     )
@@ -108,5 +123,117 @@ def weekly_neon_refresh(context: ScheduleEvaluationContext, neon: NeonSourceReso
     return RunRequest(
         run_key=f"{PROVISIONAL}-{generation}",
         partition_key=PROVISIONAL,
-        tags={GENERATION_TAG: generation, "rootassets/release": PROVISIONAL},
+        tags={GENERATION_TAG: generation, RELEASE_TAG: PROVISIONAL},
+        asset_selection=release_phases(context.repository_def)[0],
+    )
+
+
+# --- the refresh's three phases, run by run: the release's assets, its site partitions, what reads them ---------
+
+PHASE_TAG = "rootassets/phase"  # "release" (before the sites), "sites", "after_sites"
+PARENT_TAG = "rootassets/after_run"  # the run whose success requested this one
+
+
+def release_phases(repository: object) -> tuple[list[AssetKey], list[AssetKey], list[AssetKey]]:
+    """The main job's assets before the site partitions, the site-partitioned assets, and the main job's assets
+    downstream of them (`rootassets.refresh.split_at_site_partitions`)."""
+    graph = repository.asset_graph  # type: ignore[attr-defined]
+    main = sorted(repository.get_job(MAIN_JOB).asset_layer.selected_asset_keys, key=str)  # type: ignore[attr-defined]
+    sites = sorted(repository.get_job(SITES_JOB).asset_layer.selected_asset_keys, key=str)  # type: ignore[attr-defined]
+    before, _, after = split_at_site_partitions(graph, [*main, *sites])
+    return before, sites, after
+
+
+def _materialized(context: RunStatusSensorContext, run_id: str) -> set[AssetKey]:
+    records = context.instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    return {r.dagster_event.asset_key for r in records if r.dagster_event and r.dagster_event.asset_key}
+
+
+def build_site_sensors(jobs: list[Any]) -> list[Any]:
+    """The run-status sensors that chain a release run, its site partitions and what reads them (`jobs`: the
+    main job and the sites job, which they request)."""
+
+    @run_status_sensor(
+        run_status=DagsterRunStatus.SUCCESS,
+        name="soil_water_sites_after_release_run",
+        request_jobs=jobs,
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="After a run of the main job that committed a release's soil-water sensors, requests one run of "
+        "soil_water_sites_job per site partition the release declared (side by side), or, with no site, the main "
+        "job's assets that read the soil-water tables. `rootassets materialize` runs these phases itself.",
+    )
+    def soil_water_sites_after_release_run(context: RunStatusSensorContext) -> list[RunRequest] | SkipReason:
+        run = context.dagster_run
+        if run.job_name != MAIN_JOB or REFRESH_TAG in run.tags or run.tags.get(PHASE_TAG) == "after_sites":
+            return SkipReason("not a release run that commits itself")
+        before, sites, after = release_phases(context.repository_def)
+        graph = context.repository_def.asset_graph
+        upstream = {p for k in sites for p in graph.get(k).parent_keys}
+        if not (_materialized(context, run.run_id) & upstream):
+            return SkipReason(f"run {run.run_id} did not refresh the soil-water sites' inputs")
+        release = run.tags.get("dagster/partition", "")
+        declared = declared_sites(context.instance, graph, sites, release)
+        tags = {PARENT_TAG: run.run_id, RELEASE_TAG: release}
+        if not declared:
+            return [_after_sites(run.run_id, release, after)]
+        partitions_def = graph.get(sites[0]).partitions_def
+        return [
+            RunRequest(
+                job_name=SITES_JOB,
+                run_key=f"{run.run_id}:{site}",
+                partition_key=site_partition_key(partitions_def, release, site),
+                tags={**tags, PHASE_TAG: "sites"},
+            )
+            for site in declared
+        ]
+
+    @run_status_sensor(
+        run_status=DagsterRunStatus.SUCCESS,
+        name="release_after_soil_water_sites",
+        request_jobs=jobs,
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="When the last site partition run requested after a release run has ended (succeeded, or "
+        "failed: its site keeps its earlier rows), requests the main job's assets that read the soil-water tables "
+        "for that release, once.",
+    )
+    def release_after_soil_water_sites(context: RunStatusSensorContext) -> RunRequest | SkipReason:
+        return _after_all_sites(context)
+
+    @run_status_sensor(
+        run_status=DagsterRunStatus.FAILURE,
+        name="release_after_failed_soil_water_site",
+        request_jobs=jobs,
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Like release_after_soil_water_sites, when the last site partition run to end failed.",
+    )
+    def release_after_failed_soil_water_site(context: RunStatusSensorContext) -> RunRequest | SkipReason:
+        return _after_all_sites(context)
+
+    return [soil_water_sites_after_release_run, release_after_soil_water_sites, release_after_failed_soil_water_site]
+
+
+def _after_all_sites(context: RunStatusSensorContext) -> RunRequest | SkipReason:
+    run = context.dagster_run
+    parent = run.tags.get(PARENT_TAG)
+    if run.job_name != SITES_JOB or parent is None:
+        return SkipReason("not a site partition run requested after a release run")
+    siblings = context.instance.get_runs(filters=RunsFilter(tags={PARENT_TAG: parent}, job_name=SITES_JOB))
+    ended = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    waiting = [r.run_id for r in siblings if r.status not in ended]
+    if waiting:
+        return SkipReason(f"{len(waiting)} site partition runs after run {parent} still going")
+    after = release_phases(context.repository_def)[2]
+    return _after_sites(parent, run.tags.get(RELEASE_TAG, ""), after)
+
+
+def _after_sites(parent: str, release: str, after: list[AssetKey]) -> RunRequest:
+    return RunRequest(
+        job_name=MAIN_JOB,
+        run_key=f"{parent}:after_sites",
+        partition_key=release,
+        asset_selection=after,
+        tags={PARENT_TAG: parent, RELEASE_TAG: release, PHASE_TAG: "after_sites"},
     )

@@ -29,7 +29,7 @@ from rootassets.warehouse.staging import (
     exists,
     is_staged,
     preview_commit,
-    read_staged,
+    read_as_committed,
     stage,
     stage_statement,
     validate_refresh,
@@ -77,11 +77,12 @@ class WarehouseResource(DuckDBResource):
             yield con
 
     def read(self, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
-        """The rows of `release` in `schema.table` as this run sees them: what it staged, else the visible
-        rows (`where`: a fixed SQL condition, never user input)."""
+        """The rows of `release` in `schema.table` as this run sees them: what it staged (with the visible rows
+        of the sites it did not stage, when it staged site partitions), else the visible rows (`where`: a fixed
+        SQL condition, never user input)."""
         with self.get_connection() as con:
             if self._refresh_id and is_staged(con, self._refresh_id, release, schema, table):
-                return read_staged(con, self._refresh_id, release, schema, table, where)
+                return read_as_committed(con, self._refresh_id, release, schema, table, where)
             return read_release(con, schema, table, release, where)
 
     def write_sql(

@@ -8,7 +8,6 @@ snapshot has none), the tables are written empty and the metadata says so.
 
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import polars as pl
 from dagster import (
@@ -27,15 +26,17 @@ from dagster import (
 
 from rootassets.defs.metadata import comment_statement, table_metadata
 from rootassets.defs.neon_sources import SOIL_WATER, source_key
-from rootassets.defs.partitions import neon_release
+from rootassets.defs.partitions import NEON_SITE_PARTITIONS, neon_release, release_and_site, release_site
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.errors import NeonTokenError
-from rootassets.neon.identifiers import validate_release
+from rootassets.neon.identifiers import validate_release, validate_site
 from rootassets.neon.soil_water import (
+    SoilWaterFiles,
     corrected_depths,
     discover,
     read_sensor_positions,
 )
+from rootassets.refresh import SITE_PARTITIONS_METADATA
 from rootassets.schemas import CONTRACTS
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import GOOD_ROWS, module_version
@@ -53,10 +54,12 @@ from rootassets.warehouse.soil_water import (
     SERIES_TABLE,
     STATS_TABLE,
     TOTAL_MEMORY_MB,
-    aggregate_sites,
+    aggregate_site,
     combined_queries,
     parquet_select,
+    partition_queries,
 )
+from rootassets.warehouse.staging import SiteScope
 
 SOIL_WATER_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
 
@@ -199,13 +202,80 @@ def swc_sources(
             SENSORS,
             group_name="soil_water",
             kinds={"duckdb"},
-            deps=[POSITIONS, AssetKey(["analysis", "phi"])],
+            deps=[POSITIONS, FILES, AssetKey(["analysis", "phi"])],
             description="`analysis.soil_water_sensors`: per site, sensor position and period, the sensor used "
             "for D1, D2 (nearest depth; the depths analysis.phi used, so phi's parameters apply here too) and the "
             "surface (shallowest), from `valid_from` to `valid_to`: a sensor that was moved has each depth for "
             "its own period only. Depths come from NEON's corrected installation depths (swc_depthsV2.csv) where "
-            "the download has them, else from sensor_positions; `depth_source` says which.",
+            "the download has them, else from sensor_positions; `depth_source` says which. Each site with a "
+            "sensor here gets its site partition of the soil-water series and statistics.",
         ),
+    ],
+    **COMMON,
+)
+def soil_water_sensors(
+    context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    release = validate_release(context.partition_key)
+    files = discover(neon.soil_water_release_folder(release))
+    depths = depths_used(warehouse.read("analysis", "phi", release))  # D1/D2 as the phi step chose them
+    positions = warehouse.read("raw", "swc_sensor_positions", release, GOOD_ROWS)
+    sensors = sensor_choice(positions, corrected_depths(files), depths.drop("modality"))
+    sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
+    screened = screen(
+        sensors.with_columns(pl.lit(release).alias("release")),
+        CONTRACTS["analysis.soil_water_sensors"],
+        "analysis.soil_water_sensors",
+        release,
+    )
+    sensors = screened.kept
+    warehouse.write(
+        {("analysis", "soil_water_sensors"): sensors, ("quarantine", "soil_water_sensors"): screened.quarantined},
+        release,
+    )
+    comment_tables(context, warehouse, [SENSORS])
+    sites = site_partitions(sensors, files)
+    with tempfile.TemporaryDirectory(prefix="rootassets-swc-") as work, warehouse.get_connection() as con:
+        # no rows, every site but this release's: the site tables exist (with no site, downstream reads zero
+        # rows), and a site that left the release leaves them; each site partition then writes its own rows
+        roles = file_roles(sensors.drop("release"), files.sensor_files())
+        empty = aggregate_site("", roles.clear(), depths.clear(), QUALITY_RULES, work)
+        queries, _ = combined_queries(con, [empty])
+        others = SiteScope(keep=tuple(sites))
+        warehouse.write_sql(con, {k: q for k, q in queries.items() if k[0] != "quarantine"}, release, others)
+        con.unregister("swc_site_failures")
+    registered = set(context.instance.get_dynamic_partitions(NEON_SITE_PARTITIONS))
+    if set(sites) - registered:
+        context.instance.add_dynamic_partitions(NEON_SITE_PARTITIONS, sorted(set(sites) - registered))
+    return MaterializeResult(
+        asset_key=SENSORS,
+        metadata={
+            **table_metadata(sensors, release, table="analysis.soil_water_sensors"),
+            **screened.summary(),
+            "depths_from": "analysis.phi (the D1 and D2 its parameters chose for each site)",
+            "sensor_depths_from": files.corrected_depths.name
+            if files.corrected_depths is not None
+            else "sensor_positions (the download has no swc_depthsV2.csv or swc_depths.csv)",
+            "sensor_periods_by_depth_source": dict(
+                sensors.group_by("depth_source").len().sort("depth_source").iter_rows()
+            )
+            if sensors.height
+            else {},
+            "files_available": len(files.data),
+            "sites_without_modality": sorted(set(files.sites) - set(sensors["site_id"].to_list())),
+            SITE_PARTITIONS_METADATA: sites,  # release x site partitions of the soil-water series and statistics
+        },
+    )
+
+
+def site_partitions(sensors: pl.DataFrame, files: SoilWaterFiles) -> list[str]:
+    """The sites of the release whose soil water is aggregated: a chosen sensor with 30-minute files."""
+    with_files = set(files.sites)
+    return sorted(s for s in set(sensors["site_id"].drop_nulls().to_list()) if s in with_files)
+
+
+@multi_asset(
+    specs=[
         AssetSpec(
             SERIES,
             group_name="soil_water",
@@ -213,7 +283,7 @@ def swc_sources(
             deps=[FILES, SENSORS],
             description="`analysis.soil_water_phi_series`: per site and 30-minute step, soil water content "
             "at D1, D2 and the surface (mean over positions of valid values) and "
-            "phi = swc_d2 / swc_d1. Aggregated inside DuckDB from the NEON files.",
+            "phi = swc_d2 / swc_d1. Aggregated inside DuckDB from the NEON files, one site partition at a time.",
         ),
         AssetSpec(
             QUALITY,
@@ -236,99 +306,75 @@ def swc_sources(
             "a site with too few steps with phi is reported, not silently averaged with the others).",
         ),
     ],
+    check_specs=[
+        AssetCheckSpec(
+            "site_aggregated",
+            asset=STATS,
+            description="Fails when the site's files could not be aggregated (a file unreadable as a whole, "
+            "DuckDB out of memory): the site keeps its earlier rows, and quarantine.soil_water_phi_series has a "
+            "site_not_aggregated row naming the file.",
+        ),
+    ],
     can_subset=True,
-    **COMMON,
+    partitions_def=release_site,
+    code_version=SOIL_WATER_CODE_VERSION,
 )
-def soil_water_phi(
+def soil_water_site(
     context: AssetExecutionContext, neon: NeonSourceResource, warehouse: WarehouseResource
 ) -> Iterator[MaterializeResult]:
-    """Phi of soil water content per time step, and its statistics."""
-    release = validate_release(context.partition_key)
+    """Phi of soil water content per time step, and its statistics, for one site of one release: computed in
+    a DuckDB of its own (one thread, spilling to disk), so site partitions run side by side in separate runs,
+    and written as that site's rows only."""
+    release, site = release_and_site(context.partition_key)
+    release, site = validate_release(release), validate_site(site)
     selected = context.selected_asset_keys
     files = discover(neon.soil_water_release_folder(release))
-    depths = depths_used(warehouse.read("analysis", "phi", release))  # D1/D2 as the phi step chose them
-    positions = warehouse.read("raw", "swc_sensor_positions", release, GOOD_ROWS)
-    sensors = sensor_choice(positions, corrected_depths(files), depths.drop("modality"))
-    sensors = sensors.join(depths.select("site_id", "modality"), on="site_id", how="left")
-    roles = file_roles(sensors, files.sensor_files())
-    no_sensor_sites = sorted(set(files.sites) - set(roles["site_id"]))
-
-    with tempfile.TemporaryDirectory(prefix="rootassets-swc-") as work:
-        # each site in its own DuckDB, sites in parallel; the file's write lock is held only to write the results
-        aggregates = aggregate_sites(
-            roles, depths, QUALITY_RULES, Path(work), neon.soil_water_workers, report=context.log.warning
-        )
-        failed = {a.site_id: a.error for a in aggregates if a.error is not None}
+    depths = depths_used(warehouse.read("analysis", "phi", release)).filter(pl.col("site_id") == site)
+    sensors = warehouse.read("analysis", "soil_water_sensors", release, f"site_id = '{site}'")
+    roles = file_roles(sensors.drop("release"), files.sensor_files())
+    with tempfile.TemporaryDirectory(prefix=f"rootassets-swc-{site}-") as work:
+        aggregate = aggregate_site(site, roles, depths, QUALITY_RULES, work)
+        empty = aggregate_site("", roles.clear(), depths.clear(), QUALITY_RULES, work) if aggregate.error else None
+        if aggregate.error:
+            context.log.warning(f"soil water at {site} not aggregated: {aggregate.error}")
         with warehouse.get_connection() as con:
-            queries, scopes = combined_queries(con, aggregates)
-            wanted = {
-                "soil_water_phi_series": SERIES in selected,
-                "soil_water_quality": QUALITY in selected,
-                "soil_water_statistics": STATS in selected,
-            }
-            chosen = {k: q for k, q in queries.items() if wanted[k[1]]}
+            queries, scopes = partition_queries(con, site, aggregate, empty)
+            wanted = {SERIES: SERIES in selected, QUALITY: QUALITY in selected, STATS: STATS in selected}
+            chosen = {k: q for k, q in queries.items() if wanted.get(AssetKey(list(k)), True)}
             counts = warehouse.write_sql(con, chosen, release, scopes)
-            comment_tables(context, warehouse, [AssetKey(["analysis", name]) for name, want in wanted.items() if want])
+            comment_tables(context, warehouse, [key for key, want in wanted.items() if want])
             series, statistics = queries[("analysis", SERIES.path[1])], queries[("analysis", STATS.path[1])]
-            series_preview = con.sql(f"{series} ORDER BY site_id, start_time LIMIT 10").pl()
-            stats = con.sql(f"{statistics} ORDER BY site_id, variable").pl()
-            quality = con.sql(f"{queries[('analysis', QUALITY.path[1])]} ORDER BY site_id, role").pl()
+            series_preview = con.sql(f"{series} ORDER BY start_time LIMIT 10").pl()
+            stats = con.sql(f"{statistics} ORDER BY variable").pl()
+            quality = con.sql(f"{queries[('analysis', QUALITY.path[1])]} ORDER BY role").pl()
             steps = con.execute(f"SELECT count(*), count(phi) FROM ({series})").fetchall()[0]
-            refused = parquet_select([a.files[INPUT_REFUSED] for a in aggregates if a.error is None])
-            left_out = dict(con.execute(f"SELECT source_file, count(*) FROM ({refused}) GROUP BY ALL").fetchall())
+            refused = parquet_select([aggregate.files[INPUT_REFUSED]] if aggregate.error is None else [])
+            left_out = (
+                dict(con.execute(f"SELECT source_file, count(*) FROM ({refused}) GROUP BY ALL").fetchall())
+                if aggregate.error is None
+                else {}
+            )
             con.unregister("swc_site_failures")
     for name, lines in left_out.items():
         context.log.warning(
             f"{name}: {lines} line(s) or the whole file left out of the soil-water aggregation; each is in "
             "quarantine.soil_water_phi_series with its line and reason"
         )
-    stats = stats.with_columns(pl.lit(release).alias("release"))
-    screened = screen(
-        sensors.with_columns(pl.lit(release).alias("release")),
-        CONTRACTS["analysis.soil_water_sensors"],
-        "analysis.soil_water_sensors",
-        release,
-    )
-    sensors = screened.kept
-    if SENSORS in selected:
-        warehouse.write(
-            {("analysis", "soil_water_sensors"): sensors, ("quarantine", "soil_water_sensors"): screened.quarantined},
-            release,
-        )
-        comment_tables(context, warehouse, [SENSORS])
     common = {
-        "depths_from": "analysis.phi (the D1 and D2 its parameters chose for each site)",
-        "sensor_depths_from": files.corrected_depths.name
-        if files.corrected_depths is not None
-        else "sensor_positions (the download has no swc_depthsV2.csv or swc_depths.csv)",
-        "sensor_periods_by_depth_source": dict(sensors.group_by("depth_source").len().sort("depth_source").iter_rows())
-        if sensors.height
-        else {},
+        "site": site,
+        "aggregated": aggregate.error is None,
+        "not_aggregated_because": aggregate.error or "",  # its earlier rows kept; a quarantine row names it
         "files_read": roles["path"].n_unique(),
         "input_left_out": left_out,  # file -> lines DuckDB could not read (or 1: the file refused whole)
-        "files_available": len(files.data),
-        "sites_without_modality": no_sensor_sites,
         "roles": list(ROLES),
-        "memory_limit_mb": TOTAL_MEMORY_MB,  # shared by the sites' DuckDBs; each spills to disk beyond its share
-        "sites_aggregated": sum(1 for a in aggregates if a.error is None and a.site_id),
-        "sites_not_aggregated": failed,  # site -> why (its earlier rows kept; a quarantine row names it)
-        "workers": neon.soil_water_workers or "one per core",
+        "memory_limit_mb": TOTAL_MEMORY_MB,  # this site's DuckDB spills to disk beyond it
     }
-    if SENSORS in selected:
-        yield MaterializeResult(
-            asset_key=SENSORS,
-            metadata={
-                **table_metadata(sensors, release, table="analysis.soil_water_sensors"),
-                **screened.summary(),
-                **common,
-            },
-        )
     if SERIES in selected:
         yield MaterializeResult(
             asset_key=SERIES,
             metadata={
                 **table_metadata(series_preview, release, table=SERIES_TABLE),
-                "dagster/row_count": counts["analysis.soil_water_phi_series"],
+                "dagster/row_count": counts[SERIES_TABLE],
                 "rows_quarantined": counts["quarantine.soil_water_phi_series"],
                 "time_steps": steps[0],
                 "time_steps_with_phi": steps[1],
@@ -347,6 +393,7 @@ def soil_water_phi(
             },
         )
     if STATS in selected:
+        stats = stats.with_columns(pl.lit(release).alias("release"))
         insufficient = stats.filter(~pl.col("sufficient_data")) if stats.height else stats
         yield MaterializeResult(
             asset_key=STATS,
@@ -354,13 +401,25 @@ def soil_water_phi(
                 **table_metadata(stats, release, table=STATS_TABLE),
                 "statistics": list(STATISTICS),
                 "quality_rules": QUALITY_RULES.as_metadata(),
-                "sites_with_too_little_data": sorted(set(insufficient["site_id"].to_list())),
+                "too_little_data": bool(insufficient.height),
                 **common,
             },
+            check_results=[
+                AssetCheckResult(
+                    asset_key=STATS,
+                    check_name="site_aggregated",
+                    passed=aggregate.error is None,
+                    severity=AssetCheckSeverity.WARN,
+                    metadata={"site": site, "error": aggregate.error or ""},
+                )
+            ]
+            if AssetCheckKey(STATS, "site_aggregated") in context.selected_asset_check_keys
+            else [],
         )
 
 
-soil_water_assets = [swc_sources, soil_water_phi]
+soil_water_assets = [swc_sources, soil_water_sensors, soil_water_site]
+SITE_PARTITIONED = [SERIES, QUALITY, STATS]  # run by release x site partition, outside the main job
 
 
 def comment_tables(context: AssetExecutionContext, warehouse: WarehouseResource, keys: list[AssetKey]) -> None:

@@ -217,6 +217,19 @@ def combined_queries(
     return queries, scopes
 
 
+def partition_queries(
+    con: duckdb.DuckDBPyConnection, site: str, aggregate: SiteAggregate, empty: SiteAggregate | None = None
+) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], SiteScope]]:
+    """One site partition's tables and the scope each write replaces: that site's rows only. A site that
+    failed replaces none of its analysis rows (its earlier ones stay) and has its quarantine row naming it;
+    `empty` (an aggregate of no site) then gives the tables their columns."""
+    failed = aggregate.error is not None
+    queries, _ = combined_queries(con, [aggregate, *([empty] if failed and empty is not None else [])])
+    only_site = SiteScope(only=(site,))
+    scopes = {key: only_site if key[0] == "quarantine" or not failed else SiteScope(only=()) for key in queries}
+    return queries, scopes
+
+
 def parquet_select(paths: list[str]) -> str:
     quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
     return f"SELECT * FROM read_parquet([{quoted}], union_by_name = true)"

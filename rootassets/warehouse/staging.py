@@ -14,7 +14,7 @@ refresh removes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -27,6 +27,7 @@ from rootassets.warehouse.connection import (
     check_frames,
     qualified,
     quote_ident,
+    read_release,
     replace_rows,
     table_columns,
     transaction,
@@ -74,6 +75,24 @@ class SiteScope:
         if self.keep:
             parts.append(f"(site_id IS NULL OR site_id NOT IN ({_site_list(self.keep)}))")
         return " AND ".join(parts) or "true"
+
+    def union(self, other: SiteScope) -> SiteScope:
+        """The sites either scope covers: two writes of one refresh (two site partitions) replace both's rows."""
+        if self.only is not None and other.only is not None:
+            return SiteScope(only=tuple(sorted(set(self.only) | set(other.only))))
+        if self.only is None and other.only is None:
+            return SiteScope(keep=tuple(sorted(set(self.keep) & set(other.keep))))
+        listed, kept = (self, other) if self.only is not None else (other, self)
+        return SiteScope(keep=tuple(sorted(set(kept.keep) - set(listed.only or ()))))
+
+    def covers(self, site: str) -> bool:
+        return (self.only is None or site in self.only) and site not in self.keep
+
+    def without(self, site: str) -> SiteScope:
+        """This scope less one site (whose rows then stay as they are)."""
+        if self.only is not None:
+            return SiteScope(only=tuple(s for s in self.only if s != site), keep=self.keep)
+        return SiteScope(keep=tuple(sorted({*self.keep, site})))
 
 
 EVERY_SITE = SiteScope()
@@ -136,8 +155,9 @@ def write_queries(
                 if refresh_id is None:
                     target, condition = qualified(schema, table), f"release = '{release}' AND {table_scope.condition()}"
                     replace_rows(con, schema, table, None, condition, release)
-                else:
-                    target, condition = staging_name(schema, table), _staged_rows(release, refresh_id)
+                else:  # replaces the scope's staged rows only: the refresh's other site partitions stay
+                    target = staging_name(schema, table)
+                    condition = f"{_staged_rows(release, refresh_id)} AND {table_scope.condition()}"
                     replace_rows(con, STAGING, f"{schema}__{table}", None, condition, release)
                     _record_staged(con, refresh_id, release, schema, table, table_scope)
             finally:
@@ -196,6 +216,70 @@ def read_staged(
         f"WHERE release = $1 AND {REFRESH_COLUMN} = $2{condition} ORDER BY ALL",
         params=[validate_release(release), refresh_id],
     ).pl()
+
+
+def read_as_committed(
+    con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str, where: str = ""
+) -> pl.DataFrame:
+    """The rows of `release` in `schema.table` as `refresh_id`'s commit would leave them: its staged rows,
+    and the visible rows of the sites outside what it staged (site partitions not refreshed, or kept after a
+    failure). Canonical order, as `read_release`."""
+    scope = staged_scope(con, refresh_id, release, schema, table)
+    staged = read_staged(con, refresh_id, release, schema, table, where)
+    if scope is None or scope == EVERY_SITE or table_columns(con, schema, table) is None:
+        return staged
+    outside = f"NOT ({scope.condition()})" + (f" AND ({where})" if where else "")
+    visible = read_release(con, schema, table, release, outside)
+    if not visible.height:
+        return staged
+    return pl.concat([staged, visible.select(staged.columns)], how="vertical_relaxed").sort(staged.columns)
+
+
+def staged_scope(
+    con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str
+) -> SiteScope | None:
+    """Which sites' rows `refresh_id` staged for `release` in the table (None: it staged none)."""
+    for staged_release, staged_schema, staged_table, scope in _staged_scopes(con, refresh_id):
+        if (staged_release, staged_schema, staged_table) == (release, schema, table):
+            return scope
+    return None
+
+
+def unstage_site(
+    con: duckdb.DuckDBPyConnection,
+    refresh_id: str,
+    release: str,
+    site: str,
+    tables: Collection[tuple[str, str]],
+) -> int:
+    """Take back what `refresh_id` staged for one site of `release` in the site partition's `tables` (its
+    partition failed): its rows leave the staging and the site leaves each table's scope, so the commit keeps
+    the site's visible rows. Returns the number of tables whose scope covered the site."""
+    site = validate_site(site)
+    touched = 0
+    with transaction(con):
+        for staged_release, schema, table, scope in _staged_scopes(con, refresh_id):
+            if staged_release != release or (schema, table) not in tables or not scope.covers(site):
+                continue
+            con.execute(
+                f"DELETE FROM {staging_name(schema, table)} WHERE {_staged_rows(release, refresh_id)} "
+                f"AND site_id = '{site}'"
+            )
+            narrower = scope.without(site)
+            con.execute(
+                "UPDATE meta.staged_tables SET only_sites = ?, keep_sites = ? "
+                "WHERE refresh_id = ? AND release = ? AND schema_name = ? AND table_name = ?",
+                [
+                    list(narrower.only) if narrower.only is not None else None,
+                    list(narrower.keep),
+                    refresh_id,
+                    release,
+                    schema,
+                    table,
+                ],
+            )
+            touched += 1
+    return touched
 
 
 def commit_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
@@ -370,8 +454,11 @@ def _record_staged(
     table: str,
     scope: SiteScope = EVERY_SITE,
 ) -> None:
-    """Record (or re-record: the last write's scope holds) that `refresh_id` staged `release`'s rows of the
-    table."""
+    """Record that `refresh_id` staged `release`'s rows of the table; a second write of the same table (another
+    site partition of the refresh) widens the scope to both writes' sites."""
+    earlier = staged_scope(con, refresh_id, release, schema, table)
+    if earlier is not None:
+        scope = earlier.union(scope)
     con.execute(
         "DELETE FROM meta.staged_tables WHERE refresh_id = ? AND release = ? AND schema_name = ? AND table_name = ?",
         [refresh_id, release, schema, table],
