@@ -230,6 +230,44 @@ def soil_water(main_home: Path, years: int = 3, positions: int = 3) -> dict:
     }
 
 
+def soil_water_section(swc: dict) -> str:
+    """The soil-water section of BENCHMARKS.md."""
+    return f"""## Continental soil water content (DP1.00094.001; SYNTHETIC NEON-format files)
+
+{swc["sites"]} megapit sites x {swc["years"]} years x {swc["positions"]} sensor positions x 8 depths, 30-minute
+data: {swc["files"]:,} files, **{swc["rows"]:,} rows**, {swc["gb"]:.1f} GB of CSV (generated in
+{swc["generated_s"]:.0f} s by `rootassets.synthetic.soil_water`, not timed below).
+
+| `rootassets materialize --select <the 5 soil-water assets> --force` | wall (s) | peak memory, all processes (MB) |
+|---|---|---|
+| one DuckDB for every site (the previous BENCHMARKS.md, measured 2026-11-24; peak of the largest process) | 33.2 | 2340 |
+| site by site in one DuckDB per site and one process per site, several at once (the previous BENCHMARKS.md, measured 2026-12-03) | 22.2 | 912 |
+| one run per release x site partition, one at a time (`ROOTASSETS_SOIL_WATER_WORKERS=1`) | {swc["serial_wall"]:.1f} | {swc["serial_peak"]:.0f} |
+| one run per release x site partition, {swc["cores"]} at once (the default: one per core) | {swc["wall"]:.1f} | {swc["peak"]:.0f} |
+
+The 30-minute rows never enter Python: each site is a release x site partition, run as a Dagster run of its
+own (`soil_water_sites_job`) in a worker process of `rootassets materialize`; its chosen files (`read_csv`, D1,
+D2 and the surface sensor of each position) are read and aggregated by a DuckDB of its own with one thread (so
+its sums add in one order: the same numbers to the last bit whatever the workers), limited to 2 GB and
+spilling to a temporary folder beyond it, so memory stays bounded whatever the number of rows, and a site's
+failure is its own. Peak memory is the summed RSS of the CLI and its worker processes, sampled every 0.2 s.
+Running {swc["cores"]} site partitions at once took {swc["wall"] / swc["serial_wall"]:.2f}x the wall time of one
+at a time; each site's run also pays Dagster's run bookkeeping (events in the instance), which the previous
+in-asset aggregation did not. Output:
+`analysis.soil_water_phi_series` {swc["series_rows"]:,} rows ({swc["series_sites"]} sites with a root
+modality), and `analysis.soil_water_statistics`.
+
+"""
+
+
+def replace_section(path: Path, heading: str, text: str) -> None:
+    """Replace the section of `path` that starts at `heading` (up to the next `## `) with `text`."""
+    old = path.read_text()
+    start = old.index(heading)
+    end = old.find("\n## ", start + len(heading))
+    path.write_text(old[:start] + text + (old[end + 1 :] if end >= 0 else ""))
+
+
 def bootstrap_kde(main_home: Path, resamples: int = 1000) -> dict:
     """KDE per site (direct sum vs binned FFT) and the bootstrap over profiles with each."""
     import numpy as np
@@ -378,29 +416,7 @@ the per-site KDEs and the per-site figure panels.
 
 ![scaling](benchmarks/scaling.png)
 
-## Continental soil water content (DP1.00094.001; SYNTHETIC NEON-format files)
-
-{swc["sites"]} megapit sites x {swc["years"]} years x {swc["positions"]} sensor positions x 8 depths, 30-minute
-data: {swc["files"]:,} files, **{swc["rows"]:,} rows**, {swc["gb"]:.1f} GB of CSV (generated in
-{swc["generated_s"]:.0f} s by `rootassets.synthetic.soil_water`, not timed below).
-
-| `rootassets materialize --select <the 5 soil-water assets> --force` | wall (s) | peak memory, all processes (MB) |
-|---|---|---|
-| one DuckDB for every site (the previous BENCHMARKS.md, measured 2026-11-24; peak of the largest process) | 33.2 | 2340 |
-| site by site, one at a time (`ROOTASSETS_SOIL_WATER_WORKERS=1`) | {swc["serial_wall"]:.1f} | {swc["serial_peak"]:.0f} |
-| site by site, {swc["cores"]} at once (the default: one per core) | {swc["wall"]:.1f} | {swc["peak"]:.0f} |
-
-The 30-minute rows never enter Python: each site's chosen files (`read_csv`, D1, D2 and the surface sensor
-of each position) are read and aggregated by a DuckDB of its own, in a process of its own; the workers
-share a 2 GB memory limit and spill to a temporary folder beyond it, so memory stays bounded whatever the
-number of rows, and a site's failure is its own. Peak memory is the summed RSS of the CLI and its worker
-processes, sampled every 0.2 s. Running {swc["cores"]} sites at once took {swc["wall"] / swc["serial_wall"]:.2f}x
-the wall time of one at a time (a single site's DuckDB already uses every core, with threads); what running
-sites apart buys for certain is that one site's failure stays its own. Output:
-`analysis.soil_water_phi_series` {swc["series_rows"]:,} rows ({swc["series_sites"]} sites with a root
-modality), and `analysis.soil_water_statistics`.
-
-## KDE: direct sum vs R's binned FFT, and the bootstrap over profiles
+{soil_water_section(swc)}## KDE: direct sum vs R's binned FFT, and the bootstrap over profiles
 
 | what | seconds |
 |---|---|
@@ -425,8 +441,23 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,10,100", help="site multipliers for the scaling benchmark")
     parser.add_argument("--soil-water-years", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        choices=["soil_water"],
+        help="measure one section and replace only it in BENCHMARKS.md (the main job runs first: soil water "
+        "reads its phi)",
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="rootassets-bench-"))
+    if args.only == "soil_water":
+        try:
+            main_job(home)
+            swc = soil_water(home, years=args.soil_water_years)
+            print("soil water", swc, flush=True)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        replace_section(REPO / "BENCHMARKS.md", "## Continental soil water content", soil_water_section(swc))
+        raise SystemExit(0)
     try:
         results = {"main": main_job(home)}
         print("main", results["main"], flush=True)

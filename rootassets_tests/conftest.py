@@ -159,6 +159,9 @@ class PhasedResult:
     def get_asset_materialization_events(self) -> list:
         return [e for r in self.results for e in r.get_asset_materialization_events()]
 
+    def asset_materializations_for_node(self, node: str) -> list:
+        return [m for r in self.results for m in r.asset_materializations_for_node(node)]
+
     def get_asset_check_evaluations(self) -> list:
         return [e for r in self.results for e in r.get_asset_check_evaluations()]
 

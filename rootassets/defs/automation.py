@@ -81,7 +81,7 @@ def neon_release_sensor(
         context.log.info(f"requesting a run of {MAIN_JOB} for release {tag} (partition {tag}, run key {tag})")
     existing = set(context.instance.get_dynamic_partitions(NEON_RELEASE_PARTITIONS))
     to_add = [t for t in new if t not in existing]
-    before = release_phases(context.repository_def)[0]
+    before = _before_sites(context.repository_def)
     return SensorResult(
         run_requests=[
             RunRequest(run_key=tag, partition_key=tag, tags={RELEASE_TAG: tag}, asset_selection=before) for tag in new
@@ -124,7 +124,7 @@ def weekly_neon_refresh(context: ScheduleEvaluationContext, neon: NeonSourceReso
         run_key=f"{PROVISIONAL}-{generation}",
         partition_key=PROVISIONAL,
         tags={GENERATION_TAG: generation, RELEASE_TAG: PROVISIONAL},
-        asset_selection=release_phases(context.repository_def)[0],
+        asset_selection=_before_sites(context.repository_def),
     )
 
 
@@ -144,6 +144,12 @@ def release_phases(repository: object) -> tuple[list[AssetKey], list[AssetKey], 
     return before, sites, after
 
 
+def _before_sites(repository: object | None) -> list[AssetKey] | None:
+    """What a release run requests: the main job's assets before the site partitions (the sensors below chain
+    the rest); the whole main job when evaluated without its repository (a bare test context)."""
+    return release_phases(repository)[0] if repository is not None else None
+
+
 def _materialized(context: RunStatusSensorContext, run_id: str) -> set[AssetKey]:
     records = context.instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
     return {r.dagster_event.asset_key for r in records if r.dagster_event and r.dagster_event.asset_key}
@@ -158,14 +164,15 @@ def build_site_sensors(jobs: list[Any]) -> list[Any]:
         name="soil_water_sites_after_release_run",
         request_jobs=jobs,
         minimum_interval_seconds=30,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="After a run of the main job that committed a release's soil-water sensors, requests one run of "
-        "soil_water_sites_job per site partition the release declared (side by side), or, with no site, the main "
-        "job's assets that read the soil-water tables. `rootassets materialize` runs these phases itself.",
+        default_status=DefaultSensorStatus.STOPPED,
+        description="After a run (the main job's, a UI launch) that committed a release's soil-water sensors, "
+        "requests one run of soil_water_sites_job per site partition the release declared (side by side), or, "
+        "with no site, the main job's assets that read the soil-water tables unless the run did them. Off by "
+        "default, like neon_release_sensor: switch both on. `rootassets materialize` runs these phases itself.",
     )
     def soil_water_sites_after_release_run(context: RunStatusSensorContext) -> list[RunRequest] | SkipReason:
         run = context.dagster_run
-        if run.job_name != MAIN_JOB or REFRESH_TAG in run.tags or run.tags.get(PHASE_TAG) == "after_sites":
+        if run.job_name == SITES_JOB or REFRESH_TAG in run.tags or run.tags.get(PHASE_TAG) == "after_sites":
             return SkipReason("not a release run that commits itself")
         before, sites, after = release_phases(context.repository_def)
         graph = context.repository_def.asset_graph
@@ -176,6 +183,8 @@ def build_site_sensors(jobs: list[Any]) -> list[Any]:
         declared = declared_sites(context.instance, graph, sites, release)
         tags = {PARENT_TAG: run.run_id, RELEASE_TAG: release}
         if not declared:
+            if set(after) <= _materialized(context, run.run_id):
+                return SkipReason(f"no soil-water site in {release}, and run {run.run_id} did what reads them")
             return [_after_sites(run.run_id, release, after)]
         partitions_def = graph.get(sites[0]).partitions_def
         return [
@@ -193,7 +202,7 @@ def build_site_sensors(jobs: list[Any]) -> list[Any]:
         name="release_after_soil_water_sites",
         request_jobs=jobs,
         minimum_interval_seconds=30,
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=DefaultSensorStatus.STOPPED,
         description="When the last site partition run requested after a release run has ended (succeeded, or "
         "failed: its site keeps its earlier rows), requests the main job's assets that read the soil-water tables "
         "for that release, once.",
@@ -206,7 +215,7 @@ def build_site_sensors(jobs: list[Any]) -> list[Any]:
         name="release_after_failed_soil_water_site",
         request_jobs=jobs,
         minimum_interval_seconds=30,
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=DefaultSensorStatus.STOPPED,
         description="Like release_after_soil_water_sites, when the last site partition run to end failed.",
     )
     def release_after_failed_soil_water_site(context: RunStatusSensorContext) -> RunRequest | SkipReason:

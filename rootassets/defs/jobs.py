@@ -6,8 +6,6 @@ from typing import Any
 
 from dagster import AssetCheckKey, AssetSelection, BetaWarning, define_asset_job, in_process_executor
 
-from rootassets.defs.partitions import release_site
-
 OPTIONAL = AssetSelection.tag("rootassets/optional", "true")
 SITE_PARTITIONED = AssetSelection.assets(
     ["analysis", "soil_water_phi_series"], ["analysis", "soil_water_quality"], ["analysis", "soil_water_statistics"]
@@ -41,11 +39,11 @@ def main_job(reported_checks: Sequence[AssetCheckKey]) -> Any:
 
 
 def sites_job(reported_checks: Sequence[AssetCheckKey]) -> Any:
-    """The soil-water assets of one release x site partition: one run per site, runs side by side."""
+    """The soil-water assets of one release x site partition (partitioned as its assets are: release x site):
+    one run per site, runs side by side."""
     return define_asset_job(
         SITES_JOB,
         selection=SITE_PARTITIONED - AssetSelection.checks(*reported_checks),
-        partitions_def=release_site,
         description="The soil-water phi series, quality and statistics of one site of one release (a release x "
         "site partition). Each site's run computes in a DuckDB of its own and commits that site's rows alone, "
         "so sites run side by side and one site's failure leaves the others' rows as they are.",

@@ -71,6 +71,24 @@ SENSORS = AssetKey(["analysis", "soil_water_sensors"])
 SERIES, STATS = AssetKey(SERIES_TABLE.split(".")), AssetKey(STATS_TABLE.split("."))
 QUALITY = AssetKey(QUALITY_TABLE.split("."))
 
+SERIES_DESCRIPTION = (
+    "`analysis.soil_water_phi_series`: per site and 30-minute step, soil water content "
+    "at D1, D2 and the surface (mean over positions of valid values) and "
+    "phi = swc_d2 / swc_d1. Aggregated inside DuckDB from the NEON files, one site partition at a time."
+)
+QUALITY_DESCRIPTION = (
+    "`analysis.soil_water_quality`: per site and role (d1, d2, surface), what the quality "
+    "rules kept: observations of the chosen sensors, dropped for a quality flag (VSWCFinalQF not 0) or a "
+    "missing value, kept, the share dropped, the steps reported and with a value, and the site's steps "
+    "with phi."
+)
+STATS_DESCRIPTION = (
+    "`analysis.soil_water_statistics`: per site, the distribution of phi over time "
+    "steps and of the surface sensor alone: mean, median, min, max, sd, cv, 25%, 75%, "
+    "IQR (METHOD.md section 4), and whether they rest on enough data (`sufficient_data`, `data_note`: "
+    "a site with too few steps with phi is reported, not silently averaged with the others)."
+)
+
 
 @multi_asset(
     specs=[
@@ -244,6 +262,8 @@ def soil_water_sensors(
         others = SiteScope(keep=tuple(sites))
         warehouse.write_sql(con, {k: q for k, q in queries.items() if k[0] != "quarantine"}, release, others)
         con.unregister("swc_site_failures")
+    for key, description in SITE_TABLE_DESCRIPTIONS.items():
+        comment_table(warehouse, key, description)
     registered = set(context.instance.get_dynamic_partitions(NEON_SITE_PARTITIONS))
     if set(sites) - registered:
         context.instance.add_dynamic_partitions(NEON_SITE_PARTITIONS, sorted(set(sites) - registered))
@@ -281,29 +301,21 @@ def site_partitions(sensors: pl.DataFrame, files: SoilWaterFiles) -> list[str]:
             group_name="soil_water",
             kinds={"duckdb"},
             deps=[FILES, SENSORS],
-            description="`analysis.soil_water_phi_series`: per site and 30-minute step, soil water content "
-            "at D1, D2 and the surface (mean over positions of valid values) and "
-            "phi = swc_d2 / swc_d1. Aggregated inside DuckDB from the NEON files, one site partition at a time.",
+            description=SERIES_DESCRIPTION,
         ),
         AssetSpec(
             QUALITY,
             group_name="soil_water",
             kinds={"duckdb"},
             deps=[FILES, SENSORS],
-            description="`analysis.soil_water_quality`: per site and role (d1, d2, surface), what the quality "
-            "rules kept: observations of the chosen sensors, dropped for a quality flag (VSWCFinalQF not 0) or a "
-            "missing value, kept, the share dropped, the steps reported and with a value, and the site's steps "
-            "with phi.",
+            description=QUALITY_DESCRIPTION,
         ),
         AssetSpec(
             STATS,
             group_name="soil_water",
             kinds={"duckdb"},
             deps=[SERIES, QUALITY],
-            description="`analysis.soil_water_statistics`: per site, the distribution of phi over time "
-            "steps and of the surface sensor alone: mean, median, min, max, sd, cv, 25%, 75%, "
-            "IQR (METHOD.md section 4), and whether they rest on enough data (`sufficient_data`, `data_note`: "
-            "a site with too few steps with phi is reported, not silently averaged with the others).",
+            description=STATS_DESCRIPTION,
         ),
     ],
     check_specs=[
@@ -419,13 +431,18 @@ def soil_water_site(
 
 
 soil_water_assets = [swc_sources, soil_water_sensors, soil_water_site]
+SITE_TABLE_DESCRIPTIONS = {SERIES: SERIES_DESCRIPTION, QUALITY: QUALITY_DESCRIPTION, STATS: STATS_DESCRIPTION}
 SITE_PARTITIONED = [SERIES, QUALITY, STATS]  # run by release x site partition, outside the main job
 
 
 def comment_tables(context: AssetExecutionContext, warehouse: WarehouseResource, keys: list[AssetKey]) -> None:
     """Each written table's asset description as its DuckDB comment."""
     for key in keys:
-        schema, table = key.path
-        statements = comment_statement(schema, table, context.assets_def.specs_by_key[key].description)
-        if statements:
-            warehouse.define(f"comment:{schema}.{table}", statements)
+        comment_table(warehouse, key, context.assets_def.specs_by_key[key].description)
+
+
+def comment_table(warehouse: WarehouseResource, key: AssetKey, description: str | None) -> None:
+    schema, table = key.path
+    statements = comment_statement(schema, table, description)
+    if statements:
+        warehouse.define(f"comment:{schema}.{table}", statements)
