@@ -21,7 +21,14 @@ from rootassets.neon.source import NeonSource
 from rootassets.neon.stacking import StackedTable
 from rootassets.refresh import finish_run, mark_worker
 from rootassets.settings import DEFAULT_FILES_URL
-from rootassets.warehouse import qualified, read_release, replace_partitions, table_columns, transaction
+from rootassets.warehouse import (
+    connect_writable,
+    qualified,
+    read_release,
+    replace_partitions,
+    table_columns,
+    transaction,
+)
 from rootassets.warehouse.staging import (
     EVERY_SITE,
     REFRESH_TAG,
@@ -72,9 +79,14 @@ class WarehouseResource(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A writable connection, waiting (polling every <= 0.5 s, up to 10 min) while another process holds the
+        file's lock: site partitions running side by side take it in turn to write their rows."""
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as con:
+        con = connect_writable(self.database)
+        try:
             yield con
+        finally:
+            con.close()
 
     def read(self, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
         """The rows of `release` in `schema.table` as this run sees them: what it staged (with the visible rows

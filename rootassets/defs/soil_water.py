@@ -353,8 +353,7 @@ def soil_water_site(
             queries, scopes = partition_queries(con, site, aggregate, empty)
             wanted = {SERIES: SERIES in selected, QUALITY: QUALITY in selected, STATS: STATS in selected}
             chosen = {k: q for k, q in queries.items() if wanted.get(AssetKey(list(k)), True)}
-            counts = warehouse.write_sql(con, chosen, release, scopes)
-            comment_tables(context, warehouse, [key for key, want in wanted.items() if want])
+            counts = warehouse.write_sql(con, chosen, release, scopes)  # the release run comments the tables
             series, statistics = queries[("analysis", SERIES.path[1])], queries[("analysis", STATS.path[1])]
             series_preview = con.sql(f"{series} ORDER BY start_time LIMIT 10").pl()
             stats = con.sql(f"{statistics} ORDER BY variable").pl()

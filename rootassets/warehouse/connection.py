@@ -178,7 +178,7 @@ def connect_writable(path: Path | str, wait_s: float = 600.0) -> duckdb.DuckDBPy
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise WarehouseBusyError(f"{path} stayed locked by another writer for {wait_s:.0f} s ({exc})") from exc
             time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 0.5)
 
 
 def connect_read_only(
