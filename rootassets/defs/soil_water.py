@@ -8,6 +8,7 @@ snapshot has none), the tables are written empty and the metadata says so.
 
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import polars as pl
 from dagster import (
@@ -288,6 +289,14 @@ def soil_water_sensors(
     )
 
 
+def site_folder(folder: Path | None, site: str) -> Path | None:
+    """The folder to list for one site: its own subfolder where the layout has one (downloads, per-site
+    folders), so a site partition does not list the whole release's files; else the release folder."""
+    if folder is not None and (folder / site).is_dir():
+        return folder / site
+    return folder
+
+
 def site_partitions(sensors: pl.DataFrame, files: SoilWaterFiles) -> list[str]:
     """The sites of the release whose soil water is aggregated: a chosen sensor with 30-minute files."""
     with_files = set(files.sites)
@@ -340,7 +349,7 @@ def soil_water_site(
     release, site = release_and_site(context.partition_key)
     release, site = validate_release(release), validate_site(site)
     selected = context.selected_asset_keys
-    files = discover(neon.soil_water_release_folder(release))
+    files = discover(site_folder(neon.soil_water_release_folder(release), site))
     depths = depths_used(warehouse.read("analysis", "phi", release)).filter(pl.col("site_id") == site)
     sensors = warehouse.read("analysis", "soil_water_sensors", release, f"site_id = '{site}'")
     roles = file_roles(sensors.drop("release"), files.sensor_files())
