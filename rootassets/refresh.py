@@ -425,13 +425,14 @@ class Refresh:
             return
         graph = self.defs.resolve_asset_graph()
         partitions_def = graph.get(keys[0]).partitions_def
-        resolver = freshness(self.instance, graph)
+        resolver = None if force else freshness(self.instance, graph)
+        declared = declared_sites(self.instance, graph, keys, self.release)
         wanted = []
-        for site in declared_sites(self.instance, graph, keys, self.release):
+        for site in declared:
             partition = site_partition_key(partitions_def, self.release, site)
-            if force or not all(resolver.is_fresh(k, partition) for k in keys):
+            if resolver is None or not all(resolver.is_fresh(k, partition) for k in keys):
                 wanted.append((site, partition))
-        fresh = len(declared_sites(self.instance, graph, keys, self.release)) - len(wanted)
+        fresh = len(declared) - len(wanted)
         if fresh:
             self.say(f"{fresh} soil-water site partitions up to date (same code and inputs), not recomputed")
         if not wanted:
@@ -547,6 +548,7 @@ def _failures(result: Any) -> list[tuple[str, str]]:
 # --- release x site partitions ----------------------------------------------------------------------------------
 
 SITE_PARTITIONS_METADATA = "site_partitions"  # metadata by which an asset declares its release's site partitions
+RELEASE_PARTITIONS = "neon_release"  # the release dimension's partitions (rootassets.defs.partitions, a layer up)
 
 
 def split_at_site_partitions(
@@ -589,9 +591,6 @@ def site_partition_key(partitions_def: MultiPartitionsDefinition, release: str, 
         is_release = getattr(dimension.partitions_def, "name", None) == RELEASE_PARTITIONS
         dimensions[dimension.name] = release if is_release else site
     return str(MultiPartitionKey(dimensions))
-
-
-RELEASE_PARTITIONS = "neon_release"
 
 
 @dataclass(frozen=True)

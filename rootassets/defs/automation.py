@@ -183,16 +183,16 @@ def build_site_sensors(jobs: list[Any]) -> list[Any]:
         run = context.dagster_run
         if run.job_name == SITES_JOB or REFRESH_TAG in run.tags or run.tags.get(PHASE_TAG) == "after_sites":
             return SkipReason("not a release run that commits itself")
-        before, sites, after = release_phases(context.repository_def)
+        _, sites, after = release_phases(context.repository_def)
         graph = context.repository_def.asset_graph
         upstream = {p for k in sites for p in graph.get(k).parent_keys}
-        if not (_materialized(context, run.run_id) & upstream):
+        materialized = _materialized(context, run.run_id)
+        if not (materialized & upstream):
             return SkipReason(f"run {run.run_id} did not refresh the soil-water sites' inputs")
         release = run.tags.get("dagster/partition", "")
         declared = declared_sites(context.instance, graph, sites, release)
-        tags = {PARENT_TAG: run.run_id, RELEASE_TAG: release}
         if not declared:
-            if set(after) <= _materialized(context, run.run_id):
+            if set(after) <= materialized:
                 return SkipReason(f"no soil-water site in {release}, and run {run.run_id} did what reads them")
             return [_after_sites(run.run_id, release, after)]
         partitions_def = graph.get(sites[0]).partitions_def
@@ -201,36 +201,40 @@ def build_site_sensors(jobs: list[Any]) -> list[Any]:
                 job_name=SITES_JOB,
                 run_key=f"{run.run_id}:{site}",
                 partition_key=site_partition_key(partitions_def, release, site),
-                tags={**tags, PHASE_TAG: "sites"},
+                tags={PARENT_TAG: run.run_id, RELEASE_TAG: release, PHASE_TAG: "sites"},
             )
             for site in declared
         ]
 
-    @run_status_sensor(
-        run_status=DagsterRunStatus.SUCCESS,
-        name="release_after_soil_water_sites",
-        request_jobs=jobs,
-        minimum_interval_seconds=30,
-        default_status=DefaultSensorStatus.STOPPED,
-        description="When the last site partition run requested after a release run has ended (succeeded, or "
-        "failed: its site keeps its earlier rows), requests the main job's assets that read the soil-water tables "
-        "for that release, once.",
-    )
-    def release_after_soil_water_sites(context: RunStatusSensorContext) -> RunRequest | SkipReason:
-        return _after_all_sites(context)
+    def after_all_sites_sensor(status: DagsterRunStatus, name: str, description: str) -> Any:
+        @run_status_sensor(
+            run_status=status,
+            name=name,
+            request_jobs=jobs,
+            minimum_interval_seconds=30,
+            default_status=DefaultSensorStatus.STOPPED,
+            description=description,
+        )
+        def _sensor(context: RunStatusSensorContext) -> RunRequest | SkipReason:
+            return _after_all_sites(context)
 
-    @run_status_sensor(
-        run_status=DagsterRunStatus.FAILURE,
-        name="release_after_failed_soil_water_site",
-        request_jobs=jobs,
-        minimum_interval_seconds=30,
-        default_status=DefaultSensorStatus.STOPPED,
-        description="Like release_after_soil_water_sites, when the last site partition run to end failed.",
-    )
-    def release_after_failed_soil_water_site(context: RunStatusSensorContext) -> RunRequest | SkipReason:
-        return _after_all_sites(context)
+        return _sensor
 
-    return [soil_water_sites_after_release_run, release_after_soil_water_sites, release_after_failed_soil_water_site]
+    return [
+        soil_water_sites_after_release_run,
+        after_all_sites_sensor(
+            DagsterRunStatus.SUCCESS,
+            "release_after_soil_water_sites",
+            "When the last site partition run requested after a release run has ended (succeeded, or failed: its "
+            "site keeps its earlier rows), requests the main job's assets that read the soil-water tables for that "
+            "release, once.",
+        ),
+        after_all_sites_sensor(
+            DagsterRunStatus.FAILURE,
+            "release_after_failed_soil_water_site",
+            "Like release_after_soil_water_sites, when the last site partition run to end failed.",
+        ),
+    ]
 
 
 def _after_all_sites(context: RunStatusSensorContext) -> RunRequest | SkipReason:

@@ -368,12 +368,10 @@ def soil_water_site(
             stats = con.sql(f"{statistics} ORDER BY variable").pl()
             quality = con.sql(f"{queries[('analysis', QUALITY.path[1])]} ORDER BY role").pl()
             steps = con.execute(f"SELECT count(*), count(phi) FROM ({series})").fetchall()[0]
-            refused = parquet_select([aggregate.files[INPUT_REFUSED]] if aggregate.error is None else [])
-            left_out = (
-                dict(con.execute(f"SELECT source_file, count(*) FROM ({refused}) GROUP BY ALL").fetchall())
-                if aggregate.error is None
-                else {}
-            )
+            left_out = {}
+            if aggregate.error is None:
+                refused = parquet_select([aggregate.files[INPUT_REFUSED]])
+                left_out = dict(con.execute(f"SELECT source_file, count(*) FROM ({refused}) GROUP BY ALL").fetchall())
             con.unregister("swc_site_failures")
     for name, lines in left_out.items():
         context.log.warning(
