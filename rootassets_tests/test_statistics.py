@@ -270,9 +270,9 @@ def test_a_node_splits_only_when_it_holds_more_than_min_node_size_samples() -> N
     y = np.array(["bimodal", "unimodal", "unimodal"])
     params = ForestParameters(n_trees=5, min_node_size=3, sample_fraction=1.0, replace=False)
     forest = fit_forest(x, y, ["f"], ["f"], params)
-    assert all(tree.tree_.node_count == 1 for tree in forest.trees)
+    assert all(tree.structure.node_count == 1 for tree in forest.trees)
     split = fit_forest(x, y, ["f"], ["f"], dataclasses.replace(params, min_node_size=2))
-    assert all(tree.tree_.node_count > 1 for tree in split.trees)
+    assert all(tree.structure.node_count > 1 for tree in split.trees)
 
 
 def test_the_real_aridity_table_gives_a_numeric_and_a_categorical_extra_factor(snapshot) -> None:

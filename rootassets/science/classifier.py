@@ -1,7 +1,7 @@
 """METHOD.md section 5: a random forest of site factors that predicts modality.
 
-The forest is bagged by hand around scikit-learn decision trees so that each
-tree's out-of-bag sites are known exactly, as in R's ranger: 500 trees,
+The forest is bagged by hand around scikit-learn's CART trees (`cart.grow_tree`) so
+that each tree's out-of-bag sites are known exactly, as in R's ranger: 500 trees,
 `mtry` factors tried per split, each tree grown on a 30% sample drawn with
 replacement, seeded. Two details follow ranger's own code rather than its
 name: a node is split only while it holds more than `min_node_size` samples
@@ -15,9 +15,13 @@ or most frequent level), and `analysis.site_factors` records which.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from rootassets.science.cart import GrownTree
 
 BIMODAL, UNIMODAL = "bimodal", "unimodal"
 
@@ -43,7 +47,7 @@ class ForestParameters:
 class Forest:
     """A fitted forest: the trees, their in-bag rows, and the encoded feature names."""
 
-    trees: list  # sklearn DecisionTreeClassifier (imported where trees are grown)
+    trees: list[GrownTree]
     in_bag: np.ndarray  # (n_trees, n_sites) bool
     features: list[str]  # encoded columns (one per factor; level codes for categories)
     factors: list[str]  # factor names as given
@@ -127,29 +131,20 @@ def fit_forest(
     """Grow the forest; deterministic for a seed. Each tree sees its in-bag rows with their repeats (ranger
     counts a row drawn twice twice in a node's size), which scikit-learn's own ensemble does not do (it
     weights distinct rows), hence the loop."""
-    from sklearn import config_context  # heavy: imported only when a forest is fitted
-    from sklearn.tree import DecisionTreeClassifier
+    from rootassets.science.cart import TreeSeeder, grow_tree  # scikit-learn is heavy: imported when needed
 
     rng = np.random.default_rng(params.seed if seed is None else seed)
     ready = tree_input(x)
     n = y.size
     size = max(1, int(round(params.sample_fraction * n)))
     mtry = min(params.mtry, len(factors), x.shape[1])
+    min_split = max(2, params.min_node_size + 1)  # ranger splits nodes of more than min_node_size
+    seeder = TreeSeeder()
     trees, in_bag = [], np.zeros((params.n_trees, n), dtype=bool)
-    # The hyper-parameters are the same valid ones for every tree: checking them 500 times costs a quarter of
-    # the forest's time on 44 sites.
-    with config_context(skip_parameter_validation=True):
-        for t in range(params.n_trees):
-            rows = rng.choice(n, size=size, replace=params.replace)
-            in_bag[t, rows] = True
-            tree = DecisionTreeClassifier(
-                criterion="gini",
-                max_features=mtry,
-                min_samples_split=params.min_node_size + 1,  # ranger splits nodes of more than min_node_size
-                random_state=int(rng.integers(0, 2**31 - 1)),
-            )
-            tree.fit(ready[rows], y[rows], check_input=False)
-            trees.append(tree)
+    for t in range(params.n_trees):
+        rows = rng.choice(n, size=size, replace=params.replace)
+        in_bag[t, rows] = True
+        trees.append(grow_tree(ready[rows], y[rows], mtry, min_split, int(rng.integers(0, 2**31 - 1)), seeder))
     return Forest(trees, in_bag, features, factors, [BIMODAL, UNIMODAL], params)
 
 
@@ -161,7 +156,7 @@ def oob_votes(forest: Forest, x: np.ndarray) -> np.ndarray:
         oob = ~forest.in_bag[t]
         if not oob.any():
             continue
-        predicted = tree.predict(ready[oob], check_input=False)
+        predicted = tree.predict(ready[oob])
         votes[oob, 0] += predicted == BIMODAL
         votes[oob, 1] += predicted == UNIMODAL
     return votes
@@ -199,7 +194,7 @@ def gini_importance(forest: Forest, owners: list[str]) -> dict[str, float]:
     """Mean decrease in Gini impurity per factor (summed over a category's columns), as ranger's 'impurity'."""
     total = np.zeros(len(forest.features))
     for tree in forest.trees:
-        total += tree.tree_.compute_feature_importances(normalize=False)
+        total += tree.impurity_decrease()
     total /= len(forest.trees)
     by_factor: dict[str, float] = {}
     for value, owner in zip(total, owners, strict=True):
