@@ -65,25 +65,37 @@ def phi(y_d2: float | None, y_d1: float | None) -> float | None:
     return y_d2 / y_d1
 
 
+def _site_arrays(frame: pl.DataFrame, columns: list[str], sort: str | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Per site, each of `columns` as a float array (nulls as NaN), in `sort` order within a site when given:
+    one pass over the table instead of a filter per site (phi_sensitivity builds the table 18 times)."""
+    frame = frame.with_row_index("_order").sort(["site_id", sort or "_order", "_order"])
+    sites = frame["site_id"].to_numpy()
+    arrays = {c: frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in columns}
+    starts = np.flatnonzero(np.r_[True, sites[1:] != sites[:-1]]) if sites.size else np.array([], dtype=int)
+    ends = np.r_[starts[1:], sites.size]
+    return {sites[a]: {c: values[a:b] for c, values in arrays.items()} for a, b in zip(starts, ends, strict=True)}
+
+
 def phi_table(
     modality: pl.DataFrame, profiles: pl.DataFrame, soil: pl.DataFrame, kde: pl.DataFrame, params: PhiParameters
 ) -> pl.DataFrame:
     """phi per site for root biomass and every soil property (`method` "increment"), and for the root KDE
     (`method` "kde"), with the depths and values behind it."""
+    increments = ["top_cm", "bottom_cm"]
+    root = _site_arrays(profiles, [*increments, "root_density_g_m3"])
+    soil_by_site = _site_arrays(soil, [*increments, *(prop.column for prop in SOIL_PROPERTIES)])
+    curves = _site_arrays(kde, ["depth_cm", "density"], sort="depth_cm")
+    empty = np.array([], dtype=float)
     rows = []
     for site, label, d1_site, d2_site in modality.select("site_id", "modality", "d1_cm", "d2_cm").iter_rows():
         d1, d2 = phi_depths(label, d1_site, d2_site, params)
-        series = {
-            "root_biomass": profiles.filter(pl.col("site_id") == site).select(
-                "top_cm", "bottom_cm", pl.col("root_density_g_m3").alias("value")
-            )
-        }
-        site_soil = soil.filter(pl.col("site_id") == site)
+        site_root, site_soil = root.get(site, {}), soil_by_site.get(site, {})
+        series = {"root_biomass": (site_root, "root_density_g_m3")}
         for prop in SOIL_PROPERTIES:
-            series[prop.column] = site_soil.select("top_cm", "bottom_cm", pl.col(prop.column).alias("value"))
-        for name, frame in series.items():
-            tops, bottoms = frame["top_cm"].to_numpy(), frame["bottom_cm"].to_numpy()
-            values = frame["value"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            series[prop.column] = (site_soil, prop.column)
+        for name, (arrays, column) in series.items():
+            tops, bottoms = arrays.get("top_cm", empty), arrays.get("bottom_cm", empty)
+            values = arrays.get(column, empty)
             y1, y2 = value_in_increment(tops, bottoms, values, d1), value_in_increment(tops, bottoms, values, d2)
             rows.append(
                 {
@@ -98,9 +110,9 @@ def phi_table(
                     "modality": label,
                 }
             )
-        curve = kde.filter(pl.col("site_id") == site).sort("depth_cm")
-        depths, density = curve["depth_cm"].to_numpy(), curve["density"].to_numpy()
-        k1, k2 = (float(np.interp(d, depths, density, left=0.0, right=0.0)) for d in (d1, d2))
+        curve = curves.get(site, {})
+        depths, density = curve.get("depth_cm", empty), curve.get("density", empty)
+        k1, k2 = (float(np.interp(d, depths, density, left=0.0, right=0.0)) if depths.size else None for d in (d1, d2))
         rows.append(
             {
                 "site_id": site,
