@@ -150,7 +150,7 @@ class BulkSample(_Contract):
 class FieldSiteMetadata(_Contract):
     """raw.field_site_metadata"""
 
-    field_site_id: str = pa.Field(unique=True, str_matches=SITE)
+    site_id: str = pa.Field(unique=True, str_matches=SITE)
     field_latitude: float = pa.Field(ge=-90, le=90, nullable=True)
     field_longitude: float = pa.Field(ge=-180, le=180, nullable=True)
 
@@ -158,7 +158,7 @@ class FieldSiteMetadata(_Contract):
 class SiteLandCover(_Contract):
     """raw.site_land_cover"""
 
-    siteID: str = pa.Field(unique=True, str_matches=SITE)
+    site_id: str = pa.Field(unique=True, str_matches=SITE)
     land_cover: str = pa.Field(alias="Land.cover", isin=LAND_COVERS)
 
 
@@ -283,8 +283,8 @@ RAW_CONTRACTS: dict[str, TableContract] = {
     "mgp_perhorizon": TableContract(Horizon, ("uid",)),
     "mgp_perbiogeosample": TableContract(BiogeoSample, ("uid",)),
     "mgp_perbulksample": TableContract(BulkSample, ("uid",)),
-    "field_site_metadata": TableContract(FieldSiteMetadata, ("field_site_id",)),
-    "site_land_cover": TableContract(SiteLandCover, ("siteID",)),
+    "field_site_metadata": TableContract(FieldSiteMetadata, ("site_id",)),
+    "site_land_cover": TableContract(SiteLandCover, ("site_id",)),
 }
 
 

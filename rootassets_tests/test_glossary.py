@@ -52,3 +52,23 @@ def test_a_table_written_before_a_rename_has_its_column_renamed_in_place() -> No
     ]
     rows = con.sql("select release, d0_kde_density from analysis.site_modality order by release").fetchall()
     assert rows == [("RELEASE-2021", 0.02), ("RELEASE-2022", 0.03)]  # the old release's values kept, one name
+
+
+def test_a_raw_table_written_with_neons_site_column_beside_site_id_keeps_one_name() -> None:
+    """Raw tables once carried NEON's siteID (or field_site_id) beside site_id: the next write folds a value
+    only the former had (a lab's rows) into site_id and drops the former column; no value is lost."""
+    con = duckdb.connect()
+    old = pl.DataFrame(
+        {
+            "uid": ["a", "b"],
+            "siteID": ["BART", "HARV"],
+            "site_id": ["BART", None],
+            "release": ["RELEASE-2021", "RELEASE-2021"],
+        }
+    )
+    replace_partitions(con, {("raw", "mpr_carbonNitrogen"): old}, "RELEASE-2021")
+    new = pl.DataFrame({"uid": ["c"], "site_id": ["KONZ"], "release": ["RELEASE-2022"]})
+    replace_partitions(con, {("raw", "mpr_carbonNitrogen"): new}, "RELEASE-2022")
+    assert list(table_columns(con, "raw", "mpr_carbonNitrogen")) == ["uid", "site_id", "release"]
+    rows = con.sql('select uid, site_id from raw."mpr_carbonNitrogen" order by uid').fetchall()
+    assert rows == [("a", "BART"), ("b", "HARV"), ("c", "KONZ")]

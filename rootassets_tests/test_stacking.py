@@ -47,6 +47,7 @@ def test_adds_columns_and_stacks_sites(tmp_path: Path) -> None:
     assert frame["source_file"].to_list() == ["a.csv", "b.csv", "b.csv"]
     assert str(frame["publication_date"][0]) == "2020-12-17 01:55:40+00:00"
     assert "publicationDate" not in frame.columns  # one name per column: publication_date carries it
+    assert "siteID" not in frame.columns  # and site_id carries NEON's siteID
     assert [s.rows for s in table.sources] == [1, 2]
 
 
@@ -76,6 +77,21 @@ def test_row_without_a_site_is_refused_with_file_row_field(tmp_path: Path) -> No
     body = "uid,depthIncrementID\nu1,BART.1.0\nu2,NA\n"
     with pytest.raises(NeonDataError, match=r"roots\.csv: data row 2, field 'depthIncrementID'"):
         stack_table("t", [f(tmp_path, "roots.csv", body)], "RELEASE-2021")
+
+
+def test_a_siteid_that_contradicts_its_file_is_refused_with_file_row_field(tmp_path: Path) -> None:
+    body = HEADER + "1,BART,1.0,NA\n2,HARV,2.0,NA\n"
+    with pytest.raises(
+        NeonDataError, match=r"a\.csv: data row 2, field 'siteID': value 'HARV' .*site of the file \(BART\)"
+    ):
+        stack_table("t", [f(tmp_path, "a.csv", body, site="BART")], "RELEASE-2021")
+
+
+def test_an_empty_siteid_takes_its_files_site_and_a_stacked_file_needs_one_per_row(tmp_path: Path) -> None:
+    frame = stack_table("t", [f(tmp_path, "a.csv", HEADER + "1,NA,1.0,NA\n", site="BART")], "RELEASE-2021").frame
+    assert frame["site_id"].to_list() == ["BART"] and "siteID" not in frame.columns
+    with pytest.raises(NeonDataError, match=r"s\.csv: data row 2, field 'siteID': value 'bart' does not name"):
+        stack_table("t", [f(tmp_path, "s.csv", HEADER + "1,HARV,1.0,NA\n2,bart,1.0,NA\n")], "RELEASE-2021")
 
 
 def test_file_of_another_release_is_refused(tmp_path: Path) -> None:

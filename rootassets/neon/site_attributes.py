@@ -52,7 +52,7 @@ def load_site_attributes(folder: Path, release: str) -> dict[str, StackedTable]:
             pl.lit(release).alias("release"),
             pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("publication_date"),
             pl.lit(path.name).alias("source_file"),
-        )
+        ).drop(site_column)  # one name per column: the file's site column is `site_id`
         tables[table] = StackedTable(
             name=table, frame=frame, sources=[SourceRecord(path.name, file_md5(path), frame.height, columns)]
         )

@@ -117,17 +117,44 @@ def with_added_columns(frame: pl.DataFrame, f: SourceFile, release: str, lab: bo
     if "release" in frame.columns:
         _check_release_column(frame["release"], release, f.path.name)
         frame = frame.drop("release")
-    if lab:
+    if NEON_SITE_COLUMN in frame.columns:
+        site = _neon_site_column(frame, f, lab)
+    elif lab:
         site = pl.lit(None, dtype=pl.String)
     else:
         site = pl.lit(f.site) if f.site else _site_from_columns(frame, f.path.name)
-    # A stacking client's `publicationDate` becomes `publication_date` (a timestamp): one name per column.
+    # One name per column: NEON's `siteID` becomes `site_id`, and a stacking client's `publicationDate`
+    # becomes `publication_date` (a timestamp).
     return frame.with_columns(
         site.alias("site_id"),
         pl.lit(release).alias("release"),
         _publication_date(frame, f).alias("publication_date"),
         pl.lit(f.path.name).alias("source_file"),
-    ).drop("publicationDate", strict=False)
+    ).drop("publicationDate", NEON_SITE_COLUMN, strict=False)
+
+
+NEON_SITE_COLUMN = "siteID"
+
+
+def _neon_site_column(frame: pl.DataFrame, f: SourceFile, lab: bool) -> pl.Expr:
+    """NEON's `siteID`, checked, as the value of `site_id`: in a site's file it must name that site (an empty
+    cell takes it); elsewhere each value must be a NEON site code (a lab's table may leave it empty)."""
+    values = frame[NEON_SITE_COLUMN].cast(pl.String)
+    if f.site and not lab:
+        wrong = values.is_not_null() & (values != f.site)
+        expected = f"does not match the site of the file ({f.site})"
+        values = values.fill_null(f.site)
+    else:
+        malformed = values.is_not_null() & ~values.str.contains(SITE_PATTERN.pattern)
+        wrong = malformed if lab else values.is_null() | malformed
+        expected = "does not name a NEON site"
+    if wrong.any():
+        row = int(wrong.arg_true()[0])
+        raise NeonDataError(
+            f"{f.path.name}: data row {row + 1}, field {NEON_SITE_COLUMN!r}: value "
+            f"{frame[NEON_SITE_COLUMN][row]!r} {expected}"
+        )
+    return pl.lit(values)
 
 
 def _check_release_column(column: pl.Series, release: str, file: str) -> None:

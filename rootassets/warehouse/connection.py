@@ -114,14 +114,28 @@ COLUMN_RENAMES: dict[tuple[str, str], dict[str, str]] = {
 }
 
 
+# A raw table used to carry the source's site column beside `site_id`, the same values under two names (README,
+# "Renamed columns"); `site_id` is the one left. On the table's next write, a row's site moves into `site_id`
+# where it had none there (a lab's table), and the former column is dropped.
+FORMER_SITE_COLUMNS = ("siteID", "field_site_id")
+
+
 def _rename_former_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str, target: str) -> None:
-    renames = COLUMN_RENAMES.get((schema, table))
-    if renames is None and schema == "staging" and "__" in table:
-        renames = COLUMN_RENAMES.get(tuple(table.split("__", 1)))  # the staging copy of a renamed table
+    logical = (schema, table)
+    if schema == "staging" and "__" in table:
+        logical = tuple(table.split("__", 1))  # the staging copy of a table
     existing = table_columns(con, schema, table) or {}
-    for former, current in (renames or {}).items():
+    for former, current in COLUMN_RENAMES.get(logical, {}).items():
         if former in existing and current not in existing:
             con.execute(f"ALTER TABLE {target} RENAME COLUMN {quote_ident(former)} TO {quote_ident(current)}")
+    if logical[0] == "raw" and "site_id" in existing:
+        for former in (c for c in FORMER_SITE_COLUMNS if c in existing):
+            # An ALTER, not an UPDATE: DuckDB refuses to commit a table altered after its rows changed.
+            con.execute(
+                f"ALTER TABLE {target} ALTER COLUMN site_id SET DATA TYPE VARCHAR "
+                f"USING coalesce(site_id, CAST({quote_ident(former)} AS VARCHAR))"
+            )
+            con.execute(f"ALTER TABLE {target} DROP COLUMN {quote_ident(former)}")
 
 
 def replace_rows(
