@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +201,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     q.add_argument("dpid")
     q.set_defaults(handler=_products_remove)
+
+    p = sub.add_parser(
+        "preview",
+        parents=[common],
+        help="evaluate a sensor or schedule once, as its next tick would, and print each run it would request "
+        "(release, partition, run key, assets); nothing is launched or written",
+    )
+    p.add_argument("name", help="neon_release_sensor or weekly_neon_refresh (or any sensor or schedule)")
+    p.set_defaults(handler=_preview)
 
     p = sub.add_parser(
         "ui", parents=[common], help="start the Dagster UI and daemon on the persistent instance (dg dev)"
@@ -585,6 +596,91 @@ def _releases(args: argparse.Namespace) -> int:
     print(f"releases of {source.describe()} and partitions of {settings.dagster_home}:")
     print(tabulate(rows, headers=["release", "generated", "offered", "partition"], tablefmt="simple"))
     return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    """One tick of a sensor or schedule, evaluated as the daemon would (the instance's stored cursor, the
+    database's committed releases), printed request by request. Dagster's own `sensor preview` prints only each
+    request's run config, which says nothing here (the release is the partition and the run key)."""
+    settings = Settings.from_env()
+    from dagster import (
+        RunStatusSensorDefinition,
+        build_schedule_context,
+        build_sensor_context,
+        partition_loading_context,
+    )
+
+    from rootassets.definitions import defs
+    from rootassets.refresh import RELEASE_TAG
+
+    repository = defs.get_repository_def()
+    sensors = {s.name: s for s in repository.sensor_defs}
+    schedules = {s.name: s for s in repository.schedule_defs}
+    if args.name not in sensors and args.name not in schedules:
+        raise UsageError(
+            f"no sensor or schedule named {args.name!r} (sensors: {', '.join(sorted(sensors))}; schedules: "
+            f"{', '.join(sorted(schedules))})"
+        )
+    if isinstance(sensors.get(args.name), RunStatusSensorDefinition):
+        raise UsageError(f"{args.name} reacts to finished runs, so it has no tick to preview without one")
+    resources = repository.get_top_level_resources()
+    with _preview_instance(settings) as instance, partition_loading_context(dynamic_partitions_store=instance):
+        if args.name in sensors:
+            cursor = _stored_cursor(instance, args.name)
+            with build_sensor_context(
+                instance_ref=instance.get_ref(),
+                cursor=cursor,
+                repository_def=repository,
+                sensor_name=args.name,
+                resources=resources,
+            ) as context:
+                data = sensors[args.name].evaluate_tick(context)
+            kind = f"sensor {args.name} (cursor: {cursor or 'none, as a sensor switched on afresh'})"
+        else:
+            with build_schedule_context(
+                instance_ref=instance.get_ref(), repository_def=repository, resources=resources
+            ) as context:
+                data = schedules[args.name].evaluate_tick(context)
+            kind = f"schedule {args.name}"
+    requests = list(data.run_requests or [])
+    if not requests:
+        print(f"rootassets: {kind} requests no run: {data.skip_message or 'nothing to do'}")
+        return 0
+    print(f"rootassets: {kind} requests {len(requests)} run(s):")
+    for request in requests:
+        selection = request.asset_selection
+        assets = f"{len(selection)} assets" if selection is not None else "its job's assets"
+        release = request.tags.get(RELEASE_TAG) or request.partition_key or "-"
+        print(
+            f"  release {release}: partition {request.partition_key or '-'}, run key {request.run_key or '-'}, {assets}"
+        )
+    return 0
+
+
+@contextlib.contextmanager
+def _preview_instance(settings: Settings) -> Iterator[Any]:
+    """The persistent instance when there is one (its runs and cursors), else one in a temporary folder: a
+    preview creates nothing under ROOTASSETS_HOME."""
+    from dagster import DagsterInstance
+
+    if (settings.dagster_home / "dagster.yaml").is_file():
+        os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+        with DagsterInstance.get() as instance:
+            yield instance
+        return
+    with tempfile.TemporaryDirectory(prefix="rootassets-preview-") as folder:
+        with DagsterInstance.local_temp(tempdir=folder) as instance:
+            yield instance
+
+
+def _stored_cursor(instance: Any, name: str) -> str | None:
+    """The cursor the daemon stored for sensor `name`, if it has ticked on this instance."""
+    if instance.schedule_storage is None:  # a throwaway instance has ticked nothing
+        return None
+    for state in instance.all_instigator_state():
+        if state.instigator_name == name and state.instigator_data is not None:
+            return getattr(state.instigator_data, "cursor", None)
+    return None
 
 
 def _sql(args: argparse.Namespace) -> int:

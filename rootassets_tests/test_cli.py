@@ -439,3 +439,21 @@ def test_sql_without_a_query_at_a_terminal_opens_duckdbs_shell_read_only(home: d
     assert "rootassets: DuckDB shell on" in text and "read-only" in text
     assert "44" in text and "site_modality" in text
     assert "attached in read-only mode" in text  # the shell cannot write
+
+
+def test_preview_prints_each_request_and_nothing_for_a_committed_release(home: dict[str, str], tmp_path: Path) -> None:
+    """`rootassets preview` evaluates one tick: a fresh home is offered RELEASE-2021 (release, partition, run
+    key printed; nothing written), a home that committed it is asked for nothing, and the skip says why."""
+    fresh = {**home, "ROOTASSETS_HOME": str(tmp_path / "fresh")}
+    done = cli("preview", "neon_release_sensor", env=fresh)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"release {RELEASE}: partition {RELEASE}, run key {RELEASE}," in done.stdout
+    assert not (tmp_path / "fresh").exists()
+    committed = cli("preview", "neon_release_sensor", env=home)
+    assert committed.returncode == 0, committed.stderr[-2000:]
+    assert "requests no run" in committed.stdout and "already committed in" in committed.stdout
+    assert RELEASE in committed.stdout.split("already committed in")[1]
+    schedule = cli("preview", "weekly_neon_refresh", env=home)
+    assert schedule.returncode == 0 and "requests no run: the NEON source offers no PROVISIONAL data" in schedule.stdout
+    unknown = cli("preview", "nope", env=home)
+    assert unknown.returncode == 2 and "neon_release_sensor" in unknown.stderr and len(unknown.stderr.splitlines()) == 1
