@@ -114,6 +114,92 @@ def table_counts(db: Path) -> dict[str, int]:
         return {n: con.execute(f"select count(*) from {n}").fetchall()[0][0] for n in names}
 
 
+def table_checksums(db: Path) -> dict[str, list[int]]:
+    """Per user-facing table: its row count and an order-independent checksum of its rows (the sum of each
+    row's hash), so a faster version can be shown to write the same tables."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        names = con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables where table_schema in "
+            "('raw', 'harmonized', 'analysis', 'marts') and table_type = 'BASE TABLE' order by 1"
+        ).fetchall()
+        out = {}
+        for (name,) in names:
+            schema, table = name.split(".", 1)
+            rows, total = con.execute(
+                f'select count(*), coalesce(sum(hash(t)::hugeint), 0)::varchar from "{schema}"."{table}" t'
+            ).fetchone()
+            out[name] = [rows, total]
+        return out
+
+
+def compare_checksums(now: dict[str, list], before: dict[str, list]) -> list[str]:
+    """The tables whose rows differ from the previous run's (or that only one run has)."""
+    return [
+        f"{t} ({'new' if t not in before else 'gone' if t not in now else 'rows differ'})"
+        for t in sorted(set(now) | set(before))
+        if now.get(t) != before.get(t)
+    ]
+
+
+CHECKSUMS = REPO / "benchmarks" / "table_checksums.json"
+
+
+def previous_main(path: Path) -> dict[str, float]:
+    """The cold, warm and floor wall seconds BENCHMARKS.md reported before this run (for 'next to the previous')."""
+    import re
+
+    text = path.read_text() if path.exists() else ""
+    found = {}
+    for key, pattern in (
+        ("cold", r"\| main job cold [^|]*\| ([0-9.]+) \|"),
+        ("warm", r"\| main job warm [^|]*\| ([0-9.]+) \|"),
+        ("floor", r"\| floor [^|]*\| ([0-9.]+) \|"),
+    ):
+        match = re.search(pattern, text)
+        if match:
+            found[key] = float(match.group(1))
+    return found
+
+
+def main_section(main: dict, fl: dict, previous: dict[str, float], differ_from_previous: list[str] | None) -> str:
+    """The '## Main job' section: this run's cold, warm and floor next to the previous BENCHMARKS.md's."""
+
+    def before(key: str) -> str:
+        return f"{previous[key]:.1f}" if key in previous else "-"
+
+    differ = ", ".join(f"{t} {a} vs {b}" for t, (a, b) in fl["differ"].items()) or "none"
+    if differ_from_previous is None:
+        same = "No previous table checksums to compare with (`benchmarks/table_checksums.json` written now)."
+    elif differ_from_previous:
+        same = "Tables whose rows differ from the previous run's: " + ", ".join(differ_from_previous) + "."
+    else:
+        same = "Every table's row count and row checksum equal the previous run's (`benchmarks/table_checksums.json`)."
+    return f"""## Main job, offline on the RELEASE-2021 snapshot, next to the floor
+
+| run | wall (s) | previous wall (s) | peak memory (MB) |
+|---|---|---|---|
+| main job cold (`rootassets materialize --release {RELEASE}`, empty ROOTASSETS_HOME) | {main["cold"][0]:.1f} | {before("cold")} | {main["cold"][1]:.0f} |
+| main job warm (nothing changed: source files unchanged, so raw not re-read; every asset up to date) | {main["warm"][0]:.1f} | {before("warm")} | {main["warm"][1]:.0f} |
+| floor (`benchmarks/floor.py`: same functions and tables, one plain process) | {fl["wall"]:.1f} | {before("floor")} | {fl["peak"]:.0f} |
+
+Cold main job / floor = **{main["cold"][0] / fl["wall"]:.2f}** (goal: at most 1.5). Floor steps (s):
+`{fl["steps"]}`. The floor wrote {fl["tables"]} tables; tables whose row counts differ from the
+main job's: {differ}. Warm re-run: **{main["warm"][0]:.1f} s** (goal: 1.5 s). {same}
+
+"""
+
+
+def checked_tables(home: Path) -> list[str] | None:
+    """This run's table checksums against the previous run's file (None: no previous file); the file is then
+    rewritten with this run's."""
+    import json
+
+    now = table_checksums(home / "rootassets.duckdb")
+    before = json.loads(CHECKSUMS.read_text()) if CHECKSUMS.exists() else None
+    CHECKSUMS.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
+    return None if before is None else compare_checksums(now, before)
+
+
 def floor(main_home: Path) -> dict:
     """benchmarks/floor.py in its own process; its tables must match the main job's."""
     home = Path(tempfile.mkdtemp(prefix="rootassets-floor-"))
@@ -369,7 +455,6 @@ def write(results: dict, path: Path) -> None:
     main, ing, fl = results["main"], results["ingest"], results["floor"]
     boot, swc, scale = results["bootstrap"], results["soil_water"], results["scaling"]
     ratio = ing["duckdb_s"] / ing["ours_s"]
-    differ = ", ".join(f"{t} {a} vs {b}" for t, (a, b) in fl["differ"].items()) or "none"
     scale_rows = "\n".join(
         f"| {p['factor']}x | {p['sites']} | {p['root_rows']:,} | {p['wall']:.1f} | {p['peak']:.0f} |" for p in scale
     )
@@ -382,19 +467,7 @@ on {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_versio
 dagster {version("dagster")}, duckdb {version("duckdb")}, polars {version("polars")}, numpy {version("numpy")}.
 Peak memory is the max RSS of the measured process (`getrusage` of its children).
 
-## Main job, offline on the RELEASE-2021 snapshot, next to the floor
-
-| run | wall (s) | peak memory (MB) |
-|---|---|---|
-| main job cold (`rootassets materialize --release {RELEASE}`, empty ROOTASSETS_HOME) | {main["cold"][0]:.1f} | {main["cold"][1]:.0f} |
-| main job warm (nothing changed: source files unchanged, so raw not re-read; every asset up to date) | {main["warm"][0]:.1f} | {main["warm"][1]:.0f} |
-| floor (`benchmarks/floor.py`: same functions and tables, one plain process) | {fl["wall"]:.1f} | {fl["peak"]:.0f} |
-
-Cold main job / floor = **{main["cold"][0] / fl["wall"]:.2f}** (goal: at most 1.5). Floor steps (s):
-`{fl["steps"]}`. The floor wrote {fl["tables"]} tables; tables whose row counts differ from the
-main job's: {differ}. Warm re-run: **{main["warm"][0]:.1f} s** (goal: 3 s; see below).
-
-## Ingest throughput (NEON per-site CSVs -> stacked, typed tables)
+{main_section(main, fl, results["previous"], results["checksum_differ"])}## Ingest throughput (NEON per-site CSVs -> stacked, typed tables)
 
 {ing["files"]} NEON-format files, {ing["rows"]:,} rows, {ing["mb"]:.2f} MB; best of 3.
 
@@ -448,12 +521,28 @@ if __name__ == "__main__":
     parser.add_argument("--soil-water-years", type=int, default=3)
     parser.add_argument(
         "--only",
-        choices=["soil_water"],
+        choices=["soil_water", "main"],
         help="measure one section and replace only it in BENCHMARKS.md (the main job runs first: soil water "
         "reads its phi)",
     )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="rootassets-bench-"))
+    if args.only == "main":
+        try:
+            previous = previous_main(REPO / "BENCHMARKS.md")
+            main = main_job(home)
+            print("main", main, flush=True)
+            fl = floor(home)
+            print("floor", fl, flush=True)
+            differ = checked_tables(home)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        replace_section(
+            REPO / "BENCHMARKS.md",
+            "## Main job, offline on the RELEASE-2021 snapshot",
+            main_section(main, fl, previous, differ),
+        )
+        raise SystemExit(0)
     if args.only == "soil_water":
         try:
             main_job(home)
@@ -464,8 +553,9 @@ if __name__ == "__main__":
         replace_section(REPO / "BENCHMARKS.md", "## Continental soil water content", soil_water_section(swc))
         raise SystemExit(0)
     try:
-        results = {"main": main_job(home)}
+        results = {"previous": previous_main(REPO / "BENCHMARKS.md"), "main": main_job(home)}
         print("main", results["main"], flush=True)
+        results["checksum_differ"] = checked_tables(home)
         results["floor"] = floor(home)
         print("floor", results["floor"], flush=True)
         results["ingest"] = ingest()

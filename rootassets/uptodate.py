@@ -101,7 +101,8 @@ def record(settings: Settings, release: str, inputs: dict[str, Any] | None, summ
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
-        "inputs": inputs,
+        # the instance as the refresh left it: a first refresh creates it after `inputs` was taken
+        "inputs": {**inputs, "instance": (settings.dagster_home / "dagster.yaml").is_file()},
         "database": database,
         "summary": summary,
         "committed": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

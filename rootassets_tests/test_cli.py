@@ -40,6 +40,9 @@ def home(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> dict[str, 
         counted = [tuple(map(int, m)) for m in re.findall(r"^  \[(\d+)/(\d+)\] materialized ", run, re.M)]
         assert counted == [(i, len(counted)) for i in range(1, len(counted) + 1)], run
     assert "[15/15] materialized raw/" in done.stdout
+    # the very next run is the warm shortcut: the first refresh recorded the instance it created
+    warm = cli("materialize", "--release", RELEASE, env=env)
+    assert warm.returncode == 0 and f"{RELEASE} is up to date: its NEON sources" in warm.stdout, warm.stdout[-2000:]
     return env
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -146,22 +147,37 @@ def counts(db: Path, release: str) -> dict[str, int]:
         }
 
 
+MATERIALIZE = [sys.executable, "-m", "rootassets.cli", "materialize", "--release"]
+
+
+@pytest.fixture(scope="module")
+def old_release_committed(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> tuple[Path, Path]:
+    """A snapshot with OLD and a planted NEW, and a ROOTASSETS_HOME where `rootassets materialize` committed OLD:
+    the same starting point for every kill attempt, computed once (each attempt works on its own copy)."""
+    base = tmp_path_factory.mktemp("old-release")
+    root, home = base / "snapshot", base / "home"
+    copy_release(snapshot, root, OLD)
+    env = {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(root)}
+    done = subprocess.run([*MATERIALIZE, OLD], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    plant_release(root, OLD, NEW, drop_site=DROPPED, flatten_site=FLIPPED, flatten_below_cm=50)
+    return root, home
+
+
 @pytest.mark.parametrize("attempt", [1, 2, 3], ids=["kill-1", "kill-2", "kill-3"])
 def test_killed_refresh_leaves_the_earlier_release_intact_and_rerun_completes(
-    tmp_path: Path, snapshot: Path, attempt: int
+    tmp_path: Path, old_release_committed: tuple[Path, Path], attempt: int
 ) -> None:
-    # A random moment of the refresh, from its first observation to its last figure (the run takes ~60 s).
+    # A random moment of the refresh, from its first observation to its last figure.
     kill_after_s, seed = random_kill_point(1.0, 55.0)
     replay = f"killed after {kill_after_s}s (replay: ROOTASSETS_KILL_SEED={seed})"
-    root = tmp_path / "snapshot"
-    copy_release(snapshot, root, OLD)
+    root, committed_home = old_release_committed
+    shutil.copytree(committed_home, tmp_path / "home")
     env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path / "home"), "ROOTASSETS_SNAPSHOT": str(root)}
-    command = [sys.executable, "-m", "rootassets.cli", "materialize", "--release"]
-    assert subprocess.run([*command, OLD], env=env, cwd=REPO, capture_output=True, timeout=600).returncode == 0
+    command = MATERIALIZE
     db = tmp_path / "home" / "rootassets.duckdb"
     before = counts(db, OLD)
     earlier = warehouse_digest(db)
-    plant_release(root, OLD, NEW, drop_site=DROPPED, flatten_site=FLIPPED, flatten_below_cm=50)
 
     process = subprocess.Popen(
         [*command, NEW], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

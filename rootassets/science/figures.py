@@ -409,7 +409,15 @@ def label_sensitivity_figure(grid: pl.DataFrame, modality: dict[str, str], defau
     fig.supxlabel("kernel bandwidth (cm)")
     fig.supylabel("secondary threshold")
     fig.suptitle("Label sensitivity (beyond the paper): red bimodal, blue unimodal; box: the default setting")
-    fig.tight_layout()
+    # Fixed margins, as Figure 1: tight_layout measures every panel's text and grows with the number of panels.
+    fig.subplots_adjust(
+        left=0.07,
+        right=0.99,
+        bottom=0.45 / rows + 0.02 if rows > 1 else 0.15,
+        top=1 - 0.5 / rows if rows > 1 else 0.82,
+        wspace=0.35,
+        hspace=0.5,
+    )
     return fig
 
 
