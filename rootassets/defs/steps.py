@@ -8,7 +8,6 @@ blocking checks (its invariants) and the write through each table's contract.
 
 import dataclasses
 import hashlib
-import inspect
 import typing
 from collections.abc import Iterator
 from typing import Any
@@ -31,7 +30,14 @@ from rootassets.defs.publish import CheckOutcome, check_specs, publish
 from rootassets.defs.resources import WarehouseResource
 from rootassets.neon.identifiers import validate_release
 from rootassets.schemas import CONTRACTS, TableContract
-from rootassets.science.registry import Step, StepInputError, code_version, gather_inputs, parameter_metadata
+from rootassets.science.registry import (
+    Step,
+    StepInputError,
+    code_version,
+    gather_inputs,
+    parameter_metadata,
+    source_text,
+)
 from rootassets.science.steps import STEPS
 
 
@@ -49,7 +55,7 @@ def _contract_text(contract: TableContract | None) -> str:
     if contract is None:
         return "none"
     own = [c for c in contract.schema.__mro__ if c.__module__ == contract.schema.__module__]
-    return "".join(inspect.getsource(c) for c in own) + repr(contract.key)
+    return "".join(source_text(c) for c in own) + repr(contract.key)
 
 
 def config_class(step: Step) -> type[Config]:

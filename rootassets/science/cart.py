@@ -13,12 +13,14 @@ passes on, and moving the pin means re-running that test.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.tree._criterion import Gini
-from sklearn.tree._splitter import BestSplitter
-from sklearn.tree._tree import DepthFirstTreeBuilder, Tree
+
+if TYPE_CHECKING:
+    from sklearn.tree._tree import Tree
 
 NO_DEPTH_LIMIT = np.iinfo(np.int32).max  # DecisionTreeClassifier's max_depth=None
 
@@ -52,11 +54,23 @@ class TreeSeeder:
         return self._state
 
 
+@functools.cache
+def _compiled() -> tuple[Any, Any, Any, Any]:
+    """scikit-learn's criterion, splitter, builder and tree classes, imported on first use: importing
+    scikit-learn takes seconds, and every process that loads the definitions imports this module."""
+    from sklearn.tree._criterion import Gini
+    from sklearn.tree._splitter import BestSplitter
+    from sklearn.tree._tree import DepthFirstTreeBuilder, Tree
+
+    return Gini, BestSplitter, DepthFirstTreeBuilder, Tree
+
+
 def grow_tree(
     x: np.ndarray, y: np.ndarray, max_features: int, min_samples_split: int, seed: int, seeder: TreeSeeder
 ) -> GrownTree:
     """Grow one tree on rows `x` (float32, C-ordered, finite) and labels `y`, trying `max_features` features
     per split and splitting a node of at least `min_samples_split` rows (repeated rows count each time)."""
+    Gini, BestSplitter, DepthFirstTreeBuilder, Tree = _compiled()
     classes, codes = np.unique(y, return_inverse=True)
     n_classes = np.array([classes.size], dtype=np.intp)
     targets = np.ascontiguousarray(codes.reshape(-1, 1), dtype=np.float64)

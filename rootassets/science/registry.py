@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import importlib
 import inspect
+import linecache
 import re
 import sys
 import textwrap
@@ -212,6 +214,60 @@ def _digest(name: str, roots: list[Any], prefixes: tuple[str, ...]) -> str:
     return digest.hexdigest()[:16]
 
 
+# Every asset's version walks much the same functions: their source is read once per process (the walk's files
+# do not change while a process runs; an edited file is seen by the next process).
+_SOURCES: dict[int, tuple[Any, str]] = {}
+
+
+def source_text(obj: Any) -> str:
+    """`inspect.getsource(obj)`, remembered for the process."""
+    known = _SOURCES.get(id(obj))
+    if known is not None and known[0] is obj:
+        return known[1]
+    text = _class_source(obj) if inspect.isclass(obj) else None
+    if text is None:
+        text = inspect.getsource(obj)
+    _SOURCES[id(obj)] = (obj, text)
+    return text
+
+
+def _class_source(cls: type) -> str | None:
+    """`inspect.getsource(cls)` without parsing the class's module again for every class (inspect does):
+    the module's class start lines come from one parse, then the block is cut as inspect cuts it. None when
+    the class is not found that way (inspect then decides)."""
+    try:
+        file = inspect.getsourcefile(cls)
+    except TypeError:
+        return None
+    if not file:
+        return None
+    lines = linecache.getlines(file)
+    start = _class_starts(file, len(lines)).get(cls.__qualname__)
+    return "".join(inspect.getblock(lines[start:])) if start is not None and lines else None
+
+
+@functools.cache
+def _class_starts(file: str, n_lines: int) -> dict[str, int]:
+    """{qualname: first line (0-based; its first decorator's)} of every class in `file`, as inspect's class
+    finder numbers them (the first class of a qualname wins)."""
+    starts: dict[str, int] = {}
+
+    def visit(node: ast.AST, stack: list[str]) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, [*stack, child.name, "<locals>"])
+            elif isinstance(child, ast.ClassDef):
+                qualname = ".".join([*stack, child.name])
+                first = child.decorator_list[0].lineno if child.decorator_list else child.lineno
+                starts.setdefault(qualname, first - 1)
+                visit(child, [*stack, child.name])
+            else:
+                visit(child, stack)
+
+    visit(ast.parse("".join(linecache.getlines(file))), [])
+    return starts
+
+
 def _reach(obj: Any, reached: dict[str, str], prefixes: tuple[str, ...]) -> None:
     if isinstance(obj, str):  # a source text
         reached.setdefault(hashlib.sha256(obj.encode()).hexdigest(), obj)
@@ -219,7 +275,7 @@ def _reach(obj: Any, reached: dict[str, str], prefixes: tuple[str, ...]) -> None
     if isinstance(obj, types.ModuleType):
         if obj.__name__ in reached:
             return
-        reached[obj.__name__] = inspect.getsource(obj)
+        reached[obj.__name__] = source_text(obj)
         for member in list(vars(obj).values()):
             if (inspect.isfunction(member) or inspect.isclass(member)) and member.__module__ == obj.__name__:
                 _reach(member, reached, prefixes)
@@ -228,7 +284,7 @@ def _reach(obj: Any, reached: dict[str, str], prefixes: tuple[str, ...]) -> None
     if name in reached:
         return
     try:
-        reached[name] = inspect.getsource(obj)
+        reached[name] = source_text(obj)
     except (OSError, TypeError):
         reached[name] = repr(obj)
     for value in _imported_in_body(reached[name], prefixes):
@@ -242,7 +298,7 @@ def _reach(obj: Any, reached: dict[str, str], prefixes: tuple[str, ...]) -> None
             value = namespace.get(ref)
             if isinstance(value, types.ModuleType):
                 if value.__name__.startswith(prefixes):
-                    reached.setdefault(value.__name__, inspect.getsource(value))
+                    reached.setdefault(value.__name__, source_text(value))
             elif (inspect.isfunction(value) or inspect.isclass(value)) and _within(value, prefixes):
                 _reach(value, reached, prefixes)
             elif ref in namespace and _is_constant(value) and _within_module(namespace, prefixes):
@@ -266,11 +322,20 @@ def _codes(obj: Any) -> Iterator[types.CodeType]:
                 yield function.__code__
 
 
-def _imported_in_body(source: str, prefixes: tuple[str, ...]) -> Iterator[Any]:
+def _imported_in_body(source: str, prefixes: tuple[str, ...]) -> tuple[Any, ...]:
     """What a function or class imports inside its body from `prefixes` (`from rootassets.science import
     figures` in a function that imports lazily): such names are not in its module's namespace."""
     if "import " not in source:
-        return
+        return ()
+    return _body_imports(source, prefixes)
+
+
+@functools.cache
+def _body_imports(source: str, prefixes: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(_parse_body_imports(source, prefixes))
+
+
+def _parse_body_imports(source: str, prefixes: tuple[str, ...]) -> Iterator[Any]:
     try:
         tree = ast.parse(textwrap.dedent(source))
     except SyntaxError:
