@@ -288,3 +288,21 @@ def test_the_real_aridity_table_gives_a_numeric_and_a_categorical_extra_factor(s
     assert [(f.name, f.categorical) for f in factors] == [("ai", False), ("koppen_coarse", True)]
     assert frame.height == 47 and frame.filter(pl.col("site_id") == "HARV")["ai"][0] == pytest.approx(1.0841, abs=1e-4)
     assert frame.schema["koppen_coarse"] == pl.String
+
+
+def test_phi_table_of_a_release_without_soil_rows_gives_no_soil_phi() -> None:
+    """A release whose soil table is empty (a sample with root data only) still gets root phi; soil phi is None."""
+    from rootassets.science.phi import PhiParameters, phi_table
+    from rootassets.science.soil_profiles import SOIL_PROPERTIES
+
+    modality = pl.DataFrame({"site_id": ["BART"], "modality": ["unimodal"], "d1_cm": [None], "d2_cm": [None]})
+    profiles = pl.DataFrame(
+        {"site_id": ["BART"] * 2, "top_cm": [60.0, 90.0], "bottom_cm": [90.0, 120.0], "root_density_g_m3": [4.0, 2.0]}
+    )
+    columns = {"site_id": pl.String, "top_cm": pl.Float64, "bottom_cm": pl.Float64}
+    soil = pl.DataFrame(schema={**columns, **{p.column: pl.Float64 for p in SOIL_PROPERTIES}})
+    kde = pl.DataFrame({"site_id": ["BART"] * 2, "depth_cm": [0.0, 200.0], "density": [1.0, 1.0]})
+    table = phi_table(modality, profiles, soil, kde, PhiParameters())
+    root = table.filter((pl.col("property") == "root_biomass") & (pl.col("method") == "increment"))
+    assert root["phi"].to_list() == [0.5]
+    assert table.filter(pl.col("property") != "root_biomass")["phi"].null_count() == table.height - 2

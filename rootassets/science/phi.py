@@ -71,7 +71,9 @@ def _site_arrays(frame: pl.DataFrame, columns: list[str], sort: str | None = Non
     frame = frame.with_row_index("_order").sort(["site_id", sort or "_order", "_order"])
     sites = frame["site_id"].to_numpy()
     arrays = {c: frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in columns}
-    starts = np.flatnonzero(np.r_[True, sites[1:] != sites[:-1]]) if sites.size else np.array([], dtype=int)
+    if not sites.size:
+        return {}
+    starts = np.flatnonzero(np.r_[True, sites[1:] != sites[:-1]])
     ends = np.r_[starts[1:], sites.size]
     return {sites[a]: {c: values[a:b] for c, values in arrays.items()} for a, b in zip(starts, ends, strict=True)}
 

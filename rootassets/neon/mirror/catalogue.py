@@ -36,7 +36,7 @@ from rootassets.neon.identifiers import (
 from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.snapshot import SnapshotSource, snapshot_package_files
 from rootassets.neon.stack_by_table import PackageFile
-from rootassets.neon.stacking import ADDED_COLUMNS, STACKING_COLUMNS
+from rootassets.neon.stacking import ADDED_COLUMNS, NEON_SITE_COLUMN, STACKING_COLUMNS
 
 TEST_DOI_PREFIX = "10.5072"  # DataCite's prefix for test DOIs: never a real dataset
 _DATE_COLUMNS = ("endDate", "collectDate", "setDate", "startDate")
@@ -137,6 +137,7 @@ class MirrorCatalogue:
     def _add_product(self, source: SnapshotSource, product: ProductSpec, release: str) -> None:
         load = source.load_product(product, release)
         frames = {name: t.frame for name, t in load.tables.items() if t.frame.height}
+        published = {name: next((s.columns for s in t.sources if s.columns), ()) for name, t in load.tables.items()}
         for frame in frames.values():
             if "domainID" in frame.columns:
                 for site, domain in frame.select("site_id", "domainID").drop_nulls().unique().iter_rows():
@@ -149,14 +150,15 @@ class MirrorCatalogue:
         doi = load.doi or f"{TEST_DOI_PREFIX}/neon-mirror.{product.code}.{release}"
         entry = self.products.setdefault(product.code, {}).setdefault(release, ProductRelease(doi=doi))
         site_month = _site_months(frames)
-        variables = _variables_csv(docs.variables, frames)
+        variables = _variables_csv(docs.variables, frames, published)
         newest: dict[tuple[str, str], str] = {}
         for table, frame in frames.items():
             for (site, publication), part in frame.group_by(["site_id", "publication_date"], maintain_order=True):
                 month = site_month[site]
                 stamp = publication.strftime("%Y%m%dT%H%M%SZ") if publication else "20000101T000000Z"
                 name = self._name(site, product, table, month, stamp)
-                self._put(MirrorFile(name, product.code, release, site, month, _neon_csv(_as_published(part))))
+                published_part = _as_published(part, published.get(table, ()))
+                self._put(MirrorFile(name, product.code, release, site, month, _neon_csv(published_part)))
                 entry.months.setdefault(site, set()).add(month)
                 newest[(site, month)] = max(stamp, newest.get((site, month), ""))
         for (site, month), stamp in newest.items():
@@ -274,8 +276,15 @@ def _folder_date(folder: Path) -> str:
     return datetime.fromtimestamp(newest, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _as_published(part: pl.DataFrame) -> pl.DataFrame:
-    """A stacked table's rows as NEON's per-site file holds them: without what a stacker adds."""
+def _as_published(part: pl.DataFrame, file_columns: tuple[str, ...] = ()) -> pl.DataFrame:
+    """A stacked table's rows as NEON's per-site file holds them: without what a stacker adds, and with NEON's
+    `siteID` back under its own name and in its place when the file had one (the stacker keeps it as
+    `site_id`)."""
+    if NEON_SITE_COLUMN in file_columns and NEON_SITE_COLUMN not in part.columns and "site_id" in part.columns:
+        part = part.with_columns(pl.col("site_id").alias(NEON_SITE_COLUMN))
+        part = part.select(
+            [c for c in file_columns if c in part.columns] + [c for c in part.columns if c not in file_columns]
+        )
     return part.drop([c for c in (*ADDED_COLUMNS, *STACKING_COLUMNS) if c in part.columns])
 
 
@@ -315,7 +324,9 @@ def _neon_type(dtype: pl.DataType) -> str:
     return "string"
 
 
-def _variables_csv(published: pl.DataFrame | None, frames: dict[str, pl.DataFrame]) -> bytes:
+def _variables_csv(
+    published: pl.DataFrame | None, frames: dict[str, pl.DataFrame], file_columns: dict[str, tuple[str, ...]]
+) -> bytes:
     """The snapshot's own variables table when it has one; otherwise types only (no descriptions or
     units are invented)."""
     if published is not None:
@@ -331,7 +342,7 @@ def _variables_csv(published: pl.DataFrame | None, frames: dict[str, pl.DataFram
             "pubFormat": None,
         }
         for table, frame in frames.items()
-        for name, dtype in _as_published(frame).schema.items()
+        for name, dtype in _as_published(frame, file_columns.get(table, ())).schema.items()
     ]
     return _neon_csv(pl.DataFrame(rows, schema={k: pl.String for k in rows[0]}))
 
