@@ -64,6 +64,30 @@ def _by_modality_colors(modality: list[str]) -> list[str]:
     return [COLORS.get(m, "grey") for m in modality]
 
 
+def grid_margins(
+    fig: Figure,
+    rows: int,
+    *,
+    left: float,
+    bottom: float,
+    top: float,
+    single: tuple[float, float],
+    wspace: float,
+    hspace: float,
+) -> None:
+    """Fixed margins for a grid of `rows` panel rows, instead of tight_layout, which measures every panel's text
+    and grows with the number of panels (the 10x scaling benchmark exposed it). `bottom` and `top` are shared out
+    over the rows; `single` is (bottom, top) for a one-row grid."""
+    fig.subplots_adjust(
+        left=left,
+        right=0.99,
+        bottom=bottom / rows + 0.02 if rows > 1 else single[0],
+        top=1 - top / rows if rows > 1 else single[1],
+        wspace=wspace,
+        hspace=hspace,
+    )
+
+
 def root_profiles_figure(profiles: pl.DataFrame, modality: dict[str, str], span: float = 0.5) -> Figure:
     """Figure 1: standardized root profiles of every site, LOESS fit with 95% band; red bimodal, blue unimodal."""
     sites = sorted(profiles["site_id"].unique().to_list(), key=lambda s: (modality.get(s) != "bimodal", s))
@@ -96,14 +120,7 @@ def root_profiles_figure(profiles: pl.DataFrame, modality: dict[str, str], span:
     fig.supxlabel("standardized live fine-root density (Y / max Y)")
     fig.supylabel("depth (cm)")
     fig.suptitle("Root profiles by site (red: bimodal, blue: unimodal; LOESS span 0.5 with 95% band)")
-    fig.subplots_adjust(
-        left=0.06,
-        right=0.99,
-        bottom=0.5 / rows + 0.02 if rows > 1 else 0.12,
-        top=1 - 0.6 / rows if rows > 1 else 0.85,
-        wspace=0.15,
-        hspace=0.45,
-    )
+    grid_margins(fig, rows, left=0.06, bottom=0.5, top=0.6, single=(0.12, 0.85), wspace=0.15, hspace=0.45)
     return fig
 
 
@@ -409,15 +426,7 @@ def label_sensitivity_figure(grid: pl.DataFrame, modality: dict[str, str], defau
     fig.supxlabel("kernel bandwidth (cm)")
     fig.supylabel("secondary threshold")
     fig.suptitle("Label sensitivity (beyond the paper): red bimodal, blue unimodal; box: the default setting")
-    # Fixed margins, as Figure 1: tight_layout measures every panel's text and grows with the number of panels.
-    fig.subplots_adjust(
-        left=0.07,
-        right=0.99,
-        bottom=0.45 / rows + 0.02 if rows > 1 else 0.15,
-        top=1 - 0.5 / rows if rows > 1 else 0.82,
-        wspace=0.35,
-        hspace=0.5,
-    )
+    grid_margins(fig, rows, left=0.07, bottom=0.45, top=0.5, single=(0.15, 0.82), wspace=0.35, hspace=0.5)
     return fig
 
 
