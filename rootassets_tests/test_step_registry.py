@@ -4,6 +4,8 @@ the rest."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,3 +187,27 @@ def test_a_bad_user_file_fails_the_step_in_one_line_and_keeps_the_old_rows(tmp_p
         assert says in failure.event_specific_data.error.message
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select count(*), min(weight) from analysis.weighted").fetchall() == [(3, 1.0)]
+
+
+def test_a_session_shares_one_connection_and_releases_the_file_after(tmp_path: Path) -> None:
+    """A step reads all its inputs through one connection (opening the file per read cost seconds per refresh);
+    the file's lock is released when the session ends, so a reader gets in."""
+    db = profiles(tmp_path)
+    warehouse = WarehouseResource(database=str(db))
+    with warehouse.session():
+        with warehouse.get_connection() as first, warehouse.get_connection() as second:
+            assert first is second
+        frame = warehouse.read("harmonized", "root_profiles", RELEASE)
+        with warehouse.session(), warehouse.get_connection() as nested:  # a nested session is the same one
+            assert nested is first
+        assert not other_process_reads(db)  # held for the block: another process waits for it
+    assert frame.height == 3
+    assert other_process_reads(db)
+    with warehouse.get_connection() as after:
+        assert after is not first
+
+
+def other_process_reads(db: Path) -> bool:
+    """Whether another process can open `db` read-only right now."""
+    probe = f"import duckdb; duckdb.connect({str(db)!r}, read_only=True).close()"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60).returncode == 0

@@ -77,10 +77,11 @@ def publish(
     written = {(schema, table): screened.kept}
     if contract is not None:
         written[("quarantine", table)] = screened.quarantined
-    warehouse.write(written, release)
     comment = comment_statement(schema, table, description)
-    if comment:
-        warehouse.define(f"comment:{schema}.{table}", comment)
+    with warehouse.session():
+        warehouse.write(written, release)
+        if comment:
+            warehouse.define(f"comment:{schema}.{table}", comment)
     yield MaterializeResult(
         asset_key=key,
         metadata={

@@ -74,10 +74,11 @@ def figure_asset(spec: FigureSpec):
         context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore
     ) -> MaterializeResult:
         release = validate_release(context.partition_key)
-        inputs = {
-            r.name: warehouse.read(r.schema, r.name, release, "NOT quarantined" if r.good_rows else "")
-            for r in spec.reads
-        }
+        with warehouse.session():
+            inputs = {
+                r.name: warehouse.read(r.schema, r.name, release, "NOT quarantined" if r.good_rows else "")
+                for r in spec.reads
+            }
         return save_figure(spec.draw(inputs), artifacts, release, spec.name)
 
     _figure.__name__ = spec.name
@@ -105,7 +106,8 @@ def site_pages_document(
     from matplotlib.backends.backend_pdf import PdfPages
 
     release = validate_release(context.partition_key)
-    inputs = {r.name: warehouse.read(r.schema, r.name, release) for r in SITE_PAGE_READS}
+    with warehouse.session():
+        inputs = {r.name: warehouse.read(r.schema, r.name, release) for r in SITE_PAGE_READS}
     path = artifacts.folder("reports", release) / SITE_PAGES_FILE
     partial = path.with_suffix(".pdf.partial")
     sites = []
@@ -136,7 +138,8 @@ def report(context: AssetExecutionContext, warehouse: WarehouseResource, artifac
     site index with its one-page-per-site document; and the same report as one self-contained HTML page
     (`report.html`, figures inline) that opens in any browser."""
     release = validate_release(context.partition_key)
-    inputs = {r.name: warehouse.read(r.schema, r.name, release) for r in REPORT_READS}
+    with warehouse.session():
+        inputs = {r.name: warehouse.read(r.schema, r.name, release) for r in REPORT_READS}
     figure_dir = artifacts.folder("figures", release)
     drawn = [spec.name for spec in FIGURES if (figure_dir / f"{spec.name}.png").exists()]
     folder = artifacts.folder("reports", release)

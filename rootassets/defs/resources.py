@@ -57,6 +57,7 @@ class WarehouseResource(DuckDBResource):
 
     _refresh_id: str | None = PrivateAttr(default=None)
     _commits_at_end: bool = PrivateAttr(default=False)
+    _session: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         run = context.run
@@ -80,13 +81,31 @@ class WarehouseResource(DuckDBResource):
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A writable connection, waiting (polling every <= 0.5 s, up to 10 min) while another process holds the
-        file's lock: site partitions running side by side take it in turn to write their rows."""
+        file's lock: site partitions running side by side take it in turn to write their rows. Inside `session()`
+        it is the session's connection."""
+        if self._session is not None:
+            yield self._session
+            return
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         con = connect_writable(self.database)
         try:
             yield con
         finally:
             con.close()
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Every read and write inside the block shares one connection (opening the file costs ~25 ms, and a
+        step reads several tables). Keep the block short: it holds the file's lock, so readers wait for it."""
+        if self._session is not None:
+            yield
+            return
+        with self.get_connection() as con:
+            self._session = con
+            try:
+                yield
+            finally:
+                self._session = None
 
     def read(self, schema: str, table: str, release: str, where: str = "") -> pl.DataFrame:
         """The rows of `release` in `schema.table` as this run sees them: what it staged (with the visible rows

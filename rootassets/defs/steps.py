@@ -119,7 +119,8 @@ def step_asset(step: Step):
         release = validate_release(context.partition_key)
         params = parameters_from(step, config)
         try:
-            inputs = gather_inputs(step, params, release, _Source(warehouse))
+            with warehouse.session():
+                inputs = gather_inputs(step, params, release, _Source(warehouse))
             result = step.run(inputs, params)
         except StepInputError as exc:
             raise Failure(description=f"{step.name} {release}: {exc}") from exc

@@ -1,0 +1,127 @@
+"""Goal 5 of BENCHMARKS.md: a run launched from the UI against the CLI's, for the same work.
+
+The UI side is what a user gets from `rootassets ui`: the webserver and daemon (`dg dev`) on a
+fresh ROOTASSETS_HOME, the release partition added as the README says (`rootassets releases
+--add`), then one run of `main_job` for that partition submitted through the webserver's GraphQL
+API (what the "Materialize all" button of the job's page sends). The webserver's run launcher
+starts it in a run worker process of its own, which loads the definitions, runs the steps and
+commits the run's tables when it succeeds. Timed: from the submission to the run's success as the
+API reports it (its tables are visible by then), and the run's own start-to-end time from the
+instance, which excludes the launcher's queueing and the worker's start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+LOCATION = "rootassets"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_location(base: str, timeout_s: float = 300) -> None:
+    """Until the webserver answers and has loaded the code location (or fail with what it said)."""
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename } } } } }"
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.post(f"{base}/graphql", json={"query": query}, timeout=5).json()
+            entries = answer["data"]["workspaceOrError"]["locationEntries"]
+            kinds = {e["name"]: (e["locationOrLoadError"] or {}).get("__typename") for e in entries}
+            if kinds.get(LOCATION) == "RepositoryLocation":
+                return
+            last = str(kinds)
+        except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
+            last = repr(exc)
+        time.sleep(1)
+    raise SystemExit(f"the UI did not load the {LOCATION} code location in {timeout_s:.0f} s: {last}")
+
+
+def ui_run(home: Path, snapshot: Path, release: str) -> dict[str, float]:
+    """Start `rootassets ui` on `home`, launch main_job for `release` through its GraphQL API, time it."""
+    from dagster import DagsterInstance
+    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+    env = {
+        **os.environ,
+        "ROOTASSETS_HOME": str(home),
+        "ROOTASSETS_SNAPSHOT": str(snapshot),
+        "DAGSTER_HOME": str(home / "dagster"),
+    }
+    cli = [sys.executable, "-m", "rootassets.cli"]
+    subprocess.run([*cli, "releases", "--add", release], env=env, cwd=REPO, check=True, capture_output=True)
+    port, files_port = _free_port(), _free_port()
+    log = (home / "ui.log").open("w")
+    server = subprocess.Popen(
+        [*cli, "ui", "--port", str(port), "--files-port", str(files_port)],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _wait_for_location(f"http://127.0.0.1:{port}")
+        client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+        start = time.perf_counter()
+        run_id = client.submit_job_execution("main_job", LOCATION, tags={"dagster/partition": release})
+        while True:
+            try:
+                status = client.get_run_status(run_id).value
+            except DagsterGraphQLClientError:
+                status = "UNKNOWN"
+            if status in ("SUCCESS", "FAILURE", "CANCELED"):
+                break
+            time.sleep(0.5)
+        wall = time.perf_counter() - start
+        if status != "SUCCESS":
+            raise SystemExit(f"the UI's run {run_id} ended {status}; see {home / 'ui.log'}")
+        os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+        instance = DagsterInstance.get()
+        stats = instance.get_run_stats(run_id)
+        steps = instance.get_run_step_stats(run_id)
+        return {
+            "wall": wall,
+            "run": (stats.end_time or 0) - (stats.start_time or 0),
+            "steps": sum((s.end_time or 0) - (s.start_time or 0) for s in steps),
+            "step_count": len(steps),
+        }
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+def cli_step_seconds(home: Path) -> dict[str, float]:
+    """The CLI refresh's runs in `home`'s instance: their summed start-to-end and step seconds."""
+    from dagster import DagsterInstance
+
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    instance = DagsterInstance.get()
+    runs = instance.get_runs()
+    run_s = step_s = 0.0
+    steps = 0
+    for run in runs:
+        stats = instance.get_run_stats(run.run_id)
+        run_s += (stats.end_time or 0) - (stats.start_time or 0)
+        for s in instance.get_run_step_stats(run.run_id):
+            step_s += (s.end_time or 0) - (s.start_time or 0)
+            steps += 1
+    return {"runs": len(runs), "run": run_s, "steps": step_s, "step_count": steps}
