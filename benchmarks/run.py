@@ -357,7 +357,7 @@ UI_HEADING = "## A run launched from the UI, next to the CLI's"
 def ui_versus_cli(cli_home: Path, ui_home: Path) -> dict:
     """Goal 5: the CLI's cold main job, then the same partition launched through the UI (benchmarks/ui_run.py),
     one after the other on fresh homes; both homes' tables must be equal."""
-    from benchmarks.ui_run import cli_step_seconds, ui_run
+    from ui_run import cli_step_seconds, ui_run  # beside this script (its folder is sys.path[0])
 
     env = {**os.environ, "ROOTASSETS_HOME": str(cli_home), "ROOTASSETS_SNAPSHOT": str(SNAPSHOT)}
     cli_wall, _ = timed_cli(["materialize", "--release", RELEASE], env)

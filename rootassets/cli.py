@@ -884,7 +884,11 @@ def _ui(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        return child.wait()
+        while True:  # a short wait, so that a signal another thread (polars', DuckDB's) received is acted on
+            try:
+                return child.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                continue
     except KeyboardInterrupt:
         print("rootassets: stopping the UI", flush=True)
         _stop_group(child, UI_STOP_GRACE_S)

@@ -44,7 +44,10 @@ def build_definitions(settings: Settings) -> Definitions:
         sensors=[neon_release_sensor, *refresh_sensors, *build_site_sensors(jobs)],
         schedules=[weekly_neon_refresh],
         resources={
-            "warehouse": WarehouseResource(database=str(settings.database)),
+            "warehouse": WarehouseResource(
+                database=settings.database_setting,
+                lake_data=settings.lake_data,
+            ),
             "artifacts": ArtifactStore(home=str(settings.home), files_url=settings.files_url),
             "neon": NeonSourceResource(
                 snapshot_dir=str(settings.snapshot) if settings.snapshot else None,

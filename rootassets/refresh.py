@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -47,7 +46,7 @@ from dagster import (
     RunsFilter,
 )
 
-from rootassets.warehouse import connect_read_only, connect_writable
+from rootassets.warehouse import Location, connect_read_only, connect_writable
 from rootassets.warehouse.staging import (
     REFRESH_TAG,
     commit_refresh,
@@ -103,7 +102,7 @@ def mark_worker(instance: DagsterInstance, run: DagsterRun) -> None:
 # --- commit and discard: the one path, whatever started the run -------------------------------------------
 
 
-def commit(instance: DagsterInstance, database: Path, refresh_id: str) -> dict[str, int]:
+def commit(instance: DagsterInstance, database: Location, refresh_id: str) -> dict[str, int]:
     """Make everything `refresh_id` staged visible in one transaction, and report it on each asset."""
     if not database.exists():
         return {}
@@ -113,7 +112,7 @@ def commit(instance: DagsterInstance, database: Path, refresh_id: str) -> dict[s
     return counts
 
 
-def discard(instance: DagsterInstance, database: Path, refresh_id: str, reason: str) -> int:
+def discard(instance: DagsterInstance, database: Location, refresh_id: str, reason: str) -> int:
     """Forget what `refresh_id` staged (the visible tables are untouched), and report it on each asset.
 
     Idempotent: a second discard of the same refresh (the CLI, then a sensor) finds nothing and reports nothing.
@@ -127,7 +126,7 @@ def discard(instance: DagsterInstance, database: Path, refresh_id: str, reason: 
     return dropped
 
 
-def finish_run(instance: DagsterInstance, run: DagsterRun, database: Path) -> str | None:
+def finish_run(instance: DagsterInstance, run: DagsterRun, database: Location) -> str | None:
     """At the end of a run that commits itself: commit when every step succeeded, discard when one failed."""
     outcome = run_outcome(instance, run)
     refresh_id = refresh_of(run)
@@ -140,7 +139,7 @@ def finish_run(instance: DagsterInstance, run: DagsterRun, database: Path) -> st
     return None
 
 
-def discard_finished_run(instance: DagsterInstance, run: DagsterRun, database: Path) -> str:
+def discard_finished_run(instance: DagsterInstance, run: DagsterRun, database: Location) -> str:
     """A run Dagster marked failed or canceled: discard its refresh, unless its launcher (the CLI) is still
     running other runs of it, and free the concurrency slots a killed worker could not."""
     refresh_id = refresh_of(run)
@@ -152,7 +151,7 @@ def discard_finished_run(instance: DagsterInstance, run: DagsterRun, database: P
     return f"run {run.run_id} {what}: {dropped} staged tables discarded"
 
 
-def reap_dead_runs(instance: DagsterInstance, database: Path) -> list[str]:
+def reap_dead_runs(instance: DagsterInstance, database: Location) -> list[str]:
     """Mark runs whose process on this host is gone (killed) as failed, discard what they staged, and free
     their concurrency slots (a run killed mid-step still holds its `duckdb` pool slot)."""
     notes = []
@@ -177,7 +176,7 @@ def reap_dead_runs(instance: DagsterInstance, database: Path) -> list[str]:
     return notes
 
 
-def _reap_orphaned_staging(instance: DagsterInstance, database: Path, active: list[DagsterRunStatus]) -> list[str]:
+def _reap_orphaned_staging(instance: DagsterInstance, database: Location, active: list[DagsterRunStatus]) -> list[str]:
     """Discard the staging of refreshes nobody will commit: every run of theirs is over and the processes
     that ran them on this host are gone (e.g. `rootassets materialize` killed between two of its runs, after
     one run had staged its tables and before the commit)."""
@@ -274,7 +273,7 @@ def stale_or_missing(
     graph: Any,
     keys: Sequence[AssetKey],
     release: str,
-    database: Path,
+    database: Location,
     refresh_id: str,
     resolver: Any = None,
 ) -> list[AssetKey]:
@@ -302,7 +301,7 @@ def with_downstream(graph: Any, stale: Sequence[AssetKey], among: Sequence[Asset
 
 
 def uncommitted_assets(
-    instance: DagsterInstance, keys: Sequence[AssetKey], release: str, database: Path, refresh_id: str
+    instance: DagsterInstance, keys: Sequence[AssetKey], release: str, database: Location, refresh_id: str
 ) -> set[AssetKey]:
     """Keys whose latest materialization came from a refresh other than `refresh_id` that was never committed.
 
@@ -360,7 +359,7 @@ class Refresh:
     instance: DagsterInstance
     defs: Any
     job_name: str
-    database: Path
+    database: Location
     release: str
     keys: list[AssetKey]
     force: bool = False

@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rootassets.neon.client import DEFAULT_API_URL
+
+if TYPE_CHECKING:
+    from rootassets.warehouse.lake import LakeLocation
 
 INSTANCE_MARK = "# Written by rootassets"
 DEFAULT_FILES_URL = "http://127.0.0.1:3001"
@@ -46,6 +50,8 @@ class Settings:
     soil_water_window: str | None = None  # YYYY-MM:YYYY-MM of soil water to download (default: 3 complete years)
     soil_water_workers: int = 0  # sites aggregated at once, each in its own process (0: one per core)
     files_url: str = DEFAULT_FILES_URL  # where `rootassets ui` serves figures/ and reports/ (the UI shows them)
+    warehouse: str = "duckdb"  # ROOTASSETS_WAREHOUSE: the DuckDB file, or ducklake:postgres:<DSN>
+    lake_data: str | None = None  # ROOTASSETS_LAKE_DATA: the lake's Parquet folder or object-storage URL
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -72,6 +78,8 @@ class Settings:
             soil_water_window=os.environ.get("ROOTASSETS_SOIL_WATER_WINDOW") or None,
             files_url=(os.environ.get("ROOTASSETS_FILES_URL") or DEFAULT_FILES_URL).rstrip("/"),
             soil_water_workers=_count("ROOTASSETS_SOIL_WATER_WORKERS"),
+            warehouse=(os.environ.get("ROOTASSETS_WAREHOUSE") or "duckdb").strip(),
+            lake_data=os.environ.get("ROOTASSETS_LAKE_DATA") or None,
         )
 
     @property
@@ -80,8 +88,19 @@ class Settings:
         return self.home / "rootassets.toml"
 
     @property
-    def database(self) -> Path:
-        return self.home / "rootassets.duckdb"
+    def database(self) -> Path | LakeLocation:
+        """The warehouse: the DuckDB file under the home, or the DuckLake catalog ROOTASSETS_WAREHOUSE names."""
+        if self.warehouse in ("", "duckdb"):
+            return self.home / "rootassets.duckdb"
+        from rootassets.warehouse.lake import LakeLocation  # DuckDB and polars only when a lake is asked for
+
+        return LakeLocation.parse(self.warehouse, self.lake_data)
+
+    @property
+    def database_setting(self) -> str:
+        """`database` as the warehouse resource's configuration: the file's path, or the lake's ATTACH string."""
+        database = self.database
+        return str(database) if isinstance(database, Path) else database.spec
 
     @property
     def dagster_home(self) -> Path:

@@ -80,9 +80,10 @@ def input_fingerprint(settings: Settings, release: str) -> dict[str, Any] | None
 
 
 def database_fingerprint(settings: Settings) -> list[int] | None:
-    """The database file's size and modification time (None without a database, or with a pending WAL)."""
+    """The database file's size and modification time (None without a database, or with a pending WAL, or for a
+    lake, whose other writers this process cannot see: every run then takes Dagster's own path)."""
     path = settings.database
-    if not path.is_file() or path.with_name(path.name + ".wal").exists():
+    if not isinstance(path, Path) or not path.is_file() or path.with_name(path.name + ".wal").exists():
         return None
     stat = path.stat()
     return [stat.st_size, stat.st_mtime_ns]

@@ -1,7 +1,6 @@
 """NEON releases drive refreshes: a release sensor and a weekly PROVISIONAL schedule."""
 
 import json
-from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -34,7 +33,7 @@ from rootassets.refresh import (
     site_partition_key,
     split_at_site_partitions,
 )
-from rootassets.warehouse import connect_read_only
+from rootassets.warehouse import Location, connect_read_only
 from rootassets.warehouse.staging import REFRESH_TAG, committed_releases
 
 SENSOR_INTERVAL_S = 6 * 3600
@@ -68,7 +67,7 @@ def neon_release_sensor(
         return offered
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     unseen = sorted((t for t in offered if t != PROVISIONAL and t not in seen), key=release_sort_key)
-    done = _committed(Path(warehouse.database))
+    done = _committed(warehouse.location)
     new = [t for t in unseen if t not in done]
     cursor = json.dumps({**seen, **offered}, sort_keys=True)
     if not new:
@@ -92,7 +91,7 @@ def neon_release_sensor(
     )
 
 
-def _committed(database: Path) -> set[str]:
+def _committed(database: Location) -> set[str]:
     """Releases whose results are committed in `database` (none when it does not exist yet)."""
     if not database.exists():
         return set()

@@ -29,6 +29,8 @@ from rootassets.warehouse import (
     table_columns,
     transaction,
 )
+from rootassets.warehouse.connection import Location
+from rootassets.warehouse.lake import LakeLocation, is_lake
 from rootassets.warehouse.staging import (
     EVERY_SITE,
     REFRESH_TAG,
@@ -55,6 +57,9 @@ class WarehouseResource(DuckDBResource):
     (`rootassets.refresh.finish_run`).
     """
 
+    lake_data: str | None = Field(
+        default=None, description="ROOTASSETS_LAKE_DATA: the DuckLake's data path, when `database` is a lake"
+    )
     _refresh_id: str | None = PrivateAttr(default=None)
     _commits_at_end: bool = PrivateAttr(default=False)
     _session: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
@@ -70,9 +75,16 @@ class WarehouseResource(DuckDBResource):
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if not self._commits_at_end or self._refresh_id is None or context.instance is None or context.run is None:
             return
-        message = finish_run(context.instance, context.run, Path(self.database))
+        message = finish_run(context.instance, context.run, self.location)
         if message and context.log is not None:
             context.log.info(f"rootassets: {message}")
+
+    @property
+    def location(self) -> Location:
+        """The DuckDB file, or the DuckLake catalog when `database` is a `ducklake:` string."""
+        if is_lake(self.database):
+            return LakeLocation.parse(self.database, self.lake_data)
+        return Path(self.database)
 
     @property
     def refresh_id(self) -> str | None:
@@ -86,8 +98,10 @@ class WarehouseResource(DuckDBResource):
         if self._session is not None:
             yield self._session
             return
-        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        con = connect_writable(self.database)
+        location = self.location
+        if isinstance(location, Path):
+            location.parent.mkdir(parents=True, exist_ok=True)
+        con = connect_writable(location)
         try:
             yield con
         finally:

@@ -2,7 +2,6 @@
 the staging of failed and canceled runs (see `rootassets.refresh`)."""
 
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -22,7 +21,7 @@ from dagster import (
 
 from rootassets.defs.resources import WarehouseResource
 from rootassets.refresh import VISIBLE_CHECK, VISIBLE_CHECK_DESCRIPTION, discard_finished_run, refresh_of
-from rootassets.warehouse import connect_read_only
+from rootassets.warehouse import Location, connect_read_only
 from rootassets.warehouse.staging import committed
 
 SENSOR_INTERVAL_S = 10
@@ -58,14 +57,14 @@ def visibility_checks(assets: Iterable[AssetsDefinition]):
             ).records
             run = context.instance.get_run_by_id(records[0].run_id) if records else None
             latest[check_key.asset_key] = (records[0] if records else None, refresh_of(run) if run else None)
-        visible = _committed(Path(warehouse.database), sorted({r for _, r in latest.values() if r}))
+        visible = _committed(warehouse.location, sorted({r for _, r in latest.values() if r}))
         for key, (record, refresh) in latest.items():
             yield _evaluate(key, record, refresh, refresh in visible, warehouse.refresh_id)
 
     return _visible
 
 
-def _committed(database: Path, refreshes: list[str]) -> set[str]:
+def _committed(database: Location, refreshes: list[str]) -> set[str]:
     """Which of `refreshes` were committed, in one read of `meta.commits`."""
     if not refreshes or not database.exists():
         return set()
@@ -107,7 +106,7 @@ def _evaluate(
 
 
 def _discard(context: RunStatusSensorContext, warehouse: WarehouseResource) -> None:
-    context.log.info(discard_finished_run(context.instance, context.dagster_run, Path(warehouse.database)))
+    context.log.info(discard_finished_run(context.instance, context.dagster_run, warehouse.location))
 
 
 @run_status_sensor(

@@ -11,6 +11,7 @@ The connection API is re-exported here, as the package's public face.
 from rootassets.warehouse.connection import (
     INTERNAL_SCHEMAS,
     SCHEMAS,
+    Location,
     WarehouseBusyError,
     WarehouseVersionError,
     check_frames,
@@ -27,6 +28,7 @@ from rootassets.warehouse.connection import (
 
 __all__ = [
     "INTERNAL_SCHEMAS",
+    "Location",
     "SCHEMAS",
     "WarehouseBusyError",
     "WarehouseVersionError",

@@ -17,6 +17,10 @@ import duckdb
 import polars as pl
 
 from rootassets.neon.identifiers import TABLE_PATTERN, InvalidIdentifierError, validate_release
+from rootassets.warehouse.lake import LakeLocation, connect_lake
+
+# Where the warehouse is: the DuckDB file, or a DuckLake catalog (rootassets.warehouse.lake).
+Location = Path | LakeLocation
 
 SCHEMAS = ("raw", "harmonized", "analysis", "marts", "quarantine")
 INTERNAL_SCHEMAS = ("staging", "meta")  # see rootassets.warehouse.staging
@@ -180,8 +184,11 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str
             con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(name)} {dtype}")
 
 
-def connect_writable(path: Path | str, wait_s: float = 600.0) -> duckdb.DuckDBPyConnection:
-    """Open the database for writing, waiting (up to `wait_s`) while another process holds its lock."""
+def connect_writable(path: Location | str, wait_s: float = 600.0) -> duckdb.DuckDBPyConnection:
+    """Open the database for writing, waiting (up to `wait_s`) while another process holds its lock (a lake
+    has no such lock: its writers commit independently)."""
+    if isinstance(path, LakeLocation):
+        return connect_lake(path)
     deadline = time.monotonic() + wait_s
     delay = 0.1
     while True:
@@ -196,12 +203,15 @@ def connect_writable(path: Path | str, wait_s: float = 600.0) -> duckdb.DuckDBPy
 
 
 def connect_read_only(
-    path: Path | str,
+    path: Location | str,
     attempts: int = 20,
     wait_s: float = 0.25,
     on_wait: Callable[[str], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open the database read-only, retrying while a writer holds the lock."""
+    """Open the database read-only, retrying while a writer holds the lock (a lake's readers never wait: they
+    see its latest committed snapshot)."""
+    if isinstance(path, LakeLocation):
+        return connect_lake(path, read_only=True)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no database at {path}: run `rootassets materialize` first (or set ROOTASSETS_HOME)")

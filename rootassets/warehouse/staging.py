@@ -32,6 +32,7 @@ from rootassets.warehouse.connection import (
     table_columns,
     transaction,
 )
+from rootassets.warehouse.lake import LAKE_ALIAS
 
 STAGING, META, QUARANTINE = "staging", "meta", "quarantine"
 REFRESH_TAG = "rootassets/refresh"  # a run tagged with it belongs to a refresh its launcher commits
@@ -387,9 +388,13 @@ def _describe_columns(con: duckdb.DuckDBPyConnection) -> None:
     """Every column of the user-facing tables and views that the glossary knows gets its description as its
     DuckDB comment (after the marts' statements, which re-create their views and tables). NEON's own raw
     fields keep the descriptions of NEON's variables file; without one, they say where NEON describes them."""
+    views = (  # DuckLake keeps no comments on a view's columns: a lake's views are described by their tables'
+        f"AND (database_name <> '{LAKE_ALIAS}' OR (schema_name, table_name) NOT IN "
+        f"(SELECT (schema_name, view_name) FROM duckdb_views() WHERE database_name = '{LAKE_ALIAS}'))"
+    )
     rows = con.execute(
         "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() "
-        "WHERE list_contains(?, schema_name)",
+        f"WHERE list_contains(?, schema_name) AND database_name = current_database() {views}",
         [list(USER_SCHEMAS)],
     ).fetchall()
     for schema, table, column, comment in rows:
