@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rootassets.science.glossary import USER_SCHEMAS
-from rootassets.settings import Settings
+from rootassets.settings import LakeConfigError, Settings
 
 UI_STOP_GRACE_S = 12.0  # how long the UI's processes get to shut down before they are killed
 
@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"rootassets: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except LakeConfigError as exc:  # ROOTASSETS_WAREHOUSE or ROOTASSETS_LAKE_DATA as given cannot be used
+        print(f"rootassets: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader stopped early (`| head`): not an error
@@ -108,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="print a header line, then rows, as CSV")
     fmt.add_argument("--json", action="store_true", help="print rows as a JSON array of objects")
+    p.add_argument(
+        "--as-of",
+        metavar="RELEASE|SNAPSHOT",
+        help="on the DuckLake backend: query the lake as the newest refresh of RELEASE left it (or as of a lake "
+        "snapshot id); every table, not only that release's rows",
+    )
     p.set_defaults(handler=_sql)
 
     p = sub.add_parser(
@@ -698,7 +707,8 @@ def _sql(args: argparse.Namespace) -> int:
         raise UsageError(
             'empty query: give a SQL statement, e.g. rootassets sql "select * from analysis.site_modality"'
         )
-    con = _open_read_only(Settings.from_env())
+    settings = Settings.from_env()
+    con = _open_as_of(settings, args.as_of) if args.as_of else _open_read_only(settings)
     results = []
     try:
         for statement in statements:
@@ -721,13 +731,45 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_as_of(settings: Settings, as_of: str) -> Any:
+    """The lake, read-only, as of the snapshot that `as_of` names: a release's newest refresh, or a snapshot id."""
+    from rootassets.neon.identifiers import InvalidIdentifierError, validate_release
+    from rootassets.warehouse.lake import LakeLocation, LakeUnavailableError, connect_lake, snapshot_of_release
+
+    location = settings.database
+    if not isinstance(location, LakeLocation):
+        raise UsageError(
+            "--as-of needs the DuckLake backend (ROOTASSETS_WAREHOUSE=ducklake:postgres:...): the DuckDB file keeps "
+            "no snapshots, but every release's rows stay in each table (where release = 'RELEASE-2021')"
+        )
+    if as_of.isdigit():
+        snapshot, what = int(as_of), f"snapshot {as_of}"
+    else:
+        try:
+            release = validate_release(as_of)
+        except InvalidIdentifierError as exc:
+            raise UsageError(f"--as-of {as_of!r}: give a release tag (RELEASE-2021) or a snapshot id ({exc})") from None
+        with _open_read_only(settings) as con:
+            snapshot = snapshot_of_release(con, release)
+        if snapshot is None:
+            raise CliError(f"{release} was never committed to {location}: rootassets releases lists what was")
+        what = f"snapshot {snapshot}, the newest commit of {release}"
+    try:
+        con = connect_lake(location, read_only=True, snapshot=snapshot)
+    except (FileNotFoundError, LakeUnavailableError) as exc:
+        raise CliError(one_line(exc)) from exc
+    print(f"rootassets: the lake as of {what}", file=sys.stderr)
+    return con
+
+
 def _open_read_only(settings: Settings) -> Any:
     """The database opened read-only, waiting (and saying so) while a run writes; one line when it cannot be."""
     from rootassets.warehouse import WarehouseBusyError, WarehouseVersionError, connect_read_only
+    from rootassets.warehouse.lake import LakeUnavailableError
 
     try:
         return connect_read_only(settings.database, on_wait=lambda m: print(f"rootassets: {m}", file=sys.stderr))
-    except (FileNotFoundError, WarehouseBusyError, WarehouseVersionError) as exc:
+    except (FileNotFoundError, WarehouseBusyError, WarehouseVersionError, LakeUnavailableError, LakeConfigError) as exc:
         raise CliError(str(exc)) from exc
 
 

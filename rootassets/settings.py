@@ -7,14 +7,11 @@ environment at request time so it never sits in config, metadata or logs.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rootassets.neon.client import DEFAULT_API_URL
-
-if TYPE_CHECKING:
-    from rootassets.warehouse.lake import LakeLocation
 
 INSTANCE_MARK = "# Written by rootassets"
 DEFAULT_FILES_URL = "http://127.0.0.1:3001"
@@ -36,6 +33,69 @@ run_monitoring:
 telemetry:
   enabled: false
 """
+
+
+LAKE_PREFIX = "ducklake:postgres:"
+_DSN_KEY = re.compile(r"(?:^|\s)(\w+)\s*=")
+
+
+class LakeConfigError(ValueError):
+    """The lake setting cannot be used as given (the message says which variable and why)."""
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """A DuckLake catalog on PostgreSQL (`dsn`, without password) with its data under `data_path`."""
+
+    dsn: str
+    data_path: str
+
+    @classmethod
+    def parse(cls, spec: str, data_path: str | None) -> LakeLocation:
+        if not spec.startswith(LAKE_PREFIX):
+            raise LakeConfigError(
+                f"ROOTASSETS_WAREHOUSE={spec!r}: expected 'duckdb' or '{LAKE_PREFIX}<libpq DSN>', "
+                f"e.g. '{LAKE_PREFIX}dbname=lake host=127.0.0.1 port=5432 user=me'"
+            )
+        dsn = spec[len(LAKE_PREFIX) :].strip()
+        keys = {k.lower() for k in _DSN_KEY.findall(dsn)}
+        if "password" in keys or "://" in dsn:
+            raise LakeConfigError(
+                "ROOTASSETS_WAREHOUSE must not carry a password (it would reach run configuration and logs): "
+                "give the DSN as key=value pairs without password=, and the password in PGPASSWORD or ~/.pgpass"
+            )
+        if "dbname" not in keys:
+            raise LakeConfigError(f"ROOTASSETS_WAREHOUSE: the DSN {dsn!r} names no database (dbname=...)")
+        if not data_path:
+            raise LakeConfigError(
+                "ROOTASSETS_LAKE_DATA is not set: the lake needs a folder (or object-storage URL) for its Parquet files"
+            )
+        if "://" not in data_path:
+            data_path = str(Path(data_path).expanduser().absolute())
+        return cls(dsn=dsn, data_path=data_path.rstrip("/") + "/")
+
+    @property
+    def spec(self) -> str:
+        """The ATTACH string, as ROOTASSETS_WAREHOUSE gives it."""
+        return LAKE_PREFIX + self.dsn
+
+    def __str__(self) -> str:
+        return f"DuckLake {self.spec} (data in {self.data_path})"
+
+    def exists(self) -> bool:
+        """Whether the lake's catalog has been created (by its first writer), as a database file exists."""
+        if self in known_lakes:
+            return True
+        from rootassets.warehouse.lake import connect_lake  # DuckDB only when a lake is used
+
+        try:
+            connect_lake(self, read_only=True).close()
+        except FileNotFoundError:
+            return False
+        return True
+
+
+known_lakes: set[LakeLocation] = set()  # a catalog, once created, stays: no need to ask again
 
 
 @dataclass(frozen=True)
@@ -67,7 +127,7 @@ class Settings:
             attributes_path = roots[0] / "site-attributes"
         else:
             attributes_path = None
-        return cls(
+        settings = cls(
             home=home,
             snapshot=snapshot_path,
             api_url=os.environ.get("NEON_API_URL") or DEFAULT_API_URL,
@@ -81,6 +141,8 @@ class Settings:
             warehouse=(os.environ.get("ROOTASSETS_WAREHOUSE") or "duckdb").strip(),
             lake_data=os.environ.get("ROOTASSETS_LAKE_DATA") or None,
         )
+        settings.database  # noqa: B018 - refuse an unusable warehouse setting at once, before any work
+        return settings
 
     @property
     def products_file(self) -> Path:
@@ -92,8 +154,6 @@ class Settings:
         """The warehouse: the DuckDB file under the home, or the DuckLake catalog ROOTASSETS_WAREHOUSE names."""
         if self.warehouse in ("", "duckdb"):
             return self.home / "rootassets.duckdb"
-        from rootassets.warehouse.lake import LakeLocation  # DuckDB and polars only when a lake is asked for
-
         return LakeLocation.parse(self.warehouse, self.lake_data)
 
     @property

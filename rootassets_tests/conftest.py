@@ -19,6 +19,7 @@ from rootassets.neon.mirror import FaultPlan, MirrorCatalogue, MirrorServer
 from rootassets.neon.tokens import unsigned_token
 from rootassets.refresh import declared_sites, site_partition_key, split_at_site_partitions
 from rootassets.settings import Settings
+from rootassets_tests.postgres import postgres  # noqa: F401 - a real PostgreSQL server, for any test that asks
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = (REPO / ".." / "shared" / "neon-snapshot").resolve()

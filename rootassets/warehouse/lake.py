@@ -15,82 +15,24 @@ postgres one under its extension name, `postgres_scanner`), so that no download 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
-import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-LAKE_PREFIX = "ducklake:postgres:"
+from rootassets.settings import LAKE_PREFIX, LakeConfigError, LakeLocation, known_lakes
+
 LAKE_ALIAS = "lake"
 _EXTENSIONS = {  # extension name -> (PyPI package module, file name in it)
     "ducklake": ("duckdb_extension_ducklake", "ducklake"),
     "postgres_scanner": ("duckdb_extension_postgres", "postgres"),
 }
-_DSN_KEY = re.compile(r"(?:^|\s)(\w+)\s*=")
-
-
-class LakeConfigError(ValueError):
-    """The lake setting cannot be used as given (the message says which variable and why)."""
 
 
 class LakeUnavailableError(RuntimeError):
     """The lake's catalog could not be attached (PostgreSQL down, database missing, no permission)."""
-
-
-@dataclass(frozen=True)
-class LakeLocation:
-    """A DuckLake catalog on PostgreSQL (`dsn`, without password) with its data under `data_path`."""
-
-    dsn: str
-    data_path: str
-
-    @classmethod
-    def parse(cls, spec: str, data_path: str | None) -> LakeLocation:
-        if not spec.startswith(LAKE_PREFIX):
-            raise LakeConfigError(
-                f"ROOTASSETS_WAREHOUSE={spec!r}: expected 'duckdb' or '{LAKE_PREFIX}<libpq DSN>', "
-                f"e.g. '{LAKE_PREFIX}dbname=lake host=127.0.0.1 port=5432 user=me'"
-            )
-        dsn = spec[len(LAKE_PREFIX) :].strip()
-        keys = {k.lower() for k in _DSN_KEY.findall(dsn)}
-        if "password" in keys or "://" in dsn:
-            raise LakeConfigError(
-                "ROOTASSETS_WAREHOUSE must not carry a password (it would reach run configuration and logs): "
-                "give the DSN as key=value pairs without password=, and the password in PGPASSWORD or ~/.pgpass"
-            )
-        if "dbname" not in keys:
-            raise LakeConfigError(f"ROOTASSETS_WAREHOUSE: the DSN {dsn!r} names no database (dbname=...)")
-        if not data_path:
-            raise LakeConfigError(
-                "ROOTASSETS_LAKE_DATA is not set: the lake needs a folder (or object-storage URL) for its Parquet files"
-            )
-        if "://" not in data_path:
-            data_path = str(Path(data_path).expanduser().absolute())
-        return cls(dsn=dsn, data_path=data_path.rstrip("/") + "/")
-
-    @property
-    def spec(self) -> str:
-        """The ATTACH string, as ROOTASSETS_WAREHOUSE gives it."""
-        return LAKE_PREFIX + self.dsn
-
-    def __str__(self) -> str:
-        return f"DuckLake {self.spec} (data in {self.data_path})"
-
-    def exists(self) -> bool:
-        """Whether the lake's catalog has been created (by its first writer), as a database file exists."""
-        if self in _EXISTING:
-            return True
-        try:
-            connect_lake(self, read_only=True).close()
-        except FileNotFoundError:
-            return False
-        return True
-
-
-_EXISTING: set[LakeLocation] = set()  # a catalog, once created, stays: no need to ask again
 
 
 def is_lake(database: object) -> bool:
@@ -125,23 +67,51 @@ def extension_directory() -> Path:
     return cache
 
 
-def connect_lake(location: LakeLocation, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the lake attached as its default catalog."""
+def connect_lake(
+    location: LakeLocation, read_only: bool = False, snapshot: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake attached as its default catalog (read-only as of `snapshot`, if given)."""
     con = duckdb.connect(config={"extension_directory": str(extension_directory())})
     try:
         con.execute("LOAD ducklake")
         con.execute("LOAD postgres_scanner")
         options = f"DATA_PATH '{_literal(location.data_path)}'" + (", READ_ONLY" if read_only else "")
+        if snapshot is not None:
+            options += f", READ_ONLY, SNAPSHOT_VERSION {int(snapshot)}"
         con.execute(f"ATTACH '{_literal(location.spec)}' AS {LAKE_ALIAS} ({options})")
         con.execute(f"USE {LAKE_ALIAS}")
     except duckdb.Error as exc:
         con.close()
-        if read_only and "does not exist" in str(exc):
+        if read_only and "creating a new DuckLake is explicitly disabled" in str(exc):
             raise FileNotFoundError(f"no lake at {location} yet: run `rootassets materialize` first") from exc
         raise LakeUnavailableError(f"cannot attach {location}: {exc}") from exc
-    _EXISTING.add(location)
+    known_lakes.add(location)
     return con
 
 
 def _literal(text: str) -> str:
     return text.replace("'", "''")
+
+
+def on_lake(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `con` works on a lake (attached by `connect_lake`), not on a DuckDB file."""
+    return con.execute("SELECT current_database()").fetchone()[0] == LAKE_ALIAS
+
+
+def label_commit(con: duckdb.DuckDBPyConnection, refresh_id: str, releases: list[str]) -> None:
+    """Inside the commit's transaction: name its lake snapshot after the refresh and its releases, so that the
+    lake as a release's refresh left it can be found again (`snapshot_of_release`)."""
+    info = json.dumps({"refresh": refresh_id, "releases": releases})
+    message = f"rootassets refresh {refresh_id}: {', '.join(releases) or 'no tables'}"
+    con.execute(f"CALL {LAKE_ALIAS}.set_commit_message('rootassets', ?, extra_info => ?)", [message, info])
+
+
+def snapshot_of_release(con: duckdb.DuckDBPyConnection, release: str) -> int | None:
+    """The lake snapshot made by the newest commit of `release`'s tables (None when it was never committed)."""
+    found = con.execute(
+        f"SELECT max(snapshot_id) FROM {LAKE_ALIAS}.snapshots() "
+        "WHERE author = 'rootassets' AND list_contains("
+        "  CAST(json_extract(commit_extra_info, '$.releases') AS VARCHAR[]), ?)",
+        [release],
+    ).fetchone()
+    return found[0] if found else None

@@ -32,7 +32,7 @@ from rootassets.warehouse.connection import (
     table_columns,
     transaction,
 )
-from rootassets.warehouse.lake import LAKE_ALIAS
+from rootassets.warehouse.lake import LAKE_ALIAS, label_commit, on_lake
 
 STAGING, META, QUARANTINE = "staging", "meta", "quarantine"
 REFRESH_TAG = "rootassets/refresh"  # a run tagged with it belongs to a refresh its launcher commits
@@ -291,6 +291,8 @@ def commit_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str,
     with transaction(con):
         counts = _apply(con, refresh_id)
         _drop_staged(con, refresh_id)
+        if on_lake(con):  # one lake snapshot, named after the refresh: the lake as it left it stays readable
+            label_commit(con, refresh_id, sorted({key.split(":", 1)[0] for key in counts}))
         for key, rows in counts.items():
             release, name = key.split(":", 1)
             schema, table = name.split(".", 1)

@@ -1,0 +1,135 @@
+"""The DuckLake backend (ROOTASSETS_WAREHOUSE=ducklake:postgres:...) against a real PostgreSQL server.
+
+The main job on a lake must leave the same tables, row for row, as on the DuckDB file; the README's example
+questions must get the same answers; a refresh's commit is one lake snapshot, readable again with
+`rootassets sql --as-of RELEASE`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rootassets.settings import LakeConfigError, LakeLocation
+from rootassets_tests.conftest import RELEASE, REPO
+from rootassets_tests.postgres import Postgres
+
+CLI = [sys.executable, "-m", "rootassets.cli"]
+# The README's three example questions ("Three questions, three ways"), asked through `rootassets sql`.
+QUESTIONS = [
+    "select site_id, land_cover, d2_cm from marts.site_summary where modality = 'bimodal' order by d2_cm",
+    "select land_cover, n_bimodal, n_sites, bimodal_share from marts.modality_by_land_cover "
+    "order by bimodal_share desc, land_cover",
+    "select nutrient, modality, median_exponent, share_positive from marts.nutrient_exponent_summary "
+    "order by nutrient, modality",
+]
+CHECKSUMS = (
+    "select table_schema || '.' || table_name as name from information_schema.tables "
+    "where table_catalog = current_database() "
+    "and table_schema in ('raw', 'harmonized', 'analysis', 'marts', 'quarantine') and table_type = 'BASE TABLE' "
+    "order by 1"
+)
+
+
+def test_a_lake_setting_that_cannot_work_is_refused_with_its_reason() -> None:
+    with pytest.raises(LakeConfigError, match="must not carry a password"):
+        LakeLocation.parse("ducklake:postgres:dbname=lake user=me password=secret", "/tmp/lake")
+    with pytest.raises(LakeConfigError, match="must not carry a password"):
+        LakeLocation.parse("ducklake:postgres:postgresql://me:secret@host/lake", "/tmp/lake")
+    with pytest.raises(LakeConfigError, match="names no database"):
+        LakeLocation.parse("ducklake:postgres:host=127.0.0.1", "/tmp/lake")
+    with pytest.raises(LakeConfigError, match="ROOTASSETS_LAKE_DATA is not set"):
+        LakeLocation.parse("ducklake:postgres:dbname=lake", None)
+    with pytest.raises(LakeConfigError, match="expected 'duckdb' or"):
+        LakeLocation.parse("postgres:dbname=lake", "/tmp/lake")
+    lake = LakeLocation.parse("ducklake:postgres:dbname=lake host=127.0.0.1", "s3://bucket/lake")
+    assert lake.data_path == "s3://bucket/lake/" and lake.spec == "ducklake:postgres:dbname=lake host=127.0.0.1"
+
+
+def test_the_cli_refuses_a_bad_lake_setting_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path), "ROOTASSETS_WAREHOUSE": "ducklake:postgres:dbname=x"}
+    env.pop("ROOTASSETS_LAKE_DATA", None)
+    done = subprocess.run([*CLI, "sql", "select 1"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "rootassets: error: ROOTASSETS_LAKE_DATA is not set: the lake needs a folder (or object-storage URL) "
+        "for its Parquet files"
+    ]
+    env.pop("ROOTASSETS_WAREHOUSE")
+    done = subprocess.run(
+        [*CLI, "sql", "--as-of", RELEASE, "select 1"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and "--as-of needs the DuckLake backend" in done.stderr
+
+
+def _sql(env: dict[str, str], query: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, "sql", "--csv", *extra, query], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
+def _checksums(env: dict[str, str]) -> dict[str, str]:
+    """{schema.table: 'rows,checksum'} of every user table, through `rootassets sql` (either backend)."""
+    names = _sql(env, CHECKSUMS).stdout.splitlines()[1:]
+    query = " union all ".join(
+        f"select '{n}' as name, count(*)::varchar || ',' || coalesce(sum(hash(t)::hugeint), 0)::varchar as sums "
+        f"from {n} t"
+        for n in names
+    )
+    rows = _sql(env, query).stdout.strip().splitlines()[1:]
+    return dict(line.split(",", 1) for line in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_the_main_job_on_a_lake_leaves_the_tables_of_the_duckdb_file(
+    tmp_path: Path,
+    snapshot: Path,
+    postgres: Postgres,
+) -> None:
+    base = {**os.environ, "ROOTASSETS_SNAPSHOT": str(snapshot)}
+    base.pop("ROOTASSETS_WAREHOUSE", None)
+    file_env = {**base, "ROOTASSETS_HOME": str(tmp_path / "file-home")}
+    lake_env = {
+        **base,
+        "ROOTASSETS_HOME": str(tmp_path / "lake-home"),
+        "ROOTASSETS_WAREHOUSE": "ducklake:postgres:" + postgres.create_database("lake"),
+        "ROOTASSETS_LAKE_DATA": str(tmp_path / "lake-data"),
+    }
+    for env in (lake_env, file_env):
+        done = subprocess.run(
+            [*CLI, "materialize", "--release", RELEASE],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not (tmp_path / "lake-home" / "rootassets.duckdb").exists()  # the lake run wrote no DuckDB file
+    assert list((tmp_path / "lake-data").rglob("*.parquet")), "the lake's data are Parquet files under its path"
+
+    lake, file = _checksums(lake_env), _checksums(file_env)
+    assert len(lake) >= 40 and lake == file
+
+    for question in QUESTIONS:
+        on_lake, on_file = _sql(lake_env, question), _sql(file_env, question)
+        assert on_lake.returncode == 0 and on_lake.stdout.count("\n") > 1, on_lake.stderr
+        assert on_lake.stdout == on_file.stdout
+
+    # The refresh's commit is one lake snapshot, named after it; the lake as RELEASE left it stays readable.
+    commits = _sql(lake_env, "select author, commit_message from lake.snapshots() where author is not null")
+    assert commits.stdout.strip().splitlines()[1:] == [f"rootassets,rootassets refresh {_refresh(lake_env)}: {RELEASE}"]
+    as_of = _sql(lake_env, "select count(*) from marts.site_summary", "--as-of", RELEASE)
+    assert as_of.returncode == 0 and as_of.stdout.split() == ["count_star()", "44"], as_of.stderr
+    assert "the lake as of snapshot" in as_of.stderr
+    assert _sql(lake_env, "select count(*) from meta.staged_tables").stdout.split()[1:] == ["0"]
+
+
+def _refresh(env: dict[str, str]) -> str:
+    found = _sql(env, "select distinct refresh_id from meta.commits").stdout.split()[1:]
+    assert len(found) == 1, found
+    return found[0]
