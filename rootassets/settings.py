@@ -6,6 +6,7 @@ environment at request time so it never sits in config, metadata or logs.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -17,10 +18,7 @@ INSTANCE_MARK = "# Written by rootassets"
 DEFAULT_FILES_URL = "http://127.0.0.1:3001"
 INSTANCE_YAML = f"""\
 {INSTANCE_MARK}: the Dagster instance the CLI and the UI share (rewritten when rootassets changes it).
-# One writer at a time to the DuckDB file: assets that write carry pool="duckdb".
-concurrency:
-  pools:
-    default_limit: 1
+{{storage}}{{pools}}\
 # Run monitoring: a run stuck starting or canceling is failed, and the concurrency slots of a run that
 # ended without releasing them (its worker was killed) are freed; the discard_failed_runs and
 # discard_canceled_runs sensors then discard what it staged (rootassets.refresh).
@@ -33,6 +31,22 @@ run_monitoring:
 telemetry:
   enabled: false
 """
+FILE_POOLS = """\
+# One writer at a time to the DuckDB file: assets that write carry pool="duckdb".
+concurrency:
+  pools:
+    default_limit: 1
+"""
+LAKE_POOLS = """\
+# The warehouse is a DuckLake: its writers commit independently, so the duckdb pool has no limit.
+"""
+POSTGRES_STORAGE = """\
+# ROOTASSETS_INSTANCE_POSTGRES: runs, event log and schedules in PostgreSQL, shared by the webserver, the daemon
+# and run workers on any machine. The password is libpq's: PGPASSWORD or ~/.pgpass, never this file.
+storage:
+  postgres:
+    postgres_db:
+{fields}"""
 
 
 LAKE_PREFIX = "ducklake:postgres:"
@@ -112,6 +126,7 @@ class Settings:
     files_url: str = DEFAULT_FILES_URL  # where `rootassets ui` serves figures/ and reports/ (the UI shows them)
     warehouse: str = "duckdb"  # ROOTASSETS_WAREHOUSE: the DuckDB file, or ducklake:postgres:<DSN>
     lake_data: str | None = None  # ROOTASSETS_LAKE_DATA: the lake's Parquet folder or object-storage URL
+    instance_postgres: str | None = None  # ROOTASSETS_INSTANCE_POSTGRES: libpq DSN of Dagster's instance storage
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -140,8 +155,10 @@ class Settings:
             soil_water_workers=_count("ROOTASSETS_SOIL_WATER_WORKERS"),
             warehouse=(os.environ.get("ROOTASSETS_WAREHOUSE") or "duckdb").strip(),
             lake_data=os.environ.get("ROOTASSETS_LAKE_DATA") or None,
+            instance_postgres=(os.environ.get("ROOTASSETS_INSTANCE_POSTGRES") or "").strip() or None,
         )
         settings.database  # noqa: B018 - refuse an unusable warehouse setting at once, before any work
+        settings.instance_yaml()  # and an unusable instance setting
         return settings
 
     @property
@@ -182,11 +199,54 @@ class Settings:
         """Create the persistent Dagster instance folder with the shipped dagster.yaml."""
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         config = self.dagster_home / "dagster.yaml"
-        if not config.exists() or (
-            config.read_text().startswith(INSTANCE_MARK) and config.read_text() != INSTANCE_YAML
-        ):
-            config.write_text(INSTANCE_YAML)  # a file the user wrote is left alone
+        wanted = self.instance_yaml()
+        if not config.exists() or (config.read_text().startswith(INSTANCE_MARK) and config.read_text() != wanted):
+            config.write_text(wanted)  # a file the user wrote is left alone
         return self.dagster_home
+
+    def instance_yaml(self) -> str:
+        """The dagster.yaml rootassets ships: SQLite storage under the home, or PostgreSQL's when
+        ROOTASSETS_INSTANCE_POSTGRES names a database; the duckdb pool limited to one writer for the DuckDB file."""
+        pools = FILE_POOLS if isinstance(self.database, Path) else LAKE_POOLS
+        storage = ""
+        if self.instance_postgres:
+            fields = postgres_fields(self.instance_postgres)
+            lines = "".join(f"      {key}: {json.dumps(value)}\n" for key, value in fields.items())
+            storage = POSTGRES_STORAGE.format(fields=lines)
+        return INSTANCE_YAML.format(storage=storage, pools=pools)
+
+
+def postgres_fields(dsn: str) -> dict[str, str | int]:
+    """dagster-postgres's `postgres_db` fields from a libpq key=value DSN (no password: libpq finds it)."""
+    import shlex
+
+    try:
+        pairs = dict(item.split("=", 1) for item in shlex.split(dsn))
+    except ValueError:
+        raise LakeConfigError(
+            f"ROOTASSETS_INSTANCE_POSTGRES={dsn!r}: expected libpq key=value pairs, e.g. "
+            "'dbname=dagster host=127.0.0.1 port=5432 user=me'"
+        ) from None
+    if "password" in pairs:
+        raise LakeConfigError(
+            "ROOTASSETS_INSTANCE_POSTGRES must not carry a password (dagster.yaml would hold it): use PGPASSWORD "
+            "or ~/.pgpass"
+        )
+    unknown = set(pairs) - {"dbname", "host", "port", "user"}
+    if unknown or "dbname" not in pairs:
+        raise LakeConfigError(
+            f"ROOTASSETS_INSTANCE_POSTGRES: give dbname (and host, port, user) only; got {sorted(pairs)}"
+        )
+    if not pairs.get("port", "5432").isdigit():
+        raise LakeConfigError(f"ROOTASSETS_INSTANCE_POSTGRES: port {pairs['port']!r} is not a number")
+    return {
+        "username": pairs.get("user") or os.environ.get("PGUSER") or os.environ.get("USER") or "postgres",
+        "hostname": pairs.get("host", "127.0.0.1"),
+        "db_name": pairs["dbname"],
+        "port": int(pairs.get("port", "5432")),
+        # dagster-postgres installs psycopg2; SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3
+        "scheme": "postgresql+psycopg2",
+    }
 
 
 def _count(variable: str) -> int:

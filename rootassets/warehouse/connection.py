@@ -8,16 +8,22 @@ file lock.
 
 from __future__ import annotations
 
+import functools
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import duckdb
 import polars as pl
 
 from rootassets.neon.identifiers import TABLE_PATTERN, InvalidIdentifierError, validate_release
 from rootassets.warehouse.lake import LakeLocation, connect_lake
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # Where the warehouse is: the DuckDB file, or a DuckLake catalog (rootassets.warehouse.lake).
 Location = Path | LakeLocation
@@ -55,6 +61,31 @@ def qualified(schema: str, table: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(table)}"
 
 
+CONFLICT_ATTEMPTS = 12
+
+
+def retry_on_conflict(write: Callable[P, T]) -> Callable[P, T]:
+    """Run `write` (one transaction) again when it lost a write-write conflict to another committer: on a
+    DuckLake, runs of different partitions commit side by side, and DuckLake refuses the second of two
+    transactions that delete from and insert into one table at once (it rolls it back whole). Waits grow
+    from ~50 ms to 2 s, jittered, so that committers spread out."""
+
+    @functools.wraps(write)
+    def attempt(*args: P.args, **kwargs: P.kwargs) -> T:
+        delay = 0.05
+        for tries in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                return write(*args, **kwargs)
+            except duckdb.TransactionException as exc:
+                if "conflict" not in str(exc).lower() or tries == CONFLICT_ATTEMPTS:
+                    raise
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+    return attempt
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """BEGIN, then COMMIT when the block succeeds or ROLLBACK when it raises (anything, even a kill signal)."""
@@ -67,6 +98,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+@retry_on_conflict
 def replace_partitions(
     con: duckdb.DuckDBPyConnection, frames: dict[tuple[str, str], pl.DataFrame], release: str
 ) -> dict[str, int]:

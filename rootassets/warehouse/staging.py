@@ -29,6 +29,7 @@ from rootassets.warehouse.connection import (
     quote_ident,
     read_release,
     replace_rows,
+    retry_on_conflict,
     table_columns,
     transaction,
 )
@@ -108,6 +109,7 @@ def staging_name(schema: str, table: str) -> str:
     return f"{quote_ident(STAGING)}.{quote_ident(f'{schema}__{table}')}"
 
 
+@retry_on_conflict
 def stage(
     con: duckdb.DuckDBPyConnection, frames: dict[tuple[str, str], pl.DataFrame], release: str, refresh_id: str
 ) -> dict[str, int]:
@@ -123,6 +125,7 @@ def stage(
     return {f"{schema}.{table}": frame.height for (schema, table), frame in frames.items()}
 
 
+@retry_on_conflict
 def write_queries(
     con: duckdb.DuckDBPyConnection,
     queries: dict[tuple[str, str], str],
@@ -169,6 +172,7 @@ def write_queries(
     return counts
 
 
+@retry_on_conflict
 def stage_statement(con: duckdb.DuckDBPyConnection, refresh_id: str, name: str, statement: str) -> None:
     """Stage a DDL statement (a mart) to run, after the table swaps, in the commit's transaction."""
     validate_refresh(refresh_id)
@@ -246,6 +250,7 @@ def staged_scope(
     return None
 
 
+@retry_on_conflict
 def unstage_site(
     con: duckdb.DuckDBPyConnection,
     refresh_id: str,
@@ -283,6 +288,7 @@ def unstage_site(
     return touched
 
 
+@retry_on_conflict
 def commit_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
     """Make every table and statement staged by `refresh_id` visible, in one transaction.
 
@@ -315,6 +321,7 @@ def preview_commit(con: duckdb.DuckDBPyConnection, refresh_id: str) -> Iterator[
         con.execute("ROLLBACK")
 
 
+@retry_on_conflict
 def discard_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> int:
     """Forget everything `refresh_id` staged (a failed or killed run); returns the number of tables dropped."""
     with transaction(con):
