@@ -7,7 +7,8 @@ or a Python traceback in its output. The quickstart's install (`python3 -m venv 
 one part left out: `.ci/run` proves it from scratch.
 
 A block says how it is run with an HTML comment on the line before its fence:
-- `<!-- readme-test: skip: <why> -->`: not run (the test suite itself);
+- `<!-- readme-test: skip: <why> -->`: not run (the test suite itself; the lake block, whose commands
+  test_lake.py runs against a PostgreSQL it starts);
 - `<!-- readme-test: serves <url> -->`: a long-running command, started in the background until `<url>`
   answers, then stopped;
 - `<!-- readme-test: needs <file> -->`: runs when `<file>` is available (from neonUtilities' test fixture
