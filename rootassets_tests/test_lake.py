@@ -98,6 +98,7 @@ def test_the_main_job_on_a_lake_leaves_the_tables_of_the_duckdb_file(
         "ROOTASSETS_HOME": str(tmp_path / "lake-home"),
         "ROOTASSETS_WAREHOUSE": "ducklake:postgres:" + postgres.create_database("lake"),
         "ROOTASSETS_LAKE_DATA": str(tmp_path / "lake-data"),
+        "ROOTASSETS_INSTANCE_POSTGRES": postgres.create_database("dagster"),
     }
     for env in (lake_env, file_env):
         done = subprocess.run(
@@ -111,6 +112,16 @@ def test_the_main_job_on_a_lake_leaves_the_tables_of_the_duckdb_file(
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert not (tmp_path / "lake-home" / "rootassets.duckdb").exists()  # the lake run wrote no DuckDB file
     assert list((tmp_path / "lake-data").rglob("*.parquet")), "the lake's data are Parquet files under its path"
+
+    # Dagster's instance in PostgreSQL: the refresh's runs are there, not in a SQLite file under the home.
+    probe = (
+        "from dagster import DagsterInstance; i = DagsterInstance.get(); "
+        "print(type(i.run_storage).__name__, i.get_runs_count())"
+    )
+    dagster_home = {**lake_env, "DAGSTER_HOME": str(tmp_path / "lake-home" / "dagster")}
+    storage = subprocess.run([sys.executable, "-c", probe], env=dagster_home, capture_output=True, text=True)
+    assert storage.stdout.split() == ["PostgresRunStorage", "4"], storage.stderr[-2000:]
+    assert "password:" not in (tmp_path / "lake-home" / "dagster" / "dagster.yaml").read_text()
 
     lake, file = _checksums(lake_env), _checksums(file_env)
     assert len(lake) >= 40 and lake == file
@@ -133,3 +144,105 @@ def _refresh(env: dict[str, str]) -> str:
     found = _sql(env, "select distinct refresh_id from meta.commits").stdout.split()[1:]
     assert len(found) == 1, found
     return found[0]
+
+
+def _site_writer(spec: str, data: str, site: str, rows: int) -> str:
+    """In a process of its own: stage one site's rows under a refresh of its own, then commit them (what a site
+    partition's run does), with DuckLake's conflicts retried."""
+    import uuid
+
+    from rootassets.warehouse.connection import connect_writable
+    from rootassets.warehouse.staging import SiteScope, commit_refresh, write_queries
+
+    refresh = str(uuid.uuid4())
+    with connect_writable(LakeLocation.parse(spec, data)) as con:
+        query = f"SELECT '{site}' AS site_id, range AS value FROM range({rows})"
+        write_queries(con, {("analysis", "shared"): query}, RELEASE, refresh, SiteScope(only=(site,)))
+        commit_refresh(con, refresh)
+    return refresh
+
+
+@pytest.mark.timeout(600)
+def test_site_partitions_commit_side_by_side_on_a_lake_without_losing_rows(tmp_path: Path, postgres: Postgres) -> None:
+    """Four site writers at once on one table: DuckLake refuses all but one of concurrent commits that delete from
+    and insert into one table; each refused commit is retried, so all four commit, each its own site's rows."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from rootassets.warehouse.connection import connect_read_only
+
+    spec, data = "ducklake:postgres:" + postgres.create_database("sides"), str(tmp_path / "lake")
+    sites = {"ABBY": 1000, "BART": 2000, "CPER": 3000, "DELA": 4000}
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(2):  # the second round replaces each site's rows (deletes and inserts at once)
+        with ProcessPoolExecutor(len(sites), mp_context=context) as pool:
+            futures = [pool.submit(_site_writer, spec, data, site, n + round_) for site, n in sites.items()]
+            refreshes = [f.result() for f in futures]
+        with connect_read_only(LakeLocation.parse(spec, data)) as con:
+            counts = dict(con.execute("select site_id, count(*) from analysis.shared group by 1").fetchall())
+            committed = {r for (r,) in con.execute("select refresh_id from meta.commits").fetchall()}
+            snapshots = con.execute(
+                "select count(*) from lake.snapshots() where author = 'rootassets' and commit_message like ?",
+                [f"%{RELEASE}%"],
+            ).fetchone()[0]
+        assert counts == {s: n + round_ for s, n in sites.items()}
+        assert set(refreshes) <= committed
+        assert snapshots == len(sites) * (round_ + 1)  # one lake snapshot per commit
+
+
+def _staging_then_stall(spec: str, data: str, site: str, rows: int, flag: str) -> None:
+    """Stage one site's rows, say so (the file `flag`), then wait to be killed before committing."""
+    import time
+    import uuid
+
+    from rootassets.warehouse.connection import connect_writable
+    from rootassets.warehouse.staging import SiteScope, write_queries
+
+    refresh = str(uuid.uuid4())
+    with connect_writable(LakeLocation.parse(spec, data)) as con:
+        query = f"SELECT '{site}' AS site_id, range AS value FROM range({rows})"
+        write_queries(con, {("analysis", "shared"): query}, RELEASE, refresh, SiteScope(only=(site,)))
+    Path(flag).write_text(refresh)
+    time.sleep(600)
+
+
+@pytest.mark.timeout(600)
+def test_a_run_killed_before_its_commit_leaves_the_lake_as_the_others_committed_it(
+    tmp_path: Path, postgres: Postgres
+) -> None:
+    import multiprocessing
+    import signal
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from rootassets.warehouse.connection import connect_read_only, connect_writable
+    from rootassets.warehouse.staging import discard_refresh
+
+    spec, data = "ducklake:postgres:" + postgres.create_database("killed"), str(tmp_path / "lake")
+    lake = LakeLocation.parse(spec, data)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(3, mp_context=context) as pool:
+        list(pool.map(_site_writer, [spec] * 3, [data] * 3, ["ABBY", "BART", "CPER"], [10, 20, 30]))
+    flag = tmp_path / "staged"
+    victim = context.Process(target=_staging_then_stall, args=(spec, data, "ABBY", 99, str(flag)))
+    victim.start()
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        others = [pool.submit(_site_writer, spec, data, site, n) for site, n in (("BART", 21), ("CPER", 31))]
+        deadline = time.time() + 300
+        while not flag.exists():
+            assert victim.is_alive() and time.time() < deadline, "the victim never staged its rows"
+            time.sleep(0.2)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join()
+        [f.result() for f in others]
+    killed = flag.read_text()
+    with connect_read_only(lake) as con:
+        counts = dict(con.execute("select site_id, count(*) from analysis.shared group by 1").fetchall())
+        staged = [r for (r,) in con.execute("select distinct refresh_id from meta.staged_tables").fetchall()]
+    assert counts == {"ABBY": 10, "BART": 21, "CPER": 31}  # the killed site's earlier rows, the others' new ones
+    assert staged == [killed]  # invisible, until the reaper discards it
+    with connect_writable(lake) as con:
+        assert discard_refresh(con, killed) == 1
+    with connect_read_only(lake) as con:
+        assert con.execute("select count(*) from meta.staged_tables").fetchone()[0] == 0
+        assert con.execute("select count(*) from analysis.shared").fetchone()[0] == 10 + 21 + 31

@@ -17,7 +17,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random
 import shutil
+import time
 from pathlib import Path
 
 import duckdb
@@ -25,6 +27,7 @@ import duckdb
 from rootassets.settings import LAKE_PREFIX, LakeConfigError, LakeLocation, known_lakes
 
 LAKE_ALIAS = "lake"
+CREATE_RACE_ATTEMPTS = 8
 _EXTENSIONS = {  # extension name -> (PyPI package module, file name in it)
     "ducklake": ("duckdb_extension_ducklake", "ducklake"),
     "postgres_scanner": ("duckdb_extension_postgres", "postgres"),
@@ -70,23 +73,31 @@ def extension_directory() -> Path:
 def connect_lake(
     location: LakeLocation, read_only: bool = False, snapshot: int | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the lake attached as its default catalog (read-only as of `snapshot`, if given)."""
-    con = duckdb.connect(config={"extension_directory": str(extension_directory())})
-    try:
-        con.execute("LOAD ducklake")
-        con.execute("LOAD postgres_scanner")
-        options = f"DATA_PATH '{_literal(location.data_path)}'" + (", READ_ONLY" if read_only else "")
-        if snapshot is not None:
-            options += f", READ_ONLY, SNAPSHOT_VERSION {int(snapshot)}"
-        con.execute(f"ATTACH '{_literal(location.spec)}' AS {LAKE_ALIAS} ({options})")
-        con.execute(f"USE {LAKE_ALIAS}")
-    except duckdb.Error as exc:
-        con.close()
-        if read_only and "creating a new DuckLake is explicitly disabled" in str(exc):
-            raise FileNotFoundError(f"no lake at {location} yet: run `rootassets materialize` first") from exc
-        raise LakeUnavailableError(f"cannot attach {location}: {exc}") from exc
-    known_lakes.add(location)
-    return con
+    """An in-memory DuckDB with the lake attached as its default catalog (read-only as of `snapshot`, if given).
+
+    Writers that attach a new lake at the same moment race to create its catalog tables; the losers' attempt
+    fails whole (one PostgreSQL transaction), and they attach again to the catalog the winner created."""
+    options = f"DATA_PATH '{_literal(location.data_path)}'" + (", READ_ONLY" if read_only else "")
+    if snapshot is not None:
+        options += f", READ_ONLY, SNAPSHOT_VERSION {int(snapshot)}"
+    for attempt in range(1, CREATE_RACE_ATTEMPTS + 1):
+        con = duckdb.connect(config={"extension_directory": str(extension_directory())})
+        try:
+            con.execute("LOAD ducklake")
+            con.execute("LOAD postgres_scanner")
+            con.execute(f"ATTACH '{_literal(location.spec)}' AS {LAKE_ALIAS} ({options})")
+            con.execute(f"USE {LAKE_ALIAS}")
+        except duckdb.Error as exc:
+            con.close()
+            if read_only and "creating a new DuckLake is explicitly disabled" in str(exc):
+                raise FileNotFoundError(f"no lake at {location} yet: run `rootassets materialize` first") from exc
+            if "Failed to initialize DuckLake" in str(exc) and attempt < CREATE_RACE_ATTEMPTS:
+                time.sleep(0.1 * attempt * random.uniform(0.5, 1.5))
+                continue
+            raise LakeUnavailableError(f"cannot attach {location}: {exc}") from exc
+        known_lakes.add(location)
+        return con
+    raise AssertionError("unreachable")
 
 
 def _literal(text: str) -> str:
