@@ -6,8 +6,8 @@ for the first N megapit sites of the snapshot, and then:
 
 1. lake: `rootassets materialize` on a DuckLake in that PostgreSQL, with Dagster's instance there too;
 2. file: the same on the DuckDB file (the default backend);
-3. each home's N site partitions run again as N independent runs of `soil_water_sites_job`, each committing
-   its own site when it succeeds, as a sensor- or UI-launched run does: on the lake all at once (one process
+3. each home's N site partitions run again as N independent runs of `soil_water_sites_job` (`dg launch`), each
+   committing its own site when it succeeds, as a sensor- or UI-launched run does: on the lake all at once (one process
    each) while a `rootassets sql` reader polls; on the file one at a time (its writers take turns anyway);
    with --kill, one lake run is killed (SIGKILL) at a random point of its run;
 4. the soil-water tables of both homes are compared (rows and checksum), and the runs' commits listed.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
 import random
 import shutil
@@ -34,11 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = (REPO / ".." / "shared" / "neon-snapshot").resolve()
 RELEASE = "RELEASE-2021"
-SITE_KEYS = [
-    ["analysis", "soil_water_phi_series"],
-    ["analysis", "soil_water_quality"],
-    ["analysis", "soil_water_statistics"],
-]
+SITES_JOB = "soil_water_sites_job"  # rootassets.defs.jobs.SITES_JOB (benchmarks import no Dagster wrapper)
 COMPARED = ["analysis.soil_water_phi_series", "analysis.soil_water_quality", "analysis.soil_water_statistics"]
 
 
@@ -53,15 +48,10 @@ def _cli(env: dict[str, str], *args: str, timeout: float = 3600) -> subprocess.C
     )
 
 
-def _site_run(env: dict[str, str], site: str, partition: str) -> None:
-    """In a process of its own: one site partition's run that commits itself (no refresh tag)."""
-    os.environ.clear()
-    os.environ.update(env)
-    from rootassets.definitions import SITES_JOB
-    from rootassets.refresh import SiteRun, execute_site_run
-
-    done = execute_site_run(SiteRun("rootassets.definitions", SITES_JOB, partition, site, SITE_KEYS, {}))
-    sys.exit(0 if not done.failures else 1)
+def _site_run(env: dict[str, str], partition: str) -> subprocess.Popen:
+    """One site partition's run that commits itself, as a user starts it: `dg launch` (README, "The Dagster UI")."""
+    command = [str(Path(sys.executable).with_name("dg")), "launch", "--job", SITES_JOB, "--partition", partition]
+    return subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _partitions(env: dict[str, str], sites: list[str]) -> dict[str, str]:
@@ -78,33 +68,26 @@ def _partitions(env: dict[str, str], sites: list[str]) -> dict[str, str]:
 
 def run_sites(env: dict[str, str], partitions: dict[str, str], at_once: bool, kill: str | None = None) -> dict:
     """Each site's run in its own process, all at once or one at a time; `kill`: the site whose run is killed."""
-    context = multiprocessing.get_context("spawn")
     start = time.perf_counter()
     codes: dict[str, int | None] = {}
     killed_after = None
     if at_once:
-        processes = {s: context.Process(target=_site_run, args=(env, s, p)) for s, p in partitions.items()}
-        for process in processes.values():
-            process.start()
+        processes = {site: _site_run(env, partition) for site, partition in partitions.items()}
         if kill:  # once its run has staged a table (mid-run: written, not committed), after a random extra wait
             deadline = time.perf_counter() + 300
-            while processes[kill].is_alive() and not _staged_by(env, partitions[kill]):
+            while processes[kill].poll() is None and not _staged_by(env, partitions[kill]):
                 if time.perf_counter() > deadline:
                     break
                 time.sleep(0.5)
             time.sleep(random.uniform(0.0, 1.0))
             killed_after = time.perf_counter() - start
-            if processes[kill].is_alive():
-                os.kill(processes[kill].pid, signal.SIGKILL)
+            if processes[kill].poll() is None:
+                processes[kill].send_signal(signal.SIGKILL)
         for site, process in processes.items():
-            process.join()
-            codes[site] = process.exitcode
+            codes[site] = process.wait()
     else:
         for site, partition in partitions.items():
-            process = context.Process(target=_site_run, args=(env, site, partition))
-            process.start()
-            process.join()
-            codes[site] = process.exitcode
+            codes[site] = _site_run(env, partition).wait()
     return {"wall": time.perf_counter() - start, "exit_codes": codes, "killed_after_s": killed_after}
 
 
