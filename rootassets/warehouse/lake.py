@@ -14,6 +14,7 @@ postgres one under its extension name, `postgres_scanner`), so that no download 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -42,8 +43,10 @@ def is_lake(database: object) -> bool:
     return isinstance(database, LakeLocation) or str(database).startswith(LAKE_PREFIX)
 
 
+@functools.cache
 def extension_directory() -> Path:
-    """A DuckDB extension folder holding this DuckDB's ducklake and postgres_scanner, from their PyPI packages."""
+    """A DuckDB extension folder holding this DuckDB's ducklake and postgres_scanner, from their PyPI packages
+    (prepared once per process: every lake connection asks for it)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rootassets" / "duckdb-extensions"
     with duckdb.connect() as con:
         platform = con.execute("PRAGMA platform").fetchone()[0]
