@@ -1,11 +1,19 @@
-"""Shared fixtures: the real snapshot, temporary homes, a NEON mirror on 127.0.0.1."""
+"""Shared fixtures: the real snapshot, temporary homes, a NEON mirror on 127.0.0.1, the warehouse backend.
+
+The suite runs on either warehouse backend: `pytest` on the DuckDB file (the default), `pytest --warehouse=lake`
+on DuckLake, each test module and each test with a lake of its own (a new database in the session's real
+PostgreSQL and a new data folder), given through ROOTASSETS_WAREHOUSE and ROOTASSETS_LAKE_DATA as a user gives
+them, so that the CLI's subprocesses and Dagster's run workers inherit it. Tests of the DuckDB file itself (its
+lock, its file, DuckDB's own shell) are marked `duckdb_file` and skipped on the lake.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +26,8 @@ from rootassets.neon.client import NeonClient, RetryPolicy
 from rootassets.neon.mirror import FaultPlan, MirrorCatalogue, MirrorServer
 from rootassets.neon.tokens import unsigned_token
 from rootassets.refresh import declared_sites, site_partition_key, split_at_site_partitions
-from rootassets.settings import Settings
+from rootassets.settings import LakeLocation, Settings
+from rootassets.warehouse import Location
 from rootassets_tests.postgres import postgres  # noqa: F401 - a real PostgreSQL server, for any test that asks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +36,101 @@ RELEASE = "RELEASE-2021"
 MATERIALIZED = re.compile(r"^  (\[\d+/\d+\] )?materialized \S+$")  # an asset `rootassets materialize` says it did
 # Fast retries for tests: same logic, shorter waits.
 FAST_RETRIES = RetryPolicy(attempts=6, backoff_base_s=0.01, backoff_max_s=0.05, read_timeout_s=5.0)
+
+
+BACKEND_VARIABLES = ("ROOTASSETS_WAREHOUSE", "ROOTASSETS_LAKE_DATA")
+_lakes = itertools.count()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--warehouse",
+        choices=("duckdb", "lake"),
+        default="duckdb",
+        help="the warehouse backend the suite runs on: the DuckDB file (default) or a DuckLake on a real PostgreSQL",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--warehouse") != "lake":
+        return
+    skip = pytest.mark.skip(reason="a test of the DuckDB file itself (its lock, file or shell): not on a lake")
+    for item in items:
+        if item.get_closest_marker("duckdb_file"):
+            item.add_marker(skip)
+
+
+def _use_new_lake(request: pytest.FixtureRequest, patch: pytest.MonkeyPatch, folder: Path) -> None:
+    """On `--warehouse=lake`, point ROOTASSETS_WAREHOUSE and ROOTASSETS_LAKE_DATA at a new, empty lake; on the
+    file backend, make sure neither is set (a developer's shell may have them)."""
+    if request.config.getoption("--warehouse") != "lake":
+        for name in BACKEND_VARIABLES:
+            patch.delenv(name, raising=False)
+        return
+    server = request.getfixturevalue("postgres")
+    dsn = server.create_database(f"lake_{os.getpid()}_{next(_lakes)}")
+    patch.setenv("ROOTASSETS_WAREHOUSE", "ducklake:postgres:" + dsn)
+    patch.setenv("ROOTASSETS_LAKE_DATA", str(folder))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_warehouse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The backend for a module's shared fixtures (a home materialized once per module)."""
+    with pytest.MonkeyPatch.context() as patch:
+        _use_new_lake(request, patch, tmp_path_factory.mktemp("module-lake"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _test_warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The backend for a test's own homes: a new home is a new, empty warehouse on either backend."""
+    _use_new_lake(request, monkeypatch, tmp_path / "lake-data")
+
+
+@pytest.fixture()
+def new_warehouse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[], dict]:
+    """Backend variables of one more empty warehouse, for a test's second home: none on the file backend (the
+    file follows ROOTASSETS_HOME), a new lake on `--warehouse=lake`."""
+
+    def make() -> dict[str, str]:
+        with pytest.MonkeyPatch.context() as patch:
+            _use_new_lake(request, patch, tmp_path_factory.mktemp("lake"))
+            return {name: os.environ[name] for name in BACKEND_VARIABLES if name in os.environ}
+
+    return make
+
+
+@pytest.fixture()
+def warehouse(tmp_path: Path) -> Location:
+    """An empty warehouse of this test's backend: a DuckDB file under tmp_path, or the test's own lake."""
+    if os.environ.get("ROOTASSETS_WAREHOUSE"):
+        return LakeLocation.parse(os.environ["ROOTASSETS_WAREHOUSE"], os.environ["ROOTASSETS_LAKE_DATA"])
+    return tmp_path / "w.duckdb"
+
+
+def warehouse_resource(location: Location) -> WarehouseResource:
+    """The warehouse resource on `location` (a DuckDB file or a lake)."""
+    if isinstance(location, LakeLocation):
+        return WarehouseResource(database=location.spec, lake_data=location.data_path)
+    return WarehouseResource(database=str(location))
+
+
+def backend_fields() -> dict[str, str]:
+    """`Settings` fields of the backend this test runs on (from the environment the fixtures above set)."""
+    warehouse = os.environ.get("ROOTASSETS_WAREHOUSE")
+    return {"warehouse": warehouse, "lake_data": os.environ["ROOTASSETS_LAKE_DATA"]} if warehouse else {}
+
+
+def settings_on_backend(*args: object, **fields: object) -> Settings:
+    """`Settings(*args, **fields)` on this test's warehouse backend."""
+    return Settings(*args, **{**backend_fields(), **fields})  # type: ignore[arg-type]
+
+
+def warehouse_of(env: dict[str, str]) -> Location:
+    """The warehouse a CLI environment (ROOTASSETS_HOME and the backend variables) writes."""
+    if env.get("ROOTASSETS_WAREHOUSE"):
+        return LakeLocation.parse(env["ROOTASSETS_WAREHOUSE"], env.get("ROOTASSETS_LAKE_DATA"))
+    return Path(env["ROOTASSETS_HOME"]) / "rootassets.duckdb"
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +172,7 @@ def client(mirror: MirrorServer) -> Iterator[NeonClient]:
 
 @pytest.fixture()
 def snapshot_settings(tmp_path: Path, snapshot: Path) -> Settings:
-    return Settings(
+    return settings_on_backend(
         home=tmp_path / "home",
         snapshot=snapshot,
         api_url="http://127.0.0.1:9/api/v0/",
@@ -79,7 +183,7 @@ def snapshot_settings(tmp_path: Path, snapshot: Path) -> Settings:
 def asset_resources(settings: Settings, api_url: str | None = None) -> dict[str, object]:
     """The project's resources on `settings`; with `api_url`, read through that (mirror) API."""
     return {
-        "warehouse": WarehouseResource(database=str(settings.database)),
+        "warehouse": WarehouseResource(database=settings.database_setting, lake_data=settings.lake_data),
         "neon": NeonSourceResource(
             snapshot_dir=None if api_url else str(settings.snapshot),
             api_url=api_url or settings.api_url,
@@ -191,7 +295,7 @@ def _clear_dagster_defs_state_storage() -> Iterator[None]:
 VISIBLE_SCHEMAS = ("raw", "harmonized", "analysis", "marts", "quarantine")
 
 
-def warehouse_digest(db: Path) -> dict[str, tuple[int, str]]:
+def warehouse_digest(db: Location) -> dict[str, tuple[int, str]]:
     """{schema.table: (rows, digest of the rows)} of every visible table, waiting while a writer holds the file."""
     from rootassets.warehouse import connect_read_only
 
@@ -202,7 +306,8 @@ def warehouse_digest(db: Path) -> dict[str, tuple[int, str]]:
             t
             for (t,) in con.execute(
                 "select table_schema || '.' || table_name from information_schema.tables "
-                "where table_schema in (select unnest(?)) and table_type = 'BASE TABLE'",
+                "where table_catalog = current_database() and table_schema in (select unnest(?)) "
+                "and table_type = 'BASE TABLE'",
                 [list(VISIBLE_SCHEMAS)],
             ).fetchall()
         ]
@@ -217,7 +322,7 @@ def warehouse_digest(db: Path) -> dict[str, tuple[int, str]]:
         }
 
 
-def staged_refreshes(db: Path) -> list[str]:
+def staged_refreshes(db: Location) -> list[str]:
     """The refreshes that still have staged (invisible) tables."""
     from rootassets.warehouse import connect_read_only
 

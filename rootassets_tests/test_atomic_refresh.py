@@ -16,7 +16,7 @@ from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.raw import raw_assets
 from rootassets.defs.resources import WarehouseResource
 from rootassets.neon.identifiers import InvalidIdentifierError
-from rootassets.warehouse import replace_partitions
+from rootassets.warehouse import Location, connect_read_only, connect_writable, replace_partitions
 from rootassets.warehouse.staging import (
     SiteScope,
     commit_refresh,
@@ -41,8 +41,8 @@ def visible(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
     return con.execute(f"select release, v from {table} order by all").fetchall()
 
 
-def test_staged_tables_stay_invisible_until_one_commit_swaps_them_all(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+def test_staged_tables_stay_invisible_until_one_commit_swaps_them_all(tmp_path: Path, warehouse: Location) -> None:
+    con = connect_writable(warehouse)
     replace_partitions(con, {("raw", "a"): frame(R1, [1]), ("analysis", "b"): frame(R1, [10])}, R1)
     replace_partitions(con, {("raw", "a"): frame(R2, [2])}, R2)
     refresh = str(uuid.uuid4())
@@ -72,8 +72,8 @@ def test_staged_tables_stay_invisible_until_one_commit_swaps_them_all(tmp_path: 
     assert con.execute("select count(*) from meta.commits where refresh_id = ?", [refresh]).fetchall() == [(3,)]
 
 
-def test_a_discarded_refresh_leaves_the_visible_tables_as_they_were(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+def test_a_discarded_refresh_leaves_the_visible_tables_as_they_were(tmp_path: Path, warehouse: Location) -> None:
+    con = connect_writable(warehouse)
     replace_partitions(con, {("raw", "a"): frame(R1, [1])}, R1)
     refresh = str(uuid.uuid4())
     stage(con, {("raw", "a"): frame(R1, [9])}, R1, refresh)
@@ -87,8 +87,10 @@ def test_a_discarded_refresh_leaves_the_visible_tables_as_they_were(tmp_path: Pa
     assert con.execute("select count(*) from duckdb_tables() where schema_name = 'staging'").fetchall() == [(0,)]
 
 
-def test_a_quarantine_table_computed_in_sql_comes_into_being_with_its_first_row(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+def test_a_quarantine_table_computed_in_sql_comes_into_being_with_its_first_row(
+    tmp_path: Path, warehouse: Location
+) -> None:
+    con = connect_writable(warehouse)
     none, some = "SELECT 1 AS v WHERE false", "SELECT 3 AS v"
     for refresh in (str(uuid.uuid4()), None):  # staged inside a run, direct outside one
         write_queries(con, {("analysis", "t"): "SELECT 1 AS v", ("quarantine", "t"): none}, R1, refresh)
@@ -105,8 +107,8 @@ def test_a_quarantine_table_computed_in_sql_comes_into_being_with_its_first_row(
     assert visible(con, "quarantine.t") == []  # once it exists, replaced per release like any other table
 
 
-def test_a_commit_that_fails_midway_changes_nothing(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+def test_a_commit_that_fails_midway_changes_nothing(tmp_path: Path, warehouse: Location) -> None:
+    con = connect_writable(warehouse)
     replace_partitions(con, {("raw", "a"): frame(R1, [1])}, R1)
     refresh = str(uuid.uuid4())
     stage(con, {("raw", "a"): frame(R1, [9])}, R1, refresh)
@@ -117,8 +119,8 @@ def test_a_commit_that_fails_midway_changes_nothing(tmp_path: Path) -> None:
     assert read_staged(con, refresh, R1, "raw", "a")["v"].to_list() == [9]  # still staged, not lost
 
 
-def test_refresh_ids_and_release_tags_are_validated_before_reaching_sql(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+def test_refresh_ids_and_release_tags_are_validated_before_reaching_sql(tmp_path: Path, warehouse: Location) -> None:
+    con = connect_writable(warehouse)
     with pytest.raises(InvalidIdentifierError):
         stage(con, {("raw", "a"): frame(R1, [1])}, R1, "x'; DROP TABLE raw.a; --")
     with pytest.raises(InvalidIdentifierError):
@@ -145,7 +147,7 @@ def test_a_run_that_fails_late_leaves_every_earlier_table_as_it_was(corrupt_copy
     )
     def doomed(warehouse: WarehouseResource) -> None:
         staged = warehouse.read("raw", "mpr_perrootsample", RELEASE)
-        with duckdb.connect(str(settings.database)) as reader:  # another reader, mid-run
+        with connect_writable(settings.database) as reader:  # another reader, mid-run
             seen_during_run["staged"] = staged["site_id"].n_unique()
             seen_during_run["visible"] = reader.execute(
                 "select count(distinct site_id) from raw.mpr_perrootsample"
@@ -159,11 +161,11 @@ def test_a_run_that_fails_late_leaves_every_earlier_table_as_it_was(corrupt_copy
     assert after.keys() == before.keys()
     for name in before:
         assert after[name].equals(before[name]), name
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         assert con.execute("select count(*) from meta.staged_tables").fetchall() == [(0,)]  # discarded
 
     assert run_assets(settings, [*raw_assets, *harmonized_assets]).success
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         assert con.execute("select count(distinct site_id) from raw.mpr_perrootsample").fetchall() == [
             (sites_before - 1,)
         ]
@@ -181,10 +183,10 @@ def sites_frame(release: str, rows: list[tuple[str, int]]) -> pl.DataFrame:
 
 
 @pytest.mark.parametrize("staged", [True, False])
-def test_a_write_scoped_by_site_replaces_only_its_sites_rows(tmp_path: Path, staged: bool) -> None:
+def test_a_write_scoped_by_site_replaces_only_its_sites_rows(tmp_path: Path, staged: bool, warehouse: Location) -> None:
     """A site that failed keeps its earlier rows (`keep`); one site's partition replaces only its own (`only`);
     a site gone from the input loses its rows with an unscoped or `keep` write, as before."""
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con = connect_writable(warehouse)
     replace_partitions(con, {("analysis", "s"): sites_frame(R1, [("ABBY", 1), ("BART", 2), ("CPER", 3)])}, R1)
     replace_partitions(con, {("analysis", "s"): sites_frame(R2, [("ABBY", 9)])}, R2)
 
@@ -209,8 +211,8 @@ def test_a_write_scoped_by_site_replaces_only_its_sites_rows(tmp_path: Path, sta
         SiteScope(only=("x') OR true --",))
 
 
-def test_a_database_staged_before_site_scopes_still_commits(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+def test_a_database_staged_before_site_scopes_still_commits(tmp_path: Path, warehouse: Location) -> None:
+    con = connect_writable(warehouse)
     replace_partitions(con, {("raw", "a"): frame(R1, [1])}, R1)
     refresh = str(uuid.uuid4())
     con.execute("CREATE SCHEMA meta")
@@ -229,10 +231,12 @@ def test_a_database_staged_before_site_scopes_still_commits(tmp_path: Path) -> N
     assert visible(con, "raw.a") == [(R1, 5)]
 
 
-def test_a_table_another_refresh_staged_empty_survives_this_refreshs_commit(tmp_path: Path) -> None:
+def test_a_table_another_refresh_staged_empty_survives_this_refreshs_commit(
+    tmp_path: Path, warehouse: Location
+) -> None:
     """Two refreshes at once: one staged a table with zero rows; the other's commit empties the staging table
     but must not drop it, or the first one's commit cannot find it."""
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con = connect_writable(warehouse)
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
     stage(con, {("analysis", "b"): frame(R1, []).cast({"v": pl.Int64, "release": pl.String})}, R1, first)
     stage(con, {("analysis", "b"): frame(R2, [7])}, R2, second)
@@ -261,14 +265,16 @@ def test_two_writes_scopes_cover_the_union_of_their_sites(first: SiteScope, seco
     assert covered(second.union(first)) == covered(first) | covered(second)
 
 
-def test_site_partitions_of_one_refresh_stage_side_by_side_and_a_failed_one_is_taken_back(tmp_path: Path) -> None:
+def test_site_partitions_of_one_refresh_stage_side_by_side_and_a_failed_one_is_taken_back(
+    tmp_path: Path, warehouse: Location
+) -> None:
     """Issue 18: one refresh's site partitions each stage their own site's rows (the second does not replace
     the first's); the refresh's readers see staged sites plus the visible rows of the others; a site taken
     back (its partition failed) keeps its visible rows at the commit; the release-level write that left
     only the current sites removes a site that left the release."""
     from rootassets.warehouse.staging import read_as_committed, unstage_site
 
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con = connect_writable(warehouse)
     old = [("ABBY", 1), ("BART", 2), ("CPER", 3), ("DSNY", 4)]
     replace_partitions(con, {("analysis", "s"): sites_frame(R1, old)}, R1)
     refresh = str(uuid.uuid4())

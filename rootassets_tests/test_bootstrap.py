@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import duckdb
 import numpy as np
 import pytest
 from dagster import RunConfig
@@ -20,6 +19,7 @@ from rootassets.science.bootstrap import binned_fft_kde
 from rootassets.science.modality import ModalityParameters, classify_modality, gaussian_kde
 from rootassets.science.steps import STEPS
 from rootassets.settings import Settings
+from rootassets.warehouse import connect_read_only
 from rootassets_tests.conftest import RELEASE, asset_resources
 
 MODALITY = [a for a in analysis_assets if any(k.path[-1] == "site_modality" for k in a.keys)]
@@ -56,7 +56,7 @@ def test_bootstrap_asset_gives_each_site_a_reproducible_label_confidence(snapsho
             run_config=config,
         )
         assert result.success
-        with duckdb.connect(str(home_settings.database), read_only=True) as con:
+        with connect_read_only(home_settings.database) as con:
             return con.execute(
                 "select site_id, modality, resamples, bimodal_share, label_confidence "
                 "from analysis.site_modality_bootstrap order by site_id"

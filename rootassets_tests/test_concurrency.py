@@ -6,25 +6,27 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 
-from rootassets_tests.conftest import RELEASE, REPO
+from rootassets.warehouse import Location, connect_read_only
+from rootassets_tests.conftest import RELEASE, REPO, warehouse_of
 
 pytestmark = pytest.mark.slow
 SELECT = "key:raw/* or key:harmonized/*"
 
 
-def tables(db: Path) -> dict[str, pl.DataFrame]:
-    with duckdb.connect(str(db), read_only=True) as con:
+def tables(db: Location) -> dict[str, pl.DataFrame]:
+    with connect_read_only(db) as con:
         names = [
             n
             for (n,) in con.execute(
                 "select table_schema || '.' || table_name from information_schema.tables "
-                "where table_schema in ('raw', 'harmonized', 'quarantine') order by 1"
+                "where table_catalog = current_database() and table_schema in ('raw', 'harmonized', 'quarantine') "
+                "order by 1"
             ).fetchall()
         ]
 
@@ -40,9 +42,13 @@ def tables(db: Path) -> dict[str, pl.DataFrame]:
         }
 
 
-def test_concurrent_materializations_and_readers_end_like_a_quiet_run(tmp_path: Path, snapshot: Path) -> None:
+def test_concurrent_materializations_and_readers_end_like_a_quiet_run(
+    tmp_path: Path, snapshot: Path, new_warehouse: Callable[[], dict]
+) -> None:
+    backends = {"quiet": new_warehouse(), "busy": new_warehouse()}
+
     def env(home: Path) -> dict[str, str]:
-        return {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(snapshot)}
+        return {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(snapshot), **backends[home.name]}
 
     materialize = [
         sys.executable,
@@ -82,7 +88,7 @@ def test_concurrent_materializations_and_readers_end_like_a_quiet_run(tmp_path: 
     for w, (_, err) in zip(writers, outputs, strict=True):
         assert w.returncode == 0, err[-2000:]
     assert answers and all(code == 0 and lines == ["2913"] for code, lines in answers), answers
-    quiet_tables, busy_tables = tables(tmp_path / "quiet" / "rootassets.duckdb"), tables(busy / "rootassets.duckdb")
+    quiet_tables, busy_tables = tables(warehouse_of(env(tmp_path / "quiet"))), tables(warehouse_of(env(busy)))
     assert quiet_tables.keys() == busy_tables.keys()
     for name in quiet_tables:
         assert quiet_tables[name].equals(busy_tables[name]), name

@@ -18,7 +18,6 @@ import zipfile
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
@@ -27,7 +26,8 @@ from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
 from rootassets.neon.declared import DeclarationError, read_declared
 from rootassets.neon.mirror import MirrorServer
 from rootassets.settings import Settings
-from rootassets_tests.conftest import REPO, asset_resources, make_token
+from rootassets.warehouse import connect_read_only
+from rootassets_tests.conftest import REPO, asset_resources, make_token, settings_on_backend
 from rootassets_tests.test_stack_by_table import EXTDATA
 
 PRODUCT = "DP1.99901.001"
@@ -132,7 +132,7 @@ def portal_zip(path: Path, release: str = "RELEASE-2025", **kw: object) -> Path:
 def declare(home: Path, text: str) -> Settings:
     home.mkdir(parents=True, exist_ok=True)
     (home / "rootassets.toml").write_text(text)
-    return Settings(home=home, snapshot=None, api_url="http://127.0.0.1:9/api/v0/", site_attributes=None)
+    return settings_on_backend(home=home, snapshot=None, api_url="http://127.0.0.1:9/api/v0/", site_attributes=None)
 
 
 def entry(input_path: Path | None = None, **extra: str) -> str:
@@ -175,7 +175,7 @@ def run_declared(
 
 
 def query(settings: Settings, sql: str) -> list[tuple]:
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         return con.execute(sql).fetchall()
 
 
@@ -225,7 +225,7 @@ def test_no_configuration_declares_nothing(tmp_path: Path) -> None:
 def test_a_declared_portal_zip_becomes_raw_tables(tmp_path: Path, snapshot_root: Path) -> None:
     download = portal_zip(tmp_path / "NEON_testproduct.zip")
     settings = declare(tmp_path / "home", entry(download))
-    settings = Settings(settings.home, snapshot_root, settings.api_url, None)
+    settings = settings_on_backend(settings.home, snapshot_root, settings.api_url, None)
     with DagsterInstance.ephemeral() as instance:
         result = run_declared(settings, "RELEASE-2025", instance)
     assert result.success
@@ -260,7 +260,7 @@ def test_a_declared_portal_zip_becomes_raw_tables(tmp_path: Path, snapshot_root:
 def test_bad_rows_of_a_declared_product_are_quarantined_with_their_reason(tmp_path: Path, snapshot_root: Path) -> None:
     download = portal_zip(tmp_path / "NEON_testproduct.zip", bad_rows=True)
     settings = declare(tmp_path / "home", entry(download))
-    settings = Settings(settings.home, snapshot_root, settings.api_url, None)
+    settings = settings_on_backend(settings.home, snapshot_root, settings.api_url, None)
     with DagsterInstance.ephemeral() as instance:
         assert run_declared(settings, "RELEASE-2025", instance).success
     # raw keeps every parsed row, flagged: the two rows sharing a key are flagged, the short line is not a row
@@ -275,7 +275,7 @@ def test_sites_and_months_of_the_declaration_are_the_ones_taken(tmp_path: Path, 
     download = portal_zip(tmp_path / "NEON_testproduct.zip")
     text = entry(download, sites='["KONZ"]', start='"2022-09"', end='"2022-09"')
     settings = declare(tmp_path / "home", text)
-    settings = Settings(settings.home, snapshot_root, settings.api_url, None)
+    settings = settings_on_backend(settings.home, snapshot_root, settings.api_url, None)
     with DagsterInstance.ephemeral() as instance:
         assert run_declared(settings, "RELEASE-2025", instance).success
     assert query(settings, "select site_id, count(*), min(collectDate)::date from raw.tst_perplot group by 1") == [
@@ -286,7 +286,7 @@ def test_sites_and_months_of_the_declaration_are_the_ones_taken(tmp_path: Path, 
 
 def test_a_missing_download_fails_naming_it_and_writes_nothing(tmp_path: Path, snapshot_root: Path) -> None:
     settings = declare(tmp_path / "home", entry(tmp_path / "nowhere.zip"))
-    settings = Settings(settings.home, snapshot_root, settings.api_url, None)
+    settings = settings_on_backend(settings.home, snapshot_root, settings.api_url, None)
     with DagsterInstance.ephemeral() as instance:
         result = run_declared(settings, "RELEASE-2025", instance)
     assert not result.success
@@ -302,7 +302,7 @@ def test_a_renamed_column_between_two_releases_loads_both_and_is_reported(tmp_pa
     portal_zip(folder / "NEON_testproduct_2025.zip", release="RELEASE-2025", mass_field="dryMassGrams")
     (snapshot_root / "RELEASE-2024").mkdir()
     settings = declare(tmp_path / "home", entry(folder))
-    settings = Settings(settings.home, snapshot_root, settings.api_url, None)
+    settings = settings_on_backend(settings.home, snapshot_root, settings.api_url, None)
     with DagsterInstance.ephemeral() as instance:
         assert run_declared(settings, "RELEASE-2024", instance).success
         result = run_declared(settings, "RELEASE-2025", instance)
@@ -329,9 +329,9 @@ def test_the_api_through_the_mirror_gives_the_same_tables_as_the_zip(
     served = tmp_path / "served"
     portal_zip(served / "RELEASE-2025" / PRODUCT / "NEON_testproduct.zip")
     monkeypatch.setenv("NEON_TOKEN", make_token())
-    from_zip = Settings(tmp_path / "zip", served, "http://127.0.0.1:9/api/v0/", None)
+    from_zip = settings_on_backend(tmp_path / "zip", served, "http://127.0.0.1:9/api/v0/", None)
     declare(from_zip.home, entry(served / "RELEASE-2025" / PRODUCT / "NEON_testproduct.zip"))
-    from_api = Settings(tmp_path / "api", None, "http://127.0.0.1:9/api/v0/", None)
+    from_api = settings_on_backend(tmp_path / "api", None, "http://127.0.0.1:9/api/v0/", None)
     declare(from_api.home, entry())
     with MirrorServer(served) as mirror:
         listed = mirror.product_json(PRODUCT, mirror.base_url, None)
@@ -393,7 +393,7 @@ def test_neonutilities_litterfall_download_declared_as_a_product(tmp_path: Path,
         'package = "expanded"\n'
         f'input = "{EXTDATA / "NEON_litterfall.zip"}"\n',
     )
-    settings = Settings(settings.home, snapshot_root, settings.api_url, None)
+    settings = settings_on_backend(settings.home, snapshot_root, settings.api_url, None)
     expected_dir = EXTDATA / "expected" / "litter"
     with DagsterInstance.ephemeral() as instance:
         assert run_declared(settings, "RELEASE-2025", instance, group="neon_DP1_10033_001").success

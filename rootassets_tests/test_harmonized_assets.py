@@ -5,26 +5,26 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 
 from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.raw import raw_assets
 from rootassets.settings import Settings
-from rootassets_tests.conftest import RELEASE, run_assets
+from rootassets.warehouse import connect_read_only
+from rootassets_tests.conftest import RELEASE, run_assets, settings_on_backend
 
 ALL = [*raw_assets, *harmonized_assets]
 HARMONIZED = ["root_increments", "root_profiles", "site_root_biomass", "soil_profiles"]
 
 
 def query(settings: Settings, sql: str) -> list[tuple]:
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         return con.execute(sql).fetchall()
 
 
 def table_snapshot(settings: Settings) -> dict[str, pl.DataFrame]:
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         names = con.execute(
             "select table_schema || '.' || table_name from information_schema.tables "
             "where table_schema in ('raw', 'harmonized', 'quarantine') order by 1"
@@ -38,7 +38,7 @@ def corrupt_copy(tmp_path: Path, snapshot: Path) -> tuple[Path, Settings]:
     copy = tmp_path / "snapshot"
     shutil.copytree(snapshot / RELEASE, copy / RELEASE)
     shutil.copytree(snapshot / "site-attributes", copy / "site-attributes")
-    settings = Settings(
+    settings = settings_on_backend(
         home=tmp_path / "home",
         snapshot=copy,
         api_url="http://127.0.0.1:9/api/v0/",

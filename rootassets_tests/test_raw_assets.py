@@ -6,14 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
-import duckdb
 import httpx
 import pytest
 
 from rootassets.defs.raw import raw_assets
 from rootassets.neon.mirror import MirrorServer
 from rootassets.settings import Settings
-from rootassets_tests.conftest import RELEASE, run_assets
+from rootassets.warehouse import connect_read_only
+from rootassets_tests.conftest import RELEASE, run_assets, settings_on_backend
 
 RAW_COUNTS = {
     "mpr_perrootsample": (2913, 44),
@@ -34,7 +34,7 @@ def run(settings: Settings, api_url: str | None = None, raise_on_error: bool = T
 
 
 def counts(db: Path) -> dict[str, tuple[int, int]]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with connect_read_only(db) as con:
         return {
             t: con.execute(f'select count(*), count(distinct site_id) from raw."{t}"').fetchone() for t in RAW_COUNTS
         }
@@ -43,7 +43,7 @@ def counts(db: Path) -> dict[str, tuple[int, int]]:
 def test_raw_tables_from_the_snapshot(snapshot_settings: Settings) -> None:
     result = run(snapshot_settings)
     assert counts(snapshot_settings.database) == RAW_COUNTS
-    with duckdb.connect(str(snapshot_settings.database), read_only=True) as con:
+    with connect_read_only(snapshot_settings.database) as con:
         releases = {t: con.execute(f'select distinct release from raw."{t}"').fetchall() for t in RAW_COUNTS}
     assert all(r in ([(RELEASE,)], []) for r in releases.values())
     meta = result.asset_materializations_for_node("raw_root_megapit")[0].metadata
@@ -125,7 +125,7 @@ def test_visible_checks_flag_a_renamed_column_between_releases(tmp_path: Path, s
         table = pl.read_csv(path, infer_schema=False)
         if "release" in table.columns:
             table.with_columns(pl.lit("RELEASE-2022").alias("release")).write_csv(path)
-    settings = Settings(
+    settings = settings_on_backend(
         home=tmp_path / "home",
         snapshot=root,
         api_url="http://127.0.0.1:9/api/v0/",

@@ -17,8 +17,8 @@ from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.neon_documents import raw_neon_documents
 from rootassets.defs.raw import raw_root_megapit, raw_soil_megapit
 from rootassets.neon.mirror import TEST_DOI_PREFIX, MirrorServer
-from rootassets.settings import Settings
-from rootassets_tests.conftest import REPO, SNAPSHOT, run_assets
+from rootassets.warehouse import connect_read_only
+from rootassets_tests.conftest import REPO, SNAPSHOT, run_assets, settings_on_backend
 
 SAMPLES = (REPO / ".." / "shared" / "neon-samples").resolve()
 RELEASE = "RELEASE-2022"
@@ -33,7 +33,7 @@ def roots() -> str:
 
 
 def _check_loaded(database: Path, origin: str) -> None:
-    with duckdb.connect(str(database), read_only=True) as con:
+    with connect_read_only(database) as con:
         increments = con.execute(
             "select count(*), list(distinct site_id order by site_id) from raw.mpr_perdepthincrement where release = ?",
             [RELEASE],
@@ -71,7 +71,7 @@ def _check_loaded(database: Path, origin: str) -> None:
 @pytest.mark.network
 def test_release_2022_through_the_mirror(tmp_path: Path, roots: str, neon_token: str) -> None:
     with MirrorServer(roots) as mirror:
-        settings = Settings(
+        settings = settings_on_backend(
             home=tmp_path / "home", snapshot=None, api_url=mirror.base_url, site_attributes=SNAPSHOT / "site-attributes"
         )
         result = run_assets(
@@ -88,7 +88,7 @@ def test_release_2022_through_the_mirror(tmp_path: Path, roots: str, neon_token:
         assert result.success
         assert not mirror.stats.token_seen_by_storage
     _check_loaded(settings.database, "api changeLogs")
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         doi = con.execute("select doi from raw.product_citations where product = 'DP1.10066.001'").fetchone()[0]
     assert doi == f"{TEST_DOI_PREFIX}/neon-mirror.DP1.10066.001.{RELEASE}"
 

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 from dagster import (
     DagsterInstance,
@@ -27,7 +26,8 @@ from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
 from rootassets.neon.mirror import MirrorServer
 from rootassets.settings import Settings
-from rootassets_tests.conftest import REPO, random_kill_point, staged_refreshes, warehouse_digest
+from rootassets.warehouse import connect_read_only
+from rootassets_tests.conftest import REPO, random_kill_point, settings_on_backend, staged_refreshes, warehouse_digest
 from rootassets_tests.planted import copy_release, plant_release
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def test_new_release_is_detected_run_and_diffed(tmp_path: Path, snapshot: Path, 
     root = tmp_path / "snapshot"
     copy_release(snapshot, root, OLD)
     with MirrorServer(root) as mirror:
-        settings = Settings(
+        settings = settings_on_backend(
             home=tmp_path / "home", snapshot=None, api_url=mirror.base_url, site_attributes=root / "site-attributes"
         )
         neon = NeonSourceResource(api_url=mirror.base_url, download_dir=str(settings.downloads))
@@ -81,7 +81,7 @@ def test_new_release_is_detected_run_and_diffed(tmp_path: Path, snapshot: Path, 
         instance.add_dynamic_partitions(NEON_RELEASE_PARTITIONS, [NEW])
         run_release(settings, instance, NEW)
 
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         side_by_side = dict(
             con.execute("select release, count(*) from analysis.site_modality group by 1 order by 1").fetchall()
         )
@@ -118,7 +118,7 @@ def test_schedule_refreshes_provisional_only_when_its_generation_changes(tmp_pat
         assert request.partition_key == "PROVISIONAL" and request.tags["rootassets/provisional_generation"]
         assert instance.has_dynamic_partition(NEON_RELEASE_PARTITIONS, "PROVISIONAL")
         job = build_definitions(
-            Settings(
+            settings_on_backend(
                 home=tmp_path / "home",
                 snapshot=root,
                 api_url="http://127.0.0.1:9/",
@@ -137,7 +137,7 @@ def test_schedule_refreshes_provisional_only_when_its_generation_changes(tmp_pat
 
 
 def counts(db: Path, release: str) -> dict[str, int]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with connect_read_only(db) as con:
         tables = con.execute(
             "select table_schema || '.' || table_name from information_schema.tables "
             "where table_schema in ('raw', 'harmonized', 'analysis')"

@@ -25,6 +25,7 @@ from rootassets.neon.soil_water import discover, read_sensor_positions, soil_wat
 from rootassets.science.soil_water import STATISTICS, choose_sensors, distribution_statistics, statistics_sql
 from rootassets.settings import Settings
 from rootassets.synthetic.soil_water import generate, month_range
+from rootassets.warehouse import connect_read_only
 from rootassets_tests.conftest import RELEASE, run_assets
 
 SITES = [("SRER", "D14"), ("BART", "D01"), ("ZZZZ", "D20")]  # bimodal, unimodal, and a site without roots
@@ -78,7 +79,7 @@ def test_soil_water_phi_and_surface_statistics_match_an_independent_computation(
     settings = dataclasses.replace(snapshot_settings, soil_water=generated)
     result = run_assets(settings, [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets])
     assert result.success
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         stats = con.sql("select * from analysis.soil_water_statistics order by site_id, variable").pl()
         modality = con.sql("select site_id, modality, d1_cm, d2_cm from analysis.site_modality").pl()
         series = con.execute("select count(*), count(distinct site_id) from analysis.soil_water_phi_series").fetchall()
@@ -106,7 +107,7 @@ def test_without_soil_water_files_the_tables_are_empty_and_say_why(snapshot_sett
     events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert events["swc_files"]["available"].value is False
     assert "DP1.00094.001" in events["swc_files"]["note"].value
-    with duckdb.connect(str(snapshot_settings.database), read_only=True) as con:
+    with connect_read_only(snapshot_settings.database) as con:
         assert con.execute("select count(*) from analysis.soil_water_statistics").fetchall() == [(0,)]
 
 
@@ -180,7 +181,7 @@ def test_the_phi_steps_depths_reach_soil_water(snapshot_settings: Settings, gene
         run_config={"ops": {"analysis_phi": {"config": {"unimodal_d1_cm": 35.0}}}},
     )
     assert result.success
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         phi = con.execute("select distinct d1_cm from analysis.phi where site_id = 'BART'").fetchall()
         water = con.execute("select distinct d1_cm from analysis.soil_water_statistics where site_id = 'BART'")
         water = water.fetchall()
@@ -207,7 +208,7 @@ def test_corrupted_files_of_one_site_are_quarantined_and_every_site_still_comput
     settings = dataclasses.replace(snapshot_settings, soil_water=root)
     result = run_assets(settings, [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets])
     assert result.success
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         refused = con.sql("select * from quarantine.soil_water_phi_series order by source_file").pl()
         sites = con.execute("select distinct site_id from analysis.soil_water_statistics order by 1").fetchall()
     assert sites == [("BART",), ("SRER",)]
@@ -253,7 +254,7 @@ def test_a_site_that_cannot_be_aggregated_keeps_its_earlier_rows_and_the_others_
     assets = [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets]
     assert run_assets(settings, assets).success
     query = "select site_id, variable, mean from analysis.soil_water_statistics order by all"
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         before = con.execute(query).fetchall()
     assert {r[0] for r in before} == {"BART", "SRER"}
 
@@ -270,7 +271,7 @@ def test_a_site_that_cannot_be_aggregated_keeps_its_earlier_rows_and_the_others_
     monkeypatch.setattr(warehouse_soil_water, "read_csv_sql", read_then_lose_a_file)
     result = run_assets(settings, assets)
     assert result.success
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         after = con.execute(query).fetchall()
         refused = con.sql("select * from quarantine.soil_water_phi_series where rule = 'site_not_aggregated'").pl()
     assert [r for r in after if r[0] == "BART"] == [r for r in before if r[0] == "BART"]  # kept as it was

@@ -15,7 +15,6 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -26,7 +25,8 @@ from rootassets.defs.soil_water import soil_water_assets
 from rootassets.neon.mirror import MirrorServer
 from rootassets.science.soil_water import STATISTICS, distribution_statistics
 from rootassets.settings import Settings
-from rootassets_tests.conftest import RELEASE, REPO, make_token, run_assets
+from rootassets.warehouse import connect_read_only
+from rootassets_tests.conftest import RELEASE, REPO, make_token, run_assets, settings_on_backend
 from rootassets_tests.test_soil_water import MODALITY
 
 SAMPLES = (REPO / ".." / "shared" / "neon-samples" / "soil-water").resolve()
@@ -112,7 +112,7 @@ def test_sjer_statistics_equal_an_independent_computation(snapshot_settings: Set
     settings = dataclasses.replace(snapshot_settings, soil_water=sjer)
     result = run_assets(settings, [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets])
     assert result.success
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         stats = con.sql("select * from analysis.soil_water_statistics where site_id = 'SJER' order by variable").pl()
         sensors = con.sql("select * from analysis.soil_water_sensors where site_id = 'SJER'").pl()
         positions = con.execute("select count(*) from raw.swc_sensor_positions where site_id = 'SJER'").fetchall()
@@ -156,7 +156,7 @@ def test_sjer_downloaded_through_the_mirror_gives_the_same_statistics(
         shutil.copytree(snapshot / RELEASE / product, served / RELEASE / product)
     shutil.copytree(sjer / RELEASE / "DP1.00094.001", served / RELEASE / "DP1.00094.001")
     monkeypatch.setenv("NEON_TOKEN", make_token())
-    settings = Settings(
+    settings = settings_on_backend(
         home=tmp_path / "home",
         snapshot=None,
         api_url="http://127.0.0.1:9/api/v0/",
@@ -172,7 +172,7 @@ def test_sjer_downloaded_through_the_mirror_gives_the_same_statistics(
     downloaded = sorted(p.name for p in (settings.downloads / RELEASE / "DP1.00094.001" / "SJER").iterdir())
     assert len([n for n in downloaded if ".SWS_30_minute." in n]) == 33
     assert "swc_depthsV2.csv" in downloaded and any(".sensor_positions." in n for n in downloaded)
-    with duckdb.connect(str(settings.database), read_only=True) as con:
+    with connect_read_only(settings.database) as con:
         stats = con.sql("select * from analysis.soil_water_statistics where site_id = 'SJER' order by variable").pl()
         sources = con.execute("select distinct depth_source from analysis.soil_water_sensors").fetchall()
     assert sources == [("swc_depthsV2.csv",)]

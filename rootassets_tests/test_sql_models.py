@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
 from dagster import AssetKey, materialize
 
 from rootassets.defs.marts import mart_assets, model_asset
-from rootassets.defs.resources import WarehouseResource
+from rootassets.warehouse import Location, connect_read_only
 from rootassets.warehouse.sqlmodels import SqlModelError, column_lineage, discover_models, parse_model
+from rootassets_tests.conftest import warehouse_resource
 
 EXPECTED_UPSTREAM = {
     "marts.latest_release": {("analysis", "site_modality")},
@@ -83,14 +83,13 @@ def test_column_lineage_is_traced_through_ctes() -> None:
     )
 
 
-def test_sql_error_names_the_model_file_and_line(tmp_path: Path) -> None:
+def test_sql_error_names_the_model_file_and_line(tmp_path: Path, warehouse: Location) -> None:
     (tmp_path / "marts").mkdir()
     bad = tmp_path / "marts" / "broken.sql"
     bad.write_text("-- materialized: table\nSELECT 1 AS a,\n    no_such_column AS b\nFROM (SELECT 1 AS x)\n")
-    db = tmp_path / "w.duckdb"
     result = materialize(
         [model_asset(parse_model(bad, tmp_path))],
-        resources={"warehouse": WarehouseResource(database=str(db))},
+        resources={"warehouse": warehouse_resource(warehouse)},
         raise_on_error=False,
     )
     failure = next(e for e in result.all_events if e.is_step_failure)
@@ -117,29 +116,27 @@ def test_bad_materialization_and_location_are_refused(tmp_path: Path) -> None:
         parse_model(tmp_path / "elsewhere" / "y.sql", tmp_path)
 
 
-def test_a_view_model_is_created_as_a_view(tmp_path: Path) -> None:
+def test_a_view_model_is_created_as_a_view(tmp_path: Path, warehouse: Location) -> None:
     (tmp_path / "marts").mkdir()
     path = tmp_path / "marts" / "numbers.sql"
     path.write_text("-- materialized: view\n-- description: numbers\nSELECT range AS n FROM range(3)\n")
-    db = tmp_path / "w.duckdb"
     result = materialize(
-        [model_asset(parse_model(path, tmp_path))], resources={"warehouse": WarehouseResource(database=str(db))}
+        [model_asset(parse_model(path, tmp_path))], resources={"warehouse": warehouse_resource(warehouse)}
     )
     assert result.success
-    with duckdb.connect(str(db), read_only=True) as con:
+    with connect_read_only(warehouse) as con:
         assert con.execute(
             "select table_type from information_schema.tables where table_name='numbers'"
         ).fetchone() == ("VIEW",)
 
 
-def test_model_tests_block_a_mart_that_breaks_them_and_leave_the_old_one(tmp_path: Path) -> None:
+def test_model_tests_block_a_mart_that_breaks_them_and_leave_the_old_one(tmp_path: Path, warehouse: Location) -> None:
     (tmp_path / "marts").mkdir()
     path = tmp_path / "marts" / "sites.sql"
     path.write_text(
         "-- materialized: table\n-- unique: site\n-- not_null: site\nSELECT * FROM (VALUES ('A'), ('B')) AS t(site)\n"
     )
-    db = tmp_path / "w.duckdb"
-    resources = {"warehouse": WarehouseResource(database=str(db))}
+    resources = {"warehouse": warehouse_resource(warehouse)}
     good = materialize([model_asset(parse_model(path, tmp_path))], resources=resources)
     assert good.success
     assert {e.check_name: e.passed for e in good.get_asset_check_evaluations()} == {
@@ -159,7 +156,7 @@ def test_model_tests_block_a_mart_that_breaks_them_and_leave_the_old_one(tmp_pat
     assert not evaluations["not_null"].passed and evaluations["not_null"].metadata["failing_rows"].value == 1
     message = next(e for e in bad.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
     assert "marts.sites: test(s) unique, not_null failed" in message
-    with duckdb.connect(str(db), read_only=True) as con:
+    with connect_read_only(warehouse) as con:
         assert con.execute("select site from marts.sites order by 1").fetchall() == [("A",), ("B",)]
 
 

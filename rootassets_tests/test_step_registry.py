@@ -9,17 +9,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import polars as pl
+import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
-from rootassets.defs.resources import WarehouseResource
 from rootassets.defs.steps import config_class, step_asset
 from rootassets.science.registry import Check, Read, Step, StepInputError, StepResult, UserFile
 from rootassets.science.steps import STEPS
-from rootassets.warehouse import replace_partitions
-from rootassets_tests.conftest import RELEASE
+from rootassets.warehouse import Location, connect_read_only, connect_writable, replace_partitions
+from rootassets_tests.conftest import RELEASE, warehouse_resource
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,7 @@ DEEPEST = Step(
 )
 
 
-def profiles(tmp_path: Path) -> Path:
-    db = tmp_path / "w.duckdb"
+def profiles(db: Location) -> Location:
     frame = pl.DataFrame(
         {
             "site_id": ["AAAA", "AAAA", "BBBB"],
@@ -65,13 +63,13 @@ def profiles(tmp_path: Path) -> Path:
             "release": [RELEASE] * 3,
         }
     )
-    with duckdb.connect(str(db)) as con:
+    with connect_writable(db) as con:
         replace_partitions(con, {("harmonized", "root_profiles"): frame}, RELEASE)
     return db
 
 
-def test_a_new_step_is_one_function_and_one_declaration(tmp_path: Path) -> None:
-    db = profiles(tmp_path)
+def test_a_new_step_is_one_function_and_one_declaration(tmp_path: Path, warehouse: Location) -> None:
+    db = profiles(warehouse)
     asset = step_asset(DEEPEST)
     spec = next(iter(asset.specs))
     assert spec.key == AssetKey(["analysis", "deepest_roots"]) and spec.deps[0].asset_key == AssetKey(
@@ -84,12 +82,12 @@ def test_a_new_step_is_one_function_and_one_declaration(tmp_path: Path) -> None:
             [asset],
             instance=instance,
             partition_key=RELEASE,
-            resources={"warehouse": WarehouseResource(database=str(db))},
+            resources={"warehouse": warehouse_resource(db)},
             run_config={"ops": {"analysis_deepest_roots": {"config": {"deep_cm": 50.0}}}},
         )
     assert done.success
     assert [e.passed for e in done.get_asset_check_evaluations()] == [True]
-    with duckdb.connect(str(db), read_only=True) as con:
+    with connect_read_only(db) as con:
         rows = con.execute(
             "select site_id, deepest_cm, deep, release from analysis.deepest_roots order by 1"
         ).fetchall()
@@ -146,17 +144,17 @@ def run_weighted(db: Path, config: dict, release: str = RELEASE):
             [step_asset(WEIGHTED)],
             instance=instance,
             partition_key=release,
-            resources={"warehouse": WarehouseResource(database=str(db))},
+            resources={"warehouse": warehouse_resource(db)},
             run_config={"ops": {"analysis_weighted": {"config": config}}},
             raise_on_error=False,
         )
 
 
-def test_a_step_reads_a_user_file_and_the_previous_release(tmp_path: Path) -> None:
-    db = profiles(tmp_path)
+def test_a_step_reads_a_user_file_and_the_previous_release(tmp_path: Path, warehouse: Location) -> None:
+    db = profiles(warehouse)
     later = "RELEASE-2022"
     older = pl.DataFrame({"site_id": ["AAAA"], "top_cm": [0.0], "bottom_cm": [10.0], "root_density_g_m3": [9.0]})
-    with duckdb.connect(str(db)) as con:
+    with connect_writable(db) as con:
         replace_partitions(
             con, {("harmonized", "root_profiles"): older.with_columns(pl.lit(later).alias("release"))}, later
         )
@@ -164,7 +162,7 @@ def test_a_step_reads_a_user_file_and_the_previous_release(tmp_path: Path) -> No
     weights.write_text("site_id,weight\nAAAA,2.0\nBBBB,0.5\n")
     assert run_weighted(db, {"weights_csv": str(weights)}, later).success
     assert run_weighted(db, {}).success  # the first release: no previous rows, no file
-    with duckdb.connect(str(db), read_only=True) as con:
+    with connect_read_only(db) as con:
         rows = con.execute("select release, site_id, top_cm, weight, before from analysis.weighted order by all")
         assert rows.fetchall() == [
             (RELEASE, "AAAA", 0.0, 1.0, None),
@@ -174,8 +172,8 @@ def test_a_step_reads_a_user_file_and_the_previous_release(tmp_path: Path) -> No
         ]
 
 
-def test_a_bad_user_file_fails_the_step_in_one_line_and_keeps_the_old_rows(tmp_path: Path) -> None:
-    db = profiles(tmp_path)
+def test_a_bad_user_file_fails_the_step_in_one_line_and_keeps_the_old_rows(tmp_path: Path, warehouse: Location) -> None:
+    db = profiles(warehouse)
     assert run_weighted(db, {}).success
     missing = tmp_path / "nope.csv"
     short = tmp_path / "short.csv"
@@ -185,25 +183,26 @@ def test_a_bad_user_file_fails_the_step_in_one_line_and_keeps_the_old_rows(tmp_p
         assert not result.success
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         assert says in failure.event_specific_data.error.message
-    with duckdb.connect(str(db), read_only=True) as con:
+    with connect_read_only(db) as con:
         assert con.execute("select count(*), min(weight) from analysis.weighted").fetchall() == [(3, 1.0)]
 
 
-def test_a_session_shares_one_connection_and_releases_the_file_after(tmp_path: Path) -> None:
+@pytest.mark.duckdb_file  # the file's lock: a lake has none
+def test_a_session_shares_one_connection_and_releases_the_file_after(tmp_path: Path, warehouse: Location) -> None:
     """A step reads all its inputs through one connection (opening the file per read cost seconds per refresh);
     the file's lock is released when the session ends, so a reader gets in."""
-    db = profiles(tmp_path)
-    warehouse = WarehouseResource(database=str(db))
-    with warehouse.session():
-        with warehouse.get_connection() as first, warehouse.get_connection() as second:
+    db = profiles(warehouse)
+    resource = warehouse_resource(db)
+    with resource.session():
+        with resource.get_connection() as first, resource.get_connection() as second:
             assert first is second
-        frame = warehouse.read("harmonized", "root_profiles", RELEASE)
-        with warehouse.session(), warehouse.get_connection() as nested:  # a nested session is the same one
+        frame = resource.read("harmonized", "root_profiles", RELEASE)
+        with resource.session(), resource.get_connection() as nested:  # a nested session is the same one
             assert nested is first
         assert not other_process_reads(db)  # held for the block: another process waits for it
     assert frame.height == 3
     assert other_process_reads(db)
-    with warehouse.get_connection() as after:
+    with resource.get_connection() as after:
         assert after is not first
 
 
