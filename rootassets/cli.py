@@ -779,15 +779,16 @@ def _sql_shell() -> int:
     if not shell.exists():
         raise CliError(f"DuckDB's shell is not installed next to {sys.executable}: pip install -e .")
     settings = Settings.from_env()
-    if not isinstance(settings.database, Path):
-        raise UsageError(
-            f"DuckDB's shell opens the DuckDB file only; the warehouse is {settings.database}: give the query as "
-            'an argument or on stdin (rootassets sql "select ...")'
-        )
     _open_read_only(settings).close()  # waits while a run writes; a missing or newer-format database is one line
+    if isinstance(settings.database, Path):
+        arguments = ["-readonly", str(settings.database)]
+    else:
+        from rootassets.warehouse.lake import shell_arguments
+
+        arguments = shell_arguments(settings.database)  # an in-memory DuckDB with the lake attached read-only
     print(f"rootassets: DuckDB shell on {settings.database} (read-only; .tables lists the tables, .quit leaves)")
     sys.stdout.flush()
-    os.execv(shell, [str(shell), "-readonly", str(settings.database)])
+    os.execv(shell, [str(shell), *arguments])
     return 0  # not reached
 
 

@@ -24,7 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from rootassets.settings import Settings
+from rootassets.settings import LakeLocation, Settings
 
 STATE_FOLDER = "state"
 LIBRARIES = ("dagster", "duckdb", "polars", "pandera", "numpy", "scipy", "scikit-learn", "matplotlib", "cartopy")
@@ -80,13 +80,28 @@ def input_fingerprint(settings: Settings, release: str) -> dict[str, Any] | None
 
 
 def database_fingerprint(settings: Settings) -> list[int] | None:
-    """The database file's size and modification time (None without a database, or with a pending WAL, or for a
-    lake, whose other writers this process cannot see: every run then takes Dagster's own path)."""
-    path = settings.database
-    if not isinstance(path, Path) or not path.is_file() or path.with_name(path.name + ".wal").exists():
+    """The database file's size and modification time, or a lake's newest snapshot id (None without a database,
+    with a file's pending WAL, or a lake that cannot be read now: the full path then says why)."""
+    location = settings.database
+    if isinstance(location, LakeLocation):
+        return lake_fingerprint(location)
+    if not location.is_file() or location.with_name(location.name + ".wal").exists():
         return None
-    stat = path.stat()
+    stat = location.stat()
     return [stat.st_size, stat.st_mtime_ns]
+
+
+def lake_fingerprint(lake: LakeLocation) -> list[int] | None:
+    """A lake's newest snapshot id: a commit or a staging write of any run, on any machine, changes it."""
+    import duckdb  # only here: the file's shortcut imports neither DuckDB nor Dagster
+
+    from rootassets.warehouse.lake import LakeUnavailableError, connect_lake, newest_snapshot
+
+    try:
+        with connect_lake(lake, read_only=True) as con:
+            return [newest_snapshot(con)]
+    except (FileNotFoundError, LakeUnavailableError, duckdb.Error):
+        return None
 
 
 def state_path(settings: Settings, release: str) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from rootassets.neon.tokens import unsigned_token
 from rootassets.refresh import declared_sites, site_partition_key, split_at_site_partitions
 from rootassets.settings import LakeLocation, Settings
 from rootassets.warehouse import Location
-from rootassets_tests.postgres import postgres  # noqa: F401 - a real PostgreSQL server, for any test that asks
+from rootassets_tests.postgres import PG_BIN, postgres  # noqa: F401 - a real PostgreSQL server, for any test that asks
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = (REPO / ".." / "shared" / "neon-snapshot").resolve()
@@ -113,6 +114,44 @@ def warehouse_resource(location: Location) -> WarehouseResource:
     if isinstance(location, LakeLocation):
         return WarehouseResource(database=location.spec, lake_data=location.data_path)
     return WarehouseResource(database=str(location))
+
+
+@pytest.fixture()
+def clone_warehouse(request: pytest.FixtureRequest) -> Callable[[dict], dict]:
+    """Backend variables of a copy of the warehouse a CLI environment wrote, for a test that copies a home: none
+    on the file backend (copying the home copies the file), a new database made from the lake's catalog as its
+    template on `--warehouse=lake` (the copy shares the data folder: Parquet files are never rewritten, a copy's
+    new files get new names)."""
+
+    def make(env: dict[str, str]) -> dict[str, str]:
+        if not env.get("ROOTASSETS_WAREHOUSE"):
+            return {}
+        from rootassets.settings import postgres_fields
+
+        lake = LakeLocation.parse(env["ROOTASSETS_WAREHOUSE"], env["ROOTASSETS_LAKE_DATA"])
+        server = request.getfixturevalue("postgres")
+        copy = f"lake_{os.getpid()}_{next(_lakes)}"
+        template = postgres_fields(lake.dsn)["db_name"]
+        subprocess.run(
+            [
+                str(PG_BIN / "createdb"),
+                "-h",
+                server.host,
+                "-p",
+                str(server.port),
+                "-U",
+                server.user,
+                "-T",
+                template,
+                copy,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        return {"ROOTASSETS_WAREHOUSE": "ducklake:postgres:" + server.dsn(copy), "ROOTASSETS_LAKE_DATA": lake.data_path}
+
+    return make
 
 
 def backend_fields() -> dict[str, str]:

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from rootassets_tests.conftest import RELEASE, REPO, SNAPSHOT
+from rootassets.warehouse import connect_read_only
+from rootassets_tests.conftest import RELEASE, REPO, SNAPSHOT, warehouse_of
 
 BIN = Path(sys.executable).parent
 
@@ -87,7 +87,7 @@ def test_dg_launch_on_a_fresh_instance_commits(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "staged tables made visible in one transaction" in done.stdout + done.stderr
-    with duckdb.connect(str(tmp_path / "rootassets.duckdb"), read_only=True) as con:
+    with connect_read_only(warehouse_of(env)) as con:
         assert con.execute("select count(*) from raw.mpr_perrootsample where release = ?", [RELEASE]).fetchone() == (
             2913,
         )

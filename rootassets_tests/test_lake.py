@@ -139,6 +139,12 @@ def test_the_main_job_on_a_lake_leaves_the_tables_of_the_duckdb_file(
     assert "the lake as of snapshot" in as_of.stderr
     assert _sql(lake_env, "select count(*) from meta.staged_tables").stdout.split()[1:] == ["0"]
 
+    # Nothing changed: said at once, from the lake's newest snapshot, without Dagster.
+    again = subprocess.run(
+        [*CLI, "materialize", "--release", RELEASE], env=lake_env, cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0 and f"{RELEASE} is up to date: its NEON sources" in again.stdout, again.stderr
+
 
 def _refresh(env: dict[str, str]) -> str:
     found = _sql(env, "select distinct refresh_id from meta.commits").stdout.split()[1:]

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 from dagster import AssetKey
 
@@ -17,8 +16,8 @@ from rootassets.defs.harmonized import harmonized_assets
 from rootassets.defs.neon_documents import raw_neon_documents
 from rootassets.defs.raw import raw_root_megapit, raw_soil_megapit
 from rootassets.neon.mirror import TEST_DOI_PREFIX, MirrorServer
-from rootassets.warehouse import connect_read_only
-from rootassets_tests.conftest import REPO, SNAPSHOT, run_assets, settings_on_backend
+from rootassets.warehouse import Location, connect_read_only
+from rootassets_tests.conftest import REPO, SNAPSHOT, run_assets, settings_on_backend, warehouse_of
 
 SAMPLES = (REPO / ".." / "shared" / "neon-samples").resolve()
 RELEASE = "RELEASE-2022"
@@ -32,7 +31,7 @@ def roots() -> str:
     return os.pathsep.join([str(SNAPSHOT), str(SAMPLES)])
 
 
-def _check_loaded(database: Path, origin: str) -> None:
+def _check_loaded(database: Location, origin: str) -> None:
     with connect_read_only(database) as con:
         increments = con.execute(
             "select count(*), list(distinct site_id order by site_id) from raw.mpr_perdepthincrement where release = ?",
@@ -107,12 +106,12 @@ def test_release_2022_from_the_folders_end_to_end(tmp_path: Path, roots: str) ->
             timeout=900,
         )
         assert done.returncode == 0, done.stderr[-3000:]
-    _check_loaded(home / "rootassets.duckdb", "readme ISSUE LOG")
+    _check_loaded(warehouse_of(env), "readme ISSUE LOG")
     for release in ("RELEASE-2021", RELEASE):
         bib = (home / "reports" / release / "citations.bib").read_text()
         assert "DP1.10066.001" in bib and "DP1.00096.001" in bib and "root bimodality" in bib
     assert "classifier not fitted" in done.stdout + done.stderr
-    with duckdb.connect(str(home / "rootassets.duckdb"), read_only=True) as con:
+    with connect_read_only(warehouse_of(env)) as con:
         sites = con.execute(
             "select release, count(*) from analysis.site_modality group by release order by release"
         ).fetchall()

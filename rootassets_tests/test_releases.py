@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,19 @@ from dagster import (
 from rootassets.definitions import MAIN_JOB, build_definitions
 from rootassets.defs.automation import neon_release_sensor, weekly_neon_refresh
 from rootassets.defs.partitions import NEON_RELEASE_PARTITIONS
-from rootassets.defs.resources import NeonSourceResource, WarehouseResource
+from rootassets.defs.resources import NeonSourceResource
 from rootassets.neon.mirror import MirrorServer
 from rootassets.settings import Settings
-from rootassets.warehouse import connect_read_only
-from rootassets_tests.conftest import REPO, random_kill_point, settings_on_backend, staged_refreshes, warehouse_digest
+from rootassets.warehouse import Location, connect_read_only
+from rootassets_tests.conftest import (
+    REPO,
+    random_kill_point,
+    settings_on_backend,
+    staged_refreshes,
+    warehouse_digest,
+    warehouse_of,
+    warehouse_resource,
+)
 from rootassets_tests.planted import copy_release, plant_release
 
 pytestmark = pytest.mark.slow
@@ -37,9 +46,9 @@ DROPPED, FLIPPED = "ABBY", "DELA"
 
 
 def tick(
-    instance: DagsterInstance, neon: NeonSourceResource, cursor: str | None, database: Path | None = None
+    instance: DagsterInstance, neon: NeonSourceResource, cursor: str | None, database: Location | None = None
 ) -> SensorResult | SkipReason:
-    warehouse = WarehouseResource(database=str(database or "/nonexistent/rootassets.duckdb"))
+    warehouse = warehouse_resource(database or Path("/nonexistent/rootassets.duckdb"))
     resources = {"neon": neon, "warehouse": warehouse}
     with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
         return neon_release_sensor(context)
@@ -69,7 +78,7 @@ def test_new_release_is_detected_run_and_diffed(tmp_path: Path, snapshot: Path, 
         assert not tick(instance, neon, first.cursor).run_requests
         fresh = tick(instance, neon, None, settings.database)  # a sensor turned on afresh: OLD is committed
         assert not fresh.run_requests
-        assert f"already committed in {settings.database}: {OLD}" in fresh.skip_reason.skip_message
+        assert f"already committed in {settings.database_setting}: {OLD}" in fresh.skip_reason.skip_message
 
         plant_release(root, OLD, NEW, drop_site=DROPPED, flatten_site=FLIPPED, flatten_below_cm=50)
         mirror.reload()
@@ -136,11 +145,11 @@ def test_schedule_refreshes_provisional_only_when_its_generation_changes(tmp_pat
         assert isinstance(again, SkipReason) and "already refreshed" in again.skip_message
 
 
-def counts(db: Path, release: str) -> dict[str, int]:
+def counts(db: Location, release: str) -> dict[str, int]:
     with connect_read_only(db) as con:
         tables = con.execute(
             "select table_schema || '.' || table_name from information_schema.tables "
-            "where table_schema in ('raw', 'harmonized', 'analysis')"
+            "where table_catalog = current_database() and table_schema in ('raw', 'harmonized', 'analysis')"
         ).fetchall()
         return {
             t: con.execute(f"select count(*) from {t} where release = ?", [release]).fetchone()[0] for (t,) in tables
@@ -151,7 +160,7 @@ MATERIALIZE = [sys.executable, "-m", "rootassets.cli", "materialize", "--release
 
 
 @pytest.fixture(scope="module")
-def old_release_committed(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> tuple[Path, Path]:
+def old_release_committed(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> tuple[Path, dict[str, str]]:
     """A snapshot with OLD and a planted NEW, and a ROOTASSETS_HOME where `rootassets materialize` committed OLD:
     the same starting point for every kill attempt, computed once (each attempt works on its own copy)."""
     base = tmp_path_factory.mktemp("old-release")
@@ -161,22 +170,30 @@ def old_release_committed(tmp_path_factory: pytest.TempPathFactory, snapshot: Pa
     done = subprocess.run([*MATERIALIZE, OLD], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     plant_release(root, OLD, NEW, drop_site=DROPPED, flatten_site=FLIPPED, flatten_below_cm=50)
-    return root, home
+    return root, env
 
 
 # Two attempts, each at a random moment of its half of the refresh (from its first observation to its last
 # figure): together they cover early and late kills, at two cold refreshes' cost instead of three.
 @pytest.mark.parametrize("window", [(1.0, 28.0), (28.0, 55.0)], ids=["kill-early", "kill-late"])
 def test_killed_refresh_leaves_the_earlier_release_intact_and_rerun_completes(
-    tmp_path: Path, old_release_committed: tuple[Path, Path], window: tuple[float, float]
+    tmp_path: Path,
+    old_release_committed: tuple[Path, dict[str, str]],
+    window: tuple[float, float],
+    clone_warehouse: Callable[[dict], dict],
 ) -> None:
     kill_after_s, seed = random_kill_point(*window)
     replay = f"killed after {kill_after_s}s (replay: ROOTASSETS_KILL_SEED={seed})"
-    root, committed_home = old_release_committed
-    shutil.copytree(committed_home, tmp_path / "home")
-    env = {**os.environ, "ROOTASSETS_HOME": str(tmp_path / "home"), "ROOTASSETS_SNAPSHOT": str(root)}
+    root, committed = old_release_committed
+    shutil.copytree(committed["ROOTASSETS_HOME"], tmp_path / "home")
+    env = {
+        **os.environ,
+        "ROOTASSETS_HOME": str(tmp_path / "home"),
+        "ROOTASSETS_SNAPSHOT": str(root),
+        **clone_warehouse(committed),
+    }
     command = MATERIALIZE
-    db = tmp_path / "home" / "rootassets.duckdb"
+    db = warehouse_of(env)
     before = counts(db, OLD)
     earlier = warehouse_digest(db)
 

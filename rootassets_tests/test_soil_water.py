@@ -26,7 +26,7 @@ from rootassets.science.soil_water import STATISTICS, choose_sensors, distributi
 from rootassets.settings import Settings
 from rootassets.synthetic.soil_water import generate, month_range
 from rootassets.warehouse import connect_read_only
-from rootassets_tests.conftest import RELEASE, run_assets
+from rootassets_tests.conftest import RELEASE, run_assets, warehouse_of
 
 SITES = [("SRER", "D14"), ("BART", "D01"), ("ZZZZ", "D20")]  # bimodal, unimodal, and a site without roots
 MODALITY = [a for a in analysis_assets if any(k.path[-1] in ("site_modality", "phi") for k in a.keys)]
@@ -337,7 +337,7 @@ def test_the_cli_runs_each_site_partition_in_its_own_run_and_commits_them_with_t
     assert f"2 site partitions of {RELEASE}, 2 at a time" in done.stdout
     for site in ("BART", "SRER"):
         assert re.search(rf"^  site {site}: 3 assets materialized \(run [0-9a-f-]+\)$", done.stdout, re.M), done.stdout
-    with duckdb.connect(str(tmp_path / "home" / "rootassets.duckdb"), read_only=True) as con:
+    with connect_read_only(warehouse_of(env)) as con:
         sites = con.execute("select distinct site_id from analysis.soil_water_statistics order by 1").fetchall()
         committed = con.execute(
             "select count(distinct refresh_id) from meta.commits where table_name = 'soil_water_statistics'"

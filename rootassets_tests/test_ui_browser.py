@@ -28,7 +28,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rootassets_tests.conftest import MATERIALIZED, RELEASE, REPO, random_kill_point, staged_refreshes, warehouse_digest
+from rootassets_tests.conftest import (
+    MATERIALIZED,
+    RELEASE,
+    REPO,
+    random_kill_point,
+    staged_refreshes,
+    warehouse_digest,
+    warehouse_of,
+)
 from rootassets_tests.planted import copy_release, plant_release
 
 NEXT_RELEASE = "RELEASE-2022"  # planted beside the snapshot's release: the one the release sensor requests
@@ -220,7 +228,7 @@ def test_materialize_everything_from_the_ui_and_see_the_figures(ui: tuple[str, d
         deadline = time.time() + RUN_TIMEOUT_S
         reads = []
         while True:
-            if (Path(env["ROOTASSETS_HOME"]) / "rootassets.duckdb").exists():
+            if warehouse_of(env).exists():
                 reads.append(reader_answers(env))  # a SQL reader polling while the UI's run writes
             keys, failed, done = materialized_keys(env)
             assert not failed, f"runs failed: {failed}"
@@ -377,7 +385,7 @@ def assert_killed_run_changed_nothing(
 ) -> None:
     from playwright.sync_api import expect
 
-    db = Path(env["ROOTASSETS_HOME"]) / "rootassets.duckdb"
+    db = warehouse_of(env)
     materialized, replay = kill_at_random_point(env, run_id)
     wait_until_discarded(env, run_id, db, replay)
     assert warehouse_digest(db) == earlier, replay  # every visible table is as it was before the run
@@ -397,7 +405,7 @@ def test_a_ui_run_and_a_sensor_run_killed_at_random_points_change_nothing_visibl
     from playwright.sync_api import sync_playwright
 
     base, env = ui
-    db = Path(env["ROOTASSETS_HOME"]) / "rootassets.duckdb"
+    db = warehouse_of(env)
     if not db.exists() or not (keys := runs(env)) or not any(r["status"] == "SUCCESS" for r in keys.values()):
         pytest.fail("needs the UI's first run (test_materialize_everything_from_the_ui_and_see_the_figures)")
     earlier = warehouse_digest(db)

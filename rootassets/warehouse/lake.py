@@ -80,16 +80,11 @@ def connect_lake(
 
     Writers that attach a new lake at the same moment race to create its catalog tables; the losers' attempt
     fails whole (one PostgreSQL transaction), and they attach again to the catalog the winner created."""
-    options = f"DATA_PATH '{_literal(location.data_path)}'" + (", READ_ONLY" if read_only else "")
-    if snapshot is not None:
-        options += f", READ_ONLY, SNAPSHOT_VERSION {int(snapshot)}"
     for attempt in range(1, CREATE_RACE_ATTEMPTS + 1):
         con = duckdb.connect(config={"extension_directory": str(extension_directory())})
         try:
-            con.execute("LOAD ducklake")
-            con.execute("LOAD postgres_scanner")
-            con.execute(f"ATTACH '{_literal(location.spec)}' AS {LAKE_ALIAS} ({options})")
-            con.execute(f"USE {LAKE_ALIAS}")
+            for statement in attach_statements(location, read_only, snapshot):
+                con.execute(statement)
         except duckdb.Error as exc:
             con.close()
             if read_only and "creating a new DuckLake is explicitly disabled" in str(exc):
@@ -101,6 +96,27 @@ def connect_lake(
         known_lakes.add(location)
         return con
     raise AssertionError("unreachable")
+
+
+def attach_statements(location: LakeLocation, read_only: bool = False, snapshot: int | None = None) -> list[str]:
+    """The statements that make the lake the default catalog of a DuckDB whose extension folder is
+    `extension_directory()`: run by `connect_lake`, and by DuckDB's own shell (`shell_arguments`)."""
+    options = f"DATA_PATH '{_literal(location.data_path)}'" + (", READ_ONLY" if read_only else "")
+    if snapshot is not None:
+        options += f", READ_ONLY, SNAPSHOT_VERSION {int(snapshot)}"
+    return [
+        "LOAD ducklake",
+        "LOAD postgres_scanner",
+        f"ATTACH '{_literal(location.spec)}' AS {LAKE_ALIAS} ({options})",
+        f"USE {LAKE_ALIAS}",
+    ]
+
+
+def shell_arguments(location: LakeLocation) -> list[str]:
+    """DuckDB shell arguments that open the lake read-only, as `rootassets sql` does, before the user types."""
+    statements = [f"SET extension_directory = '{_literal(str(extension_directory()))}'"]
+    statements += attach_statements(location, read_only=True)
+    return [argument for statement in statements for argument in ("-cmd", statement)]
 
 
 def _literal(text: str) -> str:
@@ -118,6 +134,11 @@ def label_commit(con: duckdb.DuckDBPyConnection, refresh_id: str, releases: list
     info = json.dumps({"refresh": refresh_id, "releases": releases})
     message = f"rootassets refresh {refresh_id}: {', '.join(releases) or 'no tables'}"
     con.execute(f"CALL {LAKE_ALIAS}.set_commit_message('rootassets', ?, extra_info => ?)", [message, info])
+
+
+def newest_snapshot(con: duckdb.DuckDBPyConnection) -> int:
+    """The id of the lake's newest snapshot: every commit, by any process on any machine, makes a new one."""
+    return con.execute(f"SELECT max(snapshot_id) FROM {LAKE_ALIAS}.snapshots()").fetchone()[0]
 
 
 def snapshot_of_release(con: duckdb.DuckDBPyConnection, release: str) -> int | None:
