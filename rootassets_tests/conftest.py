@@ -4,7 +4,7 @@ The suite runs on either warehouse backend: `pytest` on the DuckDB file (the def
 on DuckLake, each test module and each test with a lake of its own (a new database in the session's real
 PostgreSQL and a new data folder), given through ROOTASSETS_WAREHOUSE and ROOTASSETS_LAKE_DATA as a user gives
 them, so that the CLI's subprocesses and Dagster's run workers inherit it. Tests of the DuckDB file itself (its
-lock, its file, DuckDB's own shell) are marked `duckdb_file` and skipped on the lake.
+lock, its size and time) are marked `duckdb_file` and skipped on the lake.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from rootassets.neon.tokens import unsigned_token
 from rootassets.refresh import declared_sites, site_partition_key, split_at_site_partitions
 from rootassets.settings import LakeLocation, Settings
 from rootassets.warehouse import Location
-from rootassets_tests.postgres import PG_BIN, postgres  # noqa: F401 - a real PostgreSQL server, for any test that asks
+from rootassets_tests.postgres import postgres  # noqa: F401 - a real PostgreSQL server, for any test that asks
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = (REPO / ".." / "shared" / "neon-snapshot").resolve()
@@ -55,7 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--warehouse") != "lake":
         return
-    skip = pytest.mark.skip(reason="a test of the DuckDB file itself (its lock, file or shell): not on a lake")
+    skip = pytest.mark.skip(reason="a test of the DuckDB file itself (its lock, size or time): not on a lake")
     for item in items:
         if item.get_closest_marker("duckdb_file"):
             item.add_marker(skip)
@@ -104,9 +103,7 @@ def new_warehouse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 @pytest.fixture()
 def warehouse(tmp_path: Path) -> Location:
     """An empty warehouse of this test's backend: a DuckDB file under tmp_path, or the test's own lake."""
-    if os.environ.get("ROOTASSETS_WAREHOUSE"):
-        return LakeLocation.parse(os.environ["ROOTASSETS_WAREHOUSE"], os.environ["ROOTASSETS_LAKE_DATA"])
-    return tmp_path / "w.duckdb"
+    return warehouse_of({**os.environ, "ROOTASSETS_HOME": str(tmp_path)})
 
 
 def warehouse_resource(location: Location) -> WarehouseResource:
@@ -130,26 +127,9 @@ def clone_warehouse(request: pytest.FixtureRequest) -> Callable[[dict], dict]:
 
         lake = LakeLocation.parse(env["ROOTASSETS_WAREHOUSE"], env["ROOTASSETS_LAKE_DATA"])
         server = request.getfixturevalue("postgres")
-        copy = f"lake_{os.getpid()}_{next(_lakes)}"
-        template = postgres_fields(lake.dsn)["db_name"]
-        subprocess.run(
-            [
-                str(PG_BIN / "createdb"),
-                "-h",
-                server.host,
-                "-p",
-                str(server.port),
-                "-U",
-                server.user,
-                "-T",
-                template,
-                copy,
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        return {"ROOTASSETS_WAREHOUSE": "ducklake:postgres:" + server.dsn(copy), "ROOTASSETS_LAKE_DATA": lake.data_path}
+        template = str(postgres_fields(lake.dsn)["db_name"])
+        dsn = server.create_database(f"lake_{os.getpid()}_{next(_lakes)}", template=template)
+        return {"ROOTASSETS_WAREHOUSE": "ducklake:postgres:" + dsn, "ROOTASSETS_LAKE_DATA": lake.data_path}
 
     return make
 
@@ -222,7 +202,7 @@ def snapshot_settings(tmp_path: Path, snapshot: Path) -> Settings:
 def asset_resources(settings: Settings, api_url: str | None = None) -> dict[str, object]:
     """The project's resources on `settings`; with `api_url`, read through that (mirror) API."""
     return {
-        "warehouse": WarehouseResource(database=settings.database_setting, lake_data=settings.lake_data),
+        "warehouse": warehouse_resource(settings.database),
         "neon": NeonSourceResource(
             snapshot_dir=None if api_url else str(settings.snapshot),
             api_url=api_url or settings.api_url,

@@ -34,10 +34,11 @@ class Postgres:
     def dsn(self, dbname: str) -> str:
         return f"dbname={dbname} host={self.host} port={self.port} user={self.user}"
 
-    def create_database(self, name: str) -> str:
-        """A new empty database; returns its libpq DSN."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database, empty or a copy of `template`; returns its libpq DSN."""
+        copy_of = ["-T", template] if template else []
         subprocess.run(
-            [str(PG_BIN / "createdb"), "-h", self.host, "-p", str(self.port), "-U", self.user, name],
+            [str(PG_BIN / "createdb"), "-h", self.host, "-p", str(self.port), "-U", self.user, *copy_of, name],
             check=True,
             capture_output=True,
             timeout=60,
