@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,3 +129,85 @@ def test_an_edited_step_reruns_its_asset_and_its_downstream_only(tmp_path: Path,
     sites = {k.to_user_string() for k in graph.get_all_asset_keys() if isinstance(graph.get(k).partitions_def, multi)}
     assert "site partitions" not in second.stdout
     assert rerun == (set(edited) | downstream) - optional - sites, second.stdout
+
+
+ASSET_VERSIONS = (
+    "import json, importlib; defs = importlib.import_module('rootassets.definitions').defs; "
+    "graph = defs.resolve_asset_graph(); "
+    "print(json.dumps({k.to_user_string(): graph.get(k).code_version for k in graph.get_all_asset_keys()}))"
+)
+
+# Before loading the definitions: every module-level set, list and dict of the modules they use gets one more
+# element, as a cache or a registry of what was seen does while a process runs (a lake once created, for one).
+FILL_STATE = """
+import importlib, pkgutil, rootassets
+skip = ("rootassets.defs", "rootassets.definitions", "rootassets.cli", "rootassets.uptodate",
+        "rootassets.artifacts_server", "rootassets.synthetic", "rootassets.neon.mirror")
+for info in pkgutil.walk_packages(rootassets.__path__, "rootassets."):
+    if not info.name.startswith(skip):
+        importlib.import_module(info.name)
+import sys
+import types
+from typing import Any
+for name, module in list(sys.modules.items()):
+    if not name.startswith("rootassets.") or name.startswith(skip):
+        continue
+    for attribute, value in list(vars(module).items()):
+        if attribute.startswith("__") or getattr(value, "__module__", None):
+            continue
+        if isinstance(value, set):
+            value.add(("seen at run time", attribute))
+        elif isinstance(value, list) and attribute.islower():
+            value.append(("seen at run time", attribute))
+"""
+
+
+def asset_versions(prelude: str = "") -> dict[str, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + "\n" + ASSET_VERSIONS],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_code_versions_are_of_the_code_not_of_what_the_process_did_before() -> None:
+    """A refresh's process may have touched the lake (its up-to-date check does) before it loads the definitions:
+    the versions it records must equal those a fresh process computes, or every later refresh finds every raw
+    table changed and recomputes the whole graph (it did, on a lake, until mutable module state was hashed by its
+    assignment's source rather than by its content)."""
+    plain = asset_versions()
+    touched = asset_versions(
+        "from rootassets.settings import LakeLocation, known_lakes\n"
+        "known_lakes.add(LakeLocation(dsn='dbname=seen host=127.0.0.1', data_path='/tmp/seen/'))\n" + FILL_STATE
+    )
+    assert plain and touched == plain
+
+
+def test_a_mutable_constant_counts_by_its_source(tmp_path: Path) -> None:
+    """Editing a module-level dict's assignment changes the version of a function that reads it; adding to the
+    dict while the process runs does not."""
+    from rootassets.science.registry import source_version
+
+    def load(text: str, file: str) -> Any:
+        path = tmp_path / f"{file}.py"
+        path.write_text(text)
+        module = types.ModuleType("rootassets.version_probe")
+        module.__file__ = str(path)
+        sys.modules[module.__name__] = module
+        exec(compile(text, str(path), "exec"), vars(module))  # noqa: S102 - the test's own module text
+        return module
+
+    text = "LIMITS = {'depth': 200}\n\n\ndef limit(name):\n    return LIMITS[name]\n"
+    try:
+        first = load(text, "first")
+        before = source_version("probe", first.limit)
+        first.LIMITS["width"] = 3
+        assert source_version("probe", first.limit) == before
+        assert source_version("probe", load(text, "same").limit) == before
+        assert source_version("probe", load(text.replace("200", "250"), "edited").limit) != before
+    finally:
+        sys.modules.pop("rootassets.version_probe", None)

@@ -287,11 +287,11 @@ def _reach(obj: Any, reached: dict[str, str], prefixes: tuple[str, ...]) -> None
         reached[name] = source_text(obj)
     except (OSError, TypeError):
         reached[name] = repr(obj)
-    for value in _imported_in_body(reached[name], prefixes):
+    for module_name, attribute, value in _imported_in_body(reached[name], prefixes):
         if isinstance(value, (types.ModuleType, types.FunctionType, type)):
             _reach(value, reached, prefixes)
         elif _is_constant(value):
-            reached.setdefault(f"{name}:{value!r:.40}", _canonical(value))
+            reached.setdefault(f"{module_name}.{attribute}", _constant_text(module_name, attribute, value))
     namespace = _namespace(obj)
     for code in _codes(obj):
         for ref in _names(code):
@@ -302,7 +302,8 @@ def _reach(obj: Any, reached: dict[str, str], prefixes: tuple[str, ...]) -> None
             elif (inspect.isfunction(value) or inspect.isclass(value)) and _within(value, prefixes):
                 _reach(value, reached, prefixes)
             elif ref in namespace and _is_constant(value) and _within_module(namespace, prefixes):
-                reached.setdefault(f"{namespace.get('__name__')}.{ref}", _canonical(value))
+                module_name = str(namespace.get("__name__"))
+                reached.setdefault(f"{module_name}.{ref}", _constant_text(module_name, ref, value))
 
 
 def _namespace(obj: Any) -> dict[str, Any]:
@@ -322,34 +323,39 @@ def _codes(obj: Any) -> Iterator[types.CodeType]:
                 yield function.__code__
 
 
-def _imported_in_body(source: str, prefixes: tuple[str, ...]) -> tuple[Any, ...]:
+def _imported_in_body(source: str, prefixes: tuple[str, ...]) -> tuple[tuple[str, str, Any], ...]:
     """What a function or class imports inside its body from `prefixes` (`from rootassets.science import
-    figures` in a function that imports lazily): such names are not in its module's namespace."""
+    figures` in a function that imports lazily), as (module, name, value): such names are not in its module's
+    namespace."""
     if "import " not in source:
         return ()
     return _body_imports(source, prefixes)
 
 
 @functools.cache
-def _body_imports(source: str, prefixes: tuple[str, ...]) -> tuple[Any, ...]:
+def _body_imports(source: str, prefixes: tuple[str, ...]) -> tuple[tuple[str, str, Any], ...]:
     return tuple(_parse_body_imports(source, prefixes))
 
 
-def _parse_body_imports(source: str, prefixes: tuple[str, ...]) -> Iterator[Any]:
+def _parse_body_imports(source: str, prefixes: tuple[str, ...]) -> Iterator[tuple[str, str, Any]]:
     try:
         tree = ast.parse(textwrap.dedent(source))
     except SyntaxError:
         return
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            yield from (importlib.import_module(a.name) for a in node.names if a.name.startswith(prefixes))
+            for alias in node.names:
+                if alias.name.startswith(prefixes):
+                    module_name, _, attribute = alias.name.rpartition(".")
+                    yield module_name, attribute, importlib.import_module(alias.name)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(prefixes):
-            module = importlib.import_module(node.module or "")
+            module_name = node.module or ""
+            module = importlib.import_module(module_name)
             for alias in node.names:
                 value = getattr(module, alias.name, None)
                 if value is None:  # a submodule not imported by its package
-                    value = importlib.import_module(f"{node.module}.{alias.name}")
-                yield value
+                    value = importlib.import_module(f"{module_name}.{alias.name}")
+                yield module_name, alias.name, value
 
 
 def _names(code: types.CodeType) -> Iterator[str]:
@@ -366,6 +372,51 @@ def _within(value: Any, prefixes: tuple[str, ...]) -> bool:
 
 def _within_module(namespace: Mapping[str, Any], prefixes: tuple[str, ...]) -> bool:
     return str(namespace.get("__name__", "")).startswith(prefixes)
+
+
+def _constant_text(module_name: str, name: str, value: Any) -> str:
+    """What a module-level constant contributes to a version: a mutable container (dict, list, set) by the
+    source of its assignment, since its content may change while the process runs (a cache, a registry of
+    what was seen) and a version is of the code, not of the process's state; any other value by its repr."""
+    if isinstance(value, (dict, list, set)):
+        for _ in range(10):  # follow `from module import name` to where the name is assigned
+            module = sys.modules.get(module_name)
+            file = getattr(module, "__file__", None) if module is not None else None
+            found = _assignments(file, len(linecache.getlines(file))).get(name) if file else None
+            if isinstance(found, str):
+                return found
+            if found is None:
+                break
+            module_name, name = found
+    return _canonical(value)
+
+
+@functools.cache
+def _assignments(file: str, n_lines: int) -> dict[str, str | tuple[str, str]]:
+    """{name: source of its assignment, or (module, name) it was imported as} of each module-level name bound
+    once in `file` (a name bound several times, or in a branch, is left to its value)."""
+    source = "".join(linecache.getlines(file))
+    found: dict[str, str | tuple[str, str]] = {}
+    seen: set[str] = set()
+
+    def bind(name: str, what: str | tuple[str, str]) -> None:
+        if name in seen:
+            found.pop(name, None)
+        else:
+            found[name] = what
+        seen.add(name)
+
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    bind(target.id, ast.get_source_segment(source, node) or "")
+        elif isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name):
+            bind(node.target.id, ast.get_source_segment(source, node) or "")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                bind(alias.asname or alias.name, (node.module, alias.name))
+    return found
 
 
 def _canonical(value: Any) -> str:
