@@ -53,6 +53,9 @@ LAKE_PREFIX = "ducklake:postgres:"
 _DSN_KEY = re.compile(r"(?:^|\s)(\w+)\s*=")
 
 
+OBJECT_STORAGE_SCHEMES = ("s3", "r2", "gcs", "gs")  # what httpfs reads and writes (S3's API); keys from AWS_*
+
+
 class LakeConfigError(ValueError):
     """The lake setting cannot be used as given (the message says which variable and why)."""
 
@@ -86,6 +89,11 @@ class LakeLocation:
             )
         if "://" not in data_path:
             data_path = str(Path(data_path).expanduser().absolute())
+        elif data_path.split("://", 1)[0].lower() not in OBJECT_STORAGE_SCHEMES:
+            raise LakeConfigError(
+                f"ROOTASSETS_LAKE_DATA={data_path!r}: a URL must be object storage that DuckDB's httpfs writes "
+                f"({', '.join(s + '://' for s in OBJECT_STORAGE_SCHEMES)}), or give a folder"
+            )
         return cls(dsn=dsn, data_path=data_path.rstrip("/") + "/")
 
     @property

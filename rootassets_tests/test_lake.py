@@ -16,7 +16,8 @@ import pytest
 
 from rootassets.settings import LakeConfigError, LakeLocation
 from rootassets_tests.conftest import RELEASE, REPO
-from rootassets_tests.postgres import Postgres
+from rootassets_tests.object_storage import ObjectStorage, object_storage  # noqa: F401 - the fixture
+from rootassets_tests.postgres import PG_BIN, Postgres
 
 CLI = [sys.executable, "-m", "rootassets.cli"]
 # The README's three example questions ("Three questions, three ways"), asked through `rootassets sql`.
@@ -46,8 +47,28 @@ def test_a_lake_setting_that_cannot_work_is_refused_with_its_reason() -> None:
         LakeLocation.parse("ducklake:postgres:dbname=lake", None)
     with pytest.raises(LakeConfigError, match="expected 'duckdb' or"):
         LakeLocation.parse("postgres:dbname=lake", "/tmp/lake")
+    with pytest.raises(LakeConfigError, match="a URL must be object storage that DuckDB's httpfs writes"):
+        LakeLocation.parse("ducklake:postgres:dbname=lake", "https://example.org/lake")
     lake = LakeLocation.parse("ducklake:postgres:dbname=lake host=127.0.0.1", "s3://bucket/lake")
     assert lake.data_path == "s3://bucket/lake/" and lake.spec == "ducklake:postgres:dbname=lake host=127.0.0.1"
+
+
+def test_object_storage_is_reached_through_the_environment_with_no_key_in_any_statement() -> None:
+    from rootassets.warehouse.lake import object_storage_statements
+
+    keys = {"AWS_ACCESS_KEY_ID": "the-key-id", "AWS_SECRET_ACCESS_KEY": "the-secret", "AWS_SESSION_TOKEN": "the-token"}
+    assert object_storage_statements("/data/lake/", keys) == []
+    assert object_storage_statements("s3://bucket/lake/", keys) == ["LOAD httpfs"]
+    custom = object_storage_statements("s3://bucket/lake/", {**keys, "AWS_ENDPOINT_URL": "http://127.0.0.1:9000/"})
+    assert custom == [
+        "LOAD httpfs",
+        "SET s3_endpoint = '127.0.0.1:9000'",
+        "SET s3_use_ssl = false",
+        "SET s3_url_style = 'path'",
+    ]
+    assert not any(value in " ".join(custom) for value in keys.values())
+    with pytest.raises(LakeConfigError, match="AWS_ENDPOINT_URL"):
+        object_storage_statements("s3://bucket/lake/", {"AWS_ENDPOINT_URL": "http://"})
 
 
 def test_the_cli_refuses_a_bad_lake_setting_in_one_line(tmp_path: Path) -> None:
@@ -144,6 +165,69 @@ def test_the_main_job_on_a_lake_leaves_the_tables_of_the_duckdb_file(
         [*CLI, "materialize", "--release", RELEASE], env=lake_env, cwd=REPO, capture_output=True, text=True, timeout=600
     )
     assert again.returncode == 0 and f"{RELEASE} is up to date: its NEON sources" in again.stdout, again.stderr
+
+
+@pytest.mark.timeout(900)
+def test_a_lake_with_its_data_in_object_storage(
+    tmp_path: Path,
+    snapshot: Path,
+    postgres: Postgres,
+    object_storage: ObjectStorage,  # noqa: F811 - the fixture imported above
+) -> None:
+    """ROOTASSETS_LAKE_DATA=s3://...: the lake's Parquet files go to an S3-compatible store (moto's server here),
+    refreshes commit and replace rows there, `--as-of` reads an earlier snapshot back, and the store's keys,
+    given only in the environment, reach no output, no file of the home, no object and not the catalog."""
+    bucket = object_storage.create_bucket()
+    dbname = f"objects_{bucket.replace('-', '_')}"
+    env = {
+        **os.environ,
+        **object_storage.environment(),
+        "ROOTASSETS_SNAPSHOT": str(snapshot),
+        "ROOTASSETS_HOME": str(tmp_path / "home"),
+        "ROOTASSETS_WAREHOUSE": "ducklake:postgres:" + postgres.create_database(dbname),
+        "ROOTASSETS_LAKE_DATA": f"s3://{bucket}/lake",
+    }
+    env.pop("ROOTASSETS_INSTANCE_POSTGRES", None)
+    outputs = []
+    for extra in (["--select", "key:raw/*"], ["--select", "key:raw/site_land_cover", "--force"]):
+        done = subprocess.run(
+            [*CLI, "materialize", "--release", RELEASE, *extra],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        outputs += [done.stdout, done.stderr]
+
+    objects = object_storage.objects(bucket)
+    parquet = [key for key in objects if key.startswith("lake/") and key.endswith(".parquet")]
+    assert len(parquet) >= 15, sorted(objects)
+    assert not list((tmp_path / "home").rglob("*.parquet")) and not (tmp_path / "home" / "rootassets.duckdb").exists()
+
+    counts = _sql(env, "select count(*) as n from raw.site_land_cover")
+    assert counts.returncode == 0, counts.stderr
+    rows = int(counts.stdout.split()[1])
+    assert rows > 0
+    commits = _sql(env, "select count(distinct refresh_id) as n from meta.commits")
+    assert commits.stdout.split()[1:] == ["2"], commits.stderr
+    first = _sql(env, "select count(*) as n from raw.site_land_cover", "--as-of", RELEASE)
+    assert first.returncode == 0 and first.stdout.split()[1:] == [str(rows)], first.stderr
+    outputs += [counts.stdout, counts.stderr, commits.stdout, first.stdout, first.stderr]
+
+    catalog = subprocess.run(
+        [str(PG_BIN / "pg_dump"), "-h", postgres.host, "-p", str(postgres.port), "-U", postgres.user, dbname],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    secret = object_storage.secret
+    files = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    assert secret not in "".join(outputs)
+    assert not [p for p in files if secret.encode() in p.read_bytes()]
+    assert not [key for key, body in objects.items() if secret.encode() in body]
+    assert secret.encode() not in catalog
 
 
 def _refresh(env: dict[str, str]) -> str:

@@ -8,8 +8,9 @@ the default catalog, so every statement of the warehouse, and a user's SQL, runs
 The password never travels in the DSN (it would sit in run configuration and logs): libpq reads
 it from PGPASSWORD or ~/.pgpass. DuckDB extensions are version-locked to their DuckDB release; the
 `ducklake` and `postgres` extensions come from the PyPI packages `duckdb-extension-ducklake` and
-`duckdb-extension-postgres` of the pinned DuckDB, copied once into an extension folder (the
-postgres one under its extension name, `postgres_scanner`), so that no download is needed.
+`duckdb-extension-postgres` (and `duckdb-extension-httpfs`, for data in object storage) of the pinned
+DuckDB, copied once into an extension folder (the postgres one under its extension name,
+`postgres_scanner`), so that no download is needed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 
@@ -32,6 +35,7 @@ CREATE_RACE_ATTEMPTS = 8
 _EXTENSIONS = {  # extension name -> (PyPI package module, file name in it)
     "ducklake": ("duckdb_extension_ducklake", "ducklake"),
     "postgres_scanner": ("duckdb_extension_postgres", "postgres"),
+    "httpfs": ("duckdb_extension_httpfs", "httpfs"),  # object storage (s3://, r2://, gcs://) for the data
 }
 
 
@@ -105,11 +109,34 @@ def attach_statements(location: LakeLocation, read_only: bool = False, snapshot:
     if snapshot is not None:
         options += f", READ_ONLY, SNAPSHOT_VERSION {int(snapshot)}"
     return [
+        *object_storage_statements(location.data_path),
         "LOAD ducklake",
         "LOAD postgres_scanner",
         f"ATTACH '{_literal(location.spec)}' AS {LAKE_ALIAS} ({options})",
         f"USE {LAKE_ALIAS}",
     ]
+
+
+def object_storage_statements(data_path: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """For data in object storage: load httpfs and point it at `AWS_ENDPOINT_URL` when one is set (an
+    S3-compatible store such as MinIO or Ceph, addressed by path). The keys are never in a statement: httpfs
+    reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and AWS_REGION from the environment
+    itself, so they reach no log, no run configuration and no shell command line."""
+    if "://" not in data_path:
+        return []
+    environ = os.environ if environ is None else environ
+    statements = ["LOAD httpfs"]
+    endpoint = (environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or "").strip()
+    if endpoint:
+        url = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        if not url.netloc:
+            raise LakeConfigError(f"AWS_ENDPOINT_URL={endpoint!r}: expected a URL such as http://127.0.0.1:9000")
+        statements += [
+            f"SET s3_endpoint = '{_literal(url.netloc + url.path.rstrip('/'))}'",
+            f"SET s3_use_ssl = {'false' if url.scheme == 'http' else 'true'}",
+            "SET s3_url_style = 'path'",
+        ]
+    return statements
 
 
 def shell_arguments(location: LakeLocation) -> list[str]:
