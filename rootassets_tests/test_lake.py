@@ -336,3 +336,33 @@ def test_a_run_killed_before_its_commit_leaves_the_lake_as_the_others_committed_
     with connect_read_only(lake) as con:
         assert con.execute("select count(*) from meta.staged_tables").fetchone()[0] == 0
         assert con.execute("select count(*) from analysis.shared").fetchone()[0] == 10 + 21 + 31
+
+
+def test_a_tampered_extension_file_is_refused_then_copied_anew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lake connections load the extensions without DuckDB's per-load signature check (0.13 s each), because each
+    process checks the folder's files once first: a file altered in the cache fails that check, is removed, and
+    the next call copies it again from its PyPI package."""
+    import duckdb
+
+    from rootassets.warehouse.lake import extension_directory
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    extension_directory.cache_clear()
+    try:
+        folder = extension_directory()
+        (file,) = folder.rglob("ducklake.duckdb_extension")
+        with file.open("r+b") as handle:  # flip bytes inside the file, as a corrupted or planted copy would
+            handle.seek(4096)
+            chunk = handle.read(64)
+            handle.seek(4096)
+            handle.write(bytes(b ^ 0xFF for b in chunk))
+        extension_directory.cache_clear()
+        with pytest.raises(LakeConfigError, match="refused the ducklake extension's signature"):
+            extension_directory()
+        assert not file.exists()
+        extension_directory.cache_clear()
+        assert extension_directory() == folder and file.exists()
+        with duckdb.connect(config={"extension_directory": str(folder)}) as con:
+            con.execute("LOAD ducklake")  # signed and checked again by DuckDB itself
+    finally:
+        extension_directory.cache_clear()
