@@ -38,6 +38,23 @@ def test_non_numeric_value_names_file_row_field(tmp_path: Path) -> None:
         read_neon_csv(f, {"mass": "real"})
 
 
+def test_of_several_bad_fields_the_leftmost_is_named_at_its_first_bad_row(tmp_path: Path) -> None:
+    """All numeric columns are cast in one pass; the refusal still names what a reader scanning left to right,
+    top to bottom, meets first among the bad fields' columns."""
+    text = "siteID,n,when,mass\nBART,1,2013-08-19,0.5\nHARV,2,2013-08-19,light\nCPER,x,yesterday,heavy\n"
+    declared = {"n": "integer", "when": "dateTime", "mass": "real"}
+    with pytest.raises(NeonDataError, match=r"many\.csv: row 3, field 'n': value 'x' is not a valid integer"):
+        read_neon_csv(write(tmp_path / "many.csv", text), declared)
+    text = "siteID,n,when,mass\nBART,1,2013-08-19,0.5\nHARV,2,2013-08-19,light\nCPER,3,yesterday,heavy\n"
+    with pytest.raises(
+        NeonDataError, match=r"many\.csv: row 3, field 'when': value 'yesterday' is not a valid dateTime"
+    ):
+        read_neon_csv(write(tmp_path / "many.csv", text), declared)
+    text = "siteID,n,when,mass\nBART,1,2013-08-19,0.5\nHARV,2,2013-08-19,light\nCPER,3,2013-08-20,heavy\n"
+    with pytest.raises(NeonDataError, match=r"many\.csv: row 2, field 'mass': value 'light' is not a valid real"):
+        read_neon_csv(write(tmp_path / "many.csv", text), declared)
+
+
 def test_bad_encoding_names_file_and_line(tmp_path: Path) -> None:
     f = write(tmp_path / "latin.csv", b"siteID,name\nBART,ok\nHARV,caf\xe9\n")
     with pytest.raises(NeonDataError, match=r"latin\.csv: line 3 is not valid UTF-8"):

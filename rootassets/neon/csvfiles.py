@@ -183,18 +183,29 @@ def _drop_row_names(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _cast_to_variables(frame: pl.DataFrame, variables: dict[str, str], file: str) -> pl.DataFrame:
-    exprs = []
+    numeric = {}
     for name in frame.columns:
+        target = _NEON_TYPES.get(variables.get(name, "string"), pl.String())
+        if target != pl.String():
+            numeric[name] = target
+    # every numeric column cast, and its failures found, in one pass over the frame (not one per column)
+    casts = frame.select([pl.col(n).cast(t, strict=False) for n, t in numeric.items()]) if numeric else None
+    failed = (
+        frame.select(
+            [(pl.col(n).is_not_null() & pl.col(n).cast(t, strict=False).is_null()).any() for n, t in numeric.items()]
+        ).row(0, named=True)
+        if casts is not None
+        else {}
+    )
+    exprs = []
+    for name in frame.columns:  # in column order, so the first bad field named is the leftmost, as a reader scans
         neon_type = variables.get(name, "string")
         if neon_type == "dateTime":
             exprs.append(_parse_datetimes(frame[name], file))
-            continue
-        target = _NEON_TYPES.get(neon_type, pl.String())
-        if target == pl.String():
-            continue
-        cast = frame[name].cast(target, strict=False)
-        _refuse_failed(frame[name], cast, file, neon_type)
-        exprs.append(cast)
+        elif name in numeric:
+            if failed[name]:
+                _refuse_failed(frame[name], casts[name], file, neon_type)
+            exprs.append(casts[name])
     return frame.with_columns(exprs) if exprs else frame
 
 
@@ -206,11 +217,15 @@ def _parse_datetimes(values: pl.Series, file: str) -> pl.Series:
         parsed = values.str.to_date(_DATE_FORMAT, strict=False)
         _refuse_failed(values, parsed, file, "dateTime")
         return parsed
+    attempts = []
     for fmt in _DATETIME_FORMATS:
         parsed = values.str.to_datetime(fmt, strict=False, time_unit="us")
         if parsed.null_count() == values.null_count():
             return parsed
-    _refuse_failed(values, values.str.to_datetime(_DATETIME_FORMATS[0], strict=False), file, "dateTime")
+        attempts.append(parsed)
+    # no format reads every value: name the first value that the format most of them follow cannot read
+    attempts.append(values.str.to_date(_DATE_FORMAT, strict=False))
+    _refuse_failed(values, min(attempts, key=lambda parsed: parsed.null_count()), file, "dateTime")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
