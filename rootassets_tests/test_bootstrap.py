@@ -115,3 +115,37 @@ def test_the_exact_enumeration_equals_a_large_random_bootstrap_within_sampling_e
     draws = 4000
     random = bootstrap_site(increments, params, draws, np.random.default_rng(seed)).bimodal_share
     assert abs(random - exact) <= 4 * np.sqrt(max(exact * (1 - exact), 1e-4) / draws) + 1e-9
+
+
+def test_label_robustness_tables_do_not_depend_on_how_many_sites_run_at_once() -> None:
+    """Sites are worked on in worker processes; the random resamples (a site with many profiles) are drawn first,
+    site after site from one stream, so one process and two give the same tables, to the last bit."""
+    import polars as pl
+
+    from rootassets.science.label_robustness import RobustnessParameters, robustness_tables
+
+    rng = np.random.default_rng(7)
+    tops = np.arange(0, 200, 10.0)
+    increments, profiles, labels = [], [], []
+    for s, n_profiles in enumerate((3, 2, 9, 4, 9)):  # 9 profiles: beyond max_exact_resamples, random draws
+        site = f"S{s:03d}"
+        per_profile = []
+        for p in range(n_profiles):
+            density = 1000 * np.exp(-tops / 25) + rng.uniform(0, 500) * np.exp(-0.5 * ((tops - 130) / 15) ** 2)
+            per_profile.append(density)
+            increments += [(site, str(p), t, t + 10, d) for t, d in zip(tops, density, strict=True)]
+        mean = np.mean(per_profile, axis=0)
+        profiles += [(site, t, t + 10, t + 5, d) for t, d in zip(tops, mean, strict=True)]
+        labels.append((site, "bimodal" if s % 2 else "unimodal"))
+    increments_frame = pl.DataFrame(
+        increments, schema=["site_id", "profile", "top_cm", "bottom_cm", "root_density_g_m3"], orient="row"
+    )
+    profiles_frame = pl.DataFrame(
+        profiles, schema=["site_id", "top_cm", "bottom_cm", "mid_cm", "root_density_g_m3"], orient="row"
+    )
+    modality = pl.DataFrame(labels, schema=["site_id", "modality"], orient="row")
+    params = RobustnessParameters(grid_points=2**12, max_exact_resamples=5000, resamples=200)
+    one = robustness_tables(increments_frame, profiles_frame, modality, dataclasses.replace(params, n_jobs=1))
+    two = robustness_tables(increments_frame, profiles_frame, modality, dataclasses.replace(params, n_jobs=2))
+    assert one[0]["resample_method"].to_list() == ["exact", "exact", "random", "exact", "random"]
+    assert one[0].equals(two[0]) and one[1].equals(two[1])

@@ -36,6 +36,7 @@ class RobustnessParameters(ModalityParameters):
     max_exact_resamples: int = 5000
     resamples: int = 1000
     seed: int = 123
+    n_jobs: int = 0  # sites worked on at once, each in a worker process; 0 = one per CPU core (same results)
 
 
 def exact_resamples(n_profiles: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,25 +55,37 @@ def distinct_resamples(n_profiles: int) -> int:
     return math.comb(2 * n_profiles - 1, n_profiles)
 
 
+def resample_weights(
+    n_profiles: int, params: RobustnessParameters, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The resamples of a site's `n_profiles` profiles as draw counts per profile, their probabilities, and how
+    they were obtained: every distinct one (exact) or, beyond `max_exact_resamples`, `resamples` random draws
+    from `rng`."""
+    if distinct_resamples(n_profiles) <= params.max_exact_resamples:
+        weights, probabilities = exact_resamples(n_profiles)
+        return weights, probabilities, "exact"
+    draws = rng.integers(0, n_profiles, size=(params.resamples, n_profiles))
+    weights = np.stack([np.bincount(d, minlength=n_profiles) for d in draws]).astype(float)
+    return weights, np.full(params.resamples, 1.0 / params.resamples), "random"
+
+
 def resampled_share(
     increments: pl.DataFrame, params: RobustnessParameters, rng: np.random.Generator
 ) -> tuple[float, str, int]:
     """Share of resample probability labelled bimodal, how it was obtained (exact or random), and over how
     many resamples."""
-    n = increments["profile"].n_unique()
-    if distinct_resamples(n) <= params.max_exact_resamples:
-        weights, probabilities = exact_resamples(n)
-        method = "exact"
-    else:
-        draws = rng.integers(0, n, size=(params.resamples, n))
-        weights = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(float)
-        probabilities = np.full(params.resamples, 1.0 / params.resamples)
-        method = "random"
+    weights, probabilities, method = resample_weights(increments["profile"].n_unique(), params, rng)
+    return _bimodal_share(increments, params, weights, probabilities), method, len(probabilities)
+
+
+def _bimodal_share(
+    increments: pl.DataFrame, params: RobustnessParameters, weights: np.ndarray, probabilities: np.ndarray
+) -> float:
     labels, _ = label_resamples(increments, params, weights)
     known = np.array([label is not None for label in labels])
     bimodal = np.array([label == "bimodal" for label in labels])
     total = probabilities[known].sum()
-    return (float(probabilities[bimodal].sum() / total) if total > 0 else float("nan")), method, len(labels)
+    return float(probabilities[bimodal].sum() / total) if total > 0 else float("nan")
 
 
 def sensitivity_grid(mid_cm: np.ndarray, density: np.ndarray, params: RobustnessParameters) -> list[dict]:
@@ -129,36 +142,41 @@ ROBUSTNESS_SCHEMA = {
 def robustness_tables(
     increments: pl.DataFrame, profiles: pl.DataFrame, modality: pl.DataFrame, params: RobustnessParameters
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per site: the three views of its label (`ROBUSTNESS_SCHEMA`), and the long sensitivity grid."""
+    """Per site: the three views of its label (`ROBUSTNESS_SCHEMA`), and the long sensitivity grid.
+
+    Sites are independent, so `params.n_jobs` of them are worked on at once. The random resamples (sites with
+    many profiles) are drawn here first, site after site from one seeded stream, so the tables do not depend on
+    how many ran at once."""
     observed = dict(modality.select("site_id", "modality").iter_rows())
     rng = np.random.default_rng(params.seed)
-    rows, grid_rows = [], []
+    columns = ["profile", "top_cm", "bottom_cm", "root_density_g_m3"]
+    by_site = {  # one pass over the increments, not one filter per site
+        site: frame.select(columns)
+        for (site,), frame in increments.partition_by("site_id", as_dict=True, maintain_order=True).items()
+    }
+    jobs = []
     for (site,), g in profiles.sort("site_id", "top_cm").group_by("site_id", maintain_order=True):
-        mids, density = g["mid_cm"].to_numpy(), g["root_density_g_m3"].to_numpy()
-        label = observed.get(site)
-        site_increments = increments.filter(pl.col("site_id") == site).select(
-            "profile", "top_cm", "bottom_cm", "root_density_g_m3"
+        site_increments = by_site.get(site, increments.clear().select(columns))
+        resamples = resample_weights(site_increments["profile"].n_unique(), params, rng)
+        jobs.append(
+            (
+                site,
+                observed.get(site),
+                g["mid_cm"].to_numpy(),
+                g["root_density_g_m3"].to_numpy(),
+                site_increments,
+                resamples,
+                params,
+            )
         )
-        share, method, resamples = resampled_share(site_increments, params, rng)
-        grid = sensitivity_grid(mids, density, params)
-        grid_share = sum(r["modality"] == "bimodal" for r in grid) / len(grid)
-        grid_rows += [{"site_id": site, **r} for r in grid]
-        rows.append(
-            {
-                "site_id": site,
-                "modality": label,
-                "n_profiles": site_increments["profile"].n_unique(),
-                "resample_method": method,
-                "resamples": resamples,
-                "resample_bimodal_share": share,
-                "resample_agreement": share if label == "bimodal" else 1 - share,
-                "grid_bimodal_share": grid_share,
-                "grid_agreement": grid_share if label == "bimodal" else 1 - grid_share,
-                "critical_bandwidth_cm": critical_bandwidth(mids, density, params),
-                "secondary_prominence": secondary_prominence(mids, density, params),
-                "beyond_the_paper": True,
-            }
-        )
+    if params.n_jobs == 1 or len(jobs) < 2:
+        views = [site_views(*job) for job in jobs]
+    else:
+        from joblib import Parallel, delayed  # heavy: imported only when sites are worked on at once
+
+        views = Parallel(n_jobs=params.n_jobs or -1)(delayed(site_views)(*job) for job in jobs)
+    rows = [row for row, _ in views]
+    grid_rows = [r for _, grid in views for r in grid]
     grid_schema = {
         "site_id": pl.String,
         "bandwidth_cm": pl.Float64,
@@ -166,3 +184,34 @@ def robustness_tables(
         "modality": pl.String,
     }
     return pl.DataFrame(rows, schema=ROBUSTNESS_SCHEMA), pl.DataFrame(grid_rows, schema=grid_schema)
+
+
+def site_views(
+    site: str,
+    label: str | None,
+    mids: np.ndarray,
+    density: np.ndarray,
+    site_increments: pl.DataFrame,
+    resamples: tuple[np.ndarray, np.ndarray, str],
+    params: RobustnessParameters,
+) -> tuple[dict, list[dict]]:
+    """One site's row of `ROBUSTNESS_SCHEMA` and its sensitivity grid rows."""
+    weights, probabilities, method = resamples
+    share = _bimodal_share(site_increments, params, weights, probabilities)
+    grid = sensitivity_grid(mids, density, params)
+    grid_share = sum(r["modality"] == "bimodal" for r in grid) / len(grid)
+    row = {
+        "site_id": site,
+        "modality": label,
+        "n_profiles": site_increments["profile"].n_unique(),
+        "resample_method": method,
+        "resamples": len(probabilities),
+        "resample_bimodal_share": share,
+        "resample_agreement": share if label == "bimodal" else 1 - share,
+        "grid_bimodal_share": grid_share,
+        "grid_agreement": grid_share if label == "bimodal" else 1 - grid_share,
+        "critical_bandwidth_cm": critical_bandwidth(mids, density, params),
+        "secondary_prominence": secondary_prominence(mids, density, params),
+        "beyond_the_paper": True,
+    }
+    return row, [{"site_id": site, **r} for r in grid]
