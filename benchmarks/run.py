@@ -499,10 +499,28 @@ def ingest(repeats: int = 3) -> dict[str, float]:
     return {"files": len(data_files), "rows": rows, "mb": size_mb, "ours_s": min(ours), "duckdb_s": min(theirs)}
 
 
+INGEST_HEADING = "## Ingest throughput (NEON per-site CSVs -> stacked, typed tables)"
+
+
+def ingest_section(ing: dict) -> str:
+    ratio = ing["duckdb_s"] / ing["ours_s"]
+    return f"""{INGEST_HEADING}
+
+{ing["files"]} NEON-format files, {ing["rows"]:,} rows, {ing["mb"]:.2f} MB; best of 3.
+
+| reader | seconds | rows/s | MB/s |
+|---|---|---|---|
+| rootassets (csv checks, typing, stacking, provenance) | {ing["ours_s"]:.3f} | {ing["rows"] / ing["ours_s"]:,.0f} | {ing["mb"] / ing["ours_s"]:.2f} |
+| DuckDB `read_csv` of the same files | {ing["duckdb_s"]:.3f} | {ing["rows"] / ing["duckdb_s"]:,.0f} | {ing["mb"] / ing["duckdb_s"]:.2f} |
+
+rootassets reaches **{ratio:.2f}** of DuckDB's rate (goal: at least 0.9).
+
+"""
+
+
 def write(results: dict, path: Path) -> None:
     main, ing, fl = results["main"], results["ingest"], results["floor"]
     boot, swc, scale = results["bootstrap"], results["soil_water"], results["scaling"]
-    ratio = ing["duckdb_s"] / ing["ours_s"]
     scale_rows = "\n".join(
         f"| {p['factor']}x | {p['sites']} | {p['root_rows']:,} | {p['wall']:.1f} | {p['peak']:.0f} |" for p in scale
     )
@@ -515,18 +533,7 @@ on {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_versio
 dagster {version("dagster")}, duckdb {version("duckdb")}, polars {version("polars")}, numpy {version("numpy")}.
 Peak memory is the max RSS of the measured process (`getrusage` of its children).
 
-{main_section(main, fl, results["previous"], results["checksum_differ"])}## Ingest throughput (NEON per-site CSVs -> stacked, typed tables)
-
-{ing["files"]} NEON-format files, {ing["rows"]:,} rows, {ing["mb"]:.2f} MB; best of 3.
-
-| reader | seconds | rows/s | MB/s |
-|---|---|---|---|
-| rootassets (csv checks, typing, stacking, provenance) | {ing["ours_s"]:.3f} | {ing["rows"] / ing["ours_s"]:,.0f} | {ing["mb"] / ing["ours_s"]:.2f} |
-| DuckDB `read_csv` of the same files | {ing["duckdb_s"]:.3f} | {ing["rows"] / ing["duckdb_s"]:,.0f} | {ing["mb"] / ing["duckdb_s"]:.2f} |
-
-rootassets reaches **{ratio:.2f}** of DuckDB's rate (goal: at least 0.9).
-
-## Scaling (SYNTHETIC megapit data: `rootassets.synthetic.megapit`, k copies of every snapshot site)
+{main_section(main, fl, results["previous"], results["checksum_differ"])}{ingest_section(ing)}## Scaling (SYNTHETIC megapit data: `rootassets.synthetic.megapit`, k copies of every snapshot site)
 
 Cold main job per size; copies carry invented site codes and per-sample log-normal noise on root
 biomass (see `SYNTHETIC.md` in the generated folder). Plot: `benchmarks/scaling.png`.
@@ -569,7 +576,7 @@ if __name__ == "__main__":
     parser.add_argument("--soil-water-years", type=int, default=3)
     parser.add_argument(
         "--only",
-        choices=["soil_water", "main", "ui"],
+        choices=["soil_water", "main", "ui", "ingest"],
         help="measure one section and replace only it in BENCHMARKS.md (the main job runs first: soil water "
         "reads its phi)",
     )
@@ -590,6 +597,12 @@ if __name__ == "__main__":
             "## Main job, offline on the RELEASE-2021 snapshot",
             main_section(main, fl, previous, differ),
         )
+        raise SystemExit(0)
+    if args.only == "ingest":
+        shutil.rmtree(home, ignore_errors=True)
+        ing = ingest()
+        print("ingest", ing, flush=True)
+        replace_section(REPO / "BENCHMARKS.md", INGEST_HEADING, ingest_section(ing))
         raise SystemExit(0)
     if args.only == "ui":
         ui_home = Path(tempfile.mkdtemp(prefix="rootassets-ui-"))
