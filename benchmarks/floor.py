@@ -32,7 +32,7 @@ from rootassets.neon.soil_water import (
 )
 from rootassets.neon.stacking import StackedTable, empty_table
 from rootassets.schemas import CONTRACTS
-from rootassets.science.figure_specs import FIGURE_DPI, FIGURES, SITE_PAGE_READS, SITE_PAGES_FILE, site_pages
+from rootassets.science.figure_specs import FIGURE_DPI, FIGURES, SITE_PAGE_READS, SITE_PAGES_FILE, site_pages_pdf
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import GOOD_ROWS, Read, gather_inputs
 from rootassets.science.report import REPORT_READS, report_markdown
@@ -176,12 +176,7 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
         plt.close(fig)
     reports = home / "reports" / release
     reports.mkdir(parents=True, exist_ok=True)
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    with PdfPages(reports / SITE_PAGES_FILE) as pdf:
-        for _, fig in site_pages(w.inputs(SITE_PAGE_READS, release)):
-            pdf.savefig(fig)
-            plt.close(fig)
+    (reports / SITE_PAGES_FILE).write_bytes(site_pages_pdf(w.inputs(SITE_PAGE_READS, release)))
     text = report_markdown(
         w.inputs(REPORT_READS, release),
         release,

@@ -485,3 +485,24 @@ def test_preview_prints_each_request_and_nothing_for_a_committed_release(
     assert schedule.returncode == 0 and "requests no run: the NEON source offers no PROVISIONAL data" in schedule.stdout
     unknown = cli("preview", "nope", env=home)
     assert unknown.returncode == 2 and "neon_release_sensor" in unknown.stderr and len(unknown.stderr.splitlines()) == 1
+
+
+def test_site_pages_drawn_in_worker_processes_equal_one_process_pages(home: dict[str, str]) -> None:
+    """The page document drawn in two worker processes and joined (pypdf) has the pages one process draws, in
+    the same order, with the same text on each."""
+    import io
+
+    from pypdf import PdfReader
+
+    from rootassets.science.figure_specs import SITE_PAGE_READS, site_order, site_pages_pdf
+    from rootassets.warehouse import connect_read_only, read_release
+
+    with connect_read_only(warehouse_of(home)) as con:
+        inputs = {r.name: read_release(con, r.schema, r.name, RELEASE) for r in SITE_PAGE_READS}
+    texts = []
+    for n_jobs in (1, 2):
+        reader = PdfReader(io.BytesIO(site_pages_pdf(inputs, n_jobs=n_jobs)))
+        texts.append([page.extract_text() for page in reader.pages])
+    sites = site_order(inputs)
+    assert len(texts[0]) == len(sites) == 44 and texts[1] == texts[0]
+    assert all(site in text for site, text in zip(sites, texts[0], strict=True))  # page k is site k's

@@ -15,7 +15,8 @@ from rootassets.science.figure_specs import (
     SITE_PAGE_READS,
     SITE_PAGES_FILE,
     FigureSpec,
-    site_pages,
+    site_order,
+    site_pages_pdf,
 )
 from rootassets.science.registry import module_version
 from rootassets.science.report import REPORT_READS, image_links, report_html, report_markdown
@@ -102,21 +103,14 @@ def site_pages_document(
     """One page per site, `reports/<release>/site_pages.pdf`: every profile's live fine-root density, the KDE
     with D0, D1 and D2, soil total N on the root grid, and the site's data flags (derived depths, zero-filled
     increments, imputed factors, a label that resampling or the bandwidth grid does not always give)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.backends.backend_pdf import PdfPages
-
     release = validate_release(context.partition_key)
     with warehouse.session():
         inputs = {r.name: warehouse.read(r.schema, r.name, release) for r in SITE_PAGE_READS}
     path = artifacts.folder("reports", release) / SITE_PAGES_FILE
     partial = path.with_suffix(".pdf.partial")
-    sites = []
-    with PdfPages(partial) as pdf:
-        for site, fig in site_pages(inputs):
-            pdf.savefig(fig)
-            plt.close(fig)
-            sites.append(site)
+    partial.write_bytes(site_pages_pdf(inputs))
     partial.replace(path)
+    sites = site_order(inputs)
     return MaterializeResult(
         metadata={"path": MetadataValue.path(str(path)), "pages": len(sites), "sites": sites, "release": release}
     )
