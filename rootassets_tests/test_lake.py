@@ -92,6 +92,17 @@ def _sql(env: dict[str, str], query: str, *extra: str) -> subprocess.CompletedPr
     )
 
 
+def _materialize(env: dict[str, str], *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, "materialize", "--release", RELEASE, *extra],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def _checksums(env: dict[str, str]) -> dict[str, str]:
     """{schema.table: 'rows,checksum'} of every user table, through `rootassets sql` (either backend)."""
     names = _sql(env, CHECKSUMS).stdout.splitlines()[1:]
@@ -122,14 +133,7 @@ def test_the_main_job_on_a_lake_leaves_the_tables_of_the_duckdb_file(
         "ROOTASSETS_INSTANCE_POSTGRES": postgres.create_database("dagster"),
     }
     for env in (lake_env, file_env):
-        done = subprocess.run(
-            [*CLI, "materialize", "--release", RELEASE],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
+        done = _materialize(env, timeout=1200)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert not (tmp_path / "lake-home" / "rootassets.duckdb").exists()  # the lake run wrote no DuckDB file
     assert list((tmp_path / "lake-data").rglob("*.parquet")), "the lake's data are Parquet files under its path"
@@ -161,9 +165,7 @@ def test_the_main_job_on_a_lake_leaves_the_tables_of_the_duckdb_file(
     assert _sql(lake_env, "select count(*) from meta.staged_tables").stdout.split()[1:] == ["0"]
 
     # Nothing changed: said at once, from the lake's newest snapshot, without Dagster.
-    again = subprocess.run(
-        [*CLI, "materialize", "--release", RELEASE], env=lake_env, cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    again = _materialize(lake_env)
     assert again.returncode == 0 and f"{RELEASE} is up to date: its NEON sources" in again.stdout, again.stderr
 
 
@@ -190,14 +192,7 @@ def test_a_lake_with_its_data_in_object_storage(
     env.pop("ROOTASSETS_INSTANCE_POSTGRES", None)
     outputs = []
     for extra in (["--select", "key:raw/*"], ["--select", "key:raw/site_land_cover", "--force"]):
-        done = subprocess.run(
-            [*CLI, "materialize", "--release", RELEASE, *extra],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        done = _materialize(env, *extra)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         outputs += [done.stdout, done.stderr]
 

@@ -180,9 +180,14 @@ SITE_PAGE_READS: tuple[Read, ...] = (
 )
 
 
+def _in_page_order(inputs: Frames) -> pl.DataFrame:
+    """The site modality rows in the page document's order: bimodal first, then by site code."""
+    return inputs["site_modality"].sort(pl.col("modality") != "bimodal", "site_id")
+
+
 def site_order(inputs: Frames) -> list[str]:
-    """The sites of the page document, in page order: bimodal first, then by site code."""
-    return inputs["site_modality"].sort(pl.col("modality") != "bimodal", "site_id")["site_id"].to_list()
+    """The sites of the page document, in page order."""
+    return _in_page_order(inputs)["site_id"].to_list()
 
 
 def site_pages(inputs: Frames, only: Collection[str] | None = None) -> Iterator[tuple[str, Figure]]:
@@ -191,8 +196,7 @@ def site_pages(inputs: Frames, only: Collection[str] | None = None) -> Iterator[
     from rootassets.science import figures
     from rootassets.science.report import site_flags
 
-    modality = inputs["site_modality"].sort(pl.col("modality") != "bimodal", "site_id")
-    for row in modality.iter_rows(named=True):
+    for row in _in_page_order(inputs).iter_rows(named=True):
         site = row["site_id"]
         if only is not None and site not in only:
             continue

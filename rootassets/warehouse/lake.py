@@ -74,21 +74,21 @@ def extension_directory() -> Path:
         partial = target.with_suffix(f".partial{os.getpid()}")
         shutil.copyfile(source, partial)
         partial.replace(target)
-    _verify_signatures(cache)
+    _verify_signatures(cache, folder)
     return cache
 
 
-def _verify_signatures(cache: Path) -> None:
-    """Load every extension of the folder once with DuckDB's signature check (it hashes each file: ~0.13 s for
-    the three, which every lake connection would otherwise pay again); `connect_lake`'s connections then load
-    these same files without it. A file that fails the check is removed, so the next process copies it anew."""
+def _verify_signatures(cache: Path, folder: Path) -> None:
+    """Load every extension of `folder` (this DuckDB's and platform's, under `cache`) once with DuckDB's signature
+    check (it hashes each file: ~0.13 s for the three, which every lake connection would otherwise pay again);
+    `connect_lake`'s connections then load these same files without it. A file that fails the check is removed,
+    so the next process copies it anew."""
     with duckdb.connect(config={"extension_directory": str(cache), "allow_unsigned_extensions": False}) as con:
         for name in _EXTENSIONS:
             try:
                 con.execute(f"LOAD {name}")
             except duckdb.Error as exc:
-                platform = con.execute("PRAGMA platform").fetchone()[0]
-                (cache / f"v{duckdb.__version__}" / platform / f"{name}.duckdb_extension").unlink(missing_ok=True)
+                (folder / f"{name}.duckdb_extension").unlink(missing_ok=True)
                 raise LakeConfigError(
                     f"DuckDB refused the {name} extension's signature ({exc}); it was removed"
                 ) from exc
