@@ -23,12 +23,14 @@ FIELD_SIZE_LIMIT = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class MalformedRecord:
-    """A CSV record that cannot become a row (wrong number of fields)."""
+    """A CSV record that cannot become a row: a wrong number of fields, or (`column`) a value of the wrong type."""
 
     file: str
     line: int
     reason: str
     text: str
+    column: str | None = None
+    rule: str = "malformed_record"
 
 
 # NEON dataType -> polars type; dateTime is handled by _parse_datetimes.

@@ -146,6 +146,7 @@ class PackageFile:
     lab: str | None = None
     position: tuple[str, str] | None = None  # (HOR, VER) of an instrumented file
     product: str | None = None
+    path: Path | None = None  # where it is on disk, when it is a file of its own (not a member of a zip)
 
 
 @dataclass
@@ -200,7 +201,7 @@ def _walk(path: Path) -> Iterator[PackageFile]:
             if child.suffix == ".zip":
                 yield from _walk_zip(child.read_bytes, relative, _release(child.name))
             else:
-                yield PackageFile(relative, child.name, _release(child.parent.name), child.read_bytes)
+                yield PackageFile(relative, child.name, _release(child.parent.name), child.read_bytes, path=child)
         return
     if path.suffix != ".zip":
         raise NeonDataError(f"{path}: not a NEON download (a .zip or a folder of packages)")
@@ -251,7 +252,7 @@ def classify_name(name: str, release: str | None = None) -> PackageFile | None:
 
 def _classified(f: PackageFile) -> PackageFile | None:
     if f.name in PACKAGE_DOCUMENTS:
-        return PackageFile(f.origin, f.name, f.release, f.read, kind="document")
+        return PackageFile(f.origin, f.name, f.release, f.read, kind="document", path=f.path)
     site = SITE_FILE.fullmatch(f.name)
     if site:
         parts = site.groupdict()
@@ -284,11 +285,20 @@ def _classified(f: PackageFile) -> PackageFile | None:
             None,
             position,
             parts["product"],
+            f.path,
         )
     lab = LAB_FILE.fullmatch(f.name)
     if lab and "_" in lab["table"]:
         return PackageFile(
-            f.origin, f.name, f.release, f.read, lab["table"], "lab", publication=lab["publication"], lab=lab["lab"]
+            f.origin,
+            f.name,
+            f.release,
+            f.read,
+            lab["table"],
+            "lab",
+            publication=lab["publication"],
+            lab=lab["lab"],
+            path=f.path,
         )
     return None
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 
-from rootassets.neon.csvfiles import MalformedRecord, read_neon_bytes, read_neon_csv
+from rootassets.neon.csv_batch import CsvInput, read_typed_files
+from rootassets.neon.csvfiles import MalformedRecord, read_neon_bytes
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import PUBLICATION_PATTERN, SITE_PATTERN, validate_release
 from rootassets.neon.products import SITE_COLUMNS, ProductSpec
@@ -87,14 +89,36 @@ def stack_table(
     frames: list[pl.DataFrame] = []
     sources: list[SourceRecord] = []
     malformed: list[MalformedRecord] = []
-    for f in chosen:
-        frame = read_neon_csv(f.path, variables, malformed)
-        sources.append(SourceRecord(f.path.name, file_md5(f.path), frame.height, tuple(frame.columns)))
+    inputs = [CsvInput(f.path.name, partial(_read_path, f.path), f.path) for f in chosen]
+    reads = _read_files(inputs, variables, malformed)
+    for f, (frame, md5) in zip(chosen, reads, strict=True):
+        sources.append(SourceRecord(f.path.name, md5, frame.height, tuple(frame.columns)))
         frames.append(with_added_columns(frame, f, release))
     if not frames:
         return StackedTable(name=table, frame=empty_table(), sources=[])
     stacked = pl.concat(frames, how="diagonal_relaxed")
     return StackedTable(name=table, frame=stacked, sources=sources, malformed=malformed)
+
+
+def _read_files(
+    inputs: list[CsvInput], types: dict[str, str] | None, malformed: list[MalformedRecord]
+) -> list[tuple[pl.DataFrame, str]]:
+    """Each file's typed rows and MD5: with NEON's declared types, all of a table's files in one DuckDB read
+    (`csv_batch`); without them, file by file, the types inferred from each whole file (`csvfiles`)."""
+    if types is not None:
+        return [(r.frame, r.md5) for r in read_typed_files(inputs, types, malformed)]
+    out = []
+    for item in inputs:
+        raw = item.read()
+        out.append((read_neon_bytes(raw, item.name, None, malformed), hashlib.md5(raw).hexdigest()))
+    return out
+
+
+def _read_path(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise NeonDataError(f"{path}: cannot read file ({exc.strerror})") from exc
 
 
 def empty_table() -> pl.DataFrame:
@@ -279,9 +303,9 @@ def package_types(variables: pl.DataFrame, package: str = "basic") -> dict[str, 
 def _stack_members(table: str, files: list[PackageFile], release: str, types: dict[str, str] | None) -> StackedTable:
     frames, sources = [], []
     malformed: list[MalformedRecord] = []
-    for f in sorted(files, key=lambda f: (f.site or "", f.month or "", f.name)):
-        body = f.read()
-        frame = read_neon_bytes(body, f.name, types, malformed)
+    ordered = sorted(files, key=lambda f: (f.site or "", f.month or "", f.name))
+    reads = _read_files([CsvInput(f.name, f.read, f.path) for f in ordered], types, malformed)
+    for f, (frame, md5) in zip(ordered, reads, strict=True):
         if f.position and "siteID" not in frame.columns:
             frame = frame.with_columns(
                 pl.lit(f.domain).alias("domainID"),
@@ -289,7 +313,7 @@ def _stack_members(table: str, files: list[PackageFile], release: str, types: di
                 pl.lit(f.position[0]).alias("horizontalPosition"),
                 pl.lit(f.position[1]).alias("verticalPosition"),
             )
-        sources.append(SourceRecord(f.name, hashlib.md5(body).hexdigest(), frame.height, tuple(frame.columns)))
+        sources.append(SourceRecord(f.name, md5, frame.height, tuple(frame.columns)))
         source = SourceFile(Path(f.name), table, f.site, f.month, f.publication, f.kind == "site-all")
         frames.append(with_added_columns(frame, source, release, lab=f.kind == "lab"))
     return StackedTable(table, pl.concat(frames, how="diagonal_relaxed"), sources, malformed)
