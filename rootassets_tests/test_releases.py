@@ -204,12 +204,30 @@ def test_killed_refresh_leaves_the_earlier_release_intact_and_rerun_completes(
     os.killpg(process.pid, signal.SIGKILL)
     finished_before_kill = process.wait() == 0
 
-    if not finished_before_kill:  # the database opens and shows exactly what it showed before the refresh
+    committed_before_kill = None
+    if not finished_before_kill and not committed_release(db, NEW):
+        # killed before the commit: the database opens and shows exactly what it showed before the refresh
         assert warehouse_digest(db) == earlier, replay
         assert not any(counts(db, NEW).values()), replay  # nothing of the killed refresh, not even raw tables
+    elif not finished_before_kill:  # killed after the commit, before the process ended: all of the release shows
+        committed_before_kill = counts(db, NEW)
     rerun = subprocess.run([*command, NEW], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, f"{replay}: {rerun.stderr[-2000:]}"
     assert counts(db, OLD) == before, replay
     assert staged_refreshes(db) == [], replay
     after = counts(db, NEW)
     assert after["analysis.site_modality"] == 43 and after["raw.mpr_perrootsample"] > 0
+    if committed_before_kill is not None:  # what the killed process committed was the whole release already
+        assert committed_before_kill == after, replay
+
+
+def committed_release(db: Location, release: str) -> bool:
+    """Whether a refresh of `release` has committed (`meta.commits`)."""
+    with connect_read_only(db, attempts=600) as con:
+        has_commits = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'meta' and table_name = 'commits'"
+        ).fetchone()[0]
+        return (
+            bool(has_commits)
+            and con.execute("select count(*) > 0 from meta.commits where release = ?", [release]).fetchone()[0]
+        )

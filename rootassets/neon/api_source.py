@@ -277,7 +277,7 @@ class ApiSource:
         files = []
         for entry, found, context in wanted:
             path = self._fetch(entry, folder / (found.site or entry.site or "lab"), context, release)
-            files.append(replace(found, origin=str(path), read=path.read_bytes))
+            files.append(replace(found, origin=str(path), read=path.read_bytes, path=path))
             progress.advance(entry)
         return stack_packages(files, product, release)
 

@@ -114,12 +114,12 @@ def read_typed_files(
 
 
 def _header(raw: bytes, name: str) -> tuple[str, ...]:
-    first = raw.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")
+    first = raw.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8").lstrip("\ufeff")
     if not first.strip():
         raise NeonDataError(f"{name}: empty file (no header line)")
     previous = csv.field_size_limit(FIELD_SIZE_LIMIT)
     try:
-        header = tuple(next(csv.reader([first.lstrip("\ufeff")])))
+        header = tuple(next(csv.reader([first])))
     except csv.Error as exc:
         raise NeonDataError(f"{name}: line 1: unreadable CSV header ({exc})") from exc
     finally:
@@ -172,7 +172,8 @@ def _rejected(
         "ORDER BY s.file_path, r.line, r.column_idx"
     ).fetchall()
     out = []
-    for path, line, column_idx, error_type, text, message in rows:
+    for path, line, column_idx, error_type, csv_line, message in rows:
+        text = csv_line.strip("\r\n")  # DuckDB keeps the \n of a CRLF line ending at the start of the next line
         header = header_of[path]
         fields = _fields(text)
         column = header[column_idx - 1] if error_type == "CAST" and column_idx else None
