@@ -32,7 +32,7 @@ from rootassets.neon.soil_water import (
 )
 from rootassets.neon.stacking import StackedTable, empty_table
 from rootassets.schemas import CONTRACTS
-from rootassets.science.figure_specs import FIGURE_DPI, FIGURES, SITE_PAGE_READS, SITE_PAGES_FILE, site_pages_pdf
+from rootassets.science.figure_specs import FIGURES, SITE_PAGE_READS, SITE_PAGES_FILE, render_figure, site_pages_pdf
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import GOOD_ROWS, Read, gather_inputs
 from rootassets.science.report import REPORT_READS, report_markdown
@@ -167,13 +167,14 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
 
     figures = home / "figures" / release
     figures.mkdir(parents=True, exist_ok=True)
-    import matplotlib.pyplot as plt
-
+    paged = set()
     for spec in FIGURES:
-        fig = spec.draw(w.inputs(spec.reads, release))
-        fig.savefig(figures / f"{spec.name}.png", dpi=FIGURE_DPI)
-        fig.savefig(figures / f"{spec.name}.svg")
-        plt.close(fig)
+        rendered = render_figure(spec, w.inputs(spec.reads, release))
+        (figures / f"{spec.name}.png").write_bytes(rendered.png)
+        (figures / f"{spec.name}.svg").write_bytes(rendered.svg)
+        if rendered.pdf is not None:
+            (figures / f"{spec.name}.pdf").write_bytes(rendered.pdf)
+            paged.add(spec.name)
     reports = home / "reports" / release
     reports.mkdir(parents=True, exist_ok=True)
     (reports / SITE_PAGES_FILE).write_bytes(site_pages_pdf(w.inputs(SITE_PAGE_READS, release)))
@@ -183,6 +184,7 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
         [s.name for s in FIGURES],
         f"../../figures/{release}",
         SITE_PAGES_FILE,
+        paged,
     )
     (reports / "report.md").write_text(text)
     step("figures")

@@ -104,3 +104,73 @@ def test_the_site_map_has_a_basemap_that_needs_no_download(monkeypatch) -> None:
     plains = pixels[height - int(land[1]), int(land[0])][:3].astype(int)
     assert blue[2] > blue[0] + 30 and plains[0] > plains[2]  # water is blue, the Great Plains are not
     plt.close(fig)
+
+
+def profiles_of(n_sites: int) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Standardized profiles of `n_sites` invented sites, every third bimodal, deeper for later sites."""
+    sites = [f"S{i:03d}" for i in range(n_sites)]
+    depths = np.arange(5.0, 105.0, 10.0)
+    frame = pl.DataFrame(
+        {
+            "site_id": [s for s in sites for _ in depths],
+            "mid_cm": [d + i for i, _ in enumerate(sites) for d in depths],
+            "standardized": [float(np.exp(-d / 40.0)) for _ in sites for d in depths],
+        }
+    )
+    return frame, {s: "bimodal" if i % 3 == 0 else "unimodal" for i, s in enumerate(sites)}
+
+
+def test_a_panel_per_site_figure_is_drawn_in_pages_with_every_site_once_in_order() -> None:
+    from rootassets.science.figures import PANELS_PER_PAGE, root_profiles_pages
+
+    profiles, modality = profiles_of(2 * PANELS_PER_PAGE + 5)
+    shown, limits = [], set()
+    pages = list(root_profiles_pages(profiles, modality))
+    assert len(pages) == 3
+    for number, fig in enumerate(pages, start=1):
+        panels = [ax for ax in fig.axes if ax.get_title()]
+        assert len(panels) <= PANELS_PER_PAGE
+        assert fig.get_suptitle().endswith(f", page {number} of 3")
+        shown += [ax.get_title() for ax in panels]
+        limits |= {ax.get_ylim() for ax in panels}
+        plt.close(fig)
+    expected = sorted(modality, key=lambda s: (modality[s] != "bimodal", s))
+    assert shown == expected  # every site once, bimodal first, across the pages
+    assert len(limits) == 1  # one depth axis for every page
+
+    [single] = root_profiles_pages(*profiles_of(44))
+    assert "page" not in single.get_suptitle() and len([ax for ax in single.axes if ax.get_title()]) == 44
+    plt.close(single)
+
+
+def test_a_figure_of_several_pages_renders_its_first_page_and_a_pdf_of_them_all() -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    from rootassets.science.figure_specs import FIGURES, render_figure
+    from rootassets.science.figures import PANELS_PER_PAGE
+
+    spec = next(s for s in FIGURES if s.name == "figure_1_root_profiles")
+    profiles, modality = profiles_of(PANELS_PER_PAGE + 1)
+    labels = pl.DataFrame({"site_id": list(modality), "modality": list(modality.values())})
+    rendered = render_figure(spec, {"root_profiles": profiles, "site_modality": labels})
+    assert rendered.pages == 2 and rendered.png.startswith(b"\x89PNG") and b"<svg" in rendered.svg
+    assert len(PdfReader(io.BytesIO(rendered.pdf)).pages) == 2
+
+    profiles, modality = profiles_of(10)
+    labels = pl.DataFrame({"site_id": list(modality), "modality": list(modality.values())})
+    one = render_figure(spec, {"root_profiles": profiles, "site_modality": labels})
+    assert one.pages == 1 and one.pdf is None
+
+
+def test_the_report_links_every_page_of_a_figure_of_several() -> None:
+    from pathlib import PurePosixPath
+
+    from rootassets.science.report import _figure_section
+
+    folder = PurePosixPath("../../figures/RELEASE-2021")
+    paged = _figure_section("figure_1_root_profiles", folder, paged=True)
+    assert "![figure_1_root_profiles](../../figures/RELEASE-2021/figure_1_root_profiles.png)" in paged
+    assert "[figure_1_root_profiles.pdf](../../figures/RELEASE-2021/figure_1_root_profiles.pdf)" in paged
+    assert ".pdf" not in _figure_section("figure_3_phi", folder, paged=False)

@@ -1,7 +1,6 @@
 """Report assets: METHOD.md section 8 figures (one asset each) and the report a scientist opens first."""
 
 import base64
-from typing import TYPE_CHECKING
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
@@ -15,6 +14,8 @@ from rootassets.science.figure_specs import (
     SITE_PAGE_READS,
     SITE_PAGES_FILE,
     FigureSpec,
+    RenderedFigure,
+    render_figure,
     site_order,
     site_pages_pdf,
 )
@@ -23,30 +24,29 @@ from rootassets.science.report import REPORT_READS, image_links, report_html, re
 
 REPORTS_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
 COMMON = dict(
     partitions_def=neon_release, group_name="reports", kinds={"matplotlib"}, code_version=REPORTS_CODE_VERSION
 )
 
 
-def save_figure(fig: "Figure", artifacts: ArtifactStore, release: str, name: str) -> MaterializeResult:
-    """Write the figure under figures/<release>/ as a 300 dpi PNG and an SVG, and show a small preview in the
-    UI as markdown metadata."""
+def save_figure(rendered: RenderedFigure, artifacts: ArtifactStore, release: str, name: str) -> MaterializeResult:
+    """Write the figure under figures/<release>/ as a 300 dpi PNG and an SVG (its first page) and, for a figure
+    of several pages, a PDF of them all (else any earlier one is removed); show a small preview in the UI as
+    markdown metadata."""
     import io
 
-    import matplotlib.pyplot as plt
-
     folder = artifacts.folder("figures", release)
-    path, vector = folder / f"{name}.png", folder / f"{name}.svg"
-    fig.savefig(path, dpi=FIGURE_DPI)
-    fig.savefig(vector)
-    plt.close(fig)
+    path, vector, document = folder / f"{name}.png", folder / f"{name}.svg", folder / f"{name}.pdf"
+    path.write_bytes(rendered.png)
+    vector.write_bytes(rendered.svg)
+    if rendered.pdf is not None:
+        document.write_bytes(rendered.pdf)
+    else:
+        document.unlink(missing_ok=True)
     from PIL import Image  # matplotlib's own dependency: shrinking the PNG costs far less than drawing again
 
     preview = io.BytesIO()
-    with Image.open(path) as image:
+    with Image.open(io.BytesIO(rendered.png)) as image:
         image.reduce(max(1, round(FIGURE_DPI / PREVIEW_DPI))).save(preview, format="PNG", optimize=True)
     encoded = base64.b64encode(preview.getvalue()).decode()
     return MaterializeResult(
@@ -57,6 +57,8 @@ def save_figure(fig: "Figure", artifacts: ArtifactStore, release: str, name: str
             "in_report": MetadataValue.url(artifacts.url("reports", release, f"report.html#{name}")),
             "path": MetadataValue.path(str(path)),
             "svg": MetadataValue.path(str(vector)),
+            "pages": rendered.pages,
+            **({"every_page": MetadataValue.path(str(document))} if rendered.pdf is not None else {}),
             "dpi": FIGURE_DPI,
             "figure_embedded": MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})"),
             "release": release,
@@ -80,7 +82,7 @@ def figure_asset(spec: FigureSpec):
                 r.name: warehouse.read(r.schema, r.name, release, "NOT quarantined" if r.good_rows else "")
                 for r in spec.reads
             }
-        return save_figure(spec.draw(inputs), artifacts, release, spec.name)
+        return save_figure(render_figure(spec, inputs), artifacts, release, spec.name)
 
     _figure.__name__ = spec.name
     return _figure
@@ -136,9 +138,10 @@ def report(context: AssetExecutionContext, warehouse: WarehouseResource, artifac
         inputs = {r.name: warehouse.read(r.schema, r.name, release) for r in REPORT_READS}
     figure_dir = artifacts.folder("figures", release)
     drawn = [spec.name for spec in FIGURES if (figure_dir / f"{spec.name}.png").exists()]
+    paged = {name for name in drawn if (figure_dir / f"{name}.pdf").exists()}
     folder = artifacts.folder("reports", release)
     pages = SITE_PAGES_FILE if (folder / SITE_PAGES_FILE).exists() else None
-    text = report_markdown(inputs, release, drawn, f"../../figures/{release}", pages)
+    text = report_markdown(inputs, release, drawn, f"../../figures/{release}", pages, paged)
     path = folder / "report.md"
     path.write_text(text)
     images = {link: (folder / link).read_bytes() for link in image_links(text) if (folder / link).is_file()}

@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -29,39 +30,39 @@ class FigureSpec:
     name: str
     reads: tuple[Read, ...]
     description: str
-    draw: Callable[[Frames], Figure]
+    draw: Callable[[Frames], Iterator[Figure]]  # its pages, drawn one at a time (most figures are one page)
 
 
 def _modality(inputs: Frames) -> dict[str, str]:
     return dict(inputs["site_modality"].select("site_id", "modality").iter_rows())
 
 
-def draw_profiles(inputs: Frames) -> Figure:
+def draw_profiles(inputs: Frames) -> Iterator[Figure]:
     from rootassets.science import figures
 
-    return figures.root_profiles_figure(inputs["root_profiles"], _modality(inputs))
+    return figures.root_profiles_pages(inputs["root_profiles"], _modality(inputs))
 
 
-def draw_map(inputs: Frames) -> Figure:
+def draw_map(inputs: Frames) -> Iterator[Figure]:
     from rootassets.science import figures
 
     sites = inputs["field_site_metadata"].select(
         "site_id", pl.col("field_latitude").alias("latitude"), pl.col("field_longitude").alias("longitude")
     )
     modality = inputs["site_modality"].select("site_id", "modality")
-    return figures.site_map_figure(modality.join(sites, on="site_id", how="inner"))
+    yield figures.site_map_figure(modality.join(sites, on="site_id", how="inner"))
 
 
-def draw_factors(inputs: Frames) -> Figure:
+def draw_factors(inputs: Frames) -> Iterator[Figure]:
     from rootassets.science import figures
 
-    return figures.factors_figure(inputs["classifier_importance"], inputs["site_factors"], inputs["group_tests"])
+    yield figures.factors_figure(inputs["classifier_importance"], inputs["site_factors"], inputs["group_tests"])
 
 
-def draw_phi(inputs: Frames) -> Figure:
+def draw_phi(inputs: Frames) -> Iterator[Figure]:
     from rootassets.science import figures
 
-    return figures.phi_figure(inputs["phi"], inputs["group_tests"])
+    yield figures.phi_figure(inputs["phi"], inputs["group_tests"])
 
 
 def example_sites(exponents: pl.DataFrame) -> dict[str, str]:
@@ -78,34 +79,34 @@ def example_sites(exponents: pl.DataFrame) -> dict[str, str]:
     }
 
 
-def draw_nutrients(inputs: Frames) -> Figure:
+def draw_nutrients(inputs: Frames) -> Iterator[Figure]:
     from rootassets.science import figures
 
-    return figures.relative_nutrients_figure(
+    yield figures.relative_nutrients_figure(
         inputs["nutrient_points"], example_sites(inputs["nutrient_exponents"]), inputs["nutrient_loess"]
     )
 
 
-def draw_exponents(inputs: Frames) -> Figure:
+def draw_exponents(inputs: Frames) -> Iterator[Figure]:
     from rootassets.science import figures
 
-    return figures.exponents_figure(inputs["nutrient_exponents"])
+    yield figures.exponents_figure(inputs["nutrient_exponents"])
 
 
-def draw_label_sensitivity(inputs: Frames) -> Figure:
+def draw_label_sensitivity(inputs: Frames) -> Iterator[Figure]:
     from rootassets.science import figures
     from rootassets.science.modality import ModalityParameters
 
     defaults = ModalityParameters()
-    return figures.label_sensitivity_figure(
+    return figures.label_sensitivity_pages(
         inputs["site_label_sensitivity"], _modality(inputs), (defaults.bandwidth_cm, defaults.secondary_threshold)
     )
 
 
-def draw_soil_water(inputs: Frames) -> Figure:
+def draw_soil_water(inputs: Frames) -> Iterator[Figure]:
     from rootassets.science import figures
 
-    return figures.soil_water_figure(
+    yield figures.soil_water_figure(
         inputs["soil_water_statistics"], inputs["soil_water_phi_series"], inputs["group_tests"]
     )
 
@@ -167,6 +168,46 @@ FIGURES: tuple[FigureSpec, ...] = (
         draw_label_sensitivity,
     ),
 )
+
+
+@dataclass(frozen=True)
+class RenderedFigure:
+    """A figure's files, as bytes: its first page as a FIGURE_DPI PNG and as an SVG and, when it has several pages
+    (a panel per site, past PANELS_PER_PAGE sites), every page in one PDF."""
+
+    png: bytes
+    svg: bytes
+    pdf: bytes | None
+    pages: int
+
+
+def render_figure(spec: FigureSpec, inputs: Frames) -> RenderedFigure:
+    """Draw `spec` from its tables and render it, one page at a time (each closed once rendered), so memory
+    stays that of a page or two however many sites there are. The asset and the floor write these bytes."""
+    import matplotlib.pyplot as plt
+
+    pages = spec.draw(inputs)
+    first = next(pages)
+    png, svg = _rendered(first, "png", FIGURE_DPI), _rendered(first, "svg")
+    second = next(pages, None)
+    if second is None:
+        plt.close(first)
+        return RenderedFigure(png, svg, None, 1)
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    out, count = io.BytesIO(), 0
+    with PdfPages(out) as pdf:
+        for fig in chain((first, second), pages):
+            pdf.savefig(fig)
+            plt.close(fig)
+            count += 1
+    return RenderedFigure(png, svg, out.getvalue(), count)
+
+
+def _rendered(fig: Figure, fmt: str, dpi: float | None = None) -> bytes:
+    out = io.BytesIO()
+    fig.savefig(out, format=fmt, **({"dpi": dpi} if dpi else {}))
+    return out.getvalue()
 
 
 SITE_PAGES_FILE = "site_pages.pdf"  # under reports/<release>/, beside report.md

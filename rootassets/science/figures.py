@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import matplotlib
 
@@ -88,18 +89,49 @@ def grid_margins(
     )
 
 
-def root_profiles_figure(profiles: pl.DataFrame, modality: dict[str, str], span: float = 0.5) -> Figure:
-    """Figure 1: standardized root profiles of every site, LOESS fit with 95% band; red bimodal, blue unimodal."""
+PANELS_PER_PAGE = 64  # a figure with a panel per site is drawn in pages of 8 x 8 panels (the paper's 44 fit one)
+
+
+def _pages_of(sites: list[str]) -> list[list[str]]:
+    return [sites[i : i + PANELS_PER_PAGE] for i in range(0, len(sites), PANELS_PER_PAGE)] or [[]]
+
+
+def _page_title(title: str, page: int, pages: int) -> str:
+    return title if pages == 1 else f"{title}, page {page} of {pages}"
+
+
+def root_profiles_pages(profiles: pl.DataFrame, modality: dict[str, str], span: float = 0.5) -> Iterator[Figure]:
+    """Figure 1: standardized root profiles of every site, LOESS fit with 95% band; red bimodal, blue unimodal.
+    Pages of at most PANELS_PER_PAGE sites (bimodal first, then by code), each drawn when the one before has
+    been used, so memory stays that of one page whatever the number of sites; every page has the same depth
+    axis."""
     sites = sorted(profiles["site_id"].unique().to_list(), key=lambda s: (modality.get(s) != "bimodal", s))
+    deepest = float(profiles["mid_cm"].max()) if profiles.height else 1.0
+    by_site = _profiles_by_site(profiles)
+    pages = _pages_of(sites)
+    for number, page in enumerate(pages, start=1):
+        yield _root_profiles_page(by_site, page, modality, span, deepest, (number, len(pages)))
+
+
+def _profiles_by_site(profiles: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return {key[0]: g.sort("mid_cm") for key, g in profiles.group_by("site_id", maintain_order=True)}
+
+
+def _root_profiles_page(
+    by_site: dict[str, pl.DataFrame],
+    sites: list[str],
+    modality: dict[str, str],
+    span: float,
+    deepest: float,
+    page: tuple[int, int],
+) -> Figure:
     cols = 8
-    rows = math.ceil(len(sites) / cols)
+    rows = max(1, math.ceil(len(sites) / cols))
     # Same limits set on every panel rather than shared axes: matplotlib's shared-axis bookkeeping and
     # tight_layout grow quadratically with the number of panels, which the 10x scaling benchmark exposed.
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.3), squeeze=False)
-    deepest = float(profiles["mid_cm"].max()) if profiles.height else 1.0
     for ax in axes.flat[len(sites) :]:
         ax.axis("off")
-    by_site = {key[0]: g.sort("mid_cm") for key, g in profiles.group_by("site_id", maintain_order=True)}
     for index, (ax, site) in enumerate(zip(axes.flat, sites, strict=False)):
         g = by_site[site]
         x, y = g["mid_cm"].to_numpy(), g["standardized"].to_numpy()
@@ -119,7 +151,8 @@ def root_profiles_figure(profiles: pl.DataFrame, modality: dict[str, str], span:
         ax.tick_params(labelsize=7, labelleft=index % cols == 0, labelbottom=index >= len(sites) - cols)
     fig.supxlabel("standardized live fine-root density (Y / max Y)")
     fig.supylabel("depth (cm)")
-    fig.suptitle("Root profiles by site (red: bimodal, blue: unimodal; LOESS span 0.5 with 95% band)")
+    title = "Root profiles by site (red: bimodal, blue: unimodal; LOESS span 0.5 with 95% band)"
+    fig.suptitle(_page_title(title, *page))
     grid_margins(fig, rows, left=0.06, bottom=0.5, top=0.6, single=(0.12, 0.85), wspace=0.15, hspace=0.45)
     return fig
 
@@ -396,15 +429,29 @@ def exponents_figure(exponents: pl.DataFrame) -> Figure:
     return fig
 
 
-def label_sensitivity_figure(grid: pl.DataFrame, modality: dict[str, str], default: tuple[float, float]) -> Figure:
+def label_sensitivity_pages(
+    grid: pl.DataFrame, modality: dict[str, str], default: tuple[float, float]
+) -> Iterator[Figure]:
     """Beyond the paper: each site's label over the bandwidth x secondary-threshold grid (red bimodal, blue
-    unimodal), the default setting outlined; site names coloured by their label."""
+    unimodal), the default setting outlined; site names coloured by their label. Pages of at most
+    PANELS_PER_PAGE sites, as Figure 1."""
+    sites = sorted(grid["site_id"].unique().to_list(), key=lambda s: (modality.get(s) != "bimodal", s))
+    pages = _pages_of(sites)
+    for number, page in enumerate(pages, start=1):
+        yield _label_sensitivity_page(grid, page, modality, default, (number, len(pages)))
+
+
+def _label_sensitivity_page(
+    grid: pl.DataFrame, sites: list[str], modality: dict[str, str], default: tuple[float, float], page: tuple[int, int]
+) -> Figure:
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Rectangle
 
-    sites = sorted(grid["site_id"].unique().to_list(), key=lambda s: (modality.get(s) != "bimodal", s))
     bandwidths = sorted(grid["bandwidth_cm"].unique().to_list())
     thresholds = sorted(grid["secondary_threshold"].unique().to_list())
+    by_site = {
+        key[0]: g for key, g in grid.filter(pl.col("site_id").is_in(sites)).group_by("site_id", maintain_order=True)
+    }
     cols = 8
     rows = max(1, math.ceil(len(sites) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.7, rows * 1.7), squeeze=False)
@@ -412,7 +459,7 @@ def label_sensitivity_figure(grid: pl.DataFrame, modality: dict[str, str], defau
     for ax in axes.flat[len(sites) :]:
         ax.axis("off")
     for ax, site in zip(axes.flat, sites, strict=False):
-        g = grid.filter(pl.col("site_id") == site)
+        g = by_site[site]
         cells = np.zeros((len(thresholds), len(bandwidths)))
         for bw, th, label in g.select("bandwidth_cm", "secondary_threshold", "modality").iter_rows():
             cells[thresholds.index(th), bandwidths.index(bw)] = 1.0 if label == "bimodal" else 0.0
@@ -425,7 +472,8 @@ def label_sensitivity_figure(grid: pl.DataFrame, modality: dict[str, str], defau
         ax.set_yticks(range(len(thresholds)), [f"{t:.0%}" for t in thresholds], fontsize=5)
     fig.supxlabel("kernel bandwidth (cm)")
     fig.supylabel("secondary threshold")
-    fig.suptitle("Label sensitivity (beyond the paper): red bimodal, blue unimodal; box: the default setting")
+    title = "Label sensitivity (beyond the paper): red bimodal, blue unimodal; box: the default setting"
+    fig.suptitle(_page_title(title, *page))
     grid_margins(fig, rows, left=0.07, bottom=0.45, top=0.5, single=(0.15, 0.82), wspace=0.35, hspace=0.5)
     return fig
 

@@ -7,7 +7,7 @@ as the names of the ones that exist.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import PurePosixPath
 
 import polars as pl
@@ -107,12 +107,17 @@ def paper_table(comparison: pl.DataFrame) -> str:
 
 
 def report_markdown(
-    inputs: Frames, release: str, figures: Sequence[str], figure_folder: str, site_pages: str | None = None
+    inputs: Frames,
+    release: str,
+    figures: Sequence[str],
+    figure_folder: str,
+    site_pages: str | None = None,
+    paged: Collection[str] = (),
 ) -> str:
     """The report of `release`: the paper-vs-platform table first, then modality counts and bimodal sites, group
     tests, label robustness, the classifier, the nutrient exponents, each of `figures` (names) as an image under
     `figure_folder` (relative to the report), and the site index (with `site_pages`, the one-page-per-site
-    document, when there is one)."""
+    document, when there is one). A figure in `paged` has several pages: its PDF is linked too."""
     from rootassets.science.paper_comparison import PAPER_CITATION
 
     comparison = inputs["paper_comparison"]
@@ -183,12 +188,20 @@ def report_markdown(
         "## Classifier (out-of-bag, minority re-weighted vote)\n\n" + markdown_table(performance),
         "Gini importance:\n\n" + markdown_table(importance),
         "## Nutrient exponents\n\n" + markdown_table(exponents),
-        "## Figures\n\n" + "\n\n".join(f"### {name}\n\n![{name}]({folder / (name + '.png')})" for name in figures),
+        "## Figures\n\n" + "\n\n".join(_figure_section(name, folder, name in paged) for name in figures),
         "## Sites\n\n"
         + (f"One page per site, in this order: [{site_pages}]({site_pages}).\n\n" if site_pages else "")
         + markdown_table(site_rows(inputs)),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _figure_section(name: str, folder: PurePosixPath, paged: bool) -> str:
+    """A figure's heading and image; a figure of several pages shows its first and links the PDF of them all."""
+    section = f"### {name}\n\n![{name}]({folder / (name + '.png')})"
+    if paged:
+        section += f"\n\nThe first page of several; every page: [{name}.pdf]({folder / (name + '.pdf')})."
+    return section
 
 
 HTML_STYLE = """
