@@ -154,11 +154,33 @@ def previous_main(path: Path) -> dict[str, float]:
         ("cold", r"\| main job cold [^|]*\| ([0-9.]+) \|"),
         ("warm", r"\| main job warm [^|]*\| ([0-9.]+) \|"),
         ("floor", r"\| floor [^|]*\| ([0-9.]+) \|"),
+        ("ingest_ratio", r"rootassets reaches \*\*([0-9.]+)\*\* of DuckDB's rate"),
+        ("ui_ratio", r"UI / CLI wall = \*\*([0-9.]+)\*\*"),
     ):
         match = re.search(pattern, text)
         if match:
             found[key] = float(match.group(1))
+    for factor, wall, peak in re.findall(
+        r"^\| ([0-9]+)x \| [0-9,]+ \| [0-9,]+ \| ([0-9.]+) \| ([0-9.]+) \|", text, re.M
+    ):
+        found[f"scale_{factor}_wall"], found[f"scale_{factor}_peak"] = float(wall), float(peak)
     return found
+
+
+def earlier(previous: dict[str, float], key: str, digits: int = 1) -> str:
+    """A figure of the previous BENCHMARKS.md, for 'next to the previous one' ('-' when it had none)."""
+    return f"{previous[key]:.{digits}f}" if key in previous else "-"
+
+
+def unmeasured_sections(old: str, new: str) -> str:
+    """The sections of the previous BENCHMARKS.md that this run does not write (measured by another command,
+    which each names), kept as they were."""
+    kept = []
+    for part in old.split("\n## ")[1:]:
+        heading = "## " + part.splitlines()[0]
+        if heading not in new:
+            kept.append("## " + part.rstrip("\n") + "\n")
+    return "\n" + "\n".join(kept) if kept else ""
 
 
 def main_section(main: dict, fl: dict, previous: dict[str, float], differ_from_previous: list[str] | None) -> str:
@@ -367,7 +389,7 @@ def ui_versus_cli(cli_home: Path, ui_home: Path) -> dict:
     return {"cli": cli, "ui": ui, "differ": compare_checksums(theirs, ours)}
 
 
-def ui_section(side: dict) -> str:
+def ui_section(side: dict, previous: dict[str, float]) -> str:
     cli, ui = side["cli"], side["ui"]
     same = (
         "Every table's row count and row checksum are equal in the two homes."
@@ -386,7 +408,7 @@ page's "Materialize all" does. The UI is started and its code location loaded be
 | CLI (whole command) | {cli["wall"]:.1f} | {cli["runs"]} | {cli["run"]:.1f} | {cli["step_count"]} | {cli["steps"]:.1f} |
 | UI (submission to success) | {ui["wall"]:.1f} | 1 | {ui["run"]:.1f} | {ui["step_count"]} | {ui["steps"]:.1f} |
 
-UI / CLI wall = **{ui["wall"] / cli["wall"]:.2f}** (goal: at most 1.2). {same}
+UI / CLI wall = **{ui["wall"] / cli["wall"]:.2f}** (goal: at most 1.2; previous: {earlier(previous, "ui_ratio", 2)}). {same}
 Where the difference goes: the UI's run started {ui["wall"] - ui["run"]:.1f} s after its submission (the webserver's
 run launcher starts a run worker process, which loads the definitions) and is then one run of {ui["step_count"]}
 steps. The CLI spent {cli["wall"] - cli["run"]:.1f} s outside its runs (starting Python, loading the definitions,
@@ -502,7 +524,7 @@ def ingest(repeats: int = 3) -> dict[str, float]:
 INGEST_HEADING = "## Ingest throughput (NEON per-site CSVs -> stacked, typed tables)"
 
 
-def ingest_section(ing: dict) -> str:
+def ingest_section(ing: dict, previous: dict[str, float]) -> str:
     ratio = ing["duckdb_s"] / ing["ours_s"]
     return f"""{INGEST_HEADING}
 
@@ -513,7 +535,7 @@ def ingest_section(ing: dict) -> str:
 | rootassets (csv checks, typing, stacking, provenance) | {ing["ours_s"]:.3f} | {ing["rows"] / ing["ours_s"]:,.0f} | {ing["mb"] / ing["ours_s"]:.2f} |
 | DuckDB `read_csv` of the same files | {ing["duckdb_s"]:.3f} | {ing["rows"] / ing["duckdb_s"]:,.0f} | {ing["mb"] / ing["duckdb_s"]:.2f} |
 
-rootassets reaches **{ratio:.2f}** of DuckDB's rate (goal: at least 0.9).
+rootassets reaches **{ratio:.2f}** of DuckDB's rate (goal: at least 0.9; previous: {earlier(previous, "ingest_ratio", 2)}).
 
 """
 
@@ -521,8 +543,12 @@ rootassets reaches **{ratio:.2f}** of DuckDB's rate (goal: at least 0.9).
 def write(results: dict, path: Path) -> None:
     main, ing, fl = results["main"], results["ingest"], results["floor"]
     boot, swc, scale = results["bootstrap"], results["soil_water"], results["scaling"]
+    previous = results["previous"]
     scale_rows = "\n".join(
-        f"| {p['factor']}x | {p['sites']} | {p['root_rows']:,} | {p['wall']:.1f} | {p['peak']:.0f} |" for p in scale
+        f"| {p['factor']}x | {p['sites']} | {p['root_rows']:,} | {p['wall']:.1f} | {p['peak']:.0f} | "
+        + " | ".join(earlier(previous, f"scale_{p['factor']}_{k}", d) for k, d in (("wall", 1), ("peak", 0)))
+        + " |"
+        for p in scale
     )
     time_growth, memory_growth = growth_exponent(scale, "wall"), growth_exponent(scale, "peak")
     text = f"""# Benchmarks
@@ -533,13 +559,13 @@ on {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_versio
 dagster {version("dagster")}, duckdb {version("duckdb")}, polars {version("polars")}, numpy {version("numpy")}.
 Peak memory is the max RSS of the measured process (`getrusage` of its children).
 
-{main_section(main, fl, results["previous"], results["checksum_differ"])}{ingest_section(ing)}## Scaling (SYNTHETIC megapit data: `rootassets.synthetic.megapit`, k copies of every snapshot site)
+{main_section(main, fl, previous, results["checksum_differ"])}{ingest_section(ing, previous)}## Scaling (SYNTHETIC megapit data: `rootassets.synthetic.megapit`, k copies of every snapshot site)
 
 Cold main job per size; copies carry invented site codes and per-sample log-normal noise on root
 biomass (see `SYNTHETIC.md` in the generated folder). Plot: `benchmarks/scaling.png`.
 
-| size | sites | root samples | wall (s) | peak memory (MB) |
-|---|---|---|---|---|
+| size | sites | root samples | wall (s) | peak memory (MB) | previous wall (s) | previous peak (MB) |
+|---|---|---|---|---|---|---|
 {scale_rows}
 
 Growth between the two largest sizes: time ~ sites^{time_growth:.2f}, memory ~ sites^{memory_growth:.2f}
@@ -549,7 +575,7 @@ the per-site KDEs and the per-site figure panels.
 
 ![scaling](benchmarks/scaling.png)
 
-{soil_water_section(swc)}{ui_section(results["ui"])}## KDE: direct sum vs R's binned FFT, and the bootstrap over profiles
+{soil_water_section(swc)}{ui_section(results["ui"], previous)}## KDE: direct sum vs R's binned FFT, and the bootstrap over profiles
 
 | what | seconds |
 |---|---|
@@ -564,6 +590,7 @@ weighted distinct depths (about {boot["profiles"]:.0f} profiles and 15-20 distin
 so the direct sum is only ~20 Gaussians on the grid), {boot["naive_site_s"] * boot["sites"] / boot["fft_s"]:.0f}x over a
 naive direct sum of the repeated sample, and {boot["boot_direct_s"] / boot["boot_fft_s"]:.2f}x in the bootstrap.
 """
+    text += unmeasured_sections(path.read_text() if path.exists() else "", text)
     path.write_text(text)
     print(text)
 
@@ -602,7 +629,9 @@ if __name__ == "__main__":
         shutil.rmtree(home, ignore_errors=True)
         ing = ingest()
         print("ingest", ing, flush=True)
-        replace_section(REPO / "BENCHMARKS.md", INGEST_HEADING, ingest_section(ing))
+        replace_section(
+            REPO / "BENCHMARKS.md", INGEST_HEADING, ingest_section(ing, previous_main(REPO / "BENCHMARKS.md"))
+        )
         raise SystemExit(0)
     if args.only == "ui":
         ui_home = Path(tempfile.mkdtemp(prefix="rootassets-ui-"))
@@ -612,7 +641,7 @@ if __name__ == "__main__":
         finally:
             shutil.rmtree(home, ignore_errors=True)
             shutil.rmtree(ui_home, ignore_errors=True)
-        replace_section(REPO / "BENCHMARKS.md", UI_HEADING, ui_section(side))
+        replace_section(REPO / "BENCHMARKS.md", UI_HEADING, ui_section(side, previous_main(REPO / "BENCHMARKS.md")))
         raise SystemExit(0)
     if args.only == "soil_water":
         try:
