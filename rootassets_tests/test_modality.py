@@ -96,3 +96,26 @@ def test_modes_and_antimodes_alternate() -> None:
 def test_empty_profile_is_refused() -> None:
     with pytest.raises(ValueError, match="no depth with a positive count"):
         site_modality(MIDS, np.zeros_like(MIDS), P)
+
+
+def test_the_table_of_every_site_reads_each_site_kde_as_one_site_alone() -> None:
+    """modality_table drops each fine grid once read: its curves and labels are still each site's own."""
+    import polars as pl
+    from polars.testing import assert_frame_equal
+
+    from rootassets.science.modality import kde_on_steps, modality_table
+
+    tops = np.concatenate([[0.0], (MIDS[1:] + MIDS[:-1]) / 2])
+    profiles = pl.DataFrame(
+        {
+            "site_id": ["AAAA"] * MIDS.size + ["BBBB"] * MIDS.size,
+            "top_cm": np.concatenate([tops, tops]),
+            "mid_cm": np.concatenate([MIDS, MIDS]),
+            "root_density_g_m3": np.concatenate([planted(0.0), planted(0.20)]),
+        }
+    )
+    table, curves = modality_table(profiles, P)
+    assert table["modality"].to_list() == ["unimodal", "bimodal"]
+    for site, density in (("AAAA", planted(0.0)), ("BBBB", planted(0.20))):
+        _, kde = site_modality(MIDS, density, P)
+        assert_frame_equal(curves.filter(pl.col("site_id") == site), kde_on_steps(site, kde))

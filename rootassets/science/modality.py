@@ -129,25 +129,23 @@ def site_modality(mid_cm: np.ndarray, density: np.ndarray, params: ModalityParam
     return classify_modality(kde, params, int(counts.sum())), kde
 
 
-def modality_table(profiles: pl.DataFrame, params: ModalityParameters) -> tuple[pl.DataFrame, dict[str, Kde]]:
-    """Section 2 for every site; also returns each site's KDE."""
-    rows, kdes = [], {}
-    for (site,), g in profiles.sort("site_id", "top_cm").group_by("site_id", maintain_order=True):
-        result, kde = site_modality(g["mid_cm"].to_numpy(), g["root_density_g_m3"].to_numpy(), params)
-        kdes[site] = kde
-        rows.append({"site_id": site, **result.__dict__})
-    return pl.DataFrame(rows), kdes
-
-
 KDE_STEP_CM = 1.0
 
 
-def kde_table(kdes: dict, step_cm: float = KDE_STEP_CM) -> pl.DataFrame:
-    """Each site's KDE read off its fine grid every `step_cm` (for phi's smoothed reading and figures)."""
-    frames = []
-    for site, kde in kdes.items():
-        depths = np.arange(np.ceil(kde.grid[0]), np.floor(kde.grid[-1]) + step_cm, step_cm)
-        frames.append(
-            pl.DataFrame({"site_id": site, "depth_cm": depths, "density": np.interp(depths, kde.grid, kde.density)})
-        )
-    return pl.concat(frames)
+def modality_table(
+    profiles: pl.DataFrame, params: ModalityParameters, step_cm: float = KDE_STEP_CM
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Section 2 for every site, and each site's KDE read off every `step_cm` (`kde_on_steps`). A site's fine
+    grid (2^15 points, 0.5 MB) is dropped once read: kept for every site, 4,400 sites held 2.3 GB."""
+    rows, curves = [], []
+    for (site,), g in profiles.sort("site_id", "top_cm").group_by("site_id", maintain_order=True):
+        result, kde = site_modality(g["mid_cm"].to_numpy(), g["root_density_g_m3"].to_numpy(), params)
+        rows.append({"site_id": site, **result.__dict__})
+        curves.append(kde_on_steps(site, kde, step_cm))
+    return pl.DataFrame(rows), pl.concat(curves)
+
+
+def kde_on_steps(site: str, kde: Kde, step_cm: float = KDE_STEP_CM) -> pl.DataFrame:
+    """A site's KDE read off its fine grid every `step_cm` (for phi's smoothed reading and figures)."""
+    depths = np.arange(np.ceil(kde.grid[0]), np.floor(kde.grid[-1]) + step_cm, step_cm)
+    return pl.DataFrame({"site_id": site, "depth_cm": depths, "density": np.interp(depths, kde.grid, kde.density)})

@@ -23,7 +23,7 @@ from rootassets.science.classifier import (
 )
 from rootassets.science.group_tests import GroupTestParameters, group_test_table
 from rootassets.science.label_robustness import RobustnessParameters, robustness_tables
-from rootassets.science.modality import KDE_STEP_CM, ModalityParameters, kde_table, modality_table
+from rootassets.science.modality import KDE_STEP_CM, ModalityParameters, modality_table
 from rootassets.science.nutrients import NutrientParameters, nutrient_tables
 from rootassets.science.paper_comparison import PAPER_CITATION, PaperComparisonParameters, paper_comparison_table
 from rootassets.science.phi import PhiParameters, phi_table
@@ -207,12 +207,12 @@ def coverage_within_unit_interval(frame: pl.DataFrame, inputs: Frames, params: o
 def compute_site_modality(inputs: Frames, params: ModalityParameters) -> StepResult:
     """Each site's Gaussian KDE of root depths and what it says: modes, D0/D1/D2, the label (METHOD.md
     section 2), and the curve itself."""
-    table, kdes = modality_table(inputs["root_profiles"], params)
+    table, curves = modality_table(inputs["root_profiles"], params)
     biomass = inputs["site_root_biomass"].select("site_id", "total_fine_root_biomass_g_m2")
     table = table.join(biomass, on="site_id", how="left")
     counts = dict(table.group_by("modality", maintain_order=True).len().sort("modality").iter_rows())
     return StepResult(
-        {"site_modality": table, "site_kde": kde_table(kdes)},
+        {"site_modality": table, "site_kde": curves},
         {
             "site_modality": {
                 "modality_counts": counts,
