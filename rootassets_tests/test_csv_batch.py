@@ -141,6 +141,16 @@ def test_files_with_different_headers_each_keep_their_own_columns_and_order(tmp_
     assert reads[2].frame.schema == reads[0].frame.schema
 
 
+def test_a_bad_value_in_a_later_header_group_names_its_own_file_and_line(tmp_path: Path) -> None:
+    one = write(tmp_path / "one.csv", '"n","mass"\n1,0.5\n')
+    two = write(tmp_path / "two.csv", '"mass","n"\n0.1,3\n0.2,3.5\n')
+    three = write(tmp_path / "three.csv", '"mass","n"\n0.3,4\n')
+    malformed: list[MalformedRecord] = []
+    reads = read_typed_files([on_disk(one), on_disk(two), on_disk(three)], TYPES, malformed)
+    assert [(r.file, r.line, r.column) for r in malformed] == [("two.csv", 3, "n")]
+    assert [r.frame.height for r in reads] == [1, 1, 1]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

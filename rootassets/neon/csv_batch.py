@@ -100,7 +100,8 @@ def read_typed_files(
     frames: dict[int, pl.DataFrame] = {}
     left_out = list(rejected)
     for header, members in groups.items():
-        typed, failed = _cast_from_text(read[header], types, [paths[i] for i in members], rejected, names)
+        group_names = [names[i] for i in members]
+        typed, failed = _cast_from_text(read[header], types, [paths[i] for i in members], rejected, group_names)
         left_out += failed
         frames.update(_by_file(normalize_types(typed), [paths[i] for i in members], members))
     order = {name: i for i, name in reversed(list(enumerate(names)))}
@@ -245,7 +246,7 @@ def _cast_from_text(
     frame = frame.with_columns(exprs) if exprs else frame
     if first is None:
         return frame, []
-    name_of = dict(zip(paths, names, strict=False))
+    name_of = dict(zip(paths, names, strict=True))
     numbered = original.with_columns(pl.int_range(pl.len()).over(_FILE).alias("__index"), first.alias("__failed"))
     records = []
     kept_lines: dict[str, list[int]] = {}
