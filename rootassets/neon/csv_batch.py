@@ -28,12 +28,13 @@ import duckdb
 import polars as pl
 
 from rootassets.neon.csvfiles import (
-    _DATE_FORMAT,
-    _DATETIME_FORMATS,
+    DATE_FORMAT,
+    DATETIME_FORMATS,
     FIELD_SIZE_LIMIT,
     NULL_VALUES,
     MalformedRecord,
-    _check_utf8,
+    check_utf8,
+    datetimes_in_one_format,
     normalize_types,
 )
 from rootassets.neon.errors import NeonDataError
@@ -81,7 +82,7 @@ def read_typed_files(
         headers, md5s, paths = [], [], []
         for i, item in enumerate(inputs):
             raw = item.read()
-            _check_utf8(raw, item.name)
+            check_utf8(raw, item.name)
             headers.append(_header(raw, item.name))
             md5s.append(hashlib.md5(raw).hexdigest())
             if item.path is None:
@@ -253,7 +254,7 @@ def _cast_from_text(
     heights = original.group_by(_FILE).len()
     for row in numbered.filter(failed).iter_rows(named=True):
         path, column = row[_FILE], row["__failed"]
-        file = name_of.get(path, path)
+        file = name_of[path]
         if path not in kept_lines:
             height = heights.filter(pl.col(_FILE) == path)["len"][0]
             kept_lines[path] = _kept_lines(height, {r.line for r in rejected if r.file == file})
@@ -267,18 +268,12 @@ def _cast_from_text(
 
 
 def _datetimes(values: pl.Series) -> pl.Series:
-    """A dateTime column: dates when every value is a date, else the first of NEON's formats that reads each."""
-    present = values.drop_nulls()
-    if present.is_empty():
-        return values.cast(pl.Datetime("us", "UTC"))
-    if present.str.contains(r"^\d{4}-\d{2}-\d{2}$").all():
-        return values.str.to_date(_DATE_FORMAT, strict=False)
-    for fmt in _DATETIME_FORMATS:
-        parsed = values.str.to_datetime(fmt, strict=False, time_unit="us")
-        if parsed.null_count() == values.null_count():
-            return parsed
-    # the files of one table may follow different formats (a date alone counts as its midnight)
+    """A dateTime column: in the one format all of it follows, else each value in the first of NEON's formats
+    that reads it (the files of one table may follow different ones; a date alone counts as its midnight)."""
+    parsed = datetimes_in_one_format(values)
+    if parsed is not None:
+        return parsed
     text = pl.col(values.name)
-    readings = [text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _DATETIME_FORMATS]
-    readings.append(text.str.to_date(_DATE_FORMAT, strict=False).cast(pl.Datetime("us")))
+    readings = [text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in DATETIME_FORMATS]
+    readings.append(text.str.to_date(DATE_FORMAT, strict=False).cast(pl.Datetime("us")))
     return values.to_frame().select(pl.coalesce(readings)).to_series()

@@ -42,8 +42,8 @@ _NEON_TYPES: dict[str, pl.DataType] = {
     "string": pl.String(),
     "uri": pl.String(),
 }
-_DATE_FORMAT = "%Y-%m-%d"
-_DATETIME_FORMATS = (
+DATE_FORMAT = "%Y-%m-%d"
+DATETIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%SZ",
     "%Y-%m-%dT%H:%MZ",
     "%Y-%m-%dT%H:%M:%S%.fZ",
@@ -65,7 +65,7 @@ def read_neon_csv(
     the wrong number of fields (a truncated line, say) are appended to
     `malformed` and left out; without that list they make the file fail.
     """
-    return read_neon_bytes(_read_bytes(path), path.name, variables, malformed)
+    return read_neon_bytes(read_file_bytes(path), path.name, variables, malformed)
 
 
 def read_neon_bytes(
@@ -75,7 +75,7 @@ def read_neon_bytes(
     malformed: list[MalformedRecord] | None = None,
 ) -> pl.DataFrame:
     """`read_neon_csv` for a file already in memory (a member of a zip), named `name` in messages."""
-    _check_utf8(raw, name)
+    check_utf8(raw, name)
     raw, bad = _split_malformed(raw, name)
     if bad and malformed is None:
         first = bad[0]
@@ -126,7 +126,7 @@ def normalize_types(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(exprs) if exprs else frame
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_file_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -134,7 +134,7 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
-def _check_utf8(raw: bytes, name: str) -> None:
+def check_utf8(raw: bytes, name: str) -> None:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -211,22 +211,30 @@ def _cast_to_variables(frame: pl.DataFrame, variables: dict[str, str], file: str
     return frame.with_columns(exprs) if exprs else frame
 
 
-def _parse_datetimes(values: pl.Series, file: str) -> pl.Series:
+def datetimes_in_one_format(values: pl.Series) -> pl.Series | None:
+    """A dateTime column read in the one format all of it follows: dates when every value looks like a date (one
+    that is not a real date left missing), else the first of NEON's formats that reads every value; None when
+    no format does."""
     present = values.drop_nulls()
     if present.is_empty():
         return values.cast(pl.Datetime("us", "UTC"))
     if present.str.contains(r"^\d{4}-\d{2}-\d{2}$").all():
-        parsed = values.str.to_date(_DATE_FORMAT, strict=False)
-        _refuse_failed(values, parsed, file, "dateTime")
-        return parsed
-    attempts = []
-    for fmt in _DATETIME_FORMATS:
+        return values.str.to_date(DATE_FORMAT, strict=False)
+    for fmt in DATETIME_FORMATS:
         parsed = values.str.to_datetime(fmt, strict=False, time_unit="us")
         if parsed.null_count() == values.null_count():
             return parsed
-        attempts.append(parsed)
+    return None
+
+
+def _parse_datetimes(values: pl.Series, file: str) -> pl.Series:
+    parsed = datetimes_in_one_format(values)
+    if parsed is not None:
+        _refuse_failed(values, parsed, file, "dateTime")
+        return parsed
     # no format reads every value: name the first value that the format most of them follow cannot read
-    attempts.append(values.str.to_date(_DATE_FORMAT, strict=False))
+    attempts = [values.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in DATETIME_FORMATS]
+    attempts.append(values.str.to_date(DATE_FORMAT, strict=False))
     _refuse_failed(values, min(attempts, key=lambda parsed: parsed.null_count()), file, "dateTime")
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from rootassets.neon.csv_batch import CsvInput, read_typed_files
-from rootassets.neon.csvfiles import MalformedRecord, read_neon_bytes
+from rootassets.neon.csvfiles import MalformedRecord, read_file_bytes, read_neon_bytes
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.identifiers import PUBLICATION_PATTERN, SITE_PATTERN, validate_release
 from rootassets.neon.products import SITE_COLUMNS, ProductSpec
@@ -89,7 +89,7 @@ def stack_table(
     frames: list[pl.DataFrame] = []
     sources: list[SourceRecord] = []
     malformed: list[MalformedRecord] = []
-    inputs = [CsvInput(f.path.name, partial(_read_path, f.path), f.path) for f in chosen]
+    inputs = [CsvInput(f.path.name, partial(read_file_bytes, f.path), f.path) for f in chosen]
     reads = _read_files(inputs, variables, malformed)
     for f, (frame, md5) in zip(chosen, reads, strict=True):
         sources.append(SourceRecord(f.path.name, md5, frame.height, tuple(frame.columns)))
@@ -112,13 +112,6 @@ def _read_files(
         raw = item.read()
         out.append((read_neon_bytes(raw, item.name, None, malformed), hashlib.md5(raw).hexdigest()))
     return out
-
-
-def _read_path(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise NeonDataError(f"{path}: cannot read file ({exc.strerror})") from exc
 
 
 def empty_table() -> pl.DataFrame:

@@ -96,6 +96,11 @@ def _pages_of(sites: list[str]) -> list[list[str]]:
     return [sites[i : i + PANELS_PER_PAGE] for i in range(0, len(sites), PANELS_PER_PAGE)] or [[]]
 
 
+def _in_panel_order(sites: pl.Series, modality: dict[str, str]) -> list[str]:
+    """The sites of a panel-per-site figure: bimodal first, then by code."""
+    return sorted(sites.unique().to_list(), key=lambda s: (modality.get(s) != "bimodal", s))
+
+
 def _page_title(title: str, page: int, pages: int) -> str:
     return title if pages == 1 else f"{title}, page {page} of {pages}"
 
@@ -105,7 +110,7 @@ def root_profiles_pages(profiles: pl.DataFrame, modality: dict[str, str], span: 
     Pages of at most PANELS_PER_PAGE sites (bimodal first, then by code), each drawn when the one before has
     been used, so memory stays that of one page whatever the number of sites; every page has the same depth
     axis."""
-    sites = sorted(profiles["site_id"].unique().to_list(), key=lambda s: (modality.get(s) != "bimodal", s))
+    sites = _in_panel_order(profiles["site_id"], modality)
     deepest = float(profiles["mid_cm"].max()) if profiles.height else 1.0
     by_site = _profiles_by_site(profiles)
     pages = _pages_of(sites)
@@ -435,7 +440,7 @@ def label_sensitivity_pages(
     """Beyond the paper: each site's label over the bandwidth x secondary-threshold grid (red bimodal, blue
     unimodal), the default setting outlined; site names coloured by their label. Pages of at most
     PANELS_PER_PAGE sites, as Figure 1."""
-    sites = sorted(grid["site_id"].unique().to_list(), key=lambda s: (modality.get(s) != "bimodal", s))
+    sites = _in_panel_order(grid["site_id"], modality)
     pages = _pages_of(sites)
     for number, page in enumerate(pages, start=1):
         yield _label_sensitivity_page(grid, page, modality, default, (number, len(pages)))
