@@ -164,6 +164,45 @@ def test_a_figure_of_several_pages_renders_its_first_page_and_a_pdf_of_them_all(
     assert one.pages == 1 and one.pdf is None
 
 
+def test_a_selection_of_pages_draws_those_pages_as_the_whole_figure_draws_them() -> None:
+    from rootassets.science.figures import PANELS_PER_PAGE, panel_pages, root_profiles_pages
+
+    profiles, modality = profiles_of(2 * PANELS_PER_PAGE + 5)
+    assert panel_pages(profiles["site_id"]) == 3
+    whole = list(root_profiles_pages(profiles, modality))
+    [third] = root_profiles_pages(profiles, modality, only={3})
+    assert third.get_suptitle() == whole[2].get_suptitle()
+    assert [ax.get_title() for ax in third.axes] == [ax.get_title() for ax in whole[2].axes]
+    assert [ax.get_ylim() for ax in third.axes] == [ax.get_ylim() for ax in whole[2].axes]
+    assert list(root_profiles_pages(profiles, modality, only=set())) == []
+    plt.close("all")
+
+
+def _page_streams(pdf: bytes) -> list[bytes]:
+    """Each page's drawing operations, its resources' names (numbered per document: /A1, /M0, /F1) blanked."""
+    import io
+    import re
+
+    from pypdf import PdfReader
+
+    return [re.sub(rb"/[A-Z]+[0-9]+", b"/R", p.get_contents().get_data()) for p in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def test_the_pages_drawn_in_worker_processes_are_the_pages_drawn_in_one() -> None:
+    from rootassets.science.figure_specs import FIGURES, render_figure
+    from rootassets.science.figures import PANELS_PER_PAGE
+
+    profiles, modality = profiles_of(2 * PANELS_PER_PAGE + 5)
+    labels = pl.DataFrame({"site_id": list(modality), "modality": list(modality.values())})
+    inputs = {"root_profiles": profiles, "site_modality": labels}
+    spec = next(s for s in FIGURES if s.name == "figure_1_root_profiles")
+    alone, shared = render_figure(spec, inputs, n_jobs=1), render_figure(spec, inputs, n_jobs=2)
+    assert alone.pages == shared.pages == 3
+    assert alone.png == shared.png
+    streams = _page_streams(alone.pdf)
+    assert len(streams) == 3 and _page_streams(shared.pdf) == streams  # the same drawing, page for page, in order
+
+
 def test_the_report_links_every_page_of_a_figure_of_several() -> None:
     from pathlib import PurePosixPath
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -30,17 +29,24 @@ class FigureSpec:
     name: str
     reads: tuple[Read, ...]
     description: str
-    draw: Callable[[Frames], Iterator[Figure]]  # its pages, drawn one at a time (most figures are one page)
+    draw: Callable[..., Iterator[Figure]]  # (inputs[, only=page numbers]) -> its pages, drawn one at a time
+    pages: Callable[[Frames], int] | None = None  # how many pages it takes (None: one; then `draw` takes no `only`)
 
 
 def _modality(inputs: Frames) -> dict[str, str]:
     return dict(inputs["site_modality"].select("site_id", "modality").iter_rows())
 
 
-def draw_profiles(inputs: Frames) -> Iterator[Figure]:
+def draw_profiles(inputs: Frames, only: Collection[int] | None = None) -> Iterator[Figure]:
     from rootassets.science import figures
 
-    return figures.root_profiles_pages(inputs["root_profiles"], _modality(inputs))
+    return figures.root_profiles_pages(inputs["root_profiles"], _modality(inputs), only=only)
+
+
+def profile_pages(inputs: Frames) -> int:
+    from rootassets.science import figures
+
+    return figures.panel_pages(inputs["root_profiles"]["site_id"])
 
 
 def draw_map(inputs: Frames) -> Iterator[Figure]:
@@ -93,14 +99,23 @@ def draw_exponents(inputs: Frames) -> Iterator[Figure]:
     yield figures.exponents_figure(inputs["nutrient_exponents"])
 
 
-def draw_label_sensitivity(inputs: Frames) -> Iterator[Figure]:
+def draw_label_sensitivity(inputs: Frames, only: Collection[int] | None = None) -> Iterator[Figure]:
     from rootassets.science import figures
     from rootassets.science.modality import ModalityParameters
 
     defaults = ModalityParameters()
     return figures.label_sensitivity_pages(
-        inputs["site_label_sensitivity"], _modality(inputs), (defaults.bandwidth_cm, defaults.secondary_threshold)
+        inputs["site_label_sensitivity"],
+        _modality(inputs),
+        (defaults.bandwidth_cm, defaults.secondary_threshold),
+        only=only,
     )
+
+
+def label_sensitivity_pages(inputs: Frames) -> int:
+    from rootassets.science import figures
+
+    return figures.panel_pages(inputs["site_label_sensitivity"]["site_id"])
 
 
 def draw_soil_water(inputs: Frames) -> Iterator[Figure]:
@@ -117,6 +132,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         (Read("harmonized.root_profiles"), Read("analysis.site_modality")),
         "Figure 1: standardized root profiles of every site (LOESS with 95% band), red bimodal, blue unimodal.",
         draw_profiles,
+        profile_pages,
     ),
     FigureSpec(
         "figure_1_site_map",
@@ -166,6 +182,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         (Read("analysis.site_label_sensitivity"), Read("analysis.site_modality")),
         "Beyond the paper: each site's modality label over a grid of kernel bandwidths and secondary thresholds.",
         draw_label_sensitivity,
+        label_sensitivity_pages,
     ),
 )
 
@@ -181,27 +198,63 @@ class RenderedFigure:
     pages: int
 
 
-def render_figure(spec: FigureSpec, inputs: Frames) -> RenderedFigure:
+def render_figure(spec: FigureSpec, inputs: Frames, n_jobs: int = 0) -> RenderedFigure:
     """Draw `spec` from its tables and render it, one page at a time (each closed once rendered), so memory
-    stays that of a page or two however many sites there are. The asset and the floor write these bytes."""
+    stays that of a page or two however many sites there are. The asset and the floor write these bytes.
+
+    A figure of several pages has its PDF drawn in contiguous runs of pages, `n_jobs` worker processes at once
+    (0: one per CPU core; a page of 64 panels is ~2 s of matplotlib), joined in page order."""
     import matplotlib.pyplot as plt
 
-    pages = spec.draw(inputs)
-    first = next(pages)
+    count = spec.pages(inputs) if spec.pages is not None else 1
+    first = next(spec.draw(inputs, only={1}) if count > 1 else spec.draw(inputs))
     png, svg = _rendered(first, "png", FIGURE_DPI), _rendered(first, "svg")
-    second = next(pages, None)
-    if second is None:
-        plt.close(first)
+    plt.close(first)
+    if count == 1:
         return RenderedFigure(png, svg, None, 1)
+    numbers = list(range(1, count + 1))
+    pdf = _pdf_in_runs(_figure_pages_pdf, (spec, inputs), numbers, _workers(n_jobs, count, 1))
+    return RenderedFigure(png, svg, pdf, count)
+
+
+def _figure_pages_pdf(spec: FigureSpec, inputs: Frames, numbers: list[int]) -> bytes:
+    return _pdf_of(spec.draw(inputs, only=set(numbers)))
+
+
+def _pdf_of(pages: Iterable[Figure]) -> bytes:
+    """The pages in one PDF, each closed once written."""
+    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
-    out, count = io.BytesIO(), 0
+    out = io.BytesIO()
     with PdfPages(out) as pdf:
-        for fig in chain((first, second), pages):
+        for fig in pages:
             pdf.savefig(fig)
             plt.close(fig)
-            count += 1
-    return RenderedFigure(png, svg, out.getvalue(), count)
+    return out.getvalue()
+
+
+def _workers(n_jobs: int, items: int, per_worker_min: int) -> int:
+    """Worker processes for `items` pages: `n_jobs` (0: one per CPU core), at most one per `per_worker_min`."""
+    return max(1, min(n_jobs or (os.cpu_count() or 1), items // per_worker_min))
+
+
+def _pdf_in_runs(draw: Callable[..., bytes], args: tuple, items: list, workers: int) -> bytes:
+    """`draw(*args, run)` over contiguous runs of `items`, `workers` processes at once, as one PDF in order."""
+    if workers <= 1:
+        return draw(*args, items)
+    from joblib import Parallel, delayed  # heavy: imported only when pages are drawn at once
+    from pypdf import PdfWriter
+
+    size = math.ceil(len(items) / workers)
+    runs = [items[i : i + size] for i in range(0, len(items), size)]
+    parts = Parallel(n_jobs=len(runs))(delayed(draw)(*args, run) for run in runs)
+    writer = PdfWriter()
+    for part in parts:
+        writer.append(io.BytesIO(part))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def _rendered(fig: Figure, fmt: str, dpi: float | None = None) -> bytes:
@@ -258,30 +311,8 @@ def site_pages_pdf(inputs: Frames, n_jobs: int = 0) -> bytes:
     processes at once (0: one per CPU core; matplotlib's page layout is the cost, ~0.15 s a page), and the runs'
     documents are joined in page order (pypdf)."""
     sites = site_order(inputs)
-    workers = min(n_jobs or (os.cpu_count() or 1), max(1, len(sites) // PAGES_PER_WORKER_MIN))
-    if workers <= 1:
-        return _pages_pdf(inputs, None)
-    from joblib import Parallel, delayed  # heavy: imported only when pages are drawn at once
-    from pypdf import PdfWriter
-
-    size = math.ceil(len(sites) / workers)
-    runs = [sites[i : i + size] for i in range(0, len(sites), size)]
-    parts = Parallel(n_jobs=len(runs))(delayed(_pages_pdf)(inputs, run) for run in runs)
-    writer = PdfWriter()
-    for part in parts:
-        writer.append(io.BytesIO(part))
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    return _pdf_in_runs(_site_pages_pdf, (inputs,), sites, _workers(n_jobs, len(sites), PAGES_PER_WORKER_MIN))
 
 
-def _pages_pdf(inputs: Frames, only: list[str] | None) -> bytes:
-    import matplotlib.pyplot as plt
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    out = io.BytesIO()
-    with PdfPages(out) as pdf:
-        for _, fig in site_pages(inputs, None if only is None else set(only)):
-            pdf.savefig(fig)
-            plt.close(fig)
-    return out.getvalue()
+def _site_pages_pdf(inputs: Frames, sites: list[str]) -> bytes:
+    return _pdf_of(fig for _, fig in site_pages(inputs, set(sites)))

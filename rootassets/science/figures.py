@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import matplotlib
 
@@ -105,16 +105,31 @@ def _page_title(title: str, page: int, pages: int) -> str:
     return title if pages == 1 else f"{title}, page {page} of {pages}"
 
 
-def root_profiles_pages(profiles: pl.DataFrame, modality: dict[str, str], span: float = 0.5) -> Iterator[Figure]:
+def panel_pages(sites: pl.Series) -> int:
+    """How many pages a figure with a panel per site takes for `sites`."""
+    return len(_pages_of(sites.unique().to_list()))
+
+
+def _selected(pages: list[list[str]], only: Collection[int] | None) -> Iterator[tuple[int, list[str]]]:
+    """(page number from 1, its sites) of the pages in `only` (every page when None)."""
+    for number, page in enumerate(pages, start=1):
+        if only is None or number in only:
+            yield number, page
+
+
+def root_profiles_pages(
+    profiles: pl.DataFrame, modality: dict[str, str], span: float = 0.5, only: Collection[int] | None = None
+) -> Iterator[Figure]:
     """Figure 1: standardized root profiles of every site, LOESS fit with 95% band; red bimodal, blue unimodal.
     Pages of at most PANELS_PER_PAGE sites (bimodal first, then by code), each drawn when the one before has
     been used, so memory stays that of one page whatever the number of sites; every page has the same depth
-    axis."""
+    axis. With `only`, those pages alone (numbered from 1), so that several processes can share the pages."""
     sites = _in_panel_order(profiles["site_id"], modality)
     deepest = float(profiles["mid_cm"].max()) if profiles.height else 1.0
-    by_site = _profiles_by_site(profiles)
     pages = _pages_of(sites)
-    for number, page in enumerate(pages, start=1):
+    wanted = {site for _, page in _selected(pages, only) for site in page}
+    by_site = _profiles_by_site(profiles.filter(pl.col("site_id").is_in(list(wanted))))
+    for number, page in _selected(pages, only):
         yield _root_profiles_page(by_site, page, modality, span, deepest, (number, len(pages)))
 
 
@@ -435,14 +450,17 @@ def exponents_figure(exponents: pl.DataFrame) -> Figure:
 
 
 def label_sensitivity_pages(
-    grid: pl.DataFrame, modality: dict[str, str], default: tuple[float, float]
+    grid: pl.DataFrame,
+    modality: dict[str, str],
+    default: tuple[float, float],
+    only: Collection[int] | None = None,
 ) -> Iterator[Figure]:
     """Beyond the paper: each site's label over the bandwidth x secondary-threshold grid (red bimodal, blue
     unimodal), the default setting outlined; site names coloured by their label. Pages of at most
-    PANELS_PER_PAGE sites, as Figure 1."""
+    PANELS_PER_PAGE sites, as Figure 1 (and `only`, as there)."""
     sites = _in_panel_order(grid["site_id"], modality)
     pages = _pages_of(sites)
-    for number, page in enumerate(pages, start=1):
+    for number, page in _selected(pages, only):
         yield _label_sensitivity_page(grid, page, modality, default, (number, len(pages)))
 
 

@@ -199,12 +199,15 @@ def replace_rows(
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str] | None:
-    """{column: type} of `schema.table`, or None if the table does not exist."""
-    rows = con.execute(  # duckdb_columns(), not information_schema.columns: the same rows, a third faster
-        "SELECT column_name, data_type FROM duckdb_columns() "
-        "WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
-        [schema, table],
-    ).fetchall()
+    """{column: type} of `schema.table` (a table or a view), or None if it does not exist.
+
+    `pragma_table_info` looks up the one table (0.2 ms); `duckdb_columns()` lists every column of the database
+    first (2 ms, ~800 calls in a cold main job). A missing table is a binder error, which leaves an open
+    transaction usable."""
+    try:
+        rows = con.execute(f"SELECT name, type FROM pragma_table_info('{qualified(schema, table)}')").fetchall()
+    except duckdb.CatalogException:
+        return None
     return {name: dtype for name, dtype in rows} if rows else None
 
 
