@@ -149,3 +149,43 @@ def test_label_robustness_tables_do_not_depend_on_how_many_sites_run_at_once() -
     two = robustness_tables(increments_frame, profiles_frame, modality, dataclasses.replace(params, n_jobs=2))
     assert one[0]["resample_method"].to_list() == ["exact", "exact", "random", "exact", "random"]
     assert one[0].equals(two[0]) and one[1].equals(two[1])
+
+
+def test_label_robustness_of_each_site_is_its_own_whatever_the_other_sites_and_the_kept_kernels() -> None:
+    """Sites are worked on grouped by the depths their profiles span (they share kernel FFTs), and the tables come
+    back in site order: each site's rows equal those of the site worked on alone, with no kernel kept."""
+    import polars as pl
+
+    from rootassets.science.bootstrap import _kernel_fft
+    from rootassets.science.label_robustness import RobustnessParameters, robustness_tables
+
+    rng = np.random.default_rng(11)
+    increments, profiles = [], []
+    for s, deepest in enumerate((200, 100, 150, 100, 200, 150)):  # sorted by span, the order changes
+        site, tops = f"S{s:03d}", np.arange(0, deepest, 10.0)
+        per_profile = []
+        for p in range(3):
+            density = 900 * np.exp(-tops / 30) + rng.uniform(0, 600) * np.exp(-0.5 * ((tops - deepest / 1.6) / 12) ** 2)
+            per_profile.append(density)
+            increments += [(site, str(p), t, t + 10, d) for t, d in zip(tops, density, strict=True)]
+        profiles += [(site, t, t + 10, t + 5, d) for t, d in zip(tops, np.mean(per_profile, axis=0), strict=True)]
+    increments_frame = pl.DataFrame(
+        increments, schema=["site_id", "profile", "top_cm", "bottom_cm", "root_density_g_m3"], orient="row"
+    )
+    profiles_frame = pl.DataFrame(
+        profiles, schema=["site_id", "top_cm", "bottom_cm", "mid_cm", "root_density_g_m3"], orient="row"
+    )
+    modality = pl.DataFrame({"site_id": [f"S{s:03d}" for s in range(6)], "modality": ["bimodal", "unimodal"] * 3})
+    params = RobustnessParameters(grid_points=2**12, n_jobs=1)
+    together, grid = robustness_tables(increments_frame, profiles_frame, modality, params)
+    assert together["site_id"].to_list() == modality["site_id"].to_list()
+    for site in modality["site_id"]:
+        _kernel_fft.cache_clear()
+        alone, alone_grid = robustness_tables(
+            increments_frame.filter(pl.col("site_id") == site),
+            profiles_frame.filter(pl.col("site_id") == site),
+            modality.filter(pl.col("site_id") == site),
+            params,
+        )
+        assert together.filter(pl.col("site_id") == site).equals(alone)
+        assert grid.filter(pl.col("site_id") == site).equals(alone_grid)

@@ -10,6 +10,7 @@ cost grid points x depths per resample.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,13 +19,19 @@ import polars as pl
 from rootassets.science.modality import Kde, ModalityParameters, classify_modality, gaussian_kde
 
 BATCH = 64  # resamples per FFT batch: bounds memory at about BATCH x 2^16 complex values
+KERNELS_KEPT = 128  # kernel FFTs kept (0.5 MB each at 2^15 grid points): a site's 40-odd bandwidths, a few times
 
 
+@functools.lru_cache(maxsize=KERNELS_KEPT)
 def _kernel_fft(lo: float, up: float, n: int, bw: float) -> np.ndarray:
+    """The Gaussian kernel's FFT on R's 2n-point circle over [lo, up]. Kept for the last KERNELS_KEPT
+    (range, bandwidth) pairs: sites whose profiles span the same depths share it (read-only)."""
     kords = np.linspace(0, 2 * (up - lo), 2 * n)
     kords[n + 1 :] = -kords[n - 1 : 0 : -1]
     kernel = np.exp(-0.5 * (kords / bw) ** 2) / (bw * np.sqrt(2 * np.pi))
-    return np.conj(np.fft.rfft(kernel))
+    transformed = np.conj(np.fft.rfft(kernel))
+    transformed.setflags(write=False)
+    return transformed
 
 
 def fft_grid(depths: np.ndarray, params: ModalityParameters) -> tuple[np.ndarray, float, float]:

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from rootassets.science.bootstrap import binned_fft_kde, label_resamples
-from rootassets.science.modality import ModalityParameters, classify_modality, depth_sample
+from rootassets.science.modality import ModalityParameters, classify_modality, depth_sample, modes_and_antimodes
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,10 @@ def sensitivity_grid(mid_cm: np.ndarray, density: np.ndarray, params: Robustness
     rows = []
     for bandwidth in params.bandwidths_cm:
         kde = binned_fft_kde(depths, counts, dataclasses.replace(params, bandwidth_cm=bandwidth))
+        turns = modes_and_antimodes(kde)
         for threshold in params.thresholds:
-            label = classify_modality(kde, dataclasses.replace(params, secondary_threshold=threshold)).modality
+            at_threshold = dataclasses.replace(params, secondary_threshold=threshold)
+            label = classify_modality(kde, at_threshold, turns=turns).modality
             rows.append({"bandwidth_cm": bandwidth, "secondary_threshold": threshold, "modality": label})
     return rows
 
@@ -169,12 +171,16 @@ def robustness_tables(
                 params,
             )
         )
+    # Sites whose profiles span the same depths share their kernels' FFTs (`binned_fft_kde`): worked on next to
+    # each other, each worker finds them still kept. The tables stay in site order.
+    order = sorted(range(len(jobs)), key=lambda i: _depth_range(jobs[i][2], jobs[i][3], params))
     if params.n_jobs == 1 or len(jobs) < 2:
-        views = [site_views(*job) for job in jobs]
+        worked = [site_views(*jobs[i]) for i in order]
     else:
         from joblib import Parallel, delayed  # heavy: imported only when sites are worked on at once
 
-        views = Parallel(n_jobs=params.n_jobs or -1)(delayed(site_views)(*job) for job in jobs)
+        worked = Parallel(n_jobs=params.n_jobs or -1)(delayed(site_views)(*jobs[i]) for i in order)
+    views = [view for _, view in sorted(zip(order, worked, strict=True), key=lambda pair: pair[0])]
     rows = [row for row, _ in views]
     grid_rows = [r for _, grid in views for r in grid]
     grid_schema = {
@@ -184,6 +190,11 @@ def robustness_tables(
         "modality": pl.String,
     }
     return pl.DataFrame(rows, schema=ROBUSTNESS_SCHEMA), pl.DataFrame(grid_rows, schema=grid_schema)
+
+
+def _depth_range(mids: np.ndarray, density: np.ndarray, params: RobustnessParameters) -> tuple[float, float]:
+    depths, _ = depth_sample(mids, density, params.count_scale)
+    return (float(depths.min()), float(depths.max())) if depths.size else (math.inf, math.inf)
 
 
 def site_views(

@@ -82,10 +82,16 @@ def modes_and_antimodes(kde: Kde) -> tuple[np.ndarray, np.ndarray]:
     return np.where(turns < 0)[0] + 1, np.where(turns > 0)[0] + 1
 
 
-def classify_modality(kde: Kde, params: ModalityParameters, kde_sample_size: int = 0) -> SiteModality:
+def classify_modality(
+    kde: Kde,
+    params: ModalityParameters,
+    kde_sample_size: int = 0,
+    turns: tuple[np.ndarray, np.ndarray] | None = None,
+) -> SiteModality:
     """Sections 2.3-2.4: D0 the highest mode; D2 the highest other mode reaching
-    `secondary_threshold` of D0's density; D1 the lowest antimode between them."""
-    modes, antimodes = modes_and_antimodes(kde)
+    `secondary_threshold` of D0's density; D1 the lowest antimode between them. `turns`: the KDE's
+    `modes_and_antimodes`, when already found (one KDE labelled at several thresholds)."""
+    modes, antimodes = turns if turns is not None else modes_and_antimodes(kde)
     heights = kde.density[modes]
     primary = int(modes[np.argmax(heights)])
     primary_height = float(kde.density[primary])
