@@ -47,7 +47,8 @@ def save_figure(rendered: RenderedFigure, artifacts: ArtifactStore, release: str
 
     preview = io.BytesIO()
     with Image.open(io.BytesIO(rendered.png)) as image:
-        image.reduce(max(1, round(FIGURE_DPI / PREVIEW_DPI))).save(preview, format="PNG", optimize=True)
+        # zlib's default level: `optimize=True` made the 8 previews 3% smaller for 1.3 s more of a cold main job
+        image.reduce(max(1, round(FIGURE_DPI / PREVIEW_DPI))).save(preview, format="PNG")
     encoded = base64.b64encode(preview.getvalue()).decode()
     return MaterializeResult(
         metadata={

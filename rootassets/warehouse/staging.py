@@ -315,7 +315,7 @@ def preview_commit(con: duckdb.DuckDBPyConnection, refresh_id: str) -> Iterator[
     """Inside the block, `con` sees the database as `commit_refresh` would leave it; then it is rolled back."""
     con.execute("BEGIN TRANSACTION")
     try:
-        _apply(con, refresh_id)
+        _apply(con, refresh_id, describe=False)
         yield con
     finally:
         con.execute("ROLLBACK")
@@ -369,7 +369,9 @@ def _check_scope(con: duckdb.DuckDBPyConnection, table: str, scope: SiteScope) -
         raise ValueError(f"{table}: rows of sites outside the write's scope: {sorted(str(s) for (s,) in outside)}")
 
 
-def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
+def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str, describe: bool = True) -> dict[str, int]:
+    """Swap in `refresh_id`'s staged rows and run its staged statements; with `describe`, comment the columns
+    too (a preview, rolled back, needs no comments: that was 3,900 COMMENT statements a cold main job)."""
     counts: dict[str, int] = {}
     for release, schema, table, scope in _staged_scopes(con, refresh_id):
         staged = staging_name(schema, table)
@@ -389,7 +391,8 @@ def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str, int]:
             "SELECT statement FROM meta.staged_statements WHERE refresh_id = ? ORDER BY staged_at, name", [refresh_id]
         ).fetchall():
             con.execute(statement)
-    _describe_columns(con)
+    if describe:
+        _describe_columns(con)
     return counts
 
 
