@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,11 +85,8 @@ def read_neon_bytes(
         malformed.extend(bad)
     try:
         if variables is None:
-            frame = pl.read_csv(
-                io.BytesIO(raw),
-                null_values=NULL_VALUES,
-                infer_schema_length=None,
-                try_parse_dates=True,
+            frame = _with_inferred_dates(
+                pl.read_csv(io.BytesIO(raw), null_values=NULL_VALUES, infer_schema_length=None)
             )
         else:
             frame = pl.read_csv(io.BytesIO(raw), null_values=NULL_VALUES, infer_schema=False)
@@ -98,6 +96,31 @@ def read_neon_bytes(
     if variables is not None:
         frame = _cast_to_variables(frame, variables, name)
     return normalize_types(frame)
+
+
+# How every date or datetime polars infers begins (a year or a day, maybe after blanks or a sign): a column whose
+# first value begins otherwise is never a date to polars.
+_MAY_BE_A_DATE = re.compile(r"[\s+-]*[0-9]")
+
+
+def _with_inferred_dates(frame: pl.DataFrame) -> pl.DataFrame:
+    """polars' `try_parse_dates` inference, run on the text columns whose first value may begin a date alone.
+
+    Over a whole file, polars tries every field of every column against its date patterns: 4.8 s against 0.16 s
+    without, on a 12 MB table. Each column's type is inferred from its own values, so inferring the candidates
+    apart (their values written out and read back, every row) gives the types and values of one read."""
+    candidates = [
+        name
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String
+        and (first := frame[name].drop_nulls().head(1).to_list())
+        and _MAY_BE_A_DATE.match(first[0])
+    ]
+    if not candidates:
+        return frame
+    text = frame.select(candidates).write_csv().encode()
+    parsed = pl.read_csv(io.BytesIO(text), infer_schema_length=None, try_parse_dates=True)
+    return frame.with_columns(parsed.get_column(name) for name in candidates)
 
 
 def read_variables(path: Path) -> dict[str, dict[str, str]]:
