@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +110,69 @@ def test_protocol_grid(_: None) -> None:
         and grid[10] == (100.0, 120.0)
         and grid[-1] == (180.0, 200.0)
     )
+
+
+def _site_tables(
+    sites: list[tuple[tuple, tuple]],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Horizons (every property of SOIL_PROPERTIES, the first one's values drawn, the rest null) and root grid."""
+    from rootassets.science.soil_profiles import SOIL_PROPERTIES
+
+    first = SOIL_PROPERTIES[0].column
+    horizon_rows, grid_rows = [], []
+    for index, ((h_tops, h_bottoms, vals), (tops, bottoms)) in enumerate(sites):
+        site = f"S{index:02d}"
+        horizon_rows += [
+            {"site_id": site, "top_cm": a, "bottom_cm": b, first: None if np.isnan(v) else v}
+            for a, b, v in zip(h_tops, h_bottoms, vals, strict=True)
+        ]
+        grid_rows += [{"site_id": site, "top_cm": a, "bottom_cm": b} for a, b in zip(tops, bottoms, strict=True)]
+    schema = {"site_id": pl.String, "top_cm": pl.Float64, "bottom_cm": pl.Float64}
+    horizons_frame = pl.DataFrame(horizon_rows, schema={**schema, first: pl.Float64}).with_columns(
+        pl.lit(None, dtype=pl.Float64).alias(p.column) for p in SOIL_PROPERTIES[1:]
+    )
+    return horizons_frame, pl.DataFrame(grid_rows, schema=schema)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(horizons(), increments()), min_size=1, max_size=4))
+def test_the_table_of_every_site_is_each_sites_own_weighted_average(sites: list) -> None:
+    """soil_on_root_grid reads all properties of a site at once: each site's rows are still the overlap-weighted
+    averages of its own horizons, missing (null, never NaN) where none has a value."""
+    from rootassets.science.soil_profiles import SOIL_PROPERTIES, soil_on_root_grid, values_outside_horizon_range
+
+    first = SOIL_PROPERTIES[0].column
+    horizons_frame, grid = _site_tables(sites)
+    table = soil_on_root_grid(horizons_frame, grid)
+    for index, ((h_tops, h_bottoms, vals), (tops, bottoms)) in enumerate(sites):
+        own = table.filter(pl.col("site_id") == f"S{index:02d}")
+        order = np.lexsort((bottoms, tops))
+        expected, coverage = overlap_weighted_average(tops[order], bottoms[order], h_tops, h_bottoms, vals)
+        got = own[first].to_numpy().astype(float)
+        assert np.array_equal(np.isnan(got), np.isnan(expected)) and own[first].is_nan().sum() == 0
+        assert np.allclose(got[~np.isnan(got)], expected[~np.isnan(expected)], rtol=0, atol=0)
+        assert np.array_equal(own[f"coverage_{first}"].to_numpy(), coverage)
+        assert own[SOIL_PROPERTIES[1].column].null_count() == own.height  # a property no horizon gives
+    assert values_outside_horizon_range(horizons_frame, table).is_empty()
+
+
+def test_values_outside_their_horizons_range_or_without_a_horizon_are_reported() -> None:
+    from rootassets.science.soil_profiles import SOIL_PROPERTIES, soil_on_root_grid, values_outside_horizon_range
+
+    first = SOIL_PROPERTIES[0].column
+    site = (
+        (np.array([0.0, 30.0]), np.array([30.0, 60.0]), np.array([2.0, 4.0])),
+        (np.array([0.0, 20.0, 80.0]), np.array([20.0, 40.0, 90.0])),
+    )
+    horizons_frame, grid = _site_tables([site, site])
+    table = soil_on_root_grid(horizons_frame, grid)
+    planted = table.with_columns(
+        pl.when((pl.col("site_id") == "S01") & (pl.col("top_cm") == 20.0))
+        .then(4.5)  # above the 2 and 4 of the horizons it overlaps
+        .when((pl.col("site_id") == "S01") & (pl.col("top_cm") == 80.0))
+        .then(3.0)  # no horizon reaches 80 cm
+        .otherwise(pl.col(first))
+        .alias(first)
+    )
+    outside = values_outside_horizon_range(horizons_frame, planted)
+    assert outside.rows() == [("S01", 20.0, first, 4.5), ("S01", 80.0, first, 3.0)]

@@ -127,45 +127,55 @@ def soil_on_root_grid(horizons: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFram
     Adds `coverage` (share of the increment covered by any horizon) and a
     `coverage_<property>` per property.
     """
+    properties = [prop.column for prop in SOIL_PROPERTIES]
+    by_site = horizons.partition_by("site_id", as_dict=True, maintain_order=True)  # one pass, not a filter a site
     frames = []
     for (site,), increments in grid.group_by("site_id", maintain_order=True):
-        site_horizons = horizons.filter(pl.col("site_id") == site)
-        if site_horizons.is_empty():
+        site_horizons = by_site.get((site,))
+        if site_horizons is None or site_horizons.is_empty():
             continue
         tops = increments["top_cm"].to_numpy().astype(float)
         bottoms = increments["bottom_cm"].to_numpy().astype(float)
         h_tops = site_horizons["top_cm"].to_numpy().astype(float)
         h_bottoms = site_horizons["bottom_cm"].to_numpy().astype(float)
-        any_value = np.zeros(len(h_tops))
+        # every property at once, a missing value as NaN (a polars call per property and site was the step's cost)
+        values = _as_float_matrix(site_horizons, properties)
         columns: dict[str, np.ndarray] = {}
-        for prop in SOIL_PROPERTIES:
-            values = site_horizons[prop.column].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            columns[prop.column], columns[f"coverage_{prop.column}"] = overlap_weighted_average(
-                tops, bottoms, h_tops, h_bottoms, values
+        for index, column in enumerate(properties):
+            columns[column], columns[f"coverage_{column}"] = overlap_weighted_average(
+                tops, bottoms, h_tops, h_bottoms, np.ascontiguousarray(values[:, index])
             )
-        _, columns["coverage"] = overlap_weighted_average(tops, bottoms, h_tops, h_bottoms, any_value)
+        _, columns["coverage"] = overlap_weighted_average(tops, bottoms, h_tops, h_bottoms, np.zeros(len(h_tops)))
         frames.append(
             increments.select("site_id", "top_cm", "bottom_cm").with_columns(
-                [
-                    pl.Series(name, values).fill_nan(None)
-                    if not name.startswith("coverage")
-                    else pl.Series(name, values)
-                    for name, values in columns.items()
-                ]
+                pl.Series(name, column_values) for name, column_values in columns.items()
             )
         )
     ordered = ["site_id", "top_cm", "bottom_cm", "coverage"]
     ordered += [c for p in SOIL_PROPERTIES for c in (p.column, f"coverage_{p.column}")]
     if not frames:  # no site has horizons (e.g. the release lacks the soil product): the table's columns, no rows
         return pl.DataFrame(schema={c: pl.String if c == "site_id" else pl.Float64 for c in ordered})
-    return pl.concat(frames).select(ordered).sort("site_id", "top_cm", "bottom_cm")
+    # a property no horizon gives is missing (null), never NaN; a coverage keeps its number
+    return (
+        pl.concat(frames)
+        .with_columns(pl.col(properties).fill_nan(None))
+        .select(ordered)
+        .sort("site_id", "top_cm", "bottom_cm")
+    )
+
+
+def _as_float_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
+    """rows x `columns` as floats, a missing value as NaN."""
+    return frame.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy().reshape(-1, len(columns))
 
 
 def values_outside_horizon_range(horizons: pl.DataFrame, soil: pl.DataFrame) -> pl.DataFrame:
     """Invariant: harmonized values outside [min, max] of the overlapping horizons' values (should be none)."""
+    properties = [prop.column for prop in SOIL_PROPERTIES]
+    by_site = horizons.partition_by("site_id", as_dict=True, maintain_order=True)
     problems = []
     for (site,), increments in soil.group_by("site_id", maintain_order=True):
-        site_h = horizons.filter(pl.col("site_id") == site)
+        site_h = by_site.get((site,), horizons.clear())
         overlap = (
             overlap_matrix(
                 increments["top_cm"].to_numpy().astype(float),
@@ -175,23 +185,27 @@ def values_outside_horizon_range(horizons: pl.DataFrame, soil: pl.DataFrame) -> 
             )
             > 0
         )
-        for prop in SOIL_PROPERTIES:
-            values = site_h[prop.column].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            result = increments[prop.column].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            for i, value in enumerate(result):
-                if np.isnan(value):
-                    continue
-                sources = values[overlap[i] & ~np.isnan(values)]
-                tol = 1e-9 * max(1.0, float(np.abs(sources).max()) if sources.size else 1.0)
-                if not sources.size or value < sources.min() - tol or value > sources.max() + tol:
-                    problems.append(
-                        {
-                            "site_id": site,
-                            "top_cm": float(increments["top_cm"][i]),
-                            "property": prop.column,
-                            "value": float(value),
-                        }
-                    )
+        sources_of = _as_float_matrix(site_h, properties)
+        results_of = _as_float_matrix(increments, properties)
+        for index, column in enumerate(properties):
+            values, result = sources_of[:, index], results_of[:, index]
+            source = overlap & ~np.isnan(values)[None, :]  # increments x horizons: the values each increment came from
+            has_source = source.any(axis=1)
+            low = np.where(source, values[None, :], np.inf).min(axis=1, initial=np.inf)
+            high = np.where(source, values[None, :], -np.inf).max(axis=1, initial=-np.inf)
+            largest = np.where(source, np.abs(values)[None, :], 0.0).max(axis=1, initial=0.0)
+            tol = 1e-9 * np.where(has_source, np.maximum(1.0, largest), 1.0)
+            with np.errstate(invalid="ignore"):
+                outside = ~np.isnan(result) & (~has_source | (result < low - tol) | (result > high + tol))
+            problems += [
+                {
+                    "site_id": site,
+                    "top_cm": float(increments["top_cm"][i]),
+                    "property": column,
+                    "value": float(result[i]),
+                }
+                for i in np.flatnonzero(outside).tolist()
+            ]
     return pl.DataFrame(
         problems, schema={"site_id": pl.String, "top_cm": pl.Float64, "property": pl.String, "value": pl.Float64}
     )
