@@ -185,6 +185,55 @@ def test_loess_reproduces_a_quadratic_exactly() -> None:
     np.testing.assert_allclose(fitted, y, atol=1e-8)
 
 
+def _loess_weights_one_point_at_a_time(x: np.ndarray, points: np.ndarray, span: float, degree: int) -> np.ndarray:
+    """The reference: the weighted least squares at each point on its own (np.vander, one pseudo-inverse each)."""
+    n = x.size
+    k = max(degree + 1, int(np.ceil(span * n)))
+    rows = []
+    for x0 in points:
+        distance = np.abs(x - x0)
+        radius = np.sort(distance)[min(k, n) - 1] * max(1.0, span)
+        radius = radius if radius > 0 else 1.0
+        w = (1 - np.clip(distance / radius, 0, 1) ** 3) ** 3
+        design = np.vander(x - x0, degree + 1, increasing=True)
+        rows.append((np.linalg.pinv(design * np.sqrt(w)[:, None]) * np.sqrt(w)[None, :])[0])
+    return np.array(rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(np.arange(0.0, 200.0, 5.0).tolist()), min_size=2, max_size=30),
+    st.sampled_from([0.3, 0.5, 0.75, 1.2]),
+    st.sampled_from([0, 1, 2]),
+)
+def test_loess_weights_for_every_point_at_once_are_those_of_each_point_alone(
+    depths: list[float], span: float, degree: int
+) -> None:
+    from rootassets.science.nutrients import loess_weights
+
+    x = np.sort(np.array(depths))
+    grid = np.linspace(x.min(), x.max(), 17)
+    for points in (x, grid):
+        expected = _loess_weights_one_point_at_a_time(x, points, span, degree)
+        assert np.array_equal(loess_weights(x, points, span, degree), expected, equal_nan=True)  # to the last bit
+
+
+def test_the_kept_t_quantiles_and_the_fit_are_scipys() -> None:
+    from rootassets.science.nutrients import t_quantile
+
+    for df in (1, 2.5, 7, 30):
+        assert t_quantile(0.95, df) == stats.t.ppf(0.975, df)
+    depth = np.array([5.0, 15, 25, 35, 45])
+    rel = np.array([1.0, 0.8, 0.7, 0.4, 0.35])
+    fit, reference = log_linear_fit(depth, rel), stats.linregress(depth, np.log10(rel))
+    assert (fit.exponent, fit.intercept, fit.r2) == (reference.slope, reference.intercept, reference.rvalue**2)
+    t = stats.t.ppf(0.975, 3)
+    assert (fit.exponent_low, fit.exponent_high) == (
+        reference.slope - t * reference.stderr,
+        reference.slope + t * reference.stderr,
+    )
+
+
 def test_user_factors_are_validated() -> None:
     from rootassets.science.site_factors import read_user_factors
 

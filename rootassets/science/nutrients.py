@@ -8,6 +8,8 @@ from the roots' point of view. Bimodal sites also get a LOESS curve.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -54,14 +56,28 @@ def relative_profile(depth: np.ndarray, nutrient: np.ndarray, root: np.ndarray) 
     return (depth, rel / rel[0]) if rel.size else (depth, rel)
 
 
-def log_linear_fit(depth: np.ndarray, rel: np.ndarray, level: float = 0.95) -> ExponentFit | None:
-    """Least squares of log10(rel) on depth; None with fewer than 3 points."""
+@functools.lru_cache(maxsize=256)
+def t_quantile(level: float, df: float) -> float:
+    """The two-sided `level` quantile of Student's t with `df` degrees of freedom (the same few, site after site)."""
     from scipy import stats  # imported where used: loading scipy.stats is slow
 
+    return float(stats.t.ppf(0.5 + level / 2, df))
+
+
+def _linregress() -> Callable:
+    """scipy's linregress without its NaN-policy wrapper (which cost 5x the fit on a profile's dozen points; the
+    points here are finite and one-dimensional), or with it if a scipy has none."""
+    from scipy import stats
+
+    return getattr(stats.linregress, "__wrapped__", stats.linregress)
+
+
+def log_linear_fit(depth: np.ndarray, rel: np.ndarray, level: float = 0.95) -> ExponentFit | None:
+    """Least squares of log10(rel) on depth; None with fewer than 3 points."""
     if depth.size < 3 or np.ptp(depth) == 0:
         return None
-    fit = stats.linregress(depth, np.log10(rel))
-    t = stats.t.ppf(0.5 + level / 2, depth.size - 2)
+    fit = _linregress()(depth, np.log10(rel))
+    t = t_quantile(level, depth.size - 2)
     return ExponentFit(
         float(fit.slope),
         float(fit.intercept),
@@ -74,17 +90,36 @@ def log_linear_fit(depth: np.ndarray, rel: np.ndarray, level: float = 0.95) -> E
 
 def fit_band(depth: np.ndarray, rel: np.ndarray, grid: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, ...]:
     """The fitted log10(rel) line on `grid` with its confidence band (for figures)."""
-    from scipy import stats  # imported where used: loading scipy.stats is slow
-
     y = np.log10(rel)
     n = depth.size
     slope, intercept = np.polyfit(depth, y, 1)
     resid = y - (intercept + slope * depth)
     s = np.sqrt(np.sum(resid**2) / (n - 2))
-    t = stats.t.ppf(0.5 + level / 2, n - 2)
+    t = t_quantile(level, n - 2)
     se = s * np.sqrt(1 / n + (grid - depth.mean()) ** 2 / np.sum((depth - depth.mean()) ** 2))
     fitted = intercept + slope * grid
     return fitted, fitted - t * se, fitted + t * se
+
+
+def loess_weights(x: np.ndarray, points: np.ndarray, span: float, degree: int) -> np.ndarray:
+    """points x n: row i gives the local fit at points[i] as a combination of the n observations at `x` (weighted
+    least squares of a degree-`degree` polynomial, tricube weights over the nearest span*n points). Every point at
+    once: one stacked pseudo-inverse, the same numbers as one point at a time (7x faster)."""
+    n = x.size
+    k = max(degree + 1, int(np.ceil(span * n)))
+    offsets = x[None, :] - np.asarray(points, dtype=float)[:, None]
+    distance = np.abs(offsets)
+    radius = np.sort(distance, axis=1)[:, min(k, n) - 1] * max(1.0, span)
+    radius = np.where(radius > 0, radius, 1.0)
+    u = np.clip(distance / radius[:, None], 0, 1)
+    w = (1 - u**3) ** 3
+    design = np.ones((*offsets.shape, degree + 1))  # np.vander(offsets, degree + 1, increasing=True), per point
+    if degree >= 1:
+        design[..., 1:] = offsets[..., None]
+        np.multiply.accumulate(design[..., 1:], out=design[..., 1:], axis=-1)
+    sqrt_w = np.sqrt(w)
+    solution = np.linalg.pinv(design * sqrt_w[..., None]) * sqrt_w[:, None, :]
+    return solution[:, 0, :]
 
 
 def loess(
@@ -96,33 +131,18 @@ def loess(
     smoother's weights and the residual scale; the band is NaN when fewer than
     2 residual degrees of freedom remain.
     """
-    from scipy import stats  # imported where used: loading scipy.stats is slow
-
     n = x.size
-    k = max(degree + 1, int(np.ceil(span * n)))
-
-    def weights_at(x0: float) -> np.ndarray:
-        distance = np.abs(x - x0)
-        radius = np.sort(distance)[min(k, n) - 1] * max(1.0, span)
-        radius = radius if radius > 0 else 1.0
-        u = np.clip(distance / radius, 0, 1)
-        w = (1 - u**3) ** 3
-        design = np.vander(x - x0, degree + 1, increasing=True)
-        sqrt_w = np.sqrt(w)[:, None]
-        solution = np.linalg.pinv(design * sqrt_w) * np.sqrt(w)[None, :]
-        return solution[0]  # the row giving the fit at x0 as a combination of y
-
-    at_data = np.array([weights_at(x0) for x0 in x])
+    at_data = loess_weights(x, x, span, degree)
     residual = y - at_data @ y
     trace = np.trace(at_data)
     sigma = np.sqrt(np.sum(residual**2) / max(n - trace, 1.0))
-    rows = np.array([weights_at(x0) for x0 in grid])
+    rows = loess_weights(x, grid, span, degree)
     fitted = rows @ y
     residual_df = n - trace
     if residual_df < 2:
         nan = np.full_like(fitted, np.nan)
         return fitted, nan, nan
-    t = stats.t.ppf(0.5 + level / 2, residual_df)
+    t = t_quantile(level, residual_df)
     se = sigma * np.sqrt(np.sum(rows**2, axis=1))
     return fitted, fitted - t * se, fitted + t * se
 
@@ -156,13 +176,13 @@ def relative_points(increments: pl.DataFrame, soil: pl.DataFrame) -> pl.DataFram
         soil.select("site_id", "top_cm", *NUTRIENTS.values()), on=["site_id", "top_cm"], how="inner"
     )
     rows = []
+    columns = list(NUTRIENTS.values())
     for (site, profile), g in grid.group_by("site_id", "profile", maintain_order=True):
-        for nutrient, column in NUTRIENTS.items():
-            depth, rel = relative_profile(
-                g["top_cm"].to_numpy().astype(float),
-                g[column].cast(pl.Float64).fill_null(np.nan).to_numpy(),
-                g["root_density_g_m3"].to_numpy().astype(float),
-            )
+        tops, roots = g["top_cm"].to_numpy().astype(float), g["root_density_g_m3"].to_numpy().astype(float)
+        # every nutrient at once, a missing value as NaN (a polars call per nutrient and profile was half the cost)
+        values = g.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy().reshape(-1, len(columns))
+        for index, nutrient in enumerate(NUTRIENTS):
+            depth, rel = relative_profile(tops, np.ascontiguousarray(values[:, index]), roots)
             rows += [
                 {"site_id": site, "profile": profile, "nutrient": nutrient, "depth_cm": float(d), "relative": float(r)}
                 for d, r in zip(depth, rel, strict=True)
