@@ -84,3 +84,20 @@ def test_the_grid_indexed_placement_equals_checking_every_pair(
     anchors = np.array(points)
     sizes = [(widths[k % len(widths)], 13.2) for k in range(len(points))]
     assert place_labels(anchors, sizes, OFFSETS) == brute_force_labels(anchors, sizes, OFFSETS)
+
+
+def test_a_leader_line_runs_from_the_edge_of_the_labels_box_to_just_short_of_its_site() -> None:
+    from rootassets.science.figures import leader_line
+
+    anchor, corner, size, gap = np.array([0.0, 0.0]), (40.0, 30.0), (20.0, 10.0), 2.0
+    (x0, y0), (x1, y1) = leader_line(anchor, corner, size, gap)
+    centre = np.array([50.0, 35.0])
+
+    def off_the_line(x: float, y: float) -> float:  # the cross product with the centre-to-site direction
+        return abs((x - centre[0]) * -centre[1] - (y - centre[1]) * -centre[0])
+
+    assert off_the_line(x0, y0) < 1e-9 and off_the_line(x1, y1) < 1e-9  # on the line from the label's centre
+    # outside the label's box padded by the gap, and a gap beyond where it leaves it
+    assert x0 < corner[0] - gap or y0 < corner[1] - gap
+    assert np.isclose(np.hypot(x1, y1), gap)  # stops a gap short of the site
+    assert leader_line(np.array([45.0, 33.0]), corner, size, gap) is None  # the site under its own label
