@@ -55,7 +55,9 @@ def value_in_increment(tops: np.ndarray, bottoms: np.ndarray, values: np.ndarray
     """Y(D) as the value of the increment containing D (top <= D < bottom); the mean
     where site-level increments of different profiles both contain it; None if none does."""
     inside = (tops <= depth) & (depth < bottoms) & np.isfinite(values)
-    return float(np.mean(values[inside])) if inside.any() else None
+    chosen = values[inside]
+    # np.mean's own sum and division, without its dispatch (a fifth of phi_sensitivity's 200,000 readings at 10x)
+    return float(chosen.sum() / chosen.size) if chosen.size else None
 
 
 def phi(y_d2: float | None, y_d1: float | None) -> float | None:
