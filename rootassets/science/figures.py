@@ -279,9 +279,10 @@ def site_map_figure(sites: pl.DataFrame) -> Figure:
     leaders = []
     for (site, lon, lat), anchor, size, (dx, dy) in zip(rows, anchors, sizes, offsets, strict=True):
         ax.annotate(site, (lon, lat), fontsize=LABEL_FONT, xytext=(dx / scale, dy / scale), textcoords="offset points")
-        line = leader_line(anchor, (anchor[0] + dx, anchor[1] + dy), size, 2.0 * scale)
-        if abs(dx) + abs(dy) > 20 * scale and line is not None:
-            leaders.append(line)
+        if abs(dx) + abs(dy) > 20 * scale:  # moved away from its site: a leader line
+            line = leader_line(anchor, (anchor[0] + dx, anchor[1] + dy), size, 2.0 * scale)
+            if line is not None:
+                leaders.append(line)
     if leaders:
         # One collection in data coordinates (the layout is final): an annotation's own arrow clipped itself to its
         # label by bisection, half the map's drawing time with thousands of sites.
@@ -296,9 +297,9 @@ def leader_line(
     """The line from a moved label to its site (pixels), as an annotation's arrow draws it: from the label's
     centre towards the site, starting where it leaves the label's box padded by `gap`, and stopping `gap` short of
     both ends. None when the site lies within that box."""
-    (ax_, ay), (w, h) = anchor, size
+    (sx, sy), (w, h) = anchor, size
     cx, cy = corner[0] + w / 2, corner[1] + h / 2
-    vx, vy = ax_ - cx, ay - cy
+    vx, vy = sx - cx, sy - cy
     exits = [half / abs(v) for half, v in ((w / 2 + gap, vx), (h / 2 + gap, vy)) if v]
     length = float(np.hypot(vx, vy))
     start = min(exits) if exits else 1.0  # fraction of the way from the centre to the site

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
+from rootassets.science.soil_profiles import float_matrix
+
 LOESS_MIN_POINTS = 6  # fewer increments leave a local quadratic nothing to smooth
 NUTRIENTS = {
     "N": "nitrogen_tot_g_kg",
@@ -180,7 +182,7 @@ def relative_points(increments: pl.DataFrame, soil: pl.DataFrame) -> pl.DataFram
     for (site, profile), g in grid.group_by("site_id", "profile", maintain_order=True):
         tops, roots = g["top_cm"].to_numpy().astype(float), g["root_density_g_m3"].to_numpy().astype(float)
         # every nutrient at once, a missing value as NaN (a polars call per nutrient and profile was half the cost)
-        values = g.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy().reshape(-1, len(columns))
+        values = float_matrix(g, columns)
         for index, nutrient in enumerate(NUTRIENTS):
             depth, rel = relative_profile(tops, np.ascontiguousarray(values[:, index]), roots)
             rows += [

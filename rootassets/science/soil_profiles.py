@@ -139,7 +139,7 @@ def soil_on_root_grid(horizons: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFram
         h_tops = site_horizons["top_cm"].to_numpy().astype(float)
         h_bottoms = site_horizons["bottom_cm"].to_numpy().astype(float)
         # every property at once, a missing value as NaN (a polars call per property and site was the step's cost)
-        values = _as_float_matrix(site_horizons, properties)
+        values = float_matrix(site_horizons, properties)
         columns: dict[str, np.ndarray] = {}
         for index, column in enumerate(properties):
             columns[column], columns[f"coverage_{column}"] = overlap_weighted_average(
@@ -164,7 +164,7 @@ def soil_on_root_grid(horizons: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFram
     )
 
 
-def _as_float_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
+def float_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
     """rows x `columns` as floats, a missing value as NaN."""
     return frame.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy().reshape(-1, len(columns))
 
@@ -185,8 +185,8 @@ def values_outside_horizon_range(horizons: pl.DataFrame, soil: pl.DataFrame) -> 
             )
             > 0
         )
-        sources_of = _as_float_matrix(site_h, properties)
-        results_of = _as_float_matrix(increments, properties)
+        sources_of = float_matrix(site_h, properties)
+        results_of = float_matrix(increments, properties)
         for index, column in enumerate(properties):
             values, result = sources_of[:, index], results_of[:, index]
             source = overlap & ~np.isnan(values)[None, :]  # increments x horizons: the values each increment came from
