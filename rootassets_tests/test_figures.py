@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from rootassets.science.figures import factors_figure, phi_figure  # noqa: E402
 
@@ -213,3 +215,76 @@ def test_the_report_links_every_page_of_a_figure_of_several() -> None:
     assert "![figure_1_root_profiles](../../figures/RELEASE-2021/figure_1_root_profiles.png)" in paged
     assert "[figure_1_root_profiles.pdf](../../figures/RELEASE-2021/figure_1_root_profiles.pdf)" in paged
     assert ".pdf" not in _figure_section("figure_3_phi", folder, paged=False)
+
+
+BANDWIDTHS = [10.0, 12.5, 15.0, 17.5, 20.0, 22.5, 25.0]
+THRESHOLDS = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
+
+
+@st.composite
+def sensitivity_grids(draw: st.DrawFn) -> tuple[pl.DataFrame, list[str]]:
+    """A label-sensitivity table of 1 to 64 invented sites (a page), some settings missing, labels at random."""
+    sites = [f"S{i:03d}" for i in range(draw(st.integers(1, 64)))]
+    settings = [(b, t) for b in BANDWIDTHS for t in THRESHOLDS]
+    rows = [
+        (site, b, t, draw(st.sampled_from(["bimodal", "unimodal"])))
+        for site in sites
+        for b, t in settings
+        if draw(st.integers(0, 9))  # one setting in ten has no row
+    ]
+    frame = pl.DataFrame(
+        rows, schema=["site_id", "bandwidth_cm", "secondary_threshold", "modality"], orient="row"
+    ).with_columns(pl.col(c).cast(pl.Float64) for c in ("bandwidth_cm", "secondary_threshold"))
+    return frame, sites
+
+
+@settings(max_examples=40, deadline=None)
+@given(sensitivity_grids())
+def test_each_sites_block_of_the_label_sensitivity_page_is_its_own_grid(case) -> None:  # noqa: ANN001
+    from rootassets.science.figures import NO_LABEL, SensitivityMosaic, label_mosaic
+
+    grid, sites = case
+    layout = SensitivityMosaic(len(BANDWIDTHS), len(THRESHOLDS), -(-len(sites) // 8), 8)
+    cells = label_mosaic(grid, sites, BANDWIDTHS, THRESHOLDS, layout)
+    labels = {(s, b, t): m for s, b, t, m in grid.iter_rows()}
+    covered = np.zeros(cells.shape, dtype=bool)
+    for index, site in enumerate(sites):
+        x0, y0 = layout.origin(index)
+        block = cells[y0 : y0 + len(THRESHOLDS), x0 : x0 + len(BANDWIDTHS)]
+        expected = [
+            [{"bimodal": 1.0, "unimodal": 0.0}.get(labels.get((site, b, t)), NO_LABEL) for b in BANDWIDTHS]
+            for t in THRESHOLDS
+        ]
+        np.testing.assert_array_equal(block, expected)
+        assert not covered[y0 : y0 + len(THRESHOLDS), x0 : x0 + len(BANDWIDTHS)].any()  # no two blocks overlap
+        covered[y0 : y0 + len(THRESHOLDS), x0 : x0 + len(BANDWIDTHS)] = True
+    assert np.isnan(cells[~covered]).all()  # between the blocks: nothing
+    first = layout.origin(0)
+    assert first[0] == 0 and first[1] + len(THRESHOLDS) == cells.shape[0]  # the first site top left
+
+
+def test_the_label_sensitivity_page_names_every_site_in_its_colour_over_its_block() -> None:
+    from matplotlib.colors import same_color
+
+    from rootassets.science.figures import COLORS, label_sensitivity_pages
+
+    sites = [f"S{i:03d}" for i in range(10)]
+    modality = {s: "bimodal" if i % 3 == 0 else "unimodal" for i, s in enumerate(sites)}
+    grid = pl.DataFrame(
+        [(s, b, t, modality[s]) for s in sites for b in BANDWIDTHS for t in THRESHOLDS],
+        schema=["site_id", "bandwidth_cm", "secondary_threshold", "modality"],
+        orient="row",
+    )
+    [page] = label_sensitivity_pages(grid, modality, (15.0, 0.1))
+    [ax] = page.axes
+    names = {t.get_text(): t for t in ax.texts if t.get_text() in modality}
+    assert sorted(names) == sites
+    assert all(same_color(names[s].get_color(), COLORS[modality[s]]) for s in sites)
+    [image] = ax.images
+    pixels = np.asarray(image.get_array())
+    assert pixels.shape[:2] == (2 * len(THRESHOLDS) + 3, 8 * len(BANDWIDTHS) + 7 * 2)  # 2 rows of blocks, gaps
+    tick_labels = [t.get_text() for t in ax.texts if t.get_text() not in modality]
+    assert tick_labels.count("12.5") == 8 and tick_labels.count("30%") == 2  # under each column, left of each row
+    [boxes] = ax.collections
+    assert len(boxes.get_paths()) == len(sites)  # the default setting outlined on every site
+    plt.close(page)
