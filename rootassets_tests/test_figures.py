@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -122,27 +124,67 @@ def profiles_of(n_sites: int) -> tuple[pl.DataFrame, dict[str, str]]:
     return frame, {s: "bimodal" if i % 3 == 0 else "unimodal" for i, s in enumerate(sites)}
 
 
+def panel_titles(fig: plt.Figure, sites: Collection[str]) -> list[str]:
+    """The sites named on a page of panels, in the order they were drawn."""
+    return [t.get_text() for ax in fig.axes for t in ax.texts if t.get_text() in sites]
+
+
+def panel_frames(fig: plt.Figure) -> list[tuple[float, float, float, float]]:
+    """Each panel's frame on a page drawn in one axes: (x, y, width, height) in its data units."""
+    [ax] = fig.axes
+    [frames] = [c for c in ax.collections if c.get_zorder() == 2.5]
+    return [tuple(np.round(p.get_extents().bounds, 9)) for p in frames.get_paths()]
+
+
 def test_a_panel_per_site_figure_is_drawn_in_pages_with_every_site_once_in_order() -> None:
     from rootassets.science.figures import PANELS_PER_PAGE, root_profiles_pages
 
     profiles, modality = profiles_of(2 * PANELS_PER_PAGE + 5)
-    shown, limits = [], set()
+    shown, sizes, depth_labels = [], set(), set()
     pages = list(root_profiles_pages(profiles, modality))
     assert len(pages) == 3
     for number, fig in enumerate(pages, start=1):
-        panels = [ax for ax in fig.axes if ax.get_title()]
-        assert len(panels) <= PANELS_PER_PAGE
+        titles = panel_titles(fig, modality)
+        assert len(titles) <= PANELS_PER_PAGE and len(panel_frames(fig)) == len(titles)
         assert fig.get_suptitle().endswith(f", page {number} of 3")
-        shown += [ax.get_title() for ax in panels]
-        limits |= {ax.get_ylim() for ax in panels}
+        shown += titles
+        sizes |= {(w, h) for _, _, w, h in panel_frames(fig)}
+        depth_labels.add(tuple(t.get_text() for t in fig.axes[0].texts if t.get_ha() == "right"))
         plt.close(fig)
     expected = sorted(modality, key=lambda s: (modality[s] != "bimodal", s))
     assert shown == expected  # every site once, bimodal first, across the pages
-    assert len(limits) == 1  # one depth axis for every page
+    assert len(sizes) == 1  # one depth axis for every page: every panel the same size, the same depth labels
+    [labels] = {tuple(dict.fromkeys(labels)) for labels in depth_labels}
+    assert labels[0] == "0" and len(labels) >= 3
 
     [single] = root_profiles_pages(*profiles_of(44))
-    assert "page" not in single.get_suptitle() and len([ax for ax in single.axes if ax.get_title()]) == 44
+    assert "page" not in single.get_suptitle() and len(panel_titles(single, profiles_of(44)[1])) == 44
     plt.close(single)
+
+
+def test_each_panel_of_figure_1_shows_its_own_sites_points_inside_its_own_frame() -> None:
+    from matplotlib.colors import same_color
+
+    from rootassets.science.figures import COLORS, root_profiles_pages
+
+    profiles, modality = profiles_of(11)
+    [fig] = root_profiles_pages(profiles, modality)
+    [ax] = fig.axes
+    frames = panel_frames(fig)
+    [points] = [c for c in ax.collections if len(c.get_offsets()) == profiles.height]
+    offsets, colors = np.asarray(points.get_offsets()), points.get_facecolors()
+    order = sorted(modality, key=lambda s: (modality[s] != "bimodal", s))
+    start = 0
+    for index, site in enumerate(order):
+        x, y, w, h = frames[index]
+        own = profiles.filter(pl.col("site_id") == site).sort("mid_cm")
+        drawn = offsets[start : start + own.height]
+        start += own.height
+        np.testing.assert_allclose(drawn[:, 0] - x, own["standardized"].to_numpy() + 0.1)  # density from -0.1
+        np.testing.assert_allclose(y + h - drawn[:, 1], own["mid_cm"].to_numpy())  # depth down from the top
+        assert all(same_color(c, COLORS[modality[site]]) for c in colors[start - own.height : start])
+    assert start == profiles.height
+    plt.close(fig)
 
 
 def test_a_figure_of_several_pages_renders_its_first_page_and_a_pdf_of_them_all() -> None:
@@ -174,8 +216,9 @@ def test_a_selection_of_pages_draws_those_pages_as_the_whole_figure_draws_them()
     whole = list(root_profiles_pages(profiles, modality))
     [third] = root_profiles_pages(profiles, modality, only={3})
     assert third.get_suptitle() == whole[2].get_suptitle()
-    assert [ax.get_title() for ax in third.axes] == [ax.get_title() for ax in whole[2].axes]
-    assert [ax.get_ylim() for ax in third.axes] == [ax.get_ylim() for ax in whole[2].axes]
+    assert [t.get_text() for t in third.axes[0].texts] == [t.get_text() for t in whole[2].axes[0].texts]
+    assert panel_frames(third) == panel_frames(whole[2])
+    assert third.axes[0].get_ylim() == whole[2].axes[0].get_ylim()
     assert list(root_profiles_pages(profiles, modality, only=set())) == []
     plt.close("all")
 
@@ -241,10 +284,10 @@ def sensitivity_grids(draw: st.DrawFn) -> tuple[pl.DataFrame, list[str]]:
 @settings(max_examples=40, deadline=None)
 @given(sensitivity_grids())
 def test_each_sites_block_of_the_label_sensitivity_page_is_its_own_grid(case) -> None:  # noqa: ANN001
-    from rootassets.science.figures import NO_LABEL, SensitivityMosaic, label_mosaic
+    from rootassets.science.figures import NO_LABEL, label_mosaic, sensitivity_grid
 
     grid, sites = case
-    layout = SensitivityMosaic(len(BANDWIDTHS), len(THRESHOLDS), -(-len(sites) // 8), 8)
+    layout = sensitivity_grid(len(BANDWIDTHS), len(THRESHOLDS), -(-len(sites) // 8), 8)
     cells = label_mosaic(grid, sites, BANDWIDTHS, THRESHOLDS, layout)
     labels = {(s, b, t): m for s, b, t, m in grid.iter_rows()}
     covered = np.zeros(cells.shape, dtype=bool)

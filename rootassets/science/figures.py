@@ -91,6 +91,38 @@ def grid_margins(
     )
 
 
+@dataclass(frozen=True)
+class PanelGrid:
+    """Where each site's panel sits when a page's panels are drawn in one axes: panels of `width` x `height`
+    data units, `gap_x` and `gap_y` apart, in rows of `cols`, the first panel top left. One axes with every
+    panel in it draws a page of 64 panels several times faster than 64 axes of their own (each axes sets up and
+    draws its own ticks); the panels sit where the separate axes did."""
+
+    width: float
+    height: float
+    gap_x: float
+    gap_y: float
+    rows: int
+    cols: int
+
+    @property
+    def total_width(self) -> float:
+        return self.cols * self.width + (self.cols - 1) * self.gap_x
+
+    @property
+    def total_height(self) -> float:
+        return self.rows * self.height + (self.rows - 1) * self.gap_y
+
+    def origin(self, index: int) -> tuple[float, float]:
+        """The lower-left corner of the `index`-th panel (y up)."""
+        row, col = divmod(index, self.cols)
+        return col * (self.width + self.gap_x), (self.rows - 1 - row) * (self.height + self.gap_y)
+
+    def is_lowest_in_column(self, index: int, panels: int) -> bool:
+        """Whether no panel of the `panels` on the page sits below the `index`-th."""
+        return index + self.cols >= panels
+
+
 PANELS_PER_PAGE = 64  # a figure with a panel per site is drawn in pages of 8 x 8 panels (the paper's 44 fit one)
 
 
@@ -139,6 +171,9 @@ def _profiles_by_site(profiles: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {key[0]: g.sort("mid_cm") for key, g in profiles.group_by("site_id", maintain_order=True)}
 
 
+PROFILE_X = (-0.1, 1.2)  # the standardized density axis of every panel
+
+
 def _root_profiles_page(
     by_site: dict[str, pl.DataFrame],
     sites: list[str],
@@ -147,35 +182,94 @@ def _root_profiles_page(
     deepest: float,
     page: tuple[int, int],
 ) -> Figure:
+    """One page of Figure 1: the sites' panels drawn in one axes (PanelGrid), each framed, with the same depth
+    and density axes; tick labels on the lowest panel of each column and the first of each row."""
+    from matplotlib.collections import PatchCollection, PolyCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.markers import TICKDOWN, TICKLEFT
+    from matplotlib.patches import Rectangle
+    from matplotlib.ticker import MaxNLocator
+    from matplotlib.transforms import Bbox, TransformedBbox, offset_copy
+
     cols = 8
     rows = max(1, math.ceil(len(sites) / cols))
-    # Same limits set on every panel rather than shared axes: matplotlib's shared-axis bookkeeping and
-    # tight_layout grow quadratically with the number of panels, which the 10x scaling benchmark exposed.
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.3), squeeze=False)
-    for ax in axes.flat[len(sites) :]:
-        ax.axis("off")
-    for index, (ax, site) in enumerate(zip(axes.flat, sites, strict=False)):
+    fig = plt.figure(figsize=(cols * 1.9, rows * 2.3))
+    ax = fig.add_subplot()
+    grid_margins(fig, rows, left=0.06, bottom=0.5, top=0.6, single=(0.12, 0.85), wspace=0.15, hspace=0.45)
+    low, high = PROFILE_X
+    depth = deepest * 1.05
+    layout = PanelGrid(high - low, depth, 0.15 * (high - low), 0.45 * depth, rows, cols)
+    ax.set_xlim(0, layout.total_width)
+    ax.set_ylim(0, layout.total_height)
+    ax.set_axis_off()
+    x_ticks = [v for v in MaxNLocator(nbins=3).tick_values(low, high) if low <= v <= high]
+    y_ticks = [v for v in MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(0, depth) if v <= depth]
+    tick = 3.5 + 3.5  # points: matplotlib's tick length and label pad
+    title_at = offset_copy(ax.transData, fig, y=6, units="points")
+    under, beside = (
+        offset_copy(ax.transData, fig, y=-tick, units="points"),
+        offset_copy(ax.transData, fig, x=-tick, units="points"),
+    )
+    frames, bands, band_colors, marks_x, marks_y = [], [], [], [], []
+    points_x, points_y, point_colors = [], [], []
+    for index, site in enumerate(sites):
+        x0, y0 = layout.origin(index)
+
+        def at(value: np.ndarray, mid: np.ndarray, x0: float = x0, y0: float = y0) -> tuple[np.ndarray, np.ndarray]:
+            return x0 + (value - low), y0 + depth - mid  # a panel's (density, depth) in the page's axes
+
         g = by_site[site]
         x, y = g["mid_cm"].to_numpy(), g["standardized"].to_numpy()
         color = COLORS[modality.get(site, "unimodal")]
-        ax.scatter(y, x, s=8, color=color)
+        px, py = at(y, x)
+        points_x.append(px)
+        points_y.append(py)
+        point_colors += [color] * len(px)
+        panel = Bbox.from_bounds(x0, y0, layout.width, layout.height)
         if x.size >= LOESS_MIN_POINTS:
             grid = np.linspace(x.min(), x.max(), 60)
-            fitted, low, high = loess(x, y, grid, span=span, degree=2)
-            if np.isfinite(low).all():
-                ax.fill_betweenx(grid, np.clip(low, -0.2, 1.4), np.clip(high, -0.2, 1.4), color=color, alpha=0.2, lw=0)
-            ax.plot(fitted, grid, color=color, lw=1.2)
+            fitted, lower, upper = loess(x, y, grid, span=span, degree=2)
+            if np.isfinite(lower).all():  # the band as its panel shows it: cut at the panel's sides
+                left, depths = at(np.clip(lower, low, high), grid)
+                right, _ = at(np.clip(upper, low, high), grid)
+                bands.append(np.column_stack([np.r_[left, right[::-1]], np.r_[depths, depths[::-1]]]))
+                band_colors.append(color)
+            curve = Line2D(*at(fitted, grid), color=color, lw=1.2)
         else:  # too few increments for a LOESS: join the points
-            ax.plot(y, x, color=color, lw=0.8, ls=":")
-        ax.set_title(site, fontsize=9, color=color)
-        ax.set_xlim(-0.1, 1.2)
-        ax.set_ylim(deepest * 1.05, 0)
-        ax.tick_params(labelsize=7, labelleft=index % cols == 0, labelbottom=index >= len(sites) - cols)
+            curve = Line2D(px, py, color=color, lw=0.8, ls=":")
+        ax.add_line(curve)
+        curve.set_clip_box(TransformedBbox(panel, ax.transData))
+        frames.append(Rectangle((x0, y0), layout.width, layout.height))
+        ax.text(
+            x0 + layout.width / 2,
+            y0 + depth,
+            site,
+            transform=title_at,
+            fontsize=9,
+            color=color,
+            ha="center",
+            va="baseline",
+        )
+        marks_x += [(x0 + v - low, y0) for v in x_ticks]
+        marks_y += [(x0, y0 + depth - v) for v in y_ticks]
+        if layout.is_lowest_in_column(index, len(sites)):
+            for v in x_ticks:
+                ax.text(x0 + v - low, y0, f"{v:.1f}", transform=under, fontsize=7, ha="center", va="top")
+        if index % cols == 0:
+            for v in y_ticks:
+                ax.text(x0, y0 + depth - v, f"{v:g}", transform=beside, fontsize=7, ha="right", va="center_baseline")
+    if point_colors:  # under the bands, as each panel drew them
+        ax.scatter(np.concatenate(points_x), np.concatenate(points_y), s=8, color=point_colors)
+    ax.add_collection(PolyCollection(bands, facecolors=band_colors, alpha=0.2, lw=0))
+    ax.add_collection(PatchCollection(frames, facecolor="none", edgecolor="k", lw=0.8, zorder=2.5))
+    for marks, marker in ((marks_x, TICKDOWN), (marks_y, TICKLEFT)):
+        if marks:
+            xs, ys = zip(*marks, strict=True)
+            ax.plot(xs, ys, ls="none", marker=marker, ms=3.5, mew=0.8, color="k", clip_on=False)
     fig.supxlabel("standardized live fine-root density (Y / max Y)")
     fig.supylabel("depth (cm)")
     title = "Root profiles by site (red: bimodal, blue: unimodal; LOESS span 0.5 with 95% band)"
     fig.suptitle(_page_title(title, *page))
-    grid_margins(fig, rows, left=0.06, bottom=0.5, top=0.6, single=(0.12, 0.85), wspace=0.15, hspace=0.45)
     return fig
 
 
@@ -487,37 +581,12 @@ def label_sensitivity_pages(
         yield _label_sensitivity_page(grid, page, modality, default, (number, len(pages)))
 
 
-@dataclass(frozen=True)
-class SensitivityMosaic:
-    """Where each site's bandwidth x threshold block sits in the one image of a label-sensitivity page: rows of
-    `cols` sites, the first site top left, blocks apart by the spacing the page had as separate panels."""
-
-    n_bandwidths: int
-    n_thresholds: int
-    rows: int
-    cols: int
-
-    @property
-    def gap_x(self) -> int:
-        return max(1, round(0.35 * self.n_bandwidths))
-
-    @property
-    def gap_y(self) -> int:
-        return max(1, round(0.5 * self.n_thresholds))
-
-    @property
-    def width(self) -> int:
-        return self.cols * self.n_bandwidths + (self.cols - 1) * self.gap_x
-
-    @property
-    def height(self) -> int:
-        return self.rows * self.n_thresholds + (self.rows - 1) * self.gap_y
-
-    def origin(self, index: int) -> tuple[int, int]:
-        """The image cell (column, row; row 0 at the bottom) of the `index`-th site's lowest bandwidth and
-        threshold."""
-        row, col = divmod(index, self.cols)
-        return col * (self.n_bandwidths + self.gap_x), (self.rows - 1 - row) * (self.n_thresholds + self.gap_y)
+def sensitivity_grid(n_bandwidths: int, n_thresholds: int, rows: int, cols: int) -> PanelGrid:
+    """A label-sensitivity page's blocks: a cell per (bandwidth, threshold), apart by whole cells, about the
+    spacing the page had as separate panels."""
+    return PanelGrid(
+        n_bandwidths, n_thresholds, max(1, round(0.35 * n_bandwidths)), max(1, round(0.5 * n_thresholds)), rows, cols
+    )
 
 
 NO_LABEL = 2.0  # a site's cell without a label at that setting (none computed, or none given)
@@ -525,12 +594,12 @@ NO_LABEL_COLOR = "#bdbdbd"
 
 
 def label_mosaic(
-    grid: pl.DataFrame, sites: list[str], bandwidths: list[float], thresholds: list[float], layout: SensitivityMosaic
+    grid: pl.DataFrame, sites: list[str], bandwidths: list[float], thresholds: list[float], layout: PanelGrid
 ) -> np.ndarray:
     """The page's image: in each site's block, 1 where it is bimodal at that (bandwidth, threshold), 0 where it
     is unimodal, NO_LABEL where it has no label; NaN between the blocks."""
-    cells = np.full((layout.height, layout.width), np.nan)
-    at = {site: layout.origin(index) for index, site in enumerate(sites)}
+    cells = np.full((int(layout.total_height), int(layout.total_width)), np.nan)
+    at = {site: tuple(map(int, layout.origin(index))) for index, site in enumerate(sites)}
     for x0, y0 in at.values():
         cells[y0 : y0 + len(thresholds), x0 : x0 + len(bandwidths)] = NO_LABEL
     column = {b: i for i, b in enumerate(bandwidths)}
@@ -558,7 +627,7 @@ def _label_sensitivity_page(
     thresholds = sorted(grid["secondary_threshold"].unique().to_list())
     cols = 8
     rows = max(1, math.ceil(len(sites) / cols))
-    layout = SensitivityMosaic(len(bandwidths), len(thresholds), rows, cols)
+    layout = sensitivity_grid(len(bandwidths), len(thresholds), rows, cols)
     cells = label_mosaic(grid.filter(pl.col("site_id").is_in(sites)), sites, bandwidths, thresholds, layout)
     fig = plt.figure(figsize=(cols * 1.7, rows * 1.7))
     ax = fig.add_subplot()
@@ -573,10 +642,10 @@ def _label_sensitivity_page(
         dtype=np.uint8,
     )
     ax.imshow(palette[np.nan_to_num(cells, nan=3).astype(int)], origin="lower", aspect="auto", interpolation="nearest")
-    ax.set_xlim(-0.5, layout.width - 0.5)
-    ax.set_ylim(-0.5, layout.height - 0.5)
+    ax.set_xlim(-0.5, layout.total_width - 0.5)
+    ax.set_ylim(-0.5, layout.total_height - 0.5)
     ax.set_axis_off()
-    above = offset_copy(ax.transData, fig, y=3, units="points")
+    above = offset_copy(ax.transData, fig, y=6, units="points")  # where a title goes
     below = offset_copy(ax.transData, fig, y=-2, units="points")
     beside = offset_copy(ax.transData, fig, x=-2, units="points")
     boxes = []
@@ -591,18 +660,18 @@ def _label_sensitivity_page(
             fontsize=8,
             color=color,
             ha="center",
-            va="bottom",
+            va="baseline",
         )
         if default[0] in bandwidths and default[1] in thresholds:
             boxes.append(
                 Rectangle((x0 + bandwidths.index(default[0]) - 0.5, y0 + thresholds.index(default[1]) - 0.5), 1, 1)
             )
-        if index + cols >= len(sites):  # the lowest site of its column: the bandwidths under it
+        if layout.is_lowest_in_column(index, len(sites)):  # the bandwidths under it
             for i, b in enumerate(bandwidths):
                 ax.text(x0 + i, y0 - 0.5, f"{b:g}", transform=below, fontsize=5, ha="center", va="top")
         if index % cols == 0:  # the first site of its row: the thresholds left of it
             for j, t in enumerate(thresholds):
-                ax.text(x0 - 0.5, y0 + j, f"{t:.0%}", transform=beside, fontsize=5, ha="right", va="center")
+                ax.text(x0 - 0.5, y0 + j, f"{t:.0%}", transform=beside, fontsize=5, ha="right", va="center_baseline")
     ax.add_collection(PatchCollection(boxes, facecolor="none", edgecolor="k", lw=1.2))
     fig.supxlabel("kernel bandwidth (cm)")
     fig.supylabel("secondary threshold")
