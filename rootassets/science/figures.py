@@ -695,7 +695,7 @@ def site_page_figure(
     D0, D1 and D2, soil total N on the root grid, and the site's data flags."""
     fig = plt.figure(figsize=(8.27, 11.69))  # A4 portrait
     grid = fig.add_gridspec(2, 2, height_ratios=[3, 1], hspace=0.25, wspace=0.3)
-    roots, density, text = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
+    roots, density = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     label = str(modality.get("modality") or "unlabelled")
     color = COLORS.get(label, "grey")
     own = increments.filter(pl.col("site_id") == site).sort("profile", "top_cm")
@@ -749,8 +749,8 @@ def site_page_figure(
         "data flags:" if flags else "data flags: none",
         *(f"  - {flag}" for flag in flags),
     ]
-    text.axis("off")
-    text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8, wrap=True)
+    below = grid[1, :].get_position(fig)  # the text where a third axes would sit, without making one
+    fig.text(below.x0, below.y1, "\n".join(lines), va="top", family="monospace", fontsize=8, wrap=True)
     fig.suptitle(f"{site} ({label})", color=color)
     return fig
 
