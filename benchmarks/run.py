@@ -156,6 +156,7 @@ def previous_main(path: Path) -> dict[str, float]:
         ("floor", r"\| floor [^|]*\| ([0-9.]+) \|"),
         ("ingest_ratio", r"rootassets reaches \*\*([0-9.]+)\*\* of DuckDB's rate"),
         ("ui_ratio", r"UI / CLI wall = \*\*([0-9.]+)\*\*"),
+        ("machine", r"Machine check \(`benchmarks/calibration.py`[^)]*\): \*\*([0-9.]+) s\*\*"),
     ):
         match = re.search(pattern, text)
         if match:
@@ -183,8 +184,11 @@ def unmeasured_sections(old: str, new: str) -> str:
     return "\n" + "\n".join(kept) if kept else ""
 
 
-def main_section(main: dict, fl: dict, previous: dict[str, float], differ_from_previous: list[str] | None) -> str:
-    """The '## Main job' section: this run's cold, warm and floor next to the previous BENCHMARKS.md's."""
+def main_section(
+    main: dict, fl: dict, previous: dict[str, float], differ_from_previous: list[str] | None, machine: list[float]
+) -> str:
+    """The '## Main job' section: this run's cold, warm and floor next to the previous BENCHMARKS.md's, and how
+    fast the machine ran against the previous run (`machine_note`)."""
 
     def before(key: str) -> str:
         return f"{previous[key]:.1f}" if key in previous else "-"
@@ -208,6 +212,7 @@ Cold main job / floor = **{main["cold"][0] / fl["wall"]:.2f}** (goal: at most 1.
 `{fl["steps"]}`. The floor wrote {fl["tables"]} tables; tables whose row counts differ from the
 main job's: {differ}. Warm re-run: **{main["warm"][0]:.1f} s** (goal: 1.5 s). {same}
 
+{machine_note(machine, previous, {"cold": main["cold"][0], "floor": fl["wall"]})}
 """
 
 
@@ -232,6 +237,31 @@ def floor(main_home: Path) -> dict:
         shutil.rmtree(home, ignore_errors=True)
     differ = {t: (ours.get(t), theirs.get(t)) for t in sorted(set(ours) | set(theirs)) if ours.get(t) != theirs.get(t)}
     return {"wall": wall, "peak": peak, "steps": steps, "tables": len(theirs), "differ": differ}
+
+
+def machine_check() -> float:
+    """Seconds of benchmarks/calibration.py (a fixed workload with no rootassets code) in its own process."""
+    _, _, out = timed_python([str(REPO / "benchmarks" / "calibration.py")])
+    return float(out.split("total=")[-1])
+
+
+def machine_note(machine: list[float], previous: dict[str, float], walls: dict[str, float]) -> str:
+    """How fast this machine ran against the previous run, and this run's walls scaled to that machine."""
+    now = sum(machine) / len(machine)
+    measured = " and ".join(f"{m:.2f} s" for m in machine)
+    text = (
+        f"Machine check (`benchmarks/calibration.py`: an interpreter loop, FFTs, a matplotlib page, a DuckDB "
+        f"aggregate; no rootassets code, best of 3 each): **{now:.2f} s** ({measured}, at the start and the end of "
+        "these measurements)"
+    )
+    if "machine" not in previous:
+        return text + "; the previous run had none, so its walls and these cannot be put on one machine.\n"
+    factor = previous["machine"] / now
+    scaled = ", ".join(f"{name} {wall * factor:.1f} s" for name, wall in walls.items())
+    return (
+        text + f", previous run {previous['machine']:.2f} s: this machine ran {1 / factor:.2f}x as long for the same "
+        f"work. This run's walls on the previous run's machine (x {factor:.2f}): {scaled}.\n"
+    )
 
 
 def scaling(factors: list[int]) -> list[dict]:
@@ -559,7 +589,7 @@ on {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_versio
 dagster {version("dagster")}, duckdb {version("duckdb")}, polars {version("polars")}, numpy {version("numpy")}.
 Peak memory is the max RSS of the measured process (`getrusage` of its children).
 
-{main_section(main, fl, previous, results["checksum_differ"])}{ingest_section(ing, previous)}## Scaling (SYNTHETIC megapit data: `rootassets.synthetic.megapit`, k copies of every snapshot site)
+{main_section(main, fl, previous, results["checksum_differ"], results["machine"])}{ingest_section(ing, previous)}## Scaling (SYNTHETIC megapit data: `rootassets.synthetic.megapit`, k copies of every snapshot site)
 
 Cold main job per size; copies carry invented site codes and per-sample log-normal noise on root
 biomass (see `SYNTHETIC.md` in the generated folder). Plot: `benchmarks/scaling.png`.
@@ -612,17 +642,20 @@ if __name__ == "__main__":
     if args.only == "main":
         try:
             previous = previous_main(REPO / "BENCHMARKS.md")
+            machine = [machine_check()]
             main = main_job(home)
             print("main", main, flush=True)
             fl = floor(home)
             print("floor", fl, flush=True)
+            machine.append(machine_check())
+            print("machine", machine, flush=True)
             differ = checked_tables(home)
         finally:
             shutil.rmtree(home, ignore_errors=True)
         replace_section(
             REPO / "BENCHMARKS.md",
             "## Main job, offline on the RELEASE-2021 snapshot",
-            main_section(main, fl, previous, differ),
+            main_section(main, fl, previous, differ, machine),
         )
         raise SystemExit(0)
     if args.only == "ingest":
@@ -653,7 +686,8 @@ if __name__ == "__main__":
         replace_section(REPO / "BENCHMARKS.md", "## Continental soil water content", soil_water_section(swc))
         raise SystemExit(0)
     try:
-        results = {"previous": previous_main(REPO / "BENCHMARKS.md"), "main": main_job(home)}
+        results = {"previous": previous_main(REPO / "BENCHMARKS.md"), "machine": [machine_check()]}
+        results["main"] = main_job(home)
         print("main", results["main"], flush=True)
         results["checksum_differ"] = checked_tables(home)
         results["floor"] = floor(home)
@@ -675,6 +709,8 @@ if __name__ == "__main__":
         print("ui", results["ui"], flush=True)
         results["scaling"] = scaling([int(f) for f in args.scales.split(",")])
         scaling_plot(results["scaling"], REPO / "benchmarks" / "scaling.png")
+        results["machine"].append(machine_check())
+        print("machine", results["machine"], flush=True)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     write(results, REPO / "BENCHMARKS.md")
