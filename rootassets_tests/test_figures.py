@@ -307,7 +307,8 @@ def test_each_sites_block_of_the_label_sensitivity_page_is_its_own_grid(case) ->
 
 
 def test_the_label_sensitivity_page_names_every_site_in_its_colour_over_its_block() -> None:
-    from matplotlib.colors import same_color
+    from matplotlib.collections import QuadMesh
+    from matplotlib.colors import same_color, to_rgba
 
     from rootassets.science.figures import COLORS, label_sensitivity_pages
 
@@ -323,11 +324,13 @@ def test_the_label_sensitivity_page_names_every_site_in_its_colour_over_its_bloc
     names = {t.get_text(): t for t in ax.texts if t.get_text() in modality}
     assert sorted(names) == sites
     assert all(same_color(names[s].get_color(), COLORS[modality[s]]) for s in sites)
-    [image] = ax.images
-    pixels = np.asarray(image.get_array())
-    assert pixels.shape[:2] == (2 * len(THRESHOLDS) + 3, 8 * len(BANDWIDTHS) + 7 * 2)  # 2 rows of blocks, gaps
+    [mesh] = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    cells = np.asarray(mesh.get_array())
+    assert cells.shape[:2] == (2 * len(THRESHOLDS) + 3, 8 * len(BANDWIDTHS) + 7 * 2)  # 2 rows of blocks, gaps
+    colours = {tuple(np.round(c, 6)) for c in cells.reshape(-1, 4)}
+    assert colours == {tuple(np.round(to_rgba(c), 6)) for c in (COLORS["bimodal"], COLORS["unimodal"], "none")}
     tick_labels = [t.get_text() for t in ax.texts if t.get_text() not in modality]
     assert tick_labels.count("12.5") == 8 and tick_labels.count("30%") == 2  # under each column, left of each row
-    [boxes] = ax.collections
+    [boxes] = [c for c in ax.collections if not isinstance(c, QuadMesh)]
     assert len(boxes.get_paths()) == len(sites)  # the default setting outlined on every site
     plt.close(page)
