@@ -596,8 +596,8 @@ NO_LABEL_COLOR = "#bdbdbd"
 def label_mosaic(
     grid: pl.DataFrame, sites: list[str], bandwidths: list[float], thresholds: list[float], layout: PanelGrid
 ) -> np.ndarray:
-    """The page's image: in each site's block, 1 where it is bimodal at that (bandwidth, threshold), 0 where it
-    is unimodal, NO_LABEL where it has no label; NaN between the blocks."""
+    """The page's cells (row 0 at the bottom): in each site's block, 1 where it is bimodal at that (bandwidth,
+    threshold), 0 where it is unimodal, NO_LABEL where it has no label; NaN between the blocks."""
     cells = np.full((int(layout.total_height), int(layout.total_width)), np.nan)
     at = {site: tuple(map(int, layout.origin(index))) for index, site in enumerate(sites)}
     for x0, y0 in at.values():
@@ -616,7 +616,7 @@ def label_mosaic(
 def _label_sensitivity_page(
     grid: pl.DataFrame, sites: list[str], modality: dict[str, str], default: tuple[float, float], page: tuple[int, int]
 ) -> Figure:
-    """One page of the label sensitivity: the sites' grids as blocks of one image in one axes (64 panels of their
+    """One page of the label sensitivity: the sites' grids as blocks of one mesh in one axes (64 panels of their
     own, each with its ticks, took ~0.8 s a page to set up and as much to draw; this is the same picture)."""
     from matplotlib.collections import PatchCollection
     from matplotlib.colors import to_rgba
