@@ -82,12 +82,14 @@ def _tree_rss_kb(root: int) -> int:
     return sum(rss.get(pid, 0) for pid in tree)
 
 
-def main_job(home: Path) -> dict[str, tuple[float, float]]:
-    """Cold then warm `rootassets materialize` into `home` (kept: the floor and soil water use it)."""
+def main_job(home: Path) -> dict:
+    """Cold then warm `rootassets materialize` into `home` (kept: the floor and soil water use it), and the cold
+    job's step durations."""
     env = {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(SNAPSHOT)}
     cold = timed_cli(["materialize", "--release", RELEASE], env)
+    steps = step_seconds(home / "dagster")
     warm = timed_cli(["materialize", "--release", RELEASE], env)
-    return {"cold": cold, "warm": warm}
+    return {"cold": cold, "warm": warm, "steps": steps}
 
 
 def timed_python(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
@@ -209,7 +211,7 @@ def main_section(
 | floor (`benchmarks/floor.py`: same functions and tables, one plain process) | {fl["wall"]:.1f} | {before("floor")} | {fl["peak"]:.0f} |
 
 Cold main job / floor = **{main["cold"][0] / fl["wall"]:.2f}** (goal: at most 1.5). Floor steps (s):
-`{fl["steps"]}`. The floor wrote {fl["tables"]} tables; tables whose row counts differ from the
+`{fl["steps"]}`. The cold main job's {where_the_time_goes(main["steps"], 0.03)}. The floor wrote {fl["tables"]} tables; tables whose row counts differ from the
 main job's: {differ}. Warm re-run: **{main["warm"][0]:.1f} s** (goal: 1.5 s). {same}
 
 {machine_note(machine, previous, {"cold": main["cold"][0], "floor": fl["wall"]})}
@@ -264,6 +266,36 @@ def machine_note(machine: list[float], previous: dict[str, float], walls: dict[s
     )
 
 
+# Read in a process of its own with Dagster's API (the benchmarks import none of rootassets' Dagster wrappers).
+_STEP_SECONDS = """
+import json, sys
+from dagster import DagsterEventType, DagsterInstance
+instance = DagsterInstance.from_config(sys.argv[1])
+seconds = {}
+for run in instance.get_runs():
+    for record in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_SUCCESS).records:
+        event = record.event_log_entry.dagster_event
+        seconds[event.step_key] = seconds.get(event.step_key, 0.0) + event.event_specific_data.duration_ms / 1000
+print(json.dumps(seconds))
+"""
+
+
+def step_seconds(dagster_home: Path) -> dict[str, float]:
+    """Each step's duration (s) over the runs in a home's Dagster instance, as Dagster recorded it."""
+    import json
+
+    _, _, out = timed_python(["-c", _STEP_SECONDS, str(dagster_home)])
+    return json.loads(out.splitlines()[-1])
+
+
+def where_the_time_goes(steps: dict[str, float], share: float = 0.05) -> str:
+    """The steps that took at least `share` of the summed step time, largest first, and that sum."""
+    total = sum(steps.values())
+    big = sorted(((s, k) for k, s in steps.items() if total and s >= share * total), reverse=True)
+    listed = ", ".join(f"{key} {seconds:.1f}" for seconds, key in big)
+    return f"steps summed {total:.1f} s; at least {share:.0%} of it each: {listed or 'none'}"
+
+
 def scaling(factors: list[int]) -> list[dict]:
     """The cold main job on SYNTHETIC snapshots with `factor` copies of every site."""
     from rootassets.synthetic.megapit import scale_snapshot
@@ -277,7 +309,10 @@ def scaling(factors: list[int]) -> list[dict]:
             wall, peak = timed_cli(["materialize", "--release", RELEASE], env)
             with duckdb.connect(str(work / "home" / "rootassets.duckdb"), read_only=True) as con:
                 sites = con.execute("select count(*) from harmonized.site_root_biomass").fetchall()[0][0]
-            out.append({"factor": factor, "sites": sites, "root_rows": rows, "wall": wall, "peak": peak})
+            steps = step_seconds(work / "home" / "dagster")
+            out.append(
+                {"factor": factor, "sites": sites, "root_rows": rows, "wall": wall, "peak": peak, "steps": steps}
+            )
             print(f"scaling {factor}x: {sites} sites, {wall:.1f} s, {peak:.0f} MB", flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -581,6 +616,7 @@ def write(results: dict, path: Path) -> None:
         for p in scale
     )
     time_growth, memory_growth = growth_exponent(scale, "wall"), growth_exponent(scale, "peak")
+    scale_steps = "\n".join(f"- {p['factor']}x: {where_the_time_goes(p['steps'])}." for p in scale if "steps" in p)
     text = f"""# Benchmarks
 
 Command: `.venv/bin/python benchmarks/run.py` (writes this file and `benchmarks/scaling.png`; every
@@ -602,6 +638,9 @@ Growth between the two largest sizes: time ~ sites^{time_growth:.2f}, memory ~ s
 (1.0 is linear). Below linear: fixed costs (process start, the classifier's 50-seed spread over a
 forest of 500 trees) dominate the small sizes; what grows with the sites is reading, screening,
 the per-site KDEs and the per-site figure panels.
+
+Where each size's time goes (this run; each step's duration as its Dagster instance recorded it):
+{scale_steps}
 
 ![scaling](benchmarks/scaling.png)
 
