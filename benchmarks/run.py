@@ -266,26 +266,21 @@ def machine_note(machine: list[float], previous: dict[str, float], walls: dict[s
     )
 
 
-# Read in a process of its own with Dagster's API (the benchmarks import none of rootassets' Dagster wrappers).
-_STEP_SECONDS = """
-import json, sys
-from dagster import DagsterEventType, DagsterInstance
-instance = DagsterInstance.from_config(sys.argv[1])
-seconds = {}
-for run in instance.get_runs():
-    for record in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_SUCCESS).records:
-        event = record.event_log_entry.dagster_event
-        seconds[event.step_key] = seconds.get(event.step_key, 0.0) + event.event_specific_data.duration_ms / 1000
-print(json.dumps(seconds))
-"""
-
-
 def step_seconds(dagster_home: Path) -> dict[str, float]:
-    """Each step's duration (s) over the runs in a home's Dagster instance, as Dagster recorded it."""
-    import json
+    """Each step's duration (s) as Dagster recorded it (its STEP_SUCCESS event), summed over the runs in the
+    instance at `dagster_home` (read with Dagster's own API, as `ui_run.cli_step_seconds` reads run times)."""
+    from dagster import DagsterEventType, DagsterInstance
 
-    _, _, out = timed_python(["-c", _STEP_SECONDS, str(dagster_home)])
-    return json.loads(out.splitlines()[-1])
+    seconds: dict[str, float] = {}
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        for run in instance.get_runs():
+            records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_SUCCESS).records
+            for record in records:
+                event = record.event_log_entry.dagster_event
+                seconds[event.step_key] = (
+                    seconds.get(event.step_key, 0.0) + event.event_specific_data.duration_ms / 1000
+                )
+    return seconds
 
 
 def where_the_time_goes(steps: dict[str, float], share: float = 0.05) -> str:

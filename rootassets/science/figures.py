@@ -122,6 +122,9 @@ class PanelGrid:
         """Whether no panel of the `panels` on the page sits below the `index`-th."""
         return index + self.cols >= panels
 
+    def is_first_in_row(self, index: int) -> bool:
+        return index % self.cols == 0
+
 
 PANELS_PER_PAGE = 64  # a figure with a panel per site is drawn in pages of 8 x 8 panels (the paper's 44 fit one)
 
@@ -255,7 +258,7 @@ def _root_profiles_page(
         if layout.is_lowest_in_column(index, len(sites)):
             for v in x_ticks:
                 ax.text(x0 + v - low, y0, f"{v:.1f}", transform=under, fontsize=7, ha="center", va="top")
-        if index % cols == 0:
+        if layout.is_first_in_row(index):
             for v in y_ticks:
                 ax.text(x0, y0 + depth - v, f"{v:g}", transform=beside, fontsize=7, ha="right", va="center_baseline")
     if point_colors:  # under the bands, as each panel drew them
@@ -644,6 +647,11 @@ def _label_sensitivity_page(
     below = offset_copy(ax.transData, fig, y=-2, units="points")
     beside = offset_copy(ax.transData, fig, x=-2, units="points")
     boxes = []
+    outlined = (
+        (bandwidths.index(default[0]), thresholds.index(default[1]))
+        if default[0] in bandwidths and default[1] in thresholds
+        else None
+    )
     for index, site in enumerate(sites):
         x0, y0 = layout.origin(index)
         color = COLORS.get(modality.get(site, ""), "grey")
@@ -657,14 +665,12 @@ def _label_sensitivity_page(
             ha="center",
             va="baseline",
         )
-        if default[0] in bandwidths and default[1] in thresholds:
-            boxes.append(
-                Rectangle((x0 + bandwidths.index(default[0]) - 0.5, y0 + thresholds.index(default[1]) - 0.5), 1, 1)
-            )
+        if outlined is not None:  # the default setting's cell
+            boxes.append(Rectangle((x0 + outlined[0] - 0.5, y0 + outlined[1] - 0.5), 1, 1))
         if layout.is_lowest_in_column(index, len(sites)):  # the bandwidths under it
             for i, b in enumerate(bandwidths):
                 ax.text(x0 + i, y0 - 0.5, f"{b:g}", transform=below, fontsize=5, ha="center", va="top")
-        if index % cols == 0:  # the first site of its row: the thresholds left of it
+        if layout.is_first_in_row(index):  # the thresholds left of it
             for j, t in enumerate(thresholds):
                 ax.text(x0 - 0.5, y0 + j, f"{t:.0%}", transform=beside, fontsize=5, ha="right", va="center_baseline")
     ax.add_collection(PatchCollection(boxes, facecolor="none", edgecolor="k", lw=1.2))
