@@ -288,19 +288,16 @@ def site_pages(inputs: Frames, only: Collection[str] | None = None) -> Iterator[
     """One page per site (sorted by modality then site): its profile, KDE with D0/D1/D2, soil N and data flags.
     With `only`, the pages of those sites alone, in the same order."""
     from rootassets.science import figures
-    from rootassets.science.report import site_flags
+    from rootassets.science.by_site import BySite
+    from rootassets.science.report import SiteFlags
 
+    flags_of = SiteFlags(inputs)
+    increments, kde, soil = (BySite(inputs[name]) for name in ("root_increments", "site_kde", "soil_profiles"))
     for row in _in_page_order(inputs).iter_rows(named=True):
         site = row["site_id"]
         if only is not None and site not in only:
             continue
-        flags = site_flags(site, inputs["root_increments"], inputs["site_factors"], inputs["site_label_robustness"])
-        yield (
-            site,
-            figures.site_page_figure(
-                site, row, inputs["root_increments"], inputs["site_kde"], inputs["soil_profiles"], flags
-            ),
-        )
+        yield site, figures.site_page_figure(site, row, increments[site], kde[site], soil[site], flags_of(site))
 
 
 PAGES_PER_WORKER_MIN = 8  # fewer pages than this per worker process: drawing them costs less than starting it

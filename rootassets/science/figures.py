@@ -692,14 +692,15 @@ def site_page_figure(
     soil: pl.DataFrame,
     flags: list[str],
 ) -> Figure:
-    """One page per site: every profile's live fine-root density and the site mean by increment, the KDE with
-    D0, D1 and D2, soil total N on the root grid, and the site's data flags."""
+    """One page per site, from the site's own rows of each table: every profile's live fine-root density and the
+    site mean by increment, the KDE with D0, D1 and D2, soil total N on the root grid, and the site's data
+    flags."""
     fig = plt.figure(figsize=(8.27, 11.69))  # A4 portrait
     grid = fig.add_gridspec(2, 2, height_ratios=[3, 1], hspace=0.25, wspace=0.3)
     roots, density = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     label = str(modality.get("modality") or "unlabelled")
     color = COLORS.get(label, "grey")
-    own = increments.filter(pl.col("site_id") == site).sort("profile", "top_cm")
+    own = increments.sort("profile", "top_cm")
     for (profile,), g in own.group_by("profile", maintain_order=True):
         mids = ((g["top_cm"] + g["bottom_cm"]) / 2).to_numpy()
         values = g["root_density_g_m3"].to_numpy()
@@ -711,7 +712,7 @@ def site_page_figure(
     # Titles placed, not found: matplotlib's search for a free place measures every tick label of the axes and
     # its twin on each page, a fifth of the page's drawing time.
     roots.set_title("Profiles", y=1.0)
-    curve = kde.filter(pl.col("site_id") == site).sort("depth_cm")
+    curve = kde.sort("depth_cm")
     density.plot(curve["density"].to_numpy(), curve["depth_cm"].to_numpy(), color=color)
     for name, style in (("d0_cm", "-"), ("d1_cm", ":"), ("d2_cm", "--")):
         depth = modality.get(name)
@@ -725,7 +726,7 @@ def site_page_figure(
                 va="bottom",
                 fontsize=8,
             )
-    soil_n = soil.filter((pl.col("site_id") == site) & pl.col("nitrogen_tot_g_kg").is_not_null()).sort("top_cm")
+    soil_n = soil.filter(pl.col("nitrogen_tot_g_kg").is_not_null()).sort("top_cm")
     title_pad = 6.0  # points, matplotlib's default
     if soil_n.height:
         title_pad += TWIN_AXIS_POINTS

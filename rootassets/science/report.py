@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 
 import polars as pl
 
+from rootassets.science.by_site import BySite
 from rootassets.science.registry import Frames, Read
 
 REPORT_READS: tuple[Read, ...] = (
@@ -27,21 +28,21 @@ REPORT_READS: tuple[Read, ...] = (
 )
 
 
-def site_flags(site: str, increments: pl.DataFrame, factors: pl.DataFrame, robustness: pl.DataFrame) -> list[str]:
-    """The data flags of one site's page: derived depths, zero-filled increments, imputed factors, a label that
-    resampling or the bandwidth x threshold grid does not always give, a secondary mode that is barely a peak."""
+def site_flags(increments: pl.DataFrame, factors: pl.DataFrame, robustness: pl.DataFrame) -> list[str]:
+    """The data flags of one site's page, from that site's own rows of each table: derived depths, zero-filled
+    increments, imputed factors, a label that resampling or the bandwidth x threshold grid does not always give,
+    a secondary mode that is barely a peak."""
     flags: list[str] = []
-    own = increments.filter(pl.col("site_id") == site)
-    derived = own.filter(pl.col("depth_derived")).height
+    derived = increments.filter(pl.col("depth_derived")).height
     if derived:
-        flags.append(f"{derived} of {own.height} increment depths derived (no mpr_perdepthincrement)")
-    zero = own.filter(pl.col("zero_filled")).height
+        flags.append(f"{derived} of {increments.height} increment depths derived (no mpr_perdepthincrement)")
+    zero = increments.filter(pl.col("zero_filled")).height
     if zero:
         flags.append(f"{zero} increments without live fine roots, counted as 0")
-    imputed = factors.filter(pl.col("site_id") == site)["imputed_factors"].to_list()
+    imputed = factors["imputed_factors"].to_list()
     if imputed and imputed[0]:
         flags.append(f"classifier factors imputed: {imputed[0]}")
-    row = robustness.filter(pl.col("site_id") == site).to_dicts()
+    row = robustness.to_dicts()
     if row:
         r = row[0]
         if r["resample_agreement"] is not None and r["resample_agreement"] < 1:
@@ -54,13 +55,23 @@ def site_flags(site: str, increments: pl.DataFrame, factors: pl.DataFrame, robus
     return flags
 
 
+class SiteFlags:
+    """`site_flags` of any site of the report's tables, each table split by site once."""
+
+    def __init__(self, inputs: Frames) -> None:
+        self._increments = BySite(inputs["root_increments"])
+        self._factors = BySite(inputs["site_factors"])
+        self._robustness = BySite(inputs["site_label_robustness"])
+
+    def __call__(self, site: str) -> list[str]:
+        return site_flags(self._increments[site], self._factors[site], self._robustness[site])
+
+
 def site_rows(inputs: Frames) -> pl.DataFrame:
     """The report's site index: label, D0/D1/D2 and data flags per site, in the order of the site pages."""
     modality = inputs["site_modality"].sort(pl.col("modality") != "bimodal", "site_id")
-    flags = [
-        "; ".join(site_flags(site, inputs["root_increments"], inputs["site_factors"], inputs["site_label_robustness"]))
-        for site in modality["site_id"].to_list()
-    ]
+    flags_of = SiteFlags(inputs)
+    flags = ["; ".join(flags_of(site)) for site in modality["site_id"].to_list()]
     return modality.select("site_id", "modality", "d0_cm", "d1_cm", "d2_cm").with_columns(
         pl.Series("data_flags", flags, dtype=pl.String)
     )
