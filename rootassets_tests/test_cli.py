@@ -506,3 +506,27 @@ def test_site_pages_drawn_in_worker_processes_equal_one_process_pages(home: dict
     sites = site_order(inputs)
     assert len(texts[0]) == len(sites) == 44 and texts[1] == texts[0]
     assert all(site in text for site, text in zip(sites, texts[0], strict=True))  # page k is site k's
+
+
+def test_each_figure_shows_its_png_shrunk_in_the_ui(home: dict[str, str]) -> None:
+    import base64
+    import io
+
+    import numpy as np
+    from dagster import AssetKey, DagsterInstance
+    from PIL import Image
+
+    from rootassets.science.figure_specs import FIGURE_DPI, FIGURES, PREVIEW_DPI
+
+    root = Path(home["ROOTASSETS_HOME"])
+    with DagsterInstance.from_config(str(root / "dagster")) as instance:
+        for spec in FIGURES:
+            event = instance.get_latest_materialization_event(AssetKey(["reports", spec.name]))
+            embedded = event.asset_materialization.metadata["figure_embedded"].value
+            encoded = re.fullmatch(r"!\[\w+\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", embedded).group(1)
+            with (
+                Image.open(io.BytesIO(base64.b64decode(encoded))) as preview,
+                Image.open(root / "figures" / RELEASE / f"{spec.name}.png") as png,
+            ):
+                shrunk = png.reduce(round(FIGURE_DPI / PREVIEW_DPI))
+                assert np.array_equal(np.asarray(preview), np.asarray(shrunk)), spec.name

@@ -334,3 +334,31 @@ def test_the_label_sensitivity_page_names_every_site_in_its_colour_over_its_bloc
     [boxes] = [c for c in ax.collections if not isinstance(c, QuadMesh)]
     assert len(boxes.get_paths()) == len(sites)  # the default setting outlined on every site
     plt.close(page)
+
+
+def test_the_preview_is_the_png_shrunk_and_asking_for_it_leaves_png_and_svg_as_they_were() -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from rootassets.science.figure_specs import FIGURE_DPI, FIGURES, PREVIEW_DPI, render_figure
+
+    profiles, modality = profiles_of(10)
+    labels = pl.DataFrame({"site_id": list(modality), "modality": list(modality.values())})
+    spec = next(s for s in FIGURES if s.name == "figure_1_root_profiles")
+    inputs = {"root_profiles": profiles, "site_modality": labels}
+    plain, previewed = render_figure(spec, inputs), render_figure(spec, inputs, preview_dpi=PREVIEW_DPI)
+    assert plain.preview is None and previewed.png == plain.png
+    assert _svg_drawing(previewed.svg) == _svg_drawing(plain.svg)
+    with Image.open(io.BytesIO(plain.png)) as png, Image.open(io.BytesIO(previewed.preview)) as preview:
+        assert round(png.info["dpi"][0]) == FIGURE_DPI
+        shrunk = png.reduce(round(FIGURE_DPI / PREVIEW_DPI))
+        assert preview.size == shrunk.size and np.array_equal(np.asarray(preview), np.asarray(shrunk))
+
+
+def _svg_drawing(svg: bytes) -> bytes:
+    """An SVG without its date and with matplotlib's per-process random ids blanked."""
+    import re
+
+    return re.sub(rb"(#|id=\")[A-Za-z0-9_]*[0-9a-f]{10}", rb"\1ID", re.sub(rb"<dc:date>.*?</dc:date>", b"", svg))

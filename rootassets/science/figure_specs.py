@@ -190,31 +190,61 @@ FIGURES: tuple[FigureSpec, ...] = (
 @dataclass(frozen=True)
 class RenderedFigure:
     """A figure's files, as bytes: its first page as a FIGURE_DPI PNG and as an SVG and, when it has several pages
-    (a panel per site, past PANELS_PER_PAGE sites), every page in one PDF."""
+    (a panel per site, past PANELS_PER_PAGE sites), every page in one PDF; with a preview asked for, the first
+    page as a small PNG too."""
 
     png: bytes
     svg: bytes
     pdf: bytes | None
     pages: int
+    preview: bytes | None = None
 
 
-def render_figure(spec: FigureSpec, inputs: Frames, n_jobs: int = 0) -> RenderedFigure:
+def render_figure(
+    spec: FigureSpec, inputs: Frames, n_jobs: int = 0, preview_dpi: float | None = None
+) -> RenderedFigure:
     """Draw `spec` from its tables and render it, one page at a time (each closed once rendered), so memory
     stays that of a page or two however many sites there are. The asset and the floor write these bytes.
 
     A figure of several pages has its PDF drawn in contiguous runs of pages, `n_jobs` worker processes at once
-    (0: one per CPU core; a page of 64 panels is ~2 s of matplotlib), joined in page order."""
+    (0: one per CPU core; a page of 64 panels is ~2 s of matplotlib), joined in page order. With `preview_dpi`,
+    the first page's preview is the PNG's own pixels shrunk (not a second drawing, nor the PNG decoded)."""
     import matplotlib.pyplot as plt
 
     count = spec.pages(inputs) if spec.pages is not None else 1
     first = next(spec.draw(inputs, only={1}) if count > 1 else spec.draw(inputs))
-    png, svg = _rendered(first, "png", FIGURE_DPI), _rendered(first, "svg")
+    png, preview = _png_and_preview(first, FIGURE_DPI / preview_dpi if preview_dpi else None)
+    svg = _rendered(first, "svg")
     plt.close(first)
     if count == 1:
-        return RenderedFigure(png, svg, None, 1)
+        return RenderedFigure(png, svg, None, 1, preview)
     numbers = list(range(1, count + 1))
     pdf = _pdf_in_runs(_figure_pages_pdf, (spec, inputs), numbers, _workers(n_jobs, count, 1))
-    return RenderedFigure(png, svg, pdf, count)
+    return RenderedFigure(png, svg, pdf, count, preview)
+
+
+def _png_and_preview(fig: Figure, shrink: float | None) -> tuple[bytes, bytes | None]:
+    """`fig` as a FIGURE_DPI PNG (the bytes `savefig(format="png", dpi=FIGURE_DPI)` writes) and, with `shrink`,
+    those pixels `shrink` times smaller as a PNG too."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image  # matplotlib's own dependency
+
+    dpi = fig.dpi
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(FIGURE_DPI)
+    try:
+        png = io.BytesIO()
+        canvas.print_png(png)
+        if shrink is None:
+            return png.getvalue(), None
+        width, height = canvas.get_width_height(physical=True)
+        pixels = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        preview = io.BytesIO()
+        # zlib's default level: `optimize=True` made the 8 previews 3% smaller for 1.3 s more of a cold main job
+        pixels.reduce(max(1, round(shrink))).save(preview, format="PNG")
+        return png.getvalue(), preview.getvalue()
+    finally:
+        fig.set_dpi(dpi)
 
 
 def _figure_pages_pdf(spec: FigureSpec, inputs: Frames, numbers: list[int]) -> bytes:
