@@ -61,6 +61,13 @@ def test_staged_tables_stay_invisible_until_one_commit_swaps_them_all(tmp_path: 
         assert visible(seen, "raw.a") == [(R1, 5), (R1, 6), (R2, 2)]
         assert seen.execute("select s from marts.m").fetchall() == [(7,)]
     assert visible(con, "raw.a") == [(R1, 1), (R2, 2)]  # the preview was rolled back
+    with preview_commit(con, refresh, only={"Analysis.C", "marts.m"}) as seen:  # a mart's: what it reads (any case)
+        assert visible(seen, "raw.a") == [(R1, 1), (R2, 2)]  # not asked for: as committed
+        assert visible(seen, "analysis.b") == [(R1, 10)]
+        assert seen.execute("select s from marts.m").fetchall() == [(7,)]
+    assert con.execute("select count(*) from information_schema.tables where table_name in ('c', 'm')").fetchall() == [
+        (0,)
+    ]
 
     counts = commit_refresh(con, refresh)
     assert counts == {f"{R1}:raw.a": 2, f"{R1}:analysis.b": 1, f"{R1}:analysis.c": 1}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, materialize
 
-from rootassets.defs.marts import mart_assets, model_asset
+from rootassets.defs.marts import mart_assets, model_asset, reads_through_marts
 from rootassets.warehouse import Location, connect_read_only
 from rootassets.warehouse.sqlmodels import SqlModelError, column_lineage, discover_models, parse_model
 from rootassets_tests.conftest import warehouse_resource
@@ -33,6 +33,17 @@ EXPECTED_UPSTREAM = {
     },
     "marts.latest_group_tests": {("analysis", "group_tests"), ("marts", "latest_release")},
 }
+
+
+def test_a_marts_preview_reads_its_tables_and_those_of_the_marts_it_reads_on_down() -> None:
+    models = {(m.schema, m.name): m for m in discover_models()}
+    through = EXPECTED_UPSTREAM["marts.site_summary"] | EXPECTED_UPSTREAM["marts.latest_release"]
+    dotted = {f"{s}.{t}" for s, t in through}
+    assert reads_through_marts(models[("marts", "site_summary")], models) == dotted
+    assert reads_through_marts(models[("marts", "latest_release")], models) == {"analysis.site_modality"}
+    assert reads_through_marts(models[("marts", "site_summary")], {}) == {
+        f"{s}.{t}" for s, t in EXPECTED_UPSTREAM["marts.site_summary"]
+    }
 
 
 def test_every_model_has_its_parsed_dependencies() -> None:

@@ -1,6 +1,6 @@
 """SQL model assets: each file of dbt_like_sql/ becomes a table or view, with parsed lineage."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from dagster import (
     AssetCheckResult,
@@ -73,7 +73,23 @@ def _run_tests(con, model: SqlModel) -> list[AssetCheckResult]:
     return results
 
 
-def model_asset(model: SqlModel) -> AssetsDefinition:
+def reads_through_marts(model: SqlModel, models: Mapping[tuple[str, str], SqlModel]) -> set[str]:
+    """The tables and views (`schema.table`) `model` reads, and those its upstream marts read, on down."""
+    seen: set[tuple[str, str]] = set()
+    todo = list(model.upstream)
+    while todo:
+        table = todo.pop()
+        if table not in seen:
+            seen.add(table)
+            todo += models[table].upstream if table in models else ()
+    return {f"{schema}.{name}" for schema, name in seen}
+
+
+def model_asset(model: SqlModel, models: Mapping[tuple[str, str], SqlModel] | None = None) -> AssetsDefinition:
+    """The mart asset of `model`; `models` are the other marts it may read (their staged definitions join its
+    preview)."""
+    reads = reads_through_marts(model, models or {})
+
     @asset(
         check_specs=_check_specs(model),
         key=AssetKey([model.schema, model.name]),
@@ -95,7 +111,7 @@ def model_asset(model: SqlModel) -> AssetsDefinition:
             f"CREATE OR REPLACE {kind} {qualified(model.schema, model.name)} AS {model.sql}",
             *comment_statement(model.schema, model.name, model.description, kind),
         ]
-        with warehouse.preview() as con:  # the tables as this run's commit will leave them
+        with warehouse.preview(only=reads) as con:  # the tables it reads as this run's commit will leave them
             try:
                 for statement in statements:
                     con.execute(statement)
@@ -137,4 +153,5 @@ def model_asset(model: SqlModel) -> AssetsDefinition:
     return _model
 
 
-mart_assets = [model_asset(model) for model in discover_models()]
+_models = {(m.schema, m.name): m for m in discover_models()}
+mart_assets = [model_asset(model, _models) for model in _models.values()]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -156,12 +156,12 @@ class WarehouseResource(DuckDBResource):
             return replace_partitions(con, frames, release)
 
     @contextmanager
-    def preview(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection that sees the database as this run's commit would leave it; all changes made
-        through it are rolled back."""
+    def preview(self, only: Collection[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection that sees the database (with `only`, the tables and views named there: "schema.table")
+        as this run's commit would leave it; all changes made through it are rolled back."""
         with self.get_connection() as con:
             if self._refresh_id:
-                with preview_commit(con, self._refresh_id) as seen:
+                with preview_commit(con, self._refresh_id, only) as seen:
                     yield seen
                 return
             con.execute("BEGIN TRANSACTION")

@@ -311,11 +311,15 @@ def commit_refresh(con: duckdb.DuckDBPyConnection, refresh_id: str) -> dict[str,
 
 
 @contextmanager
-def preview_commit(con: duckdb.DuckDBPyConnection, refresh_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Inside the block, `con` sees the database as `commit_refresh` would leave it; then it is rolled back."""
+def preview_commit(
+    con: duckdb.DuckDBPyConnection, refresh_id: str, only: Collection[str] | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Inside the block, `con` sees the database as `commit_refresh` would leave it; then it is rolled back.
+    With `only` ("schema.table" names), just those tables and views are swapped in, the rest stay as committed: a
+    mart's preview needs its upstream tables, not every table of the refresh."""
     con.execute("BEGIN TRANSACTION")
     try:
-        _apply(con, refresh_id, describe=False)
+        _apply(con, refresh_id, describe=False, only=only)
         yield con
     finally:
         con.execute("ROLLBACK")
@@ -369,11 +373,17 @@ def _check_scope(con: duckdb.DuckDBPyConnection, table: str, scope: SiteScope) -
         raise ValueError(f"{table}: rows of sites outside the write's scope: {sorted(str(s) for (s,) in outside)}")
 
 
-def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str, describe: bool = True) -> dict[str, int]:
-    """Swap in `refresh_id`'s staged rows and run its staged statements; with `describe`, comment the columns
-    too (a preview, rolled back, needs no comments: that was 3,900 COMMENT statements a cold main job)."""
+def _apply(
+    con: duckdb.DuckDBPyConnection, refresh_id: str, describe: bool = True, only: Collection[str] | None = None
+) -> dict[str, int]:
+    """Swap in `refresh_id`'s staged rows and run its staged statements (with `only`, those of the tables and
+    views named there); with `describe`, comment the columns too (a preview, rolled back, needs no comments:
+    that was 3,900 COMMENT statements a cold main job)."""
     counts: dict[str, int] = {}
+    wanted = None if only is None else {name.lower() for name in only}  # DuckDB's names ignore case
     for release, schema, table, scope in _staged_scopes(con, refresh_id):
+        if wanted is not None and f"{schema}.{table}".lower() not in wanted:
+            continue
         staged = staging_name(schema, table)
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW incoming_rows AS SELECT * EXCLUDE ({REFRESH_COLUMN}) "
@@ -387,10 +397,12 @@ def _apply(con: duckdb.DuckDBPyConnection, refresh_id: str, describe: bool = Tru
             f"SELECT count(*) FROM {qualified(schema, table)} WHERE release = ?", [release]
         ).fetchall()[0][0]
     if table_columns(con, META, "staged_statements") is not None:
-        for (statement,) in con.execute(
-            "SELECT statement FROM meta.staged_statements WHERE refresh_id = ? ORDER BY staged_at, name", [refresh_id]
+        for name, statement in con.execute(
+            "SELECT name, statement FROM meta.staged_statements WHERE refresh_id = ? ORDER BY staged_at, name",
+            [refresh_id],
         ).fetchall():
-            con.execute(statement)
+            if wanted is None or name.rsplit(":", 1)[0].lower() in wanted:  # "<schema.table>:<index>" of a mart
+                con.execute(statement)
     if describe:
         _describe_columns(con)
     return counts
