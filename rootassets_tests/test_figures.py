@@ -324,11 +324,23 @@ def test_the_label_sensitivity_page_names_every_site_in_its_colour_over_its_bloc
     names = {t.get_text(): t for t in ax.texts if t.get_text() in modality}
     assert sorted(names) == sites
     assert all(same_color(names[s].get_color(), COLORS[modality[s]]) for s in sites)
-    [mesh] = [c for c in ax.collections if isinstance(c, QuadMesh)]
-    cells = np.asarray(mesh.get_array())
-    assert cells.shape[:2] == (2 * len(THRESHOLDS) + 3, 8 * len(BANDWIDTHS) + 7 * 2)  # 2 rows of blocks, gaps
-    colours = {tuple(np.round(c, 6)) for c in cells.reshape(-1, 4)}
-    assert colours == {tuple(np.round(to_rgba(c), 6)) for c in (COLORS["bimodal"], COLORS["unimodal"], "none")}
+    meshes = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    assert len(meshes) == len(sites)  # a mesh a block: nothing drawn (or written to the SVG) between the blocks
+    corners, named = set(), set()
+    for mesh in meshes:
+        cells = np.asarray(mesh.get_array())
+        assert cells.shape[:2] == (len(THRESHOLDS), len(BANDWIDTHS))
+        coordinates = mesh.get_coordinates()
+        (left, bottom), (right, top) = coordinates[0, 0], coordinates[-1, -1]
+        [site] = [
+            s for s, t in names.items() if left < t.get_position()[0] < right and np.isclose(t.get_position()[1], top)
+        ]
+        colour = {tuple(np.round(c, 6)) for c in cells.reshape(-1, 4)}
+        assert colour == {tuple(np.round(to_rgba(COLORS[modality[site]]), 6))}  # its own site's labels
+        corners.add((left, bottom))
+        named.add(site)
+    assert named == set(sites)
+    assert len({x for x, _ in corners}) == 8 and len({y for _, y in corners}) == 2  # 2 rows of 8 (then 2) blocks
     tick_labels = [t.get_text() for t in ax.texts if t.get_text() not in modality]
     assert tick_labels.count("12.5") == 8 and tick_labels.count("30%") == 2  # under each column, left of each row
     [boxes] = [c for c in ax.collections if not isinstance(c, QuadMesh)]
