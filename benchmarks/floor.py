@@ -38,6 +38,7 @@ from rootassets.science.registry import GOOD_ROWS, Read, gather_inputs
 from rootassets.science.report import REPORT_READS, report_markdown
 from rootassets.science.soil_water import SoilWaterQuality, file_roles, sensor_choice
 from rootassets.science.steps import STEPS
+from rootassets.science.workers import start_workers
 from rootassets.warehouse import qualified, quote_ident, read_release, replace_partitions, table_columns
 from rootassets.warehouse.quarantine import screen, screen_stacked, screened_frames
 from rootassets.warehouse.soil_water import aggregate_sites, combined_queries
@@ -133,6 +134,7 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
         steps[name] = now - clock
         clock = now
 
+    start_workers()  # as `rootassets materialize` does when the pooled steps are to run
     source = open_source(snapshot, "http://127.0.0.1:9/api/v0/", home / "downloads")
     for product in (ROOT_MEGAPIT, SOIL_MEGAPIT):
         load = source.load_product(product, release)

@@ -46,6 +46,7 @@ from dagster import (
     RunsFilter,
 )
 
+from rootassets.science.workers import WORKERS_TAG, start_workers
 from rootassets.warehouse import Location, connect_read_only, connect_writable
 from rootassets.warehouse.staging import (
     REFRESH_TAG,
@@ -386,7 +387,10 @@ class Refresh:
             key=str,
         )
         before, sites, after = split_at_site_partitions(graph, self.keys)
+        pooled = {k for k in self.keys if WORKERS_TAG.items() <= graph.get(k).tags.items()}  # steps in worker processes
         if self.force:
+            if pooled:
+                start_workers()
             self._execute([*sources, *before], report)
             self._execute_sites(sites, report, force=True)
             if after:
@@ -405,6 +409,8 @@ class Refresh:
                 stale_or_missing(self.instance, graph, phase, self.release, self.database, self.refresh_id),
                 phase,
             )
+            if stale and (pooled & set(stale) or (phase is raw and pooled)):  # new sources: the pooled steps follow
+                start_workers()  # in the background, while this phase's single-process steps run
             fresh = [k for k in phase if k not in stale]
             report.fresh += [k.to_user_string() for k in fresh]
             if fresh:

@@ -21,6 +21,7 @@ from rootassets.science.figure_specs import (
 )
 from rootassets.science.registry import module_version
 from rootassets.science.report import REPORT_READS, image_links, report_html, report_markdown
+from rootassets.science.workers import WORKERS_TAG
 
 REPORTS_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
 
@@ -71,6 +72,7 @@ def figure_asset(spec: FigureSpec):
         key=AssetKey(["reports", spec.name]),
         deps=[AssetKey(r.table.split(".")) for r in spec.reads],
         description=spec.description,
+        tags=WORKERS_TAG if spec.pages is not None else None,  # several pages: drawn in the worker pool
         **COMMON,
     )
     def _figure(
@@ -98,6 +100,7 @@ figure_assets = [figure_asset(spec) for spec in FIGURES]
     group_name="reports",
     kinds={"matplotlib", "pdf"},
     code_version=REPORTS_CODE_VERSION,
+    tags=WORKERS_TAG,
 )
 def site_pages_document(
     context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore

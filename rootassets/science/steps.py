@@ -56,6 +56,7 @@ from rootassets.science.soil_profiles import (
     soil_on_root_grid,
     values_outside_horizon_range,
 )
+from rootassets.science.workers import WORKERS_TAG
 
 DEPTH_COLUMNS = {"topDepth", "bottomDepth", "depthIncrementID"}
 
@@ -634,6 +635,7 @@ STEPS: tuple[Step, ...] = (
         ForestParameters,
         kinds=frozenset({"duckdb", "sklearn"}),
         descriptions=CLASSIFIER_DESCRIPTIONS,
+        tags=WORKERS_TAG,
         artifacts={"analysis.classifier_model": "models/modality_forest.joblib"},
     ),
     Step(
@@ -694,6 +696,7 @@ STEPS: tuple[Step, ...] = (
         RobustnessParameters,
         kinds=frozenset({"duckdb", "numpy"}),
         descriptions=ROBUSTNESS_DESCRIPTIONS,
+        tags=WORKERS_TAG,
     ),
     Step(
         "release_changes",

@@ -1,0 +1,51 @@
+"""The worker pool started ahead of the parallel steps: the steps get the warmed workers."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from rootassets.science import workers
+
+
+def _pid_and_modules() -> tuple[int, set[str]]:
+    return os.getpid(), set(sys.modules)
+
+
+def test_the_steps_get_the_workers_that_imported_their_modules_in_the_background(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from joblib import Parallel, delayed
+
+    monkeypatch.setattr(workers, "_warming", [])
+    workers.start_workers(2)
+    workers.start_workers(2)  # once a process
+    [warming] = workers._warming
+    warmed = set(warming)  # the warm-up's own answer: the pids that imported
+    assert len(warmed) >= 1
+    seen = Parallel(n_jobs=2)(delayed(_pid_and_modules)() for _ in range(4))
+    assert {pid for pid, _ in seen} <= warmed
+    assert all(set(workers.WARM_MODULES) <= modules for _, modules in seen)
+
+
+def test_the_assets_whose_steps_run_in_the_pool_say_so() -> None:
+    from rootassets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    tagged = {
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if workers.WORKERS_TAG.items() <= graph.get(key).tags.items()
+    }
+    assert tagged == {
+        "analysis/classifier_performance",
+        "analysis/classifier_importance",
+        "analysis/classifier_model",
+        "analysis/site_label_robustness",
+        "analysis/site_label_sensitivity",
+        "reports/site_pages",
+        "reports/figure_1_root_profiles",
+        "reports/figure_label_sensitivity",
+    }
