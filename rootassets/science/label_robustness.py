@@ -22,7 +22,13 @@ import numpy as np
 import polars as pl
 
 from rootassets.science.bootstrap import binned_fft_kde, label_resamples
-from rootassets.science.modality import ModalityParameters, classify_modality, depth_sample, modes_and_antimodes
+from rootassets.science.modality import (
+    Kde,
+    ModalityParameters,
+    classify_modality,
+    depth_sample,
+    modes_and_antimodes,
+)
 
 
 @dataclass(frozen=True)
@@ -88,12 +94,29 @@ def _bimodal_share(
     return float(probabilities[bimodal].sum() / total) if total > 0 else float("nan")
 
 
-def sensitivity_grid(mid_cm: np.ndarray, density: np.ndarray, params: RobustnessParameters) -> list[dict]:
+class SiteKdes:
+    """One site's KDE (section 2.2, R's binned FFT) at any bandwidth, each computed once: the sensitivity grid,
+    the critical-bandwidth scan and the prominence ask for some of the same bandwidths (15 cm, the default, by
+    all three)."""
+
+    def __init__(self, mid_cm: np.ndarray, density: np.ndarray, params: ModalityParameters) -> None:
+        self.depths, self.counts = depth_sample(mid_cm, density, params.count_scale)
+        self._params = params
+        self._kdes: dict[float, Kde] = {}
+
+    def at(self, bandwidth: float) -> Kde:
+        kde = self._kdes.get(bandwidth)
+        if kde is None:
+            params = dataclasses.replace(self._params, bandwidth_cm=bandwidth)
+            kde = self._kdes[bandwidth] = binned_fft_kde(self.depths, self.counts, params)
+        return kde
+
+
+def sensitivity_grid(kdes: SiteKdes, params: RobustnessParameters) -> list[dict]:
     """The label at every bandwidth x threshold of the grid (one KDE per bandwidth)."""
-    depths, counts = depth_sample(mid_cm, density, params.count_scale)
     rows = []
     for bandwidth in params.bandwidths_cm:
-        kde = binned_fft_kde(depths, counts, dataclasses.replace(params, bandwidth_cm=bandwidth))
+        kde = kdes.at(bandwidth)
         turns = modes_and_antimodes(kde)
         for threshold in params.thresholds:
             at_threshold = dataclasses.replace(params, secondary_threshold=threshold)
@@ -102,23 +125,20 @@ def sensitivity_grid(mid_cm: np.ndarray, density: np.ndarray, params: Robustness
     return rows
 
 
-def critical_bandwidth(mid_cm: np.ndarray, density: np.ndarray, params: RobustnessParameters) -> float | None:
+def critical_bandwidth(kdes: SiteKdes, params: RobustnessParameters) -> float | None:
     """The smallest bandwidth (1 cm grid, 1 cm to `critical_bandwidth_max_cm`) from which on every larger one
     labels the site unimodal; None when it is still bimodal at the largest."""
-    depths, counts = depth_sample(mid_cm, density, params.count_scale)
     critical = None
     for bandwidth in np.arange(params.critical_bandwidth_max_cm, 0.5, -1.0):
-        kde = binned_fft_kde(depths, counts, dataclasses.replace(params, bandwidth_cm=float(bandwidth)))
-        if classify_modality(kde, params).modality != "unimodal":
+        if classify_modality(kdes.at(float(bandwidth)), params).modality != "unimodal":
             break
         critical = float(bandwidth)
     return critical
 
 
-def secondary_prominence(mid_cm: np.ndarray, density: np.ndarray, params: ModalityParameters) -> float | None:
+def secondary_prominence(kdes: SiteKdes, params: ModalityParameters) -> float | None:
     """(f(D2) - f(D1)) / f(D2) on the site's KDE: 0 for a shoulder, 1 for a peak over an empty antimode."""
-    depths, counts = depth_sample(mid_cm, density, params.count_scale)
-    kde = binned_fft_kde(depths, counts, params)
+    kde = kdes.at(params.bandwidth_cm)
     result = classify_modality(kde, params)
     if result.d1_cm is None or result.d2_cm is None or not result.d2_kde_density:
         return None
@@ -209,7 +229,8 @@ def site_views(
     """One site's row of `ROBUSTNESS_SCHEMA` and its sensitivity grid rows."""
     weights, probabilities, method = resamples
     share = _bimodal_share(site_increments, params, weights, probabilities)
-    grid = sensitivity_grid(mids, density, params)
+    kdes = SiteKdes(mids, density, params)
+    grid = sensitivity_grid(kdes, params)
     grid_share = sum(r["modality"] == "bimodal" for r in grid) / len(grid)
     row = {
         "site_id": site,
@@ -221,8 +242,8 @@ def site_views(
         "resample_agreement": share if label == "bimodal" else 1 - share,
         "grid_bimodal_share": grid_share,
         "grid_agreement": grid_share if label == "bimodal" else 1 - grid_share,
-        "critical_bandwidth_cm": critical_bandwidth(mids, density, params),
-        "secondary_prominence": secondary_prominence(mids, density, params),
+        "critical_bandwidth_cm": critical_bandwidth(kdes, params),
+        "secondary_prominence": secondary_prominence(kdes, params),
         "beyond_the_paper": True,
     }
     return row, [{"site_id": site, **r} for r in grid]
