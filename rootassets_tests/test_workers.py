@@ -20,11 +20,13 @@ def test_the_steps_get_the_workers_that_imported_their_modules_in_the_background
     from joblib import Parallel, delayed
 
     monkeypatch.setattr(workers, "_warming", [])
+    monkeypatch.setattr(workers, "warmed_pids", [])
     workers.start_workers(2)
     workers.start_workers(2)  # once a process
-    [warming] = workers._warming
-    warmed = set(warming)  # the warm-up's own answer: the pids that imported
-    assert len(warmed) >= 1
+    [collector] = workers._warming
+    collector.join(timeout=120)
+    warmed = set(workers.warmed_pids)  # the warm-up's own answers: the pids that imported
+    assert len(workers.warmed_pids) == 2 and warmed
     seen = Parallel(n_jobs=2)(delayed(_pid_and_modules)() for _ in range(4))
     assert {pid for pid, _ in seen} <= warmed
     assert all(set(workers.WARM_MODULES) <= modules for _, modules in seen)

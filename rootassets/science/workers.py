@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+import threading
 
 WORKERS_TAG = {"rootassets/workers": "processes"}  # on the assets whose steps run in the pool
 WARM_MODULES = (
@@ -28,7 +28,8 @@ WARM_MODULES = (
     "rootassets.science.figures",
 )
 
-_warming: list[Any] = []  # the warm-up, kept referenced (a dropped unfinished one is cancelled)
+_warming: list[threading.Thread] = []  # the thread collecting the warm-up's answers (once a process)
+warmed_pids: list[int] = []  # the workers that have imported `WARM_MODULES`, as they answer
 
 
 def _import_warm_modules() -> int:
@@ -45,8 +46,12 @@ def start_workers(n_jobs: int = 0) -> None:
         return
     from joblib import Parallel, delayed
 
-    _warming.append(
-        Parallel(n_jobs=workers, return_as="generator_unordered")(
-            delayed(_import_warm_modules)() for _ in range(workers)
-        )
+    answers = Parallel(n_jobs=workers, return_as="generator_unordered")(
+        delayed(_import_warm_modules)() for _ in range(workers)
     )
+    # read in a thread of its own: the tasks run meanwhile, and answers never read make joblib warn at exit
+    collector = threading.Thread(
+        target=warmed_pids.extend, args=(answers,), name="rootassets-warm-workers", daemon=True
+    )
+    collector.start()
+    _warming.append(collector)
