@@ -51,12 +51,15 @@ def visibility_checks(assets: Iterable[AssetsDefinition]):
     )
     def _visible(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator[AssetCheckResult]:
         latest = {}  # asset -> (its latest materialization, the refresh that made it)
+        refreshes: dict[str, str | None] = {}  # run -> its refresh: most assets share a run
         for check_key in context.selected_asset_check_keys:
             records = context.instance.fetch_materializations(
                 AssetRecordsFilter(asset_key=check_key.asset_key), limit=1
             ).records
-            run = context.instance.get_run_by_id(records[0].run_id) if records else None
-            latest[check_key.asset_key] = (records[0] if records else None, refresh_of(run) if run else None)
+            if records and records[0].run_id not in refreshes:
+                run = context.instance.get_run_by_id(records[0].run_id)
+                refreshes[records[0].run_id] = refresh_of(run) if run else None
+            latest[check_key.asset_key] = (records[0], refreshes[records[0].run_id]) if records else (None, None)
         visible = _committed(warehouse.location, sorted({r for _, r in latest.values() if r}))
         for key, (record, refresh) in latest.items():
             yield _evaluate(key, record, refresh, refresh in visible, warehouse.refresh_id)
