@@ -340,8 +340,8 @@ def site_pages(inputs: Frames, only: Collection[str] | None = None) -> Iterator[
     from rootassets.science.by_site import BySite
     from rootassets.science.report import SiteFlags
 
-    flags_of = SiteFlags(inputs)
     increments, kde, soil = (BySite(inputs[name]) for name in ("root_increments", "site_kde", "soil_profiles"))
+    flags_of = SiteFlags(inputs, increments)
     for row in _in_page_order(inputs).iter_rows(named=True):
         site = row["site_id"]
         if only is not None and site not in only:

@@ -637,13 +637,13 @@ def _label_sensitivity_page(
     grid_margins(fig, rows, left=0.07, bottom=0.45, top=0.5, single=(0.15, 0.82), wspace=0.35, hspace=0.5)
     # The cells as a mesh of RGBA quads: an image would be resampled to the 300 dpi PNG's size in floats and
     # converted back to bytes (~1 s a page), and through a colormap every resampled pixel coloured (2-3 s)
-    palette = np.array([to_rgba(c) for c in (COLORS["unimodal"], COLORS["bimodal"], NO_LABEL_COLOR, "none")])
+    palette = np.array([to_rgba(c) for c in (COLORS["unimodal"], COLORS["bimodal"], NO_LABEL_COLOR)])
     edges_x, edges_y = np.arange(cells.shape[1] + 1) - 0.5, np.arange(cells.shape[0] + 1) - 0.5
-    colors = palette[np.nan_to_num(cells, nan=3).astype(int)]
     for index in range(len(sites)):  # a mesh a block: the gaps between blocks are neither drawn nor written
         x0, y0 = map(int, layout.origin(index))
         x1, y1 = x0 + len(bandwidths), y0 + len(thresholds)
-        ax.pcolormesh(edges_x[x0 : x1 + 1], edges_y[y0 : y1 + 1], colors[y0:y1, x0:x1], antialiased=False, lw=0)
+        block = palette[cells[y0:y1, x0:x1].astype(int)]
+        ax.pcolormesh(edges_x[x0 : x1 + 1], edges_y[y0 : y1 + 1], block, antialiased=False, lw=0)
     ax.set_xlim(-0.5, layout.total_width - 0.5)
     ax.set_ylim(-0.5, layout.total_height - 0.5)
     ax.set_axis_off()

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from rootassets.science.bootstrap import binned_fft_kde, label_resamples
+from rootassets.science.by_site import BySite
 from rootassets.science.modality import (
     Kde,
     ModalityParameters,
@@ -172,13 +173,10 @@ def robustness_tables(
     observed = dict(modality.select("site_id", "modality").iter_rows())
     rng = np.random.default_rng(params.seed)
     columns = ["profile", "top_cm", "bottom_cm", "root_density_g_m3"]
-    by_site = {  # one pass over the increments, not one filter per site
-        site: frame.select(columns)
-        for (site,), frame in increments.partition_by("site_id", as_dict=True, maintain_order=True).items()
-    }
+    by_site = BySite(increments.select("site_id", *columns))  # one pass over the increments, not a filter a site
     jobs = []
     for (site,), g in profiles.sort("site_id", "top_cm").group_by("site_id", maintain_order=True):
-        site_increments = by_site.get(site, increments.clear().select(columns))
+        site_increments = by_site[site].drop("site_id")
         resamples = resample_weights(site_increments["profile"].n_unique(), params, rng)
         jobs.append(
             (

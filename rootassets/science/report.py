@@ -56,10 +56,11 @@ def site_flags(increments: pl.DataFrame, factors: pl.DataFrame, robustness: pl.D
 
 
 class SiteFlags:
-    """`site_flags` of any site of the report's tables, each table split by site once."""
+    """`site_flags` of any site of the report's tables, each table split by site once (`increments`, when the
+    caller has split `root_increments` already)."""
 
-    def __init__(self, inputs: Frames) -> None:
-        self._increments = BySite(inputs["root_increments"])
+    def __init__(self, inputs: Frames, increments: BySite | None = None) -> None:
+        self._increments = increments or BySite(inputs["root_increments"])
         self._factors = BySite(inputs["site_factors"])
         self._robustness = BySite(inputs["site_label_robustness"])
 
