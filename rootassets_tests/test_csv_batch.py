@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from rootassets.neon.csv_batch import CsvInput, read_typed_files
@@ -112,6 +114,56 @@ def test_a_damaged_file_keeps_every_good_row_and_sets_each_bad_record_aside(tmp_
     assert malformed[0].text.startswith('"2",2,light,')  # DuckDB's record, as published
     assert json.loads(malformed[1].text)["n"] == "1.5"  # a row cast after DuckDB's read: its values, as read
     assert frame.height + len(malformed) == 8
+
+
+NOTES = st.text(alphabet='ab ,"\n', max_size=8)
+RECORDS = st.one_of(
+    st.tuples(st.just("good"), NOTES),
+    st.tuples(st.just("short"), NOTES),
+    st.tuples(st.just("long"), NOTES),
+    st.tuples(st.just("not_a_number"), NOTES),  # mass: a word, refused by DuckDB's parse
+    st.tuples(st.just("fraction"), NOTES),  # n: 1.5, refused by the integer cast after it
+    st.tuples(st.just("blank"), st.just("")),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(RECORDS, min_size=1, max_size=12), newline=st.sampled_from(["\n", "\r\n"]))
+def test_a_bad_record_is_named_by_the_file_line_it_starts_on_though_quoted_fields_span_lines(
+    tmp_path: Path, records: list[tuple[str, str]], newline: str
+) -> None:
+    """DuckDB numbers records, not lines: a note spanning lines, or a blank line, before a bad record must not
+    shift the line the quarantine names. The per-file reader names the same lines."""
+    lines, expected, good = ['"n","note","mass"'], [], 0
+    for kind, note in records:
+        quoted = '"' + note.replace('"', '""').replace("\n", newline) + '"'
+        record = {
+            "good": f"1,{quoted},0.5",
+            "short": f"2,{quoted}",
+            "long": f"3,{quoted},0.5,x",
+            "not_a_number": f"4,{quoted},heavy",
+            "fraction": f"1.5,{quoted},0.5",
+            "blank": "",
+        }[kind]
+        start = sum(line.count("\n") + 1 for line in lines) + 1
+        if kind == "good":
+            good += 1
+        elif kind != "blank":
+            expected.append((start, kind))
+        lines.append(record.replace("\r\n", "\n"))
+    text = newline.join(lines) + newline
+    path = write(tmp_path / "t.csv", text.replace("\r\n", "\n").replace("\n", newline))
+    malformed: list[MalformedRecord] = []
+    [read] = read_typed_files([on_disk(path)], {"n": "integer", "mass": "real"}, malformed)
+    assert read.frame.height == good
+    assert [r.line for r in malformed] == [line for line, _ in expected]
+    physical = path.read_bytes().decode().split(newline)
+    for record, (line, kind) in zip(malformed, expected, strict=True):
+        first_line = json.loads(record.text)["n"] if kind == "fraction" else record.text.split(newline)[0]
+        assert physical[line - 1].startswith(first_line)
+    per_file: list[MalformedRecord] = []
+    read_neon_bytes(path.read_bytes(), path.name, None, per_file)
+    assert [r.line for r in per_file] == [line for line, kind in expected if kind in ("short", "long")]
 
 
 def test_without_a_list_for_bad_records_the_first_one_refuses_its_file(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ on disk (a member of a zip) is written to a temporary folder for DuckDB.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
+import io
 import json
 import re
 import tempfile
@@ -99,13 +101,14 @@ def read_typed_files(
         }
         rejected = _rejected(con, dict(zip(paths, names, strict=True)), dict(zip(paths, headers, strict=True)), types)
     frames: dict[int, pl.DataFrame] = {}
-    left_out = list(rejected)
+    cast_failures: list[_CastFailure] = []
     for header, members in groups.items():
         group_names = [names[i] for i in members]
-        typed, failed = _cast_from_text(read[header], types, [paths[i] for i in members], rejected, group_names)
-        left_out += failed
+        typed, failed = _cast_from_text(read[header], types, [paths[i] for i in members], group_names)
+        cast_failures += failed
         frames.update(_by_file(normalize_types(typed), [paths[i] for i in members], members))
     order = {name: i for i, name in reversed(list(enumerate(names)))}
+    left_out = _on_file_lines(rejected, cast_failures, {name: inputs[i] for name, i in order.items()})
     left_out.sort(key=lambda r: (order[r.file], r.line))
     if left_out and malformed is None:
         first = left_out[0]
@@ -208,21 +211,19 @@ def _found(message: str) -> str:
     return match.group(1) if match else "a different number of"
 
 
-def _kept_lines(kept: int, rejected: set[int]) -> list[int]:
-    """The line of each kept row: DuckDB numbers records from the header's 1, rejected ones included."""
-    lines, line = [], 1
-    while len(lines) < kept:
-        line += 1
-        if line not in rejected:
-            lines.append(line)
-    return lines
+@dataclass(frozen=True)
+class _CastFailure:
+    """A row DuckDB read whose integer or dateTime value does not cast: its index among its file's rows."""
+
+    row: int
+    record: MalformedRecord
 
 
 def _cast_from_text(
-    frame: pl.DataFrame, types: dict[str, str], paths: list[str], rejected: list[MalformedRecord], names: list[str]
-) -> tuple[pl.DataFrame, list[MalformedRecord]]:
+    frame: pl.DataFrame, types: dict[str, str], paths: list[str], names: list[str]
+) -> tuple[pl.DataFrame, list[_CastFailure]]:
     """Integer and dateTime fields cast from text; a row with a value neither can read is taken out and kept
-    as a record (its file's line, the field, the value, and the row's values as read)."""
+    as a record (the field, the value, and the row's values as read; its line is found later)."""
     failed = pl.repeat(False, frame.height, eager=True)
     first: pl.Series | None = None
     exprs = []
@@ -250,21 +251,67 @@ def _cast_from_text(
     name_of = dict(zip(paths, names, strict=True))
     numbered = original.with_columns(pl.int_range(pl.len()).over(_FILE).alias("__index"), first.alias("__failed"))
     records = []
-    kept_lines: dict[str, list[int]] = {}
-    heights = original.group_by(_FILE).len()
     for row in numbered.filter(failed).iter_rows(named=True):
-        path, column = row[_FILE], row["__failed"]
-        file = name_of[path]
-        if path not in kept_lines:
-            height = heights.filter(pl.col(_FILE) == path)["len"][0]
-            kept_lines[path] = _kept_lines(height, {r.line for r in rejected if r.file == file})
+        column = row["__failed"]
         values = {k: v for k, v in row.items() if k not in (_FILE, "__index", "__failed")}
         neon_type = types.get(column, "string")
         rule = "not_a_datetime" if neon_type == "dateTime" else "not_a_number"
         reason = f"field {column!r}: value {values[column]!r} is not a valid {neon_type}"
-        line = kept_lines[path][row["__index"]]
-        records.append(MalformedRecord(file, line, reason, json.dumps(values, default=str), column, rule))
+        text = json.dumps(values, default=str)
+        record = MalformedRecord(name_of[row[_FILE]], 0, reason, text, column, rule)
+        records.append(_CastFailure(row["__index"], record))
     return frame.filter(~failed), records
+
+
+def _on_file_lines(
+    rejected: list[MalformedRecord], cast_failures: list[_CastFailure], inputs: dict[str, CsvInput]
+) -> list[MalformedRecord]:
+    """Every record left out, with the file line it starts on. DuckDB numbers a rejected record by records (a
+    blank line counts as one), not by lines, and a quoted field may span lines; a row that failed its cast is
+    known by its index among the file's rows. Each is placed by reading the file's record layout once."""
+    layouts: dict[str, _Layout] = {}
+
+    def layout(file: str) -> _Layout:
+        if file not in layouts:
+            numbers = {r.line for r in rejected if r.file == file}
+            layouts[file] = _Layout.of(inputs[file].read().decode("utf-8"), numbers)
+        return layouts[file]
+
+    out = [dataclasses.replace(r, line=layout(r.file).line_of_record(r.line)) for r in rejected]
+    out += [dataclasses.replace(f.record, line=layout(f.record.file).line_of_row(f.row)) for f in cast_failures]
+    return out
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a CSV file's records start: `starts[n - 1]` is the line of DuckDB's record n (the header is 1), and
+    `rows` the record numbers that became rows (neither blank nor rejected), in order."""
+
+    starts: list[int]
+    rows: list[int]
+
+    @classmethod
+    def of(cls, text: str, rejected: set[int]) -> _Layout:
+        previous = csv.field_size_limit(FIELD_SIZE_LIMIT)
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        starts, blank, line = [], [], 0
+        try:
+            for record in reader:
+                starts.append(line + 1)
+                blank.append(not record)
+                line = reader.line_num
+        except csv.Error:
+            pass  # an unterminated quote: the records from there on keep DuckDB's numbers
+        finally:
+            csv.field_size_limit(previous)
+        rows = [n for n in range(2, len(starts) + 1) if not blank[n - 1] and n not in rejected]
+        return cls(starts, rows)
+
+    def line_of_record(self, number: int) -> int:
+        return self.starts[number - 1] if number <= len(self.starts) else number
+
+    def line_of_row(self, index: int) -> int:
+        return self.starts[self.rows[index] - 1] if index < len(self.rows) else index + 2
 
 
 def _datetimes(values: pl.Series) -> pl.Series:
