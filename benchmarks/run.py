@@ -472,8 +472,9 @@ UI / CLI wall = **{ui["wall"] / cli["wall"]:.2f}** (goal: at most 1.2; previous:
 Where the difference goes: the UI's run started {ui["wall"] - ui["run"]:.1f} s after its submission (the webserver's
 run launcher starts a run worker process, which loads the definitions) and is then one run of {ui["step_count"]}
 steps. The CLI spent {cli["wall"] - cli["run"]:.1f} s outside its runs (starting Python, loading the definitions,
-the commit) and ran the same work as {cli["runs"]} runs (sources, raw, release assets, then what follows the
-soil-water site partitions), {cli["step_count"]} steps with the observations and visibility checks.
+the commit) and ran the same work as {cli["runs"]} runs (a cold refresh: NEON observed, the raw tables and the
+release assets in one, then what follows the soil-water site partitions), {cli["step_count"]} steps with the
+observations and visibility checks.
 
 """
 

@@ -398,17 +398,18 @@ class Refresh:
             return
         raw = [k for k in before if k.path[0] == "raw"]
         rest = [k for k in before if k.path[0] != "raw"]
-        if sources:
-            self._execute(sources, report)
+        pending = list(sources)  # observed first: whether a raw table is stale depends on its source's observation
         for phase in (raw, rest, sites, after):  # each run changes what is stale downstream: resolve after it
             if phase is sites:
+                self._execute(pending, report)
+                pending = []
                 self._execute_sites(sites, report)
                 continue
-            stale = with_downstream(
-                graph,
-                stale_or_missing(self.instance, graph, phase, self.release, self.database, self.refresh_id),
-                phase,
-            )
+            stale = self._stale(graph, phase)
+            if pending and len(stale) < len(phase):  # the pending run may make more of this phase stale: run it
+                self._execute(pending, report)
+                pending = []
+                stale = self._stale(graph, phase)
             if stale and (pooled & set(stale) or (phase is raw and pooled)):  # new sources: the pooled steps follow
                 start_workers()  # in the background, while this phase's single-process steps run
             fresh = [k for k in phase if k not in stale]
@@ -419,8 +420,14 @@ class Refresh:
                     if phase is raw
                     else f"{len(fresh)} assets up to date (same code and inputs), not recomputed"
                 )
-            if stale:
-                self._execute(stale, report)
+            pending += stale  # a phase stale as a whole cannot become staler: it joins the run before it
+        self._execute(pending, report)
+
+    def _stale(self, graph: Any, phase: list[AssetKey]) -> list[AssetKey]:
+        """The assets of `phase` to recompute: stale or missing, and everything downstream of them in it."""
+        return with_downstream(
+            graph, stale_or_missing(self.instance, graph, phase, self.release, self.database, self.refresh_id), phase
+        )
 
     def _execute_sites(self, keys: list[AssetKey], report: RefreshReport, force: bool = False) -> None:
         """Each site partition of the release (as the sites' upstream asset declared them) whose assets are
@@ -468,6 +475,9 @@ class Refresh:
         }
 
     def _execute(self, keys: list[AssetKey], report: RefreshReport) -> None:
+        """One run of `keys` (none: no run)."""
+        if not keys:
+            return
         job = self.defs.resolve_job_def(self.job_name)
         run_id = str(uuid.uuid4())  # known before the run starts, so its progress can be followed
         graph = self.defs.resolve_asset_graph()
