@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import gc
 import json
 import os
 import sys
@@ -12,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rootassets.science.glossary import USER_SCHEMAS
 from rootassets.settings import LakeConfigError, Settings
@@ -31,6 +32,16 @@ class UsageError(CliError):
     bad selection): one line naming the thing and what exists, exit code 2."""
 
     exit_code = 2
+
+
+def entry() -> NoReturn:
+    """The `rootassets` command: `main`, then exit without the interpreter's last collection of the cyclic garbage
+    Dagster and the libraries leave (0.65 s of a cold `materialize`). Every file, database and instance is closed
+    by then (context managers) and the operating system frees the memory; `main` alone, as the tests call it in
+    their own process, leaves the collector as it is."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -968,4 +979,4 @@ def _stop_group(child: Any, grace_s: float) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
