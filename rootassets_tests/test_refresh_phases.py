@@ -28,7 +28,7 @@ from dagster import (
 )
 
 import rootassets.refresh as refresh_module
-from rootassets.refresh import Refresh
+from rootassets.refresh import Refresh, RefreshReport
 from rootassets.science.workers import WORKERS_TAG
 
 RELEASE = "RELEASE-2099"
@@ -87,7 +87,7 @@ def warm_ups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def refresh(instance: DagsterInstance, tmp_path: Path):  # noqa: ANN201 - RefreshReport
+def refresh(instance: DagsterInstance, tmp_path: Path) -> RefreshReport:
     defs = toy_definitions()
     return Refresh(
         instance=instance,

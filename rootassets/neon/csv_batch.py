@@ -16,14 +16,13 @@ on disk (a member of a zip) is written to a temporary folder for DuckDB.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import io
 import json
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -38,6 +37,7 @@ from rootassets.neon.csvfiles import (
     check_utf8,
     datetimes_in_one_format,
     normalize_types,
+    wide_csv_fields,
 )
 from rootassets.neon.errors import NeonDataError
 
@@ -122,13 +122,11 @@ def _header(raw: bytes, name: str) -> tuple[str, ...]:
     first = raw.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8").lstrip("\ufeff")
     if not first.strip():
         raise NeonDataError(f"{name}: empty file (no header line)")
-    previous = csv.field_size_limit(FIELD_SIZE_LIMIT)
     try:
-        header = tuple(next(csv.reader([first])))
+        with wide_csv_fields():
+            header = tuple(next(csv.reader([first])))
     except csv.Error as exc:
         raise NeonDataError(f"{name}: line 1: unreadable CSV header ({exc})") from exc
-    finally:
-        csv.field_size_limit(previous)
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
         raise NeonDataError(f"{name}: not a readable CSV file (column name(s) {repeated} repeated in the header)")
@@ -197,13 +195,11 @@ def _rejected(
 
 
 def _fields(text: str) -> list[str] | None:
-    previous = csv.field_size_limit(FIELD_SIZE_LIMIT)
     try:
-        return next(csv.reader([text]), [])
+        with wide_csv_fields():
+            return next(csv.reader([text]), [])
     except csv.Error:
         return None
-    finally:
-        csv.field_size_limit(previous)
 
 
 def _found(message: str) -> str:
@@ -277,8 +273,8 @@ def _on_file_lines(
             layouts[file] = _Layout.of(inputs[file].read().decode("utf-8"), numbers)
         return layouts[file]
 
-    out = [dataclasses.replace(r, line=layout(r.file).line_of_record(r.line)) for r in rejected]
-    out += [dataclasses.replace(f.record, line=layout(f.record.file).line_of_row(f.row)) for f in cast_failures]
+    out = [replace(r, line=layout(r.file).line_of_record(r.line)) for r in rejected]
+    out += [replace(f.record, line=layout(f.record.file).line_of_row(f.row)) for f in cast_failures]
     return out
 
 
@@ -292,18 +288,16 @@ class _Layout:
 
     @classmethod
     def of(cls, text: str, rejected: set[int]) -> _Layout:
-        previous = csv.field_size_limit(FIELD_SIZE_LIMIT)
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         starts, blank, line = [], [], 0
         try:
-            for record in reader:
-                starts.append(line + 1)
-                blank.append(not record)
-                line = reader.line_num
+            with wide_csv_fields():
+                for record in reader:
+                    starts.append(line + 1)
+                    blank.append(not record)
+                    line = reader.line_num
         except csv.Error:
             pass  # an unterminated quote: the records from there on keep DuckDB's numbers
-        finally:
-            csv.field_size_limit(previous)
         rows = [n for n in range(2, len(starts) + 1) if not blank[n - 1] and n not in rejected]
         return cls(starts, rows)
 

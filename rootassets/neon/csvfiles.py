@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,16 @@ from rootassets.neon.errors import NeonDataError
 NULL_VALUES = ["NA", ""]
 # Large enough for any real NEON field; a bigger one is refused with the file named.
 FIELD_SIZE_LIMIT = 16 * 1024 * 1024
+
+
+@contextmanager
+def wide_csv_fields() -> Iterator[None]:
+    """Python's csv module reads fields up to FIELD_SIZE_LIMIT inside the block (its default is 128 kB)."""
+    previous = csv.field_size_limit(FIELD_SIZE_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 @dataclass(frozen=True)
@@ -169,32 +181,30 @@ def _split_malformed(raw: bytes, file: str) -> tuple[bytes, list[MalformedRecord
     """Remove records whose field count differs from the header's."""
     text = raw.decode("utf-8")
     lines = text.splitlines(keepends=True)
-    previous_limit = csv.field_size_limit(FIELD_SIZE_LIMIT)
-    try:
-        reader = csv.reader(lines)
-        header = next(reader, None)
-        if header is None:
-            raise NeonDataError(f"{file}: empty file (no header line)")
-        bad: list[MalformedRecord] = []
-        drop: set[int] = set()
-        start = reader.line_num
-        for record in reader:
-            end = reader.line_num
-            if record and len(record) != len(header):
-                bad.append(
-                    MalformedRecord(
-                        file=file,
-                        line=start + 1,
-                        reason=f"record has {len(record)} fields, the header has {len(header)}",
-                        text="".join(lines[start:end]),
+    with wide_csv_fields():
+        try:
+            reader = csv.reader(lines)
+            header = next(reader, None)
+            if header is None:
+                raise NeonDataError(f"{file}: empty file (no header line)")
+            bad: list[MalformedRecord] = []
+            drop: set[int] = set()
+            start = reader.line_num
+            for record in reader:
+                end = reader.line_num
+                if record and len(record) != len(header):
+                    bad.append(
+                        MalformedRecord(
+                            file=file,
+                            line=start + 1,
+                            reason=f"record has {len(record)} fields, the header has {len(header)}",
+                            text="".join(lines[start:end]),
+                        )
                     )
-                )
-                drop.update(range(start, end))
-            start = end
-    except csv.Error as exc:
-        raise NeonDataError(f"{file}: line {reader.line_num}: unreadable CSV ({exc})") from exc
-    finally:
-        csv.field_size_limit(previous_limit)
+                    drop.update(range(start, end))
+                start = end
+        except csv.Error as exc:
+            raise NeonDataError(f"{file}: line {reader.line_num}: unreadable CSV ({exc})") from exc
     if not bad:
         return raw, []
     kept = "".join(line for i, line in enumerate(lines) if i not in drop)
