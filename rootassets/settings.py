@@ -47,7 +47,15 @@ storage:
   postgres:
     postgres_db:
 {fields}"""
-
+SQLITE_EVENT_LOG = """\
+# Dagster's SQLite event log under this home, its connections kept open between events
+# (rootassets.dagster_private.PooledSqliteEventLogStorage); runs and schedules are Dagster's defaults.
+event_log_storage:
+  module: rootassets.dagster_private
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir: {base_dir}
+"""
 
 LAKE_PREFIX = "ducklake:postgres:"
 _DSN_KEY = re.compile(r"(?:^|\s)(\w+)\s*=")
@@ -213,14 +221,18 @@ class Settings:
         return self.dagster_home
 
     def instance_yaml(self) -> str:
-        """The dagster.yaml rootassets ships: SQLite storage under the home, or PostgreSQL's when
-        ROOTASSETS_INSTANCE_POSTGRES names a database; the duckdb pool limited to one writer for the DuckDB file."""
+        """The dagster.yaml rootassets ships: SQLite storage under the home (the event log's connections kept
+        open), or PostgreSQL's when ROOTASSETS_INSTANCE_POSTGRES names a database; the duckdb pool limited to
+        one writer for the DuckDB file."""
         pools = FILE_POOLS if isinstance(self.database, Path) else LAKE_POOLS
         storage = ""
         if self.instance_postgres:
             fields = postgres_fields(self.instance_postgres)
             lines = "".join(f"      {key}: {json.dumps(value)}\n" for key, value in fields.items())
             storage = POSTGRES_STORAGE.format(fields=lines)
+        else:
+            event_log = self.dagster_home.resolve() / "history" / "runs"  # where Dagster's default puts it
+            storage = SQLITE_EVENT_LOG.format(base_dir=json.dumps(str(event_log)))
         return INSTANCE_YAML.format(storage=storage, pools=pools)
 
 

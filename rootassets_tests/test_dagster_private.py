@@ -1,10 +1,19 @@
-"""The private-API adapter against a real instance: it must fail here, loudly, when Dagster changes."""
+"""The private-API adapters against a real instance: they must fail here, loudly, when Dagster changes."""
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+from typing import Any
+
 import dagster
+import pytest
+import sqlalchemy
 from dagster import (
     AssetKey,
+    DagsterEventType,
     DagsterInstance,
     DataVersion,
     Definitions,
@@ -13,8 +22,9 @@ from dagster import (
     asset,
     materialize,
 )
+from sqlalchemy.engine import Engine
 
-from rootassets.dagster_private import SUPPORTED_DAGSTER, FreshnessResolver
+from rootassets.dagster_private import SUPPORTED_DAGSTER, EventLogLocationError, FreshnessResolver
 
 PARTS = DynamicPartitionsDefinition(name="releases_under_test")
 CONTENT = ["v1"]
@@ -52,3 +62,138 @@ def test_fresh_after_materialization_and_stale_after_upstream_changes() -> None:
     CONTENT[0] = "v2"
     materialize([upstream], instance=instance, partition_key="A")  # new content: downstream is stale
     assert not FreshnessResolver(instance, graph).is_fresh(AssetKey("downstream"), "A")
+
+
+# The pooled SQLite event log: the same files as Dagster's own class, fewer connections.
+
+POOLED_YAML = """\
+event_log_storage:
+  module: rootassets.dagster_private
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir: {base_dir}
+"""
+
+
+@asset
+def counted() -> MaterializeResult:
+    """An asset with a materialization to store and read back."""
+    return MaterializeResult(metadata={"rows": 3})
+
+
+def _home(path: Path, pooled: bool) -> Path:
+    """A Dagster home with rootassets' pooled event log, or with Dagster's defaults, on the same files."""
+    path.mkdir(parents=True, exist_ok=True)
+    text = POOLED_YAML.format(base_dir=json.dumps(str(path / "history" / "runs"))) if pooled else ""
+    (path / "dagster.yaml").write_text(text)
+    return path
+
+
+def _materializations(instance: DagsterInstance) -> list[str]:
+    result = instance.fetch_materializations(AssetKey("counted"), limit=100)
+    return sorted(record.run_id for record in result.records)
+
+
+def _connections_opened(folder: Path) -> tuple[list[int], object]:
+    """A counter of new SQLite connections to the files in `folder` (SQLAlchemy's "connect" event, every engine)."""
+    opened = [0]
+
+    def count(dbapi_connection: Any, _: object) -> None:
+        name = dbapi_connection.execute("PRAGMA database_list").fetchone()[2]
+        opened[0] += Path(name).parent == folder
+
+    sqlalchemy.event.listen(Engine, "connect", count)
+    return opened, count
+
+
+def test_the_pooled_event_log_uses_dagsters_own_files_both_ways(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    home = tmp_path / "dagster"
+    with DagsterInstance.from_config(str(_home(home, pooled=False))) as instance:
+        before = materialize([counted], instance=instance).run_id  # Dagster's own class writes
+    with DagsterInstance.from_config(str(_home(home, pooled=True))) as instance:
+        assert type(instance.event_log_storage).__name__ == "PooledSqliteEventLogStorage"
+        assert _materializations(instance) == [before]  # an existing home's history is read
+        after = materialize([counted], instance=instance).run_id
+        assert instance.get_run_by_id(after).is_success
+        assert len(instance.all_logs(after)) > 5
+    with DagsterInstance.from_config(str(_home(home, pooled=False))) as instance:
+        assert _materializations(instance) == sorted([before, after])  # and Dagster's class reads what it wrote
+        assert {event.dagster_event_type for event in instance.all_logs(after) if event.dagster_event} >= {
+            DagsterEventType.RUN_SUCCESS,
+            DagsterEventType.ASSET_MATERIALIZATION,
+        }
+
+
+def test_events_reuse_the_open_connections_instead_of_one_each(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    opened_by = {}
+    for pooled in (False, True):
+        with DagsterInstance.from_config(str(_home(tmp_path / str(pooled), pooled))) as instance:
+            run_id = materialize([counted], instance=instance).run_id  # the run's file exists and is open
+            opened, listener = _connections_opened(tmp_path / str(pooled) / "history" / "runs")
+            try:
+                for i in range(50):
+                    instance.report_engine_event(f"message {i}", job_name="__ASSET_JOB", run_id=run_id)
+                materialize([counted], instance=instance)  # a new run: its file is created once
+            finally:
+                sqlalchemy.event.remove(Engine, "connect", listener)
+            opened_by[pooled] = opened[0]
+    assert opened_by[False] >= 50 + 12  # Dagster's own class: a connection for every event
+    assert opened_by[True] <= 8, opened_by  # the new run's file created and migrated by Dagster's code, then one
+
+
+def test_only_the_most_recent_run_files_stay_open_and_the_others_reopen(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with DagsterInstance.from_config(str(_home(tmp_path, pooled=True))) as instance:
+        storage = instance.event_log_storage
+        runs = [materialize([counted], instance=instance).run_id for _ in range(storage.RECENT_RUNS + 3)]
+        open_runs = [shard for shard in storage._engines if shard != "index"]
+        assert open_runs == runs[-storage.RECENT_RUNS :]
+        assert all(len(instance.all_logs(run_id)) > 5 for run_id in runs)  # the closed ones reopen
+        assert _materializations(instance) == sorted(runs)
+
+
+def test_wipe_closes_the_connections_before_deleting_the_files(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with DagsterInstance.from_config(str(_home(tmp_path, pooled=True))) as instance:
+        first = materialize([counted], instance=instance).run_id
+        instance.event_log_storage.wipe()
+        assert instance.all_logs(first) == []
+        second = materialize([counted], instance=instance).run_id
+    with DagsterInstance.from_config(str(_home(tmp_path, pooled=False))) as instance:
+        assert (tmp_path / "history" / "runs" / f"{second}.db").is_file()
+        assert _materializations(instance) == [second]  # written to the new file, not the deleted one
+
+
+def test_threads_and_a_forked_child_each_store_their_events(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with DagsterInstance.from_config(str(_home(tmp_path, pooled=True))) as instance:
+        run_id = materialize([counted], instance=instance).run_id
+        base = len(instance.all_logs(run_id))
+
+        def log(n: int) -> None:
+            for i in range(n):
+                instance.report_engine_event(f"thread message {i}", job_name="__ASSET_JOB", run_id=run_id)
+
+        threads = [threading.Thread(target=log, args=(25,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(instance.all_logs(run_id)) == base + 100
+        child = multiprocessing.get_context("fork").Process(target=log, args=(10,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        log(1)  # the parent's own connections still work
+        assert len(instance.all_logs(run_id)) == base + 111
+
+
+def test_an_event_log_outside_dagster_home_is_refused_by_name(tmp_path: Path, monkeypatch) -> None:
+    moved = _home(tmp_path / "moved", pooled=False)
+    (moved / "dagster.yaml").write_text(POOLED_YAML.format(base_dir=json.dumps(str(tmp_path / "old" / "runs"))))
+    monkeypatch.setenv("DAGSTER_HOME", str(moved))
+    with pytest.raises(EventLogLocationError, match=r"moved/dagster\.yaml: event_log_storage's base_dir .*/old/runs"):
+        DagsterInstance.get()
+    assert not (tmp_path / "old").exists()
