@@ -72,7 +72,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     NullPool): ~4 ms an event on this machine, ~1,000 events in a cold main job. Here the index and the
     `RECENT_RUNS` most recently used run files each keep one connection, reused under a lock (as Dagster's
     class serializes its own); a file is created and migrated by Dagster's own code the first time it is
-    opened. The webserver, the daemon and Dagster's own class read and write the same files alongside it:
+    opened; the index's tables, once found, are not looked up again. The webserver, the daemon and Dagster's own class read and write the same files alongside it:
     SQLite's locking and write-ahead log are unchanged, and an idle connection holds no lock. The overrides
     are `SqlEventLogStorage`'s two abstract connection methods, as Dagster's MySQL and PostgreSQL storages do.
     """
@@ -84,6 +84,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._pool_lock = threading.Lock()  # set first: Dagster's __init__ may index a new file's events
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._pid = os.getpid()
+        self._tables: set[str] = set()
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -97,6 +98,16 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def index_connection(self) -> Any:
         return self._pooled(INDEX_SHARD_NAME)
+
+    def has_table(self, table_name: str) -> bool:
+        """Whether the index has the table, remembered once it has: Dagster asks before most writes and every
+        partition lookup (~640 times in a cold main job), each time through a new engine. A table is only
+        ever added (by a migration), so only its absence is asked again."""
+        if table_name not in self._tables:
+            if not super().has_table(table_name):  # its own engine: callers may hold the index's connection
+                return False
+            self._tables.add(table_name)
+        return True
 
     @contextmanager
     def _pooled(self, shard: str) -> Iterator[Connection]:
@@ -129,6 +140,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return engine
 
     def _close_all(self) -> None:
+        self._tables.clear()
         with self._pool_lock:
             for engine in self._engines.values():
                 engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -135,11 +136,12 @@ def test_events_reuse_the_open_connections_instead_of_one_each(tmp_path: Path, m
             try:
                 for i in range(50):
                     instance.report_engine_event(f"message {i}", job_name="__ASSET_JOB", run_id=run_id)
+                    instance.has_dynamic_partition("releases_under_test", "A")  # asks has_table first
                 materialize([counted], instance=instance)  # a new run: its file is created once
             finally:
                 sqlalchemy.event.remove(Engine, "connect", listener)
             opened_by[pooled] = opened[0]
-    assert opened_by[False] >= 50 + 12  # Dagster's own class: a connection for every event
+    assert opened_by[False] >= 2 * 50 + 12  # Dagster's own class: a connection for every event and lookup
     assert opened_by[True] <= 8, opened_by  # the new run's file created and migrated by Dagster's code, then one
 
 
@@ -197,3 +199,19 @@ def test_an_event_log_outside_dagster_home_is_refused_by_name(tmp_path: Path, mo
     with pytest.raises(EventLogLocationError, match=r"moved/dagster\.yaml: event_log_storage's base_dir .*/old/runs"):
         DagsterInstance.get()
     assert not (tmp_path / "old").exists()
+
+
+def test_a_table_found_is_remembered_and_a_missing_one_asked_again(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with DagsterInstance.from_config(str(_home(tmp_path, pooled=True))) as instance:
+        storage = instance.event_log_storage
+        assert storage.has_table("event_logs") and not storage.has_table("added_by_a_migration")
+        with sqlite3.connect(tmp_path / "history" / "runs" / "index.db") as database:
+            database.execute("CREATE TABLE added_by_a_migration (id INTEGER)")
+        assert storage.has_table("added_by_a_migration")
+        opened, listener = _connections_opened(tmp_path / "history" / "runs")
+        try:
+            assert storage.has_table("event_logs") and storage.has_table("added_by_a_migration")
+        finally:
+            sqlalchemy.event.remove(Engine, "connect", listener)
+        assert opened[0] == 0
