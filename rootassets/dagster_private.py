@@ -72,20 +72,24 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     NullPool): ~4 ms an event on this machine, ~1,000 events in a cold main job. Here the index and the
     `RECENT_RUNS` most recently used run files each keep one connection, reused under a lock (as Dagster's
     class serializes its own); a file is created and migrated by Dagster's own code the first time it is
-    opened; the index's tables, once found, are not looked up again. The webserver, the daemon and Dagster's own class read and write the same files alongside it:
-    SQLite's locking and write-ahead log are unchanged, and an idle connection holds no lock. The overrides
-    are `SqlEventLogStorage`'s two abstract connection methods, as Dagster's MySQL and PostgreSQL storages do.
+    opened; the index's tables, once found, are not looked up again. The webserver, the daemon and
+    Dagster's own class read and write the same files alongside it: SQLite's locking and write-ahead log
+    are unchanged, and an idle connection holds no lock. The overrides are `SqlEventLogStorage`'s abstract
+    connection and table methods, as Dagster's MySQL and PostgreSQL storages do.
     """
 
     RECENT_RUNS = 8
 
     def __init__(self, base_dir: str, inst_data: Any = None) -> None:
-        _check_under_dagster_home(base_dir)
         self._pool_lock = threading.Lock()  # set first: Dagster's __init__ may index a new file's events
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._pid = os.getpid()
         self._tables: set[str] = set()
         super().__init__(base_dir, inst_data)
+
+    def register_instance(self, instance: Any) -> None:
+        super().register_instance(instance)
+        _check_in_home(self._base_dir, instance.root_directory)
 
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Any) -> PooledSqliteEventLogStorage:
@@ -159,16 +163,14 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().dispose()
 
 
-def _check_under_dagster_home(base_dir: str) -> None:
-    """Refuse an event log outside DAGSTER_HOME: a home moved or copied with its dagster.yaml would otherwise
-    write its events into the old home's files while its runs go to the new one."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        return
+def _check_in_home(base_dir: str, home: str) -> None:
+    """Refuse an event log outside the instance's own home: a home moved or copied with its dagster.yaml (which
+    names the folder by its absolute path) would otherwise write its events into the old home's files while
+    its runs go to the new one."""
     home_path, base = os.path.realpath(home), os.path.realpath(base_dir)
     if os.path.commonpath([home_path, base]) != home_path:
         raise EventLogLocationError(
-            f"{os.path.join(home, 'dagster.yaml')}: event_log_storage's base_dir {base_dir} is not under "
-            f"DAGSTER_HOME={home} (was the home moved or copied?). Any rootassets command rewrites the file "
+            f"{os.path.join(home, 'dagster.yaml')}: event_log_storage's base_dir {base_dir} is not under this "
+            f"Dagster home, {home} (was the home moved or copied?). Any rootassets command rewrites the file "
             "rootassets wrote; a file you wrote needs its base_dir corrected."
         )

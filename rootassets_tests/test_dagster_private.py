@@ -192,13 +192,21 @@ def test_threads_and_a_forked_child_each_store_their_events(tmp_path: Path, monk
         assert len(instance.all_logs(run_id)) == base + 111
 
 
-def test_an_event_log_outside_dagster_home_is_refused_by_name(tmp_path: Path, monkeypatch) -> None:
-    moved = _home(tmp_path / "moved", pooled=False)
-    (moved / "dagster.yaml").write_text(POOLED_YAML.format(base_dir=json.dumps(str(tmp_path / "old" / "runs"))))
+def test_an_event_log_outside_its_home_is_refused_naming_the_file(tmp_path: Path, monkeypatch) -> None:
+    old = _home(tmp_path / "old", pooled=True)
+    with DagsterInstance.from_config(str(old)) as instance:
+        materialize([counted], instance=instance)
+    runs_before = sorted((old / "history" / "runs").glob("*.db"))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "dagster.yaml").write_text((old / "dagster.yaml").read_text())  # copied by hand, not rewritten
     monkeypatch.setenv("DAGSTER_HOME", str(moved))
-    with pytest.raises(EventLogLocationError, match=r"moved/dagster\.yaml: event_log_storage's base_dir .*/old/runs"):
+    with pytest.raises(EventLogLocationError, match=r"moved/dagster\.yaml: event_log_storage's base_dir .*/old/"):
         DagsterInstance.get()
-    assert not (tmp_path / "old").exists()
+    monkeypatch.setenv("DAGSTER_HOME", str(old))  # a home's own file, while DAGSTER_HOME names another: fine
+    with DagsterInstance.from_config(str(_home(tmp_path / "other", pooled=True))) as instance:
+        materialize([counted], instance=instance)
+    assert sorted((old / "history" / "runs").glob("*.db")) == runs_before  # no run wrote into the old home
 
 
 def test_a_table_found_is_remembered_and_a_missing_one_asked_again(tmp_path: Path, monkeypatch) -> None:
