@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 import re
@@ -201,9 +202,16 @@ def test_corrupted_files_of_one_site_are_quarantined_and_every_site_still_comput
     damaged, ragged, headless = surface[("001", "2020-12")], surface[("001", "2021-01")], surface[("002", "2020-12")]
     lines = damaged.read_text().splitlines(keepends=True)
     lines[5] = lines[5].replace(lines[5].split(",")[2], "not-a-number", 1)
+    # a good record on lines 3-4: a quoted value with a line break, which DuckDB reads as a number, so the
+    # bad record (line 7) is DuckDB's record 6
+    minimum = next(csv.reader([lines[0]])).index("VSWCMinimum")
+    fields = lines[2].rstrip("\n").split(",")
+    fields[minimum] = '"' + fields[minimum].strip('"') + '\n"'
+    lines[2] = ",".join(fields) + "\n"
     damaged.write_text("".join(lines))
     with ragged.open("a") as fh:
         fh.write('"2021-01-31T23:30:00Z","2021-02-01T00:00:00Z","0.1"\n')
+    ragged_line = len(ragged.read_text().splitlines())
     pl.read_csv(headless).drop("VSWCMean").write_csv(headless)
     settings = dataclasses.replace(snapshot_settings, soil_water=root)
     result = run_assets(settings, [*raw_assets, *harmonized_assets, *MODALITY, *soil_water_assets])
@@ -225,9 +233,9 @@ def test_corrupted_files_of_one_site_are_quarantined_and_every_site_still_comput
         if name == headless.name:
             assert row["rule"] == "missing_column" and row["column_name"] == "VSWCMean"
         elif name == damaged.name:
-            assert row["rule"] == "not_a_number" and row["all_reasons"].startswith("line ")
+            assert row["rule"] == "not_a_number" and row["all_reasons"].startswith("line 7: ")
         else:
-            assert row["rule"] == "malformed_record"
+            assert row["rule"] == "malformed_record" and row["all_reasons"].startswith(f"line {ragged_line}: ")
 
 
 def site_metadata(result, table: str) -> dict:

@@ -265,12 +265,12 @@ def _on_file_lines(
     """Every record left out, with the file line it starts on. DuckDB numbers a rejected record by records (a
     blank line counts as one), not by lines, and a quoted field may span lines; a row that failed its cast is
     known by its index among the file's rows. Each is placed by reading the file's record layout once."""
-    layouts: dict[str, _Layout] = {}
+    layouts: dict[str, RecordLayout] = {}
 
-    def layout(file: str) -> _Layout:
+    def layout(file: str) -> RecordLayout:
         if file not in layouts:
             numbers = {r.line for r in rejected if r.file == file}
-            layouts[file] = _Layout.of(inputs[file].read().decode("utf-8"), numbers)
+            layouts[file] = RecordLayout.of(inputs[file].read().decode("utf-8"), numbers)
         return layouts[file]
 
     out = [replace(r, line=layout(r.file).line_of_record(r.line)) for r in rejected]
@@ -279,15 +279,16 @@ def _on_file_lines(
 
 
 @dataclass(frozen=True)
-class _Layout:
+class RecordLayout:
     """Where a CSV file's records start: `starts[n - 1]` is the line of DuckDB's record n (the header is 1), and
-    `rows` the record numbers that became rows (neither blank nor rejected), in order."""
+    `rows` the record numbers that became rows (neither blank nor rejected), in order. DuckDB's `store_rejects`
+    numbers records, and a quoted field may span lines: this places them on the file's lines."""
 
     starts: list[int]
     rows: list[int]
 
     @classmethod
-    def of(cls, text: str, rejected: set[int]) -> _Layout:
+    def of(cls, text: str, rejected: set[int]) -> RecordLayout:
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         starts, blank, line = [], [], 0
         try:

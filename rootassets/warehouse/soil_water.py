@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from rootassets.neon.csv_batch import RecordLayout
 from rootassets.neon.errors import NeonDataError
 from rootassets.neon.soil_water import read_csv_sql
 from rootassets.schemas import SQL_CONTRACTS
@@ -39,6 +40,7 @@ QUALITY_TABLE = "analysis.soil_water_quality"
 STATS_TABLE = "analysis.soil_water_statistics"
 TEMPORARY = ("swc_steps", "swc_series", "swc_quality", "swc_input_refused")
 REJECTS = "swc_rejects"  # DuckDB's store_rejects tables: the lines of the 30-minute files it could not read
+REJECT_LINES = "swc_reject_lines"  # the line each of those records starts on
 SITE_IN_NAME = r"^NEON\.D[0-9]{2}\.([A-Z][A-Z0-9]{3})\."
 
 
@@ -52,6 +54,7 @@ def _input_refused_sql(con: duckdb.DuckDBPyConnection, refused: list[tuple[Path,
     ]
     present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
     if REJECTS in present and f"{REJECTS}_scans" in present:
+        con.register(REJECT_LINES, _reject_lines(con))
         parts.append(
             # one row per rejected line: the relation can be scanned more than once by the aggregation, and DuckDB
             # records a short line once per missing column (the first says how many fields it found)
@@ -60,8 +63,10 @@ def _input_refused_sql(con: duckdb.DuckDBPyConnection, refused: list[tuple[Path,
             "parse_filename(s.file_path) AS source_file, "
             "CASE WHEN r.error_type = 'CAST' THEN 'not_a_number' ELSE 'malformed_record' END AS rule, "
             "r.column_name AS column_name, NULL::VARCHAR AS offending_value, "
-            "'line ' || r.line || ': ' || r.error_message AS all_reasons, r.csv_line AS record "
+            "'line ' || coalesce(m.start_line, r.line) || ': ' || r.error_message AS all_reasons, "
+            "r.csv_line AS record "
             f"FROM {REJECTS} AS r JOIN {REJECTS}_scans AS s USING (scan_id, file_id) "
+            f"LEFT JOIN {REJECT_LINES} AS m ON m.file_path = s.file_path AND m.record = r.line "
             "ORDER BY s.file_path, r.line, r.column_idx)"
         )
     for path, missing, message in refused:
@@ -70,6 +75,27 @@ def _input_refused_sql(con: duckdb.DuckDBPyConnection, refused: list[tuple[Path,
         literal = ", ".join("NULL" if v is None else "'" + v.replace("'", "''") + "'" for v in values)
         parts.append(f"SELECT {literal}, NULL")
     return " UNION ALL ".join(parts)
+
+
+def _reject_lines(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """file_path, record, start_line: the line each rejected record starts on. DuckDB's `line` counts records,
+    and a quoted field spanning lines (a damaged file may hold one) is one record; each file with a rejected
+    record is read once more to place them. A file that cannot be read again keeps DuckDB's numbers."""
+    found = con.execute(
+        f"SELECT DISTINCT s.file_path, r.line FROM {REJECTS} AS r JOIN {REJECTS}_scans AS s USING (scan_id, file_id)"
+    ).fetchall()
+    numbers: dict[str, set[int]] = {}
+    for file_path, number in found:
+        numbers.setdefault(file_path, set()).add(number)
+    rows = []
+    for file_path, records in numbers.items():
+        try:
+            text = Path(file_path).read_bytes().decode("utf-8", errors="replace")  # bytes DuckDB rejected too
+        except OSError:
+            continue
+        layout = RecordLayout.of(text, records)
+        rows += [(file_path, n, layout.line_of_record(n)) for n in records]
+    return pl.DataFrame(rows, schema={"file_path": pl.String, "record": pl.Int64, "start_line": pl.Int64}, orient="row")
 
 
 @contextmanager
@@ -103,8 +129,8 @@ def soil_water_queries(
     finally:
         for table in (*TEMPORARY, REJECTS, f"{REJECTS}_scans"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
-        con.unregister("swc_file_roles")
-        con.unregister("swc_depths")
+        for view in ("swc_file_roles", "swc_depths", REJECT_LINES):
+            con.unregister(view)
 
 
 # --- one site at a time, in its own DuckDB: sites in parallel, a failure confined to its site ---------------
