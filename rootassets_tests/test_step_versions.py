@@ -91,6 +91,10 @@ def test_editing_a_figure_function_imported_lazily_changes_the_figures_code_vers
     after = figure_versions(root)
     assert before["reports/figure_1_site_map"] != after["reports/figure_1_site_map"]
     assert versions(root) == steps_before  # the analysis steps do not draw: unchanged
+    # A figure's draw function is named by no code, only held by its declaration in FIGURES (a tuple of
+    # FigureSpec): it is part of the version all the same.
+    edit_function_body(root / "rootassets" / "science" / "figure_specs.py", "draw_map")
+    assert figure_versions(root)["reports/figure_1_site_map"] != after["reports/figure_1_site_map"]
 
 
 @pytest.mark.slow

@@ -201,7 +201,29 @@ def module_version(module_name: str) -> str:
         if (inspect.isfunction(v) or inspect.isclass(v) or isinstance(v, types.ModuleType))
         and str(getattr(v, "__module__", None) or getattr(v, "__name__", "")).startswith("rootassets.")
     ]
-    return _digest(module_name, [inspect.getsource(module), *imported], ("rootassets.",))
+    held = [code for v in list(vars(module).values()) for code in _held_code(v, ("rootassets.",))]
+    return _digest(module_name, [inspect.getsource(module), *imported, *held], ("rootassets.",))
+
+
+def _held_code(value: Any, prefixes: tuple[str, ...], depth: int = 3) -> Iterator[Any]:
+    """The functions and classes of `prefixes` that a declaration holds (`FIGURES`, a tuple of `FigureSpec`,
+    holds each figure's draw function): code a module reaches through data, not through a name."""
+    if depth == 0 or inspect.isfunction(value) or inspect.isclass(value) or isinstance(value, types.ModuleType):
+        return
+    if isinstance(value, (tuple, list, set, frozenset)):
+        items = list(value)
+    elif isinstance(value, dict):
+        items = list(value.values())
+    elif dataclasses.is_dataclass(value) and _within(type(value), prefixes):
+        yield type(value)
+        items = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    else:
+        return
+    for item in items:
+        if (inspect.isfunction(item) or inspect.isclass(item)) and _within(item, prefixes):
+            yield item
+        else:
+            yield from _held_code(item, prefixes, depth - 1)
 
 
 def _digest(name: str, roots: list[Any], prefixes: tuple[str, ...]) -> str:
@@ -307,6 +329,8 @@ def _reach(obj: Any, reached: dict[str, str], prefixes: tuple[str, ...]) -> None
             elif ref in namespace and _is_constant(value) and _within_module(namespace, prefixes):
                 module_name = str(namespace.get("__name__"))
                 reached.setdefault(f"{module_name}.{ref}", _constant_text(module_name, ref, value))
+                for code in _held_code(value, prefixes):
+                    _reach(code, reached, prefixes)
 
 
 def _namespace(obj: Any) -> dict[str, Any]:
