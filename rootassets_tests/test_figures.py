@@ -374,3 +374,67 @@ def _svg_drawing(svg: bytes) -> bytes:
     import re
 
     return re.sub(rb"(#|id=\")[A-Za-z0-9_]*[0-9a-f]{10}", rb"\1ID", re.sub(rb"<dc:date>.*?</dc:date>", b"", svg))
+
+
+def site_page_inputs(seed: int) -> dict:
+    """One invented site's rows for `SitePage.draw`: 1-5 profiles over a depth it picks, a KDE, soil N or none,
+    D1/D2 or not, and data flags of any length."""
+    rng = np.random.default_rng(seed)
+    n_profiles, bottom = int(rng.integers(1, 6)), float(rng.choice([60.0, 120.0, 200.0]))
+    tops = np.arange(0.0, bottom, 10.0)
+    increments = pl.DataFrame(
+        {
+            "profile": np.repeat(np.arange(1, n_profiles + 1), tops.size),
+            "top_cm": np.tile(tops, n_profiles),
+            "bottom_cm": np.tile(tops + 10.0, n_profiles),
+            "root_density_g_m3": rng.lognormal(5.0 - seed % 3, 1.0, n_profiles * tops.size),
+            "fine_root_cutoff_mm": [2.0] * (n_profiles * tops.size),
+        }
+    )
+    depths = np.linspace(0.0, bottom, 64)
+    kde = pl.DataFrame({"depth_cm": depths, "density": np.exp(-(((depths - bottom / 3) / 20) ** 2)) / (10 + seed)})
+    with_n = seed % 2 == 0
+    soil = pl.DataFrame(
+        {
+            "top_cm": tops,
+            "bottom_cm": tops + 10.0,
+            "nitrogen_tot_g_kg": rng.uniform(0.1, 3.0 * (seed + 1), tops.size) if with_n else [None] * tops.size,
+        },
+        schema={"top_cm": pl.Float64, "bottom_cm": pl.Float64, "nitrogen_tot_g_kg": pl.Float64},
+    )
+    bimodal = seed % 3 == 0
+    modality = {
+        "modality": "bimodal" if bimodal else ("unimodal" if seed % 3 == 1 else None),
+        "d0_cm": bottom / 3,
+        "d1_cm": bottom / 2 if bimodal else None,
+        "d2_cm": bottom * 0.7 if bimodal else None,
+    }
+    flags = [f"flag {i}: " + "a long note that runs past the page's edge " * (i + 1) for i in range(seed % 3)]
+    return {
+        "site": f"S{seed:03d}",
+        "modality": modality,
+        "increments": increments,
+        "kde": kde,
+        "soil": soil,
+        "flags": flags,
+    }
+
+
+def test_a_site_page_drawn_after_other_sites_looks_as_one_drawn_on_a_figure_of_its_own() -> None:
+    """The site pages share one figure, redrawn site after site: nothing of one site's page (its profiles, their
+    colours, its axis limits, its soil-N axis, its D lines, its flags) shows on the next one's."""
+    import io
+
+    from rootassets.science.figures import SitePage
+
+    def pixels(fig: plt.Figure) -> bytes:
+        out = io.BytesIO()
+        fig.savefig(out, format="rgba", dpi=30)
+        return out.getvalue()
+
+    sites = [site_page_inputs(seed) for seed in (4, 1, 3, 0, 5, 2, 7)]  # N, none, none, N, none, N, none
+    alone = [pixels(SitePage().draw(**site)) for site in sites]
+    shared = SitePage()
+    in_turn = [pixels(shared.draw(**site)) for site in sites]
+    assert len(set(alone)) == len(sites)
+    assert [a == b for a, b in zip(alone, in_turn, strict=True)] == [True] * len(sites)
