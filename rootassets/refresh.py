@@ -46,7 +46,7 @@ from dagster import (
     RunsFilter,
 )
 
-from rootassets.science.workers import WORKERS_TAG, start_workers
+from rootassets.science.workers import WORKERS_TAG, start_workers, worker_count
 from rootassets.warehouse import Location, connect_read_only, connect_writable
 from rootassets.warehouse.staging import (
     REFRESH_TAG,
@@ -631,7 +631,7 @@ class SiteRunResult:
 def run_site_partitions(runs: list[SiteRun], workers: int = 0) -> Iterator[SiteRunResult]:
     """Execute `runs` in `workers` spawned processes (0: one per core), each run in process there; yield each
     result as it ends. A process that dies fails its site alone."""
-    workers = max(1, min(len(runs), workers or os.cpu_count() or 1))
+    workers = worker_count(workers, len(runs))
     context = multiprocessing.get_context("spawn")  # the caller has threads, which a fork would copy mid-state
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {pool.submit(execute_site_run, run): run for run in runs}

@@ -6,6 +6,8 @@ import os
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rootassets.science import workers
 
@@ -51,3 +53,15 @@ def test_the_assets_whose_steps_run_in_the_pool_say_so() -> None:
         "reports/figure_1_root_profiles",
         "reports/figure_label_sensitivity",
     }
+
+
+@given(requested=st.integers(0, 64), items=st.one_of(st.none(), st.integers(0, 200)), cores=st.integers(1, 16))
+def test_the_worker_count_is_what_was_asked_or_one_per_core_within_the_work(
+    requested: int, items: int | None, cores: int
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "cpu_count", lambda: cores)
+        count = workers.worker_count(requested, items)
+    wanted = requested or cores
+    assert count == (max(1, min(wanted, items)) if items is not None else wanted)
+    assert count >= 1 and (items is None or items == 0 or count <= items)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from rootassets.science.registry import Frames, Read
+from rootassets.science.workers import worker_count
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -285,7 +285,7 @@ def _pdf_of(pages: Iterable[Figure]) -> bytes:
 
 def _workers(n_jobs: int, items: int, per_worker_min: int) -> int:
     """Worker processes for `items` pages: `n_jobs` (0: one per CPU core), at most one per `per_worker_min`."""
-    return max(1, min(n_jobs or (os.cpu_count() or 1), items // per_worker_min))
+    return worker_count(n_jobs, items // per_worker_min)
 
 
 def _pdf_in_runs(draw: Callable[..., bytes], args: tuple, items: list, workers: int) -> bytes:

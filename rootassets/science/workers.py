@@ -38,10 +38,17 @@ def _import_warm_modules() -> int:
     return os.getpid()
 
 
+def worker_count(requested: int = 0, items: int | None = None) -> int:
+    """How many worker processes to use: `requested`, or one per CPU core when it is 0; never more than
+    `items` (the work to share) and never fewer than one."""
+    workers = requested or os.cpu_count() or 1
+    return max(1, min(workers, items) if items is not None else workers)
+
+
 def start_workers(n_jobs: int = 0) -> None:
     """Start the pool the steps use (`n_jobs` workers; 0: one per CPU core) and import `WARM_MODULES` in each,
     in the background: this returns at once. Once a process; nothing to do on one core."""
-    workers = n_jobs or os.cpu_count() or 1
+    workers = worker_count(n_jobs)
     if workers < 2 or _warming:
         return
     from joblib import Parallel, delayed

@@ -8,7 +8,6 @@ those temporary tables, screened against their contracts inside DuckDB.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +31,7 @@ from rootassets.science.soil_water import (
     steps_sql,
     sufficiency_sql,
 )
+from rootassets.science.workers import worker_count
 from rootassets.warehouse.quarantine import screened_queries
 from rootassets.warehouse.staging import EVERY_SITE, SiteScope
 
@@ -197,7 +197,7 @@ def aggregate_sites(
     sites = sorted(set(roles["site_id"].to_list()))
     if not sites:
         return [aggregate_site("", roles, depths, rules, str(folder))]
-    workers = min(len(sites), workers or os.cpu_count() or 1)
+    workers = worker_count(workers, len(sites))
     memory = max(256, TOTAL_MEMORY_MB // workers)
     jobs = [
         (s, roles.filter(pl.col("site_id") == s), depths.filter(pl.col("site_id") == s), rules, str(folder))
