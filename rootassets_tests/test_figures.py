@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
+import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -438,3 +439,31 @@ def test_a_site_page_drawn_after_other_sites_looks_as_one_drawn_on_a_figure_of_i
     in_turn = [pixels(shared.draw(**site)) for site in sites]
     assert len(set(alone)) == len(sites)
     assert [a == b for a, b in zip(alone, in_turn, strict=True)] == [True] * len(sites)
+
+
+def test_a_site_page_skips_wrapping_its_text_only_where_wrapping_would_change_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The flags text is wrapped by matplotlib only when a line may reach the page's edge; a page drawn that
+    way equals, pixel for pixel, the page with matplotlib's wrapping always on, short flags and long alike."""
+    import io
+
+    from rootassets.science.figures import SitePage
+
+    def pixels(fig: plt.Figure) -> bytes:
+        out = io.BytesIO()
+        fig.savefig(out, format="rgba", dpi=30)
+        return out.getvalue()
+
+    sites = [site_page_inputs(seed) for seed in (3, 4, 5, 8)]  # no flags, one, two, two long lines
+    sites[3]["flags"] = ["w" * 60 + " " + "x" * 30, "y " * 54]  # past the edge by width, not by word count
+    page = SitePage()
+    drawn = [pixels(page.draw(**site)) for site in sites]
+    wrapped = [page.text.get_wrap() for site in sites if page.draw(**site)]
+    monkeypatch.setattr(SitePage, "_fits", lambda self, lines: False)  # matplotlib wraps every page
+    always = SitePage()
+    assert drawn == [pixels(always.draw(**site)) for site in sites]
+    assert wrapped == [False, False, True, True]
+    never = always.draw(**sites[3])
+    never.texts[0].set_wrap(False)
+    assert pixels(never) != drawn[3]  # the long flags were wrapped: both ways of deciding were checked

@@ -713,6 +713,7 @@ class SitePage:
         self.density.locator_params(axis="x", nbins=4)
         below = grid[1, :].get_position(fig)  # the text where a third axes would sit, without making one
         self.text = fig.text(below.x0, below.y1, "", va="top", family="monospace", fontsize=8, wrap=True)
+        self._text_width_pt = (1.0 - below.x0) * fig.get_figwidth() * 72.0  # where matplotlib wraps a line
         self._drawn: list = []  # this page's own artists, removed before the next page
 
     def draw(
@@ -783,8 +784,25 @@ class SitePage:
             *(f"  - {flag}" for flag in flags),
         ]
         self.text.set_text("\n".join(lines))
+        self.text.set_wrap(not self._fits(lines))
         self.figure.suptitle(f"{site} ({label})", color=color)
         return self.figure
+
+    def _fits(self, lines: list[str]) -> bool:
+        """Whether every line is surely narrower than the page, so that matplotlib's wrapping would leave the
+        text as it is: it measures every prefix of every line, 11-16% of a page's drawing. One measure of each
+        line (unhinted, `WRAP_MARGIN` to spare) decides; text that matplotlib would read as mathtext is left
+        to it."""
+        if any("$" in line for line in lines):
+            return False
+        from matplotlib.textpath import text_to_path
+
+        prop = self.text.get_fontproperties()
+        widest = max(text_to_path.get_text_width_height_descent(line, prop, ismath=False)[0] for line in lines)
+        return widest * WRAP_MARGIN <= self._text_width_pt
+
+
+WRAP_MARGIN = 1.25  # hinted renderers measured lines at most 1.05x the unhinted width (Agg 30-300 dpi, PDF)
 
 
 def _rescaled(ax: plt.Axes) -> None:
