@@ -207,14 +207,14 @@ def module_version(module_name: str) -> str:
 
 def _held_code(value: Any, prefixes: tuple[str, ...], depth: int = 3) -> Iterator[Any]:
     """The functions and classes of `prefixes` that a declaration holds (`FIGURES`, a tuple of `FigureSpec`,
-    holds each figure's draw function): code a module reaches through data, not through a name."""
+    holds each figure's draw function): code a module reaches through data, not through a name. Only immutable
+    holders (tuples, frozensets, frozen dataclasses) are looked into: a dict, list or set may be a cache that
+    fills as the process runs, and a version must not depend on what it holds at the moment."""
     if depth == 0 or inspect.isfunction(value) or inspect.isclass(value) or isinstance(value, types.ModuleType):
         return
-    if isinstance(value, (tuple, list, set, frozenset)):
+    if isinstance(value, (tuple, frozenset)):
         items = list(value)
-    elif isinstance(value, dict):
-        items = list(value.values())
-    elif dataclasses.is_dataclass(value) and _within(type(value), prefixes):
+    elif _is_frozen_dataclass(value) and _within(type(value), prefixes):
         yield type(value)
         items = [getattr(value, f.name) for f in dataclasses.fields(value)]
     else:
@@ -224,6 +224,11 @@ def _held_code(value: Any, prefixes: tuple[str, ...], depth: int = 3) -> Iterato
             yield item
         else:
             yield from _held_code(item, prefixes, depth - 1)
+
+
+def _is_frozen_dataclass(value: Any) -> bool:
+    params = getattr(type(value), "__dataclass_params__", None)
+    return dataclasses.is_dataclass(value) and not isinstance(value, type) and bool(params and params.frozen)
 
 
 def _digest(name: str, roots: list[Any], prefixes: tuple[str, ...]) -> str:
