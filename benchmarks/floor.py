@@ -32,7 +32,7 @@ from rootassets.neon.soil_water import (
 )
 from rootassets.neon.stacking import StackedTable, empty_table
 from rootassets.schemas import CONTRACTS
-from rootassets.science.figure_specs import FIGURES, SITE_PAGE_READS, SITE_PAGES_FILE, render_figure, site_pages_pdf
+from rootassets.science.figure_specs import FIGURES, SITE_PAGE_READS, SITE_PAGES_FILE, render_figures, site_pages_pdf
 from rootassets.science.phi import depths_used
 from rootassets.science.registry import GOOD_ROWS, Read, gather_inputs
 from rootassets.science.report import REPORT_READS, report_markdown
@@ -170,8 +170,11 @@ def run(home: Path, snapshot: Path, release: str = RELEASE) -> dict[str, float]:
     figures = home / "figures" / release
     figures.mkdir(parents=True, exist_ok=True)
     paged = set()
+    drawn = render_figures(FIGURES, {spec.name: w.inputs(spec.reads, release) for spec in FIGURES})
     for spec in FIGURES:
-        rendered = render_figure(spec, w.inputs(spec.reads, release))
+        rendered = drawn[spec.name]
+        if isinstance(rendered, Exception):
+            raise rendered
         (figures / f"{spec.name}.png").write_bytes(rendered.png)
         (figures / f"{spec.name}.svg").write_bytes(rendered.svg)
         if rendered.pdf is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 import matplotlib
 
@@ -27,6 +27,19 @@ def group_tests() -> pl.DataFrame:
             "p_value": [0.0052, 0.018, 2.7e-06, 0.36],
             "n_bimodal": [3, 3, 3, 2],
             "n_unimodal": [4, 4, 4, 4],
+        }
+    )
+
+
+def phi_table() -> pl.DataFrame:
+    modality = ["bimodal"] * 3 + ["unimodal"] * 4
+    return pl.DataFrame(
+        {
+            "site_id": [f"S{i:03d}" for i in range(7)] * 2,
+            "property": ["root_biomass"] * 7 + ["nitrogen_tot_g_kg"] * 7,
+            "method": ["increment"] * 14,
+            "phi": [2.0, 3.0, 4.0, 0.3, 0.2, 0.5, 0.1, 1.1, 0.9, 1.0, 0.7, 0.8, 0.6, 0.9],
+            "modality": modality * 2,
         }
     )
 
@@ -58,16 +71,7 @@ def test_the_group_comparisons_of_figures_2_and_3_say_n_and_p() -> None:
     )  # a factor's name and unit, not its column name
     plt.close(fig)
 
-    phi = pl.DataFrame(
-        {
-            "site_id": [f"S{i:03d}" for i in range(7)] * 2,
-            "property": ["root_biomass"] * 7 + ["nitrogen_tot_g_kg"] * 7,
-            "method": ["increment"] * 14,
-            "phi": [2.0, 3.0, 4.0, 0.3, 0.2, 0.5, 0.1, 1.1, 0.9, 1.0, 0.7, 0.8, 0.6, 0.9],
-            "modality": modality * 2,
-        }
-    )
-    fig = phi_figure(phi, group_tests())
+    fig = phi_figure(phi_table(), group_tests())
     written = " | ".join(texts(fig))
     assert "n = 3 bimodal, 4 unimodal; Welch's t, p = 2.7e-06" in written
     assert "n = 2 bimodal, 4 unimodal; Student's t, p = 0.36" in written
@@ -467,3 +471,41 @@ def test_a_site_page_skips_wrapping_its_text_only_where_wrapping_would_change_no
     never = always.draw(**sites[3])
     never.texts[0].set_wrap(False)
     assert pixels(never) != drawn[3]  # the long flags were wrapped: both ways of deciding were checked
+
+
+def _failing_draw(inputs: dict) -> Iterator[plt.Figure]:
+    raise ValueError("no such column: planted")
+    yield  # a generator, as every figure's draw
+
+
+def test_figures_drawn_together_in_worker_processes_are_the_figures_drawn_one_by_one() -> None:
+    """`render_figures` draws several figures (one of several pages) as tasks for two worker processes: each is
+    what `render_figure` draws of it alone in this process, page for page. A figure whose drawing fails is
+    returned as its error, naming it, and the others are drawn all the same."""
+    import dataclasses
+
+    from rootassets.science.figure_specs import FIGURES, FigureDrawingError, render_figure, render_figures
+    from rootassets.science.figures import PANELS_PER_PAGE
+
+    profiles, modality = profiles_of(2 * PANELS_PER_PAGE + 5)
+    labels = pl.DataFrame({"site_id": list(modality), "modality": list(modality.values())})
+    paged = next(s for s in FIGURES if s.name == "figure_1_root_profiles")
+    phi = next(s for s in FIGURES if s.name == "figure_3_phi")
+    broken = dataclasses.replace(phi, name="figure_broken", draw=_failing_draw)
+    phi_inputs = {"phi": phi_table(), "group_tests": group_tests()}
+    inputs = {
+        paged.name: {"root_profiles": profiles, "site_modality": labels},
+        phi.name: phi_inputs,
+        broken.name: phi_inputs,
+    }
+    together = render_figures([paged, broken, phi], inputs, n_jobs=2, preview_dpi=30)
+    assert list(together) == [paged.name, broken.name, phi.name]
+    assert isinstance(together[broken.name], FigureDrawingError)
+    assert "figure_broken" in str(together[broken.name]) and "no such column: planted" in str(together[broken.name])
+    for spec in (paged, phi):
+        alone = render_figure(spec, inputs[spec.name], n_jobs=1, preview_dpi=30)
+        drawn = together[spec.name]
+        assert (drawn.png, drawn.preview, drawn.pages) == (alone.png, alone.preview, alone.pages)
+        assert _svg_drawing(drawn.svg) == _svg_drawing(alone.svg)
+    assert together[paged.name].pages == 3 and together[phi.name].pdf is None
+    assert _page_streams(together[paged.name].pdf) == _page_streams(render_figure(paged, inputs[paged.name]).pdf)

@@ -1,8 +1,18 @@
 """Report assets: METHOD.md section 8 figures (one asset each) and the report a scientist opens first."""
 
 import base64
+from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
 
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, WarehouseResource
@@ -13,9 +23,10 @@ from rootassets.science.figure_specs import (
     PREVIEW_DPI,
     SITE_PAGE_READS,
     SITE_PAGES_FILE,
+    FigureDrawingError,
     FigureSpec,
     RenderedFigure,
-    render_figure,
+    render_figures,
     site_order,
     site_pages_pdf,
 )
@@ -43,6 +54,7 @@ def save_figure(rendered: RenderedFigure, artifacts: ArtifactStore, release: str
     else:
         document.unlink(missing_ok=True)
     return MaterializeResult(
+        asset_key=AssetKey(["reports", name]),
         metadata={
             # a short image link renders inline in the UI (served by `rootassets ui`); the embedded preview is
             # too long for that and sits behind "[Show Markdown]", but needs no server
@@ -63,34 +75,49 @@ def save_figure(rendered: RenderedFigure, artifacts: ArtifactStore, release: str
                 else {}
             ),
             "release": release,
-        }
+        },
     )
 
 
-def figure_asset(spec: FigureSpec):
-    @asset(
-        key=AssetKey(["reports", spec.name]),
+def figure_spec(spec: FigureSpec) -> AssetSpec:
+    """A figure's asset: reports/<name>, after the tables it reads."""
+    return AssetSpec(
+        AssetKey(["reports", spec.name]),
         deps=[AssetKey(r.table.split(".")) for r in spec.reads],
         description=spec.description,
-        tags=WORKERS_TAG if spec.pages is not None else None,  # several pages: drawn in the worker pool
+        tags=WORKERS_TAG,  # drawn in the worker pool, with the other figures
         **COMMON,
     )
-    def _figure(
-        context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore
-    ) -> MaterializeResult:
-        release = validate_release(context.partition_key)
-        with warehouse.session():
-            inputs = {
+
+
+@multi_asset(name="reports__figures", specs=[figure_spec(spec) for spec in FIGURES], can_subset=True)
+def figures(
+    context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStore
+) -> Iterator[MaterializeResult]:
+    """METHOD.md section 8's figures, one asset each, drawn together: each is mostly one core of matplotlib, so
+    the selected figures (and the pages of a figure of several) are drawn in the worker processes at once.
+    A figure that fails is reported with its traceback once the others are written."""
+    release = validate_release(context.partition_key)
+    selected = [spec for spec in FIGURES if AssetKey(["reports", spec.name]) in context.selected_asset_keys]
+    with warehouse.session():
+        inputs = {
+            spec.name: {
                 r.name: warehouse.read(r.schema, r.name, release, "NOT quarantined" if r.good_rows else "")
                 for r in spec.reads
             }
-        return save_figure(render_figure(spec, inputs, preview_dpi=PREVIEW_DPI), artifacts, release, spec.name)
-
-    _figure.__name__ = spec.name
-    return _figure
-
-
-figure_assets = [figure_asset(spec) for spec in FIGURES]
+            for spec in selected
+        }
+    rendered = render_figures(selected, inputs, preview_dpi=PREVIEW_DPI)
+    failed = [result for result in rendered.values() if isinstance(result, FigureDrawingError)]
+    for spec in selected:
+        result = rendered[spec.name]
+        if not isinstance(result, FigureDrawingError):
+            yield save_figure(result, artifacts, release, spec.name)
+    if failed:
+        raise Failure(
+            description=f"{len(failed)} of {len(selected)} figures could not be drawn for {release}",
+            metadata={"errors": MetadataValue.md("\n\n".join(f"```\n{error}\n```" for error in failed))},
+        )
 
 
 @asset(
@@ -164,4 +191,4 @@ def report(context: AssetExecutionContext, warehouse: WarehouseResource, artifac
     )
 
 
-report_assets = [*figure_assets, site_pages_document, report]
+report_assets = [figures, site_pages_document, report]

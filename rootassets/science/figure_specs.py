@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Collection, Iterable, Iterator
+import traceback
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -205,15 +206,77 @@ class RenderedFigure:
 def render_figure(
     spec: FigureSpec, inputs: Frames, n_jobs: int = 0, preview_dpi: float | None = None
 ) -> RenderedFigure:
-    """Draw `spec` from its tables and render it, one page at a time (each closed once rendered), so memory
-    stays that of a page or two however many sites there are. The asset and the floor write these bytes.
+    """One figure, as `render_figures` draws it; a figure that cannot be drawn raises `FigureDrawingError`."""
+    rendered = render_figures([spec], {spec.name: inputs}, n_jobs, preview_dpi)[spec.name]
+    if isinstance(rendered, FigureDrawingError):
+        raise rendered
+    return rendered
 
-    A figure of several pages has its PDF drawn in contiguous runs of pages, `n_jobs` worker processes at once
-    (0: one per CPU core; a page of 64 panels is ~2 s of matplotlib), joined in page order. With `preview_dpi`,
-    the first page's preview is the PNG's own pixels shrunk (not a second drawing, nor the PNG decoded)."""
+
+class FigureDrawingError(RuntimeError):
+    """A figure that could not be drawn: its name, and the traceback of the error where it was drawn."""
+
+
+def render_figures(
+    specs: Sequence[FigureSpec], inputs: Mapping[str, Frames], n_jobs: int = 0, preview_dpi: float | None = None
+) -> dict[str, RenderedFigure | FigureDrawingError]:
+    """Draw each figure of `specs` from its own tables (`inputs[spec.name]`) and render it: its first page as a
+    FIGURE_DPI PNG and an SVG (with `preview_dpi`, a small PNG too: the PNG's own pixels shrunk) and, for a
+    figure of several pages, every page in one PDF. The assets and the floor write these bytes.
+
+    The figures are independent, and each is mostly one core of matplotlib: every first page, and every run of
+    a paged figure's pages (contiguous, joined in page order), is a task for `n_jobs` worker processes at once
+    (0: one per CPU core; one task, or one core: in this process). Each page is closed once rendered, so memory
+    stays that of a page or two however many sites there are. A figure that fails is returned as its
+    `FigureDrawingError`, and the others are drawn all the same."""
+    tasks: list[tuple[str, str, tuple]] = []  # (figure, kind, arguments)
+    for spec in specs:
+        frames = inputs[spec.name]
+        count = spec.pages(frames) if spec.pages is not None else 1
+        tasks.append((spec.name, "first", (spec, frames, count, preview_dpi)))
+        if count > 1:
+            numbers = list(range(1, count + 1))
+            size = math.ceil(count / worker_count(n_jobs, count))
+            tasks += [(spec.name, "pages", (spec, frames, numbers[i : i + size])) for i in range(0, count, size)]
+    workers = worker_count(n_jobs, len(tasks))
+    if workers <= 1:
+        results = [_figure_task(kind, *args) for _, kind, args in tasks]
+    else:
+        from joblib import Parallel, delayed  # heavy: imported only when figures are drawn at once
+
+        results = Parallel(n_jobs=workers)(delayed(_figure_task)(kind, *args) for _, kind, args in tasks)
+    out: dict[str, RenderedFigure | FigureDrawingError] = {}
+    for spec in specs:
+        own = [result for (name, _, _), result in zip(tasks, results, strict=True) if name == spec.name]
+        failed = [r for r in own if isinstance(r, _Failed)]
+        if failed:
+            out[spec.name] = FigureDrawingError(f"{spec.name}: {failed[0].traceback}")
+            continue
+        (png, svg, preview, count), *parts = own
+        pdf = None if count == 1 else parts[0] if len(parts) == 1 else _joined_pdf(parts)
+        out[spec.name] = RenderedFigure(png, svg, pdf, count, preview)
+    return out
+
+
+@dataclass(frozen=True)
+class _Failed:
+    traceback: str
+
+
+def _figure_task(kind: str, *args: Any) -> tuple | bytes | _Failed:
+    """One task of `render_figures`, its error returned as text (so one figure's failure stops no other)."""
+    try:
+        return _first_page(*args) if kind == "first" else _figure_pages_pdf(*args)
+    except Exception:  # noqa: BLE001 - any error of a figure's drawing is that figure's, reported with it
+        return _Failed(traceback.format_exc())
+
+
+def _first_page(
+    spec: FigureSpec, inputs: Frames, count: int, preview_dpi: float | None
+) -> tuple[bytes, bytes, bytes | None, int]:
+    """The first page's PNG, SVG and preview (None without `preview_dpi`), and the figure's page count."""
     import matplotlib.pyplot as plt
 
-    count = spec.pages(inputs) if spec.pages is not None else 1
     first = next(spec.draw(inputs, only={1}) if count > 1 else spec.draw(inputs))
     pixels = _pixels(first, FIGURE_DPI)
     with ThreadPoolExecutor(max_workers=1) as encoder:  # zlib runs without the GIL: PNG encoded while SVG drawn
@@ -222,11 +285,7 @@ def render_figure(
         preview = _png(_shrunk(pixels, FIGURE_DPI / preview_dpi)) if preview_dpi else None
         png = encoding.result()
     plt.close(first)
-    if count == 1:
-        return RenderedFigure(png, svg, None, 1, preview)
-    numbers = list(range(1, count + 1))
-    pdf = _pdf_in_runs(_figure_pages_pdf, (spec, inputs), numbers, _workers(n_jobs, count, 1))
-    return RenderedFigure(png, svg, pdf, count, preview)
+    return png, svg, preview, count
 
 
 def _pixels(fig: Figure, dpi: float) -> np.ndarray:
@@ -293,11 +352,16 @@ def _pdf_in_runs(draw: Callable[..., bytes], args: tuple, items: list, workers: 
     if workers <= 1:
         return draw(*args, items)
     from joblib import Parallel, delayed  # heavy: imported only when pages are drawn at once
-    from pypdf import PdfWriter
 
     size = math.ceil(len(items) / workers)
     runs = [items[i : i + size] for i in range(0, len(items), size)]
-    parts = Parallel(n_jobs=len(runs))(delayed(draw)(*args, run) for run in runs)
+    return _joined_pdf(Parallel(n_jobs=len(runs))(delayed(draw)(*args, run) for run in runs))
+
+
+def _joined_pdf(parts: list[bytes]) -> bytes:
+    """PDF documents joined into one, in order (pypdf)."""
+    from pypdf import PdfWriter
+
     writer = PdfWriter()
     for part in parts:
         writer.append(io.BytesIO(part))
