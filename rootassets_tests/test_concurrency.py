@@ -92,3 +92,22 @@ def test_concurrent_materializations_and_readers_end_like_a_quiet_run(
     assert quiet_tables.keys() == busy_tables.keys()
     for name in quiet_tables:
         assert quiet_tables[name].equals(busy_tables[name]), name
+
+
+def test_a_database_that_cannot_be_opened_is_not_reported_as_locked(tmp_path: Path) -> None:
+    """Only another writer's lock is waited for and reported as such: a database in a folder that does not
+    exist, or a file that is no database, fails at once with DuckDB's own message naming the file."""
+    import duckdb
+
+    from rootassets.warehouse import connect_writable
+
+    missing = tmp_path / "no-such-folder" / "rootassets.duckdb"
+    started = time.monotonic()
+    with pytest.raises(duckdb.IOException, match="no-such-folder"):
+        connect_writable(missing, wait_s=30)
+    garbage = tmp_path / "garbage.duckdb"
+    garbage.write_bytes(b"this is not a database" * 512)
+    with pytest.raises(duckdb.Error, match="garbage.duckdb") as refused:
+        connect_read_only(garbage, attempts=20, wait_s=0.25)
+    assert "locked" not in str(refused.value)
+    assert time.monotonic() - started < 5  # neither waited as for a lock

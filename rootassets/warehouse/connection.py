@@ -231,7 +231,9 @@ def connect_writable(path: Location | str, wait_s: float = 600.0) -> duckdb.Duck
             return duckdb.connect(str(path))
         except duckdb.IOException as exc:
             _refuse_newer_format(path, exc)
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            if "lock" not in str(exc).lower():
+                raise  # not another writer (a missing folder, a file it may not write): DuckDB names the file
+            if time.monotonic() > deadline:
                 raise WarehouseBusyError(f"{path} stayed locked by another writer for {wait_s:.0f} s ({exc})") from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
@@ -256,6 +258,8 @@ def connect_read_only(
             return duckdb.connect(str(path), read_only=True)
         except duckdb.IOException as exc:
             _refuse_newer_format(path, exc)
+            if "lock" not in str(exc).lower():
+                raise  # not a writer's lock (a file it may not read): DuckDB names the file
             last = exc
             if on_wait and attempt == 1:
                 on_wait(f"{path} is locked by a running materialization; waiting for it")
