@@ -108,15 +108,16 @@ def figures(
             for spec in selected
         }
     rendered = render_figures(selected, inputs, preview_dpi=PREVIEW_DPI)
-    failed = [result for result in rendered.values() if isinstance(result, FigureDrawingError)]
+    failed = {name: result for name, result in rendered.items() if isinstance(result, FigureDrawingError)}
     for spec in selected:
         result = rendered[spec.name]
         if not isinstance(result, FigureDrawingError):
             yield save_figure(result, artifacts, release, spec.name)
     if failed:
         raise Failure(
-            description=f"{len(failed)} of {len(selected)} figures could not be drawn for {release}",
-            metadata={"errors": MetadataValue.md("\n\n".join(f"```\n{error}\n```" for error in failed))},
+            description=f"{len(failed)} of {len(selected)} figures could not be drawn for {release}: "
+            + ", ".join(failed),
+            metadata={"errors": MetadataValue.md("\n\n".join(f"```\n{error}\n```" for error in failed.values()))},
         )
 
 
