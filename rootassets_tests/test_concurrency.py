@@ -94,7 +94,7 @@ def test_concurrent_materializations_and_readers_end_like_a_quiet_run(
         assert quiet_tables[name].equals(busy_tables[name]), name
 
 
-def test_a_database_that_cannot_be_opened_is_not_reported_as_locked(tmp_path: Path) -> None:
+def test_only_a_lock_waits_a_database_that_cannot_be_opened_is_refused_at_once(tmp_path: Path) -> None:
     """Only another writer's lock is waited for and reported as such: a database in a folder that does not
     exist, or a file that is no database, fails at once with DuckDB's own message naming the file."""
     import duckdb
