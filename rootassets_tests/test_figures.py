@@ -478,6 +478,10 @@ def _failing_draw(inputs: dict) -> Iterator[plt.Figure]:
     yield  # a generator, as every figure's draw
 
 
+def _failing_count(inputs: dict) -> int:
+    raise ValueError("no page count: the panels' table is gone")
+
+
 def test_figures_drawn_together_in_worker_processes_are_the_figures_drawn_one_by_one() -> None:
     """`render_figures` draws several figures (one of several pages) as tasks for two worker processes: each is
     what `render_figure` draws of it alone in this process, page for page. A figure whose drawing fails is
@@ -492,15 +496,21 @@ def test_figures_drawn_together_in_worker_processes_are_the_figures_drawn_one_by
     paged = next(s for s in FIGURES if s.name == "figure_1_root_profiles")
     phi = next(s for s in FIGURES if s.name == "figure_3_phi")
     broken = dataclasses.replace(phi, name="figure_broken", draw=_failing_draw)
+    uncountable = dataclasses.replace(paged, name="figure_uncountable", pages=_failing_count)
     phi_inputs = {"phi": phi_table(), "group_tests": group_tests()}
+    inputs_of_paged = {"root_profiles": profiles, "site_modality": labels}
     inputs = {
-        paged.name: {"root_profiles": profiles, "site_modality": labels},
+        paged.name: inputs_of_paged,
         phi.name: phi_inputs,
         broken.name: phi_inputs,
+        uncountable.name: inputs_of_paged,
     }
-    together = render_figures([paged, broken, phi], inputs, n_jobs=2, preview_dpi=30)
-    assert list(together) == [paged.name, broken.name, phi.name]
+    together = render_figures([paged, broken, uncountable, phi], inputs, n_jobs=2, preview_dpi=30)
+    assert list(together) == [paged.name, broken.name, uncountable.name, phi.name]
     assert isinstance(together[broken.name], FigureDrawingError)
+    assert "figure_uncountable" in str(together[uncountable.name]) and "no page count" in str(
+        together[uncountable.name]
+    )
     assert "figure_broken" in str(together[broken.name]) and "no such column: planted" in str(together[broken.name])
     for spec in (paged, phi):
         alone = render_figure(spec, inputs[spec.name], n_jobs=1, preview_dpi=30)

@@ -230,9 +230,14 @@ def render_figures(
     stays that of a page or two however many sites there are. A figure that fails is returned as its
     `FigureDrawingError`, and the others are drawn all the same."""
     tasks: list[tuple[str, str, tuple]] = []  # (figure, kind, arguments)
+    uncounted: dict[str, str] = {}  # figure: the traceback of counting its pages
     for spec in specs:
         frames = inputs[spec.name]
-        count = spec.pages(frames) if spec.pages is not None else 1
+        try:
+            count = spec.pages(frames) if spec.pages is not None else 1
+        except Exception:  # noqa: BLE001 - as a drawing's error: that figure's alone
+            uncounted[spec.name] = traceback.format_exc()
+            continue
         tasks.append((spec.name, "first", (spec, frames, count, preview_dpi)))
         if count > 1:
             numbers = list(range(1, count + 1))
@@ -248,7 +253,9 @@ def render_figures(
     out: dict[str, RenderedFigure | FigureDrawingError] = {}
     for spec in specs:
         own = [result for (name, _, _), result in zip(tasks, results, strict=True) if name == spec.name]
-        failed = [r for r in own if isinstance(r, _Failed)]
+        failed = (
+            [_Failed(uncounted[spec.name])] if spec.name in uncounted else [r for r in own if isinstance(r, _Failed)]
+        )
         if failed:
             out[spec.name] = FigureDrawingError(f"{spec.name}: {failed[0].traceback}")
             continue
