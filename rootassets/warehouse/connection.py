@@ -219,6 +219,13 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str
             con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(name)} {dtype}")
 
 
+def _locked(exc: duckdb.IOException) -> bool:
+    """Whether DuckDB could not open the file because another process holds its lock ('Could not set lock on
+    file "...": Conflicting lock is held in ...'). Not any message with "lock" in it: the file's path may have."""
+    message = str(exc).lower()
+    return "could not set lock on file" in message or "conflicting lock is held" in message
+
+
 def connect_writable(path: Location | str, wait_s: float = 600.0) -> duckdb.DuckDBPyConnection:
     """Open the database for writing, waiting (up to `wait_s`) while another process holds its lock (a lake
     has no such lock: its writers commit independently)."""
@@ -231,7 +238,7 @@ def connect_writable(path: Location | str, wait_s: float = 600.0) -> duckdb.Duck
             return duckdb.connect(str(path))
         except duckdb.IOException as exc:
             _refuse_newer_format(path, exc)
-            if "lock" not in str(exc).lower():
+            if not _locked(exc):
                 raise  # not another writer (a missing folder, a file it may not write): DuckDB names the file
             if time.monotonic() > deadline:
                 raise WarehouseBusyError(f"{path} stayed locked by another writer for {wait_s:.0f} s ({exc})") from exc
@@ -258,7 +265,7 @@ def connect_read_only(
             return duckdb.connect(str(path), read_only=True)
         except duckdb.IOException as exc:
             _refuse_newer_format(path, exc)
-            if "lock" not in str(exc).lower():
+            if not _locked(exc):
                 raise  # not a writer's lock (a file it may not read): DuckDB names the file
             last = exc
             if on_wait and attempt == 1:
