@@ -4,7 +4,6 @@ drawn beside it are written and materialized all the same."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -17,41 +16,20 @@ from rootassets.defs.resources import ArtifactStore
 from rootassets.settings import Settings
 from rootassets.warehouse import connect_writable, replace_partitions
 from rootassets_tests.conftest import RELEASE, warehouse_resource
+from rootassets_tests.test_figures import failing_draw, group_tests, phi_table
 
 PHI, FACTORS = AssetKey(["reports", "figure_3_phi"]), AssetKey(["reports", "figure_2_factors"])
 
 
-def broken_draw(inputs: dict) -> Iterator:
-    raise KeyError("planted: a column the figure needs is gone")
-    yield  # a generator, as every figure's draw
-
-
 def seeded_tables() -> dict[tuple[str, str], pl.DataFrame]:
-    """The tables figures 2 and 3 read, for seven invented sites."""
-    sites = [f"S{i:03d}" for i in range(7)]
-    modality = ["bimodal"] * 3 + ["unimodal"] * 4
+    """The tables figures 2 and 3 read, for seven invented sites (test_figures' phi and group tests)."""
+    phi = phi_table()
+    sites = phi["site_id"].unique(maintain_order=True).to_list()
     return {
-        ("analysis", "phi"): pl.DataFrame(
-            {
-                "site_id": sites * 2,
-                "property": ["root_biomass"] * 7 + ["nitrogen_tot_g_kg"] * 7,
-                "method": ["increment"] * 14,
-                "phi": [2.0, 3.0, 4.0, 0.3, 0.2, 0.5, 0.1, 1.1, 0.9, 1.0, 0.7, 0.8, 0.6, 0.9],
-                "modality": modality * 2,
-            }
-        ),
-        ("analysis", "group_tests"): pl.DataFrame(
-            {
-                "name": ["phi_root_biomass_increment"],
-                "test": ["welch_t"],
-                "statistic": [5.1],
-                "p_value": [2.7e-06],
-                "n_bimodal": [3],
-                "n_unimodal": [4],
-            }
-        ),
+        ("analysis", "phi"): phi,
+        ("analysis", "group_tests"): group_tests(),
         ("analysis", "classifier_importance"): pl.DataFrame({"run": ["all_factors"], "factor": ["x"]}),
-        ("analysis", "site_factors"): pl.DataFrame({"site_id": sites, "modality": modality}),
+        ("analysis", "site_factors"): pl.DataFrame({"site_id": sites, "modality": ["bimodal"] * 3 + ["unimodal"] * 4}),
     }
 
 
@@ -63,7 +41,7 @@ def test_a_figure_that_cannot_be_drawn_fails_the_step_naming_it_and_the_others_a
         tables = {key: frame.with_columns(release=pl.lit(RELEASE)) for key, frame in seeded_tables().items()}
         replace_partitions(con, tables, RELEASE)
     planted = tuple(
-        dataclasses.replace(spec, draw=broken_draw) if spec.name == "figure_2_factors" else spec
+        dataclasses.replace(spec, draw=failing_draw) if spec.name == "figure_2_factors" else spec
         for spec in reports.FIGURES
     )
     monkeypatch.setattr(reports, "FIGURES", planted)

@@ -473,7 +473,7 @@ def test_a_site_page_skips_wrapping_its_text_only_where_wrapping_would_change_no
     assert pixels(never) != drawn[3]  # the long flags were wrapped: both ways of deciding were checked
 
 
-def _failing_draw(inputs: dict) -> Iterator[plt.Figure]:
+def failing_draw(inputs: dict) -> Iterator[plt.Figure]:
     raise ValueError("no such column: planted")
     yield  # a generator, as every figure's draw
 
@@ -495,7 +495,7 @@ def test_figures_drawn_together_in_worker_processes_are_the_figures_drawn_one_by
     labels = pl.DataFrame({"site_id": list(modality), "modality": list(modality.values())})
     paged = next(s for s in FIGURES if s.name == "figure_1_root_profiles")
     phi = next(s for s in FIGURES if s.name == "figure_3_phi")
-    broken = dataclasses.replace(phi, name="figure_broken", draw=_failing_draw)
+    broken = dataclasses.replace(phi, name="figure_broken", draw=failing_draw)
     uncountable = dataclasses.replace(paged, name="figure_uncountable", pages=_failing_count)
     phi_inputs = {"phi": phi_table(), "group_tests": group_tests()}
     inputs_of_paged = {"root_profiles": profiles, "site_modality": labels}

@@ -240,9 +240,8 @@ def render_figures(
             continue
         tasks.append((spec.name, "first", (spec, frames, count, preview_dpi)))
         if count > 1:
-            numbers = list(range(1, count + 1))
-            size = math.ceil(count / worker_count(n_jobs, count))
-            tasks += [(spec.name, "pages", (spec, frames, numbers[i : i + size])) for i in range(0, count, size)]
+            runs = _runs(list(range(1, count + 1)), worker_count(n_jobs, count))
+            tasks += [(spec.name, "pages", (spec, frames, run)) for run in runs]
     workers = worker_count(n_jobs, len(tasks))
     if workers <= 1:
         results = [_figure_task(kind, *args) for _, kind, args in tasks]
@@ -360,9 +359,14 @@ def _pdf_in_runs(draw: Callable[..., bytes], args: tuple, items: list, workers: 
         return draw(*args, items)
     from joblib import Parallel, delayed  # heavy: imported only when pages are drawn at once
 
-    size = math.ceil(len(items) / workers)
-    runs = [items[i : i + size] for i in range(0, len(items), size)]
+    runs = _runs(items, workers)
     return _joined_pdf(Parallel(n_jobs=len(runs))(delayed(draw)(*args, run) for run in runs))
+
+
+def _runs(items: list, workers: int) -> list[list]:
+    """`items` in at most `workers` contiguous runs of (nearly) equal length, in order."""
+    size = math.ceil(len(items) / workers)
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _joined_pdf(parts: list[bytes]) -> bytes:
