@@ -39,6 +39,53 @@ def test_binned_fft_kde_matches_the_direct_sum(points: list[tuple[float, int]]) 
     assert np.abs(direct.density - fft.density).max() <= 2e-3 * direct.density.max()
 
 
+@hsettings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 200), st.integers(1, 400)), min_size=1, max_size=20),
+    st.lists(st.sampled_from([1.0, 2.5, 7.0, 10.0, 12.5, 15.0, 15.0, 22.5, 40.0]), min_size=1, max_size=9),
+    st.booleans(),
+)
+def test_kdes_at_several_bandwidths_in_one_batch_equal_each_alone_to_the_last_bit(
+    points: list[tuple[float, int]], bandwidths: list[float], kernels_kept: bool
+) -> None:
+    """The label robustness estimates a site's KDEs several bandwidths at a time (their FFTs in one batch). Each
+    must be the one-bandwidth estimate exactly, whether its kernel's FFT was kept from before or not."""
+    from rootassets.science.bootstrap import _KERNELS, binned_fft_kdes
+
+    depths = np.array([d for d, _ in points])
+    counts = np.array([c for _, c in points], dtype=float)
+    params = ModalityParameters(grid_points=2**12)
+    if not kernels_kept:
+        _KERNELS.clear()
+    together = binned_fft_kdes(depths, counts, params, bandwidths)
+    _KERNELS.clear()
+    for bandwidth, kde in zip(bandwidths, together, strict=True):
+        alone = binned_fft_kde(depths, counts, dataclasses.replace(params, bandwidth_cm=bandwidth))
+        assert np.array_equal(kde.grid, alone.grid) and np.array_equal(kde.density, alone.density)
+
+
+def test_the_critical_bandwidth_is_the_one_bandwidth_at_a_time_scan() -> None:
+    """Scanning down SCAN_BATCH bandwidths at a time gives the bandwidth a scan of one at a time gives, for
+    sites bimodal up to different bandwidths and one bimodal at every bandwidth (None)."""
+    from rootassets.science.label_robustness import RobustnessParameters, SiteKdes, critical_bandwidth
+
+    params = RobustnessParameters(grid_points=2**12)
+    tops = np.arange(0, 300, 10.0)
+    found = []
+    for gap in (40, 70, 100, 140, 250):
+        density = 1000 * np.exp(-0.5 * ((tops - 20) / 12) ** 2) + 800 * np.exp(-0.5 * ((tops - 20 - gap) / 12) ** 2)
+        kdes = SiteKdes(tops + 5, density, params)
+        one_at_a_time = None
+        for bandwidth in np.arange(params.critical_bandwidth_max_cm, 0.5, -1.0):
+            alone = binned_fft_kde(kdes.depths, kdes.counts, dataclasses.replace(params, bandwidth_cm=bandwidth))
+            if classify_modality(alone, params).modality != "unimodal":
+                break
+            one_at_a_time = float(bandwidth)
+        found.append(critical_bandwidth(kdes, params))
+        assert found[-1] == one_at_a_time
+    assert found[0] is not None and found[-1] is None and len(set(found)) >= 3
+
+
 def test_bootstrap_asset_gives_each_site_a_reproducible_label_confidence(snapshot_settings: Settings) -> None:
     from dagster import DagsterInstance, materialize
 
@@ -156,7 +203,7 @@ def test_label_robustness_of_each_site_is_its_own_whatever_the_other_sites_and_t
     back in site order: each site's rows equal those of the site worked on alone, with no kernel kept."""
     import polars as pl
 
-    from rootassets.science.bootstrap import _kernel_fft
+    from rootassets.science.bootstrap import _KERNELS
     from rootassets.science.label_robustness import RobustnessParameters, robustness_tables
 
     rng = np.random.default_rng(11)
@@ -180,7 +227,7 @@ def test_label_robustness_of_each_site_is_its_own_whatever_the_other_sites_and_t
     together, grid = robustness_tables(increments_frame, profiles_frame, modality, params)
     assert together["site_id"].to_list() == modality["site_id"].to_list()
     for site in modality["site_id"]:
-        _kernel_fft.cache_clear()
+        _KERNELS.clear()
         alone, alone_grid = robustness_tables(
             increments_frame.filter(pl.col("site_id") == site),
             profiles_frame.filter(pl.col("site_id") == site),

@@ -16,12 +16,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from rootassets.science.bootstrap import binned_fft_kde, label_resamples
+from rootassets.science.bootstrap import binned_fft_kdes, label_resamples
 from rootassets.science.by_site import BySite
 from rootassets.science.modality import (
     Kde,
@@ -95,26 +96,33 @@ def _bimodal_share(
     return float(probabilities[bimodal].sum() / total) if total > 0 else float("nan")
 
 
+SCAN_BATCH = 8  # bandwidths of the critical-bandwidth scan estimated in one batch
+
+
 class SiteKdes:
     """One site's KDE (section 2.2, R's binned FFT) at any bandwidth, each computed once: the sensitivity grid,
     the critical-bandwidth scan and the prominence ask for some of the same bandwidths (15 cm, the default, by
-    all three)."""
+    all three). `prepare` estimates several at once (their FFTs in one batch, the same numbers)."""
 
     def __init__(self, mid_cm: np.ndarray, density: np.ndarray, params: ModalityParameters) -> None:
         self.depths, self.counts = depth_sample(mid_cm, density, params.count_scale)
         self._params = params
         self._kdes: dict[float, Kde] = {}
 
+    def prepare(self, bandwidths: Sequence[float]) -> None:
+        missing = [bw for bw in dict.fromkeys(bandwidths) if bw not in self._kdes]
+        if missing:
+            estimated = binned_fft_kdes(self.depths, self.counts, self._params, missing)
+            self._kdes.update(zip(missing, estimated, strict=True))
+
     def at(self, bandwidth: float) -> Kde:
-        kde = self._kdes.get(bandwidth)
-        if kde is None:
-            params = dataclasses.replace(self._params, bandwidth_cm=bandwidth)
-            kde = self._kdes[bandwidth] = binned_fft_kde(self.depths, self.counts, params)
-        return kde
+        self.prepare([bandwidth])
+        return self._kdes[bandwidth]
 
 
 def sensitivity_grid(kdes: SiteKdes, params: RobustnessParameters) -> list[dict]:
     """The label at every bandwidth x threshold of the grid (one KDE per bandwidth)."""
+    kdes.prepare(params.bandwidths_cm)
     rows = []
     for bandwidth in params.bandwidths_cm:
         kde = kdes.at(bandwidth)
@@ -128,12 +136,16 @@ def sensitivity_grid(kdes: SiteKdes, params: RobustnessParameters) -> list[dict]
 
 def critical_bandwidth(kdes: SiteKdes, params: RobustnessParameters) -> float | None:
     """The smallest bandwidth (1 cm grid, 1 cm to `critical_bandwidth_max_cm`) from which on every larger one
-    labels the site unimodal; None when it is still bimodal at the largest."""
+    labels the site unimodal; None when it is still bimodal at the largest. Scanned down from the largest,
+    `SCAN_BATCH` bandwidths estimated at a time."""
+    scan = [float(bw) for bw in np.arange(params.critical_bandwidth_max_cm, 0.5, -1.0)]
     critical = None
-    for bandwidth in np.arange(params.critical_bandwidth_max_cm, 0.5, -1.0):
-        if classify_modality(kdes.at(float(bandwidth)), params).modality != "unimodal":
-            break
-        critical = float(bandwidth)
+    for start in range(0, len(scan), SCAN_BATCH):
+        kdes.prepare(scan[start : start + SCAN_BATCH])
+        for bandwidth in scan[start : start + SCAN_BATCH]:
+            if classify_modality(kdes.at(bandwidth), params).modality != "unimodal":
+                return critical
+            critical = bandwidth
     return critical
 
 
