@@ -49,3 +49,21 @@ def test_one_seeder_reused_across_trees_gives_each_tree_its_own_seeds_stream() -
         alone = grow_tree(x, y, 2, 4, seed, TreeSeeder()).structure
         shared = grow_tree(x, y, 2, 4, seed, seeder).structure
         assert np.array_equal(alone.feature, shared.feature) and np.array_equal(alone.threshold, shared.threshold)
+
+
+@settings(max_examples=150, deadline=None)
+@given(training_sets(), st.integers(0, 2**32 - 1))
+def test_a_tree_grown_on_codes_is_the_tree_of_its_own_rows_labels(case, draw_seed: int) -> None:
+    """The forest codes the labels once (`grow_coded_tree`); a tree's bag may hold only some of them, and it must
+    then be the tree `grow_tree` grows on that bag's labels, with those labels as its classes."""
+    from rootassets.science.cart import grow_coded_tree
+
+    x, y, max_features, min_split, seed = case
+    labels, codes = np.unique(y, return_inverse=True)
+    rows = np.random.default_rng(draw_seed).integers(0, y.size, size=max(1, y.size // 3))
+    coded = grow_coded_tree(x[rows], codes[rows], labels, max_features, min_split, seed, TreeSeeder())
+    plain = grow_tree(x[rows], y[rows], max_features, min_split, seed, TreeSeeder())
+    assert list(coded.classes) == list(plain.classes) == sorted(set(y[rows]))
+    for attribute in ("feature", "threshold", "children_left", "children_right", "value", "n_node_samples"):
+        assert np.array_equal(getattr(coded.structure, attribute), getattr(plain.structure, attribute)), attribute
+    assert np.array_equal(coded.predict(x), plain.predict(x))

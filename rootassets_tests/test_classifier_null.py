@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rootassets.science.classifier import (
     ForestParameters,
@@ -98,3 +100,35 @@ def test_null_separates_a_planted_signal_from_noise() -> None:
     run = "total_biomass_alone"
     assert metric(signal, run, "overall_accuracy_null_p_value") == pytest.approx(1 / 20)  # beats every shuffle
     assert metric(noise, run, "overall_accuracy_null_p_value") > 0.1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**63 - 1), st.integers(1, 5000), st.floats(0.01, 1.0))
+def test_bagging_with_replacement_draws_what_choice_draws(seed: int, n: int, fraction: float) -> None:
+    """`fit_forest` draws a bag with `integers(0, n, size)`, which is what `choice(n, size, replace=True)` draws
+    (without its argument checks), the tree seed after it included: the forests stay those of earlier releases."""
+    size = max(1, round(fraction * n))
+    ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+    for _ in range(3):
+        assert np.array_equal(ours.integers(0, n, size=size), theirs.choice(n, size=size, replace=True))
+        assert ours.integers(0, 2**31 - 1) == theirs.integers(0, 2**31 - 1)
+
+
+def test_out_of_bag_votes_count_each_tree_that_did_not_see_the_site() -> None:
+    """The votes equal a direct count: for each site, over the trees whose bag left it out, how many predict
+    each class."""
+    from rootassets.science.classifier import fit_forest, oob_votes, tree_input
+
+    frame = sites(informative=True)
+    factors = ["total_fine_root_biomass_4mm_equiv_g_m2", "noise_a", "noise_b", "cover"]
+    x, features, _ = encode(frame, factors, {"cover"})
+    y = frame["modality"].to_numpy()
+    forest = fit_forest(x, y, factors, features, SMALL, seed=3)
+    expected = np.zeros((y.size, 2))
+    for t, tree in enumerate(forest.trees):
+        for site in np.flatnonzero(~forest.in_bag[t]):
+            label = tree.predict(tree_input(x[site : site + 1]))[0]
+            expected[site, 0 if label == "bimodal" else 1] += 1
+    votes = oob_votes(forest, x)
+    assert np.array_equal(votes, expected)
+    assert votes.sum() == (~forest.in_bag).sum() and 0 < votes[:, 0].sum() < votes.sum()

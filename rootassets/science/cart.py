@@ -70,8 +70,28 @@ def grow_tree(
 ) -> GrownTree:
     """Grow one tree on rows `x` (float32, C-ordered, finite) and labels `y`, trying `max_features` features
     per split and splitting a node of at least `min_samples_split` rows (repeated rows count each time)."""
+    labels, codes = np.unique(y, return_inverse=True)
+    return grow_coded_tree(x, codes, labels, max_features, min_samples_split, seed, seeder)
+
+
+def grow_coded_tree(
+    x: np.ndarray,
+    codes: np.ndarray,
+    labels: np.ndarray,
+    max_features: int,
+    min_samples_split: int,
+    seed: int,
+    seeder: TreeSeeder,
+) -> GrownTree:
+    """`grow_tree` with the labels given as `codes` into sorted `labels` (`np.unique(y, return_inverse=True)`
+    of the whole training set, done once for a forest): the tree's classes are the labels its own rows hold,
+    as the estimator's are."""
     Gini, BestSplitter, DepthFirstTreeBuilder, Tree = _compiled()
-    classes, codes = np.unique(y, return_inverse=True)
+    present = np.bincount(codes, minlength=labels.size) > 0
+    if present.all():
+        classes = labels
+    else:
+        classes, codes = labels[present], (np.cumsum(present) - 1)[codes]
     n_classes = np.array([classes.size], dtype=np.intp)
     targets = np.ascontiguousarray(codes.reshape(-1, 1), dtype=np.float64)
     splitter = BestSplitter(Gini(1, n_classes), max_features, 1, 0.0, seeder.for_seed(seed), None)

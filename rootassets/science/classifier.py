@@ -131,7 +131,7 @@ def fit_forest(
     """Grow the forest; deterministic for a seed. Each tree sees its in-bag rows with their repeats (ranger
     counts a row drawn twice twice in a node's size), which scikit-learn's own ensemble does not do (it
     weights distinct rows), hence the loop."""
-    from rootassets.science.cart import TreeSeeder, grow_tree  # scikit-learn is heavy: imported when needed
+    from rootassets.science.cart import TreeSeeder, grow_coded_tree  # scikit-learn is heavy: imported when needed
 
     rng = np.random.default_rng(params.seed if seed is None else seed)
     ready = tree_input(x)
@@ -140,26 +140,28 @@ def fit_forest(
     mtry = min(params.mtry, len(factors), x.shape[1])
     min_split = max(2, params.min_node_size + 1)  # ranger splits nodes of more than min_node_size
     seeder = TreeSeeder()
+    labels, codes = np.unique(y, return_inverse=True)
     trees, in_bag = [], np.zeros((params.n_trees, n), dtype=bool)
     for t in range(params.n_trees):
-        rows = rng.choice(n, size=size, replace=params.replace)
+        # with replacement, `integers` draws what `choice` draws, without its checks (test_classifier_null.py)
+        rows = rng.integers(0, n, size=size) if params.replace else rng.choice(n, size=size, replace=False)
         in_bag[t, rows] = True
-        trees.append(grow_tree(ready[rows], y[rows], mtry, min_split, int(rng.integers(0, 2**31 - 1)), seeder))
+        seed_t = int(rng.integers(0, 2**31 - 1))
+        trees.append(grow_coded_tree(ready[rows], codes[rows], labels, mtry, min_split, seed_t, seeder))
     return Forest(trees, in_bag, features, factors, [BIMODAL, UNIMODAL], params)
 
 
 def oob_votes(forest: Forest, x: np.ndarray) -> np.ndarray:
-    """(n_sites, 2) hard votes for (bimodal, unimodal) from the trees that did not see each site."""
+    """(n_sites, 2) hard votes for (bimodal, unimodal) from the trees that did not see each site. Every tree
+    predicts every site (as cheap as its out-of-bag ones alone); only the out-of-bag predictions are counted."""
     ready = tree_input(x)
-    votes = np.zeros((x.shape[0], 2))
-    for t, tree in enumerate(forest.trees):
-        oob = ~forest.in_bag[t]
-        if not oob.any():
-            continue
-        predicted = tree.predict(ready[oob])
-        votes[oob, 0] += predicted == BIMODAL
-        votes[oob, 1] += predicted == UNIMODAL
-    return votes
+    if not forest.trees:
+        return np.zeros((x.shape[0], 2))
+    predicted = np.stack([tree.predict(ready) for tree in forest.trees])  # trees x sites
+    out_of_bag = ~forest.in_bag
+    return np.stack([((predicted == label) & out_of_bag).sum(axis=0) for label in (BIMODAL, UNIMODAL)], axis=1).astype(
+        float
+    )
 
 
 def reweighted_calls(votes: np.ndarray, y: np.ndarray) -> list[str | None]:
