@@ -34,7 +34,12 @@ class GrownTree:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The label of the leaf each row of `x` (float32, C-ordered, as `tree_input` gives) falls in."""
-        return self.classes[np.argmax(self.structure.predict(x), axis=1)]
+        return self.classes[self.class_index(x)]
+
+    def class_index(self, x: np.ndarray) -> np.ndarray:
+        """`predict` as positions in `classes` (no labels built: a forest's votes compare 1-2 classes, not
+        thousands of labels)."""
+        return np.argmax(self.structure.predict(x), axis=1)
 
     def impurity_decrease(self) -> np.ndarray:
         """Per feature, the weighted Gini decrease of the splits on it, not normalized (ranger's 'impurity')."""

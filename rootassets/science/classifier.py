@@ -155,13 +155,12 @@ def oob_votes(forest: Forest, x: np.ndarray) -> np.ndarray:
     """(n_sites, 2) hard votes for (bimodal, unimodal) from the trees that did not see each site. Every tree
     predicts every site (as cheap as its out-of-bag ones alone); only the out-of-bag predictions are counted."""
     ready = tree_input(x)
-    if not forest.trees:
-        return np.zeros((x.shape[0], 2))
-    predicted = np.stack([tree.predict(ready) for tree in forest.trees])  # trees x sites
-    out_of_bag = ~forest.in_bag
-    return np.stack([((predicted == label) & out_of_bag).sum(axis=0) for label in (BIMODAL, UNIMODAL)], axis=1).astype(
-        float
-    )
+    predicts = np.zeros((2, len(forest.trees), x.shape[0]), dtype=bool)  # (bimodal, unimodal) x trees x sites
+    for t, tree in enumerate(forest.trees):
+        index = tree.class_index(ready)
+        predicts[0, t] = (tree.classes == BIMODAL)[index]
+        predicts[1, t] = (tree.classes == UNIMODAL)[index]
+    return (predicts & ~forest.in_bag).sum(axis=1).T.astype(float)
 
 
 def reweighted_calls(votes: np.ndarray, y: np.ndarray) -> list[str | None]:
