@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rootassets.science.modality import (
+    Kde,
     ModalityParameters,
     depth_sample,
     gaussian_kde,
@@ -91,6 +92,34 @@ def test_modes_and_antimodes_alternate() -> None:
     modes, antimodes = modes_and_antimodes(kde)
     assert modes.size == 3 and antimodes.size == 2
     assert modes[0] < antimodes[0] < modes[1] < antimodes[1] < modes[2]
+
+
+def sign_carrying_turns(density: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Section 2.3's turns by their definition (the first implementation, kept as the reference): each step's
+    slope sign, flat steps carrying the last non-zero sign, turns where that carried sign changes."""
+    slope = np.sign(np.diff(density))
+    last_nonzero = np.maximum.accumulate(np.where(slope != 0, np.arange(slope.size), 0))
+    turns = np.diff(slope[last_nonzero])
+    return np.where(turns < 0)[0] + 1, np.where(turns > 0)[0] + 1
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.integers(0, 3), min_size=1, max_size=40),
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.booleans(),
+)
+def test_modes_and_antimodes_are_the_sign_carrying_turns(values: list[int], lead: int, tail: int, smooth: bool) -> None:
+    """Plateaus, flat starts and ends, constant curves and curves with no flat step at all (a KDE's usual
+    case, taken by a faster path): the same modes and antimodes as the definition."""
+    body = np.array(values, dtype=float)
+    if smooth:  # no two neighbours equal
+        body = np.cumsum(np.where(np.arange(body.size) % 2, 1.0, -1.0) * (body + 1)) + np.arange(body.size) * 0.1
+    density = np.concatenate((np.zeros(lead), body, np.zeros(tail)))
+    found = modes_and_antimodes(Kde(np.arange(density.size, dtype=float), density))
+    expected = sign_carrying_turns(density)
+    assert all(np.array_equal(f, e) and f.dtype == e.dtype for f, e in zip(found, expected, strict=True))
 
 
 def test_empty_profile_is_refused() -> None:

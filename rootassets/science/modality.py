@@ -73,13 +73,30 @@ def gaussian_kde(depths: np.ndarray, counts: np.ndarray, params: ModalityParamet
 
 
 def modes_and_antimodes(kde: Kde) -> tuple[np.ndarray, np.ndarray]:
-    """Section 2.3: grid indices of local maxima (modes) and local minima (antimodes)."""
-    slope = np.sign(np.diff(kde.density))
-    # Carry the last non-zero slope over flat stretches so a plateau counts once.
-    last_nonzero = np.maximum.accumulate(np.where(slope != 0, np.arange(slope.size), 0))
-    slope = slope[last_nonzero]
-    turns = np.diff(slope)
-    return np.where(turns < 0)[0] + 1, np.where(turns > 0)[0] + 1
+    """Section 2.3: grid indices of local maxima (modes) and local minima (antimodes).
+
+    A turn is a grid step whose slope has the other sign than the last non-flat step before it; a flat stretch
+    (equal neighbours) carries the slope before it, so a plateau counts once, and the first move after a flat
+    start is a turn from flat. `test_modality.py` holds this to the sign-carrying definition."""
+    slope = np.diff(kde.density)
+    if slope.all():  # no flat step (the usual KDE): a turn is where rising flips
+        rising = slope > 0
+        turns = np.flatnonzero(rising[:-1] != rising[1:]) + 1
+        rises = rising[turns]
+        return turns[~rises], turns[rises]
+    moving = np.flatnonzero(slope)
+    if moving.size == 0:
+        return moving, moving
+    rising = slope[moving] > 0
+    changed = np.flatnonzero(rising[:-1] != rising[1:]) + 1
+    turns, rises = moving[changed], rising[changed]
+    modes, antimodes = turns[~rises], turns[rises]
+    if moving[0] >= 1:  # a flat start: its first move is a turn into a rise (antimode) or a fall (mode)
+        if rising[0]:
+            antimodes = np.concatenate((moving[:1], antimodes))
+        else:
+            modes = np.concatenate((moving[:1], modes))
+    return modes, antimodes
 
 
 def classify_modality(
