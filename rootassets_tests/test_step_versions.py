@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import types
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,16 @@ def edit_function_body(module: Path, function: str) -> None:
     module.write_text("".join(lines))
 
 
+def derived_afresh() -> dict[str, str]:
+    """An environment whose remembered code versions (`defs.version_cache`) start empty: the versions a test
+    compares are derived by the walk it tests, not read from an earlier process's file."""
+    return {**os.environ, "XDG_CACHE_HOME": tempfile.mkdtemp(prefix="rootassets-versions-")}
+
+
 def versions(root: Path) -> dict[str, str]:
     done = subprocess.run(
         [sys.executable, "-c", VERSIONS],
-        env={**os.environ, "PYTHONPATH": str(root)},
+        env={**derived_afresh(), "PYTHONPATH": str(root)},
         cwd=root,
         capture_output=True,
         text=True,
@@ -80,7 +87,7 @@ def test_editing_a_figure_function_imported_lazily_changes_the_figures_code_vers
     )
 
     def figure_versions(root: Path) -> dict[str, str]:
-        env = {**os.environ, "PYTHONPATH": str(root)}
+        env = {**derived_afresh(), "PYTHONPATH": str(root)}
         done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -102,6 +109,7 @@ def test_an_edited_step_reruns_its_asset_and_its_downstream_only(tmp_path: Path,
     root = copy_package(tmp_path)
     env = {
         **os.environ,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),  # both runs remember versions there: the edit must not be missed
         "PYTHONPATH": str(root),
         "ROOTASSETS_HOME": str(tmp_path / "home"),
         "ROOTASSETS_SNAPSHOT": str(snapshot),
@@ -170,6 +178,7 @@ def asset_versions(prelude: str = "") -> dict[str, str]:
     done = subprocess.run(
         [sys.executable, "-c", prelude + "\n" + ASSET_VERSIONS],
         cwd=REPO,
+        env=derived_afresh(),
         capture_output=True,
         text=True,
         timeout=300,

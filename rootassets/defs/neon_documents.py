@@ -32,6 +32,7 @@ from rootassets.defs.neon_sources import source_key
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.raw import RAW_CHECKS, quarantine_share_check
 from rootassets.defs.resources import ArtifactStore, NeonSourceResource, WarehouseResource
+from rootassets.defs.version_cache import module_code_version
 from rootassets.neon.citations import bibtex
 from rootassets.neon.declared import DeclaredProduct
 from rootassets.neon.documents import ISSUE_LOG_COLUMNS, VARIABLES_COLUMNS, ProductDocuments, issue_log_frame
@@ -39,10 +40,9 @@ from rootassets.neon.identifiers import validate_release
 from rootassets.neon.products import PRODUCTS, ProductSpec
 from rootassets.neon.source import NeonSource
 from rootassets.schemas import DOCUMENT_CONTRACTS
-from rootassets.science.registry import module_version
 from rootassets.warehouse.quarantine import screen
 
-DOCUMENTS_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
+DOCUMENTS_CODE_VERSION = module_code_version(__name__)  # derived: this module's source and the rootassets code it uses
 
 DESCRIPTIONS = {
     "variables": "`raw.variables`: NEON's variables file per product and release, NEON's own columns as published "

@@ -30,6 +30,7 @@ from rootassets.defs.metadata import comment_statement, sources_metadata, table_
 from rootassets.defs.neon_sources import SITE_ATTRIBUTES, source_key
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
+from rootassets.defs.version_cache import module_code_version
 from rootassets.neon.api_source import ApiSource
 from rootassets.neon.declared import DeclaredProduct
 from rootassets.neon.errors import NeonDataError, NeonTokenError
@@ -39,7 +40,6 @@ from rootassets.neon.site_attributes import SITE_ATTRIBUTE_TABLES, site_attribut
 from rootassets.neon.source import NeonSource
 from rootassets.neon.stacking import STACKING_COLUMNS, StackedTable, empty_table
 from rootassets.schemas import RAW_CONTRACTS, TableContract, generic_contract
-from rootassets.science.registry import module_version
 from rootassets.warehouse import qualified, quote_ident
 from rootassets.warehouse.quarantine import (
     Screened,
@@ -48,7 +48,7 @@ from rootassets.warehouse.quarantine import (
     screened_frames,
 )
 
-RAW_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
+RAW_CODE_VERSION = module_code_version(__name__)  # derived: this module's source and the rootassets code it uses
 
 
 TABLE_DESCRIPTIONS = {

@@ -16,6 +16,7 @@ from dagster import (
 
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.resources import ArtifactStore, WarehouseResource
+from rootassets.defs.version_cache import module_code_version
 from rootassets.neon.identifiers import validate_release
 from rootassets.science.figure_specs import (
     FIGURE_DPI,
@@ -30,11 +31,10 @@ from rootassets.science.figure_specs import (
     site_order,
     site_pages_pdf,
 )
-from rootassets.science.registry import module_version
 from rootassets.science.report import REPORT_READS, image_links, report_html, report_markdown
 from rootassets.science.workers import WORKERS_TAG
 
-REPORTS_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
+REPORTS_CODE_VERSION = module_code_version(__name__)  # derived: this module's source and the rootassets code it uses
 
 COMMON = dict(
     partitions_def=neon_release, group_name="reports", kinds={"matplotlib"}, code_version=REPORTS_CODE_VERSION

@@ -29,6 +29,7 @@ from rootassets.defs.metadata import comment_statement, table_metadata
 from rootassets.defs.neon_sources import SOIL_WATER, source_key
 from rootassets.defs.partitions import NEON_SITE_PARTITIONS, neon_release, release_and_site, release_site
 from rootassets.defs.resources import NeonSourceResource, WarehouseResource
+from rootassets.defs.version_cache import module_code_version
 from rootassets.neon.errors import NeonTokenError
 from rootassets.neon.identifiers import validate_release, validate_site
 from rootassets.neon.soil_water import (
@@ -40,7 +41,7 @@ from rootassets.neon.soil_water import (
 from rootassets.refresh import SITE_PARTITIONS_METADATA
 from rootassets.schemas import CONTRACTS
 from rootassets.science.phi import depths_used
-from rootassets.science.registry import GOOD_ROWS, module_version
+from rootassets.science.registry import GOOD_ROWS
 from rootassets.science.soil_water import (
     ROLES,
     STATISTICS,
@@ -62,7 +63,7 @@ from rootassets.warehouse.soil_water import (
 )
 from rootassets.warehouse.staging import SiteScope
 
-SOIL_WATER_CODE_VERSION = module_version(__name__)  # derived: this module's source and the rootassets code it uses
+SOIL_WATER_CODE_VERSION = module_code_version(__name__)  # derived: this module's source and the rootassets code it uses
 
 QUALITY_RULES = SoilWaterQuality()  # defaults, recorded in the statistics' metadata
 COMMON = dict(partitions_def=neon_release, pool="duckdb", code_version=SOIL_WATER_CODE_VERSION)

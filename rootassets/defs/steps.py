@@ -28,12 +28,12 @@ from dagster import (
 from rootassets.defs.partitions import neon_release
 from rootassets.defs.publish import CheckOutcome, check_specs, publish
 from rootassets.defs.resources import WarehouseResource
+from rootassets.defs.version_cache import step_code_version
 from rootassets.neon.identifiers import validate_release
 from rootassets.schemas import CONTRACTS, TableContract
 from rootassets.science.registry import (
     Step,
     StepInputError,
-    code_version,
     gather_inputs,
     parameter_metadata,
     source_text,
@@ -48,7 +48,7 @@ def key(table: str) -> AssetKey:
 def step_version(step: Step) -> str:
     """The step's derived version, with the contracts of the tables it writes (a contract shapes the rows)."""
     contracts = "|".join(_contract_text(CONTRACTS.get(t)) for t in step.writes)
-    return hashlib.sha256(f"{code_version(step)}|{contracts}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{step_code_version(step)}|{contracts}".encode()).hexdigest()[:16]
 
 
 def _contract_text(contract: TableContract | None) -> str:
