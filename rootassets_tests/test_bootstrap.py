@@ -67,6 +67,30 @@ def test_kdes_at_several_bandwidths_in_one_batch_equal_each_alone_to_the_last_bi
         assert np.array_equal(kde.grid, alone.grid) and np.array_equal(kde.density, alone.density)
 
 
+@hsettings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(-20, 220), min_size=1, max_size=25),
+    st.integers(1, 4),
+    st.integers(0, 2**32 - 1),
+)
+def test_binning_adds_depth_after_depth_as_a_loop_does(depths: list[float], rows: int, seed: int) -> None:
+    """R's BinDist, vectorized: every row's bins equal, to the last bit, a loop adding each depth's two shares
+    in depth order, with depths sharing a bin (a coarse grid) and depths off the range (ignored)."""
+    from rootassets.science.bootstrap import _bins
+
+    points = np.array(depths)
+    weights = np.random.default_rng(seed).random((rows, points.size))
+    lo, up, n = 0.0, 200.0, 64
+    delta = (up - lo) / (n - 1)
+    index = np.floor((points - lo) / delta).astype(int)
+    fraction = (points - lo) / delta - index
+    expected = np.zeros((rows, 2 * n))
+    for i in np.flatnonzero((index >= 0) & (index <= n - 2)):
+        expected[:, index[i]] += weights[:, i] * (1 - fraction[i])
+        expected[:, index[i] + 1] += weights[:, i] * fraction[i]
+    assert np.array_equal(_bins(weights, points, lo, up, n), expected)
+
+
 def test_the_critical_bandwidth_is_the_one_bandwidth_at_a_time_scan() -> None:
     """Scanning down SCAN_BATCH bandwidths at a time gives the bandwidth a scan of one at a time gives, for
     sites bimodal up to different bandwidths and one bimodal at every bandwidth (None)."""

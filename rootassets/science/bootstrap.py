@@ -148,10 +148,14 @@ def _bins(weights: np.ndarray, depths: np.ndarray, lo: float, up: float, n: int)
     position = (depths - lo) / delta
     index = np.floor(position).astype(int)
     fraction = position - index
+    inside = np.flatnonzero((index >= 0) & (index <= n - 2))
+    # Each depth adds to its bin and the next, depth after depth: `add.at` adds in the order given, so depths
+    # sharing a bin sum in the same order as a loop over them (`test_bootstrap.py`).
+    columns = np.stack((index[inside], index[inside] + 1), axis=1).ravel()
+    share = weights[:, inside]
+    values = np.stack((share * (1 - fraction[inside]), share * fraction[inside]), axis=2)
     bins = np.zeros((weights.shape[0], 2 * n))
-    for i in np.flatnonzero((index >= 0) & (index <= n - 2)):  # a handful of depths per site
-        bins[:, index[i]] += weights[:, i] * (1 - fraction[i])
-        bins[:, index[i] + 1] += weights[:, i] * fraction[i]
+    np.add.at(bins, (slice(None), columns), values.reshape(weights.shape[0], -1))
     return bins
 
 
