@@ -94,3 +94,19 @@ def test_only_the_newest_fingerprints_files_are_kept(tmp_path: Path, monkeypatch
     kept = sorted(p.name for p in folder.glob("*.json"))
     assert len(kept) == version_cache.FILES_KEPT and f"{version_cache.fingerprint()}.json" in kept
     assert "old00.json" not in kept and f"old{version_cache.FILES_KEPT + 2:02d}.json" in kept
+
+
+def test_no_home_folder_derives_the_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process with neither XDG_CACHE_HOME nor a home folder (Path.home() fails) derives its versions."""
+    from rootassets.defs import version_cache
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    version_cache._remembered.cache_clear()
+    try:
+        assert version_cache.remembered_version("a test", lambda: "derived") == "derived"
+    finally:
+        version_cache._remembered.cache_clear()

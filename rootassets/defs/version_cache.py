@@ -53,7 +53,11 @@ def fingerprint() -> str:
 
 
 def _file() -> Path:
-    return cache_folder() / f"{fingerprint()}.json"
+    """This fingerprint's file (OSError when there is no home folder to put it under)."""
+    try:
+        return cache_folder() / f"{fingerprint()}.json"
+    except RuntimeError as error:  # Path.home() with neither HOME nor a password entry
+        raise OSError(str(error)) from error
 
 
 @functools.cache
@@ -93,8 +97,8 @@ def _store(versions: dict[str, str]) -> None:
     """Write the versions (merged with what another process may have written meanwhile) in one replace, so a
     reader sees the whole old file or the whole new one; remove the oldest fingerprints' files beyond
     FILES_KEPT."""
-    target = _file()
     try:
+        target = _file()
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             on_disk = json.loads(target.read_text())
