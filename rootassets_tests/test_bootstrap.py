@@ -51,17 +51,17 @@ def test_kdes_at_several_bandwidths_in_one_batch_equal_each_alone_to_the_last_bi
     """The label robustness estimates a site's KDEs several bandwidths at a time (their FFTs in one batch). Each
     must be the one-bandwidth estimate exactly, whether its kernel's FFT and its grid's interpolation were kept
     from before or not."""
-    from rootassets.science.bootstrap import _KERNELS, _PLACEMENTS, binned_fft_kdes
+    from rootassets.science.bootstrap import _KERNELS, _placement, binned_fft_kdes
 
     depths = np.array([d for d, _ in points])
     counts = np.array([c for _, c in points], dtype=float)
     params = ModalityParameters(grid_points=2**12)
     if not kernels_kept:
         _KERNELS.clear()
-        _PLACEMENTS.clear()
+        _placement.cache_clear()
     together = binned_fft_kdes(depths, counts, params, bandwidths)
     _KERNELS.clear()
-    _PLACEMENTS.clear()
+    _placement.cache_clear()
     for bandwidth, kde in zip(bandwidths, together, strict=True):
         alone = binned_fft_kde(depths, counts, dataclasses.replace(params, bandwidth_cm=bandwidth))
         assert np.array_equal(kde.grid, alone.grid) and np.array_equal(kde.density, alone.density)
@@ -230,7 +230,7 @@ def test_label_robustness_of_each_site_is_its_own_whatever_the_other_sites_and_t
     back in site order: each site's rows equal those of the site worked on alone, with no kernel kept."""
     import polars as pl
 
-    from rootassets.science.bootstrap import _KERNELS, _PLACEMENTS
+    from rootassets.science.bootstrap import _KERNELS, _placement
     from rootassets.science.label_robustness import RobustnessParameters, robustness_tables
 
     rng = np.random.default_rng(11)
@@ -255,7 +255,7 @@ def test_label_robustness_of_each_site_is_its_own_whatever_the_other_sites_and_t
     assert together["site_id"].to_list() == modality["site_id"].to_list()
     for site in modality["site_id"]:
         _KERNELS.clear()
-        _PLACEMENTS.clear()
+        _placement.cache_clear()
         alone, alone_grid = robustness_tables(
             increments_frame.filter(pl.col("site_id") == site),
             profiles_frame.filter(pl.col("site_id") == site),

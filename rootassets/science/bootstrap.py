@@ -10,6 +10,7 @@ cost grid points x depths per resample.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
@@ -54,7 +55,8 @@ def fft_grid(depths: np.ndarray, params: ModalityParameters) -> tuple[np.ndarray
     bw = params.bandwidth_cm
     start, stop = depths.min() - params.cut_bandwidths * bw, depths.max() + params.cut_bandwidths * bw
     lo, up = start - 4 * bw, stop + 4 * bw
-    return _placement(float(start), float(stop), params.grid_points, lo, up).grid, lo, up
+    n = params.grid_points
+    return _placement(float(start), float(stop), n, lo, up, n).grid, lo, up
 
 
 @dataclass(frozen=True)
@@ -70,19 +72,13 @@ class _Placement:
 
 
 PLACEMENTS_KEPT = 48  # ~1.3 MB each at 2^15 points: one site's bandwidths, for the next site on the same range
-_PLACEMENTS: OrderedDict[tuple[float, float, int, float, float], _Placement] = OrderedDict()
 
 
-def _placement(start: float, stop: float, size: int, lo: float, up: float, n: int | None = None) -> _Placement:
-    """`np.linspace(start, stop, size)` and its interpolation from n points on [lo, up] (n = size unless
-    given). Sites whose profiles span the same depths (the same range at every bandwidth) share them: the last
-    PLACEMENTS_KEPT are kept."""
-    n = size if n is None else n
-    key = (start, stop, size, lo, up, n)
-    found = _PLACEMENTS.get(key)
-    if found is not None:
-        _PLACEMENTS.move_to_end(key)
-        return found
+@functools.lru_cache(maxsize=PLACEMENTS_KEPT)
+def _placement(start: float, stop: float, size: int, lo: float, up: float, n: int) -> _Placement:
+    """`np.linspace(start, stop, size)` and its interpolation from n points on [lo, up]. Sites whose profiles
+    span the same depths (the same range at every bandwidth) share them (read-only): the last PLACEMENTS_KEPT
+    are kept."""
     grid = np.linspace(start, stop, size)
     delta = (up - lo) / (n - 1)
     at = np.clip((grid - lo) / delta, 0, n - 1)
@@ -91,9 +87,6 @@ def _placement(start: float, stop: float, size: int, lo: float, up: float, n: in
     found = _Placement(grid, left, left + 1, 1 - t, t)
     for array in (found.grid, found.left, found.right, found.weight_left, found.weight_right):
         array.setflags(write=False)
-    _PLACEMENTS[key] = found
-    while len(_PLACEMENTS) > PLACEMENTS_KEPT:
-        _PLACEMENTS.popitem(last=False)
     return found
 
 
