@@ -142,7 +142,8 @@ def panel_frames(fig: plt.Figure) -> list[tuple[float, float, float, float]]:
 
 
 def test_a_panel_per_site_figure_is_drawn_in_pages_with_every_site_once_in_order() -> None:
-    from rootassets.science.figures import PANELS_PER_PAGE, root_profiles_pages
+    from rootassets.science.figures import root_profiles_pages
+    from rootassets.science.pagination import PANELS_PER_PAGE
 
     profiles, modality = profiles_of(2 * PANELS_PER_PAGE + 5)
     shown, sizes, depth_labels = [], set(), set()
@@ -198,7 +199,7 @@ def test_a_figure_of_several_pages_renders_its_first_page_and_a_pdf_of_them_all(
     from pypdf import PdfReader
 
     from rootassets.science.figure_specs import FIGURES, render_figure
-    from rootassets.science.figures import PANELS_PER_PAGE
+    from rootassets.science.pagination import PANELS_PER_PAGE
 
     spec = next(s for s in FIGURES if s.name == "figure_1_root_profiles")
     profiles, modality = profiles_of(PANELS_PER_PAGE + 1)
@@ -214,7 +215,8 @@ def test_a_figure_of_several_pages_renders_its_first_page_and_a_pdf_of_them_all(
 
 
 def test_a_selection_of_pages_draws_those_pages_as_the_whole_figure_draws_them() -> None:
-    from rootassets.science.figures import PANELS_PER_PAGE, panel_pages, root_profiles_pages
+    from rootassets.science.figures import root_profiles_pages
+    from rootassets.science.pagination import PANELS_PER_PAGE, panel_pages
 
     profiles, modality = profiles_of(2 * PANELS_PER_PAGE + 5)
     assert panel_pages(profiles["site_id"]) == 3
@@ -240,7 +242,7 @@ def _page_streams(pdf: bytes) -> list[bytes]:
 
 def test_the_pages_drawn_in_worker_processes_are_the_pages_drawn_in_one() -> None:
     from rootassets.science.figure_specs import FIGURES, render_figure
-    from rootassets.science.figures import PANELS_PER_PAGE
+    from rootassets.science.pagination import PANELS_PER_PAGE
 
     profiles, modality = profiles_of(2 * PANELS_PER_PAGE + 5)
     labels = pl.DataFrame({"site_id": list(modality), "modality": list(modality.values())})
@@ -489,7 +491,7 @@ def test_figures_drawn_together_in_worker_processes_are_the_figures_drawn_one_by
     import dataclasses
 
     from rootassets.science.figure_specs import FIGURES, FigureDrawingError, render_figure, render_figures
-    from rootassets.science.figures import PANELS_PER_PAGE
+    from rootassets.science.pagination import PANELS_PER_PAGE
 
     profiles, modality = profiles_of(2 * PANELS_PER_PAGE + 5)
     labels = pl.DataFrame({"site_id": list(modality), "modality": list(modality.values())})
@@ -519,3 +521,21 @@ def test_figures_drawn_together_in_worker_processes_are_the_figures_drawn_one_by
         assert _svg_drawing(drawn.svg) == _svg_drawing(alone.svg)
     assert together[paged.name].pages == 3 and together[phi.name].pdf is None
     assert _page_streams(together[paged.name].pdf) == _page_streams(render_figure(paged, inputs[paged.name]).pdf)
+
+
+def test_counting_a_figures_pages_does_not_import_matplotlib() -> None:
+    """The job process counts the paged figures' pages before the workers draw them: importing matplotlib there
+    for that cost ~0.8 s of every cold job (py-spy), so the count must not need it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, polars as pl\n"
+        "from rootassets.science.figure_specs import label_sensitivity_pages, profile_pages\n"
+        "sites = pl.DataFrame({'site_id': [f'S{i:03d}' for i in range(130)]})\n"
+        "assert profile_pages({'root_profiles': sites}) == 3\n"
+        "assert label_sensitivity_pages({'site_label_sensitivity': sites}) == 3\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

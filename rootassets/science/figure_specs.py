@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from rootassets.science.pagination import panel_pages
 from rootassets.science.registry import Frames, Read
 from rootassets.science.workers import worker_count
 
@@ -47,9 +48,7 @@ def draw_profiles(inputs: Frames, only: Collection[int] | None = None) -> Iterat
 
 
 def profile_pages(inputs: Frames) -> int:
-    from rootassets.science import figures
-
-    return figures.panel_pages(inputs["root_profiles"]["site_id"])
+    return panel_pages(inputs["root_profiles"]["site_id"])
 
 
 def draw_map(inputs: Frames) -> Iterator[Figure]:
@@ -116,9 +115,7 @@ def draw_label_sensitivity(inputs: Frames, only: Collection[int] | None = None) 
 
 
 def label_sensitivity_pages(inputs: Frames) -> int:
-    from rootassets.science import figures
-
-    return figures.panel_pages(inputs["site_label_sensitivity"]["site_id"])
+    return panel_pages(inputs["site_label_sensitivity"]["site_id"])
 
 
 def draw_soil_water(inputs: Frames) -> Iterator[Figure]:

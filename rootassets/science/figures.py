@@ -17,6 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from rootassets.science.basemap import NATURAL_EARTH_CITATION, WORLD_EXTENT, map_extent, world_relief  # noqa: E402
 from rootassets.science.nutrients import LOESS_MIN_POINTS, NUTRIENTS, fit_band, loess  # noqa: E402
+from rootassets.science.pagination import pages_of  # noqa: E402
 
 COLORS = {"bimodal": "#c0392b", "unimodal": "#2e6fba"}
 # Human-readable factor names with units, for the importance ranking (columns not listed keep their name).
@@ -126,13 +127,6 @@ class PanelGrid:
         return index % self.cols == 0
 
 
-PANELS_PER_PAGE = 64  # a figure with a panel per site is drawn in pages of 8 x 8 panels (the paper's 44 fit one)
-
-
-def _pages_of(sites: list[str]) -> list[list[str]]:
-    return [sites[i : i + PANELS_PER_PAGE] for i in range(0, len(sites), PANELS_PER_PAGE)] or [[]]
-
-
 def _in_panel_order(sites: pl.Series, modality: dict[str, str]) -> list[str]:
     """The sites of a panel-per-site figure: bimodal first, then by code."""
     return sorted(sites.unique().to_list(), key=lambda s: (modality.get(s) != "bimodal", s))
@@ -140,11 +134,6 @@ def _in_panel_order(sites: pl.Series, modality: dict[str, str]) -> list[str]:
 
 def _page_title(title: str, page: int, pages: int) -> str:
     return title if pages == 1 else f"{title}, page {page} of {pages}"
-
-
-def panel_pages(sites: pl.Series) -> int:
-    """How many pages a figure with a panel per site takes for `sites`."""
-    return len(_pages_of(sites.unique().to_list()))
 
 
 def _selected(pages: list[list[str]], only: Collection[int] | None) -> Iterator[tuple[int, list[str]]]:
@@ -163,7 +152,7 @@ def root_profiles_pages(
     axis. With `only`, those pages alone (numbered from 1), so that several processes can share the pages."""
     sites = _in_panel_order(profiles["site_id"], modality)
     deepest = float(profiles["mid_cm"].max()) if profiles.height else 1.0
-    pages = _pages_of(sites)
+    pages = pages_of(sites)
     wanted = {site for _, page in _selected(pages, only) for site in page}
     by_site = _profiles_by_site(profiles.filter(pl.col("site_id").is_in(list(wanted))))
     for number, page in _selected(pages, only):
@@ -579,7 +568,7 @@ def label_sensitivity_pages(
     unimodal), the default setting outlined; site names coloured by their label. Pages of at most
     PANELS_PER_PAGE sites, as Figure 1 (and `only`, as there)."""
     sites = _in_panel_order(grid["site_id"], modality)
-    pages = _pages_of(sites)
+    pages = pages_of(sites)
     for number, page in _selected(pages, only):
         yield _label_sensitivity_page(grid, page, modality, default, (number, len(pages)))
 
