@@ -111,26 +111,27 @@ def model_asset(model: SqlModel, models: Mapping[tuple[str, str], SqlModel] | No
             f"CREATE OR REPLACE {kind} {qualified(model.schema, model.name)} AS {model.sql}",
             *comment_statement(model.schema, model.name, model.description, kind),
         ]
-        with warehouse.preview(only=reads) as con:  # the tables it reads as this run's commit will leave them
-            try:
-                for statement in statements:
-                    con.execute(statement)
-            except Exception as exc:
-                line = error_line(str(exc))
-                where = f"{model.path.parent.name}/{model.path.name}" + (f":{line}" if line else "")
-                raise Failure(description=f"{where}: {str(exc).splitlines()[0]}") from exc
-            frame = con.sql(f"SELECT * FROM {qualified(model.schema, model.name)}").pl()
-            lineage = column_lineage(model, _warehouse_schema(con, model.upstream))
-            checks = _run_tests(con, model)
-        broken = [c.check_name for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
-        if broken:
-            yield from checks
-            raise Failure(
-                description=f"{model.table}: test(s) {', '.join(broken)} failed on the rows it would "
-                "hold; nothing was changed and the previous results stay visible",
-                metadata={c.check_name: str(c.metadata) for c in checks if not c.passed},
-            )
-        warehouse.define(f"{model.schema}.{model.name}", statements)
+        with warehouse.session():  # the preview and the staged definition: one opening of the file
+            with warehouse.preview(only=reads) as con:  # the tables it reads as this run's commit will leave them
+                try:
+                    for statement in statements:
+                        con.execute(statement)
+                except Exception as exc:
+                    line = error_line(str(exc))
+                    where = f"{model.path.parent.name}/{model.path.name}" + (f":{line}" if line else "")
+                    raise Failure(description=f"{where}: {str(exc).splitlines()[0]}") from exc
+                frame = con.sql(f"SELECT * FROM {qualified(model.schema, model.name)}").pl()
+                lineage = column_lineage(model, _warehouse_schema(con, model.upstream))
+                checks = _run_tests(con, model)
+            broken = [c.check_name for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
+            if broken:
+                yield from checks
+                raise Failure(
+                    description=f"{model.table}: test(s) {', '.join(broken)} failed on the rows it would "
+                    "hold; nothing was changed and the previous results stay visible",
+                    metadata={c.check_name: str(c.metadata) for c in checks if not c.passed},
+                )
+            warehouse.define(f"{model.schema}.{model.name}", statements)
         yield MaterializeResult(
             check_results=checks,
             metadata={

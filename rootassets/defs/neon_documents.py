@@ -128,9 +128,10 @@ def build_raw_neon_documents(declared: list[DeclaredProduct]) -> AssetsDefinitio
         }
         written = {("raw", n): s.kept for n, s in screened.items()}
         written.update({("quarantine", n): s.quarantined for n, s in screened.items()})
-        warehouse.write(written, release)
-        for name in screened:
-            warehouse.define(f"comment:raw.{name}", comment_statement("raw", name, DESCRIPTIONS[name]))
+        with warehouse.session():  # the rows and their comments: one opening of the file
+            warehouse.write(written, release)
+            for name in screened:
+                warehouse.define(f"comment:raw.{name}", comment_statement("raw", name, DESCRIPTIONS[name]))
         fingerprint = documents_fingerprint(pairs, release)
         for name, s in screened.items():
             content = hashlib.sha256(s.kept.drop("source", strict=False).write_csv().encode()).hexdigest()[:24]

@@ -347,14 +347,15 @@ def write_raw(
     evaluate its visible checks."""
     contracts = contracts or {t: RAW_CONTRACTS[t] for t in stacked}
     screened = {t: screen_raw(t, s, release, contracts[t], t in published) for t, s in stacked.items()}
-    warehouse.write(screened_frames(screened), release)
     described = descriptions or {}
-    for table in stacked:
-        spec = context.assets_def.specs_by_key[AssetKey(["raw", table])]
-        statements = comment_statement("raw", table, spec.description)
-        statements += comment_statements("raw", table, screened[table].rows.columns, described.get(table, {}))
-        if statements:
-            warehouse.define(f"comments:raw.{table}", statements)
+    with warehouse.session():  # the rows and every table's comments: one opening of the file
+        warehouse.write(screened_frames(screened), release)
+        for table in stacked:
+            spec = context.assets_def.specs_by_key[AssetKey(["raw", table])]
+            statements = comment_statement("raw", table, spec.description)
+            statements += comment_statements("raw", table, screened[table].rows.columns, described.get(table, {}))
+            if statements:
+                warehouse.define(f"comments:raw.{table}", statements)
     for table, s in stacked.items():
         yield MaterializeResult(
             asset_key=AssetKey(["raw", table]),

@@ -138,19 +138,20 @@ def step_asset(step: Step):
                     release,
                     {**recorded, **result.metadata.get(name, {})},
                 )
-        for table in step.writes:
-            if key(table) not in context.selected_asset_keys:
-                continue
-            yield from _write(
-                step,
-                warehouse,
-                table,
-                result.tables[table.split(".", 1)[1]],
-                release,
-                inputs,
-                params,
-                {**recorded, **result.metadata.get(table.split(".", 1)[1], {})},
-            )
+        with warehouse.session():  # one opening of the file for all the step's tables (~30 ms each)
+            for table in step.writes:
+                if key(table) not in context.selected_asset_keys:
+                    continue
+                yield from _write(
+                    step,
+                    warehouse,
+                    table,
+                    result.tables[table.split(".", 1)[1]],
+                    release,
+                    inputs,
+                    params,
+                    {**recorded, **result.metadata.get(table.split(".", 1)[1], {})},
+                )
 
     return _asset
 
