@@ -4,8 +4,8 @@
   an asset partition is fresh (same code version and upstream data versions as its last materialization);
   the CLI needs exactly that to skip what is up to date.
 - The SQLite event log's connections: Dagster's own class opens an engine, a connection and a transaction
-  for every event it stores; `PooledSqliteEventLogStorage` keeps them open (the instance's dagster.yaml
-  names it; see its docstring).
+  for every event it stores; `PooledSqliteEventLogStorage` keeps them open, and commits without waiting for
+  the disk in its write-ahead-log files (the instance's dagster.yaml names it; see its docstring).
 
 `rootassets_tests/test_dagster_private.py` checks both against a real instance and fails loudly, naming this
 module, when a Dagster upgrade changes them.
@@ -26,7 +26,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
@@ -74,7 +74,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     class serializes its own); a file is created and migrated by Dagster's own code the first time it is
     opened; the index's tables, once found, are not looked up again. The webserver, the daemon and
     Dagster's own class read and write the same files alongside it: SQLite's locking and write-ahead log
-    are unchanged, and an idle connection holds no lock. The overrides are `SqlEventLogStorage`'s abstract
+    are unchanged, and an idle connection holds no lock; its connections to WAL files commit at
+    `synchronous=NORMAL` (`_sync_at_checkpoints_in_wal`). The overrides are `SqlEventLogStorage`'s abstract
     connection and table methods, as Dagster's MySQL and PostgreSQL storages do.
     """
 
@@ -137,6 +138,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 poolclass=StaticPool,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             )
+            event.listen(engine, "connect", _sync_at_checkpoints_in_wal)
         self._engines[shard] = engine
         runs = [name for name in self._engines if name != INDEX_SHARD_NAME]
         for oldest in runs[: max(0, len(runs) - self.RECENT_RUNS)]:
@@ -161,6 +163,23 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def dispose(self) -> None:
         self._close_all()
         super().dispose()
+
+
+def _sync_at_checkpoints_in_wal(connection: Any, _record: Any) -> None:
+    """`PRAGMA synchronous=NORMAL` on a file in write-ahead-log mode (Dagster creates its event log files so):
+    a commit no longer waits for the disk to flush the log, only a checkpoint does. SQLite's documentation: in
+    WAL mode this stays consistent, and durable across an application crash; only a power loss or an
+    operating-system crash may roll back the last commits, after which the assets of the lost events are
+    recomputed (never the other way round). A cold main job commits ~3,000 times; at FULL each commit waits
+    for a flush (0.16 ms on the benchmark machine's disk, several ms on many laptops'). A file in another
+    journal mode keeps Dagster's FULL."""
+    cursor = connection.cursor()
+    try:
+        (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+        if str(mode).lower() == "wal":
+            cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
 
 
 def _check_in_home(base_dir: str, home: str) -> None:

@@ -223,3 +223,30 @@ def test_a_table_found_is_remembered_and_a_missing_one_asked_again(tmp_path: Pat
         finally:
             sqlalchemy.event.remove(Engine, "connect", listener)
         assert opened[0] == 0
+
+
+def test_the_pooled_connections_flush_at_checkpoints_only_in_wal_files(tmp_path: Path, monkeypatch) -> None:
+    """WAL files (Dagster creates its event log so) commit at synchronous=NORMAL; a file in another journal mode
+    keeps SQLite's FULL, where NORMAL could corrupt it on a power loss. Events still land, and Dagster's own
+    class reads them."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    home = tmp_path / "dagster"
+    with DagsterInstance.from_config(str(_home(home, pooled=True))) as instance:
+        run_id = materialize([counted], instance=instance).run_id
+        storage = instance.event_log_storage
+        with storage._pooled("index") as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        with storage._pooled(run_id) as connection:
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+        storage._close_all()
+    run_file = home / "history" / "runs" / f"{run_id}.db"
+    with sqlite3.connect(run_file) as plain:
+        plain.execute("PRAGMA journal_mode=DELETE")
+    with DagsterInstance.from_config(str(_home(home, pooled=True))) as instance:
+        with instance.event_log_storage._pooled(run_id) as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL, SQLite's default
+        assert len(instance.all_logs(run_id)) > 5
+    with DagsterInstance.from_config(str(_home(home, pooled=False))) as instance:
+        assert _materializations(instance) == [run_id]
