@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
+from rootassets.science.by_site import groups_in_order
 from rootassets.science.soil_profiles import float_matrix
 
 LOESS_MIN_POINTS = 6  # fewer increments leave a local quadratic nothing to smooth
@@ -179,10 +180,12 @@ def relative_points(increments: pl.DataFrame, soil: pl.DataFrame) -> pl.DataFram
     )
     rows = []
     columns = list(NUTRIENTS.values())
-    for (site, profile), g in grid.group_by("site_id", "profile", maintain_order=True):
-        tops, roots = g["top_cm"].to_numpy().astype(float), g["root_density_g_m3"].to_numpy().astype(float)
-        # every nutrient at once, a missing value as NaN (a polars call per nutrient and profile was half the cost)
-        values = float_matrix(g, columns)
+    # every column once, a missing value as NaN, sliced per profile (a polars call per profile was the cost)
+    all_tops = grid["top_cm"].to_numpy().astype(float)
+    all_roots = grid["root_density_g_m3"].to_numpy().astype(float)
+    all_values = float_matrix(grid, columns)
+    for (site, profile), at in groups_in_order(grid, ["site_id", "profile"]):
+        tops, roots, values = all_tops[at], all_roots[at], all_values[at]
         for index, nutrient in enumerate(NUTRIENTS):
             depth, rel = relative_profile(tops, np.ascontiguousarray(values[:, index]), roots)
             rows += [
@@ -200,8 +203,9 @@ def _site_mean_points(profiles: pl.DataFrame, soil: pl.DataFrame) -> pl.DataFram
 
 def _fits(points: pl.DataFrame, modality: dict[str, str], level: float, fit: str) -> pl.DataFrame:
     rows = []
-    for (site, nutrient), g in points.group_by("site_id", "nutrient", maintain_order=True):
-        result = log_linear_fit(g["depth_cm"].to_numpy(), g["relative"].to_numpy(), level)
+    depths, relatives = points["depth_cm"].to_numpy(), points["relative"].to_numpy()
+    for (site, nutrient), at in groups_in_order(points, ["site_id", "nutrient"]):
+        result = log_linear_fit(depths[at], relatives[at], level)
         if result is not None:
             rows.append(
                 {"site_id": site, "nutrient": nutrient, **result.__dict__, "modality": modality[site], "fit": fit}
@@ -225,8 +229,9 @@ def nutrient_tables(
     exponents = _fits(points, modality, params.band_level, ACROSS_PROFILES)
     site_mean = _fits(_site_mean_points(profiles, soil), modality, params.band_level, SITE_MEAN)
     curves = []
-    for (site, nutrient), g in points.group_by("site_id", "nutrient", maintain_order=True):
-        depth, rel = g["depth_cm"].to_numpy(), g["relative"].to_numpy()
+    depths, relatives = points["depth_cm"].to_numpy(), points["relative"].to_numpy()
+    for (site, nutrient), at in groups_in_order(points, ["site_id", "nutrient"]):
+        depth, rel = depths[at], relatives[at]
         if modality.get(site) != BIMODAL or np.unique(depth).size < LOESS_MIN_POINTS:
             continue
         grid = np.linspace(depth.min(), depth.max(), params.loess_points)
