@@ -133,7 +133,7 @@ def _with_inferred_dates(frame: pl.DataFrame) -> pl.DataFrame:
     }
     if not maybe:
         return frame
-    firsts = pl.DataFrame({name: first for name, first in maybe.items()}, schema=dict.fromkeys(maybe, pl.String))
+    firsts = pl.DataFrame(maybe, schema=dict.fromkeys(maybe, pl.String))
     try:
         alone = pl.read_csv(io.BytesIO(firsts.write_csv().encode()), infer_schema_length=None, try_parse_dates=True)
         candidates = [name for name, dtype in zip(maybe, alone.dtypes, strict=True) if dtype.is_temporal()]
