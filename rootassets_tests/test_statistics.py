@@ -98,6 +98,44 @@ def test_monte_carlo_p_is_reproducible_for_a_seed_and_well_formed() -> None:
     assert (first[1] * 2001) == pytest.approx(round(first[1] * 2001))  # (1 + k) / 2001
 
 
+def _monte_carlo_by_labels(rows: np.ndarray, columns: np.ndarray, params: GroupTestParameters) -> tuple:
+    """The first definition: each simulated table counted from the permuted labels themselves."""
+    table, _, _ = contingency(rows, columns)
+    observed = pearson_chi_square(table)
+    rng = np.random.default_rng(params.seed)
+    almost_one = 1.0 - 64.0 * np.finfo(float).eps
+    exceed = sum(
+        pearson_chi_square(contingency(rows, rng.permutation(columns))[0]) >= almost_one * observed
+        for _ in range(params.monte_carlo_tables)
+    )
+    return observed, (1 + exceed) / (params.monte_carlo_tables + 1), table
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    labels=st.lists(
+        st.tuples(st.sampled_from(["bimodal", "unimodal"]), st.sampled_from(["forest", "shrub", "cultivated", "x"])),
+        min_size=1,
+        max_size=60,
+    ),
+    seed=st.integers(0, 2**31),
+    as_objects=st.booleans(),
+)
+def test_monte_carlo_on_codes_equals_permuting_the_labels(
+    labels: list[tuple[str, str]], seed: int, as_objects: bool
+) -> None:
+    """Permuting the columns' codes draws the same tables, p and statistic as permuting the labels, to the bit,
+    whether the labels come as a numpy string array or as objects (polars' `to_numpy`)."""
+    dtype = object if as_objects else None
+    rows = np.array([r for r, _ in labels], dtype=dtype)
+    columns = np.array([c for _, c in labels], dtype=dtype)
+    params = GroupTestParameters(monte_carlo_tables=200, seed=seed)
+    statistic, p, table = chi_square_monte_carlo(rows, columns, params)
+    expected = _monte_carlo_by_labels(rows, columns, params)
+    assert (statistic, p) == expected[:2] or (np.isnan(statistic) and np.isnan(expected[0]) and p == expected[1])
+    assert np.array_equal(table, expected[2])
+
+
 def test_monte_carlo_p_detects_strong_association() -> None:
     rows = np.array(["bimodal"] * 10 + ["unimodal"] * 30)
     cols = np.array(["shrubland"] * 10 + ["forest"] * 30)

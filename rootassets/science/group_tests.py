@@ -112,11 +112,15 @@ def pearson_chi_square(table: np.ndarray) -> float:
 
 
 def contingency(rows: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, list, list]:
+    """The table of counts of each (row level, column level) pair, and the sorted levels."""
     row_levels, r = np.unique(rows, return_inverse=True)
     col_levels, c = np.unique(columns, return_inverse=True)
-    table = np.zeros((row_levels.size, col_levels.size))
-    np.add.at(table, (r, c), 1)
-    return table, list(row_levels), list(col_levels)
+    return _counts(r, c, row_levels.size, col_levels.size), list(row_levels), list(col_levels)
+
+
+def _counts(r: np.ndarray, c: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
+    """The (n_rows, n_columns) table of counts of the code pairs (r, c), as floats."""
+    return np.bincount(r * n_columns + c, minlength=n_rows * n_columns).reshape(n_rows, n_columns).astype(float)
 
 
 def chi_square_monte_carlo(
@@ -126,14 +130,19 @@ def chi_square_monte_carlo(
 
     Permuting one label vector draws tables from the same (hypergeometric)
     distribution as R's r2dtable; p = (1 + #{simulated >= observed}) / (B + 1).
+    The levels are coded once and the codes permuted: a permutation moves the same positions whatever the
+    array holds, so each simulated table is the one the permuted labels give (test_statistics.py).
     """
-    table, _, _ = contingency(rows, columns)
+    row_levels, r = np.unique(rows, return_inverse=True)
+    col_levels, c = np.unique(columns, return_inverse=True)
+    n_rows, n_columns = row_levels.size, col_levels.size
+    table = _counts(r, c, n_rows, n_columns)
     observed = pearson_chi_square(table)
     rng = np.random.default_rng(params.seed)
     almost_one = 1.0 - 64.0 * np.finfo(float).eps
     exceed = 0
     for _ in range(params.monte_carlo_tables):
-        simulated, _, _ = contingency(rows, rng.permutation(columns))
+        simulated = _counts(r, rng.permutation(c), n_rows, n_columns)
         if pearson_chi_square(simulated) >= almost_one * observed:
             exceed += 1
     return observed, (1 + exceed) / (params.monte_carlo_tables + 1), table
