@@ -192,3 +192,41 @@ def test_values_outside_their_horizons_range_or_without_a_horizon_are_reported()
     )
     outside = values_outside_horizon_range(horizons_frame, planted)
     assert outside.rows() == [("S01", 20.0, first, 4.5), ("S01", 80.0, first, 3.0)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["AAAA", "BBBB", "CCCC", "DDDD"]), horizons()), min_size=0, max_size=6))
+def test_topsoil_means_are_each_sites_own_weighted_average_to_the_bit(sites: list) -> None:
+    """The site factors' topsoil means (taken from columns sliced by site) are, bit for bit, the
+    overlap-weighted average over [0, 30) cm of each site's own rows in table order, missing where no horizon
+    with a value overlaps; a site's rows may come in several runs of the table."""
+    from rootassets.science.site_factors import _TOPSOIL, TOPSOIL_CM, topsoil_means
+
+    rows = []
+    for index, (site, (tops, bottoms, vals)) in enumerate(sites):
+        for a, b, v in zip(tops, bottoms, vals, strict=True):
+            # each property gets its own values (shifted), some missing
+            rows.append(
+                {"site_id": site, "top_cm": a, "bottom_cm": b}
+                | {
+                    source: None if np.isnan(v) or (k + index) % 3 == 0 else v + k
+                    for k, source in enumerate(_TOPSOIL.values())
+                }
+            )
+    schema = {"site_id": pl.String, "top_cm": pl.Float64, "bottom_cm": pl.Float64} | dict.fromkeys(
+        _TOPSOIL.values(), pl.Float64
+    )
+    soil = pl.DataFrame(rows, schema=schema)
+    table = topsoil_means(soil)
+    assert table["site_id"].to_list() == list(dict.fromkeys(r["site_id"] for r in rows))
+    for site_row in table.iter_rows(named=True):
+        own = soil.filter(pl.col("site_id") == site_row["site_id"])
+        for out, source in _TOPSOIL.items():
+            values = own[source].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            expected, _ = overlap_weighted_average(
+                np.array([0.0]), np.array([TOPSOIL_CM]), own["top_cm"].to_numpy(), own["bottom_cm"].to_numpy(), values
+            )
+            if np.isnan(expected[0]):
+                assert site_row[out] is None
+            else:
+                assert site_row[out] == float(expected[0])
