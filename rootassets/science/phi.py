@@ -53,10 +53,10 @@ def depths_used(phi: pl.DataFrame) -> pl.DataFrame:
 
 def value_in_increment(tops: np.ndarray, bottoms: np.ndarray, values: np.ndarray, depth: float) -> float | None:
     """Y(D) as the value of the increment containing D (top <= D < bottom); the mean
-    where site-level increments of different profiles both contain it; None if none does."""
+    where site-level increments of different profiles both contain it; None if none does. One reading at a
+    time: the definition `SiteRows.readings` follows for every site at once (test_phi.py)."""
     inside = (tops <= depth) & (depth < bottoms) & np.isfinite(values)
     chosen = values[inside]
-    # np.mean's own sum and division, without its dispatch (a fifth of phi_sensitivity's 200,000 readings at 10x)
     return float(chosen.sum() / chosen.size) if chosen.size else None
 
 
@@ -67,17 +67,83 @@ def phi(y_d2: float | None, y_d1: float | None) -> float | None:
     return y_d2 / y_d1
 
 
-def _site_arrays(frame: pl.DataFrame, columns: list[str], sort: str | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """Per site, each of `columns` as a float array (nulls as NaN), in `sort` order within a site when given:
-    one pass over the table instead of a filter per site (phi_sensitivity builds the table 18 times)."""
-    frame = frame.with_row_index("_order").sort(["site_id", sort or "_order", "_order"])
-    sites = frame["site_id"].to_numpy()
-    arrays = {c: frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in columns}
-    if not sites.size:
-        return {}
-    starts = np.flatnonzero(np.r_[True, sites[1:] != sites[:-1]])
-    ends = np.r_[starts[1:], sites.size]
-    return {sites[a]: {c: values[a:b] for c, values in arrays.items()} for a, b in zip(starts, ends, strict=True)}
+class SiteRows:
+    """A table's rows by site, as flat float arrays (nulls as NaN) and each site's span in them: sites in code
+    order, each site's rows in `sort` order when given, else in table order. One pass over the table serves
+    every reading of it (phi_sensitivity reads the same tables 18 times)."""
+
+    def __init__(self, frame: pl.DataFrame, columns: list[str], sort: str | None = None) -> None:
+        frame = frame.with_row_index("_order").sort(["site_id", sort or "_order", "_order"])
+        sites = frame["site_id"].to_numpy()
+        self.columns = {c: frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in columns}
+        self.span: dict[str, tuple[int, int]] = {}
+        if sites.size:
+            starts = np.flatnonzero(np.r_[True, sites[1:] != sites[:-1]])
+            ends = np.r_[starts[1:], sites.size]
+            self.span = {sites[a]: (int(a), int(b)) for a, b in zip(starts, ends, strict=True)}
+
+    def of(self, site: str) -> dict[str, np.ndarray]:
+        """The site's rows, each column an array (empty when the table has no row of the site)."""
+        a, b = self.span.get(site, (0, 0))
+        return {c: values[a:b] for c, values in self.columns.items()}
+
+    def readings(
+        self, columns: list[str], sites: list[str], depths: np.ndarray
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per column, `value_in_increment` of each (site, depth) pair at once: the values (to the bit) and
+        whether one was found (where not, the value is meaningless)."""
+        spans = np.array([self.span.get(site, (0, 0)) for site in sites], dtype=np.int64).reshape(-1, 2)
+        lengths = spans[:, 1] - spans[:, 0]
+        reading = np.repeat(np.arange(len(sites)), lengths)
+        first_row = np.cumsum(lengths) - lengths
+        row = np.arange(lengths.sum()) - np.repeat(first_row - spans[:, 0], lengths)
+        depth = depths[reading]
+        contains = (self.columns["top_cm"][row] <= depth) & (depth < self.columns["bottom_cm"][row])
+        out = {}
+        for column in columns:
+            values = self.columns[column][row]
+            inside = contains & np.isfinite(values)
+            counts = np.bincount(reading[inside], minlength=len(sites))
+            sums = sums_as_numpy_sums(values[inside], counts)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[column] = (sums / counts, counts > 0)
+        return out
+
+
+NUMPY_SEQUENTIAL_SUM_MAX = 7  # numpy sums up to 7 values one after another from 0.0, 8 or more pairwise
+
+
+def sums_as_numpy_sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The sum of each run of `values` (runs of `counts` values, one after another), each exactly as numpy's
+    `run.sum()` gives it: runs of up to NUMPY_SEQUENTIAL_SUM_MAX values are added in order from 0.0 for all
+    runs at once; a longer run is summed by numpy itself. (`np.add.reduceat` adds in another order.)"""
+    starts = np.cumsum(counts) - counts
+    sums = np.zeros(counts.size)
+    short = counts <= NUMPY_SEQUENTIAL_SUM_MAX
+    for j in range(int(counts[short].max()) if short.any() else 0):
+        take = short & (counts > j)
+        sums[take] += values[starts[take] + j]
+    for i in np.flatnonzero(~short):
+        sums[i] = values[starts[i] : starts[i] + counts[i]].sum()
+    return sums
+
+
+@dataclass(frozen=True)
+class PhiInputs:
+    """The tables phi reads, each split by site once (`phi_inputs`)."""
+
+    root: SiteRows
+    soil: SiteRows
+    curves: SiteRows
+
+
+def phi_inputs(profiles: pl.DataFrame, soil: pl.DataFrame, kde: pl.DataFrame) -> PhiInputs:
+    increments = ["top_cm", "bottom_cm"]
+    return PhiInputs(
+        SiteRows(profiles, [*increments, "root_density_g_m3"]),
+        SiteRows(soil, [*increments, *(prop.column for prop in SOIL_PROPERTIES)]),
+        SiteRows(kde, ["depth_cm", "density"], sort="depth_cm"),
+    )
 
 
 def phi_table(
@@ -85,50 +151,88 @@ def phi_table(
 ) -> pl.DataFrame:
     """phi per site for root biomass and every soil property (`method` "increment"), and for the root KDE
     (`method` "kde"), with the depths and values behind it."""
-    increments = ["top_cm", "bottom_cm"]
-    root = _site_arrays(profiles, [*increments, "root_density_g_m3"])
-    soil_by_site = _site_arrays(soil, [*increments, *(prop.column for prop in SOIL_PROPERTIES)])
-    curves = _site_arrays(kde, ["depth_cm", "density"], sort="depth_cm")
-    empty = np.array([], dtype=float)
-    rows = []
-    for site, label, d1_site, d2_site in modality.select("site_id", "modality", "d1_cm", "d2_cm").iter_rows():
-        d1, d2 = phi_depths(label, d1_site, d2_site, params)
-        site_root, site_soil = root.get(site, {}), soil_by_site.get(site, {})
-        series = {"root_biomass": (site_root, "root_density_g_m3")}
-        for prop in SOIL_PROPERTIES:
-            series[prop.column] = (site_soil, prop.column)
-        for name, (arrays, column) in series.items():
-            tops, bottoms = arrays.get("top_cm", empty), arrays.get("bottom_cm", empty)
-            values = arrays.get(column, empty)
-            y1, y2 = value_in_increment(tops, bottoms, values, d1), value_in_increment(tops, bottoms, values, d2)
-            rows.append(
-                {
-                    "site_id": site,
-                    "property": name,
-                    "method": "increment",
-                    "phi": phi(y2, y1),
-                    "d1_cm": d1,
-                    "d2_cm": d2,
-                    "y_d1": y1,
-                    "y_d2": y2,
-                    "modality": label,
-                }
-            )
-        curve = curves.get(site, {})
-        depths, density = curve.get("depth_cm", empty), curve.get("density", empty)
-        k1, k2 = (float(np.interp(d, depths, density, left=0.0, right=0.0)) if depths.size else None for d in (d1, d2))
-        rows.append(
-            {
-                "site_id": site,
-                "property": "root_biomass",
-                "method": "kde",
-                "phi": phi(k2, k1),
-                "d1_cm": d1,
-                "d2_cm": d2,
-                "y_d1": k1,
-                "y_d2": k2,
-                "modality": label,
-            }
-        )
-    table = pl.DataFrame(rows, schema_overrides={"phi": pl.Float64, "y_d1": pl.Float64, "y_d2": pl.Float64})
-    return table
+    return phi_table_of(modality, phi_inputs(profiles, soil, kde), params)
+
+
+def phi_table_of(modality: pl.DataFrame, inputs: PhiInputs, params: PhiParameters) -> pl.DataFrame:
+    """`phi_table` on tables already split by site. Every site's readings of a table are taken at once
+    (`SiteRows.readings`), each equal to `value_in_increment`'s, and phi is `phi` of them, element by element;
+    the rows come site by site: root biomass, each soil property, then the KDE."""
+    labelled = modality.select("site_id", "modality", "d1_cm", "d2_cm").rows()
+    sites = [site for site, *_ in labelled]
+    labels = [label for _, label, *_ in labelled]
+    depths = np.array([phi_depths(label, d1, d2, params) for _, label, d1, d2 in labelled], dtype=float)
+    d1, d2 = depths.reshape(-1, 2).T
+    pairs = [site for site in sites for _ in range(2)]  # (site, D1), (site, D2), ...
+    at = depths.reshape(-1)
+    series = [(inputs.root, "root_density_g_m3", "root_biomass")] + [
+        (inputs.soil, prop.column, prop.column) for prop in SOIL_PROPERTIES
+    ]
+    read = {
+        id(table): table.readings([column for t, column, _ in series if t is table], pairs, at)
+        for table in (inputs.root, inputs.soil)
+    }
+    y1, y2, found1, found2 = ([] for _ in range(4))
+    for table, column, _ in series:
+        values, found = read[id(table)][column]
+        y1.append(values[0::2])
+        y2.append(values[1::2])
+        found1.append(found[0::2])
+        found2.append(found[1::2])
+    k1, k2, kde_found = _kde_readings(inputs.curves, sites, d1, d2)
+    y1, y2 = np.column_stack([*y1, k1]), np.column_stack([*y2, k2])  # sites x (series + kde)
+    found1 = np.column_stack([*found1, kde_found])
+    found2 = np.column_stack([*found2, kde_found])
+    n = len(series) + 1
+    names = [name for *_, name in series] + ["root_biomass"]
+    return pl.DataFrame(
+        {
+            "site_id": np.repeat(np.array(sites, dtype=object), n).tolist(),
+            "property": names * len(sites),
+            "method": (["increment"] * len(series) + ["kde"]) * len(sites),
+            "phi": _or_null(*_phis(y2.reshape(-1), y1.reshape(-1), found2.reshape(-1), found1.reshape(-1))),
+            "d1_cm": np.repeat(d1, n),
+            "d2_cm": np.repeat(d2, n),
+            "y_d1": _or_null(y1.reshape(-1), found1.reshape(-1)),
+            "y_d2": _or_null(y2.reshape(-1), found2.reshape(-1)),
+            "modality": np.repeat(np.array(labels, dtype=object), n).tolist(),
+        },
+        schema={
+            "site_id": pl.String,
+            "property": pl.String,
+            "method": pl.String,
+            "phi": pl.Float64,
+            "d1_cm": pl.Float64,
+            "d2_cm": pl.Float64,
+            "y_d1": pl.Float64,
+            "y_d2": pl.Float64,
+            "modality": pl.String,
+        },
+    )
+
+
+def _kde_readings(
+    curves: SiteRows, sites: list[str], d1: np.ndarray, d2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The root KDE at D1 and D2 of each site (0 outside its curve), and whether the site has a curve."""
+    k1, k2, found = np.zeros(len(sites)), np.zeros(len(sites)), np.zeros(len(sites), dtype=bool)
+    for i, site in enumerate(sites):
+        curve = curves.of(site)
+        if curve["depth_cm"].size:
+            k1[i], k2[i] = np.interp([d1[i], d2[i]], curve["depth_cm"], curve["density"], left=0.0, right=0.0)
+            found[i] = True
+    return k1, k2, found
+
+
+def _phis(
+    y_d2: np.ndarray, y_d1: np.ndarray, found_d2: np.ndarray, found_d1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`phi` element by element: Y(D2) / Y(D1), and where it is defined (both found, finite, Y(D1) not 0)."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        defined = found_d1 & found_d2 & (y_d1 != 0) & np.isfinite(y_d1) & np.isfinite(y_d2)
+        return np.where(defined, y_d2 / np.where(defined, y_d1, 1.0), np.nan), defined
+
+
+def _or_null(values: np.ndarray, present: np.ndarray) -> pl.Series:
+    """`values` as a Float64 series, null where not `present` (a NaN that is present stays NaN)."""
+    return pl.Series(values, dtype=pl.Float64).set(pl.Series(~present), None)

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from rootassets.science.group_tests import GroupTestParameters, two_group_test
-from rootassets.science.phi import PhiParameters, phi_table
+from rootassets.science.phi import PhiParameters, phi_inputs, phi_table_of
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,12 @@ def phi_sensitivity_table(
     default = PhiParameters()
     tests = GroupTestParameters(alpha=params.alpha)
     rows = []
+    by_site = phi_inputs(profiles, soil, kde)  # split by site once for the whole grid
     for d1 in params.unimodal_d1_grid_cm:
         for d2 in params.unimodal_d2_grid_cm:
             if d1 >= d2:
                 continue
-            table = phi_table(modality, profiles, soil, kde, PhiParameters(d1, d2))
+            table = phi_table_of(modality, by_site, PhiParameters(d1, d2))
             for (prop, method), g in table.group_by("property", "method", maintain_order=True):
                 split = [
                     g.filter((pl.col("modality") == m) & pl.col("phi").is_not_null()) for m in ("bimodal", "unimodal")
