@@ -68,8 +68,8 @@ def test_every_step_has_a_stable_derived_version() -> None:
 def test_editing_a_science_function_changes_exactly_the_steps_that_reach_it(tmp_path: Path) -> None:
     root = copy_package(tmp_path)
     before = versions(root)
-    # value_in_increment is reached through phi_table: by phi, and by phi_sensitivity, which redoes it
-    edit_function_body(root / "rootassets" / "science" / "phi.py", "value_in_increment")
+    # sums_as_numpy_sums is reached through phi_table_of (its readings): by phi, and by phi_sensitivity, which redoes it
+    edit_function_body(root / "rootassets" / "science" / "phi.py", "sums_as_numpy_sums")
     after = versions(root)
     assert [name for name in before if before[name] != after[name]] == ["phi", "phi_sensitivity"]
     # a function several steps reach changes all of them
@@ -117,7 +117,7 @@ def test_an_edited_step_reruns_its_asset_and_its_downstream_only(tmp_path: Path,
     command = [sys.executable, "-m", "rootassets.cli", "materialize", "--release", RELEASE]
     first = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]
-    edit_function_body(root / "rootassets" / "science" / "phi.py", "value_in_increment")
+    edit_function_body(root / "rootassets" / "science" / "phi.py", "sums_as_numpy_sums")
     second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stderr[-2000:]
     rerun = {line.split()[-1] for line in second.stdout.splitlines() if MATERIALIZED.match(line)}
@@ -126,7 +126,7 @@ def test_an_edited_step_reruns_its_asset_and_its_downstream_only(tmp_path: Path,
 
     graph = defs.resolve_asset_graph()
     by_name = {k.to_user_string(): k for k in graph.get_all_asset_keys()}
-    edited = ["analysis/phi", "analysis/phi_sensitivity"]  # the steps that reach value_in_increment
+    edited = ["analysis/phi", "analysis/phi_sensitivity"]  # the steps that reach sums_as_numpy_sums
     downstream, frontier = set(), list(edited)
     while frontier:
         for child in graph.get(by_name[frontier.pop()]).child_keys:
