@@ -187,11 +187,11 @@ class WarehouseResource(DuckDBResource):
         with self.get_connection() as con:
             if table_columns(con, "raw", "variables") is None:
                 return None
-            frame = con.sql(
+            frame = con.execute(  # executed, not a relation with parameters (see warehouse.read_release)
                 "SELECT * FROM raw.variables WHERE product = ? AND release = ("
                 "  SELECT max(release) FROM raw.variables WHERE product = ? AND description IS NOT NULL"
                 "    AND release <> 'PROVISIONAL')",
-                params=[product, product],
+                [product, product],
             ).pl()
         return frame if frame.height else None
 

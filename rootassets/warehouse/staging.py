@@ -213,13 +213,13 @@ def read_staged(
     con: duckdb.DuckDBPyConnection, refresh_id: str, release: str, schema: str, table: str, where: str = ""
 ) -> pl.DataFrame:
     """The staged rows of `release` in `schema.table` for `refresh_id`, without the refresh column, in
-    the same canonical order as `read_release`."""
+    the same canonical order as `read_release` (and, as it, executed rather than made a relation)."""
     validate_refresh(refresh_id)
     condition = f" AND ({where})" if where else ""
-    return con.sql(
+    return con.execute(
         f"SELECT * EXCLUDE ({REFRESH_COLUMN}) FROM {staging_name(schema, table)} "
         f"WHERE release = $1 AND {REFRESH_COLUMN} = $2{condition} ORDER BY ALL",
-        params=[validate_release(release), refresh_id],
+        [validate_release(release), refresh_id],
     ).pl()
 
 
