@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from rootassets.science.by_site import groups_in_order
+
 
 @dataclass(frozen=True)
 class SoilProperty:
@@ -128,36 +130,36 @@ def soil_on_root_grid(horizons: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFram
     `coverage_<property>` per property.
     """
     properties = [prop.column for prop in SOIL_PROPERTIES]
-    by_site = horizons.partition_by("site_id", as_dict=True, maintain_order=True)  # one pass, not a filter a site
-    frames = []
-    for (site,), increments in grid.group_by("site_id", maintain_order=True):
-        site_horizons = by_site.get((site,))
-        if site_horizons is None or site_horizons.is_empty():
+    # every column taken once and sliced by each site's row positions: a polars frame per site was the cost
+    horizons_of = dict(groups_in_order(horizons, ["site_id"]))
+    h_tops_all = horizons["top_cm"].to_numpy().astype(float)
+    h_bottoms_all = horizons["bottom_cm"].to_numpy().astype(float)
+    values_all = float_matrix(horizons, properties)  # every property at once, a missing value as NaN
+    tops_all = grid["top_cm"].to_numpy().astype(float)
+    bottoms_all = grid["bottom_cm"].to_numpy().astype(float)
+    rows, parts = [], []
+    for key, at in groups_in_order(grid, ["site_id"]):
+        own = horizons_of.get(key)
+        if own is None:
             continue
-        tops = increments["top_cm"].to_numpy().astype(float)
-        bottoms = increments["bottom_cm"].to_numpy().astype(float)
-        h_tops = site_horizons["top_cm"].to_numpy().astype(float)
-        h_bottoms = site_horizons["bottom_cm"].to_numpy().astype(float)
-        # every property at once, a missing value as NaN (a polars call per property and site was the step's cost)
-        values = float_matrix(site_horizons, properties)
+        tops, bottoms = tops_all[at], bottoms_all[at]
+        h_tops, h_bottoms, values = h_tops_all[own], h_bottoms_all[own], values_all[own]
         columns: dict[str, np.ndarray] = {}
         for index, column in enumerate(properties):
             columns[column], columns[f"coverage_{column}"] = overlap_weighted_average(
                 tops, bottoms, h_tops, h_bottoms, np.ascontiguousarray(values[:, index])
             )
         _, columns["coverage"] = overlap_weighted_average(tops, bottoms, h_tops, h_bottoms, np.zeros(len(h_tops)))
-        frames.append(
-            increments.select("site_id", "top_cm", "bottom_cm").with_columns(
-                pl.Series(name, column_values) for name, column_values in columns.items()
-            )
-        )
+        rows.append(at)
+        parts.append(columns)
     ordered = ["site_id", "top_cm", "bottom_cm", "coverage"]
     ordered += [c for p in SOIL_PROPERTIES for c in (p.column, f"coverage_{p.column}")]
-    if not frames:  # no site has horizons (e.g. the release lacks the soil product): the table's columns, no rows
+    if not parts:  # no site has horizons (e.g. the release lacks the soil product): the table's columns, no rows
         return pl.DataFrame(schema={c: pl.String if c == "site_id" else pl.Float64 for c in ordered})
+    increments = grid.select("site_id", "top_cm", "bottom_cm")[np.concatenate(rows)]
     # a property no horizon gives is missing (null), never NaN; a coverage keeps its number
     return (
-        pl.concat(frames)
+        increments.with_columns(pl.Series(name, np.concatenate([part[name] for part in parts])) for name in parts[0])
         .with_columns(pl.col(properties).fill_nan(None))
         .select(ordered)
         .sort("site_id", "top_cm", "bottom_cm")
@@ -172,21 +174,19 @@ def float_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
 def values_outside_horizon_range(horizons: pl.DataFrame, soil: pl.DataFrame) -> pl.DataFrame:
     """Invariant: harmonized values outside [min, max] of the overlapping horizons' values (should be none)."""
     properties = [prop.column for prop in SOIL_PROPERTIES]
-    by_site = horizons.partition_by("site_id", as_dict=True, maintain_order=True)
+    horizons_of = dict(groups_in_order(horizons, ["site_id"]))  # columns sliced by site, as soil_on_root_grid
+    h_tops_all = horizons["top_cm"].to_numpy().astype(float)
+    h_bottoms_all = horizons["bottom_cm"].to_numpy().astype(float)
+    sources_all = float_matrix(horizons, properties)
+    tops_all = soil["top_cm"].to_numpy().astype(float)
+    results_all = float_matrix(soil, properties)
+    bottoms_all = soil["bottom_cm"].to_numpy().astype(float)
+    no_rows = np.array([], dtype=np.int64)
     problems = []
-    for (site,), increments in soil.group_by("site_id", maintain_order=True):
-        site_h = by_site.get((site,), horizons.clear())
-        overlap = (
-            overlap_matrix(
-                increments["top_cm"].to_numpy().astype(float),
-                increments["bottom_cm"].to_numpy().astype(float),
-                site_h["top_cm"].to_numpy().astype(float),
-                site_h["bottom_cm"].to_numpy().astype(float),
-            )
-            > 0
-        )
-        sources_of = float_matrix(site_h, properties)
-        results_of = float_matrix(increments, properties)
+    for (site,), at in groups_in_order(soil, ["site_id"]):
+        own = horizons_of.get((site,), no_rows)
+        overlap = overlap_matrix(tops_all[at], bottoms_all[at], h_tops_all[own], h_bottoms_all[own]) > 0
+        sources_of, results_of = sources_all[own], results_all[at]
         for index, column in enumerate(properties):
             values, result = sources_of[:, index], results_of[:, index]
             source = overlap & ~np.isnan(values)[None, :]  # increments x horizons: the values each increment came from
@@ -200,7 +200,7 @@ def values_outside_horizon_range(horizons: pl.DataFrame, soil: pl.DataFrame) -> 
             problems += [
                 {
                     "site_id": site,
-                    "top_cm": float(increments["top_cm"][i]),
+                    "top_cm": float(tops_all[at[i]]),
                     "property": column,
                     "value": float(result[i]),
                 }
