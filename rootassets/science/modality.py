@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
+from rootassets.science.by_site import groups_in_order
+
 
 @dataclass(frozen=True)
 class ModalityParameters:
@@ -159,16 +161,36 @@ def modality_table(
     profiles: pl.DataFrame, params: ModalityParameters, step_cm: float = KDE_STEP_CM
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Section 2 for every site, and each site's KDE read off every `step_cm` (`kde_on_steps`). A site's fine
-    grid (2^15 points, 0.5 MB) is dropped once read: kept for every site, 4,400 sites held 2.3 GB."""
-    rows, curves = [], []
-    for (site,), g in profiles.sort("site_id", "top_cm").group_by("site_id", maintain_order=True):
-        result, kde = site_modality(g["mid_cm"].to_numpy(), g["root_density_g_m3"].to_numpy(), params)
+    grid (2^15 points, 0.5 MB) is dropped once read: kept for every site, 4,400 sites held 2.3 GB. The columns
+    are taken once and sliced by each site's rows, and the curves are put in one frame at the end (a polars
+    group and a frame per site were a third of the step at 4,400 sites)."""
+    ordered = profiles.sort("site_id", "top_cm")
+    mids, densities = ordered["mid_cm"].to_numpy(), ordered["root_density_g_m3"].to_numpy()
+    rows, sites, depths, values = [], [], [], []
+    for (site,), at in groups_in_order(ordered, ["site_id"]):
+        result, kde = site_modality(mids[at], densities[at], params)
         rows.append({"site_id": site, **result.__dict__})
-        curves.append(kde_on_steps(site, kde, step_cm))
-    return pl.DataFrame(rows), pl.concat(curves)
+        on_steps, density = kde_steps(kde, step_cm)
+        sites.append(np.full(on_steps.size, site, dtype=object))
+        depths.append(on_steps)
+        values.append(density)
+    curves = pl.DataFrame(
+        {
+            "site_id": pl.Series(np.concatenate(sites) if sites else [], dtype=pl.String),
+            "depth_cm": np.concatenate(depths) if depths else np.array([], dtype=float),
+            "density": np.concatenate(values) if values else np.array([], dtype=float),
+        }
+    )
+    return pl.DataFrame(rows), curves
+
+
+def kde_steps(kde: Kde, step_cm: float = KDE_STEP_CM) -> tuple[np.ndarray, np.ndarray]:
+    """The depths every `step_cm` within a KDE's fine grid, and the KDE read off there."""
+    depths = np.arange(np.ceil(kde.grid[0]), np.floor(kde.grid[-1]) + step_cm, step_cm)
+    return depths, np.interp(depths, kde.grid, kde.density)
 
 
 def kde_on_steps(site: str, kde: Kde, step_cm: float = KDE_STEP_CM) -> pl.DataFrame:
     """A site's KDE read off its fine grid every `step_cm` (for phi's smoothed reading and figures)."""
-    depths = np.arange(np.ceil(kde.grid[0]), np.floor(kde.grid[-1]) + step_cm, step_cm)
-    return pl.DataFrame({"site_id": site, "depth_cm": depths, "density": np.interp(depths, kde.grid, kde.density)})
+    depths, density = kde_steps(kde, step_cm)
+    return pl.DataFrame({"site_id": site, "depth_cm": depths, "density": density})
