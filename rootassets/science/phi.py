@@ -165,16 +165,12 @@ def phi_table_of(modality: pl.DataFrame, inputs: PhiInputs, params: PhiParameter
     d1, d2 = depths.reshape(-1, 2).T
     pairs = [site for site in sites for _ in range(2)]  # (site, D1), (site, D2), ...
     at = depths.reshape(-1)
-    series = [(inputs.root, "root_density_g_m3", "root_biomass")] + [
-        (inputs.soil, prop.column, prop.column) for prop in SOIL_PROPERTIES
-    ]
-    read = {
-        id(table): table.readings([column for t, column, _ in series if t is table], pairs, at)
-        for table in (inputs.root, inputs.soil)
-    }
+    soil_columns = [prop.column for prop in SOIL_PROPERTIES]
+    read = inputs.root.readings(["root_density_g_m3"], pairs, at) | inputs.soil.readings(soil_columns, pairs, at)
+    series = [("root_density_g_m3", "root_biomass")] + [(column, column) for column in soil_columns]
     y1, y2, found1, found2 = ([] for _ in range(4))
-    for table, column, _ in series:
-        values, found = read[id(table)][column]
+    for column, _ in series:
+        values, found = read[column]
         y1.append(values[0::2])
         y2.append(values[1::2])
         found1.append(found[0::2])
@@ -184,7 +180,7 @@ def phi_table_of(modality: pl.DataFrame, inputs: PhiInputs, params: PhiParameter
     found1 = np.column_stack([*found1, kde_found])
     found2 = np.column_stack([*found2, kde_found])
     n = len(series) + 1
-    names = [name for *_, name in series] + ["root_biomass"]
+    names = [name for _, name in series] + ["root_biomass"]
     return pl.DataFrame(
         {
             "site_id": np.repeat(np.array(sites, dtype=object), n).tolist(),
