@@ -40,8 +40,8 @@ def f_test_equal_variances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     from scipy import stats  # imported where used: loading scipy.stats is slow
 
     f = float(np.var(a, ddof=1) / np.var(b, ddof=1))
-    dist = stats.f(a.size - 1, b.size - 1)
-    return f, float(min(1.0, 2.0 * min(dist.cdf(f), dist.sf(f))))
+    dfs = (a.size - 1, b.size - 1)  # not a frozen distribution: freezing one builds its docstring, 0.5 ms a test
+    return f, float(min(1.0, 2.0 * min(stats.f.cdf(f, *dfs), stats.f.sf(f, *dfs))))
 
 
 def two_group_test(
