@@ -67,7 +67,7 @@ def test_edited_code_is_another_fingerprint_and_is_never_read_from_the_old_one(t
     (root / "dbt_like_sql").symlink_to(REPO / "dbt_like_sql")
     before = load(tmp_path / "cache", root)
     phi = root / "rootassets" / "science" / "phi.py"
-    phi.write_text(phi.read_text().replace("def value_in_increment(", "def value_in_increment(  # edited\n", 1))
+    phi.write_text(phi.read_text().replace("def sums_as_numpy_sums(", "def sums_as_numpy_sums(  # edited\n", 1))
     after = load(tmp_path / "cache", root)
     assert after["walked"] and len(remembered_files(tmp_path / "cache")) == 2
     changed = {k for k in before["versions"] if before["versions"][k] != after["versions"][k]}
