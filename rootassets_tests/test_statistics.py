@@ -393,3 +393,30 @@ def test_phi_table_of_a_release_without_soil_rows_gives_no_soil_phi() -> None:
     root = table.filter((pl.col("property") == "root_biomass") & (pl.col("method") == "increment"))
     assert root["phi"].to_list() == [0.5]
     assert table.filter(pl.col("property") != "root_biomass")["phi"].null_count() == table.height - 2
+
+
+def test_a_land_cover_without_a_growth_form_is_left_out_of_that_test_and_named() -> None:
+    """A site whose land cover has no growth form (say, wetland), or that has no label, is left out of the
+    growth-form test and named in it, instead of failing the step; the land-cover test keeps the labelled sites.
+    Both tests on the sites left equal the tests of those sites alone."""
+    from rootassets.science.group_tests import group_test_table
+
+    covers = ["forest", "shrubland", "rangeland/grassland", "cultivated", "forest", "rangeland/grassland", "wetland"]
+    modality = ["bimodal", "bimodal", "unimodal", "unimodal", "unimodal", "bimodal", "unimodal"]
+    sites = ["AAAA", "BBBB", "CCCC", "DDDD", "EEEE", "FFFF", "GGGG"]
+    factors = pl.DataFrame(
+        {"site_id": [*sites, "HHHH"], "modality": [*modality, None], "land_cover": [*covers, "forest"]}
+    )
+    phi_schema = {"site_id": pl.String, "property": pl.String, "method": pl.String, "phi": pl.Float64}
+    phi_table = pl.DataFrame(schema={**phi_schema, "modality": pl.String})
+    table = group_test_table(factors, phi_table, G)
+    growth = table.filter(pl.col("name") == "growth_form").row(0, named=True)
+    assert growth["n_excluded"] == 2 and growth["excluded_sites"] == "GGGG,HHHH"
+    assert growth["detail"].endswith("left out: GGGG (wetland), HHHH (no modality)")
+    forms = np.array([growth_form(c) for c in covers[:6]])
+    statistic, p, _ = chi_square_monte_carlo(np.array(modality[:6]), forms, G)
+    assert (growth["statistic"], growth["p_value"], growth["n_bimodal"], growth["n_unimodal"]) == (statistic, p, 3, 3)
+    cover = table.filter(pl.col("name") == "land_cover").row(0, named=True)
+    assert cover["n_excluded"] == 1 and cover["excluded_sites"] == "HHHH"
+    statistic, p, _ = chi_square_monte_carlo(np.array(modality), np.array(covers), G)
+    assert (cover["statistic"], cover["p_value"]) == (statistic, p)

@@ -220,8 +220,19 @@ def group_test_table(
         ("land_cover", labelled["land_cover"].to_list()),
         ("growth_form", [growth_form(c) for c in labelled["land_cover"].to_list()]),
     ):
-        statistic, p, table = chi_square_monte_carlo(labelled["modality"].to_numpy(), np.array(categories), params)
-        n = dict(labelled.group_by("modality", maintain_order=True).len().iter_rows())
+        # a site without a label, or whose land cover has no growth form, is left out and named (not a crash)
+        known = pl.Series([c is not None for c in categories]) & labelled["modality"].is_not_null()
+        left_out = [
+            f"{site} ({cover if label is not None else 'no modality'})"
+            for site, cover, label, kept in zip(
+                labelled["site_id"], labelled["land_cover"], labelled["modality"], known, strict=True
+            )
+            if not kept
+        ]
+        tested = labelled.filter(known)
+        kept_categories = np.array([c for c, kept in zip(categories, known, strict=True) if kept])
+        statistic, p, table = chi_square_monte_carlo(tested["modality"].to_numpy(), kept_categories, params)
+        n = dict(tested.group_by("modality", maintain_order=True).len().iter_rows())
         rows.append(
             {
                 "name": name,
@@ -231,10 +242,11 @@ def group_test_table(
                 "n_bimodal": n.get(BIMODAL, 0),
                 "n_unimodal": n.get(UNIMODAL, 0),
                 "detail": f"{params.monte_carlo_tables} simulated tables, seed {params.seed}; "
-                f"table (bimodal, unimodal) x categories = {table.astype(int).tolist()}",
+                f"table (bimodal, unimodal) x categories = {table.astype(int).tolist()}"
+                + (f"; left out: {', '.join(left_out)}" if left_out else ""),
                 "scale": "categorical",
-                "n_excluded": 0,
-                "excluded_sites": "",
+                "n_excluded": len(left_out),
+                "excluded_sites": ",".join(site.split(" ")[0] for site in left_out),
                 "geometric_mean_bimodal": None,
                 "geometric_mean_unimodal": None,
             }
