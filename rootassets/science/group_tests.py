@@ -113,9 +113,13 @@ def pearson_chi_square(table: np.ndarray) -> float:
 
 def contingency(rows: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, list, list]:
     """The table of counts of each (row level, column level) pair, and the sorted levels."""
-    row_levels, r = np.unique(rows, return_inverse=True)
-    col_levels, c = np.unique(columns, return_inverse=True)
+    (row_levels, r), (col_levels, c) = _coded(rows), _coded(columns)
     return _counts(r, c, row_levels.size, col_levels.size), list(row_levels), list(col_levels)
+
+
+def _coded(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted levels of `labels` and each label's position among them."""
+    return np.unique(labels, return_inverse=True)
 
 
 def _counts(r: np.ndarray, c: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
@@ -133,8 +137,7 @@ def chi_square_monte_carlo(
     The levels are coded once and the codes permuted: a permutation moves the same positions whatever the
     array holds, so each simulated table is the one the permuted labels give (test_statistics.py).
     """
-    row_levels, r = np.unique(rows, return_inverse=True)
-    col_levels, c = np.unique(columns, return_inverse=True)
+    (row_levels, r), (col_levels, c) = _coded(rows), _coded(columns)
     n_rows, n_columns = row_levels.size, col_levels.size
     table = _counts(r, c, n_rows, n_columns)
     observed = pearson_chi_square(table)
@@ -222,8 +225,8 @@ def group_test_table(
     ):
         # a site without a label, or whose land cover has no growth form, is left out and named (not a crash)
         known = pl.Series([c is not None for c in categories]) & labelled["modality"].is_not_null()
-        left_out = [
-            f"{site} ({cover if label is not None else 'no modality'})"
+        left_out = [  # (site, why)
+            (site, cover if label is not None else "no modality")
             for site, cover, label, kept in zip(
                 labelled["site_id"], labelled["land_cover"], labelled["modality"], known, strict=True
             )
@@ -243,10 +246,10 @@ def group_test_table(
                 "n_unimodal": n.get(UNIMODAL, 0),
                 "detail": f"{params.monte_carlo_tables} simulated tables, seed {params.seed}; "
                 f"table (bimodal, unimodal) x categories = {table.astype(int).tolist()}"
-                + (f"; left out: {', '.join(left_out)}" if left_out else ""),
+                + (f"; left out: {', '.join(f'{site} ({why})' for site, why in left_out)}" if left_out else ""),
                 "scale": "categorical",
                 "n_excluded": len(left_out),
-                "excluded_sites": ",".join(site.split(" ")[0] for site in left_out),
+                "excluded_sites": ",".join(site for site, _ in left_out),
                 "geometric_mean_bimodal": None,
                 "geometric_mean_unimodal": None,
             }

@@ -131,14 +131,10 @@ def soil_on_root_grid(horizons: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFram
     """
     properties = [prop.column for prop in SOIL_PROPERTIES]
     # every column taken once and sliced by each site's row positions: a polars frame per site was the cost
-    horizons_of = dict(groups_in_order(horizons, ["site_id"]))
-    h_tops_all = horizons["top_cm"].to_numpy().astype(float)
-    h_bottoms_all = horizons["bottom_cm"].to_numpy().astype(float)
-    values_all = float_matrix(horizons, properties)  # every property at once, a missing value as NaN
-    tops_all = grid["top_cm"].to_numpy().astype(float)
-    bottoms_all = grid["bottom_cm"].to_numpy().astype(float)
+    horizons_of, h_tops_all, h_bottoms_all, values_all = _site_columns(horizons, properties)
+    grid_of, tops_all, bottoms_all, _ = _site_columns(grid, [])
     rows, parts = [], []
-    for key, at in groups_in_order(grid, ["site_id"]):
+    for key, at in grid_of.items():
         own = horizons_of.get(key)
         if own is None:
             continue
@@ -166,6 +162,16 @@ def soil_on_root_grid(horizons: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFram
     )
 
 
+def _site_columns(
+    frame: pl.DataFrame, properties: list[str]
+) -> tuple[dict[tuple, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Each site's row positions in `frame`, and its tops, bottoms and `properties` (rows x properties, a missing
+    value as NaN; none asked, an empty matrix) as float arrays, taken once for the whole frame."""
+    tops, bottoms = (frame[c].to_numpy().astype(float) for c in ("top_cm", "bottom_cm"))
+    values = float_matrix(frame, properties) if properties else np.empty((frame.height, 0))
+    return dict(groups_in_order(frame, ["site_id"])), tops, bottoms, values
+
+
 def float_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
     """rows x `columns` as floats, a missing value as NaN."""
     return frame.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy().reshape(-1, len(columns))
@@ -174,16 +180,11 @@ def float_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
 def values_outside_horizon_range(horizons: pl.DataFrame, soil: pl.DataFrame) -> pl.DataFrame:
     """Invariant: harmonized values outside [min, max] of the overlapping horizons' values (should be none)."""
     properties = [prop.column for prop in SOIL_PROPERTIES]
-    horizons_of = dict(groups_in_order(horizons, ["site_id"]))  # columns sliced by site, as soil_on_root_grid
-    h_tops_all = horizons["top_cm"].to_numpy().astype(float)
-    h_bottoms_all = horizons["bottom_cm"].to_numpy().astype(float)
-    sources_all = float_matrix(horizons, properties)
-    tops_all = soil["top_cm"].to_numpy().astype(float)
-    results_all = float_matrix(soil, properties)
-    bottoms_all = soil["bottom_cm"].to_numpy().astype(float)
+    horizons_of, h_tops_all, h_bottoms_all, sources_all = _site_columns(horizons, properties)
+    soil_of, tops_all, bottoms_all, results_all = _site_columns(soil, properties)
     no_rows = np.array([], dtype=np.int64)
     problems = []
-    for (site,), at in groups_in_order(soil, ["site_id"]):
+    for (site,), at in soil_of.items():
         own = horizons_of.get((site,), no_rows)
         overlap = overlap_matrix(tops_all[at], bottoms_all[at], h_tops_all[own], h_bottoms_all[own]) > 0
         sources_of, results_of = sources_all[own], results_all[at]
