@@ -132,3 +132,54 @@ def test_out_of_bag_votes_count_each_tree_that_did_not_see_the_site() -> None:
     votes = oob_votes(forest, x)
     assert np.array_equal(votes, expected)
     assert votes.sum() == (~forest.in_bag).sum() and 0 < votes[:, 0].sum() < votes.sum()
+
+
+def test_a_runs_own_forest_is_not_grown_again_for_its_seed_spread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spread's first seed is the run's own forest: its accuracies are taken from the run, and the table
+    is the one growing it again gives, to the bit."""
+    import dataclasses
+
+    from rootassets.science import classifier
+
+    frame = sites(True)
+    factors = ["total_fine_root_biomass_4mm_equiv_g_m2", "noise_a", "cover"]
+    run = run_classifier(frame, factors, {"cover"}, SMALL)
+    stranger = dataclasses.replace(run, forest=dataclasses.replace(run.forest, seed=None))  # grown by someone else
+    grown: list[int] = []
+    real_jobs = classifier.forest_jobs
+    monkeypatch.setattr(classifier, "forest_jobs", lambda jobs, n: grown.append(len(jobs)) or real_jobs(jobs, n))
+    reused = spread_and_null(frame, [("r", run)], {"cover"}, SMALL)
+    regrown = spread_and_null(frame, [("r", stranger)], {"cover"}, SMALL)
+    assert grown == [SMALL.n_seeds - 1 + SMALL.n_permutations, SMALL.n_seeds + SMALL.n_permutations]
+    assert reused.equals(regrown)
+
+
+def test_own_accuracies_only_for_the_same_forest() -> None:
+    from rootassets.science.classifier import own_accuracies
+
+    frame = sites(True)
+    run = run_classifier(frame, ["noise_a", "cover"], {"cover"}, SMALL)
+    assert own_accuracies(run, frame, SMALL, SMALL.seed) == oob_accuracies(
+        *encode(frame, ["noise_a", "cover"], {"cover"})[:1],
+        frame["modality"].to_numpy(),
+        ["noise_a", "cover"],
+        SMALL,
+        SMALL.seed,
+    )
+    assert own_accuracies(run, frame, SMALL, SMALL.seed + 1) is None
+    assert own_accuracies(run, frame.head(40), SMALL, SMALL.seed) is None
+    assert own_accuracies(run, frame, ForestParameters(n_trees=61, n_jobs=1), SMALL.seed) is None
+
+
+def test_backward_elimination_hands_back_the_kept_sets_run() -> None:
+    """The kept set's run is the elimination's own last accepted forest: the one growing it anew gives."""
+    from rootassets.science.classifier import backward_elimination
+
+    frame = sites(True)
+    factors = ["total_fine_root_biomass_4mm_equiv_g_m2", "noise_a", "noise_b", "cover"]
+    full = run_classifier(frame, factors, {"cover"}, SMALL)
+    kept, steps, kept_run = backward_elimination(frame, factors, {"cover"}, SMALL, start=full)
+    again = run_classifier(frame, kept, {"cover"}, SMALL)
+    assert kept_run.forest.factors == kept and len(steps) >= 2
+    assert np.array_equal(kept_run.votes, again.votes) and kept_run.importance == again.importance
+    assert backward_elimination(frame, factors, {"cover"}, SMALL)[:2] == (kept, steps)

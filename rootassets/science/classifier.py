@@ -54,6 +54,7 @@ class Forest:
     classes: list[str]
     parameters: ForestParameters
     site_ids: list[str] = field(default_factory=list)
+    seed: int | None = None  # the forest's own seed (`parameters.seed` unless another was given)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def fit_forest(
     weights distinct rows), hence the loop."""
     from rootassets.science.cart import TreeSeeder, grow_coded_tree  # scikit-learn is heavy: imported when needed
 
-    rng = np.random.default_rng(params.seed if seed is None else seed)
+    seed = params.seed if seed is None else seed
+    rng = np.random.default_rng(seed)
     ready = tree_input(x)
     n = y.size
     size = max(1, int(round(params.sample_fraction * n)))
@@ -148,7 +150,7 @@ def fit_forest(
         in_bag[t, rows] = True
         seed_t = int(rng.integers(0, 2**31 - 1))
         trees.append(grow_coded_tree(ready[rows], codes[rows], labels, mtry, min_split, seed_t, seeder))
-    return Forest(trees, in_bag, features, factors, [BIMODAL, UNIMODAL], params)
+    return Forest(trees, in_bag, features, factors, [BIMODAL, UNIMODAL], params, seed=seed)
 
 
 def oob_votes(forest: Forest, x: np.ndarray) -> np.ndarray:
@@ -224,11 +226,17 @@ def run_classifier(
 
 
 def backward_elimination(
-    frame: pl.DataFrame, factors: list[str], categorical: set[str], params: ForestParameters
-) -> tuple[list[str], list[dict[str, object]]]:
-    """Drop the least important factor while out-of-bag bimodal accuracy does not fall."""
+    frame: pl.DataFrame,
+    factors: list[str],
+    categorical: set[str],
+    params: ForestParameters,
+    start: ClassifierRun | None = None,
+) -> tuple[list[str], list[dict[str, object]], ClassifierRun]:
+    """Drop the least important factor while out-of-bag bimodal accuracy does not fall. Returns the kept
+    factors, the steps and the kept set's run. `start`: the run on all `factors` with `params`, when already
+    grown (its forest is the one this would grow first: same rows, labels and seed)."""
     kept = list(factors)
-    current = run_classifier(frame, kept, categorical, params)
+    current = start if start is not None else run_classifier(frame, kept, categorical, params)
     steps: list[dict[str, object]] = [
         {"factors": list(kept), "bimodal_accuracy": current.performance.class_accuracy[BIMODAL], "dropped": None}
     ]
@@ -248,7 +256,7 @@ def backward_elimination(
         if not accepted:
             break
         kept, current = trial_factors, trial
-    return kept, steps
+    return kept, steps, current
 
 
 ACCURACIES = ("overall_accuracy", "bimodal_accuracy", "unimodal_accuracy")
@@ -276,25 +284,45 @@ def forest_jobs(jobs: list[tuple], n_jobs: int) -> list[tuple]:
     return Parallel(n_jobs=n_jobs or -1)(delayed(oob_accuracies)(*job) for job in jobs)
 
 
+def own_accuracies(run: ClassifierRun, frame: pl.DataFrame, params: ForestParameters, seed: int) -> tuple | None:
+    """The run's own out-of-bag accuracies (as `oob_accuracies`) when its forest is the one `seed` grows on
+    `frame` with `params` (same sites, factors, parameters and seed), else None: that forest need not be grown
+    again for the seed spread."""
+    forest = run.forest
+    if forest.seed != seed or forest.parameters != params or forest.site_ids != frame["site_id"].to_list():
+        return None
+    p = run.performance
+    return p.overall_accuracy, p.class_accuracy[BIMODAL], p.class_accuracy[UNIMODAL]
+
+
 def spread_and_null(
     frame: pl.DataFrame, runs: list[tuple[str, ClassifierRun]], categorical: set[str], params: ForestParameters
 ) -> pl.DataFrame:
-    """Per run (name, run): its out-of-bag accuracies over seeds seed .. seed + n_seeds - 1 (how much one seed's
-    answer is noise), and over `n_permutations` shuffles of the labels with the forest unchanged (what chance
-    gives), with the run's own accuracy set against that null: p = (1 + #{null >= observed}) /
-    (n_permutations + 1). Long format: run, metric, value."""
+    """Per run (name, run, grown on `frame`): its out-of-bag accuracies over seeds seed .. seed + n_seeds - 1
+    (how much one seed's answer is noise; the run's own seed is its own forest, not grown again), and over
+    `n_permutations` shuffles of the labels with the forest unchanged (what chance gives), with the run's own
+    accuracy set against that null: p = (1 + #{null >= observed}) / (n_permutations + 1). Long format: run,
+    metric, value."""
     y = frame["modality"].to_numpy()
-    jobs = []
+    jobs: list[tuple] = []
+    slots: list[list[int | tuple]] = []  # per run and forest: the index of its job, or its accuracies when known
     for _, run in runs:
         factors = run.forest.factors
         x, _, _ = encode(frame, factors, categorical)
-        jobs += [(x, y, factors, params, seed) for seed in range(params.seed, params.seed + params.n_seeds)]
-        jobs += [(x, permuted_labels(y, params, k), factors, params, params.seed) for k in range(params.n_permutations)]
+        own: list[int | tuple] = []
+        for seed in range(params.seed, params.seed + params.n_seeds):
+            known = own_accuracies(run, frame, params, seed)
+            own.append(known if known is not None else len(jobs))
+            if known is None:
+                jobs.append((x, y, factors, params, seed))
+        for k in range(params.n_permutations):
+            own.append(len(jobs))
+            jobs.append((x, permuted_labels(y, params, k), factors, params, params.seed))
+        slots.append(own)
     results = forest_jobs(jobs, params.n_jobs)
-    per_run = params.n_seeds + params.n_permutations
     rows: list[dict[str, object]] = []
     for index, (name, run) in enumerate(runs):
-        part = results[index * per_run : (index + 1) * per_run]
+        part = [results[slot] if isinstance(slot, int) else slot for slot in slots[index]]
         seeds = np.array(part[: params.n_seeds], dtype=float).reshape(-1, 3)
         null = np.array(part[params.n_seeds :], dtype=float).reshape(-1, 3)
         observed = {
@@ -382,8 +410,7 @@ def classifier_tables(factors: pl.DataFrame, params: ForestParameters) -> Classi
             "sites of each class are needed"
         )
     full = run_classifier(frame, names, categorical, params)
-    kept, steps = backward_elimination(frame, names, categorical, params)
-    kept_run = run_classifier(frame, kept, categorical, params)
+    kept, steps, kept_run = backward_elimination(frame, names, categorical, params, start=full)
     biomass = "total_fine_root_biomass_4mm_equiv_g_m2"
     without = [n for n in names if n != biomass]
     no_biomass = run_classifier(frame, without, categorical, params)
