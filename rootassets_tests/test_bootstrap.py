@@ -91,10 +91,18 @@ def test_binning_adds_depth_after_depth_as_a_loop_does(depths: list[float], rows
     assert np.array_equal(_bins(weights, points, lo, up, n), expected)
 
 
-def test_the_critical_bandwidth_is_the_one_bandwidth_at_a_time_scan() -> None:
-    """Scanning down SCAN_BATCH bandwidths at a time gives the bandwidth a scan of one at a time gives, for
-    sites bimodal up to different bandwidths and one bimodal at every bandwidth (None)."""
+@pytest.mark.parametrize(("scan_batch", "kde_batch"), [(2, 2), (8, 8), (8, 3), (1, 1), (5, 40)])
+def test_the_critical_bandwidth_is_the_one_bandwidth_at_a_time_scan(
+    scan_batch: int, kde_batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scanning down SCAN_BATCH bandwidths at a time, their KDEs estimated KDE_BATCH at a time, gives the
+    bandwidth a scan of one at a time gives, for sites bimodal up to different bandwidths and one bimodal at
+    every bandwidth (None)."""
+    from rootassets.science import label_robustness
     from rootassets.science.label_robustness import RobustnessParameters, SiteKdes, critical_bandwidth
+
+    monkeypatch.setattr(label_robustness, "SCAN_BATCH", scan_batch)
+    monkeypatch.setattr(label_robustness, "KDE_BATCH", kde_batch)
 
     params = RobustnessParameters(grid_points=2**12)
     tops = np.arange(0, 300, 10.0)

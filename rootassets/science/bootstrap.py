@@ -105,7 +105,8 @@ def binned_fft_kdes(
 ) -> list[Kde]:
     """`binned_fft_kde` of one sample at each of `bandwidths`, equal to it bit for bit (`test_bootstrap.py`).
     Each bandwidth has its own grid, binning range and kernel; only the FFTs are one batch, which numpy runs
-    in about 60% of the time of one-row calls (a site's 40-odd bandwidths of the label robustness)."""
+    in less time than one-row calls (the label robustness asks for a site's 40-odd bandwidths a few at a time:
+    `label_robustness.KDE_BATCH`)."""
     if depths.size == 0 or counts.sum() <= 0:
         raise ValueError("the profile has no depth with a positive count")
     weights = np.array([counts / counts.sum()])

@@ -96,13 +96,17 @@ def _bimodal_share(
     return float(probabilities[bimodal].sum() / total) if total > 0 else float("nan")
 
 
-SCAN_BATCH = 8  # bandwidths of the critical-bandwidth scan estimated in one batch
+# Two KDEs at a time: a batch's arrays (~1.5 MB a KDE at 2^15 points) stay in a core's cache. With 8, two worker
+# processes slowed each other down: 300 sites took 10.4 s on 2 workers with batches of 8, 8.6 with 4, 7.9 with 2
+# (each the mean of 6 runs); one process alone 13.2 s with 8 and 14.1 s with 2.
+SCAN_BATCH = 2  # bandwidths of the critical-bandwidth scan estimated at a time (before looking at their labels)
+KDE_BATCH = 2  # KDEs whose FFTs run as one batch
 
 
 class SiteKdes:
     """One site's KDE (section 2.2, R's binned FFT) at any bandwidth, each computed once: the sensitivity grid,
     the critical-bandwidth scan and the prominence ask for some of the same bandwidths (15 cm, the default, by
-    all three). `prepare` estimates several at once (their FFTs in one batch, the same numbers)."""
+    all three). `prepare` estimates them `KDE_BATCH` at a time (their FFTs in one batch, the same numbers)."""
 
     def __init__(self, mid_cm: np.ndarray, density: np.ndarray, params: ModalityParameters) -> None:
         self.depths, self.counts = depth_sample(mid_cm, density, params.count_scale)
@@ -111,9 +115,9 @@ class SiteKdes:
 
     def prepare(self, bandwidths: Sequence[float]) -> None:
         missing = [bw for bw in dict.fromkeys(bandwidths) if bw not in self._kdes]
-        if missing:
-            estimated = binned_fft_kdes(self.depths, self.counts, self._params, missing)
-            self._kdes.update(zip(missing, estimated, strict=True))
+        for start in range(0, len(missing), KDE_BATCH):
+            chunk = missing[start : start + KDE_BATCH]
+            self._kdes.update(zip(chunk, binned_fft_kdes(self.depths, self.counts, self._params, chunk), strict=True))
 
     def at(self, bandwidth: float) -> Kde:
         self.prepare([bandwidth])
