@@ -631,9 +631,9 @@ biomass (see `SYNTHETIC.md` in the generated folder). Plot: `benchmarks/scaling.
 {scale_rows}
 
 Growth between the two largest sizes: time ~ sites^{time_growth:.2f}, memory ~ sites^{memory_growth:.2f}
-(1.0 is linear). Below linear: fixed costs (process start, the classifier's 50-seed spread over a
-forest of 500 trees) dominate the small sizes; what grows with the sites is reading, screening,
-the per-site KDEs and the per-site figure panels.
+(1.0 is linear). Below linear: fixed costs (process start, imports, Dagster's runs) dominate the small
+sizes; what grows with the sites is reading, screening, the per-site KDEs, the classifier's 280 forests
+(each tree on 30% of the sites) and the per-site figure panels.
 
 Where each size's time goes (this run; each step's duration as its Dagster instance recorded it):
 {scale_steps}
