@@ -97,8 +97,9 @@ def _bimodal_share(
 
 
 # Two KDEs at a time: a batch's arrays (~1.5 MB a KDE at 2^15 points) stay in a core's cache. With 8, two worker
-# processes slowed each other down: 300 sites took 10.4 s on 2 workers with batches of 8, 8.6 with 4, 7.9 with 2
-# (each the mean of 6 runs); one process alone 13.2 s with 8 and 14.1 s with 2.
+# processes slowed each other down: 300 sites on 2 workers took 9.6 and 10.4 s with batches of 8, 8.4 and 7.9 s
+# with 2 (two series, each figure the mean of 6 runs; 8.6 s with 4, 8.8 s with 3, 9.3 s with KDEs one at a time);
+# one process alone, 13.2 s with 8 and 14.1 s with 2.
 SCAN_BATCH = 2  # bandwidths of the critical-bandwidth scan estimated at a time (before looking at their labels)
 KDE_BATCH = 2  # KDEs whose FFTs run as one batch
 
