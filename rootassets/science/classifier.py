@@ -64,6 +64,10 @@ class Performance:
     overall_accuracy: float
     class_accuracy: dict[str, float]
 
+    def accuracies(self) -> tuple[float, float, float]:
+        """(overall, bimodal, unimodal) accuracy: the order of `ACCURACIES`."""
+        return self.overall_accuracy, self.class_accuracy[BIMODAL], self.class_accuracy[UNIMODAL]
+
 
 def encode(frame: pl.DataFrame, factors: list[str], categorical: set[str]) -> tuple[np.ndarray, list[str], list[str]]:
     """Numeric matrix of `factors`, one column each; a categorical factor as the codes of its levels in sorted
@@ -265,8 +269,7 @@ ACCURACIES = ("overall_accuracy", "bimodal_accuracy", "unimodal_accuracy")
 def oob_accuracies(x: np.ndarray, y: np.ndarray, factors: list[str], params: ForestParameters, seed: int) -> tuple:
     """The out-of-bag accuracies (overall, bimodal, unimodal) of one forest grown with `seed` on labels `y`."""
     forest = fit_forest(x, y, factors, factors, params, seed)
-    perf = performance(reweighted_calls(oob_votes(forest, x), y), y)
-    return perf.overall_accuracy, perf.class_accuracy[BIMODAL], perf.class_accuracy[UNIMODAL]
+    return performance(reweighted_calls(oob_votes(forest, x), y), y).accuracies()
 
 
 def permuted_labels(y: np.ndarray, params: ForestParameters, k: int) -> np.ndarray:
@@ -291,8 +294,7 @@ def own_accuracies(run: ClassifierRun, frame: pl.DataFrame, params: ForestParame
     forest = run.forest
     if forest.seed != seed or forest.parameters != params or forest.site_ids != frame["site_id"].to_list():
         return None
-    p = run.performance
-    return p.overall_accuracy, p.class_accuracy[BIMODAL], p.class_accuracy[UNIMODAL]
+    return run.performance.accuracies()
 
 
 def spread_and_null(
@@ -312,9 +314,11 @@ def spread_and_null(
         own: list[int | tuple] = []
         for seed in range(params.seed, params.seed + params.n_seeds):
             known = own_accuracies(run, frame, params, seed)
-            own.append(known if known is not None else len(jobs))
             if known is None:
+                own.append(len(jobs))
                 jobs.append((x, y, factors, params, seed))
+            else:
+                own.append(known)
         for k in range(params.n_permutations):
             own.append(len(jobs))
             jobs.append((x, permuted_labels(y, params, k), factors, params, params.seed))
@@ -325,11 +329,7 @@ def spread_and_null(
         part = [results[slot] if isinstance(slot, int) else slot for slot in slots[index]]
         seeds = np.array(part[: params.n_seeds], dtype=float).reshape(-1, 3)
         null = np.array(part[params.n_seeds :], dtype=float).reshape(-1, 3)
-        observed = {
-            "overall_accuracy": run.performance.overall_accuracy,
-            "bimodal_accuracy": run.performance.class_accuracy[BIMODAL],
-            "unimodal_accuracy": run.performance.class_accuracy[UNIMODAL],
-        }
+        observed = dict(zip(ACCURACIES, run.performance.accuracies(), strict=True))
         rows.append({"run": name, "metric": "n_seeds", "value": float(len(seeds))})
         rows.append({"run": name, "metric": "n_permutations", "value": float(len(null))})
         for i, metric in enumerate(ACCURACIES):
@@ -425,9 +425,10 @@ def classifier_tables(factors: pl.DataFrame, params: ForestParameters) -> Classi
         perf_rows += [
             {"run": run_name, "metric": "n_sites", "value": float(frame.height)},
             {"run": run_name, "metric": "n_factors", "value": float(len(run.forest.factors))},
-            {"run": run_name, "metric": "overall_accuracy", "value": p.overall_accuracy},
-            {"run": run_name, "metric": "bimodal_accuracy", "value": p.class_accuracy[BIMODAL]},
-            {"run": run_name, "metric": "unimodal_accuracy", "value": p.class_accuracy[UNIMODAL]},
+            *(
+                {"run": run_name, "metric": metric, "value": value}
+                for metric, value in zip(ACCURACIES, p.accuracies(), strict=True)
+            ),
         ]
         for actual, predicted_counts in p.confusion.items():
             for predicted, count in predicted_counts.items():

@@ -96,10 +96,10 @@ def _bimodal_share(
     return float(probabilities[bimodal].sum() / total) if total > 0 else float("nan")
 
 
-# Two KDEs at a time: a batch's arrays (~1.5 MB a KDE at 2^15 points) stay in a core's cache. With 8, two worker
-# processes slowed each other down: 300 sites on 2 workers took 9.6 and 10.4 s with batches of 8, 8.4 and 7.9 s
-# with 2 (two series, each figure the mean of 6 runs; 8.6 s with 4, 8.8 s with 3, 9.3 s with KDEs one at a time);
-# one process alone, 13.2 s with 8 and 14.1 s with 2.
+# Two KDEs at a time (~1.5 MB of arrays a KDE at 2^15 points). With 8, two worker processes slowed each other
+# down, likely over the shared cache (not shown by counters): 300 sites on 2 workers took 9.6 and 10.4 s with
+# batches of 8, 8.4 and 7.9 s with 2 (two series, each figure the mean of 6 runs; 8.6 s with 4, 8.8 s with 3,
+# 9.3 s with KDEs one at a time); one process alone, 13.2 s with 8 and 14.1 s with 2.
 SCAN_BATCH = 2  # bandwidths of the critical-bandwidth scan estimated at a time (before looking at their labels)
 KDE_BATCH = 2  # KDEs whose FFTs run as one batch
 
