@@ -6,7 +6,10 @@ benchmarks/scaling.png), continental soil water on synthetic NEON-format files, 
 
 Measured here, side by side in one run:
 - the offline main job end to end (cold: empty ROOTASSETS_HOME; warm: nothing changed), wall
-  seconds and peak memory (max RSS of the `rootassets materialize` process tree);
+  seconds, peak memory (max RSS of the `rootassets materialize` process tree) and CPU seconds (every
+  process), which bound the wall from below on this machine's cores;
+- at the largest scaling size, what the pooled steps ask of the CPU (benchmarks/budget.py: a forest, a
+  site's label robustness and a site page, each timed and profiled in one process);
 - ingest throughput: the project's NEON CSV reading and stacking (per-site NEON files written by
   the mirror from the snapshot), as rows/s and MB/s, next to DuckDB's own read_csv of the same files.
 """
@@ -30,17 +33,20 @@ SNAPSHOT = (REPO / ".." / "shared" / "neon-snapshot").resolve()
 RELEASE = "RELEASE-2021"
 
 
-# A fresh wrapper per call, so the peak it reports belongs to that call alone.
+# A fresh wrapper per call, so the peak and the CPU it reports belong to that call alone. The CPU is every
+# process the call started and waited for (the worker pool's processes are waited for at exit).
 _WRAPPER = (
     "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-    "print('peak_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print('peak_kb', u.ru_maxrss, 'cpu_s', u.ru_utime + u.ru_stime, file=sys.stderr); sys.exit(code)"
 )
 
 
-def timed_cli(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one CLI call in its own process."""
-    wall, peak, _ = timed_python(["-m", "rootassets.cli", *args], env)
-    return wall, peak
+def timed_cli(args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system, every process) of one CLI call in its own
+    process."""
+    wall, peak, cpu, _ = timed_python(["-m", "rootassets.cli", *args], env)
+    return wall, peak, cpu
 
 
 def timed_tree(args: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -92,8 +98,9 @@ def main_job(home: Path) -> dict:
     return {"cold": cold, "warm": warm, "steps": steps}
 
 
-def timed_python(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) and stdout of one Python process (a fresh wrapper measures it alone)."""
+def timed_python(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
+    """Wall seconds, peak RSS (MB), CPU seconds and stdout of one Python process (a fresh wrapper measures it
+    alone)."""
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", _WRAPPER, sys.executable, *args], env=env, cwd=REPO, capture_output=True, text=True
@@ -101,7 +108,8 @@ def timed_python(args: list[str], env: dict[str, str] | None = None) -> tuple[fl
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
-    return wall, int(done.stderr.strip().splitlines()[-1].split()[-1]) / 1024, done.stdout.strip()
+    _, peak_kb, _, cpu = done.stderr.strip().splitlines()[-1].split()
+    return wall, int(peak_kb) / 1024, float(cpu), done.stdout.strip()
 
 
 def table_counts(db: Path) -> dict[str, int]:
@@ -210,11 +218,94 @@ def main_section(
 | main job warm (nothing changed: source files unchanged, so raw not re-read; every asset up to date) | {main["warm"][0]:.1f} | {before("warm")} | {main["warm"][1]:.0f} |
 | floor (`benchmarks/floor.py`: same functions and tables, one plain process) | {fl["wall"]:.1f} | {before("floor")} | {fl["peak"]:.0f} |
 
-Cold main job / floor = **{main["cold"][0] / fl["wall"]:.2f}** (goal: at most 1.5). Floor steps (s):
+Cold main job / floor = **{main["cold"][0] / fl["wall"]:.2f}** (goal: at most 1.5). {cpu_floor(main["cold"][2], 15)} Floor steps (s):
 `{fl["steps"]}`. The cold main job's {where_the_time_goes(main["steps"], 0.03)}. The floor wrote {fl["tables"]} tables; tables whose row counts differ from the
 main job's: {differ}. Warm re-run: **{main["warm"][0]:.1f} s** (goal: 1.5 s). {same}
 
 {machine_note(machine, previous, {"cold": main["cold"][0], "floor": fl["wall"]})}
+"""
+
+
+def cpu_floor(cpu: float, goal: float) -> str:
+    """What a job's CPU seconds (every process) say of its wall on this machine's cores."""
+    cores = os.cpu_count() or 1
+    return (
+        f"The cold job used **{cpu:.1f} s of CPU** (user + system, every process it started and waited for): on "
+        f"{cores} cores no schedule of that work takes less than {cpu / cores:.1f} s (goal: {goal:g} s)."
+    )
+
+
+POOLED_STEPS = {  # budget.py's units -> the step that runs them in the worker pool
+    "classifier": "analysis_classifier",
+    "robustness": "analysis_site_label_robustness",
+    "pages": "reports__site_pages",
+}
+
+
+def budget_section(point: dict, goal: float) -> str:
+    """The CPU the pooled steps ask for at `point`'s size (`benchmarks/budget.py`), the wall it implies on this
+    machine's cores, next to the step walls of the run, and where a unit's time goes."""
+    budget, steps, cores = point["budget"], point["steps"], os.cpu_count() or 1
+    forests = budget["forests"]
+    spread = sum(f["spread_forests"] for f in forests)
+    null = sum(f["null_forests"] for f in forests)
+    classifier = sum(f["spread_forests"] * f["real_s"] + f["null_forests"] * f["shuffled_s"] for f in forests)
+    real = sum(f["spread_forests"] * f["real_s"] for f in forests) / max(spread, 1)
+    shuffled = sum(f["null_forests"] * f["shuffled_s"] for f in forests) / max(null, 1)
+    sites = budget["sites"]
+    rows = [
+        (
+            "the classifier's pool",
+            "forest: real / shuffled labels",
+            f"{spread} / {null}",
+            f"{real:.3f} / {shuffled:.3f}",
+            classifier,
+            "classifier",
+        ),
+        (
+            "the label robustness",
+            "site",
+            f"{sites}",
+            f"{budget['robustness_s_per_site']:.3f}",
+            budget["robustness_s_per_site"] * sites,
+            "robustness",
+        ),
+        (
+            "the site pages",
+            "page",
+            f"{sites}",
+            f"{budget['pages_s_per_page']:.3f}",
+            budget["pages_s_per_page"] * sites,
+            "pages",
+        ),
+    ]
+    total = sum(r[4] for r in rows)
+    walls = [steps.get(POOLED_STEPS[r[5]], float("nan")) for r in rows]
+    table = "\n".join(
+        f"| {name} | {unit} | {count} | {each} | {cpu:.0f} | {cpu / cores:.0f} | {wall:.1f} |"
+        for (name, unit, count, each, cpu, _), wall in zip(rows, walls, strict=True)
+    )
+    profiles = "; ".join(
+        f"{label}: "
+        + ", ".join(f"{lib} {share:.0%}" for lib, share in budget["shares"][key]["libraries"])
+        + " (largest: "
+        + ", ".join(f"`{fn}` {share:.0%}" for fn, share in budget["shares"][key]["functions"][:2])
+        + ")"
+        for key, label in (("forest", "a forest"), ("robustness", "the robustness of a site"), ("pages", "a page"))
+    )
+    return f"""What the pooled steps ask of the CPU at {point["factor"]}x (`benchmarks/budget.py` on this job's tables: each
+step's unit of work timed in one process, without the pool; the per-site steps on {budget["sample"]} of the {sites}
+sites, every k-th; the classifier's forests one of each kind per run, counted as its pool grows them):
+
+| step | unit | units | CPU a unit (s) | CPU at this size (s) | so at least, on {cores} cores (s) | this run's step (s) |
+|---|---|---|---|---|---|---|
+{table}
+| together | | | | {total:.0f} | **{total / cores:.0f}** | {sum(walls):.1f} |
+
+These three steps alone need at least {total / cores:.0f} s on this machine's {cores} cores, against {goal:g} s for the
+whole job. Where a unit's own time goes (cProfile, by library, then its largest functions; compiled code
+cProfile cannot see on its own, such as scikit-learn's Cython tree builder, counts in the function calling it):
+{profiles}.
 """
 
 
@@ -233,7 +324,7 @@ def floor(main_home: Path) -> dict:
     """benchmarks/floor.py in its own process; its tables must match the main job's."""
     home = Path(tempfile.mkdtemp(prefix="rootassets-floor-"))
     try:
-        wall, peak, steps = timed_python([str(REPO / "benchmarks" / "floor.py"), str(home), str(SNAPSHOT)])
+        wall, peak, _, steps = timed_python([str(REPO / "benchmarks" / "floor.py"), str(home), str(SNAPSHOT)])
         ours, theirs = table_counts(main_home / "rootassets.duckdb"), table_counts(home / "rootassets.duckdb")
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -243,7 +334,7 @@ def floor(main_home: Path) -> dict:
 
 def machine_check() -> float:
     """Seconds of benchmarks/calibration.py (a fixed workload with no rootassets code) in its own process."""
-    _, _, out = timed_python([str(REPO / "benchmarks" / "calibration.py")])
+    _, _, _, out = timed_python([str(REPO / "benchmarks" / "calibration.py")])
     return float(out.split("total=")[-1])
 
 
@@ -292,7 +383,10 @@ def where_the_time_goes(steps: dict[str, float], share: float = 0.05) -> str:
 
 
 def scaling(factors: list[int]) -> list[dict]:
-    """The cold main job on SYNTHETIC snapshots with `factor` copies of every site."""
+    """The cold main job on SYNTHETIC snapshots with `factor` copies of every site; at the largest size, what
+    the pooled steps ask of the CPU (`benchmarks/budget.py` on that job's tables)."""
+    import json
+
     from rootassets.synthetic.megapit import scale_snapshot
 
     out = []
@@ -301,14 +395,17 @@ def scaling(factors: list[int]) -> list[dict]:
         try:
             rows = scale_snapshot(SNAPSHOT, work / "snapshot", factor, RELEASE)
             env = {**os.environ, "ROOTASSETS_HOME": str(work / "home"), "ROOTASSETS_SNAPSHOT": str(work / "snapshot")}
-            wall, peak = timed_cli(["materialize", "--release", RELEASE], env)
-            with duckdb.connect(str(work / "home" / "rootassets.duckdb"), read_only=True) as con:
+            wall, peak, cpu = timed_cli(["materialize", "--release", RELEASE], env)
+            db = work / "home" / "rootassets.duckdb"
+            with duckdb.connect(str(db), read_only=True) as con:
                 sites = con.execute("select count(*) from harmonized.site_root_biomass").fetchall()[0][0]
             steps = step_seconds(work / "home" / "dagster")
-            out.append(
-                {"factor": factor, "sites": sites, "root_rows": rows, "wall": wall, "peak": peak, "steps": steps}
-            )
-            print(f"scaling {factor}x: {sites} sites, {wall:.1f} s, {peak:.0f} MB", flush=True)
+            point = {"factor": factor, "sites": sites, "root_rows": rows, "wall": wall, "peak": peak, "cpu": cpu}
+            point["steps"] = steps
+            if factor == max(factors):
+                point["budget"] = json.loads(timed_python([str(REPO / "benchmarks" / "budget.py"), str(db)])[3])
+            out.append(point)
+            print(f"scaling {factor}x: {sites} sites, {wall:.1f} s, {peak:.0f} MB, {cpu:.0f} s CPU", flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return out
@@ -442,7 +539,7 @@ def ui_versus_cli(cli_home: Path, ui_home: Path) -> dict:
     from ui_run import cli_step_seconds, ui_run  # beside this script (its folder is sys.path[0])
 
     env = {**os.environ, "ROOTASSETS_HOME": str(cli_home), "ROOTASSETS_SNAPSHOT": str(SNAPSHOT)}
-    cli_wall, _ = timed_cli(["materialize", "--release", RELEASE], env)
+    cli_wall, _, _ = timed_cli(["materialize", "--release", RELEASE], env)
     cli = {"wall": cli_wall, **cli_step_seconds(cli_home)}
     ui = ui_run(ui_home, SNAPSHOT, RELEASE)
     ours, theirs = table_checksums(cli_home / "rootassets.duckdb"), table_checksums(ui_home / "rootassets.duckdb")
@@ -608,7 +705,7 @@ def write(results: dict, path: Path) -> None:
     scale_rows = "\n".join(
         f"| {p['factor']}x | {p['sites']} | {p['root_rows']:,} | {p['wall']:.1f} | {p['peak']:.0f} | "
         + " | ".join(earlier(previous, f"scale_{p['factor']}_{k}", d) for k, d in (("wall", 1), ("peak", 0)))
-        + " |"
+        + f" | {p['cpu']:.0f} |"
         for p in scale
     )
     time_growth, memory_growth = growth_exponent(scale, "wall"), growth_exponent(scale, "peak")
@@ -626,8 +723,8 @@ Peak memory is the max RSS of the measured process (`getrusage` of its children)
 Cold main job per size; copies carry invented site codes and per-sample log-normal noise on root
 biomass (see `SYNTHETIC.md` in the generated folder). Plot: `benchmarks/scaling.png`.
 
-| size | sites | root samples | wall (s) | peak memory (MB) | previous wall (s) | previous peak (MB) |
-|---|---|---|---|---|---|---|
+| size | sites | root samples | wall (s) | peak memory (MB) | previous wall (s) | previous peak (MB) | CPU (s), every process |
+|---|---|---|---|---|---|---|---|
 {scale_rows}
 
 Growth between the two largest sizes: time ~ sites^{time_growth:.2f}, memory ~ sites^{memory_growth:.2f}
@@ -638,6 +735,7 @@ sizes; what grows with the sites is reading, screening, the per-site KDEs, the c
 Where each size's time goes (this run; each step's duration as its Dagster instance recorded it):
 {scale_steps}
 
+{budget_section(scale[-1], 120) if "budget" in scale[-1] else ""}
 ![scaling](benchmarks/scaling.png)
 
 {soil_water_section(swc)}{ui_section(results["ui"], previous)}## KDE: direct sum vs R's binned FFT, and the bootstrap over profiles
