@@ -539,8 +539,8 @@ def ui_versus_cli(cli_home: Path, ui_home: Path) -> dict:
     from ui_run import cli_step_seconds, ui_run  # beside this script (its folder is sys.path[0])
 
     env = {**os.environ, "ROOTASSETS_HOME": str(cli_home), "ROOTASSETS_SNAPSHOT": str(SNAPSHOT)}
-    cli_wall, _, _ = timed_cli(["materialize", "--release", RELEASE], env)
-    cli = {"wall": cli_wall, **cli_step_seconds(cli_home)}
+    cli_wall, _, cli_cpu = timed_cli(["materialize", "--release", RELEASE], env)
+    cli = {"wall": cli_wall, "cpu": cli_cpu, **cli_step_seconds(cli_home)}
     ui = ui_run(ui_home, SNAPSHOT, RELEASE)
     ours, theirs = table_checksums(cli_home / "rootassets.duckdb"), table_checksums(ui_home / "rootassets.duckdb")
     return {"cli": cli, "ui": ui, "differ": compare_checksums(theirs, ours)}
@@ -571,9 +571,20 @@ run launcher starts a run worker process, which loads the definitions) and is th
 steps. The CLI spent {cli["wall"] - cli["run"]:.1f} s outside its runs (starting Python, loading the definitions,
 the commit) and ran the same work as {cli["runs"]} runs (a cold refresh: NEON observed, the raw tables and the
 release assets in one, then what follows the soil-water site partitions), {cli["step_count"]} steps with the
-observations and visibility checks.
+observations and visibility checks.{ui_cpu(cli, ui)}
 
 """
+
+
+def ui_cpu(cli: dict, ui: dict) -> str:
+    """What the two sides' processes used of the CPU, when the run measured it (benchmarks/ui_run.py)."""
+    if "run_cpu" not in ui or "cpu" not in cli:
+        return ""
+    return (
+        f" CPU: the CLI's whole command used {cli['cpu']:.1f} s (every process); the UI's run (its worker and the "
+        f"worker pool) {ui['run_cpu']:.1f} s, and the UI's services (webserver, daemon, code servers) "
+        f"{ui['services_cpu']:.1f} s while it ran, which the run's steps shared the {os.cpu_count() or 1} cores with."
+    )
 
 
 def replace_section(path: Path, heading: str, text: str) -> None:

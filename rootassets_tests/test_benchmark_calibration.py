@@ -93,3 +93,28 @@ def test_a_profile_puts_compiled_work_in_its_library_and_leaves_out_what_is_unde
         }
     )
     assert pool_counts(performance) == {"all": (20, 50), "alone": (5, 0)}
+
+
+def test_the_ui_runs_cpu_is_its_new_processes_and_the_services_share_is_what_the_others_added() -> None:
+    from benchmarks.ui_run import split_cpu
+
+    at_submission = {10: 3.0, 11: 1.0, 12: 5.0}  # webserver, daemon, a code server that exits before the end
+    last_seen = {10: 3.5, 11: 1.25, 12: 5.5, 20: 30.0, 21: 6.0}  # + the run worker and a pool process
+    assert split_cpu(at_submission, last_seen) == (36.0, 1.25)
+
+
+def test_the_process_cpu_sample_covers_the_children_below_the_root() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.ui_run import process_cpu
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\nprint(1, flush=True)\n"
+    child = subprocess.Popen([sys.executable, "-c", burn + "input()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == b"1"  # it has burned 0.3 s
+        sample = process_cpu(os.getpid())
+        assert os.getpid() in sample and sample[child.pid] >= 0.25
+    finally:
+        child.communicate(b"\n")
