@@ -88,14 +88,32 @@ def _tree_rss_kb(root: int) -> int:
     return sum(rss.get(pid, 0) for pid in tree)
 
 
-def main_job(home: Path) -> dict:
-    """Cold then warm `rootassets materialize` into `home` (kept: the floor and soil water use it), and the cold
-    job's step durations."""
-    env = {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(SNAPSHOT)}
-    cold = timed_cli(["materialize", "--release", RELEASE], env)
-    steps = step_seconds(home / "dagster")
-    warm = timed_cli(["materialize", "--release", RELEASE], env)
-    return {"cold": cold, "warm": warm, "steps": steps}
+# The cold job, the floor and the UI-vs-CLI pair are each measured this many times on fresh homes, and the
+# fastest kept: the same cold job on this machine has taken 23-30 s and used 36-47 s of CPU from one run to
+# the next (the machine's speed varies; a run that happens to be slowed is not the code's).
+REPEATS = 2
+
+
+def main_job(home: Path, repeats: int = REPEATS) -> dict:
+    """The cold `rootassets materialize` `repeats` times on fresh homes, the last into `home` (kept: the floor
+    and soil water use it), the fastest's wall, peak, CPU and step durations kept with every cold wall; then
+    warm into `home`."""
+    colds = []
+    for attempt in range(repeats):
+        target = home if attempt == repeats - 1 else Path(tempfile.mkdtemp(prefix="rootassets-cold-"))
+        try:
+            cold = timed_cli(["materialize", "--release", RELEASE], _job_env(target))
+            colds.append((cold, step_seconds(target / "dagster")))
+        finally:
+            if target != home:
+                shutil.rmtree(target, ignore_errors=True)
+    cold, steps = min(colds, key=lambda measured: measured[0][0])
+    warm = timed_cli(["materialize", "--release", RELEASE], _job_env(home))
+    return {"cold": cold, "warm": warm, "steps": steps, "cold_walls": [c[0][0] for c in colds]}
+
+
+def _job_env(home: Path) -> dict[str, str]:
+    return {**os.environ, "ROOTASSETS_HOME": str(home), "ROOTASSETS_SNAPSHOT": str(SNAPSHOT)}
 
 
 def timed_python(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
@@ -218,12 +236,21 @@ def main_section(
 | main job warm (nothing changed: source files unchanged, so raw not re-read; every asset up to date) | {main["warm"][0]:.1f} | {before("warm")} | {main["warm"][1]:.0f} |
 | floor (`benchmarks/floor.py`: same functions and tables, one plain process) | {fl["wall"]:.1f} | {before("floor")} | {fl["peak"]:.0f} |
 
-Cold main job / floor = **{main["cold"][0] / fl["wall"]:.2f}** (goal: at most 1.5). {cpu_floor(main["cold"][2], 15)} Floor steps (s):
+{repeats_note(main, fl)}Cold main job / floor = **{main["cold"][0] / fl["wall"]:.2f}** (goal: at most 1.5). {cpu_floor(main["cold"][2], 15)} Floor steps (s):
 `{fl["steps"]}`. The cold main job's {where_the_time_goes(main["steps"], 0.03)}. The floor wrote {fl["tables"]} tables; tables whose row counts differ from the
 main job's: {differ}. Warm re-run: **{main["warm"][0]:.1f} s** (goal: 1.5 s). {same}
 
 {machine_note(machine, previous, {"cold": main["cold"][0], "floor": fl["wall"]})}
 """
+
+
+def repeats_note(main: dict, fl: dict) -> str:
+    """Which of the repeated cold jobs and floors the table shows (the fastest), and all of their walls."""
+    if len(main.get("cold_walls", [])) < 2 and len(fl.get("walls", [])) < 2:
+        return ""
+    shown = ", ".join(f"{w:.1f}" for w in main.get("cold_walls", []))
+    floors = ", ".join(f"{w:.1f}" for w in fl.get("walls", []))
+    return f"Cold job and floor: the fastest of their runs on fresh homes (cold {shown} s; floor {floors} s). "
 
 
 def cpu_floor(cpu: float, goal: float) -> str:
@@ -320,16 +347,25 @@ def checked_tables(home: Path) -> list[str] | None:
     return None if before is None else compare_checksums(now, before)
 
 
-def floor(main_home: Path) -> dict:
-    """benchmarks/floor.py in its own process; its tables must match the main job's."""
-    home = Path(tempfile.mkdtemp(prefix="rootassets-floor-"))
-    try:
-        wall, peak, _, steps = timed_python([str(REPO / "benchmarks" / "floor.py"), str(home), str(SNAPSHOT)])
-        ours, theirs = table_counts(main_home / "rootassets.duckdb"), table_counts(home / "rootassets.duckdb")
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+def floor(main_home: Path, repeats: int = REPEATS) -> dict:
+    """benchmarks/floor.py in its own process, `repeats` times on fresh homes (the fastest kept, with every
+    wall); its tables must match the main job's."""
+    walls = []
+    best: tuple | None = None
+    for _ in range(repeats):
+        home = Path(tempfile.mkdtemp(prefix="rootassets-floor-"))
+        try:
+            wall, peak, _, steps = timed_python([str(REPO / "benchmarks" / "floor.py"), str(home), str(SNAPSHOT)])
+            ours, theirs = table_counts(main_home / "rootassets.duckdb"), table_counts(home / "rootassets.duckdb")
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        walls.append(wall)
+        if best is None or wall < best[0]:
+            best = (wall, peak, steps)
+    assert best is not None
+    wall, peak, steps = best
     differ = {t: (ours.get(t), theirs.get(t)) for t in sorted(set(ours) | set(theirs)) if ours.get(t) != theirs.get(t)}
-    return {"wall": wall, "peak": peak, "steps": steps, "tables": len(theirs), "differ": differ}
+    return {"wall": wall, "peak": peak, "steps": steps, "tables": len(theirs), "differ": differ, "walls": walls}
 
 
 def machine_check() -> float:
@@ -533,17 +569,27 @@ modality), and `analysis.soil_water_statistics`.
 UI_HEADING = "## A run launched from the UI, next to the CLI's"
 
 
-def ui_versus_cli(cli_home: Path, ui_home: Path) -> dict:
+def ui_versus_cli(repeats: int = REPEATS) -> dict:
     """Goal 5: the CLI's cold main job, then the same partition launched through the UI (benchmarks/ui_run.py),
-    one after the other on fresh homes; both homes' tables must be equal."""
+    one after the other on fresh homes, `repeats` times; each side's fastest is kept. Both homes' tables must be
+    equal every time."""
     from ui_run import cli_step_seconds, ui_run  # beside this script (its folder is sys.path[0])
 
-    env = {**os.environ, "ROOTASSETS_HOME": str(cli_home), "ROOTASSETS_SNAPSHOT": str(SNAPSHOT)}
-    cli_wall, _, cli_cpu = timed_cli(["materialize", "--release", RELEASE], env)
-    cli = {"wall": cli_wall, "cpu": cli_cpu, **cli_step_seconds(cli_home)}
-    ui = ui_run(ui_home, SNAPSHOT, RELEASE)
-    ours, theirs = table_checksums(cli_home / "rootassets.duckdb"), table_checksums(ui_home / "rootassets.duckdb")
-    return {"cli": cli, "ui": ui, "differ": compare_checksums(theirs, ours)}
+    clis, uis, differ = [], [], []
+    for _ in range(repeats):
+        cli_home, ui_home = (Path(tempfile.mkdtemp(prefix=f"rootassets-{side}-")) for side in ("cli", "ui"))
+        try:
+            cli_wall, _, cli_cpu = timed_cli(["materialize", "--release", RELEASE], _job_env(cli_home))
+            clis.append({"wall": cli_wall, "cpu": cli_cpu, **cli_step_seconds(cli_home)})
+            uis.append(ui_run(ui_home, SNAPSHOT, RELEASE))
+            ours = table_checksums(cli_home / "rootassets.duckdb")
+            differ += compare_checksums(table_checksums(ui_home / "rootassets.duckdb"), ours)
+        finally:
+            shutil.rmtree(cli_home, ignore_errors=True)
+            shutil.rmtree(ui_home, ignore_errors=True)
+    cli, ui = (min(runs, key=lambda run: run["wall"]) for runs in (clis, uis))
+    walls = {"cli_walls": [c["wall"] for c in clis], "ui_walls": [u["wall"] for u in uis]}
+    return {"cli": cli, "ui": ui, "differ": sorted(set(differ)), **walls}
 
 
 def ui_section(side: dict, previous: dict[str, float]) -> str:
@@ -565,7 +611,7 @@ page's "Materialize all" does. The UI is started and its code location loaded be
 | CLI (whole command) | {cli["wall"]:.1f} | {cli["runs"]} | {cli["run"]:.1f} | {cli["step_count"]} | {cli["steps"]:.1f} |
 | UI (submission to success) | {ui["wall"]:.1f} | 1 | {ui["run"]:.1f} | {ui["step_count"]} | {ui["steps"]:.1f} |
 
-UI / CLI wall = **{ui["wall"] / cli["wall"]:.2f}** (goal: at most 1.2; previous: {earlier(previous, "ui_ratio", 2)}). {same}
+UI / CLI wall = **{ui["wall"] / cli["wall"]:.2f}** (goal: at most 1.2; previous: {earlier(previous, "ui_ratio", 2)}). {same}{ui_repeats(side)}
 Where the difference goes: the UI's run started {ui["wall"] - ui["run"]:.1f} s after its submission (the webserver's
 run launcher starts a run worker process, which loads the definitions) and is then one run of {ui["step_count"]}
 steps. The CLI spent {cli["wall"] - cli["run"]:.1f} s outside its runs (starting Python, loading the definitions,
@@ -574,6 +620,16 @@ release assets in one, then what follows the soil-water site partitions), {cli["
 observations and visibility checks.{ui_cpu(cli, ui)}
 
 """
+
+
+def ui_repeats(side: dict) -> str:
+    """The walls of every repeat of the pair, when there were several (the table shows each side's fastest)."""
+    if len(side.get("cli_walls", [])) < 2:
+        return ""
+    cli, ui = (", ".join(f"{w:.1f}" for w in side[k]) for k in ("cli_walls", "ui_walls"))
+    return (
+        f" Each side is the fastest of {len(side['cli_walls'])} pairs run one after the other (CLI {cli} s; UI {ui} s)."
+    )
 
 
 def ui_cpu(cli: dict, ui: dict) -> str:
@@ -811,13 +867,9 @@ if __name__ == "__main__":
         )
         raise SystemExit(0)
     if args.only == "ui":
-        ui_home = Path(tempfile.mkdtemp(prefix="rootassets-ui-"))
-        try:
-            side = ui_versus_cli(home, ui_home)
-            print("ui", side, flush=True)
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
-            shutil.rmtree(ui_home, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+        side = ui_versus_cli()
+        print("ui", side, flush=True)
         replace_section(REPO / "BENCHMARKS.md", UI_HEADING, ui_section(side, previous_main(REPO / "BENCHMARKS.md")))
         raise SystemExit(0)
     if args.only == "soil_water":
@@ -841,15 +893,7 @@ if __name__ == "__main__":
         print("bootstrap", results["bootstrap"], flush=True)
         results["soil_water"] = soil_water(home, years=args.soil_water_years)
         print("soil water", results["soil_water"], flush=True)
-        ui_cli, ui_home = (
-            Path(tempfile.mkdtemp(prefix="rootassets-cli-")),
-            Path(tempfile.mkdtemp(prefix="rootassets-ui-")),
-        )
-        try:
-            results["ui"] = ui_versus_cli(ui_cli, ui_home)
-        finally:
-            shutil.rmtree(ui_cli, ignore_errors=True)
-            shutil.rmtree(ui_home, ignore_errors=True)
+        results["ui"] = ui_versus_cli()
         print("ui", results["ui"], flush=True)
         results["scaling"] = scaling([int(f) for f in args.scales.split(",")])
         scaling_plot(results["scaling"], REPO / "benchmarks" / "scaling.png")
