@@ -324,13 +324,14 @@ def budget_section(point: dict, goal: float) -> str:
 step's unit of work timed in one process, without the pool; the per-site steps on {budget["sample"]} of the {sites}
 sites, every k-th; the classifier's forests one of each kind per run, counted as its pool grows them):
 
-| step | unit | units | CPU a unit (s) | CPU at this size (s) | so at least, on {cores} cores (s) | this run's step (s) |
+| step | unit | units | CPU a unit (s) | CPU at this size (s) | so, on {cores} cores (s) | this run's step (s) |
 |---|---|---|---|---|---|---|
 {table}
 | together | | | | {total:.0f} | **{total / cores:.0f}** | {sum(walls):.1f} |
 
-These three steps alone need at least {total / cores:.0f} s on this machine's {cores} cores, against {goal:g} s for the
-whole job. Where a unit's own time goes (cProfile, by library, then its largest functions; compiled code
+These three steps alone need {total / cores:.0f} s of this machine's {cores} cores, against {goal:g} s for the whole
+job (their CPU over the cores: no schedule does better at the speed the units ran at, and the machine's speed
+drifts within a run: see its check at the start and the end). Where a unit's own time goes (cProfile, by library, then its largest functions; compiled code
 cProfile cannot see on its own, such as scikit-learn's Cython tree builder, counts in the function calling it):
 {profiles}.
 """

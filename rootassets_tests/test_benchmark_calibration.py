@@ -69,7 +69,7 @@ def test_the_pooled_steps_budget_counts_every_forest_site_and_page_at_the_size(m
     assert "| the label robustness | site | 1000 | 0.040 | 40 | 20 | 30.0 |" in text
     assert "| the site pages | page | 1000 | 0.090 | 90 | 45 | 50.0 |" in text
     assert "| together | | | | 201 | **101** | 120.0 |" in text
-    assert "at least 101 s on this machine's 2 cores, against 120 s" in text
+    assert "need 101 s of this machine's 2 cores, against 120 s for the whole" in text
     assert "`numpy/fft/_pocketfft.py:_raw_fft` 50%" in text
 
 
