@@ -7,10 +7,11 @@ cold main job's), with no worker pool:
   as the pool grows them (n_seeds - 1 spread forests, the run's own being reused, and n_permutations);
 - the label robustness: the step itself on SAMPLE sites (every k-th site), CPU seconds a site;
 - the site pages: the page document of the same sites, CPU seconds a page.
-Their CPU seconds at the size, over the machine's cores, are a lower bound on those steps' wall: no schedule
-runs them faster. A cProfile of each unit gives the share of its time in each library (by the module of the
-function that spent it), so BENCHMARKS.md can say where a missed goal's time goes. These are the assets' own
-functions (`rootassets.science`), never `rootassets.defs` (an import-linter contract).
+Their CPU seconds at the size, over the machine's cores, bound those steps' wall from below at the speed the
+units ran at: no schedule runs them faster (the machine's own speed drifts, so a run's step can come in
+under). A cProfile of each unit gives the share of its time in each library (by the module of the function
+that spent it), so BENCHMARKS.md can say where a missed goal's time goes. These are the assets' own functions
+(`rootassets.science`), never `rootassets.defs` (an import-linter contract).
 """
 
 from __future__ import annotations
