@@ -24,6 +24,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -100,9 +101,20 @@ def _compiled_library(name: str) -> str:
     return match[1] if match else "python"
 
 
-def forests(db: Path) -> list[dict]:
-    """Per classifier run: its factors, how many forests the pool grows for it, and one real-label and one
-    shuffled-label forest's CPU seconds."""
+@dataclass(frozen=True)
+class ForestWork:
+    """One classifier run's forests as its pool grows them, and one forest of each kind to time."""
+
+    run: str
+    spread_forests: int  # n_seeds - 1: the run's own forest is reused
+    null_forests: int
+    real: Callable[[], object]  # a forest on the real labels (the seed spread's kind)
+    shuffled: Callable[[], object]  # a forest on shuffled labels (the permutation null's: deeper trees)
+
+
+def forest_work(db: Path) -> list[ForestWork]:
+    """Per classifier run in `analysis.classifier_performance`: its factors' forests, counted as its pool grows
+    them, ready to be grown in this process."""
     reads = (
         Read("analysis.site_factors"),
         Read("analysis.classifier_performance"),
@@ -122,25 +134,23 @@ def forests(db: Path) -> list[dict]:
         "without_total_biomass": [n for n in names if n != BIOMASS],
         "total_biomass_alone": [BIOMASS],
     }
-    counts = pool_counts(frames["classifier_performance"])
     params = ForestParameters(n_jobs=1)
     y = frame["modality"].to_numpy()
     shuffled = permuted_labels(y, params, 0)
     out = []
-    for run, (n_seeds, n_permutations) in counts.items():
+    for run, (n_seeds, n_permutations) in pool_counts(frames["classifier_performance"]).items():
         if run not in factor_sets:
             raise SystemExit(f"benchmarks/budget.py does not know the factors of the classifier run {run!r}")
         factors = factor_sets[run]
         x, _, _ = encode(frame, factors, categorical)
         out.append(
-            {
-                "run": run,
-                "factors": len(factors),
-                "spread_forests": max(n_seeds - 1, 0),
-                "null_forests": n_permutations,
-                "real_s": cpu_seconds(lambda x=x, f=factors: oob_accuracies(x, y, f, params, params.seed)),
-                "shuffled_s": cpu_seconds(lambda x=x, f=factors: oob_accuracies(x, shuffled, f, params, params.seed)),
-            }
+            ForestWork(
+                run,
+                max(n_seeds - 1, 0),
+                n_permutations,
+                lambda x=x, f=factors: oob_accuracies(x, y, f, params, params.seed),
+                lambda x=x, f=factors: oob_accuracies(x, shuffled, f, params, params.seed),
+            )
         )
     return out
 
@@ -180,11 +190,20 @@ def pages(db: Path, sites: list[str]) -> Callable[[], object]:
 
 def budget(db: Path, size: int) -> dict:
     sample, sites = sample_sites(db, size)
+    forests = forest_work(db)
+    all_factors = next(work for work in forests if work.run == "all_factors")
     warm = sample[:1]
-    robustness(db, warm)(), pages(db, warm)()  # imports and caches paid before the clock starts
-    all_factors = forests_job(db)
-    all_factors()  # scikit-learn's import, before the forests are timed
-    forest_rows = forests(db)
+    robustness(db, warm)(), pages(db, warm)(), all_factors.real()  # imports and caches paid before the clock starts
+    forest_rows = [
+        {
+            "run": work.run,
+            "spread_forests": work.spread_forests,
+            "null_forests": work.null_forests,
+            "real_s": cpu_seconds(work.real),
+            "shuffled_s": cpu_seconds(work.shuffled),
+        }
+        for work in forests
+    ]
     run_robustness, draw_pages = robustness(db, sample), pages(db, sample)
     return {
         "sites": sites,
@@ -193,19 +212,11 @@ def budget(db: Path, size: int) -> dict:
         "robustness_s_per_site": cpu_seconds(run_robustness) / len(sample),
         "pages_s_per_page": cpu_seconds(draw_pages) / len(sample),
         "shares": {
-            "forest": profile_of(all_factors),
+            "forest": profile_of(all_factors.real),
             "robustness": profile_of(run_robustness),
             "pages": profile_of(draw_pages),
         },
     }
-
-
-def forests_job(db: Path) -> Callable[[], object]:
-    """One forest of the all-factors run on the real labels, in this process (for its profile)."""
-    frame, names, categorical, _ = training_frame(read(db, (Read("analysis.site_factors"),))["site_factors"])
-    x, _, _ = encode(frame, names, categorical)
-    params = ForestParameters(n_jobs=1)
-    return lambda: oob_accuracies(x, frame["modality"].to_numpy(), names, params, params.seed)
 
 
 if __name__ == "__main__":

@@ -67,25 +67,10 @@ def timed_tree(args: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def _tree_rss_kb(root: int) -> int:
-    """Summed VmRSS (kB) of `root` and its descendants, from /proc."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        parents[int(entry.name)] = int(fields.get("PPid", "0").strip())
-        rss[int(entry.name)] = int(fields.get("VmRSS", "0 kB").split()[0])
-    tree, frontier = {root}, [root]
-    while frontier:
-        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
-        tree.update(children)
-        frontier = children
-    return sum(rss.get(pid, 0) for pid in tree)
+    """Summed resident memory (kB) of `root` and its descendants, from /proc."""
+    from ui_run import process_tree_stats  # beside this script (its folder is sys.path[0])
+
+    return sum(rss for _, rss in process_tree_stats(root).values())
 
 
 # The cold job, the floor and the UI-vs-CLI pair are each measured this many times on fresh homes, and the
@@ -262,13 +247,6 @@ def cpu_floor(cpu: float, goal: float) -> str:
     )
 
 
-POOLED_STEPS = {  # budget.py's units -> the step that runs them in the worker pool
-    "classifier": "analysis_classifier",
-    "robustness": "analysis_site_label_robustness",
-    "pages": "reports__site_pages",
-}
-
-
 def budget_section(point: dict, goal: float) -> str:
     """The CPU the pooled steps ask for at `point`'s size (`benchmarks/budget.py`), the wall it implies on this
     machine's cores, next to the step walls of the run, and where a unit's time goes."""
@@ -280,34 +258,16 @@ def budget_section(point: dict, goal: float) -> str:
     real = sum(f["spread_forests"] * f["real_s"] for f in forests) / max(spread, 1)
     shuffled = sum(f["null_forests"] * f["shuffled_s"] for f in forests) / max(null, 1)
     sites = budget["sites"]
-    rows = [
-        (
-            "the classifier's pool",
-            "forest: real / shuffled labels",
-            f"{spread} / {null}",
-            f"{real:.3f} / {shuffled:.3f}",
-            classifier,
-            "classifier",
-        ),
-        (
-            "the label robustness",
-            "site",
-            f"{sites}",
-            f"{budget['robustness_s_per_site']:.3f}",
-            budget["robustness_s_per_site"] * sites,
-            "robustness",
-        ),
-        (
-            "the site pages",
-            "page",
-            f"{sites}",
-            f"{budget['pages_s_per_page']:.3f}",
-            budget["pages_s_per_page"] * sites,
-            "pages",
-        ),
-    ]
-    total = sum(r[4] for r in rows)
-    walls = [steps.get(POOLED_STEPS[r[5]], float("nan")) for r in rows]
+    robustness, pages = budget["robustness_s_per_site"], budget["pages_s_per_page"]
+    rows = [  # step, unit, units, CPU a unit, CPU at this size, the step that runs them in the worker pool
+        ("the classifier's pool", "forest: real / shuffled labels", f"{spread} / {null}",
+         f"{real:.3f} / {shuffled:.3f}", classifier, "analysis_classifier"),
+        ("the label robustness", "site", f"{sites}", f"{robustness:.3f}", robustness * sites,
+         "analysis_site_label_robustness"),
+        ("the site pages", "page", f"{sites}", f"{pages:.3f}", pages * sites, "reports__site_pages"),
+    ]  # fmt: skip
+    total = sum(row[4] for row in rows)
+    walls = [steps.get(row[5], float("nan")) for row in rows]
     table = "\n".join(
         f"| {name} | {unit} | {count} | {each} | {cpu:.0f} | {cpu / cores:.0f} | {wall:.1f} |"
         for (name, unit, count, each, cpu, _), wall in zip(rows, walls, strict=True)
@@ -351,8 +311,7 @@ def checked_tables(home: Path) -> list[str] | None:
 def floor(main_home: Path, repeats: int = REPEATS) -> dict:
     """benchmarks/floor.py in its own process, `repeats` times on fresh homes (the fastest kept, with every
     wall); its tables must match the main job's."""
-    walls = []
-    best: tuple | None = None
+    runs = []
     for _ in range(repeats):
         home = Path(tempfile.mkdtemp(prefix="rootassets-floor-"))
         try:
@@ -360,11 +319,9 @@ def floor(main_home: Path, repeats: int = REPEATS) -> dict:
             ours, theirs = table_counts(main_home / "rootassets.duckdb"), table_counts(home / "rootassets.duckdb")
         finally:
             shutil.rmtree(home, ignore_errors=True)
-        walls.append(wall)
-        if best is None or wall < best[0]:
-            best = (wall, peak, steps)
-    assert best is not None
-    wall, peak, steps = best
+        runs.append((wall, peak, steps))
+    walls = [run[0] for run in runs]
+    wall, peak, steps = min(runs, key=lambda run: run[0])
     differ = {t: (ours.get(t), theirs.get(t)) for t in sorted(set(ours) | set(theirs)) if ours.get(t) != theirs.get(t)}
     return {"wall": wall, "peak": peak, "steps": steps, "tables": len(theirs), "differ": differ, "walls": walls}
 

@@ -28,6 +28,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "rootassets"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def _free_port() -> int:
@@ -55,10 +56,11 @@ def _wait_for_location(base: str, timeout_s: float = 300) -> None:
     raise SystemExit(f"the UI did not load the {LOCATION} code location in {timeout_s:.0f} s: {last}")
 
 
-def process_cpu(root: int) -> dict[int, float]:
-    """CPU seconds so far (user + system) of `root` and every process below it, by pid (/proc/<pid>/stat)."""
+def process_tree_stats(root: int) -> dict[int, tuple[float, int]]:
+    """CPU seconds so far (user + system) and resident memory (kB) of `root` and every process below it, by pid
+    (/proc/<pid>/stat; its resident pages are what /proc/<pid>/status calls VmRSS)."""
     parent_of: dict[int, int] = {}
-    cpu: dict[int, float] = {}
+    stats: dict[int, tuple[float, int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -68,12 +70,17 @@ def process_cpu(root: int) -> dict[int, float]:
             continue
         pid = int(entry.name)
         parent_of[pid] = int(fields[1])
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        stats[pid] = ((int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21]) * PAGE_KB)  # utime, stime; rss
     tree, frontier = {root}, {root}
     while frontier:
         frontier = {pid for pid, parent in parent_of.items() if parent in frontier} - tree
         tree |= frontier
-    return {pid: cpu[pid] for pid in tree if pid in cpu}
+    return {pid: stats[pid] for pid in tree if pid in stats}
+
+
+def process_cpu(root: int) -> dict[int, float]:
+    """CPU seconds so far (user + system) of `root` and every process below it, by pid."""
+    return {pid: cpu for pid, (cpu, _) in process_tree_stats(root).items()}
 
 
 def split_cpu(at_submission: dict[int, float], last_seen: dict[int, float]) -> tuple[float, float]:
